@@ -1,0 +1,201 @@
+/**
+ * The contract shared by the two DNS wire codecs: the pure TypeScript reference
+ * (`reference.ts`) and the AssemblyScript one behind `wasm.ts`. One conformance suite and a
+ * seeded differential test run both; the server only ever talks to this interface.
+ *
+ * The model is "parse, then answer in place": a query sits at `ptr` in the codec's own memory
+ * (`codec.memory`); `parse` fills a reusable {@link Query}; `begin` rewrites the header in place
+ * and keeps the question bytes as the client sent them (so the letter case is echoed); `add*`
+ * append records after the question, with name compression; `finish` appends the OPT record
+ * when the query had one and returns the response length. The encoder owns the size cap: a
+ * record that would not fit under `limit` (leaving room for the OPT record) is dropped and TC
+ * is set. No call allocates.
+ *
+ * @module
+ */
+
+/** RFC 1035 §4.1.1 and RFC 6891 response codes used by the server. */
+export const Rcode = {
+  NOERROR: 0,
+  FORMERR: 1,
+  SERVFAIL: 2,
+  NXDOMAIN: 3,
+  NOTIMP: 4,
+  REFUSED: 5,
+  /** Extended RCODE 16 (RFC 6891 §6.1.3): upper 8 bits go in the OPT record. */
+  BADVERS: 16,
+} as const;
+
+/** What `parse` concluded. */
+export const ParseStatus = {
+  /** A well-formed QUERY: answer it. */
+  OK: 0,
+  /** Header readable, rest malformed: answer FORMERR (header only, QDCOUNT 0). */
+  FORMERR: 1,
+  /** Opcode other than QUERY: answer NOTIMP (question echoed when it parsed). */
+  NOTIMP: 2,
+  /** EDNS version above 0: answer BADVERS (RFC 6891 §6.1.3). */
+  BADVERS: 3,
+  /** Shorter than a header, or a response (QR=1): send nothing. */
+  DROP: 4,
+} as const;
+
+/** Sections a record can be added to. */
+export const Section = { ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 2 } as const;
+
+/** Owner name of an added address record. */
+export const Owner = {
+  /** The question name (a pointer to offset 12). */
+  QNAME: 0,
+  /** The name server host `NSLABEL.ZONE` (a pointer to where it was last written). */
+  NSHOST: 1,
+} as const;
+
+/** RR types the server deals in. */
+export const Type = {
+  A: 1,
+  NS: 2,
+  SOA: 6,
+  AAAA: 28,
+  OPT: 41,
+  IXFR: 251,
+  AXFR: 252,
+  ANY: 255,
+} as const;
+
+/** Wire limits, with the reason for each. */
+export const Limits = {
+  /** RFC 1035 §2.3.4: a label is at most 63 octets. */
+  LABEL: 63,
+  /** RFC 1035 §2.3.4: a name is at most 255 octets on the wire. */
+  NAME: 255,
+  /** Compression pointers followed per name before we call it a loop. */
+  POINTER_HOPS: 64,
+  /** RFC 1035 §4.2.1: UDP payload without EDNS. */
+  UDP_PLAIN: 512,
+  /** DNS flag day 2020: the EDNS UDP payload size we advertise and send at most. */
+  UDP_EDNS: 1232,
+  /** RFC 1035 §4.2.2: TCP messages carry a 16-bit length. */
+  TCP: 65535,
+} as const;
+
+/** Zone data the codec writes (SOA, NS). Set once with `configure`. */
+export interface ZoneConfig {
+  /** Zone apex, e.g. `cdn.test` (no trailing dot needed; matched case-insensitively). */
+  zone: string;
+  /** First label of the name server host, e.g. `ns1` for `ns1.cdn.test`. */
+  nsLabel: string;
+  /** First label of the SOA RNAME mailbox, e.g. `hostmaster`. */
+  mailLabel: string;
+  serial: number;
+  refresh: number;
+  retry: number;
+  expire: number;
+  /** SOA MINIMUM: negative-caching TTL (RFC 2308). */
+  minimum: number;
+  /** TTL of the SOA and NS records themselves. */
+  soaTtl: number;
+}
+
+/**
+ * The parsed fields of one query; `parse` overwrites every field. Offsets are relative to the
+ * packet start (`ptr`).
+ */
+export interface Query {
+  status: number;
+  id: number;
+  opcode: number;
+  /** RD flag, copied into the response. */
+  rd: boolean;
+  /** CD flag. */
+  cd: boolean;
+  qtype: number;
+  qclass: number;
+  /** Offset just past the question (where answers start), 12 when there is none. */
+  questionEnd: number;
+  /** Length of the question name on the wire, 0 when there is none. */
+  qnameLength: number;
+  /** Offset of the zone suffix inside the question name, or -1 when out of zone. */
+  zoneOffset: number;
+  /** Number of labels before the zone suffix (0 at the apex, -1 out of zone). */
+  labelsBeforeZone: number;
+  /** The query carried an OPT record. */
+  edns: boolean;
+  /** Requestor's UDP payload size from OPT (raw value; 0 without EDNS). */
+  udpSize: number;
+  ednsVersion: number;
+  /** DO bit (RFC 3225), copied into the response OPT. */
+  dnssecOk: boolean;
+  /** ECS (RFC 7871): 0 none, 1 IPv4, 2 IPv6. */
+  ecsFamily: number;
+  ecsSourcePrefix: number;
+  /** ECS address bytes, zero-padded to 16; only the first 4 matter for IPv4. */
+  ecsAddress: Uint8Array;
+}
+
+/** A fresh, zeroed {@link Query} to reuse across calls. */
+export function newQuery(): Query {
+  return {
+    status: ParseStatus.DROP,
+    id: 0,
+    opcode: 0,
+    rd: false,
+    cd: false,
+    qtype: 0,
+    qclass: 0,
+    questionEnd: 12,
+    qnameLength: 0,
+    zoneOffset: -1,
+    labelsBeforeZone: -1,
+    edns: false,
+    udpSize: 0,
+    ednsVersion: 0,
+    dnssecOk: false,
+    ecsFamily: 0,
+    ecsSourcePrefix: 0,
+    ecsAddress: new Uint8Array(16),
+  };
+}
+
+/** A DNS wire codec working in place on its own memory. */
+export interface DnsCodec {
+  /** Whole codec memory; stable for the codec's life (never grows, never detaches). */
+  readonly memory: Uint8Array;
+  /** Offset of the first free scratch byte; `slotSize`-sized packet slots start there. */
+  readonly scratchBase: number;
+  /** Bytes of scratch memory from `scratchBase` (at least 64 × 4096 + 2 × 65536). */
+  readonly scratchSize: number;
+  /** Sets the zone and its SOA/NS data. */
+  configure(zone: ZoneConfig): void;
+  /** Parses the query of `len` bytes at `ptr` into `q`. */
+  parse(ptr: number, len: number, q: Query): void;
+  /**
+   * Starts the response to the query last parsed at `ptr`, in place: sets QR, AA (when `aa`),
+   * copies RD, clears RA/Z/AD/CD and TC, sets RCODE (low 4 bits of `rcode`), keeps the question
+   * when `q.status` is OK, NOTIMP or BADVERS (QDCOUNT 1, else 0), zeroes AN/NS/AR counts.
+   * `limit` is the most bytes the whole response may take (512..65535).
+   */
+  begin(ptr: number, q: Query, rcode: number, aa: boolean, limit: number): void;
+  /** Appends an A record (`ipv4` as a big-endian u32) unless it does not fit (then sets TC). */
+  addA(section: number, owner: number, ttl: number, ipv4: number): void;
+  /** Appends an AAAA record from four big-endian u32 words. */
+  addAAAA(
+    section: number,
+    owner: number,
+    ttl: number,
+    w0: number,
+    w1: number,
+    w2: number,
+    w3: number,
+  ): void;
+  /** Appends the zone's SOA record; in AUTHORITY its TTL is min(soaTtl, minimum) (RFC 2308 §5). */
+  addSOA(section: number): void;
+  /** Appends the zone's NS record (`NSLABEL.ZONE`, compressed against the question). */
+  addNS(section: number): void;
+  /**
+   * Appends the OPT record when the query had one (payload 1232, version 0, DO copied,
+   * extended RCODE for BADVERS, ECS echoed with `ecsScope` as SCOPE PREFIX-LENGTH) and
+   * returns the length of the finished response.
+   */
+  finish(ecsScope: number): number;
+}

@@ -1,0 +1,53 @@
+/**
+ * The durable object store contract of a replica (`--data DIR`): SQLite via `node:sqlite` in
+ * WAL mode for metadata and small bodies, files named by SHA-256 for bodies above a threshold
+ * (written to a temporary name, fsynced, renamed, then recorded). A crash at any point leaves
+ * the previous value or nothing: never a partial or corrupt body.
+ *
+ * @module
+ */
+
+/** One stored object's description. */
+export interface StoreEntry {
+  /** Caller's key (for the cache: the cache key with its Vary part). */
+  key: string;
+  /** Caller's opaque metadata (for the cache: JSON of status, headers, timings). */
+  meta: string;
+  /** Body length in bytes. */
+  size: number;
+  /** Hex SHA-256 of the body. */
+  sha256: string;
+  /** Pinned objects (uploads) are never evicted by the cache. */
+  pinned: boolean;
+  /** Milliseconds since the epoch when it was stored. */
+  storedAt: number;
+}
+
+/** A durable key → (metadata, body) store. */
+export interface ObjectStore {
+  /** Stores a body held in memory. Durable when the promise resolves; replaces atomically. */
+  put(key: string, meta: string, body: Uint8Array, pinned?: boolean): Promise<StoreEntry>;
+  /**
+   * Stores a streamed body without holding it in memory. If the stream errors or ends short
+   * of `expectedSize` (when given), nothing is stored and the promise rejects.
+   */
+  putStream(
+    key: string,
+    meta: string,
+    body: ReadableStream<Uint8Array>,
+    opts?: { pinned?: boolean; expectedSize?: number; expectedSha256?: string },
+  ): Promise<StoreEntry>;
+  /** The entry for a key, or null. */
+  head(key: string): StoreEntry | null;
+  /** The body, verified against its size (and its hash the first time after open); null if absent or corrupt (a corrupt one is removed). */
+  read(key: string): Promise<Uint8Array | null>;
+  /** Path of the body file when the body lives in a file (for streaming large bodies), else null. */
+  filePath(key: string): string | null;
+  /** Updates the metadata only (e.g. after a 304 revalidation). */
+  updateMeta(key: string, meta: string): void;
+  /** Removes a key; true if it was there. */
+  delete(key: string): boolean;
+  /** Every entry, for rebuilding the index at start-up. */
+  entries(): Iterable<StoreEntry>;
+  close(): void;
+}

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Installs the Debian packages the tests drive (dig, kdig) when they are missing and we are root.
+# Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
+set -e
+need=""
+command -v dig >/dev/null 2>&1 || need="$need dnsutils"
+command -v kdig >/dev/null 2>&1 || need="$need knot-dnsutils"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "ensure_tools: missing$need; install them (apt-get install$need) and run again" >&2
+  exit 1
+fi
+echo "ensure_tools: installing$need" >&2
+apt-get update -qq >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need >/dev/null
