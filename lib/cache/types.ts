@@ -38,3 +38,35 @@ export interface CacheIndex {
   /** The `i`th slot the last `set` evicted. */
   evictedSlot(i: number): number;
 }
+
+/**
+ * Tuning of the LFRU policy, shared by both implementations (they must agree bit for bit).
+ *
+ * The cache is split into an unprivileged part (a small admission window plus a probation
+ * segment) and a privileged LRU segment. New keys enter the window; a key the window pushes out
+ * competes with the probation victim (the least frequent of the probation's oldest
+ * `victimScan` entries) and the less frequent of the two is evicted. A key used again while
+ * unprivileged is promoted to the privileged segment, whose overflow is demoted to probation.
+ * Frequencies come from a count-min sketch of recent uses (every `get`, hit or miss) whose
+ * counters are halved every `sampleFactor` × entries uses, so old popularity fades. With
+ * `adaptiveWindow`, the window share is re-tuned every 10 × entries uses.
+ */
+export interface LfruOptions {
+  /** Share of the (unpinned) budget given to the admission window at first, in [0, 1]. */
+  windowFraction?: number;
+  /**
+   * Adapt the window share by hill climbing on the hit ratio of `get` (as Caffeine does):
+   * recency-heavy traffic grows the window toward LRU, frequency-heavy traffic shrinks it.
+   */
+  adaptiveWindow?: boolean;
+  /** Share of the rest given to the privileged LRU segment, in [0, 1]. */
+  protectedFraction?: number;
+  /** Counters are halved after `sampleFactor` × max(count, 16) uses, in [1, 1e6]. */
+  sampleFactor?: number;
+  /** Frequency counter cap, in [1, 255]. */
+  maxFrequency?: number;
+  /** Probation entries examined (from the oldest) to pick the least frequent victim, [1, 64]. */
+  victimScan?: number;
+  /** Entries the index is sized for before it first grows, [16, 2^24]. */
+  initialCapacity?: number;
+}

@@ -107,7 +107,7 @@ export interface Query {
   opcode: number;
   /** RD flag, copied into the response. */
   rd: boolean;
-  /** CD flag. */
+  /** CD flag, copied into the response (RFC 4035 §3.2.2). */
   cd: boolean;
   qtype: number;
   qclass: number;
@@ -170,10 +170,14 @@ export interface DnsCodec {
   /** Parses the query of `len` bytes at `ptr` into `q`. */
   parse(ptr: number, len: number, q: Query): void;
   /**
-   * Starts the response to the query last parsed at `ptr`, in place: sets QR, AA (when `aa`),
-   * copies RD, clears RA/Z/AD/CD and TC, sets RCODE (low 4 bits of `rcode`), keeps the question
-   * when `q.status` is OK, NOTIMP or BADVERS (QDCOUNT 1, else 0), zeroes AN/NS/AR counts.
-   * `limit` is the most bytes the whole response may take (512..65535).
+   * Starts the response to the query last parsed at `ptr`, in place: keeps ID and OPCODE, sets
+   * QR, AA (when `aa`), copies RD and CD (RFC 4035 §3.2.2), clears RA/Z/AD and TC, sets RCODE
+   * (low 4 bits of `rcode`; the upper 8 go in the OPT record), keeps the question when
+   * `q.status` is OK, NOTIMP or BADVERS and it parsed (QDCOUNT 1, else 0 and records start at
+   * 12), zeroes AN/NS/AR counts. `limit` is the most bytes the whole response may take; it is
+   * clamped to [12, 65535]. Header, question and OPT are always written (TC is set if even they
+   * do not fit). Reads these fields of `q`: status, opcode, rd, cd, questionEnd, qnameLength,
+   * zoneOffset, edns, dnssecOk and the ECS fields; throws TypeError if they are inconsistent.
    */
   begin(ptr: number, q: Query, rcode: number, aa: boolean, limit: number): void;
   /** Appends an A record (`ipv4` as a big-endian u32) unless it does not fit (then sets TC). */

@@ -41,9 +41,14 @@ export interface ObjectStore {
   head(key: string): StoreEntry | null;
   /** The body, verified against its size (and its hash the first time after open); null if absent or corrupt (a corrupt one is removed). */
   read(key: string): Promise<Uint8Array | null>;
-  /** Path of the body file when the body lives in a file (for streaming large bodies), else null. */
+  /**
+   * Path of the body file when the body lives in a file (for streaming large bodies), else null.
+   * The file is content-addressed and immutable, but it is unlinked when the last key using it
+   * is deleted or replaced: open it right away; an open file stays readable. Bodies streamed
+   * from the path are checked for size only (not hash), so check the length you read.
+   */
   filePath(key: string): string | null;
-  /** Updates the metadata only (e.g. after a 304 revalidation). */
+  /** Updates the metadata only (e.g. after a 304 revalidation); an absent key is ignored. */
   updateMeta(key: string, meta: string): void;
   /** Removes a key; true if it was there. */
   delete(key: string): boolean;

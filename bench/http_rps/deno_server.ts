@@ -1,0 +1,149 @@
+/**
+ * Bare `Deno.serve` servers for the HTTP benchmark: the ceiling of what Deno itself does, and
+ * the ways of handing it a body that the large-object investigation compares. At start it
+ * fetches each path from the origin once, keeps the bytes in memory (and in a file under
+ * `--tmp`), then answers every request from there with `X-Cache: HIT`.
+ *
+ * Modes (how the body of a hit is handed to Deno):
+ * - `bytes`: `new Response(uint8array)` from a Map (the placeholder baseline);
+ * - `blob`: `new Response(blob)` with a Blob made once at start;
+ * - `stream`: a ReadableStream over the cached buffer, `--chunk` bytes per enqueue
+ *   (0: the whole buffer in one chunk);
+ * - `file`: `(await Deno.open(path)).readable`, the file written at start;
+ * - `filebytes`: `await Deno.readFile(path)` per request.
+ *
+ * Usage: deno run -A bench/http_rps/deno_server.ts -p PORT -o ORIGIN --paths /a,/b
+ *   [--mode bytes] [--chunk 65536] [--tmp DIR]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+
+/** The modes this server implements. */
+export const MODES = ["bytes", "blob", "stream", "file", "filebytes"] as const;
+export type Mode = typeof MODES[number];
+
+const HELP = `Bare Deno.serve benchmark server
+
+Usage: deno run -A bench/http_rps/deno_server.ts -p PORT -o ORIGIN --paths P1,P2 [options]
+
+Options:
+  -p, --port PORT     port to listen on (required)
+      --host ADDR     address to bind (default 127.0.0.1)
+  -o, --origin URL    origin base URL the objects are fetched from once (required)
+      --paths LIST    comma-separated paths to preload (required)
+      --mode MODE     ${MODES.join(" | ")} (default bytes)
+      --chunk BYTES   enqueue size for --mode stream; 0 = one chunk (default 65536)
+      --tmp DIR       where --mode file/filebytes keep the bodies (default: a new temp dir)
+  -h, --help          show this help
+`;
+
+function fail(msg: string): never {
+  console.error(`deno_server: ${msg}\n\n${HELP}`);
+  Deno.exit(2);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: Deno.args,
+      options: {
+        port: { type: "string", short: "p" },
+        host: { type: "string", default: "127.0.0.1" },
+        origin: { type: "string", short: "o" },
+        paths: { type: "string" },
+        mode: { type: "string", default: "bytes" },
+        chunk: { type: "string", default: "65536" },
+        tmp: { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  const port = Number(values.port);
+  if (!values.port || !Number.isInteger(port) || port < 0 || port > 65535) {
+    fail(`--port must be an integer in 0..65535: received ${values.port}`);
+  }
+  if (!values.origin) fail("--origin is required");
+  if (!values.paths) fail("--paths is required");
+  const mode = values.mode as Mode;
+  if (!MODES.includes(mode)) fail(`--mode must be one of ${MODES.join(", ")}: received ${mode}`);
+  const chunk = Number(values.chunk);
+  if (!Number.isInteger(chunk) || chunk < 0) fail(`--chunk must be >= 0: received ${chunk}`);
+  const tmp = values.tmp ?? await Deno.makeTempDir({ prefix: "nearcast_bench_" });
+  const ownTmp = values.tmp === undefined;
+
+  const objects = new Map<string, { bytes: Uint8Array<ArrayBuffer>; blob: Blob; file: string }>();
+  for (const [i, path] of values.paths.split(",").entries()) {
+    const res = await fetch(new URL(path, values.origin));
+    if (!res.ok) fail(`origin answered ${res.status} for ${path}`);
+    const bytes = await res.bytes();
+    const file = `${tmp}/obj${i}`;
+    await Deno.writeFile(file, bytes);
+    objects.set(path, { bytes, blob: new Blob([bytes]), file });
+  }
+
+  const headers = (size: number) => ({
+    "content-type": "application/octet-stream",
+    "content-length": String(size),
+    "x-cache": "HIT",
+  });
+  const handler = async (req: Request): Promise<Response> => {
+    const path = new URL(req.url).pathname;
+    const o = objects.get(path);
+    if (!o) return new Response("not found\n", { status: 404 });
+    const h = headers(o.bytes.length);
+    switch (mode) {
+      case "bytes":
+        return new Response(o.bytes, { headers: h });
+      case "blob":
+        return new Response(o.blob, { headers: h });
+      case "stream":
+        return new Response(bufferStream(o.bytes, chunk), { headers: h });
+      case "file":
+        return new Response((await Deno.open(o.file)).readable, { headers: h });
+      case "filebytes":
+        return new Response(await Deno.readFile(o.file), { headers: h });
+    }
+  };
+  const server = Deno.serve({
+    port,
+    hostname: values.host,
+    onListen: ({ hostname, port }) =>
+      console.log(`deno_server (${mode}): listening on http://${hostname}:${port}/`),
+  }, handler);
+  const stop = () => server.shutdown();
+  Deno.addSignalListener("SIGTERM", stop);
+  Deno.addSignalListener("SIGINT", stop);
+  await server.finished;
+  if (ownTmp) await Deno.remove(tmp, { recursive: true });
+}
+
+/** A stream over `bytes`, `chunk` bytes per enqueue (views, no copies); 0 = one chunk. */
+function bufferStream(
+  bytes: Uint8Array<ArrayBuffer>,
+  chunk: number,
+): ReadableStream<Uint8Array<ArrayBuffer>> {
+  const step = chunk === 0 ? bytes.length : chunk;
+  let off = 0;
+  return new ReadableStream({
+    pull(c) {
+      if (off >= bytes.length) {
+        c.close();
+        return;
+      }
+      c.enqueue(bytes.subarray(off, off + step));
+      off += step;
+    },
+  });
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,132 @@
+/**
+ * Defaults, limits and validation of the LFRU options, shared by the TypeScript reference and
+ * the WASM adapter so that both run exactly the same policy.
+ *
+ * @module
+ */
+import type { LfruOptions } from "./types.ts";
+
+/** Largest entry size: records store sizes as u32. */
+export const MAX_ENTRY_BYTES = 0xffff_ffff;
+/** Largest budget: byte counts are kept in f64, exact up to 2^53. */
+export const MAX_BUDGET_BYTES = Number.MAX_SAFE_INTEGER;
+/** Smallest and largest entry capacity: slots are i32 and the WASM memory is 4 GiB at most. */
+export const MIN_CAPACITY = 16;
+export const MAX_CAPACITY = 1 << 24;
+/** Below this many entries the aging period does not shrink further (warm-up). */
+export const MIN_SAMPLE_ENTRIES = 16;
+
+/**
+ * Hill climbing of the window share (Caffeine's constants): a sample is 10 × entries `get`s;
+ * the first step is 6.25% of the budget, steps decay by 0.98 per sample, and a hit-ratio
+ * change of 5 points or more restarts at the full step. Keep equal to wasm/lru.ts.
+ */
+export const CLIMB_SAMPLE_FACTOR = 10;
+export const CLIMB_STEP = 0.0625;
+export const CLIMB_DECAY = 0.98;
+export const CLIMB_RESTART = 0.05;
+
+/** Every option resolved to a number. */
+export interface ResolvedLfruOptions {
+  windowFraction: number;
+  adaptiveWindow: boolean;
+  protectedFraction: number;
+  sampleFactor: number;
+  maxFrequency: number;
+  victimScan: number;
+  initialCapacity: number;
+}
+
+/** Defaults, chosen with `deno task sim` on the six reference traces (docs/notes/lfru.md). */
+export const DEFAULT_LFRU_OPTIONS: Readonly<ResolvedLfruOptions> = Object.freeze({
+  windowFraction: 0.01,
+  adaptiveWindow: true,
+  protectedFraction: 0.8,
+  sampleFactor: 10,
+  maxFrequency: 15,
+  victimScan: 1,
+  initialCapacity: 256,
+});
+
+function check(
+  what: string,
+  value: number,
+  min: number,
+  max: number,
+  integer: boolean,
+): number {
+  if (typeof value !== "number") {
+    throw new TypeError(`Cannot create cache index: ${what} must be a number: received ${value}`);
+  }
+  if (!(value >= min && value <= max) || (integer && !Number.isInteger(value))) {
+    const kind = integer ? "an integer" : "a number";
+    throw new RangeError(
+      `Cannot create cache index: ${what} must be ${kind} in [${min}, ${max}]: received ${value}`,
+    );
+  }
+  return value;
+}
+
+/** Validates the budget; throws RangeError unless it is a positive safe integer. */
+export function checkBudget(budgetBytes: number): number {
+  if (!Number.isSafeInteger(budgetBytes) || budgetBytes <= 0) {
+    throw new RangeError(
+      `Cannot create cache index: budget must be a positive integer: received ${budgetBytes}`,
+    );
+  }
+  return budgetBytes;
+}
+
+/** Resolves the options over the defaults; throws on a value out of range. */
+export function resolveOptions(options: LfruOptions = {}): ResolvedLfruOptions {
+  const o = { ...DEFAULT_LFRU_OPTIONS };
+  if (options.windowFraction !== undefined) {
+    o.windowFraction = check("windowFraction", options.windowFraction, 0, 1, false);
+  }
+  if (options.adaptiveWindow !== undefined) {
+    if (typeof options.adaptiveWindow !== "boolean") {
+      throw new TypeError(
+        `Cannot create cache index: adaptiveWindow must be a boolean: received ${options.adaptiveWindow}`,
+      );
+    }
+    o.adaptiveWindow = options.adaptiveWindow;
+  }
+  if (options.protectedFraction !== undefined) {
+    o.protectedFraction = check("protectedFraction", options.protectedFraction, 0, 1, false);
+  }
+  if (options.sampleFactor !== undefined) {
+    o.sampleFactor = check("sampleFactor", options.sampleFactor, 1, 1e6, false);
+  }
+  if (options.maxFrequency !== undefined) {
+    o.maxFrequency = check("maxFrequency", options.maxFrequency, 1, 255, true);
+  }
+  if (options.victimScan !== undefined) {
+    o.victimScan = check("victimScan", options.victimScan, 1, 64, true);
+  }
+  if (options.initialCapacity !== undefined) {
+    o.initialCapacity = check(
+      "initialCapacity",
+      options.initialCapacity,
+      MIN_CAPACITY,
+      MAX_CAPACITY,
+      true,
+    );
+  }
+  return o;
+}
+
+/** Validates an entry size; throws RangeError unless it is an integer in [0, MAX_ENTRY_BYTES]. */
+export function checkSize(size: number): void {
+  if (!(Number.isInteger(size) && size >= 0 && size <= MAX_ENTRY_BYTES)) {
+    throw new RangeError(
+      `Cannot set cache entry: size must be an integer in [0, ${MAX_ENTRY_BYTES}]: received ${size}`,
+    );
+  }
+}
+
+/** Smallest power of two ≥ n. */
+export function pow2AtLeast(n: number): number {
+  let c = 1;
+  while (c < n) c *= 2;
+  return c;
+}

@@ -1,0 +1,482 @@
+/**
+ * The pure TypeScript LFRU cache index: the reference implementation (test oracle of the WASM
+ * index, benchmark baseline). See `types.ts` for the contract and `LfruOptions` for the policy.
+ *
+ * Layout: per-slot records in typed arrays (struct of arrays), an open-addressing hash table
+ * with linear probing and backward-shift deletion, four doubly linked lists (window,
+ * probation, privileged, pinned) and a 4-row count-min sketch of 8-bit counters. Capacity
+ * doubles when every slot is in use; no method allocates otherwise.
+ *
+ * @module
+ */
+import type { CacheIndex, LfruOptions } from "./types.ts";
+import { mixKey } from "./hash.ts";
+import {
+  checkBudget,
+  checkSize,
+  MAX_CAPACITY,
+  MIN_SAMPLE_ENTRIES,
+  pow2AtLeast,
+  resolveOptions,
+} from "./_options.ts";
+
+const NONE = -1;
+/** Segment of a slot; also the index of its list. */
+const FREE = 0;
+const WINDOW = 1;
+const PROBATION = 2;
+const PROTECTED = 3;
+const PINNED = 4;
+const SEGMENTS = 5;
+/** Count-min sketch rows. */
+const DEPTH = 4;
+/** Multiplier of the second sketch hash. */
+const SKETCH_SEED = 0x5bd1e995;
+
+/** The odd step between the sketch rows' indices (double hashing): the rotated hash × seed. */
+function sketchStep(h: number): number {
+  return Math.imul((h >>> 16) | (h << 16), SKETCH_SEED) | 1;
+}
+
+/** A direct-mapped ghost of `cap` entries, re-indexed in slot order (later entries win). */
+function regrowGhost(old: Uint32Array, cap: number): Uint32Array {
+  const ghost = new Uint32Array(cap);
+  for (let i = 0; i < old.length; i++) if (old[i] !== 0) ghost[old[i] & (cap - 1)] = old[i];
+  return ghost;
+}
+
+/**
+ * The TypeScript LFRU index.
+ *
+ * @example
+ * ```ts
+ * import { TsLfru } from "./lfru.ts";
+ * const index = new TsLfru(1000);
+ * const slot = index.set(0, 42, 600);
+ * if (index.get(0, 42) !== slot) throw new Error("lost");
+ * index.set(0, 43, 600); // evicts to stay under 1000 bytes
+ * if (index.usedBytes > 1000) throw new Error("over budget");
+ * ```
+ */
+export class TsLfru implements CacheIndex {
+  readonly budget: number;
+  private readonly adaptive: boolean;
+  /** Current window share; moves with the ghost hits when `adaptive`. */
+  private windowFraction: number;
+  /** Hashes (| 1) of keys recently evicted from the window and from the main segments. */
+  private ghostWindow = new Uint32Array(0);
+  private ghostMain = new Uint32Array(0);
+  private readonly protectedFraction: number;
+  private readonly sampleFactor: number;
+  private readonly maxFrequency: number;
+  private readonly victimScan: number;
+
+  private cap = 0;
+  private keyHi = new Uint32Array(0);
+  private keyLo = new Uint32Array(0);
+  private hash = new Uint32Array(0);
+  private size = new Uint32Array(0);
+  private prev = new Int32Array(0);
+  private next = new Int32Array(0);
+  private seg = new Uint8Array(0);
+  private table = new Int32Array(0);
+  private tableMask = 0;
+  private sketch = new Uint8Array(0);
+  private sketchWidth = 0;
+  private evicted = new Int32Array(0);
+  private nEvicted = 0;
+
+  private readonly head = new Int32Array(SEGMENTS).fill(NONE);
+  private readonly tail = new Int32Array(SEGMENTS).fill(NONE);
+  private readonly bytes = new Float64Array(SEGMENTS);
+  private used = 0;
+  private entries = 0;
+  private freeHead = NONE;
+  private unused = 0;
+  private additions = 0;
+
+  /** Creates an index for `budgetBytes` bytes; RangeError on a bad budget or option. */
+  constructor(budgetBytes: number, options?: LfruOptions) {
+    this.budget = checkBudget(budgetBytes);
+    const o = resolveOptions(options);
+    this.windowFraction = o.windowFraction;
+    this.adaptive = o.adaptiveWindow;
+    this.protectedFraction = o.protectedFraction;
+    this.sampleFactor = o.sampleFactor;
+    this.maxFrequency = o.maxFrequency;
+    this.victimScan = o.victimScan;
+    this.grow(pow2AtLeast(o.initialCapacity));
+  }
+
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  get count(): number {
+    return this.entries;
+  }
+
+  get(hi: number, lo: number): number {
+    hi >>>= 0;
+    lo >>>= 0;
+    const h = mixKey(hi, lo);
+    this.increment(h);
+    const s = this.find(h, hi, lo);
+    if (s !== NONE) {
+      const seg = this.seg[s];
+      if (seg === PROBATION) {
+        this.unlink(s);
+        this.linkHead(PROTECTED, s);
+        this.demoteOverflow();
+      } else if (seg !== PINNED) {
+        this.unlink(s);
+        this.linkHead(seg, s);
+      }
+    }
+    else if (this.adaptive) this.adapt(h);
+    return s;
+  }
+
+  peek(hi: number, lo: number): number {
+    hi >>>= 0;
+    lo >>>= 0;
+    return this.find(mixKey(hi, lo), hi, lo);
+  }
+
+  set(hi: number, lo: number, size: number, pinned = false): number {
+    checkSize(size);
+    hi >>>= 0;
+    lo >>>= 0;
+    this.nEvicted = 0;
+    const h = mixKey(hi, lo);
+    let s = this.find(h, hi, lo);
+    const isNew = s === NONE;
+    const pinnedBytes = isNew || this.seg[s] !== PINNED
+      ? this.bytes[PINNED]
+      : this.bytes[PINNED] - this.size[s];
+    const fits = pinned ? pinnedBytes + size <= this.budget : size <= this.budget - pinnedBytes;
+    if (isNew) {
+      if (!fits) return NONE;
+      s = this.allocSlot();
+      this.keyHi[s] = hi;
+      this.keyLo[s] = lo;
+      this.hash[s] = h;
+      this.size[s] = size;
+      this.tableInsert(s);
+      this.entries++;
+      this.linkHead(pinned ? PINNED : WINDOW, s);
+    } else {
+      const old = this.seg[s];
+      this.unlink(s);
+      if (!fits) {
+        this.removeRecord(s);
+        this.evicted[this.nEvicted++] = s;
+        return NONE;
+      }
+      this.size[s] = size;
+      this.linkHead(pinned ? PINNED : old === PINNED ? PROBATION : old, s);
+    }
+    if (this.evictOverflow(s, isNew)) return NONE;
+    this.rebalance();
+    return s;
+  }
+
+  delete(hi: number, lo: number): number {
+    hi >>>= 0;
+    lo >>>= 0;
+    this.nEvicted = 0;
+    const s = this.find(mixKey(hi, lo), hi, lo);
+    if (s === NONE) return NONE;
+    this.unlink(s);
+    this.removeRecord(s);
+    this.rebalance();
+    return s;
+  }
+
+  evictedCount(): number {
+    return this.nEvicted;
+  }
+
+  evictedSlot(i: number): number {
+    return i >= 0 && i < this.nEvicted ? this.evicted[i] : NONE;
+  }
+
+  /** The sketch's frequency estimate of a key (for tests and the simulator's diagnostics). */
+  frequency(hi: number, lo: number): number {
+    return this.estimate(mixKey(hi >>> 0, lo >>> 0));
+  }
+
+  // --- policy --------------------------------------------------------------------------------
+
+  /**
+   * ARC's rule on the window share: a miss on a key the window recently pushed out means the
+   * window is too small, a miss on a key the main segments recently evicted means it is too
+   * big; each moves the share by one average entry.
+   */
+  private adapt(h: number): void {
+    const g = h & (this.cap - 1);
+    const tag = (h | 1) >>> 0;
+    let delta = 0;
+    if (this.ghostWindow[g] === tag) {
+      this.ghostWindow[g] = 0;
+      delta = 1;
+    } else if (this.ghostMain[g] === tag) {
+      this.ghostMain[g] = 0;
+      delta = -1;
+    } else return;
+    const step = delta / Math.max(this.entries, MIN_SAMPLE_ENTRIES);
+    this.windowFraction = Math.min(1, Math.max(0, this.windowFraction + step));
+  }
+
+  /** Window quota in bytes. */
+  private windowMax(): number {
+    return Math.floor((this.budget - this.bytes[PINNED]) * this.windowFraction);
+  }
+
+  /** Privileged segment quota in bytes. */
+  private protectedMax(): number {
+    const main = this.budget - this.bytes[PINNED] - this.windowMax();
+    return Math.floor(main * this.protectedFraction);
+  }
+
+  /**
+   * Evicts until the budget holds. Returns true when `self` (the key being set) was evicted;
+   * a new key that loses is refused, not reported.
+   */
+  private evictOverflow(self: number, isNew: boolean): boolean {
+    let selfEvicted = false;
+    while (this.used > this.budget) {
+      const c = this.bytes[WINDOW] > this.windowMax() ? this.tail[WINDOW] : NONE;
+      const v = this.victim();
+      let x: number;
+      if (c === NONE) x = v === NONE ? this.tail[WINDOW] : v;
+      else if (v === NONE) x = c;
+      else x = this.estimate(this.hash[c]) > this.estimate(this.hash[v]) ? v : c;
+      const hx = this.hash[x];
+      if (this.seg[x] === WINDOW) this.ghostWindow[hx & (this.cap - 1)] = (hx | 1) >>> 0;
+      else this.ghostMain[hx & (this.cap - 1)] = (hx | 1) >>> 0;
+      this.unlink(x);
+      this.removeRecord(x);
+      if (x === self) {
+        selfEvicted = true;
+        if (isNew) continue;
+      }
+      this.evicted[this.nEvicted++] = x;
+    }
+    return selfEvicted;
+  }
+
+  /** The least frequent of the oldest `victimScan` probation entries, else the LRU privileged. */
+  private victim(): number {
+    let best = this.tail[PROBATION];
+    if (best === NONE) return this.tail[PROTECTED];
+    if (this.victimScan === 1) return best;
+    let bestFreq = this.estimate(this.hash[best]);
+    let x = this.prev[best];
+    for (let i = 1; i < this.victimScan && x !== NONE; i++) {
+      const f = this.estimate(this.hash[x]);
+      if (f < bestFreq) {
+        best = x;
+        bestFreq = f;
+      }
+      x = this.prev[x];
+    }
+    return best;
+  }
+
+  /** Moves window overflow to probation and demotes privileged overflow. */
+  private rebalance(): void {
+    const wMax = this.windowMax();
+    while (this.bytes[WINDOW] > wMax) {
+      const t = this.tail[WINDOW];
+      this.unlink(t);
+      this.linkHead(PROBATION, t);
+    }
+    this.demoteOverflow();
+  }
+
+  private demoteOverflow(): void {
+    const pMax = this.protectedMax();
+    while (this.bytes[PROTECTED] > pMax) {
+      const t = this.tail[PROTECTED];
+      this.unlink(t);
+      this.linkHead(PROBATION, t);
+    }
+  }
+
+  // --- frequency sketch ----------------------------------------------------------------------
+
+  private estimate(h: number): number {
+    const h2 = sketchStep(h);
+    const mask = this.sketchWidth - 1;
+    const sk = this.sketch;
+    let min = 255;
+    let idx = h;
+    for (let r = 0, base = 0; r < DEPTH; r++, base += this.sketchWidth) {
+      const c = sk[base + (idx & mask)];
+      if (c < min) min = c;
+      idx = (idx + h2) | 0;
+    }
+    return min;
+  }
+
+  /** Conservative update: only the counters at the minimum grow; halves all after a period. */
+  private increment(h: number): void {
+    const min = this.estimate(h);
+    if (min < this.maxFrequency) {
+      const h2 = sketchStep(h);
+      const mask = this.sketchWidth - 1;
+      const sk = this.sketch;
+      let idx = h;
+      for (let r = 0, base = 0; r < DEPTH; r++, base += this.sketchWidth) {
+        const i = base + (idx & mask);
+        if (sk[i] === min) sk[i] = min + 1;
+        idx = (idx + h2) | 0;
+      }
+    }
+    this.additions++;
+    const period = this.sampleFactor * Math.max(this.entries, MIN_SAMPLE_ENTRIES);
+    if (this.additions >= period) {
+      const sk = this.sketch;
+      for (let i = 0; i < sk.length; i++) sk[i] >>>= 1;
+      this.additions = this.additions >>> 1;
+    }
+  }
+
+  // --- lists ---------------------------------------------------------------------------------
+
+  private linkHead(seg: number, s: number): void {
+    const h = this.head[seg];
+    this.seg[s] = seg;
+    this.prev[s] = NONE;
+    this.next[s] = h;
+    if (h === NONE) this.tail[seg] = s;
+    else this.prev[h] = s;
+    this.head[seg] = s;
+    this.bytes[seg] += this.size[s];
+    this.used += this.size[s];
+  }
+
+  private unlink(s: number): void {
+    const seg = this.seg[s];
+    const p = this.prev[s];
+    const n = this.next[s];
+    if (p === NONE) this.head[seg] = n;
+    else this.next[p] = n;
+    if (n === NONE) this.tail[seg] = p;
+    else this.prev[n] = p;
+    this.bytes[seg] -= this.size[s];
+    this.used -= this.size[s];
+  }
+
+  // --- slots and hash table ------------------------------------------------------------------
+
+  private allocSlot(): number {
+    if (this.freeHead !== NONE) {
+      const s = this.freeHead;
+      this.freeHead = this.next[s];
+      return s;
+    }
+    if (this.unused === this.cap) {
+      if (this.cap >= MAX_CAPACITY) {
+        throw new RangeError(
+          `Cannot set cache entry: the index is full: ${MAX_CAPACITY} entries`,
+        );
+      }
+      this.grow(this.cap * 2);
+    }
+    return this.unused++;
+  }
+
+  /** Takes `s` (already unlinked) out of the table and onto the free list. */
+  private removeRecord(s: number): void {
+    this.tableDelete(s);
+    this.seg[s] = FREE;
+    this.next[s] = this.freeHead;
+    this.freeHead = s;
+    this.entries--;
+  }
+
+  private find(h: number, hi: number, lo: number): number {
+    const t = this.table;
+    const mask = this.tableMask;
+    for (let i = h & mask;; i = (i + 1) & mask) {
+      const v = t[i];
+      if (v === 0) return NONE;
+      const s = v - 1;
+      if (this.keyHi[s] === hi && this.keyLo[s] === lo) return s;
+    }
+  }
+
+  private tableInsert(s: number): void {
+    const t = this.table;
+    const mask = this.tableMask;
+    let i = this.hash[s] & mask;
+    while (t[i] !== 0) i = (i + 1) & mask;
+    t[i] = s + 1;
+  }
+
+  private tableDelete(s: number): void {
+    const t = this.table;
+    const mask = this.tableMask;
+    let i = this.hash[s] & mask;
+    while (t[i] !== s + 1) i = (i + 1) & mask;
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const v = t[j];
+      if (v === 0) break;
+      const k = this.hash[v - 1] & mask;
+      if (j > i ? k <= i || k > j : k <= i && k > j) {
+        t[i] = v;
+        i = j;
+      }
+    }
+    t[i] = 0;
+  }
+
+  /** Resizes to `cap` slots: a table of 2·cap, a sketch of 4 rows × 2·cap counters. */
+  private grow(cap: number): void {
+    const old = this.cap;
+    const copyU32 = (a: Uint32Array) => {
+      const b = new Uint32Array(cap);
+      b.set(a);
+      return b;
+    };
+    const copyI32 = (a: Int32Array) => {
+      const b = new Int32Array(cap);
+      b.set(a);
+      return b;
+    };
+    this.keyHi = copyU32(this.keyHi);
+    this.keyLo = copyU32(this.keyLo);
+    this.hash = copyU32(this.hash);
+    this.size = copyU32(this.size);
+    this.prev = copyI32(this.prev);
+    this.next = copyI32(this.next);
+    this.evicted = copyI32(this.evicted);
+    const seg = new Uint8Array(cap);
+    seg.set(this.seg);
+    this.seg = seg;
+    this.cap = cap;
+    this.table = new Int32Array(2 * cap);
+    this.tableMask = 2 * cap - 1;
+    for (let s = 0; s < old; s++) if (this.seg[s] !== FREE) this.tableInsert(s);
+    // Widening the sketch keeps every estimate: a counter at i of a row of width w is read at
+    // i and i + w in the row of width 2w, so each row is copied twice.
+    const width = 2 * cap;
+    const sketch = new Uint8Array(DEPTH * width);
+    const ow = this.sketchWidth;
+    if (ow > 0) {
+      for (let r = 0; r < DEPTH; r++) {
+        const row = this.sketch.subarray(r * ow, (r + 1) * ow);
+        for (let k = 0; k < width; k += ow) sketch.set(row, r * width + k);
+      }
+    }
+    this.sketch = sketch;
+    this.sketchWidth = width;
+    this.ghostWindow = regrowGhost(this.ghostWindow, cap);
+    this.ghostMain = regrowGhost(this.ghostMain, cap);
+  }
+}

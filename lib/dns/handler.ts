@@ -1,0 +1,327 @@
+/**
+ * The DNS handler: one query in, one response out, in place in the codec's memory. Every
+ * transport (portable UDP, batched UDP, TCP) calls {@link DnsHandler.respond}; it never writes
+ * wire bytes itself (the codec does), and it is the server's edge: an exception while answering
+ * becomes SERVFAIL (or silence when even the header cannot be trusted) and a counted error.
+ *
+ * @module
+ */
+import {
+  type DnsCodec,
+  Limits,
+  newQuery,
+  Owner,
+  ParseStatus,
+  type Query,
+  Rcode,
+  Section,
+  Type,
+} from "../dnswire/types.ts";
+import type { DnsConfig } from "./config.ts";
+import { familyBits, type IpAddr } from "./geo.ts";
+import { newSelection, type Selection, type SteeringPolicy } from "./steering.ts";
+
+/** A client's address: `bytes` has 16 entries, an IPv4 address uses the first 4. */
+export interface ClientAddr {
+  family: 4 | 6;
+  bytes: Uint8Array;
+}
+
+/** RR CLASS IN (RFC 1035 §3.2.4); other classes are REFUSED. */
+const CLASS_IN = 1;
+/** RFC 1035 §4.1.1: the TC flag is bit 1 of the third header octet. */
+const TC_BYTE = 2, TC_BIT = 0x02;
+/** RFC 7871 §6: ECS FAMILY 1 is IPv4, 2 is IPv6. */
+const ECS_IPV4 = 1;
+
+/** What the handler counts, for metrics. Plain fields: read them, do not write them. */
+export class DnsCounters {
+  /** Messages handed to `respond`. */
+  queries = 0;
+  /** Messages answered with nothing (too short, a response, or unreadable after an error). */
+  dropped = 0;
+  /** Exceptions caught while answering. */
+  errors = 0;
+  /** Responses with TC set (answers trimmed to the client's UDP size). */
+  truncated = 0;
+  /** Responses by RCODE (index = extended RCODE, 0..23). */
+  readonly rcodes = new Array<number>(24).fill(0);
+
+  /** A plain-object copy with RCODE names, for logs and the control API. */
+  snapshot(): Record<string, number> {
+    const out: Record<string, number> = {
+      queries: this.queries,
+      dropped: this.dropped,
+      errors: this.errors,
+      truncated: this.truncated,
+    };
+    for (const [name, code] of Object.entries(Rcode)) out[name] = this.rcodes[code];
+    return out;
+  }
+}
+
+/** Options of {@link DnsHandler}. */
+export interface HandlerOptions {
+  /** A codec; the handler configures it with the zone. */
+  codec: DnsCodec;
+  /** Zone apex, e.g. `cdn.test`. */
+  zone: string;
+  config: DnsConfig;
+  policy: SteeringPolicy;
+  /** Addresses of the name server host when the config gives none (the bound address). */
+  serverIpv4?: IpAddr | null;
+  serverIpv6?: IpAddr | null;
+  /** Called with each caught exception (after counting it). */
+  onError?: (error: unknown) => void;
+}
+
+/** Big-endian u32 from 4 bytes at `at`. */
+function word(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+/** Answers DNS queries for one zone; see the module doc. */
+export class DnsHandler {
+  readonly codec: DnsCodec;
+  readonly counters = new DnsCounters();
+  readonly #policy: SteeringPolicy;
+  readonly #ttl: number;
+  readonly #answers: number;
+  readonly #nsTtl: number;
+  /** The name server host label, lower case, as char codes. */
+  readonly #nsLabel: Uint8Array;
+  readonly #nsV4: number;
+  readonly #nsV6: Uint32Array | null;
+  readonly #onError: (error: unknown) => void;
+  // Reused per query, so answering allocates nothing.
+  readonly #q: Query = newQuery();
+  readonly #sel: Selection = newSelection();
+  readonly #client = { family: 4 as 4 | 6, bytes: new Uint8Array(16), bits: 0 };
+
+  constructor(opts: HandlerOptions) {
+    const { codec, config } = opts;
+    this.codec = codec;
+    codec.configure({
+      zone: opts.zone,
+      nsLabel: config.ns.label,
+      mailLabel: config.soa.mailbox,
+      serial: config.soa.serial,
+      refresh: config.soa.refresh,
+      retry: config.soa.retry,
+      expire: config.soa.expire,
+      minimum: config.soa.minimum,
+      soaTtl: config.soa.ttl,
+    });
+    this.#policy = opts.policy;
+    this.#ttl = config.ttl;
+    this.#answers = config.answers;
+    this.#nsTtl = config.soa.ttl;
+    this.#nsLabel = Uint8Array.from(config.ns.label.toLowerCase(), (c) => c.charCodeAt(0));
+    const v4 = config.ns.ipv4 ?? opts.serverIpv4 ?? null;
+    const v6 = config.ns.ipv6 ?? opts.serverIpv6 ?? null;
+    this.#nsV4 = v4 && v4.family === 4 ? word(v4.bytes, 0) : -1;
+    this.#nsV6 = v6 && v6.family === 6
+      ? Uint32Array.of(word(v6.bytes, 0), word(v6.bytes, 4), word(v6.bytes, 8), word(v6.bytes, 12))
+      : null;
+    this.#onError = opts.onError ?? (() => {});
+  }
+
+  /**
+   * Answers the query of `len` bytes at `ptr` in `codec.memory` in place; returns the response
+   * length, 0 to send nothing. `tcp` lifts the size limit to 65535. Never throws.
+   */
+  respond(ptr: number, len: number, client: ClientAddr, tcp: boolean): number {
+    const c = this.counters;
+    c.queries++;
+    const q = this.#q;
+    let parsed = false;
+    try {
+      this.codec.parse(ptr, len, q);
+      parsed = true;
+      const n = this.#answer(ptr, q, client, tcp);
+      if (n === 0) c.dropped++;
+      return n;
+    } catch (e) {
+      c.errors++;
+      try {
+        this.#onError(e);
+      } catch { /* a failing logger must not kill the server */ }
+      return this.#servfail(ptr, q, tcp, parsed);
+    }
+  }
+
+  /** SERVFAIL after an exception, when the parsed query can be trusted; else nothing. */
+  #servfail(ptr: number, q: Query, tcp: boolean, parsed: boolean): number {
+    if (!parsed || q.status === ParseStatus.DROP) {
+      this.counters.dropped++;
+      return 0;
+    }
+    try {
+      this.codec.begin(ptr, q, Rcode.SERVFAIL, false, this.#limit(q, tcp));
+      const n = this.codec.finish(0);
+      this.counters.rcodes[Rcode.SERVFAIL]++;
+      return n;
+    } catch {
+      this.counters.dropped++;
+      return 0;
+    }
+  }
+
+  /** Largest response: 65535 on TCP; UDP 512 without EDNS, else min(max(size, 512), 1232). */
+  #limit(q: Query, tcp: boolean): number {
+    if (tcp) return Limits.TCP;
+    if (!q.edns) return Limits.UDP_PLAIN;
+    const size = q.udpSize < Limits.UDP_PLAIN ? Limits.UDP_PLAIN : q.udpSize;
+    return size > Limits.UDP_EDNS ? Limits.UDP_EDNS : size;
+  }
+
+  /** Ends the response: finishes it, counts its rcode and truncation, returns its length. */
+  #finish(ptr: number, rcode: number, scope: number): number {
+    const n = this.codec.finish(scope);
+    const c = this.counters;
+    c.rcodes[rcode]++;
+    if ((this.codec.memory[ptr + TC_BYTE] & TC_BIT) !== 0) c.truncated++;
+    return n;
+  }
+
+  #answer(ptr: number, q: Query, client: ClientAddr, tcp: boolean): number {
+    const codec = this.codec;
+    const limit = this.#limit(q, tcp);
+    switch (q.status) {
+      case ParseStatus.DROP:
+        return 0;
+      case ParseStatus.FORMERR:
+        codec.begin(ptr, q, Rcode.FORMERR, false, limit);
+        return this.#finish(ptr, Rcode.FORMERR, 0);
+      case ParseStatus.NOTIMP:
+        codec.begin(ptr, q, Rcode.NOTIMP, false, limit);
+        return this.#finish(ptr, Rcode.NOTIMP, 0);
+      case ParseStatus.BADVERS:
+        codec.begin(ptr, q, Rcode.BADVERS, false, limit);
+        return this.#finish(ptr, Rcode.BADVERS, 0);
+      case ParseStatus.OK:
+        break;
+      default:
+        throw new RangeError(`Cannot answer: unknown parse status ${q.status}`);
+    }
+    // Not ours: another class, or a name outside the zone. AXFR/IXFR: the answers are
+    // computed per client, so there is no zone to transfer; RFC 5936 §2.2.1 lets a server
+    // refuse a transfer with REFUSED (NOTIMP would claim we do not know the QTYPE).
+    if (
+      q.qclass !== CLASS_IN || q.zoneOffset < 0 || q.qtype === Type.AXFR ||
+      q.qtype === Type.IXFR
+    ) {
+      codec.begin(ptr, q, Rcode.REFUSED, false, limit);
+      return this.#finish(ptr, Rcode.REFUSED, 0);
+    }
+    if (q.labelsBeforeZone === 0) return this.#apex(ptr, q, client, limit);
+    if (q.labelsBeforeZone === 1 && this.#isNsHost(ptr, q)) return this.#nsHost(ptr, q, limit);
+    // RFC 1034 §4.3.2: a name that does not exist in our zone; the SOA lets resolvers cache it.
+    codec.begin(ptr, q, Rcode.NXDOMAIN, true, limit);
+    codec.addSOA(Section.AUTHORITY);
+    return this.#finish(ptr, Rcode.NXDOMAIN, 0);
+  }
+
+  /** True when the one label before the zone is the name server label (ASCII case-insensitive). */
+  #isNsHost(ptr: number, q: Query): boolean {
+    const m = this.codec.memory;
+    const label = this.#nsLabel;
+    // The question name starts at offset 12 (RFC 1035 §4.1.1) with the label's length octet.
+    const at = ptr + 12;
+    if (m[at] !== label.length || q.zoneOffset !== 12 + 1 + label.length) return false;
+    for (let i = 0; i < label.length; i++) {
+      const c = m[at + 1 + i];
+      if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== label[i]) return false;
+    }
+    return true;
+  }
+
+  /** NOERROR with no answers and the SOA in authority (RFC 2308 §2.2). */
+  #nodata(ptr: number, q: Query, limit: number, scope: number): number {
+    this.codec.begin(ptr, q, Rcode.NOERROR, true, limit);
+    this.codec.addSOA(Section.AUTHORITY);
+    return this.#finish(ptr, Rcode.NOERROR, scope);
+  }
+
+  #apex(ptr: number, q: Query, client: ClientAddr, limit: number): number {
+    const codec = this.codec;
+    switch (q.qtype) {
+      case Type.A:
+      case Type.AAAA:
+        return this.#steer(ptr, q, client, limit);
+      case Type.SOA:
+      // RFC 8482 §4.2: answer ANY with one RRset of our choosing; the SOA is always there.
+      // falls through
+      case Type.ANY:
+        codec.begin(ptr, q, Rcode.NOERROR, true, limit);
+        codec.addSOA(Section.ANSWER);
+        return this.#finish(ptr, Rcode.NOERROR, 0);
+      case Type.NS:
+        codec.begin(ptr, q, Rcode.NOERROR, true, limit);
+        codec.addNS(Section.ANSWER);
+        this.#nsAddresses(Section.ADDITIONAL, Owner.NSHOST, true, true);
+        return this.#finish(ptr, Rcode.NOERROR, 0);
+      default:
+        return this.#nodata(ptr, q, limit, 0);
+    }
+  }
+
+  #nsAddresses(section: number, owner: number, v4: boolean, v6: boolean): number {
+    let n = 0;
+    if (v4 && this.#nsV4 !== -1) {
+      this.codec.addA(section, owner, this.#nsTtl, this.#nsV4);
+      n++;
+    }
+    const w = this.#nsV6;
+    if (v6 && w !== null) {
+      this.codec.addAAAA(section, owner, this.#nsTtl, w[0], w[1], w[2], w[3]);
+      n++;
+    }
+    return n;
+  }
+
+  #nsHost(ptr: number, q: Query, limit: number): number {
+    const t = q.qtype;
+    const v4 = t === Type.A || t === Type.ANY, v6 = t === Type.AAAA || t === Type.ANY;
+    const has = (v4 && this.#nsV4 !== -1) || (v6 && this.#nsV6 !== null);
+    if (!has) return this.#nodata(ptr, q, limit, 0);
+    this.codec.begin(ptr, q, Rcode.NOERROR, true, limit);
+    this.#nsAddresses(Section.ANSWER, Owner.QNAME, v4, v6);
+    return this.#finish(ptr, Rcode.NOERROR, 0);
+  }
+
+  /** A/AAAA at the apex: the replicas the policy picks for the client. */
+  #steer(ptr: number, q: Query, client: ClientAddr, limit: number): number {
+    const who = this.#client;
+    const ecs = q.ecsFamily !== 0 && q.ecsSourcePrefix > 0;
+    if (ecs) {
+      // RFC 7871 §7.2.1: steer by the subnet the resolver sent, using SOURCE PREFIX-LENGTH bits.
+      who.family = q.ecsFamily === ECS_IPV4 ? 4 : 6;
+      who.bytes.set(q.ecsAddress);
+      who.bits = q.ecsSourcePrefix;
+    } else {
+      // No ECS, or SOURCE PREFIX-LENGTH 0 (RFC 7871 §7.1.2: the client asked that its address
+      // not be used): the answer is for the sender, valid for everyone (SCOPE 0).
+      who.family = client.family;
+      who.bytes.set(client.bytes);
+      who.bits = familyBits(client.family);
+    }
+    const family = q.qtype === Type.A ? 4 : 6;
+    const sel = this.#sel;
+    this.#policy.select(who, family, this.#answers, sel);
+    const scope = ecs ? sel.scope : 0;
+    if (sel.count === 0) return this.#nodata(ptr, q, limit, 0);
+    const codec = this.codec;
+    codec.begin(ptr, q, Rcode.NOERROR, true, limit);
+    for (let i = 0; i < sel.count; i++) {
+      const r = sel.replicas[i];
+      if (family === 4) {
+        codec.addA(Section.ANSWER, Owner.QNAME, this.#ttl, r.ipv4);
+      } else {
+        const w = r.ipv6!;
+        codec.addAAAA(Section.ANSWER, Owner.QNAME, this.#ttl, w[0], w[1], w[2], w[3]);
+      }
+    }
+    return this.#finish(ptr, Rcode.NOERROR, scope);
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * Steering: which replicas answer a client. {@link SteeringPolicy} is the interface the handler
+ * calls; {@link GeoPolicy} ranks live replicas by great-circle distance from the client's
+ * location (geo table, longest-prefix match) and rotates through them for clients of unknown
+ * location. The replica registry ({@link ReplicaSet}) is separate from the policy, so live
+ * registration and heartbeats can change it while policies only read it.
+ *
+ * @module
+ */
+import type { ReplicaConfig } from "./config.ts";
+import { type GeoEntry, type GeoMatch, GeoTable, haversineKm, newGeoMatch } from "./geo.ts";
+
+/** A replica as steering sees it. Addresses are in the form the codec writes. */
+export interface Replica {
+  readonly id: string;
+  /** IPv4 as a big-endian u32, or -1 when the replica has none. */
+  readonly ipv4: number;
+  /** IPv6 as four big-endian u32 words, or null. */
+  readonly ipv6: Uint32Array | null;
+  readonly lat: number;
+  readonly lon: number;
+  /** Only live replicas are ever answered with. */
+  live: boolean;
+}
+
+/** Big-endian u32 from 4 bytes at `at`. */
+function word(b: Uint8Array, at: number): number {
+  return ((b[at] << 24) | (b[at + 1] << 16) | (b[at + 2] << 8) | b[at + 3]) >>> 0;
+}
+
+/** Builds the steering form of configured replicas (all live). */
+export function replicasFromConfig(list: readonly ReplicaConfig[]): Replica[] {
+  return list.map((r) => ({
+    id: r.id,
+    ipv4: r.ipv4 ? word(r.ipv4.bytes, 0) : -1,
+    ipv6: r.ipv6
+      ? Uint32Array.of(
+        word(r.ipv6.bytes, 0),
+        word(r.ipv6.bytes, 4),
+        word(r.ipv6.bytes, 8),
+        word(r.ipv6.bytes, 12),
+      )
+      : null,
+    lat: r.lat,
+    lon: r.lon,
+    live: true,
+  }));
+}
+
+/** The replica registry; `version` changes whenever membership or liveness does. */
+export class ReplicaSet {
+  readonly replicas: Replica[];
+  version = 0;
+  constructor(replicas: Replica[]) {
+    this.replicas = replicas;
+  }
+  /** Marks a replica live or dead; false when no replica has that id. */
+  setLive(id: string, live: boolean): boolean {
+    const r = this.replicas.find((x) => x.id === id);
+    if (!r) return false;
+    if (r.live !== live) {
+      r.live = live;
+      this.version++;
+    }
+    return true;
+  }
+}
+
+/** The client a decision is for: an address and how many of its leading bits are known. */
+export interface SteeringClient {
+  family: 4 | 6;
+  /** 16 bytes; IPv4 in the first 4. */
+  bytes: Uint8Array;
+  /** Leading bits to use: the ECS SOURCE PREFIX-LENGTH, or the full length for a source address. */
+  bits: number;
+}
+
+/** A decision, reused across calls so deciding allocates nothing. */
+export interface Selection {
+  /** `replicas[0..count)` are the answer, best first. */
+  readonly replicas: Replica[];
+  count: number;
+  /** Leading client address bits the decision depended on (RFC 7871 SCOPE PREFIX-LENGTH). */
+  scope: number;
+  /** How it was decided: "geo" (nearest) or "rotation" (client location unknown). */
+  how: "geo" | "rotation";
+}
+
+/** A fresh {@link Selection}. */
+export function newSelection(): Selection {
+  return { replicas: [], count: 0, scope: 0, how: "rotation" };
+}
+
+/** A steering policy: chooses replicas for a client. */
+export interface SteeringPolicy {
+  readonly name: string;
+  /**
+   * Fills `out` with up to `max` live replicas that have an address of `family` (4 for A, 6
+   * for AAAA), best first. Allocates nothing per call once warm.
+   */
+  select(client: SteeringClient, family: 4 | 6, max: number, out: Selection): void;
+}
+
+function hasFamily(r: Replica, family: 4 | 6): boolean {
+  return r.live && (family === 4 ? r.ipv4 !== -1 : r.ipv6 !== null);
+}
+
+/**
+ * Nearest live replica by great-circle distance from the client's geo location; rotation when
+ * the location is unknown. Distance order per location is computed once, on first use (it does
+ * not depend on liveness, which is checked per answer).
+ */
+export class GeoPolicy implements SteeringPolicy {
+  readonly name = "geo";
+  readonly #set: ReplicaSet;
+  readonly #geo: GeoTable;
+  /** Geo entry index → distinct location index. */
+  readonly #locationOf: Int32Array;
+  readonly #locations: { lat: number; lon: number }[] = [];
+  /** Distinct location index → replica indices nearest first (lazy). */
+  readonly #ranking: (Uint16Array | undefined)[] = [];
+  readonly #match: GeoMatch = newGeoMatch();
+  #rankedFor = -1;
+  #next = 0;
+
+  constructor(set: ReplicaSet, geo: readonly GeoEntry[]) {
+    this.#set = set;
+    this.#geo = new GeoTable(geo);
+    this.#locationOf = new Int32Array(geo.length);
+    const byKey = new Map<string, number>();
+    geo.forEach((g, i) => {
+      const key = `${g.lat},${g.lon}`;
+      let loc = byKey.get(key);
+      if (loc === undefined) {
+        loc = this.#locations.length;
+        this.#locations.push({ lat: g.lat, lon: g.lon });
+        byKey.set(key, loc);
+      }
+      this.#locationOf[i] = loc;
+    });
+  }
+
+  /** Replica indices ordered by distance from a location, ties by config order. */
+  #rank(loc: number): Uint16Array {
+    const n = this.#set.replicas.length;
+    if (this.#rankedFor !== n) {
+      // Membership changed size: every ranking is stale.
+      this.#ranking.length = 0;
+      this.#rankedFor = n;
+    }
+    let r = this.#ranking[loc];
+    if (r === undefined) {
+      const { lat, lon } = this.#locations[loc];
+      const reps = this.#set.replicas;
+      const dist = reps.map((x) => haversineKm(lat, lon, x.lat, x.lon));
+      r = Uint16Array.from(reps.map((_, i) => i).sort((a, b) => dist[a] - dist[b] || a - b));
+      this.#ranking[loc] = r;
+    }
+    return r;
+  }
+
+  select(client: SteeringClient, family: 4 | 6, max: number, out: Selection): void {
+    const reps = this.#set.replicas;
+    const m = this.#match;
+    this.#geo.lookup(client.family, client.bytes, client.bits, m);
+    out.scope = m.scope;
+    let count = 0;
+    if (m.entry !== -1) {
+      out.how = "geo";
+      const order = this.#rank(this.#locationOf[m.entry]);
+      for (let i = 0; i < order.length && count < max; i++) {
+        const r = reps[order[i]];
+        if (hasFamily(r, family)) out.replicas[count++] = r;
+      }
+    } else {
+      out.how = "rotation";
+      const n = reps.length;
+      const start = n === 0 ? 0 : this.#next % n;
+      this.#next = (start + 1) % Math.max(n, 1);
+      for (let i = 0; i < n && count < max; i++) {
+        const r = reps[(start + i) % n];
+        if (hasFamily(r, family)) out.replicas[count++] = r;
+      }
+    }
+    out.count = count;
+  }
+}

@@ -1,0 +1,514 @@
+/**
+ * The pure TypeScript DNS wire codec: the oracle the WASM codec is tested against and the
+ * baseline it is benchmarked against. Its memory has the size and layout of the WASM module's,
+ * so a packet at `scratchBase + k` means the same in both.
+ *
+ * @example Answer a query for the apex A record
+ * ```ts
+ * import { ReferenceCodec } from "./reference.ts";
+ * import { newQuery, ParseStatus, Rcode, Section, Owner } from "./types.ts";
+ *
+ * const codec = new ReferenceCodec();
+ * codec.configure({
+ *   zone: "cdn.test", nsLabel: "ns1", mailLabel: "hostmaster",
+ *   serial: 1, refresh: 3600, retry: 600, expire: 86400, minimum: 60, soaTtl: 300,
+ * });
+ * const query = Uint8Array.from([
+ *   0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0,
+ *   3, 0x63, 0x64, 0x6e, 4, 0x74, 0x65, 0x73, 0x74, 0, 0, 1, 0, 1,
+ * ]);
+ * const ptr = codec.scratchBase;
+ * codec.memory.set(query, ptr);
+ * const q = newQuery();
+ * codec.parse(ptr, query.length, q);
+ * if (q.status !== ParseStatus.OK) throw new Error("expected OK");
+ * codec.begin(ptr, q, Rcode.NOERROR, true, 512);
+ * codec.addA(Section.ANSWER, Owner.QNAME, 30, 0x7f00000b);
+ * const len = codec.finish(0);
+ * if (len !== query.length + 16) throw new Error(`unexpected length ${len}`);
+ * ```
+ *
+ * @module
+ */
+import {
+  checkBegin,
+  checkParse,
+  checkRecord,
+  checkScope,
+  checkSection,
+  checkWord,
+  clampLimit,
+  ECS_FIXED,
+  ecsAddressLength,
+  encodeConfig,
+  HEADER,
+  MEMORY_BYTES,
+  OPT_FIXED,
+  OPTION_ECS,
+  POINTER_LIMIT,
+  SCRATCH_BASE,
+  SCRATCH_SIZE,
+  stateError,
+  type WireConfig,
+} from "./_common.ts";
+import {
+  type DnsCodec,
+  Limits,
+  Owner,
+  ParseStatus,
+  type Query,
+  Section,
+  Type,
+  type ZoneConfig,
+} from "./types.ts";
+
+/** RR CLASS IN (RFC 1035 §3.2.4). */
+const CLASS_IN = 1;
+
+/** Resets every field of `q` after the header ones to its {@link newQuery} default. */
+function resetBody(q: Query): void {
+  q.qtype = 0;
+  q.qclass = 0;
+  q.questionEnd = HEADER;
+  q.qnameLength = 0;
+  q.zoneOffset = -1;
+  q.labelsBeforeZone = -1;
+  resetEdns(q);
+}
+
+/** Resets the EDNS fields of `q`. */
+function resetEdns(q: Query): void {
+  q.edns = false;
+  q.udpSize = 0;
+  q.ednsVersion = 0;
+  q.dnssecOk = false;
+  q.ecsFamily = 0;
+  q.ecsSourcePrefix = 0;
+  q.ecsAddress.fill(0);
+}
+
+/** The reference {@link DnsCodec}: straightforward TypeScript over a `Uint8Array`. */
+export class ReferenceCodec implements DnsCodec {
+  readonly memory: Uint8Array = new Uint8Array(MEMORY_BYTES);
+  readonly scratchBase: number = SCRATCH_BASE;
+  readonly scratchSize: number = SCRATCH_SIZE;
+
+  #cfg: WireConfig | null = null;
+  /** Expanded length of the name last skipped by `#skipName`. */
+  #nameLength = 0;
+  // Encoder state between begin and finish. Offsets are relative to #ptr.
+  #building = false;
+  #ptr = 0;
+  #pos = 0;
+  #limit = 0;
+  #reserve = 0;
+  #tc = false;
+  #hasQuestion = false;
+  #counts = [0, 0, 0];
+  #zonePtr = -1;
+  #nsHostPtr = -1;
+  #willOpt = false;
+  #echoEcs = false;
+  #dnssecOk = false;
+  #extRcode = 0;
+  #ecsFamily = 0;
+  #ecsSource = 0;
+  #ecsAddress = new Uint8Array(16);
+
+  configure(zone: ZoneConfig): void {
+    this.#cfg = encodeConfig(zone);
+  }
+
+  parse(ptr: number, len: number, q: Query): void {
+    checkParse(ptr, len);
+    const m = this.memory;
+    q.status = ParseStatus.DROP;
+    q.id = 0;
+    q.opcode = 0;
+    q.rd = false;
+    q.cd = false;
+    resetBody(q);
+    if (len < HEADER) return;
+    q.id = (m[ptr] << 8) | m[ptr + 1];
+    const flags = (m[ptr + 2] << 8) | m[ptr + 3];
+    q.opcode = (flags >> 11) & 15;
+    q.rd = (flags & 0x100) !== 0;
+    q.cd = (flags & 0x10) !== 0;
+    if ((flags & 0x8000) !== 0) return; // a response: never answer it
+    const qd = (m[ptr + 4] << 8) | m[ptr + 5];
+    const an = (m[ptr + 6] << 8) | m[ptr + 7];
+    const ns = (m[ptr + 8] << 8) | m[ptr + 9];
+    const ar = (m[ptr + 10] << 8) | m[ptr + 11];
+    if (q.opcode !== 0) {
+      q.status = ParseStatus.NOTIMP;
+      if (qd === 1 && this.#question(ptr, len, q) && !this.#records(ptr, len, q, an, ns, ar)) {
+        resetEdns(q);
+      }
+      return;
+    }
+    if (qd !== 1 || !this.#question(ptr, len, q) || !this.#records(ptr, len, q, an, ns, ar)) {
+      q.status = ParseStatus.FORMERR;
+      resetBody(q);
+      return;
+    }
+    q.status = q.edns && q.ednsVersion > 0 ? ParseStatus.BADVERS : ParseStatus.OK;
+  }
+
+  /** Validates the question at offset 12; fills the question fields only when it is valid. */
+  #question(ptr: number, len: number, q: Query): boolean {
+    const m = this.memory;
+    let p = HEADER;
+    for (;;) {
+      if (p >= len) return false;
+      const b = m[ptr + p];
+      if (b === 0) break;
+      if ((b & 0xc0) !== 0) return false; // pointer or reserved label type
+      p += b + 1;
+      if (p + 1 - HEADER > Limits.NAME) return false;
+    }
+    p++; // the root byte
+    if (p + 4 > len) return false;
+    q.qnameLength = p - HEADER;
+    q.qtype = (m[ptr + p] << 8) | m[ptr + p + 1];
+    q.qclass = (m[ptr + p + 2] << 8) | m[ptr + p + 3];
+    q.questionEnd = p + 4;
+    // Zone match: the suffix of zone.length bytes must start on a label boundary and be equal.
+    const cfg = this.#cfg;
+    if (cfg === null) return true;
+    const zone = cfg.zone;
+    const start = p - zone.length;
+    if (start < HEADER) return true;
+    let s = HEADER, labels = 0;
+    while (s < start) {
+      s += m[ptr + s] + 1;
+      labels++;
+    }
+    if (s !== start) return true;
+    for (let i = 0; i < zone.length; i++) {
+      let c = m[ptr + start + i];
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c !== zone[i]) return true;
+    }
+    q.zoneOffset = start;
+    q.labelsBeforeZone = labels;
+    return true;
+  }
+
+  /**
+   * Skips the name at offset `o` (compression allowed, pointers strictly backwards, at most
+   * POINTER_HOPS hops, expanded length ≤ 255); returns the offset after it or -1.
+   */
+  #skipName(ptr: number, len: number, o: number): number {
+    const m = this.memory;
+    let p = o, end = -1, hops = 0, total = 1;
+    for (;;) {
+      if (p >= len) return -1;
+      const b = m[ptr + p];
+      if (b === 0) break;
+      const kind = b & 0xc0;
+      if (kind === 0xc0) {
+        if (p + 1 >= len) return -1;
+        const target = ((b & 0x3f) << 8) | m[ptr + p + 1];
+        if (target >= p || ++hops > Limits.POINTER_HOPS) return -1;
+        if (end < 0) end = p + 2;
+        p = target;
+        continue;
+      }
+      if (kind !== 0) return -1; // 0x40 and 0x80 are reserved (RFC 6891 §5)
+      total += b + 1;
+      if (total > Limits.NAME) return -1;
+      p += b + 1;
+    }
+    this.#nameLength = total;
+    return end < 0 ? p + 1 : end;
+  }
+
+  /** Walks the answer, authority and additional records; takes EDNS from the OPT record. */
+  #records(ptr: number, len: number, q: Query, an: number, ns: number, ar: number): boolean {
+    const m = this.memory;
+    const total = an + ns + ar;
+    let p = q.questionEnd;
+    for (let i = 0; i < total; i++) {
+      const e = this.#skipName(ptr, len, p);
+      if (e < 0 || e + 10 > len) return false;
+      const type = (m[ptr + e] << 8) | m[ptr + e + 1];
+      const rdata = e + 10;
+      const end = rdata + ((m[ptr + e + 8] << 8) | m[ptr + e + 9]);
+      if (end > len) return false;
+      if (type === Type.OPT) {
+        // RFC 6891 §6.1.1: one OPT, root owner, in the additional section.
+        if (i < an + ns || q.edns || this.#nameLength !== 1) return false;
+        q.edns = true;
+        q.udpSize = (m[ptr + e + 2] << 8) | m[ptr + e + 3];
+        q.ednsVersion = m[ptr + e + 5];
+        q.dnssecOk = (m[ptr + e + 6] & 0x80) !== 0;
+        // Options of a version we do not speak are not interpreted (the answer is BADVERS).
+        if (q.ednsVersion === 0 && !this.#options(ptr, rdata, end, q)) return false;
+      }
+      p = end;
+    }
+    return p === len; // anything after the last record is garbage
+  }
+
+  /** Checks the option framing of an OPT RDATA in [o, end) and takes the ECS option. */
+  #options(ptr: number, o: number, end: number, q: Query): boolean {
+    const m = this.memory;
+    while (o < end) {
+      if (o + 4 > end) return false;
+      const code = (m[ptr + o] << 8) | m[ptr + o + 1];
+      const olen = (m[ptr + o + 2] << 8) | m[ptr + o + 3];
+      const d = o + 4;
+      if (d + olen > end) return false;
+      if (code === OPTION_ECS) {
+        if (q.ecsFamily !== 0 || olen < 4) return false;
+        const family = (m[ptr + d] << 8) | m[ptr + d + 1];
+        const source = m[ptr + d + 2];
+        const max = family === 1 ? 32 : family === 2 ? 128 : -1;
+        // RFC 7871 §6: SCOPE is 0 in queries; ADDRESS is exactly ceil(SOURCE / 8) bytes with
+        // no bits set past SOURCE.
+        if (max < 0 || source > max || m[ptr + d + 3] !== 0) return false;
+        const alen = ecsAddressLength(source);
+        if (olen - 4 !== alen) return false;
+        if ((source & 7) !== 0 && (m[ptr + d + 3 + alen] & (0xff >> (source & 7))) !== 0) {
+          return false;
+        }
+        q.ecsFamily = family;
+        q.ecsSourcePrefix = source;
+        for (let i = 0; i < alen; i++) q.ecsAddress[i] = m[ptr + d + 4 + i];
+      }
+      o = d + olen;
+    }
+    return true;
+  }
+
+  begin(ptr: number, q: Query, rcode: number, aa: boolean, limit: number): void {
+    checkBegin(ptr, q, rcode, limit);
+    const m = this.memory;
+    const s = q.status;
+    const answerable = s === ParseStatus.OK || s === ParseStatus.NOTIMP ||
+      s === ParseStatus.BADVERS;
+    const keep = answerable && q.qnameLength > 0;
+    const flags = 0x8000 | (q.opcode << 11) | (aa ? 0x400 : 0) | (q.rd ? 0x100 : 0) |
+      (q.cd ? 0x10 : 0) | (rcode & 15);
+    m[ptr + 2] = flags >> 8;
+    m[ptr + 3] = flags & 0xff;
+    m[ptr + 4] = 0;
+    m[ptr + 5] = keep ? 1 : 0;
+    m.fill(0, ptr + 6, ptr + HEADER);
+    this.#building = true;
+    this.#ptr = ptr;
+    this.#pos = keep ? q.questionEnd : HEADER;
+    this.#limit = clampLimit(ptr, limit);
+    this.#hasQuestion = keep;
+    this.#counts[0] = this.#counts[1] = this.#counts[2] = 0;
+    this.#zonePtr = keep && q.zoneOffset >= 0 ? q.zoneOffset : -1;
+    this.#nsHostPtr = -1;
+    this.#willOpt = answerable && q.edns;
+    this.#echoEcs = this.#willOpt && s === ParseStatus.OK && q.ecsFamily !== 0;
+    this.#dnssecOk = q.dnssecOk;
+    this.#extRcode = rcode >> 4;
+    this.#ecsFamily = q.ecsFamily;
+    this.#ecsSource = q.ecsSourcePrefix;
+    this.#ecsAddress.set(q.ecsAddress);
+    this.#reserve = this.#willOpt
+      ? OPT_FIXED + (this.#echoEcs ? ECS_FIXED + ecsAddressLength(q.ecsSourcePrefix) : 0)
+      : 0;
+    // Header, question and OPT are always written; if even they exceed the limit, say so.
+    this.#tc = this.#pos + this.#reserve > this.#limit;
+  }
+
+  /** Throws unless a response is being built (and, for zone data, the zone is configured). */
+  #check(what: string, needZone: boolean): WireConfig {
+    if (!this.#building) throw stateError(`${what}: call begin first`);
+    if (needZone && this.#cfg === null) throw stateError(`${what}: call configure first`);
+    return this.#cfg as WireConfig;
+  }
+
+  /** Whether `size` more bytes fit under the limit (keeping the OPT reserve); sets TC if not. */
+  #fits(size: number): boolean {
+    if (this.#tc) return false;
+    if (this.#pos + size + this.#reserve > this.#limit) {
+      this.#tc = true;
+      return false;
+    }
+    return true;
+  }
+
+  #u8(v: number): void {
+    this.memory[this.#ptr + this.#pos++] = v;
+  }
+  #u16(v: number): void {
+    const m = this.memory, a = this.#ptr + this.#pos;
+    m[a] = v >>> 8;
+    m[a + 1] = v;
+    this.#pos += 2;
+  }
+  #u32(v: number): void {
+    const m = this.memory, a = this.#ptr + this.#pos;
+    m[a] = v >>> 24;
+    m[a + 1] = v >>> 16;
+    m[a + 2] = v >>> 8;
+    m[a + 3] = v;
+    this.#pos += 4;
+  }
+  #bytes(b: Uint8Array): void {
+    this.memory.set(b, this.#ptr + this.#pos);
+    this.#pos += b.length;
+  }
+
+  /** Size of a reference to the zone name now, and where the zone will be after one is written. */
+  #zoneRefSize(cfg: WireConfig): number {
+    return this.#zonePtr >= 0 ? 2 : cfg.zone.length;
+  }
+  /** Whether, after one more zone reference written at the current position, a pointer exists. */
+  #zonePointableAfter(): boolean {
+    return this.#zonePtr >= 0 || this.#pos < POINTER_LIMIT;
+  }
+  #nsHostRefSize(cfg: WireConfig, zoneKnown: boolean): number {
+    if (this.#nsHostPtr >= 0) return 2;
+    return cfg.nsLabel.length + (zoneKnown ? 2 : cfg.zone.length);
+  }
+
+  #zoneRef(cfg: WireConfig): void {
+    if (this.#zonePtr >= 0) return this.#u16(0xc000 | this.#zonePtr);
+    const at = this.#pos;
+    this.#bytes(cfg.zone);
+    if (at < POINTER_LIMIT) this.#zonePtr = at;
+  }
+  #nsHostRef(cfg: WireConfig): void {
+    if (this.#nsHostPtr >= 0) return this.#u16(0xc000 | this.#nsHostPtr);
+    const at = this.#pos;
+    this.#bytes(cfg.nsLabel);
+    this.#zoneRef(cfg);
+    if (at < POINTER_LIMIT) this.#nsHostPtr = at;
+  }
+
+  /** Writes owner, TYPE, CLASS, TTL and RDLENGTH of an address record. */
+  #addressHead(cfg: WireConfig, owner: number, type: number, ttl: number, rdlen: number): void {
+    if (owner === Owner.QNAME) this.#u16(0xc000 | HEADER);
+    else this.#nsHostRef(cfg);
+    this.#u16(type);
+    this.#u16(CLASS_IN);
+    this.#u32(ttl);
+    this.#u16(rdlen);
+  }
+
+  /** Checks an address record's owner (state included) and returns its size on the wire. */
+  #ownerSize(what: string, owner: number): number {
+    const cfg = this.#check(what, owner === Owner.NSHOST);
+    if (owner === Owner.QNAME) {
+      if (!this.#hasQuestion) {
+        throw stateError(`${what}: the response has no question for an Owner.QNAME record`);
+      }
+      return 2;
+    }
+    return this.#nsHostRefSize(cfg, this.#zonePtr >= 0);
+  }
+
+  addA(section: number, owner: number, ttl: number, ipv4: number): void {
+    checkRecord(section, owner, ttl);
+    checkWord("ipv4", ipv4);
+    if (!this.#fits(this.#ownerSize("add A record", owner) + 10 + 4)) return;
+    this.#addressHead(this.#cfg as WireConfig, owner, Type.A, ttl, 4);
+    this.#u32(ipv4);
+    this.#counts[section]++;
+  }
+
+  addAAAA(
+    section: number,
+    owner: number,
+    ttl: number,
+    w0: number,
+    w1: number,
+    w2: number,
+    w3: number,
+  ): void {
+    checkRecord(section, owner, ttl);
+    checkWord("w0", w0);
+    checkWord("w1", w1);
+    checkWord("w2", w2);
+    checkWord("w3", w3);
+    if (!this.#fits(this.#ownerSize("add AAAA record", owner) + 10 + 16)) return;
+    this.#addressHead(this.#cfg as WireConfig, owner, Type.AAAA, ttl, 16);
+    this.#u32(w0);
+    this.#u32(w1);
+    this.#u32(w2);
+    this.#u32(w3);
+    this.#counts[section]++;
+  }
+
+  addSOA(section: number): void {
+    checkSection(section);
+    const cfg = this.#check("add SOA record", true);
+    const known = this.#zonePointableAfter();
+    const zoneLater = known ? 2 : cfg.zone.length;
+    const mname = this.#nsHostRefSize(cfg, known);
+    const rname = cfg.mailLabel.length + zoneLater;
+    if (!this.#fits(this.#zoneRefSize(cfg) + 10 + mname + rname + 20)) return;
+    this.#zoneRef(cfg);
+    this.#u16(Type.SOA);
+    this.#u16(CLASS_IN);
+    this.#u32(section === Section.AUTHORITY ? Math.min(cfg.soaTtl, cfg.minimum) : cfg.soaTtl);
+    this.#u16(mname + rname + 20);
+    this.#nsHostRef(cfg);
+    this.#bytes(cfg.mailLabel);
+    this.#zoneRef(cfg);
+    this.#u32(cfg.serial);
+    this.#u32(cfg.refresh);
+    this.#u32(cfg.retry);
+    this.#u32(cfg.expire);
+    this.#u32(cfg.minimum);
+    this.#counts[section]++;
+  }
+
+  addNS(section: number): void {
+    checkSection(section);
+    const cfg = this.#check("add NS record", true);
+    const rdlen = this.#nsHostRefSize(cfg, this.#zonePointableAfter());
+    if (!this.#fits(this.#zoneRefSize(cfg) + 10 + rdlen)) return;
+    this.#zoneRef(cfg);
+    this.#u16(Type.NS);
+    this.#u16(CLASS_IN);
+    this.#u32(cfg.soaTtl);
+    this.#u16(rdlen);
+    this.#nsHostRef(cfg);
+    this.#counts[section]++;
+  }
+
+  finish(ecsScope: number): number {
+    checkScope(ecsScope);
+    this.#check("finish DNS response", false);
+    if (this.#echoEcs && this.#ecsFamily === 1 && ecsScope > 32) {
+      throw new RangeError(
+        `Cannot finish DNS response: ecsScope must be at most 32 for IPv4: received ${ecsScope}`,
+      );
+    }
+    if (this.#willOpt) {
+      const alen = this.#echoEcs ? ecsAddressLength(this.#ecsSource) : 0;
+      this.#u8(0);
+      this.#u16(Type.OPT);
+      this.#u16(Limits.UDP_EDNS);
+      this.#u32(((this.#extRcode << 24) | (this.#dnssecOk ? 0x8000 : 0)) >>> 0);
+      if (this.#echoEcs) {
+        this.#u16(ECS_FIXED + alen);
+        this.#u16(OPTION_ECS);
+        this.#u16(4 + alen);
+        this.#u16(this.#ecsFamily);
+        this.#u8(this.#ecsSource);
+        this.#u8(ecsScope);
+        this.#bytes(this.#ecsAddress.subarray(0, alen));
+      } else {
+        this.#u16(0);
+      }
+      this.#counts[Section.ADDITIONAL]++;
+    }
+    const m = this.memory, ptr = this.#ptr;
+    if (this.#tc) m[ptr + 2] |= 0x02;
+    for (let i = 0; i < 3; i++) {
+      m[ptr + 6 + 2 * i] = this.#counts[i] >> 8;
+      m[ptr + 7 + 2 * i] = this.#counts[i] & 0xff;
+    }
+    this.#building = false;
+    return this.#pos;
+  }
+}

@@ -1,0 +1,508 @@
+/**
+ * The replica's response cache: entries keyed by URL plus the `Vary`-selected request headers,
+ * placed by a byte-budgeted {@link CacheIndex} (bodies live here, in an array indexed by the
+ * slot the index returns), written through to an optional {@link ObjectStore} and rebuilt
+ * from it at start-up.
+ *
+ * @module
+ */
+
+import type { CacheIndex } from "../cache/types.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { type CacheControl, parseCacheControl } from "./cache_control.ts";
+import { correctedInitialAge, freshnessLifetime, type ResponseFacts } from "./freshness.ts";
+import { appendVia, freshenHeaders, headerValue } from "./headers.ts";
+
+/** Version of the metadata JSON written to the store; other versions are skipped at load. */
+export const META_VERSION = 1;
+/** Bytes counted per stored header on top of its name and value (index accounting). */
+const HEADER_OVERHEAD_BYTES = 32;
+/** Bytes counted per entry for its bookkeeping (index accounting). */
+const ENTRY_OVERHEAD_BYTES = 256;
+/**
+ * Bodies of at least this size that the store keeps in a file are not kept in memory after
+ * they are stored; hits stream them from the file.
+ */
+export const FILE_SERVE_THRESHOLD = 1024 * 1024;
+
+/** Bytes backed by a plain ArrayBuffer (what `Response` accepts). */
+export type Bytes = Uint8Array<ArrayBuffer>;
+
+/** A function writing a 64-bit hash of `key` into `out[0]` (hi) and `out[1]` (lo). */
+export type KeyHasher = (key: string, out: Uint32Array) => void;
+
+/** One cached response. */
+export interface CacheEntry {
+  /** Full cache key: URL plus the Vary part. */
+  readonly key: string;
+  /** Path and query. */
+  readonly url: string;
+  slot: number;
+  status: number;
+  /** End-to-end headers as received (lower-case names, the origin's Age included). */
+  headers: [string, string][];
+  /** The body, or null when it is in the store (loaded or streamed on use). */
+  body: Bytes | null;
+  /** Body length. */
+  size: number;
+  requestTime: number;
+  responseTime: number;
+  /** corrected_initial_age, seconds. */
+  initialAge: number;
+  /** Freshness lifetime, seconds. */
+  lifetime: number;
+  cc: CacheControl;
+  etag: string | null;
+  lastModified: string | null;
+  date: string | null;
+  contentType: string | null;
+  /** Lower-case header names of the response's `Vary`. */
+  varyNames: string[];
+  pinned: boolean;
+  /** `headers` with our `Via` appended: the base of every response built from this entry. */
+  outHeaders: [string, string][];
+  /** Memo of the full HIT header list for one age value (the hot path reuses it). */
+  hitAge: number;
+  hitHeaders: [string, string][] | null;
+}
+
+/** The parts of a complete origin response the cache stores. */
+export interface ResponseParts {
+  status: number;
+  headers: [string, string][];
+  body: Bytes;
+  requestTime: number;
+  responseTime: number;
+}
+
+interface StoredMeta {
+  v: number;
+  url: string;
+  status: number;
+  headers: [string, string][];
+  requestTime: number;
+  responseTime: number;
+  initialAge: number;
+  lifetime: number;
+}
+
+/** Options of {@link HttpCache}. */
+export interface HttpCacheOptions {
+  index: CacheIndex;
+  hashKey: KeyHasher;
+  store?: ObjectStore | null;
+  /** Largest body stored; larger responses are streamed, not cached. */
+  maxObjectBytes: number;
+  /** Our `Via` element, e.g. `1.1 nearcast-a`. */
+  via: string;
+  /** Called with a message when a store write fails (the entry stays in memory). */
+  onStoreError?: (message: string) => void;
+}
+
+/** Facts of a header list for the freshness functions. */
+export function responseFacts(status: number, headers: readonly [string, string][]): ResponseFacts {
+  return {
+    status,
+    cc: parseCacheControl(joined(headers, "cache-control")),
+    expires: headerValue(headers, "expires"),
+    date: headerValue(headers, "date"),
+    lastModified: headerValue(headers, "last-modified"),
+    vary: joined(headers, "vary"),
+  };
+}
+
+/** All values of `name` joined with ", ", or null. */
+function joined(headers: readonly [string, string][], name: string): string | null {
+  let out: string | null = null;
+  for (const [n, v] of headers) if (n === name) out = out === null ? v : `${out}, ${v}`;
+  return out;
+}
+
+/** Lower-case names of a `Vary` value. */
+export function varyNames(vary: string | null): string[] {
+  if (vary === null) return [];
+  const names = vary.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
+  return [...new Set(names)].sort();
+}
+
+/**
+ * The cache key of a request for `url` under `names` (Vary): the URL alone, or the URL and
+ * each named request header's value (normalised: trimmed, inner whitespace runs collapsed).
+ */
+export function cacheKey(url: string, names: readonly string[], req: Headers): string {
+  if (names.length === 0) return url;
+  let key = url;
+  for (const name of names) {
+    const v = req.get(name);
+    key += `\n${name}:${v === null ? "" : v.trim().replace(/\s+/g, " ")}`;
+  }
+  return key;
+}
+
+/** The response cache. */
+export class HttpCache {
+  readonly maxObjectBytes: number;
+  #index: CacheIndex;
+  #hash: KeyHasher;
+  #store: ObjectStore | null;
+  #via: string;
+  #onStoreError: (message: string) => void;
+  #h = new Uint32Array(2);
+  /** Entries by slot. */
+  #slots: (CacheEntry | undefined)[] = [];
+  /** Vary names of the latest stored response per URL. */
+  #varyByUrl = new Map<string, string[]>();
+  /** Keys of the variants stored per URL. */
+  #keysByUrl = new Map<string, Set<string>>();
+  /** Store writes in flight, by key. */
+  #pendingPuts = new Map<string, Promise<unknown>>();
+  /** Evictions since start. */
+  evictions = 0;
+
+  constructor(opts: HttpCacheOptions) {
+    if (!(opts.maxObjectBytes >= 0)) {
+      throw new RangeError(
+        `Cannot create cache: maxObjectBytes must be non-negative: received ${opts.maxObjectBytes}`,
+      );
+    }
+    this.#index = opts.index;
+    this.#hash = opts.hashKey;
+    this.#store = opts.store ?? null;
+    this.#via = opts.via;
+    this.maxObjectBytes = Math.min(opts.maxObjectBytes, opts.index.budget);
+    this.#onStoreError = opts.onStoreError ?? (() => {});
+  }
+
+  /** Entries held. */
+  get count(): number {
+    return this.#index.count;
+  }
+  /** Bytes accounted in the index. */
+  get usedBytes(): number {
+    return this.#index.usedBytes;
+  }
+  /** The index budget. */
+  get budget(): number {
+    return this.#index.budget;
+  }
+
+  /** The key a request for `url` maps to now (using the latest Vary seen for the URL). */
+  keyFor(url: string, req: Headers): string {
+    const names = this.#varyByUrl.get(url);
+    return names === undefined ? url : cacheKey(url, names, req);
+  }
+
+  /** The entry for `key`, counting a use; null on a miss. */
+  get(key: string): CacheEntry | null {
+    this.#hash(key, this.#h);
+    const slot = this.#index.get(this.#h[0], this.#h[1]);
+    if (slot < 0) return null;
+    const e = this.#slots[slot];
+    return e !== undefined && e.key === key ? e : null;
+  }
+
+  /** The entry for `key` without counting a use. */
+  peek(key: string): CacheEntry | null {
+    this.#hash(key, this.#h);
+    const slot = this.#index.peek(this.#h[0], this.#h[1]);
+    if (slot < 0) return null;
+    const e = this.#slots[slot];
+    return e !== undefined && e.key === key ? e : null;
+  }
+
+  /** The body of an entry, loading it from the store when needed; null if lost or corrupt. */
+  async body(entry: CacheEntry): Promise<Bytes | null> {
+    if (entry.body !== null) return entry.body;
+    if (this.#store === null) return null;
+    const body = (await this.#store.read(entry.key)) as Bytes | null;
+    if (body === null || body.byteLength !== entry.size) {
+      this.remove(entry);
+      return null;
+    }
+    if (entry.size < FILE_SERVE_THRESHOLD && this.#slots[entry.slot] === entry) entry.body = body;
+    return body;
+  }
+
+  /** Path of the entry's body file in the store when its body is not in memory, else null. */
+  filePath(entry: CacheEntry): string | null {
+    if (entry.body !== null || this.#store === null) return null;
+    return this.#store.filePath(entry.key);
+  }
+
+  /**
+   * Stores a complete response for a request for `url` with request headers `req`, and
+   * writes it through to the store. Returns the entry, or null when the index does not admit
+   * it (too large, or refused by the admission policy).
+   */
+  async put(url: string, req: Headers, parts: ResponseParts): Promise<CacheEntry | null> {
+    const names = varyNames(joined(parts.headers, "vary"));
+    const key = cacheKey(url, names, req);
+    const entry = this.#makeEntry(key, url, parts, names, false);
+    if (!this.#admit(entry)) return null;
+    this.#varyByUrl.set(url, names);
+    await this.#persist(entry, parts.body);
+    return entry;
+  }
+
+  /** Applies a 304's headers to an entry (RFC 9111 §3.2, §4.3.4) and resets its timing. */
+  freshen(
+    entry: CacheEntry,
+    update: [string, string][],
+    requestTime: number,
+    responseTime: number,
+  ) {
+    const headers = freshenHeaders(entry.headers, update);
+    const facts = responseFacts(entry.status, headers);
+    entry.headers = headers;
+    entry.requestTime = requestTime;
+    entry.responseTime = responseTime;
+    entry.initialAge = correctedInitialAge(
+      headerValue(update, "age"),
+      facts.date,
+      requestTime,
+      responseTime,
+    );
+    entry.lifetime = freshnessLifetime(facts, responseTime);
+    this.#derive(entry, facts);
+    if (this.#store !== null && this.#slots[entry.slot] === entry) {
+      try {
+        this.#store.updateMeta(entry.key, JSON.stringify(this.#meta(entry)));
+      } catch (e) {
+        this.#onStoreError(`update of ${entry.key} failed: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Removes an entry (and its stored copy unless pinned). */
+  remove(entry: CacheEntry): void {
+    this.#hash(entry.key, this.#h);
+    if (this.#slots[entry.slot] !== entry) return;
+    this.#index.delete(this.#h[0], this.#h[1]);
+    this.#drop(entry);
+  }
+
+  /** Removes every variant of `url`; returns how many entries went. */
+  invalidate(url: string): number {
+    const keys = this.#keysByUrl.get(url);
+    this.#varyByUrl.delete(url);
+    if (keys === undefined) return 0;
+    let n = 0;
+    for (const key of [...keys]) {
+      const e = this.peek(key);
+      if (e !== null) {
+        this.remove(e);
+        n++;
+      }
+    }
+    this.#keysByUrl.delete(url);
+    return n;
+  }
+
+  /** Removes every entry whose URL starts with `prefix`; returns how many went. */
+  purgePrefix(prefix: string): number {
+    let n = 0;
+    for (const url of [...this.#keysByUrl.keys()]) {
+      if (url.startsWith(prefix)) n += this.invalidate(url);
+    }
+    return n;
+  }
+
+  /**
+   * Rebuilds the index from the store (oldest first, so the newest are the most recent),
+   * within the budget; entries the index does not take are deleted from the store unless
+   * pinned. Returns the number of entries loaded.
+   */
+  load(): number {
+    if (this.#store === null) return 0;
+    const all = [...this.#store.entries()].sort((a, b) => a.storedAt - b.storedAt);
+    const loaded = new Set<CacheEntry>();
+    for (const se of all) {
+      let meta: StoredMeta;
+      try {
+        meta = JSON.parse(se.meta);
+      } catch {
+        this.#store.delete(se.key);
+        continue;
+      }
+      if (meta.v !== META_VERSION || !Array.isArray(meta.headers)) {
+        this.#store.delete(se.key);
+        continue;
+      }
+      const names = varyNames(joined(meta.headers, "vary"));
+      const entry = this.#makeEntry(
+        se.key,
+        meta.url,
+        {
+          status: meta.status,
+          headers: meta.headers,
+          body: new Uint8Array(0),
+          requestTime: meta.requestTime,
+          responseTime: meta.responseTime,
+        },
+        names,
+        se.pinned,
+      );
+      entry.initialAge = meta.initialAge;
+      entry.lifetime = meta.lifetime;
+      entry.body = null;
+      entry.size = se.size;
+      if (this.#admit(entry, true)) {
+        this.#varyByUrl.set(meta.url, names);
+        loaded.add(entry);
+      } else if (!se.pinned) this.#store.delete(se.key);
+    }
+    let n = 0;
+    for (const e of loaded) if (this.#slots[e.slot] === e) n++;
+    return n;
+  }
+
+  #makeEntry(
+    key: string,
+    url: string,
+    parts: ResponseParts,
+    names: string[],
+    pinned: boolean,
+  ): CacheEntry {
+    const facts = responseFacts(parts.status, parts.headers);
+    const entry: CacheEntry = {
+      key,
+      url,
+      slot: -1,
+      status: parts.status,
+      headers: parts.headers,
+      body: parts.body,
+      size: parts.body.byteLength,
+      requestTime: parts.requestTime,
+      responseTime: parts.responseTime,
+      initialAge: correctedInitialAge(
+        headerValue(parts.headers, "age"),
+        facts.date,
+        parts.requestTime,
+        parts.responseTime,
+      ),
+      lifetime: freshnessLifetime(facts, parts.responseTime),
+      cc: facts.cc,
+      etag: null,
+      lastModified: null,
+      date: null,
+      contentType: null,
+      varyNames: names,
+      pinned,
+      outHeaders: [],
+      hitAge: -1,
+      hitHeaders: null,
+    };
+    this.#derive(entry, facts);
+    return entry;
+  }
+
+  /** Recomputes the fields derived from the headers. */
+  #derive(entry: CacheEntry, facts: ResponseFacts): void {
+    entry.cc = facts.cc;
+    entry.etag = headerValue(entry.headers, "etag");
+    entry.lastModified = facts.lastModified;
+    entry.date = facts.date;
+    entry.contentType = headerValue(entry.headers, "content-type");
+    const out: [string, string][] = [];
+    let via: string | null = null;
+    for (const [n, v] of entry.headers) {
+      if (n === "via") via = via === null ? v : `${via}, ${v}`;
+      else if (n !== "content-length" && n !== "age") out.push([n, v]);
+    }
+    out.push(["via", appendVia(via, this.#via)]);
+    entry.outHeaders = out;
+    entry.hitAge = -1;
+    entry.hitHeaders = null;
+  }
+
+  #accountedSize(entry: CacheEntry): number {
+    let n = entry.size + entry.key.length + ENTRY_OVERHEAD_BYTES;
+    for (const [k, v] of entry.headers) n += k.length + v.length + HEADER_OVERHEAD_BYTES;
+    return n;
+  }
+
+  /** Inserts into the index, handling evictions and key bookkeeping; false if refused. */
+  #admit(entry: CacheEntry, fromStore = false): boolean {
+    if (entry.size > this.maxObjectBytes && !entry.pinned) return false;
+    this.#hash(entry.key, this.#h);
+    const hi = this.#h[0], lo = this.#h[1];
+    const slot = this.#index.set(hi, lo, this.#accountedSize(entry), entry.pinned);
+    const evicted = this.#index.evictedCount();
+    for (let i = 0; i < evicted; i++) {
+      const s = this.#index.evictedSlot(i);
+      const old = this.#slots[s];
+      if (old !== undefined) {
+        this.evictions++;
+        this.#drop(old);
+      }
+    }
+    if (slot < 0) return false;
+    const previous = this.#slots[slot];
+    // Same key replaced, or a hash collision taking over the slot: forget the old one.
+    if (previous !== undefined) this.#drop(previous, previous.key === entry.key || fromStore);
+    entry.slot = slot;
+    this.#slots[slot] = entry;
+    let keys = this.#keysByUrl.get(entry.url);
+    if (keys === undefined) this.#keysByUrl.set(entry.url, keys = new Set());
+    keys.add(entry.key);
+    return true;
+  }
+
+  /** Forgets an entry that the index no longer holds; deletes its stored copy unless pinned. */
+  #drop(entry: CacheEntry, keepStored = false): void {
+    if (this.#slots[entry.slot] === entry) this.#slots[entry.slot] = undefined;
+    const keys = this.#keysByUrl.get(entry.url);
+    if (keys !== undefined) {
+      keys.delete(entry.key);
+      if (keys.size === 0) this.#keysByUrl.delete(entry.url);
+    }
+    entry.body = null;
+    if (keepStored || entry.pinned || this.#store === null) return;
+    const store = this.#store;
+    const del = () => {
+      // Only when no newer entry for the key has been stored meanwhile.
+      if (this.peek(entry.key) === null) {
+        try {
+          store.delete(entry.key);
+        } catch (e) {
+          this.#onStoreError(`delete of ${entry.key} failed: ${(e as Error).message}`);
+        }
+      }
+    };
+    const pending = this.#pendingPuts.get(entry.key);
+    if (pending !== undefined) pending.then(del, del);
+    else del();
+  }
+
+  #meta(entry: CacheEntry): StoredMeta {
+    return {
+      v: META_VERSION,
+      url: entry.url,
+      status: entry.status,
+      headers: entry.headers,
+      requestTime: entry.requestTime,
+      responseTime: entry.responseTime,
+      initialAge: entry.initialAge,
+      lifetime: entry.lifetime,
+    };
+  }
+
+  /** Writes an admitted entry through to the store. */
+  async #persist(entry: CacheEntry, body: Bytes): Promise<void> {
+    if (this.#store === null) return;
+    const store = this.#store;
+    const put = store.put(entry.key, JSON.stringify(this.#meta(entry)), body, entry.pinned);
+    this.#pendingPuts.set(entry.key, put);
+    try {
+      await put;
+      if (this.#slots[entry.slot] !== entry) return; // dropped meanwhile; #drop deletes it
+      if (entry.size >= FILE_SERVE_THRESHOLD && store.filePath(entry.key) !== null) {
+        entry.body = null;
+      }
+    } catch (e) {
+      this.#onStoreError(`write of ${entry.key} failed: ${(e as Error).message}`);
+    } finally {
+      if (this.#pendingPuts.get(entry.key) === put) this.#pendingPuts.delete(entry.key);
+    }
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Conditional requests (RFC 9110 §13) evaluated against a stored response's validators:
+ * `If-None-Match` (weak comparison), `If-Modified-Since`, and `If-Range` (strong comparison).
+ *
+ * @module
+ */
+
+import { parseHttpDate } from "./freshness.ts";
+
+/** Most entity-tags compared from one `If-None-Match`; the rest are ignored. */
+export const MAX_ETAGS = 64;
+
+/** A parsed entity-tag. */
+export interface ETag {
+  weak: boolean;
+  /** The opaque tag including its quotes. */
+  opaque: string;
+}
+
+/** Parses one entity-tag (`"x"` or `W/"x"`); null when malformed. */
+export function parseETag(value: string): ETag | null {
+  const v = value.trim();
+  const weak = v.startsWith("W/");
+  const opaque = weak ? v.slice(2) : v;
+  if (opaque.length < 2 || !opaque.startsWith('"') || !opaque.endsWith('"')) return null;
+  if (opaque.slice(1, -1).includes('"')) return null;
+  return { weak, opaque };
+}
+
+/** Parses an `If-None-Match`/`If-Match` list: `"*"` or the valid entity-tags. */
+export function parseETagList(value: string): "*" | ETag[] {
+  if (value.trim() === "*") return "*";
+  const out: ETag[] = [];
+  for (const part of value.split(",")) {
+    if (out.length >= MAX_ETAGS) break;
+    const t = parseETag(part);
+    if (t !== null) out.push(t);
+  }
+  return out;
+}
+
+/** Weak comparison (RFC 9110 §8.8.3.2): opaque tags equal, weakness ignored. */
+export function weakMatch(a: ETag, b: ETag): boolean {
+  return a.opaque === b.opaque;
+}
+
+/** Strong comparison: both strong and equal. */
+export function strongMatch(a: ETag, b: ETag): boolean {
+  return !a.weak && !b.weak && a.opaque === b.opaque;
+}
+
+/** Validators of a stored response. */
+export interface Validators {
+  etag: string | null;
+  lastModified: string | null;
+}
+
+/**
+ * Whether a GET/HEAD with these conditional headers is answered 304 Not Modified from the
+ * stored response (RFC 9110 §13.2.2: `If-None-Match` first; `If-Modified-Since` only when
+ * there is no `If-None-Match`).
+ */
+export function isNotModified(
+  ifNoneMatch: string | null,
+  ifModifiedSince: string | null,
+  v: Validators,
+): boolean {
+  if (ifNoneMatch !== null) {
+    const list = parseETagList(ifNoneMatch);
+    if (list === "*") return true;
+    const tag = v.etag === null ? null : parseETag(v.etag);
+    if (tag === null) return false;
+    return list.some((t) => weakMatch(t, tag));
+  }
+  if (ifModifiedSince !== null && v.lastModified !== null) {
+    const since = parseHttpDate(ifModifiedSince);
+    const lm = parseHttpDate(v.lastModified);
+    if (since === null || lm === null) return false;
+    return lm <= since;
+  }
+  return false;
+}
+
+/**
+ * Whether an `If-Range` condition holds, so the `Range` is honoured (RFC 9110 §13.1.5): an
+ * entity-tag must match strongly; a date must equal `Last-Modified` exactly, and that
+ * `Last-Modified` must be strong (at least one second before `Date`, §8.8.2.2).
+ */
+export function ifRangeHolds(ifRange: string | null, v: Validators, date: string | null): boolean {
+  if (ifRange === null) return true;
+  const value = ifRange.trim();
+  if (value.startsWith('"') || value.startsWith("W/")) {
+    const want = parseETag(value);
+    const have = v.etag === null ? null : parseETag(v.etag);
+    return want !== null && have !== null && strongMatch(want, have);
+  }
+  const when = parseHttpDate(value);
+  const lm = parseHttpDate(v.lastModified);
+  const dateMs = parseHttpDate(date);
+  if (when === null || lm === null || when !== lm) return false;
+  return dateMs !== null && dateMs - lm >= 1000;
+}

@@ -1,0 +1,815 @@
+/**
+ * The caching HTTP replica: a request handler serving GET and HEAD from an {@link HttpCache}
+ * (RFC 9111), filling misses from peers or the origin with one fetch per key, forwarding
+ * other methods and invalidating what they change, plus the `/_cdn/` API.
+ *
+ * @example
+ * ```ts ignore
+ * import { createReplica, serveReplica } from "./replica.ts";
+ * import { TsLfru } from "../cache/lfru.ts";
+ * import { hashKey } from "../cache/hash.ts";
+ * const replica = createReplica({
+ *   origin: "http://127.0.0.1:8000",
+ *   id: "a",
+ *   index: new TsLfru(64 * 1024 * 1024),
+ *   hashKey,
+ * });
+ * const server = serveReplica(replica, { port: 8080 });
+ * ```
+ *
+ * @module
+ */
+
+import type { CacheIndex } from "../cache/types.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { type Bytes, type CacheEntry, HttpCache, type KeyHasher, responseFacts } from "./cache.ts";
+import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
+import { Coalescer } from "./coalesce.ts";
+import { ifRangeHolds, isNotModified } from "./conditional.ts";
+import { evaluateFreshness, type FreshnessVerdict, unstorableReason } from "./freshness.ts";
+import { appendVia } from "./headers.ts";
+import { Metrics } from "./metrics.ts";
+import {
+  BodyError,
+  concatStream,
+  FILL_DROPPED,
+  FORWARD_DROPPED,
+  originRequestHeaders,
+  originResponseHeaders,
+  readBodyUpTo,
+} from "./origin.ts";
+import { buildMultipart, contentRange, parseRange } from "./range.ts";
+
+/** Header marking a request from another replica: answered from the cache only. */
+export const PEER_HEADER = "x-nearcast-peer";
+/** Prefix of the replica's own API. */
+export const API_PREFIX = "/_cdn/";
+/**
+ * Longest request target accepted (414 beyond): nginx's default `large_client_header_buffers`
+ * line size, and the store's key limit leaves room for the Vary part.
+ */
+export const MAX_URL_LENGTH = 8192;
+/**
+ * Largest request header section accepted (431 beyond), counting each field as name, value
+ * and 4 bytes of framing: nginx's default `large_client_header_buffers 4 8k`. Deno.serve
+ * itself answers 400 to far larger sections or more than 100 fields before we see them.
+ */
+export const MAX_HEADER_BYTES = 32 * 1024;
+/** Largest single header field (431 beyond): one nginx header buffer. */
+export const MAX_HEADER_FIELD_BYTES = 8 * 1024;
+/** Largest purge request body: a JSON object with one URL or prefix. */
+export const MAX_PURGE_BODY = 16 * 1024;
+/** Headers a 304 sent to a client carries (RFC 9110 §15.4.5). */
+const NOT_MODIFIED_HEADERS: ReadonlySet<string> = new Set([
+  "cache-control",
+  "content-location",
+  "date",
+  "etag",
+  "expires",
+  "vary",
+  "last-modified",
+  "via",
+]);
+const NO_CACHE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noCache: true });
+
+/** Options of {@link createReplica}. */
+export interface ReplicaOptions {
+  /** Origin base URL, e.g. `http://127.0.0.1:8000`. */
+  origin: string;
+  /** Replica id, used in `Via: 1.1 nearcast-ID`. */
+  id: string;
+  /** The cache index (its budget is the cache size). */
+  index: CacheIndex;
+  hashKey: KeyHasher;
+  /** Durable store for write-through and restart; null for memory only. */
+  store?: ObjectStore | null;
+  /** Largest body cached (default: the index budget). */
+  maxObjectBytes?: number;
+  /** Time allowed for an origin response (headers and a cached body), ms. Default 10 s. */
+  originTimeoutMs?: number;
+  /** How long a miss waits for another request's fetch of the same key, ms. */
+  coalesceTimeoutMs?: number;
+  /** Peer base URLs asked before the origin on a miss. */
+  peers?: string[];
+  /** Time allowed for a peer's answer, ms. Default 1 s. */
+  peerTimeoutMs?: number;
+  /** Token for `/_cdn/purge`; purge is disabled without one. */
+  adminToken?: string | null;
+  /** Clock in ms since the epoch (default `Date.now`). */
+  now?: () => number;
+  /** Log sink (default `console.error`). */
+  log?: (line: string) => void;
+}
+
+/** A running replica's handler and state. */
+export interface Replica {
+  handler(req: Request): Response | Promise<Response>;
+  /** Fetches each path or URL into the cache, `concurrency` at a time, logging per batch. */
+  preload(lines: string[], concurrency?: number): Promise<{ ok: number; failed: number }>;
+  /** Waits for background work, then closes the store. */
+  close(): Promise<void>;
+  readonly cache: HttpCache;
+  readonly metrics: Metrics;
+}
+
+type FillResult =
+  | { kind: "entry"; entry: CacheEntry; xcache: "MISS" | "REVALIDATED" }
+  /** Cacheable but not admitted: shareable with followers. */
+  | { kind: "buffered"; status: number; headers: [string, string][]; body: Bytes }
+  /** For the leader only (uncacheable or too large, streamed). */
+  | { kind: "response"; response: Response }
+  | { kind: "error"; status: number; message: string };
+
+/** Builds a replica from options (see {@link ReplicaOptions}). */
+export function createReplica(opts: ReplicaOptions): Replica {
+  let originUrl: URL;
+  try {
+    originUrl = new URL(opts.origin);
+  } catch {
+    throw new TypeError(
+      `Cannot create replica: origin must be an absolute URL: received ${opts.origin}`,
+    );
+  }
+  if (originUrl.protocol !== "http:" && originUrl.protocol !== "https:") {
+    throw new TypeError(
+      `Cannot create replica: origin must be http: or https:: received ${opts.origin}`,
+    );
+  }
+  const originBase = originUrl.origin;
+  const originTimeout = opts.originTimeoutMs ?? 10_000;
+  if (!(originTimeout > 0)) {
+    throw new RangeError(
+      `Cannot create replica: originTimeoutMs must be positive: received ${originTimeout}`,
+    );
+  }
+  const peers = (opts.peers ?? []).map((p) => new URL(p).origin);
+  const peerTimeout = opts.peerTimeoutMs ?? 1000;
+  const now = opts.now ?? Date.now;
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const via = `1.1 nearcast-${opts.id}`;
+  const metrics = new Metrics();
+  const cache = new HttpCache({
+    index: opts.index,
+    hashKey: opts.hashKey,
+    store: opts.store,
+    maxObjectBytes: opts.maxObjectBytes ?? opts.index.budget,
+    via,
+    onStoreError: (m) => log(`store: ${m}`),
+  });
+  const coalescer = new Coalescer<FillResult>(opts.coalesceTimeoutMs ?? originTimeout + 1000, now);
+  const background = new Set<Promise<unknown>>();
+  const startedAt = now();
+  const adminToken = opts.adminToken ?? null;
+
+  // ---- responses -------------------------------------------------------------------------
+
+  function textResponse(status: number, message: string, extra?: [string, string][]): Response {
+    const headers: [string, string][] = [
+      ["content-type", "text/plain; charset=utf-8"],
+      ["cache-control", "no-store"],
+      ["via", via],
+    ];
+    if (extra !== undefined) headers.push(...extra);
+    return new Response(`${status}: ${message}\n`, { status, headers });
+  }
+
+  function withCacheHeaders(entry: CacheEntry, age: number, xcache: string): [string, string][] {
+    if (xcache === "HIT") {
+      if (entry.hitAge === age && entry.hitHeaders !== null) return entry.hitHeaders;
+      const list = entry.outHeaders.slice();
+      list.push(["age", String(age)], ["x-cache", "HIT"]);
+      entry.hitAge = age;
+      entry.hitHeaders = list;
+      return list;
+    }
+    const list = entry.outHeaders.slice();
+    list.push(["age", String(age)], ["x-cache", xcache]);
+    return list;
+  }
+
+  /** Serves a stored entry, honouring conditional and range headers. */
+  function serveEntry(
+    req: Request,
+    entry: CacheEntry,
+    xcache: string,
+    age: number,
+  ): Response | Promise<Response> {
+    const h = req.headers;
+    const inm = h.get("if-none-match");
+    const ims = h.get("if-modified-since");
+    if ((inm !== null || ims !== null) && entry.status === 200 && isNotModified(inm, ims, entry)) {
+      metrics.notModified++;
+      const list = withCacheHeaders(entry, age, xcache).filter(([n]) =>
+        NOT_MODIFIED_HEADERS.has(n) || n === "age" || n === "x-cache"
+      );
+      return new Response(null, { status: 304, headers: list });
+    }
+    const range = entry.status === 200 ? h.get("range") : null;
+    if (entry.body === null) return serveStoredBody(req, entry, xcache, age, range);
+    if (range !== null) return serveRange(req, entry, entry.body, xcache, age, range);
+    metrics.bytesSent += entry.size;
+    const body = entry.status === 204 || entry.status === 304 ? null : entry.body;
+    return new Response(body, {
+      status: entry.status,
+      headers: withCacheHeaders(entry, age, xcache),
+    });
+  }
+
+  async function serveStoredBody(
+    req: Request,
+    entry: CacheEntry,
+    xcache: string,
+    age: number,
+    range: string | null,
+  ): Promise<Response> {
+    if (range === null) {
+      const path = cache.filePath(entry);
+      if (path !== null) {
+        try {
+          const file = await Deno.open(path, { read: true });
+          metrics.bytesSent += entry.size;
+          const headers = withCacheHeaders(entry, age, xcache).slice();
+          headers.push(["content-length", String(entry.size)]);
+          return new Response(file.readable, { status: entry.status, headers });
+        } catch {
+          // Removed meanwhile (evicted): fall back to reading it through the store.
+        }
+      }
+    }
+    const body = await cache.body(entry);
+    if (body === null) {
+      log(`cache: stored body of ${entry.key} missing or corrupt; refetching`);
+      return handle(req);
+    }
+    if (range !== null) return serveRange(req, entry, body, xcache, age, range);
+    metrics.bytesSent += body.byteLength;
+    return new Response(entry.status === 204 ? null : body, {
+      status: entry.status,
+      headers: withCacheHeaders(entry, age, xcache),
+    });
+  }
+
+  function serveRange(
+    req: Request,
+    entry: CacheEntry,
+    body: Bytes,
+    xcache: string,
+    age: number,
+    rangeHeader: string,
+  ): Response {
+    const full = () => {
+      metrics.bytesSent += body.byteLength;
+      return new Response(body, {
+        status: entry.status,
+        headers: withCacheHeaders(entry, age, xcache),
+      });
+    };
+    if (!ifRangeHolds(req.headers.get("if-range"), entry, entry.date)) return full();
+    const r = parseRange(rangeHeader, body.byteLength);
+    if (r.kind === "none") return full();
+    const headers = withCacheHeaders(entry, age, xcache).slice();
+    if (r.kind === "unsatisfiable") {
+      const list = headers.filter(([n]) => n !== "content-type");
+      list.push(["content-range", `bytes */${body.byteLength}`]);
+      return new Response(null, { status: 416, headers: list });
+    }
+    if (r.ranges.length === 1) {
+      const one = r.ranges[0];
+      headers.push(["content-range", contentRange(one, body.byteLength)]);
+      metrics.bytesSent += one.end - one.start + 1;
+      return new Response(body.subarray(one.start, one.end + 1), { status: 206, headers });
+    }
+    const boundary = `nearcast-${crypto.randomUUID()}`;
+    const multipart = buildMultipart(body, r.ranges, entry.contentType, boundary);
+    const list = headers.filter(([n]) => n !== "content-type");
+    list.push(["content-type", `multipart/byteranges; boundary=${boundary}`]);
+    metrics.bytesSent += multipart.byteLength;
+    return new Response(multipart, { status: 206, headers: list });
+  }
+
+  function respondBuffered(status: number, headers: [string, string][], body: Bytes) {
+    const list = headers.filter(([n]) => n !== "via" && n !== "content-length");
+    list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
+    list.push(["x-cache", "MISS"]);
+    metrics.bytesSent += body.byteLength;
+    return new Response(status === 204 || status === 304 ? null : body, { status, headers: list });
+  }
+
+  function passThrough(
+    status: number,
+    headers: [string, string][],
+    body: ReadableStream<Uint8Array> | null,
+  ): Response {
+    const list = headers.filter(([n]) => n !== "via");
+    list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
+    list.push(["x-cache", "MISS"]);
+    const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
+    if (noBody) body?.cancel().catch(() => {});
+    return new Response(noBody ? null : body, { status, headers: list });
+  }
+
+  // ---- origin and peers ------------------------------------------------------------------
+
+  /** Asks the peers for `url`; the first one answering from its cache wins. */
+  async function askPeers(url: string, req: Request): Promise<Response | null> {
+    if (peers.length === 0) return null;
+    const headers = originRequestHeaders(req.headers, FILL_DROPPED, via);
+    headers.set(PEER_HEADER, "1");
+    let won = false;
+    const attempts = peers.map(async (peer) => {
+      const signal = AbortSignal.timeout(peerTimeout);
+      const res = await fetch(peer + url, { headers, signal, redirect: "manual" });
+      if (won || res.status === 504 || res.headers.get("x-cache") === null) {
+        await res.body?.cancel();
+        throw new Error(`peer ${peer} does not hold ${url}`);
+      }
+      won = true;
+      return res;
+    });
+    try {
+      const res = await Promise.any(attempts);
+      metrics.peerHits++;
+      return res;
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Fetches `url` to fill the cache (revalidating `stale` when given) and stores the result.
+   * Always GET: a HEAD miss fills the cache with the full response.
+   */
+  async function fill(
+    req: Request,
+    url: string,
+    reqCc: CacheControl,
+    stale: CacheEntry | null,
+  ): Promise<FillResult> {
+    const hasAuth = req.headers.has("authorization");
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error("origin timeout")), originTimeout);
+    let res: Response | null = null;
+    let requestTime = now();
+    try {
+      if (stale === null && !hasAuth) {
+        res = await askPeers(url, req);
+        if (res !== null) requestTime = now();
+      }
+      if (res === null) {
+        const headers = originRequestHeaders(req.headers, FILL_DROPPED, via);
+        if (stale !== null) {
+          if (stale.etag !== null) headers.set("if-none-match", stale.etag);
+          if (stale.lastModified !== null) headers.set("if-modified-since", stale.lastModified);
+        }
+        metrics.originRequests++;
+        requestTime = now();
+        res = await fetch(originBase + url, { headers, signal: ac.signal, redirect: "manual" });
+        metrics.observeOriginLatency((now() - requestTime) / 1000);
+      }
+    } catch (e) {
+      clearTimeout(timer);
+      metrics.originErrors++;
+      const timedOut = ac.signal.aborted;
+      const message = timedOut
+        ? `origin did not answer within ${originTimeout} ms`
+        : `origin unreachable: ${(e as Error).message}`;
+      return { kind: "error", status: timedOut ? 504 : 502, message };
+    }
+    const responseTime = now();
+    const headers = originResponseHeaders(res);
+
+    if (res.status === 304 && stale !== null) {
+      clearTimeout(timer);
+      await res.body?.cancel();
+      cache.freshen(stale, headers, requestTime, responseTime);
+      return { kind: "entry", entry: stale, xcache: "REVALIDATED" };
+    }
+    if (res.status >= 500 && stale !== null) {
+      clearTimeout(timer);
+      await res.body?.cancel();
+      metrics.originErrors++;
+      return { kind: "error", status: res.status, message: `origin answered ${res.status}` };
+    }
+    if (stale !== null) cache.remove(stale);
+
+    const facts = responseFacts(res.status, headers);
+    const why = unstorableReason("GET", reqCc, hasAuth, facts);
+    const cl = headers.find(([n]) => n === "content-length")?.[1];
+    const length = cl !== undefined && /^[0-9]{1,15}$/.test(cl) ? Number(cl) : null;
+    if (why !== null || (length !== null && length > cache.maxObjectBytes)) {
+      clearTimeout(timer);
+      metrics.notStored++;
+      return { kind: "response", response: passThrough(res.status, headers, res.body) };
+    }
+    let read;
+    try {
+      read = await readBodyUpTo(res.body, cache.maxObjectBytes, length, ac.signal);
+    } catch (e) {
+      clearTimeout(timer);
+      metrics.originErrors++;
+      const timedOut = e instanceof BodyError && e.timedOut;
+      log(`origin: ${url}: ${(e as Error).message}`);
+      return {
+        kind: "error",
+        status: timedOut ? 504 : 502,
+        message: (e as Error).message,
+      };
+    }
+    clearTimeout(timer);
+    if (read.kind === "too-large") {
+      metrics.notStored++;
+      const stream = concatStream(read.head, read.rest);
+      return { kind: "response", response: passThrough(res.status, headers, stream) };
+    }
+    metrics.originBytes += read.body.byteLength;
+    const entry = await cache.put(url, req.headers, {
+      status: res.status,
+      headers,
+      body: read.body,
+      requestTime,
+      responseTime,
+    });
+    if (entry === null) {
+      metrics.notStored++;
+      return { kind: "buffered", status: res.status, headers, body: read.body };
+    }
+    return { kind: "entry", entry, xcache: "MISS" };
+  }
+
+  /** Runs a fill for the key, coalesced with concurrent ones, and answers from its result. */
+  async function fillAndServe(
+    req: Request,
+    url: string,
+    key: string,
+    reqCc: CacheControl,
+    stale: CacheEntry | null,
+    verdict: FreshnessVerdict | null,
+  ): Promise<Response> {
+    const auth = req.headers.get("authorization");
+    const flightKey = auth === null ? key : `${key}\nauthorization:${auth}`;
+    let result: FillResult;
+    if (reqCc.noStore) {
+      result = await fill(req, url, reqCc, stale);
+    } else {
+      const c = await coalescer.run(flightKey, () => fill(req, url, reqCc, stale));
+      if (c.role === "leader") result = c.value;
+      else if (c.role === "timeout" || c.value.kind === "response") {
+        // The shared fetch is stuck, or its answer was for its own client only.
+        result = await fill(req, url, reqCc, c.role === "timeout" ? stale : null);
+      } else {
+        metrics.coalesced++;
+        result = c.value;
+      }
+    }
+    switch (result.kind) {
+      case "entry": {
+        if (result.xcache === "REVALIDATED") metrics.revalidated++;
+        else metrics.misses++;
+        const age = evaluateFreshness(result.entry, EMPTY_CACHE_CONTROL, now()).age;
+        return serveEntry(req, result.entry, result.xcache, age);
+      }
+      case "buffered":
+        metrics.misses++;
+        return respondBuffered(result.status, result.headers, result.body);
+      case "response":
+        metrics.misses++;
+        return result.response;
+      case "error":
+        if (stale !== null && verdict !== null && verdict.staleIfError) {
+          metrics.stale++;
+          const age = evaluateFreshness(stale, EMPTY_CACHE_CONTROL, now()).age;
+          return serveEntry(req, stale, "STALE", age);
+        }
+        return textResponse(result.status, result.message);
+    }
+  }
+
+  function revalidateInBackground(req: Request, url: string, key: string, entry: CacheEntry) {
+    const p = coalescer.run(key, () => fill(req, url, EMPTY_CACHE_CONTROL, entry)).then(
+      (c) => {
+        if (c.role === "leader" && c.value.kind === "response") {
+          return c.value.response.body?.cancel();
+        }
+      },
+      (e) => log(`revalidate ${url}: ${(e as Error).message}`),
+    );
+    background.add(p);
+    p.finally(() => background.delete(p));
+  }
+
+  // ---- methods ---------------------------------------------------------------------------
+
+  /** Path and query of an absolute or relative URL of the same origin, else null. */
+  function sameOriginPath(value: string | null, req: Request): string | null {
+    if (value === null) return null;
+    try {
+      const base = new URL(req.url);
+      const u = new URL(value, base);
+      if (u.origin !== base.origin && u.origin !== originBase) return null;
+      return u.pathname + u.search;
+    } catch {
+      return null;
+    }
+  }
+
+  async function forward(req: Request, url: string): Promise<Response> {
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error("origin timeout")), originTimeout);
+    let res: Response;
+    try {
+      metrics.originRequests++;
+      const t0 = now();
+      res = await fetch(originBase + url, {
+        method: req.method,
+        headers: originRequestHeaders(req.headers, FORWARD_DROPPED, via),
+        body: req.body,
+        redirect: "manual",
+        signal: ac.signal,
+      });
+      metrics.observeOriginLatency((now() - t0) / 1000);
+    } catch (e) {
+      metrics.originErrors++;
+      const timedOut = ac.signal.aborted;
+      return textResponse(
+        timedOut ? 504 : 502,
+        timedOut
+          ? `origin did not answer within ${originTimeout} ms`
+          : `origin unreachable: ${(e as Error).message}`,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+    // RFC 9111 §4.4: a non-error answer to an unsafe method invalidates the target URI and
+    // the Location / Content-Location URIs of the same origin.
+    if (res.status < 400) {
+      let n = cache.invalidate(url);
+      for (const name of ["location", "content-location"]) {
+        const path = sameOriginPath(res.headers.get(name), req);
+        if (path !== null) n += cache.invalidate(path);
+      }
+      metrics.purged += n;
+    }
+    return passThrough(res.status, originResponseHeaders(res), res.body);
+  }
+
+  // ---- API -------------------------------------------------------------------------------
+
+  function tokenMatches(given: string): boolean {
+    if (adminToken === null) return false;
+    const a = new TextEncoder().encode(given);
+    const b = new TextEncoder().encode(adminToken);
+    let diff = a.length ^ b.length;
+    for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
+    return diff === 0;
+  }
+
+  async function purge(req: Request): Promise<Response> {
+    if (adminToken === null) {
+      return textResponse(403, "purge is disabled: start the replica with --admin-token");
+    }
+    const auth = req.headers.get("authorization");
+    if (auth === null || !/^Bearer\s+/i.test(auth)) {
+      return textResponse(401, "purge needs Authorization: Bearer TOKEN", [
+        ["www-authenticate", 'Bearer realm="nearcast"'],
+      ]);
+    }
+    if (!tokenMatches(auth.replace(/^Bearer\s+/i, "").trim())) {
+      return textResponse(403, "wrong admin token");
+    }
+    if (req.method !== "POST") {
+      return textResponse(405, "use POST", [["allow", "POST"]]);
+    }
+    const q = new URL(req.url).searchParams;
+    let target: { url?: unknown; prefix?: unknown } = {
+      url: q.get("url") ?? undefined,
+      prefix: q.get("prefix") ?? undefined,
+    };
+    if (target.url === undefined && target.prefix === undefined) {
+      const text = await req.text();
+      if (text.length > MAX_PURGE_BODY) {
+        return textResponse(413, `purge body larger than ${MAX_PURGE_BODY} bytes`);
+      }
+      try {
+        target = JSON.parse(text);
+      } catch {
+        return textResponse(
+          400,
+          'purge body must be JSON: {"url": "/path"} or {"prefix": "/dir/"}',
+        );
+      }
+      if (typeof target !== "object" || target === null) {
+        return textResponse(400, 'purge body must be a JSON object: {"url": "/path"}');
+      }
+    }
+    const toPath = (v: unknown): string | null => {
+      if (typeof v !== "string" || v === "") return null;
+      if (v.startsWith("/")) return v;
+      try {
+        const u = new URL(v);
+        return u.pathname + u.search;
+      } catch {
+        return null;
+      }
+    };
+    let purged = 0;
+    if (target.url !== undefined) {
+      const p = toPath(target.url);
+      if (p === null) {
+        return textResponse(400, `purge url must be a path or URL: received ${target.url}`);
+      }
+      purged += cache.invalidate(p);
+    } else if (target.prefix !== undefined) {
+      const p = toPath(target.prefix);
+      if (p === null) {
+        return textResponse(400, `purge prefix must be a path or URL: received ${target.prefix}`);
+      }
+      purged += cache.purgePrefix(p);
+    } else {
+      return textResponse(400, 'purge needs "url" or "prefix"');
+    }
+    metrics.purged += purged;
+    return Response.json({ purged }, { headers: { "cache-control": "no-store", via } });
+  }
+
+  function api(req: Request, url: string): Response | Promise<Response> {
+    const path = url.split("?")[0];
+    if (path === "/_cdn/purge") return purge(req);
+    if (req.method !== "GET" && req.method !== "HEAD") {
+      if (path === "/_cdn/health" || path === "/_cdn/metrics") {
+        return textResponse(405, "use GET", [["allow", "GET, HEAD"]]);
+      }
+    }
+    if (path === "/_cdn/health") {
+      return Response.json({
+        status: "ok",
+        id: opts.id,
+        origin: originBase,
+        entries: cache.count,
+        usedBytes: cache.usedBytes,
+        budgetBytes: cache.budget,
+        uptimeSeconds: Math.floor((now() - startedAt) / 1000),
+      }, { headers: { "cache-control": "no-store", via } });
+    }
+    if (path === "/_cdn/metrics") {
+      metrics.evictions = cache.evictions;
+      const text = metrics.render({
+        nearcast_http_cache_entries: { help: "Entries in the cache.", value: cache.count },
+        nearcast_http_cache_bytes: {
+          help: "Bytes held by the cache index.",
+          value: cache.usedBytes,
+        },
+        nearcast_http_cache_budget_bytes: { help: "Cache byte budget.", value: cache.budget },
+      });
+      return new Response(text, {
+        headers: {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+          "cache-control": "no-store",
+          via,
+        },
+      });
+    }
+    return textResponse(404, `no such API: ${path} (see /_cdn/health, /_cdn/metrics, /_cdn/purge)`);
+  }
+
+  // ---- entry point -----------------------------------------------------------------------
+
+  function handle(req: Request): Response | Promise<Response> {
+    metrics.requests++;
+    const full = req.url;
+    const slash = full.indexOf("/", full.indexOf("//") + 2);
+    const url = slash < 0 ? "/" : full.slice(slash);
+    if (url.length > MAX_URL_LENGTH) {
+      return textResponse(414, `request target longer than ${MAX_URL_LENGTH} bytes`);
+    }
+    const tooLarge = headerSectionError(req.headers);
+    if (tooLarge !== null) return textResponse(431, tooLarge);
+    if (url.startsWith(API_PREFIX)) return api(req, url);
+    const method = req.method;
+    if (method !== "GET" && method !== "HEAD") return forward(req, url);
+
+    const h = req.headers;
+    const isPeer = h.get(PEER_HEADER) !== null;
+    const ccHeader = h.get("cache-control");
+    let reqCc: CacheControl = EMPTY_CACHE_CONTROL;
+    if (ccHeader !== null) reqCc = parseCacheControl(ccHeader);
+    else if (h.get("pragma")?.toLowerCase().includes("no-cache")) reqCc = NO_CACHE_REQUEST;
+
+    const key = cache.keyFor(url, h);
+    const entry = cache.get(key);
+    if (entry !== null) {
+      const v = evaluateFreshness(entry, reqCc, now());
+      if (v.state === "fresh") {
+        metrics.hits++;
+        return serveEntry(req, entry, "HIT", v.age);
+      }
+      if (!isPeer && v.state !== "revalidate") {
+        metrics.stale++;
+        if (v.state === "stale-while-revalidate") revalidateInBackground(req, url, key, entry);
+        return serveEntry(req, entry, "STALE", v.age);
+      }
+      if (isPeer || reqCc.onlyIfCached) {
+        return textResponse(504, "stale in cache and the request allows only cached answers");
+      }
+      return fillAndServe(req, url, key, reqCc, entry, v);
+    }
+    if (isPeer || reqCc.onlyIfCached) {
+      return textResponse(504, "not in cache and the request allows only cached answers");
+    }
+    return fillAndServe(req, url, key, reqCc, null, null);
+  }
+
+  async function preload(lines: string[], concurrency = 8) {
+    const targets: string[] = [];
+    let failed = 0;
+    for (const [i, raw] of lines.entries()) {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) continue;
+      if (line.startsWith("/")) targets.push(line);
+      else {
+        try {
+          const u = new URL(line);
+          if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http");
+          targets.push(u.pathname + u.search);
+        } catch {
+          failed++;
+          log(`preload: line ${i + 1}: not a path or http(s) URL: ${line}`);
+        }
+      }
+    }
+    let ok = 0;
+    for (let i = 0; i < targets.length; i += concurrency) {
+      const batch = targets.slice(i, i + concurrency);
+      const results = await Promise.all(batch.map(async (path) => {
+        try {
+          const res = await handle(new Request(`http://preload${path}`));
+          await res.body?.cancel();
+          if (res.status >= 400) log(`preload: ${path}: ${res.status}`);
+          return res.status < 400;
+        } catch (e) {
+          log(`preload: ${path}: ${(e as Error).message}`);
+          return false;
+        }
+      }));
+      for (const r of results) r ? ok++ : failed++;
+      log(
+        `preload: batch ${Math.floor(i / concurrency) + 1}/${
+          Math.ceil(targets.length / concurrency)
+        }: ` +
+          `${
+            Math.min(i + concurrency, targets.length)
+          }/${targets.length} fetched, ${failed} failed`,
+      );
+    }
+    log(`preload: done: ${ok} cached, ${failed} failed`);
+    return { ok, failed };
+  }
+
+  return {
+    handler: handle,
+    preload,
+    cache,
+    metrics,
+    async close() {
+      await Promise.allSettled([...background]);
+      opts.store?.close();
+    },
+  };
+}
+
+/** Why a request's header section is too large (RFC 6585 §5), or null. */
+export function headerSectionError(h: Headers): string | null {
+  let total = 0;
+  for (const [name, value] of h) {
+    const n = name.length + value.length + 4;
+    if (n > MAX_HEADER_FIELD_BYTES) {
+      return `header field ${name} is larger than ${MAX_HEADER_FIELD_BYTES} bytes`;
+    }
+    total += n;
+  }
+  return total > MAX_HEADER_BYTES ? `request headers larger than ${MAX_HEADER_BYTES} bytes` : null;
+}
+
+/** Options of {@link serveReplica}. */
+export interface ServeOptions {
+  port: number;
+  hostname?: string;
+  signal?: AbortSignal;
+  onListen?: (addr: Deno.NetAddr) => void;
+}
+
+/** Serves a replica with `Deno.serve`; a handler crash becomes a 500, logged. */
+export function serveReplica(replica: Replica, opts: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
+  return Deno.serve({
+    port: opts.port,
+    hostname: opts.hostname ?? "0.0.0.0",
+    signal: opts.signal,
+    onListen: opts.onListen ?? (() => {}),
+    onError(error) {
+      console.error(`http: internal error: ${(error as Error)?.stack ?? error}`);
+      return new Response("500: internal error\n", {
+        status: 500,
+        headers: { "content-type": "text/plain; charset=utf-8" },
+      });
+    },
+  }, replica.handler);
+}

@@ -1,0 +1,230 @@
+/**
+ * The caching HTTP replica: `deno task http -p PORT -o ORIGIN [--host ADDR] [...]`.
+ * See `--help` and docs/notes/http.md.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
+import { hashKey } from "./lib/cache/hash.ts";
+import { TsLfru } from "./lib/cache/lfru.ts";
+import { createWasmLfru } from "./lib/cache/wasm_lfru.ts";
+import type { CacheIndex } from "./lib/cache/types.ts";
+import { openStore } from "./lib/store/sqlite_store.ts";
+import { createReplica, serveReplica } from "./lib/http/replica.ts";
+import { parseDuration, parseSize } from "./lib/http/units.ts";
+
+/** Default cache budget. */
+const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
+const FLAGS = {
+  port: {
+    type: "string",
+    short: "p",
+    help: "TCP port to listen on (0 picks a free one). Default 8080.",
+  },
+  origin: {
+    type: "string",
+    short: "o",
+    help: "Origin base URL, e.g. http://127.0.0.1:8000. Required.",
+  },
+  host: { type: "string", help: "Address to bind. Default 0.0.0.0." },
+  id: { type: "string", help: "Replica id, shown in `Via: 1.1 nearcast-ID`. Default: HOST-PORT." },
+  "cache-bytes": {
+    type: "string",
+    help: "Cache budget (e.g. 64MiB, 500KB, 1048576). Default 64MiB.",
+  },
+  "max-object-bytes": {
+    type: "string",
+    help: "Largest response cached; larger ones are streamed, not stored. Default: the budget.",
+  },
+  "origin-timeout": {
+    type: "string",
+    help: "Time allowed for the origin's answer (and a cached body), e.g. 10s, 500ms. Default 10s.",
+  },
+  "coalesce-timeout": {
+    type: "string",
+    help:
+      "How long a miss waits for a concurrent fetch of the same key. Default origin-timeout+1s.",
+  },
+  peers: {
+    type: "string",
+    help: "Comma-separated peer base URLs asked before the origin on a miss.",
+  },
+  "peer-timeout": { type: "string", help: "Time allowed for a peer's answer. Default 1s." },
+  preload: {
+    type: "string",
+    help: "File of paths or URLs (one per line, # comments) fetched at start.",
+  },
+  "preload-concurrency": { type: "string", help: "Preload fetches per batch. Default 8." },
+  data: { type: "string", help: "Directory of the durable store; the cache survives restarts." },
+  "admin-token": {
+    type: "string",
+    help: "Bearer token for /_cdn/purge (or env NEARCAST_ADMIN_TOKEN). Purge is off without one.",
+  },
+  index: { type: "string", help: "Cache index implementation: wasm (default) or ts." },
+  help: { type: "boolean", short: "h", help: "Show this help." },
+} as const;
+
+function usage(): string {
+  const lines = ["Usage: deno task http -p PORT -o ORIGIN [options]", "", "Options:"];
+  for (const [name, f] of Object.entries(FLAGS)) {
+    const short = "short" in f ? `-${f.short}, ` : "    ";
+    const arg = f.type === "string" ? " VALUE" : "";
+    lines.push(`  ${short}--${name}${arg}`.padEnd(34) + f.help);
+  }
+  return lines.join("\n");
+}
+
+function fail(message: string): never {
+  console.error(`main_http: ${message}\n\n${usage()}`);
+  Deno.exit(2);
+}
+
+function positiveInt(name: string, value: string): number {
+  if (!/^[0-9]+$/.test(value) || Number(value) <= 0) {
+    fail(`--${name} must be a positive integer: received ${value}`);
+  }
+  return Number(value);
+}
+
+async function main(): Promise<void> {
+  const options = Object.fromEntries(
+    Object.entries(FLAGS).map((
+      [k, f],
+    ) => [k, "short" in f ? { type: f.type, short: f.short } : { type: f.type }]),
+  );
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    values = parseArgs({
+      args: Deno.args,
+      options: options as ParseArgsOptionsConfig,
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (values.help) {
+    console.log(usage());
+    return;
+  }
+  const str = (k: string) => values[k] as string | undefined;
+  const origin = str("origin");
+  if (origin === undefined) fail("--origin is required");
+  const portText = str("port") ?? "8080";
+  if (!/^[0-9]+$/.test(portText) || Number(portText) > 65535) {
+    fail(`--port must be an integer in 0..65535: received ${portText}`);
+  }
+  const port = Number(portText);
+  const host = str("host") ?? "0.0.0.0";
+  const sizeOf = (k: string, d: number) => {
+    const v = str(k);
+    if (v === undefined) return d;
+    try {
+      return parseSize(v);
+    } catch (e) {
+      fail(`--${k}: ${(e as Error).message}`);
+    }
+  };
+  const durationOf = (k: string, d: number) => {
+    const v = str(k);
+    if (v === undefined) return d;
+    try {
+      return parseDuration(v);
+    } catch (e) {
+      fail(`--${k}: ${(e as Error).message}`);
+    }
+  };
+  const cacheBytes = sizeOf("cache-bytes", DEFAULT_CACHE_BYTES);
+  if (cacheBytes <= 0) fail(`--cache-bytes must be positive: received ${str("cache-bytes")}`);
+  const maxObjectBytes = sizeOf("max-object-bytes", cacheBytes);
+  const originTimeoutMs = durationOf("origin-timeout", 10_000);
+  const coalesceTimeoutMs = durationOf("coalesce-timeout", originTimeoutMs + 1000);
+  const peerTimeoutMs = durationOf("peer-timeout", 1000);
+  const peers = (str("peers") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const p of peers) {
+    try {
+      const u = new URL(p);
+      if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error();
+    } catch {
+      fail(`--peers: not an http(s) URL: ${p}`);
+    }
+  }
+  const concurrency = positiveInt("preload-concurrency", str("preload-concurrency") ?? "8");
+  const indexKind = str("index") ?? "wasm";
+  let index: CacheIndex;
+  try {
+    if (indexKind === "wasm") index = createWasmLfru(cacheBytes);
+    else if (indexKind === "ts") index = new TsLfru(cacheBytes);
+    else fail(`--index must be wasm or ts: received ${indexKind}`);
+  } catch (e) {
+    fail(`cannot create the ${indexKind} index: ${(e as Error).message}`);
+  }
+  let preloadLines: string[] | null = null;
+  const preloadFile = str("preload");
+  if (preloadFile !== undefined) {
+    try {
+      preloadLines = (await Deno.readTextFile(preloadFile)).split(/\r?\n/);
+    } catch (e) {
+      fail(`--preload: cannot read ${preloadFile}: ${(e as Error).message}`);
+    }
+  }
+  const dataDir = str("data");
+  let store = null;
+  if (dataDir !== undefined) {
+    try {
+      await Deno.mkdir(dataDir, { recursive: true });
+      store = openStore(dataDir);
+    } catch (e) {
+      fail(`--data: cannot open the store in ${dataDir}: ${(e as Error).message}`);
+    }
+  }
+  const adminToken = str("admin-token") ?? Deno.env.get("NEARCAST_ADMIN_TOKEN") ?? null;
+  let replica;
+  try {
+    replica = createReplica({
+      origin,
+      id: str("id") ?? `${host}-${port}`,
+      index,
+      hashKey,
+      store,
+      maxObjectBytes,
+      originTimeoutMs,
+      coalesceTimeoutMs,
+      peers,
+      peerTimeoutMs,
+      adminToken: adminToken === "" ? null : adminToken,
+      log: (line) => console.log(line),
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  if (store !== null) {
+    const n = replica.cache.load();
+    console.log(`http: loaded ${n} cached entries from ${dataDir}`);
+  }
+  const ac = new AbortController();
+  const server = serveReplica(replica, {
+    port,
+    hostname: host,
+    signal: ac.signal,
+    onListen: (addr) => {
+      const shown = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
+      console.log(
+        `http: listening on http://${shown}:${addr.port}/ (origin ${origin}, index ${indexKind}, ` +
+          `cache ${cacheBytes} bytes${dataDir === undefined ? "" : `, data ${dataDir}`})`,
+      );
+    },
+  });
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(sig, () => ac.abort());
+  }
+  if (preloadLines !== null) {
+    replica.preload(preloadLines, concurrency).catch((e) => console.error(`preload: ${e}`));
+  }
+  await server.finished;
+  await replica.close();
+}
+
+if (import.meta.main) await main();

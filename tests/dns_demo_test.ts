@@ -1,0 +1,84 @@
+/**
+ * `deno task demo`: starts the real processes, the dig commands it prints work and give the
+ * answers it promises, and SIGTERM stops everything.
+ */
+import assert from "node:assert/strict";
+import { parseDig, runClient, within } from "../lib/dns/_testing.ts";
+
+const DEMO = new URL("../scripts/demo.ts", import.meta.url).pathname;
+const READY_MS = 30_000;
+
+/** A port free for both UDP and TCP right now (the demo takes a fixed port). */
+function freePort(): number {
+  for (;;) {
+    const udp = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    const port = (udp.addr as Deno.NetAddr).port;
+    try {
+      Deno.listen({ hostname: "127.0.0.1", port }).close();
+      return port;
+    } catch {
+      /* taken for TCP: try another */
+    } finally {
+      udp.close();
+    }
+  }
+}
+
+Deno.test("demo: starts the DNS server, its printed commands work, SIGTERM stops it", async () => {
+  const port = freePort();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", DEMO, "--dns-port", String(port)],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  let out = "";
+  let up: () => void = () => {};
+  const isUp = new Promise<void>((r) => (up = r));
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const t of s.pipeThrough(new TextDecoderStream())) {
+      out += t;
+      if (out.includes("Ctrl-C stops everything")) up();
+    }
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  try {
+    await within(Promise.race([isUp, child.status]), READY_MS, "demo start");
+    assert.match(out, /Ctrl-C stops everything/, out);
+    // Every printed dig line with an expected address after "->" or ":" is run and checked.
+    const lines = out.split("\n").filter((l) => l.trim().startsWith("dig "));
+    assert.ok(lines.length >= 10, out);
+    let checked = 0;
+    for (const line of lines) {
+      const [cmd, comment] = line.trim().split("#");
+      const r = parseDig((await runClient("dig", cmd.trim().split(/\s+/).slice(1))).stdout);
+      const want = /127\.0\.0\.1\d/.exec(comment)?.[0];
+      if (want) {
+        assert.deepEqual(r.answer.map((a) => a.data), [want], `${line}\n${r.raw}`);
+        checked++;
+      } else if (/NXDOMAIN/.test(comment)) {
+        assert.equal(r.status, "NXDOMAIN", r.raw);
+      } else if (/REFUSED/.test(comment)) {
+        assert.equal(r.status, "REFUSED", r.raw);
+      } else if (/NODATA/.test(comment)) {
+        assert.deepEqual([r.status, r.answer.length, r.authority[0]?.type], ["NOERROR", 0, "SOA"]);
+      } else {
+        assert.equal(r.status, "NOERROR", r.raw);
+      }
+    }
+    assert.ok(checked >= 7, `only ${checked} answers checked`);
+  } finally {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* exited */ }
+    const status = await within(child.status, 10_000, "demo exit").catch(() => {
+      child.kill("SIGKILL");
+      return child.status;
+    });
+    await pumps;
+    assert.equal(status.code, 0, out);
+  }
+  assert.match(out, /\[dns\] dns: stopped/, out);
+  // The DNS child is gone: its port can be bound again.
+  Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
+});

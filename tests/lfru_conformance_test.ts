@@ -1,0 +1,228 @@
+/**
+ * One conformance suite for both LFRU implementations (TypeScript reference and WASM).
+ */
+import { assert, assertEquals, assertThrows } from "./_lfru_assert.ts";
+import { TsLfru } from "../lib/cache/lfru.ts";
+import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
+import type { CacheIndex, LfruOptions } from "../lib/cache/types.ts";
+
+type Index = CacheIndex & { frequency(hi: number, lo: number): number };
+const IMPLEMENTATIONS: [string, (budget: number, options?: LfruOptions) => Index][] = [
+  ["ts", (b, o) => new TsLfru(b, o)],
+  ["wasm", (b, o) => createWasmLfru(b, o)],
+];
+
+/** Small deterministic PRNG (mulberry32) so failures reproduce. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A request as the replica makes it: get, and on a miss set. Returns the slot or -1. */
+function request(c: CacheIndex, key: number, size = 1): number {
+  const s = c.get(0, key);
+  return s >= 0 ? s : c.set(0, key, size);
+}
+
+function evictedList(c: CacheIndex): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < c.evictedCount(); i++) out.push(c.evictedSlot(i));
+  return out;
+}
+
+for (const [name, make] of IMPLEMENTATIONS) {
+  Deno.test(`${name}: bad budgets and options are RangeErrors`, () => {
+    for (const b of [-1, 0, 1.5, NaN, Infinity, 2 ** 53]) {
+      assertThrows(() => make(b), RangeError, "budget must be a positive integer");
+    }
+    assertThrows(() => make(10, { windowFraction: 2 }), RangeError, "windowFraction");
+    assertThrows(() => make(10, { maxFrequency: 0 }), RangeError, "maxFrequency");
+    assertThrows(() => make(10, { victimScan: 1.5 }), RangeError, "victimScan");
+    assertThrows(() => make(10, { initialCapacity: 8 }), RangeError, "initialCapacity");
+    const c = make(10);
+    assertThrows(() => c.set(0, 1, -1), RangeError, "size must be an integer");
+    assertThrows(() => c.set(0, 1, 2 ** 32), RangeError, "size must be an integer");
+    assertThrows(() => c.set(0, 1, 0.5), RangeError, "size must be an integer");
+  });
+
+  Deno.test(`${name}: budget, byte accounting and reported evictions agree with a model`, () => {
+    const budget = 5000;
+    const c = make(budget, { initialCapacity: 16 });
+    const r = rng(1);
+    const live = new Map<number, { slot: number; size: number }>();
+    for (let i = 0; i < 20_000; i++) {
+      const key = Math.floor(r() ** 2 * 400);
+      const op = r();
+      if (op < 0.7) {
+        const s = c.get(0, key);
+        assertEquals(s, live.get(key)?.slot ?? -1, "get returns the live slot");
+      } else if (op < 0.95) {
+        const size = Math.floor(r() * 300);
+        const before = new Map(live);
+        const s = c.set(0, key, size);
+        const evicted = evictedList(c);
+        for (const slot of evicted) {
+          const k = [...live].find(([, v]) => v.slot === slot)?.[0];
+          assert(k !== undefined, `evicted slot ${slot} was live`);
+          live.delete(k);
+        }
+        if (s >= 0) live.set(key, { slot: s, size });
+        else live.delete(key);
+        // Every key that disappeared was reported, and only those.
+        for (const [k] of before) {
+          if (k !== key || s >= 0) assertEquals(c.peek(0, k) >= 0, live.has(k), `key ${k}`);
+        }
+      } else {
+        const s = c.delete(0, key);
+        assertEquals(s, live.get(key)?.slot ?? -1, "delete returns the freed slot");
+        live.delete(key);
+      }
+      assert(c.usedBytes <= budget, `usedBytes ${c.usedBytes} over budget`);
+      let sum = 0;
+      for (const v of live.values()) sum += v.size;
+      assertEquals(c.usedBytes, sum, "usedBytes is the sum of live sizes");
+      assertEquals(c.count, live.size, "count");
+    }
+    const slots = new Set([...live.values()].map((v) => v.slot));
+    assertEquals(slots.size, live.size, "live slots are unique");
+  });
+
+  Deno.test(`${name}: slots are small and reused after eviction and deletion`, () => {
+    const c = make(1_000_000, { initialCapacity: 16 });
+    for (let k = 0; k < 1000; k++) assertEquals(c.set(0, k, 1), k, "fresh slots in order");
+    for (let k = 0; k < 1000; k++) assertEquals(c.peek(0, k), k, "all present after growth");
+    const freed = new Set<number>();
+    for (let k = 0; k < 1000; k += 3) freed.add(c.delete(0, k));
+    for (let k = 1000; k < 1000 + freed.size; k++) {
+      const s = c.set(0, k, 1);
+      assert(freed.delete(s), `slot ${s} is a freed one`);
+    }
+    // A small cache under churn never uses a slot beyond its peak entry count.
+    const small = make(50);
+    let maxSlot = -1;
+    for (let k = 0; k < 10_000; k++) maxSlot = Math.max(maxSlot, request(small, k));
+    assert(maxSlot < 51, `max slot ${maxSlot}`);
+  });
+
+  Deno.test(`${name}: frequent keys survive a scan of one-time keys`, () => {
+    const c = make(100);
+    for (let round = 0; round < 5; round++) {
+      for (let k = 0; k < 50; k++) request(c, k);
+    }
+    // Six times the cache in one-time keys, within one aging period (10 × entries uses).
+    for (let k = 1000; k < 1600; k++) request(c, k);
+    for (let k = 0; k < 50; k++) assert(c.peek(0, k) >= 0, `hot key ${k} evicted by a scan`);
+  });
+
+  Deno.test(`${name}: aging lets a new working set replace an old popular one`, () => {
+    const c = make(100);
+    for (let round = 0; round < 50; round++) {
+      for (let k = 0; k < 80; k++) request(c, k);
+    }
+    for (let round = 0; round < 200; round++) {
+      for (let k = 500; k < 580; k++) request(c, k);
+    }
+    let present = 0;
+    for (let k = 500; k < 580; k++) if (c.peek(0, k) >= 0) present++;
+    assertEquals(present, 80, "the new working set is cached");
+  });
+
+  Deno.test(`${name}: recency decides within the privileged segment`, () => {
+    // Fill, promote everything (second use), then touch half: the untouched half goes first.
+    const c = make(1000, { windowFraction: 0, protectedFraction: 1 });
+    for (let k = 0; k < 100; k++) c.set(0, k, 10);
+    for (let k = 0; k < 100; k++) c.get(0, k);
+    for (let k = 50; k < 100; k++) c.get(0, k);
+    for (let k = 0; k < 100; k++) c.get(0, k + 1000); // make the newcomers as frequent
+    for (let k = 0; k < 100; k++) c.get(0, k + 1000);
+    for (let k = 0; k < 100; k++) c.get(0, k + 1000);
+    c.set(0, 1000, 100);
+    const gone = evictedList(c);
+    assertEquals(gone.length, 10);
+    for (const s of gone) assert(s < 10, `evicted slot ${s} is among the least recent`);
+  });
+
+  Deno.test(`${name}: get counts a use and peek does not`, () => {
+    const c = make(100);
+    assertEquals(c.frequency(0, 7), 0);
+    c.peek(0, 7);
+    assertEquals(c.frequency(0, 7), 0);
+    c.get(0, 7);
+    c.get(0, 7);
+    assertEquals(c.frequency(0, 7), 2);
+  });
+
+  Deno.test(`${name}: pinned entries are never evicted and count toward usedBytes`, () => {
+    const c = make(1000);
+    const pinnedSlots = new Map<number, number>();
+    for (let k = 0; k < 10; k++) pinnedSlots.set(k, c.set(7, k, 50, true));
+    assertEquals(c.usedBytes, 500);
+    for (let k = 100; k < 20_000; k++) request(c, k, 1 + (k % 37));
+    for (const [k, s] of pinnedSlots) assertEquals(c.peek(7, k), s, `pinned ${k}`);
+    assert(c.usedBytes <= 1000);
+    // Space for pinned entries is limited by the budget only.
+    assertEquals(c.set(7, 99, 501, true), -1, "pinned over the budget is refused");
+    assertEquals(c.set(7, 99, 500, true) >= 0, true, "pinned that fits evicts unpinned");
+    assertEquals(c.usedBytes, 1000);
+    assertEquals(c.set(0, 5, 1), -1, "no room left for unpinned entries");
+    // Unpinning makes an entry evictable again.
+    c.set(7, 99, 500, false);
+    for (let k = 30_000; k < 31_000; k++) request(c, k, 10);
+    for (const [k, s] of pinnedSlots) assertEquals(c.peek(7, k), s, `pinned ${k}`);
+  });
+
+  Deno.test(`${name}: delete frees bytes, the slot and the key`, () => {
+    const c = make(100);
+    const s = c.set(1, 2, 40);
+    c.set(1, 3, 30);
+    assertEquals(c.delete(1, 2), s);
+    assertEquals(c.delete(1, 2), -1);
+    assertEquals(c.peek(1, 2), -1);
+    assertEquals(c.get(1, 2), -1);
+    assertEquals(c.usedBytes, 30);
+    assertEquals(c.count, 1);
+    assertEquals(c.evictedCount(), 0);
+    assertEquals(c.set(1, 4, 5), s, "the freed slot is reused");
+  });
+
+  Deno.test(`${name}: set of a present key updates its size in place`, () => {
+    const c = make(100);
+    const a = c.set(0, 1, 10);
+    c.set(0, 2, 10);
+    assertEquals(c.set(0, 1, 60), a);
+    assertEquals(c.usedBytes, 70);
+    assertEquals(c.count, 2);
+    assertEquals(c.set(0, 1, 5), a);
+    assertEquals(c.usedBytes, 15);
+    // Growing past the budget drops the key and reports its slot.
+    assertEquals(c.set(0, 1, 101), -1);
+    assertEquals(evictedList(c), [a]);
+    assertEquals(c.peek(0, 1), -1);
+    assertEquals(c.usedBytes, 10);
+  });
+
+  Deno.test(`${name}: an object larger than the budget is refused without evicting`, () => {
+    const c = make(100);
+    for (let k = 0; k < 10; k++) c.set(0, k, 10);
+    assertEquals(c.set(0, 99, 101), -1);
+    assertEquals(c.evictedCount(), 0);
+    assertEquals(c.count, 10);
+    assertEquals(c.usedBytes, 100);
+    assertEquals(c.peek(0, 99), -1);
+  });
+
+  Deno.test(`${name}: 64-bit keys differing in one half are distinct`, () => {
+    const c = make(1000);
+    const a = c.set(0xffffffff, 1, 1);
+    const b = c.set(1, 0xffffffff, 1);
+    const d = c.set(-1, 1, 1); // same as 0xffffffff: halves are taken mod 2^32
+    assert(a !== b);
+    assertEquals(d, a);
+    assertEquals(c.count, 2);
+  });
+}

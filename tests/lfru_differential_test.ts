@@ -1,0 +1,88 @@
+/**
+ * Seeded randomized differential test: the WASM index must give exactly the results of the
+ * TypeScript reference (slot returned, evicted slots, usedBytes, count) on the same operations.
+ */
+import { assertEquals } from "./_lfru_assert.ts";
+import { TsLfru } from "../lib/cache/lfru.ts";
+import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
+import type { LfruOptions } from "../lib/cache/types.ts";
+
+/** Operations per configuration; the suite runs several configurations. */
+const OPERATIONS = 60_000;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const CONFIGS: { name: string; budget: number; keys: number; options: LfruOptions }[] = [
+  { name: "defaults, small budget", budget: 20_000, keys: 3000, options: {} },
+  {
+    name: "growth, scan 4, fast aging",
+    budget: 2_000_000,
+    keys: 20_000,
+    options: { initialCapacity: 16, victimScan: 4, sampleFactor: 2, maxFrequency: 7 },
+  },
+  {
+    name: "big window, no privileged segment",
+    budget: 50_000,
+    keys: 5000,
+    options: { windowFraction: 0.3, protectedFraction: 0, maxFrequency: 255 },
+  },
+];
+
+for (const [i, cfg] of CONFIGS.entries()) {
+  Deno.test(`wasm and ts agree: ${cfg.name} (${OPERATIONS} ops)`, () => {
+    const r = rng(1000 + i);
+    const ts = new TsLfru(cfg.budget, cfg.options);
+    const wasm = createWasmLfru(cfg.budget, cfg.options);
+    // A fixed random upper half per key, so both 32-bit halves matter.
+    const his = new Uint32Array(cfg.keys).map(() => Math.floor(r() * 2 ** 32));
+    for (let n = 0; n < OPERATIONS; n++) {
+      const k = Math.floor(r() ** 3 * cfg.keys);
+      const hi = his[k];
+      const op = r();
+      let a: number, b: number, what: string;
+      if (op < 0.55) {
+        what = "get";
+        a = ts.get(hi, k);
+        b = wasm.get(hi, k);
+      } else if (op < 0.6) {
+        what = "peek";
+        a = ts.peek(hi, k);
+        b = wasm.peek(hi, k);
+      } else if (op < 0.95) {
+        what = "set";
+        // Heavy-tailed sizes, now and then bigger than the whole budget.
+        const size = Math.min(Math.floor(10 * Math.exp(r() * 9)), 2 ** 32 - 1);
+        const pinned = r() < 0.01;
+        a = ts.set(hi, k, size, pinned);
+        b = wasm.set(hi, k, size, pinned);
+      } else {
+        what = "delete";
+        a = ts.delete(hi, k);
+        b = wasm.delete(hi, k);
+      }
+      if (a !== b) assertEquals(b, a, `op ${n} ${what}(${hi}, ${k}) result`);
+      if (ts.evictedCount() !== wasm.evictedCount()) {
+        assertEquals(wasm.evictedCount(), ts.evictedCount(), `op ${n} evictedCount`);
+      }
+      for (let e = 0; e < ts.evictedCount(); e++) {
+        if (ts.evictedSlot(e) !== wasm.evictedSlot(e)) {
+          assertEquals(wasm.evictedSlot(e), ts.evictedSlot(e), `op ${n} evicted[${e}]`);
+        }
+      }
+      if (ts.usedBytes !== wasm.usedBytes || ts.count !== wasm.count) {
+        assertEquals([wasm.usedBytes, wasm.count], [ts.usedBytes, ts.count], `op ${n} state`);
+      }
+      if ((n & 255) === 0 && ts.frequency(hi, k) !== wasm.frequency(hi, k)) {
+        assertEquals(wasm.frequency(hi, k), ts.frequency(hi, k), `op ${n} frequency`);
+      }
+    }
+  });
+}
