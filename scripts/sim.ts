@@ -13,7 +13,7 @@ import { parseArgs } from "node:util";
 import { TsLfru } from "../lib/cache/lfru.ts";
 import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
 import type { CacheIndex, LfruOptions } from "../lib/cache/types.ts";
-import { FRACTIONS, type TraceSpec, TRACES } from "./gen_traces.ts";
+import { FRACTIONS, TRACES, type TraceSpec } from "./gen_traces.ts";
 
 /** A parsed trace with objects renumbered densely (0..objects-1) in first-seen order. */
 export interface Trace {
@@ -387,8 +387,10 @@ async function main(): Promise<number> {
     try {
       bytes = await Deno.readFile(path);
     } catch (e) {
-      console.error(`cannot read ${path}: ${(e as Error).message}` +
-        (spec ? " (run `deno task traces`)" : ""));
+      console.error(
+        `cannot read ${path}: ${(e as Error).message}` +
+          (spec ? " (run `deno task traces`)" : ""),
+      );
       return 1;
     }
     const trace = parseTrace(bytes);

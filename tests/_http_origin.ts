@@ -21,6 +21,8 @@ export interface Route {
   chunkDelayMs?: number;
   /** Error the body stream after this many bytes (the connection is cut). */
   cutAfter?: number;
+  /** Answer a single `Range: bytes=A-B` with 206. */
+  ranges?: boolean;
   /** Other answers for other methods, e.g. `{ POST: { status: 201 } }`. */
   methods?: Record<string, Route>;
   /** Answer 304 when If-None-Match / If-Modified-Since match these headers. */
@@ -68,6 +70,7 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
           seen,
           count: (p) => counts.get(p) ?? 0,
           async close() {
+            if (ac.signal.aborted) return;
             ac.abort();
             await server.finished;
             await Promise.allSettled([...pending]);
@@ -109,6 +112,12 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
       const raw = typeof route.body === "function" ? route.body(req, n) : route.body ?? "";
       const body = typeof raw === "string" ? enc.encode(raw) : raw;
       const status = route.status ?? 200;
+      const m = route.ranges ? /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "") : null;
+      if (m !== null) {
+        const [a, b] = [Number(m[1]), Math.min(Number(m[2]), body.byteLength - 1)];
+        headers.set("content-range", `bytes ${a}-${b}/${body.byteLength}`);
+        return new Response(body.slice(a, b + 1), { status: 206, headers });
+      }
       if (route.chunks === undefined && route.cutAfter === undefined) {
         const nullBody = status === 204 || status === 304 || req.method === "HEAD";
         return new Response(nullBody ? null : body, { status, headers });

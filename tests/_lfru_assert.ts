@@ -9,10 +9,9 @@ export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
   deepStrictEqual(actual, expected, msg);
 }
 
-// deno-lint-ignore no-explicit-any
 export function assertThrows(
   fn: () => unknown,
-  type: new (...a: any[]) => Error,
+  type: new (...a: never[]) => Error,
   includes: string,
 ) {
   throws(fn, (e: unknown) => {

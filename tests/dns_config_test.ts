@@ -236,3 +236,13 @@ Deno.test("the server refuses to start on bad config files and flags", async (t)
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the config examples in docs/notes/dns.md and the demo config parse", async () => {
+  const doc = await Deno.readTextFile(new URL("../docs/notes/dns.md", import.meta.url));
+  const blocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]);
+  assert.ok(blocks.length >= 1, "no json block in docs/notes/dns.md");
+  for (const b of blocks) parseConfig(b, "docs/notes/dns.md");
+  const demo = new URL("../scripts/demo/cdn.json", import.meta.url);
+  const c = parseConfig(await Deno.readTextFile(demo), "scripts/demo/cdn.json");
+  assert.deepEqual(c.replicas.map((r) => r.id), ["nyc", "lon", "tok"]);
+});

@@ -174,6 +174,14 @@ Deno.test("geo policy: nearest live replica with the family, ranked; rotation ot
     firsts.push(sel.replicas[0].id);
   }
   assert.deepEqual(firsts, ["nyc", "lon", "tok", "nyc", "lon", "tok"]);
+  // Membership changes re-rank: a replica added in Paris wins for Paris, removal undoes it.
+  set.upsert({ id: "par", ipv4: 0xc0000228, ipv6: null, lat: 48.85, lon: 2.35, live: true });
+  policy.select(client("198.51.100.9"), 4, 1, sel);
+  assert.deepEqual(ids(), ["par"]);
+  assert.ok(set.remove("par"));
+  assert.equal(set.remove("par"), false);
+  policy.select(client("198.51.100.9"), 4, 1, sel);
+  assert.deepEqual(ids(), ["lon"]);
   // Nothing eligible: count 0.
   for (const r of ["nyc", "lon", "tok"]) set.setLive(r, false);
   policy.select(client("198.51.100.9"), 4, 3, sel);

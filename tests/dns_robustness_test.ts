@@ -17,7 +17,7 @@ import {
   udpClient,
   within,
 } from "../lib/dns/_testing.ts";
-import { mutatedPackets } from "./_dns_packets.ts";
+import { mutatedPackets, validQueries } from "./_dns_packets.ts";
 
 const ZONE = "cdn.test";
 const CONFIG = {
@@ -171,3 +171,34 @@ for (const codec of ["wasm", "ts"]) {
     assert.ok(stats.FORMERR > 0 && stats.dropped > 0, JSON.stringify(stats));
   });
 }
+
+Deno.test("valid queries: the wasm and ts servers answer byte for byte alike", async () => {
+  const wasm = await startServer(ZONE, CONFIG, ["--codec", "wasm"]);
+  const ts = await startServer(ZONE, CONFIG, ["--codec", "ts"]);
+  const a = udpClient(wasm.port), b = udpClient(ts.port);
+  try {
+    const queries = validQueries(11, 1000, ZONE);
+    const rcodes = new Map<number, number>();
+    for (const [i, q] of queries.entries()) {
+      await a.send(q);
+      await b.send(q);
+      const [ra, rb] = await Promise.all([a.receive(READ_MS), b.receive(READ_MS)]);
+      assert.deepEqual(ra, rb, `query ${i}: the two servers differ`);
+      const h = readHeader(ra);
+      assert.equal(h.id, (q[0] << 8) | q[1], `query ${i}`);
+      assert.ok(h.qr && !h.ra, `query ${i}`);
+      rcodes.set(h.rcode, (rcodes.get(h.rcode) ?? 0) + 1);
+    }
+    // Well-formed queries are never FORMERR or SERVFAIL; the mix covers the main outcomes.
+    assert.equal(rcodes.get(1), undefined, `FORMERR for a valid query: ${[...rcodes]}`);
+    assert.equal(rcodes.get(2), undefined, `SERVFAIL: ${[...rcodes]}`);
+    for (const rcode of [0, 3, 5]) {
+      assert.ok(rcodes.get(rcode), `no rcode ${rcode}: ${[...rcodes]}`);
+    }
+  } finally {
+    a.close();
+    b.close();
+    await wasm.close();
+    await ts.close();
+  }
+});

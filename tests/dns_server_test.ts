@@ -136,6 +136,13 @@ Deno.test("dns server answers dig and kdig over UDP and TCP", async (t) => {
       assert.ok(rd.flags.has("rd"), rd.raw);
       assert.equal(rd.question, "CdN.TeSt.", rd.raw);
       assert.equal(rd.answer[0].name, "CdN.TeSt.", rd.raw);
+      // RFC 4035 §3.2.2: CD is copied; RFC 3225: DO is copied into the OPT record.
+      const cd = await dig(port, "+cdflag", "+dnssec", "cdn.test", "SOA");
+      assert.ok(cd.flags.has("cd"), cd.raw);
+      assert.match(cd.raw, /; EDNS: version: 0, flags: do;/, cd.raw);
+      const nocd = await dig(port, "cdn.test", "SOA");
+      assert.ok(!nocd.flags.has("cd"), nocd.raw);
+      assert.doesNotMatch(nocd.raw, /flags: do;/, nocd.raw);
       const norec = await kdig(port, "+norecurse", "cdn.test", "A");
       assertAuthoritative(norec, "NOERROR");
       assert.ok(!norec.flags.has("rd"), norec.raw);

@@ -92,6 +92,29 @@ Deno.test("http peers and preload", async (t) => {
         504,
       );
     });
+
+    await t.step("a peer whose body breaks is passed over for the origin", async () => {
+      const fakePeer = await startOrigin({
+        "/pc": {
+          headers: { "x-cache": "HIT", "cache-control": "max-age=60" },
+          body: "x".repeat(1000),
+          chunks: 4,
+          cutAfter: 250,
+        },
+      });
+      origin.routes.set("/pc", { headers: { "cache-control": "max-age=60" }, body: "whole" });
+      const c = await startReplica(["-o", origin.url, "--id", "c", "--peers", fakePeer.url]);
+      try {
+        const r = await get(c.url + "/pc");
+        assertEquals([r.status, r.body], [200, "whole"]);
+        equal(origin.count("/pc"), 1);
+        equal(fakePeer.seen[0].headers.get("x-nearcast-peer"), "1");
+        equal((await get(c.url + "/pc")).x, "HIT");
+      } finally {
+        await c.close();
+        await fakePeer.close();
+      }
+    });
   } finally {
     await b?.close();
     await a?.close();

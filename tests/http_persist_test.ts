@@ -8,6 +8,8 @@ import { startOrigin } from "./_http_origin.ts";
 import { startReplica } from "./_http_replica.ts";
 
 const BIG = new Uint8Array(200_000).map((_, i) => (i * 7) % 256);
+/** Above the cache's FILE_SERVE_THRESHOLD: hits stream it from the store's file. */
+const FILE = new Uint8Array(1_500_000).map((_, i) => (i * 31) % 256);
 const HUGE = new Uint8Array(6 * 1024 * 1024).map((_, i) => (i * 13 + (i >> 10)) % 256);
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
@@ -23,6 +25,7 @@ Deno.test("http persist: a restarted replica serves its cache without the origin
       headers: { "cache-control": "max-age=600", "content-type": "application/octet-stream" },
       body: BIG,
     },
+    "/file": { headers: { "cache-control": "max-age=600" }, body: FILE },
     "/vary": {
       headers: { "cache-control": "max-age=600", vary: "Accept-Language" },
       body: (req) => `lang=${req.headers.get("accept-language")}`,
@@ -31,12 +34,16 @@ Deno.test("http persist: a restarted replica serves its cache without the origin
   const dir = await Deno.makeTempDir({ prefix: "nearcast_http_persist_" });
   let replica = await startReplica(["-o", origin.url, "--id", "p", "--data", dir]);
   try {
-    for (const p of ["/small", "/big"]) await (await fetch(replica.url + p)).arrayBuffer();
+    for (const p of ["/small", "/big", "/file"]) await (await fetch(replica.url + p)).arrayBuffer();
+    // Before the restart too, the file-backed body is served from the store's file.
+    const fromFile = await fetch(replica.url + "/file");
+    equal(fromFile.headers.get("x-cache"), "HIT");
+    ok(same(new Uint8Array(await fromFile.arrayBuffer()), FILE));
     await (await fetch(replica.url + "/vary", { headers: { "accept-language": "de" } })).text();
     await replica.close();
     replica = await startReplica(["-o", origin.url, "--id", "p", "--data", dir]);
     ok(
-      replica.lines.some((l) => l === `http: loaded 3 cached entries from ${dir}`),
+      replica.lines.some((l) => l === `http: loaded 4 cached entries from ${dir}`),
       replica.lines.join("\n"),
     );
     const small = await fetch(replica.url + "/small");
@@ -48,12 +55,61 @@ Deno.test("http persist: a restarted replica serves its cache without the origin
     assertEquals([range.status, [...new Uint8Array(await range.arrayBuffer())]], [206, [
       ...BIG.subarray(100, 105),
     ]]);
+    const file = await fetch(replica.url + "/file");
+    assertEquals([file.headers.get("x-cache"), file.headers.get("content-length")], [
+      "HIT",
+      "1500000",
+    ]);
+    ok(same(new Uint8Array(await file.arrayBuffer()), FILE));
+    const fileRange = await fetch(replica.url + "/file", { headers: { range: "bytes=-2" } });
+    assertEquals([...new Uint8Array(await fileRange.arrayBuffer())], [...FILE.subarray(-2)]);
     const de = await fetch(replica.url + "/vary", { headers: { "accept-language": "de" } });
     assertEquals([de.headers.get("x-cache"), await de.text()], ["HIT", "lang=de"]);
     const inm = await fetch(replica.url + "/small", { headers: { "if-none-match": '"s"' } });
     await inm.body?.cancel();
     equal(inm.status, 304);
-    for (const p of ["/small", "/big", "/vary"]) equal(origin.count(p), 1, p);
+    for (const p of ["/small", "/big", "/file", "/vary"]) equal(origin.count(p), 1, p);
+  } finally {
+    await replica.close();
+    await origin.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** Paths of the files under `dir` of exactly `size` bytes. */
+async function filesOfSize(dir: string, size: number): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    const p = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...await filesOfSize(p, size));
+    else if (e.isFile && (await Deno.stat(p)).size === size) out.push(p);
+  }
+  return out;
+}
+
+Deno.test("http persist: a stored body corrupted on disk is refetched, never served", async () => {
+  const origin = await startOrigin({
+    "/file": { headers: { "cache-control": "max-age=600" }, body: FILE },
+  });
+  const dir = await Deno.makeTempDir({ prefix: "nearcast_http_corrupt_" });
+  let replica = await startReplica(["-o", origin.url, "--id", "p", "--data", dir]);
+  try {
+    await (await fetch(replica.url + "/file")).arrayBuffer();
+    await replica.close();
+    const files = await filesOfSize(dir, FILE.byteLength);
+    equal(files.length, 1, "one body file");
+    const f = await Deno.open(files[0], { read: true, write: true });
+    await f.seek(1000, Deno.SeekMode.Start);
+    await f.write(new Uint8Array([FILE[1000] ^ 0xff]));
+    f.close();
+    replica = await startReplica(["-o", origin.url, "--id", "p", "--data", dir]);
+    const res = await fetch(replica.url + "/file");
+    const body = new Uint8Array(await res.arrayBuffer());
+    ok(same(body, FILE), "the correct body");
+    equal(origin.count("/file"), 2);
+    const again = await fetch(replica.url + "/file");
+    equal(again.headers.get("x-cache"), "HIT");
+    ok(same(new Uint8Array(await again.arrayBuffer()), FILE));
   } finally {
     await replica.close();
     await origin.close();

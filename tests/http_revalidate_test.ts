@@ -174,6 +174,18 @@ Deno.test("http revalidation: 304s, stale-while-revalidate, stale-if-error, requ
       equal((await get(replica.url + "/rns")).x, "MISS");
       ok(origin.count("/rns") === 2);
     });
+
+    await t.step("stale-if-error also covers an origin that is down", async () => {
+      origin.routes.set("/sie-down", {
+        headers: { "cache-control": "max-age=0, stale-if-error=60" },
+        body: "kept",
+      });
+      await get(replica.url + "/sie-down");
+      await origin.close();
+      const r = await get(replica.url + "/sie-down");
+      assertEquals([r.status, r.x, r.body], [200, "STALE", "kept"]);
+      equal((await get(replica.url + "/nosie")).status, 502);
+    });
   } finally {
     await replica.close();
     await origin.close();

@@ -226,3 +226,40 @@ for (const [name, make] of IMPLEMENTATIONS) {
     assertEquals(c.count, 2);
   });
 }
+
+for (
+  const [name, make] of [
+    ["ts", (b: number) => new TsLfru(b)],
+    ["wasm", (b: number) => createWasmLfru(b)],
+  ] as const
+) {
+  Deno.test(`${name}: a batch replays get-then-set and reports per-request evictions`, () => {
+    const c = make(3);
+    const input = c.batchInput();
+    // Keys 1, 2, 1, 3, 4, 5 of size 1 in a cache of 3 bytes.
+    const keys = [1, 2, 1, 3, 4, 5];
+    keys.forEach((k, i) => input.set([0, k, 1], 3 * i));
+    assertEquals(c.requests(keys.length), keys.length);
+    const res = [...c.batchResults().subarray(0, keys.length)];
+    const STORED = 0x4000_0000;
+    assertEquals(res[0], 0 | STORED, "miss stored in slot 0");
+    assertEquals(res[1], 1 | STORED);
+    assertEquals(res[2], 0, "hit returns the slot");
+    assertEquals(res[3], 2 | STORED);
+    // Reference replay with single calls gives the same slots and evictions.
+    const d = make(3);
+    const ends: number[] = [];
+    const evicted: number[] = [];
+    for (const k of keys) {
+      const s = d.get(0, k);
+      if (s < 0) {
+        d.set(0, k, 1);
+        for (let e = 0; e < d.evictedCount(); e++) evicted.push(d.evictedSlot(e));
+      }
+      ends.push(evicted.length);
+    }
+    assertEquals(keys.map((_, i) => c.batchEvictedEnd(i)), ends);
+    assertEquals(evicted.map((_, j) => c.batchEvictedSlot(j)), evicted);
+    assertThrows(() => c.requests(1025), RangeError, "batch length");
+  });
+}

@@ -86,3 +86,48 @@ for (const [i, cfg] of CONFIGS.entries()) {
     }
   });
 }
+
+Deno.test("wasm and ts agree on batched requests (growth, early stops included)", () => {
+  const r = rng(77);
+  const opts: LfruOptions = { initialCapacity: 16 };
+  // A small cache (a few dozen entries) so that busy batches outgrow the eviction list.
+  const ts = new TsLfru(60_000, opts);
+  const wasm = createWasmLfru(60_000, opts);
+  let shortBatches = 0;
+  let evictions = 0;
+  for (let batch = 0; batch < 150; batch++) {
+    const n = 1 + Math.floor(r() * 1024);
+    const a = ts.batchInput();
+    const b = wasm.batchInput();
+    for (let i = 0; i < n; i++) {
+      const k = Math.floor(r() ** 2 * 8000);
+      a[3 * i] = b[3 * i] = k * 7;
+      a[3 * i + 1] = b[3 * i + 1] = k;
+      a[3 * i + 2] = b[3 * i + 2] = 1 + Math.floor(r() * 2000);
+    }
+    const doneA = ts.requests(n);
+    const doneB = wasm.requests(n);
+    assertEquals(doneB, doneA, `batch ${batch} done`);
+    if (doneA < n) shortBatches++;
+    const ra = ts.batchResults();
+    const rb = wasm.batchResults();
+    for (let i = 0; i < doneA; i++) {
+      if (ra[i] !== rb[i]) assertEquals(rb[i], ra[i], `batch ${batch} result ${i}`);
+      const end = ts.batchEvictedEnd(i);
+      if (end !== wasm.batchEvictedEnd(i)) {
+        assertEquals(wasm.batchEvictedEnd(i), end, `batch ${batch} end ${i}`);
+      }
+    }
+    const total = doneA > 0 ? ts.batchEvictedEnd(doneA - 1) : 0;
+    evictions += total;
+    for (let j = 0; j < total; j++) {
+      if (ts.batchEvictedSlot(j) !== wasm.batchEvictedSlot(j)) {
+        assertEquals(wasm.batchEvictedSlot(j), ts.batchEvictedSlot(j), `batch ${batch} ev ${j}`);
+      }
+    }
+    assertEquals([wasm.usedBytes, wasm.count], [ts.usedBytes, ts.count], `batch ${batch}`);
+  }
+  // The run must have exercised evictions and the early stop.
+  assertEquals(evictions > 10_000, true, `evictions ${evictions}`);
+  assertEquals(shortBatches > 0, true, "some batch stopped early");
+});

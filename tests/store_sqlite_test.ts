@@ -156,6 +156,35 @@ Deno.test("store: concurrent puts and deletes of a shared body keep the file", a
   });
 });
 
+Deno.test("store: a read racing a replace returns the old or the new body, never null", async () => {
+  await withTempDir(async (dir) => {
+    const store = openStore(dir, { fileThreshold: T });
+    try {
+      const a = bytes(T * 64, 30);
+      const b = bytes(T * 64, 31);
+      const seen = new Set<string>();
+      // The read starts at every point of the replace; at some, the old file is unlinked
+      // between the read's lookup and its open.
+      for (let delay = 0; delay < 40; delay++) {
+        await store.put("/k", "a", a);
+        const writing = store.put("/k", "b", b);
+        for (let i = 0; i < delay; i++) await new Promise((r) => setTimeout(r, 0));
+        const reading = store.read("/k");
+        await writing;
+        const got = await reading;
+        assert.ok(got !== null, `delay ${delay}: null`);
+        const which = sha256(got) === sha256(a) ? "a" : sha256(got) === sha256(b) ? "b" : "?";
+        assert.notEqual(which, "?", `delay ${delay}: neither body`);
+        seen.add(which);
+        assert.deepEqual(await store.read("/k"), b);
+      }
+      assert.ok(seen.size >= 1);
+    } finally {
+      store.close();
+    }
+  });
+});
+
 Deno.test("store: putStream stores small and large streams and checks size and hash", async () => {
   await withTempDir(async (dir) => {
     const store = openStore(dir, { fileThreshold: T });

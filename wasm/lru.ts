@@ -4,13 +4,18 @@
 // must agree with it exactly: same slots, same evictions, same byte counts
 // (tests/lfru_differential_test.ts). Read lib/cache/types.ts (LfruOptions) for the policy.
 //
-// ABI: numbers only. Keys are 64-bit hashes passed as two u32 halves, sizes as u32, byte
-// counts as f64 (exact to 2^53). `set` and `del` write the slots they evicted as i32 at
-// `evictedPtr()`, `evictedCount()` of them. One instance is one index (state in globals).
+// ABI: numbers only. Keys are 64-bit hashes as two u32 halves, sizes u32, byte counts f64
+// (exact to 2^53). `set` and `del` write the slots they evicted as i32 at `evictedPtr()`,
+// `evictedCount()` of them. One instance is one index (state in globals). Three ways in:
+//   get/peek/set/del(hi, lo, ...)  arguments (a u32 over 2^30 is boxed by V8 at the call);
+//   getKey/peekKey/setKey/delKey   the key (hi, lo, size) stored at keyPtr() first: what the
+//                                  adapter uses, no conversion at the boundary;
+//   requests(n)                    up to BATCH_MAX get-then-set-on-miss requests at once.
 //
 // Memory: the static area holds the per-segment list heads, tails and byte counts; everything
 // else lives in one block at __heap_base, sized by the slot capacity C (a power of two):
-//   records C × 32 B | hash table 2C × i32 | evicted C × i32 | sketch 4 rows × 2C × u8
+//   records C × 32 B | hash table 2C × i32 | evicted C × i32 | main ghost C × u32 |
+//   window ghost C/4 × u32 | sketch 4 rows × 2C × u8
 // Growth builds the doubled block above the old one (memory.grow if needed), then moves it
 // down to the base, so memory holds at most the old and the new block. No allocation per call.
 
@@ -28,11 +33,8 @@ const DEPTH: i32 = 4; // count-min sketch rows
 const SKETCH_SEED: u32 = 0x5bd1e995;
 const MIN_SAMPLE_ENTRIES: i32 = 16; // keep equal to lib/cache/_options.ts
 const MAX_CAPACITY: i32 = 1 << 24; // keep equal to lib/cache/_options.ts
-// Hill climbing of the window share; keep equal to lib/cache/_options.ts.
-const CLIMB_SAMPLE_FACTOR: f64 = 10;
-const CLIMB_STEP: f64 = 0.0625;
-const CLIMB_DECAY: f64 = 0.98;
-const CLIMB_RESTART: f64 = 0.05;
+// The window ghost holds cap/4 keys, the main ghost cap (keep equal to lib/cache/lfru.ts).
+const WINDOW_GHOST_SHIFT: i32 = 2;
 
 // Record layout (32 bytes).
 const R_HI: usize = 0;
@@ -51,12 +53,8 @@ const BYTES: usize = memory.data(40, 8);
 
 // Options.
 let budget: f64 = 0;
-let windowFraction: f64 = 0; // current share; moves by hill climbing when adaptive
+let windowFraction: f64 = 0; // current share; moves with the ghost hits when adaptive
 let adaptive: bool = false;
-let climbStep: f64 = 0;
-let previousHitRatio: f64 = 0;
-let sampleHits: i32 = 0;
-let sampleMisses: i32 = 0;
 let protectedFraction: f64 = 0;
 let sampleFactor: f64 = 0;
 let maxFrequency: i32 = 0;
@@ -69,8 +67,20 @@ let recs: usize = 0;
 let table: usize = 0;
 let tableMask: u32 = 0;
 let evicted: usize = 0;
+let ghostMain: usize = 0;
+let ghostWindow: usize = 0;
 let sketch: usize = 0;
 let sketchWidth: i32 = 0;
+let batchEvicted: usize = 0;
+let batchTotal: i32 = 0;
+
+// Batched requests: at most BATCH_MAX (hi, lo, size) triples in, one result and one
+// cumulative eviction end per request out (keep equal to lib/cache/_options.ts).
+const BATCH_MAX: i32 = 1024;
+const BATCH_IN: usize = memory.data(BATCH_MAX * 12, 16);
+const BATCH_RESULTS: usize = memory.data(BATCH_MAX * 4, 16);
+const BATCH_ENDS: usize = memory.data(BATCH_MAX * 4, 16);
+const STORED: i32 = 0x40000000;
 
 // Counters.
 let used: f64 = 0;
@@ -149,19 +159,28 @@ function estimate(h: u32): i32 {
   return min;
 }
 
+// Counts a use: conservative update of the four counters (only those at the minimum grow),
+// then the periodic halving. Same result as estimate-then-update in lib/cache/lfru.ts, with
+// the four addresses computed once.
 function increment(h: u32): void {
-  const min = estimate(h);
-  if (min < maxFrequency) {
-    const step = sketchStep(h);
-    const mask = <u32>sketchWidth - 1;
-    let idx = h;
-    let row = sketch;
-    for (let r = 0; r < DEPTH; r++) {
-      const p = row + <usize>(idx & mask);
-      if (<i32>load<u8>(p) == min) store<u8>(p, <u8>(min + 1));
-      idx += step;
-      row += <usize>sketchWidth;
-    }
+  const step = sketchStep(h);
+  const mask = <u32>sketchWidth - 1;
+  const w = <usize>sketchWidth;
+  const p0 = sketch + <usize>(h & mask);
+  const p1 = sketch + w + <usize>((h + step) & mask);
+  const p2 = sketch + 2 * w + <usize>((h + 2 * step) & mask);
+  const p3 = sketch + 3 * w + <usize>((h + 3 * step) & mask);
+  const c0 = <i32>load<u8>(p0);
+  const c1 = <i32>load<u8>(p1);
+  const c2 = <i32>load<u8>(p2);
+  const c3 = <i32>load<u8>(p3);
+  const least = min<i32>(min<i32>(c0, c1), min<i32>(c2, c3));
+  if (least < maxFrequency) {
+    const up = <u8>(least + 1);
+    if (c0 == least) store<u8>(p0, up);
+    if (c1 == least) store<u8>(p1, up);
+    if (c2 == least) store<u8>(p2, up);
+    if (c3 == least) store<u8>(p3, up);
   }
   additions++;
   const period = sampleFactor * <f64>max(entries, MIN_SAMPLE_ENTRIES);
@@ -189,6 +208,23 @@ function linkHead(seg: i32, s: i32): void {
   const size = sizeOf(s);
   addBytes(seg, size);
   used += size;
+}
+
+/** Moves `s` to the head of its own list (no byte accounting needed). */
+function moveToHead(s: i32): void {
+  const r = rec(s);
+  const seg = <i32>load<u8>(r, R_SEG);
+  const h = head(seg);
+  if (h == s) return;
+  const p = load<i32>(r, R_PREV);
+  const n = load<i32>(r, R_NEXT);
+  store<i32>(rec(p), n, R_NEXT); // p exists: s is not the head
+  if (n == NONE) setTail(seg, p);
+  else store<i32>(rec(n), p, R_PREV);
+  store<i32>(r, NONE, R_PREV);
+  store<i32>(r, h, R_NEXT);
+  store<i32>(rec(h), s, R_PREV);
+  setHead(seg, s);
 }
 
 function unlink(s: i32): void {
@@ -247,14 +283,17 @@ function tableDelete(s: i32): void {
 // ---- block and growth -------------------------------------------------------------------------
 
 @inline function blockBytes(c: i32): usize {
-  return (<usize>c) * 52; // 32 record + 8 table + 4 evicted + 8 sketch
+  return (<usize>c) * 65; // 32 record + 8 table + 4 evicted + 4 + 1 ghosts + 8 sketch + 8 batch
 }
 
 function place(at: usize, c: i32): void {
   recs = at;
   table = recs + ((<usize>c) << RECORD_SHIFT);
   evicted = table + ((<usize>c) << 3);
-  sketch = evicted + ((<usize>c) << 2);
+  ghostMain = evicted + ((<usize>c) << 2);
+  ghostWindow = ghostMain + ((<usize>c) << 2);
+  sketch = ghostWindow + (<usize>c); // c/4 u32
+  batchEvicted = sketch + ((<usize>c) << 3); // 2c i32
   tableMask = <u32>(2 * c - 1);
 }
 
@@ -265,12 +304,24 @@ function ensureMemory(end: usize): bool {
   return memory.grow(pages) >= 0;
 }
 
+/** Re-indexes a direct-mapped ghost of `n` entries into one of `m`, in order (later wins). */
+function regrowGhost(old: usize, n: i32, to: usize, m: i32): void {
+  const mask = <u32>m - 1;
+  for (let i = 0; i < n; i++) {
+    const v = load<u32>(old + ((<usize>i) << 2));
+    if (v != 0) store<u32>(to + ((<usize>(v & mask)) << 2), v);
+  }
+}
+
 /** Resizes to `c` slots; false when memory cannot grow. */
 function grow(c: i32): bool {
   const oldCap = cap;
   const oldRecs = recs;
   const oldSketch = sketch;
   const oldWidth = sketchWidth;
+  const oldGhostMain = ghostMain;
+  const oldGhostWindow = ghostWindow;
+  const oldBatchEvicted = batchEvicted;
   const at = cap == 0 ? base : base + blockBytes(cap);
   const size = blockBytes(c);
   if (!ensureMemory(at + size)) return false;
@@ -290,6 +341,9 @@ function grow(c: i32): bool {
     }
   }
   sketchWidth = width;
+  regrowGhost(oldGhostMain, oldCap, ghostMain, c);
+  regrowGhost(oldGhostWindow, oldCap >> WINDOW_GHOST_SHIFT, ghostWindow, c >> WINDOW_GHOST_SHIFT);
+  if (batchTotal > 0) memory.copy(batchEvicted, oldBatchEvicted, (<usize>batchTotal) << 2);
   cap = c;
   if (at != base) {
     memory.copy(base, at, size);
@@ -330,17 +384,23 @@ function removeRecord(s: i32): void {
   return floor<f64>(main * protectedFraction);
 }
 
-function climb(n: i32): void {
-  const ratio = <f64>sampleHits / <f64>n;
-  const change = ratio - previousHitRatio;
-  const amount = change >= 0 ? climbStep : -climbStep;
-  climbStep = abs<f64>(change) >= CLIMB_RESTART
-    ? (amount >= 0 ? CLIMB_STEP : -CLIMB_STEP)
-    : CLIMB_DECAY * amount;
-  previousHitRatio = ratio;
-  sampleHits = 0;
-  sampleMisses = 0;
-  windowFraction = min<f64>(1, max<f64>(0, windowFraction + amount));
+// ARC's rule on the window share: a miss on a key the window recently pushed out means the
+// window is too small, a miss on a key the main segments recently evicted means it is too big;
+// each moves the share by one average entry.
+function adapt(h: u32): void {
+  const tag = h | 1;
+  const pw = ghostWindow + ((<usize>(h & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2);
+  const pm = ghostMain + ((<usize>(h & (<u32>cap - 1))) << 2);
+  let delta: f64 = 0;
+  if (load<u32>(pw) == tag) {
+    store<u32>(pw, 0);
+    delta = 1;
+  } else if (load<u32>(pm) == tag) {
+    store<u32>(pm, 0);
+    delta = -1;
+  } else return;
+  const step = delta / <f64>max(entries, MIN_SAMPLE_ENTRIES);
+  windowFraction = min<f64>(1, max<f64>(0, windowFraction + step));
 }
 
 function victim(): i32 {
@@ -369,6 +429,12 @@ function evictOverflow(self: i32, isNew: bool): bool {
     if (c == NONE) x = v == NONE ? tail(WINDOW) : v;
     else if (v == NONE) x = c;
     else x = estimate(hashOf(c)) > estimate(hashOf(v)) ? v : c;
+    const hx = hashOf(x);
+    if (segOf(x) == WINDOW) {
+      store<u32>(ghostWindow + ((<usize>(hx & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2), hx | 1);
+    } else {
+      store<u32>(ghostMain + ((<usize>(hx & (<u32>cap - 1))) << 2), hx | 1);
+    }
     unlink(x);
     removeRecord(x);
     if (x == self) {
@@ -416,10 +482,6 @@ export function init(
   budget = budgetBytes;
   windowFraction = windowFrac;
   adaptive = adaptiveWindow != 0;
-  climbStep = -CLIMB_STEP;
-  previousHitRatio = 0;
-  sampleHits = 0;
-  sampleMisses = 0;
   protectedFraction = protectedFrac;
   sampleFactor = sample;
   maxFrequency = maxFreq;
@@ -442,7 +504,10 @@ export function init(
 }
 
 export function get(hi: u32, lo: u32): i32 {
-  const h = mixKey(hi, lo);
+  return getHashed(mixKey(hi, lo), hi, lo);
+}
+
+@inline function getHashed(h: u32, hi: u32, lo: u32): i32 {
   increment(h);
   const s = find(h, hi, lo);
   if (s != NONE) {
@@ -452,16 +517,10 @@ export function get(hi: u32, lo: u32): i32 {
       linkHead(PROTECTED, s);
       demoteOverflow();
     } else if (seg != PINNED) {
-      unlink(s);
-      linkHead(seg, s);
+      moveToHead(s);
     }
   }
-  if (adaptive) {
-    if (s == NONE) sampleMisses++;
-    else sampleHits++;
-    const n = sampleHits + sampleMisses;
-    if (<f64>n >= CLIMB_SAMPLE_FACTOR * <f64>max(entries, MIN_SAMPLE_ENTRIES)) climb(n);
-  }
+  else if (adaptive) adapt(h);
   return s;
 }
 
@@ -471,9 +530,14 @@ export function peek(hi: u32, lo: u32): i32 {
 
 /** Returns the slot, -1 when not admitted, -2 when the index cannot grow (nothing changed). */
 export function set(hi: u32, lo: u32, size: u32, pinned: i32): i32 {
-  nEvicted = 0;
   const h = mixKey(hi, lo);
-  let s = find(h, hi, lo);
+  return setHashed(h, hi, lo, size, pinned, find(h, hi, lo));
+}
+
+/** `set` with the key's hash and its slot (or NONE) already known. */
+function setHashed(h: u32, hi: u32, lo: u32, size: u32, pinned: i32, found: i32): i32 {
+  nEvicted = 0;
+  let s = found;
   const isNew = s == NONE;
   const fsize = <f64>size;
   const pinnedBytes = isNew || segOf(s) != PINNED ? bytes(PINNED) : bytes(PINNED) - sizeOf(s);
@@ -535,4 +599,79 @@ export function evictedPtr(): usize {
 
 export function frequency(hi: u32, lo: u32): i32 {
   return estimate(mixKey(hi, lo));
+}
+
+export function batchInput(): usize {
+  return BATCH_IN;
+}
+
+export function batchResults(): usize {
+  return BATCH_RESULTS;
+}
+
+export function batchEnds(): usize {
+  return BATCH_ENDS;
+}
+
+/** Where the last batch's evicted slots are (moves when the block grows). */
+export function batchEvictedPtr(): usize {
+  return batchEvicted;
+}
+
+/**
+ * Replays `n` requests from the batch input as the replica makes them: get, and on a miss
+ * set. Result per request: the slot on a hit, slot | STORED when a miss was stored, -1 when
+ * refused. Evicted slots go to the batch list, request i's ending at ends[i]. Stops early
+ * (returns the count done) when the list might not hold the next request's evictions, or
+ * with -2 - done when the index cannot grow.
+ */
+export function requests(n: i32): i32 {
+  batchTotal = 0;
+  for (let i = 0; i < n; i++) {
+    if (batchTotal + entries + 1 > 2 * cap) return i;
+    const p = BATCH_IN + (<usize>i) * 12;
+    const hi = load<u32>(p);
+    const lo = load<u32>(p, 4);
+    const h = mixKey(hi, lo);
+    let r = getHashed(h, hi, lo);
+    if (r < 0) {
+      // The get just missed: the key is absent, no need to hash and probe again.
+      r = setHashed(h, hi, lo, load<u32>(p, 8), 0, NONE);
+      if (r == OUT_OF_MEMORY) return OUT_OF_MEMORY - i;
+      if (nEvicted > 0) {
+        memory.copy(batchEvicted + ((<usize>batchTotal) << 2), evicted, (<usize>nEvicted) << 2);
+        batchTotal += nEvicted;
+      }
+      if (r >= 0) r |= STORED;
+    }
+    store<i32>(BATCH_RESULTS + ((<usize>i) << 2), r);
+    store<i32>(BATCH_ENDS + ((<usize>i) << 2), batchTotal);
+  }
+  return n;
+}
+
+// ---- key-in-memory entry points ---------------------------------------------------------------
+// The adapter writes hi, lo (and size) into KEY and calls these without arguments: a u32
+// above 2^30 passed as an argument is a boxed number in V8, converted on every call, while a
+// store into a Uint32Array view is not (see docs/notes/lfru.md, "The boundary").
+const KEY: usize = memory.data(12, 16);
+
+export function keyPtr(): usize {
+  return KEY;
+}
+
+export function getKey(): i32 {
+  return get(load<u32>(KEY), load<u32>(KEY, 4));
+}
+
+export function peekKey(): i32 {
+  return peek(load<u32>(KEY), load<u32>(KEY, 4));
+}
+
+export function setKey(pinned: i32): i32 {
+  return set(load<u32>(KEY), load<u32>(KEY, 4), load<u32>(KEY, 8), pinned);
+}
+
+export function delKey(): i32 {
+  return del(load<u32>(KEY), load<u32>(KEY, 4));
 }

@@ -11,7 +11,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { buildQueryFile, MIX } from "./queries.ts";
+import { buildQueryFile, MIX, query } from "./queries.ts";
 import { nsdConf, nsdZone, ourConfig } from "./zone.ts";
 
 const HELP = `Usage: deno task bench:dns [options]
@@ -50,6 +50,8 @@ const root = new URL("../../", import.meta.url).pathname;
 
 interface Result {
   server: string;
+  /** Which round (1..rounds) it was measured in. */
+  round: number;
   qps: number;
   sent: number;
   completed: number;
@@ -169,24 +171,24 @@ function freePort(): number {
 
 /** Waits until `port` answers a DNS query (SOA at the zone apex). */
 async function waitReady(port: number, zone: string, child: Deno.ChildProcess) {
-  const { query } = await import("./queries.ts");
   const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  let exited = false;
+  let exited = false, answered = false;
   child.status.then(() => exited = true);
+  // One pending receive for the whole wait; closing the socket ends it.
+  const reader = sock.receive().then(() => answered = true).catch(() => {});
   const deadline = Date.now() + READY_TIMEOUT_MS;
   try {
-    while (Date.now() < deadline) {
+    while (!answered) {
       if (exited) throw new Error("the server exited before answering");
+      if (Date.now() > deadline) {
+        throw new Error(`no answer on port ${port} within ${READY_TIMEOUT_MS} ms`);
+      }
       await sock.send(query(zone, 6, false), { transport: "udp", hostname: "127.0.0.1", port });
-      const got = await Promise.race([
-        sock.receive().then(() => true),
-        new Promise<false>((r) => setTimeout(() => r(false), 200)),
-      ]);
-      if (got) return;
+      await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`no answer on port ${port} within ${READY_TIMEOUT_MS} ms`);
   } finally {
     sock.close();
+    await reader;
   }
 }
 
@@ -380,6 +382,7 @@ async function measure(
     perf: boolean;
     processes: number;
     file: string;
+    round: number;
   },
 ): Promise<Result> {
   const s = await startServer(kind, { ...o, cpu: o.serverCpu });
@@ -427,6 +430,7 @@ async function measure(
   }
   const result: Result = {
     server: label,
+    round: o.round,
     ...perf,
     serverCpu: cpuPercent(before!, after!, cpuList(o.serverCpu), "busy"),
     clientCpu: cpuPercent(before!, after!, cpuList(o.clientCpu), "busy"),
@@ -435,29 +439,33 @@ async function measure(
     serverStats: serverStats || undefined,
   };
   if (o.perf) {
-    const rep = await new Deno.Command("perf", {
-      args: [
-        "report",
-        "-i",
-        perfFile,
-        "--stdio",
-        "--no-children",
-        "--sort",
-        "dso,sym",
-        "--percentage",
-        "relative",
-        "--pid",
-        pids.join(","),
-      ],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    const lines = new TextDecoder().decode(rep.stdout).split("\n")
-      .filter((l) => /^\s+\d/.test(l)).slice(0, 25);
-    console.log(
-      `\n${label}: perf top symbols of the server processes (${perfFile}; % of their samples)`,
-    );
-    for (const l of lines) console.log(`  ${l.trim().replace(/\s+/g, " ")}`);
+    // Two views of the server processes' samples: by binary (kernel, deno, JIT code, libc) and
+    // by symbol.
+    for (const [sort, n] of [["dso", 8], ["dso,sym", 25]] as const) {
+      const rep = await new Deno.Command("perf", {
+        args: [
+          "report",
+          "-i",
+          perfFile,
+          "--stdio",
+          "--no-children",
+          "--sort",
+          sort,
+          "--percentage",
+          "relative",
+          "--pid",
+          pids.join(","),
+        ],
+        stdout: "piped",
+        stderr: "null",
+      }).output();
+      const lines = new TextDecoder().decode(rep.stdout).split("\n")
+        .filter((l) => /^\s+\d/.test(l)).slice(0, n);
+      console.log(
+        `\n${label}: perf by ${sort} of the server processes (${perfFile}; % of their samples)`,
+      );
+      for (const l of lines) console.log(`  ${l.trim().replace(/\s+/g, " ")}`);
+    }
   }
   if (s.profDir) {
     for await (const e of Deno.readDir(s.profDir)) {
@@ -470,27 +478,34 @@ async function measure(
 }
 
 if (import.meta.main) {
-  const { values: v } = parseArgs({
-    args: Deno.args,
-    options: {
-      duration: { type: "string", short: "l", default: "10" },
-      servers: { type: "string", default: "nsd,portable,mmsg" },
-      codec: { type: "string", default: "wasm" },
-      clients: { type: "string", short: "c", default: "8" },
-      outstanding: { type: "string", short: "q", default: "500" },
-      timeout: { type: "string", short: "t", default: "2" },
-      zone: { type: "string", default: "cdn.test" },
-      "server-cpu": { type: "string", default: "0" },
-      "client-cpu": { type: "string", default: "1" },
-      reuseport: { type: "string", default: "0" },
-      profile: { type: "boolean", default: false },
-      perf: { type: "boolean", default: false },
-      rounds: { type: "string", default: "1" },
-      out: { type: "string", default: `${root}bench/.out/dns_qps` },
-      json: { type: "boolean", default: false },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  const parse = () =>
+    parseArgs({
+      args: Deno.args,
+      options: {
+        duration: { type: "string", short: "l", default: "10" },
+        servers: { type: "string", default: "nsd,portable,mmsg" },
+        codec: { type: "string", default: "wasm" },
+        clients: { type: "string", short: "c", default: "8" },
+        outstanding: { type: "string", short: "q", default: "500" },
+        timeout: { type: "string", short: "t", default: "2" },
+        zone: { type: "string", default: "cdn.test" },
+        "server-cpu": { type: "string", default: "0" },
+        "client-cpu": { type: "string", default: "1" },
+        reuseport: { type: "string", default: "0" },
+        profile: { type: "boolean", default: false },
+        perf: { type: "boolean", default: false },
+        rounds: { type: "string", default: "1" },
+        out: { type: "string", default: `${root}bench/.out/dns_qps` },
+        json: { type: "boolean", default: false },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  let v: ReturnType<typeof parse>["values"];
+  try {
+    v = parse().values;
+  } catch (e) {
+    fail(`${e instanceof Error ? e.message : e} (--help for usage)`);
+  }
   if (v.help) {
     console.log(HELP);
     Deno.exit(0);
@@ -567,6 +582,7 @@ if (import.meta.main) {
         r = await measure(kind, label, {
           ...common,
           processes,
+          round,
           profile: v.profile && kind !== "nsd" && round === 1,
           perf: v.perf && round === 1,
         });
@@ -589,33 +605,54 @@ if (import.meta.main) {
       if (r.serverStats) console.log(`${"".padEnd(14)} server stats ${r.serverStats}`);
     }
   }
-  // The median round of each server (by qps); lost is the largest of any round.
-  const results: Result[] = runs.filter(([, label]) => all.some((r) => r.server === label))
-    .map(([, label]) => {
-      const mine = all.filter((r) => r.server === label).sort((a, b) => a.qps - b.qps);
-      return { ...mine[Math.floor(mine.length / 2)], lost: Math.max(...mine.map((r) => r.lost)) };
-    });
-  if (rounds > 1) console.log(`\nmedian of ${rounds} rounds (lost: the worst round)`);
-  const nsd = results.find((r) => r.server === "nsd");
-  // Queries per CPU-second of the server processes plus the interrupt time of their CPUs: less
-  // sensitive than qps to other load on the server CPU (a shared machine), so a second view.
+  // Per server: the median qps over the rounds, the worst loss, and the median of the
+  // per-round ratios to NSD (each server is compared with the NSD run of its own round, so
+  // slow drift of the machine's load cancels out).
+  // Queries per CPU-second of the server processes plus the interrupt time of their CPUs is a
+  // second view, less sensitive to other load on the server CPU (a shared machine).
   const perCpu = (r: Result) => r.qps / ((r.serverProcessCpu + r.serverIrqCpu) / 100);
-  console.log(
-    "\nserver           qps        lost   ratio to NSD  goal (>= 0.5, 0 lost)   q/CPU-s  ratio",
+  const median = (xs: number[]) => {
+    const ys = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+    return ys.length ? ys[Math.floor(ys.length / 2)] : NaN;
+  };
+  const summary = runs.filter(([, label]) => all.some((r) => r.server === label)).map(
+    ([, label]) => {
+      const mine = all.filter((r) => r.server === label);
+      const ratios = mine.map((r) => {
+        const n = all.find((x) => x.server === "nsd" && x.round === r.round);
+        return n ? [r.qps / n.qps, perCpu(r) / perCpu(n)] : [NaN, NaN];
+      });
+      return {
+        server: label,
+        qps: median(mine.map((r) => r.qps)),
+        lost: Math.max(...mine.map((r) => r.lost)),
+        ratio: median(ratios.map((x) => x[0])),
+        perCpu: median(mine.map(perCpu)),
+        perCpuRatio: median(ratios.map((x) => x[1])),
+      };
+    },
   );
-  for (const r of results) {
-    const ratio = nsd ? r.qps / nsd.qps : NaN;
-    const goal = r === nsd || !nsd ? "" : ratio >= 0.5 && r.lost === 0 ? "met" : "NOT met";
+  console.log(
+    `\n${
+      rounds > 1
+        ? `median of ${rounds} rounds (lost: the worst round; ratios paired by round)\n`
+        : ""
+    }server           qps        lost   ratio to NSD  goal (>= 0.5, 0 lost)   q/CPU-s  ratio`,
+  );
+  for (const r of summary) {
+    const goal = r.server === "nsd" || Number.isNaN(r.ratio)
+      ? ""
+      : r.ratio >= 0.5 && r.lost === 0
+      ? "met"
+      : "NOT met";
     console.log(
       `${r.server.padEnd(14)} ${r.qps.toFixed(0).padStart(8)} ${String(r.lost).padStart(9)}   ${
-        nsd ? ratio.toFixed(3).padStart(6) : "   n/a"
-      }        ${goal.padEnd(18)} ${perCpu(r).toFixed(0).padStart(8)}  ${
-        nsd ? (perCpu(r) / perCpu(nsd)).toFixed(3) : "n/a"
-      }`,
+        r.ratio.toFixed(3).padStart(6)
+      }        ${goal.padEnd(18)} ${r.perCpu.toFixed(0).padStart(8)}  ${r.perCpuRatio.toFixed(3)}`,
     );
   }
   if (v.json) {
-    console.log(JSON.stringify({ load, duration, clients, outstanding, rounds, results, all }));
+    console.log(JSON.stringify({ load, duration, clients, outstanding, rounds, summary, all }));
   }
   await Deno.remove(`${dir}/nsd`, { recursive: true }).catch(() => {});
   if (failed.size > 0) {

@@ -6,6 +6,8 @@
  *
  * Modes (how the body of a hit is handed to Deno):
  * - `bytes`: `new Response(uint8array)` from a Map (the placeholder baseline);
+ * - `bytesasync`: the same from a handler returning a Promise;
+ * - `byteslen`: the same with an explicit `Content-Length` header;
  * - `blob`: `new Response(blob)` with a Blob made once at start;
  * - `stream`: a ReadableStream over the cached buffer, `--chunk` bytes per enqueue
  *   (0: the whole buffer in one chunk);
@@ -21,7 +23,15 @@
 import { parseArgs } from "node:util";
 
 /** The modes this server implements. */
-export const MODES = ["bytes", "blob", "stream", "file", "filebytes"] as const;
+export const MODES = [
+  "bytes",
+  "bytesasync",
+  "byteslen",
+  "blob",
+  "stream",
+  "file",
+  "filebytes",
+] as const;
 export type Mode = typeof MODES[number];
 
 const HELP = `Bare Deno.serve benchmark server
@@ -91,27 +101,37 @@ async function main(): Promise<void> {
     objects.set(path, { bytes, blob: new Blob([bytes]), file });
   }
 
-  const headers = (size: number) => ({
+  // Deno sets Content-Length itself for byte and Blob bodies; streams need it explicitly,
+  // or they go out chunked. `byteslen` measures what an explicit header costs.
+  const withLength = (size: number) => ({
     "content-type": "application/octet-stream",
     "content-length": String(size),
     "x-cache": "HIT",
   });
-  const handler = async (req: Request): Promise<Response> => {
+  const plain = { "content-type": "application/octet-stream", "x-cache": "HIT" };
+  // Synchronous where the body is at hand: a handler returning a Promise costs more per
+  // request (`bytesasync` measures how much).
+  const handler = (req: Request): Response | Promise<Response> => {
     const path = new URL(req.url).pathname;
     const o = objects.get(path);
     if (!o) return new Response("not found\n", { status: 404 });
-    const h = headers(o.bytes.length);
     switch (mode) {
       case "bytes":
-        return new Response(o.bytes, { headers: h });
+        return new Response(o.bytes, { headers: plain });
+      case "bytesasync":
+        return Promise.resolve(new Response(o.bytes, { headers: plain }));
+      case "byteslen":
+        return new Response(o.bytes, { headers: withLength(o.bytes.length) });
       case "blob":
-        return new Response(o.blob, { headers: h });
+        return new Response(o.blob, { headers: plain });
       case "stream":
-        return new Response(bufferStream(o.bytes, chunk), { headers: h });
+        return new Response(bufferStream(o.bytes, chunk), { headers: withLength(o.bytes.length) });
       case "file":
-        return new Response((await Deno.open(o.file)).readable, { headers: h });
+        return Deno.open(o.file).then((f) =>
+          new Response(f.readable, { headers: withLength(o.bytes.length) })
+        );
       case "filebytes":
-        return new Response(await Deno.readFile(o.file), { headers: h });
+        return Deno.readFile(o.file).then((b) => new Response(b, { headers: plain }));
     }
   };
   const server = Deno.serve({

@@ -9,7 +9,7 @@
  *          [--sizes 1024,102400] [--servers nginx,replica,deno:bytes]
  *
  * Servers: `nginx`; `replica` (main_http.ts); `deno:MODE[:CHUNK]`, a bare Deno.serve from
- * `deno_server.ts` (MODE: bytes, blob, stream, file, filebytes).
+ * `deno_server.ts` (MODE: bytes, bytesasync, byteslen, blob, stream, file, filebytes).
  *
  * @module
  */
@@ -194,7 +194,11 @@ function parseOpts(): Opts | null {
   const sizes = values.sizes.split(",").map((s) => int("sizes", s, 0, 64 * 1024 * 1024));
   const servers = values.servers.split(",").filter((s) => s !== "");
   for (const s of servers) {
-    if (!/^(nginx|replica|deno:(bytes|blob|file|filebytes|stream(:\d+)?))$/.test(s)) {
+    if (
+      !/^(nginx|replica|deno:(bytes|bytesasync|byteslen|blob|file|filebytes|stream(:\d+)?))$/.test(
+        s,
+      )
+    ) {
       throw new RangeError(`--servers: unknown server "${s}"`);
     }
   }
@@ -232,6 +236,45 @@ function loadavg(): string {
   } catch {
     return "n/a";
   }
+}
+
+/** Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/**
+ * CPU seconds (user + system) used so far by `pid` and its descendants (nginx's worker is a
+ * child of its master). CPU per request is robust to other load on the machine, unlike req/s.
+ */
+function cpuSeconds(pid: number): number {
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    let stat: string;
+    try {
+      stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command (which may contain spaces) start at the last ')'.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // f[1] = ppid, f[11] = utime, f[12] = stime, f[13] = cutime, f[14] = cstime
+    stats.set(Number(e.name), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+  }
+  let ticks = 0;
+  for (const [p, st] of stats) {
+    for (let q: number | undefined = p; q !== undefined && q > 1; q = stats.get(q)?.ppid) {
+      if (q === pid) {
+        ticks += st.ticks;
+        break;
+      }
+    }
+  }
+  return ticks / USER_HZ;
+}
+
+function rotate<T>(xs: T[], by: number): T[] {
+  const k = by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
 }
 
 function median(xs: number[]): number {
@@ -275,7 +318,10 @@ async function main(): Promise<void> {
     loadBefore: loadavg(),
     loadAfter: "",
   };
-  const results: Record<string, Record<number, (WrkResult & { xcache: string })[]>> = {};
+  const results: Record<
+    string,
+    Record<number, (WrkResult & { xcache: string; cpuUsPerReq: number })[]>
+  > = {};
   try {
     // The origin: pinned away from the servers; it only sees the warm-up misses.
     const originPort = freePort();
@@ -292,6 +338,7 @@ async function main(): Promise<void> {
     await waitHttp(origin, `${originUrl}/bytes/1`);
 
     const bases: Record<string, string> = {};
+    const pids: Record<string, number> = {};
     for (const s of opts.servers) {
       const port = freePort();
       const base = `http://127.0.0.1:${port}`;
@@ -340,6 +387,7 @@ async function main(): Promise<void> {
       }
       await waitHttp(p, `${base}/`);
       bases[s] = base;
+      pids[s] = p.child.pid;
     }
     const xcache: Record<string, string> = {};
     for (const s of opts.servers) {
@@ -354,8 +402,11 @@ async function main(): Promise<void> {
     );
     for (let round = 0; round < opts.rounds; round++) {
       for (const [i, size] of opts.sizes.entries()) {
-        for (const s of opts.servers) {
+        // Rotated each round so no server always runs first (or right after another).
+        for (const s of rotate(opts.servers, round)) {
+          const cpu0 = cpuSeconds(pids[s]);
           const r = await wrk(bases[s] + paths[i], opts);
+          const cpuUsPerReq = (cpuSeconds(pids[s]) - cpu0) / r.requests * 1e6;
           // A broken server answering errors fast would look good: that aborts the run.
           // Socket timeouts on a loaded machine are counted and shown instead.
           if (r.non2xx3xx > 0) {
@@ -366,10 +417,15 @@ async function main(): Promise<void> {
               `${s} ${paths[i]}: read ${r.bytesRead} bytes for ${r.requests} requests`,
             );
           }
-          ((results[s] ??= {})[size] ??= []).push({ ...r, xcache: xcache[`${s} ${paths[i]}`] });
+          ((results[s] ??= {})[size] ??= []).push({
+            ...r,
+            cpuUsPerReq,
+            xcache: xcache[`${s} ${paths[i]}`],
+          });
           console.log(
             `  round ${round + 1} ${s.padEnd(18)} ${String(size).padStart(7)} B ` +
               `${r.requestsPerSec.toFixed(0).padStart(8)} req/s  p99 ${r.p99Ms.toFixed(2)} ms` +
+              `  cpu ${cpuUsPerReq.toFixed(1)} us/req` +
               (r.socketErrors > 0 ? `  (${r.socketErrors} socket errors)` : ""),
           );
         }
@@ -384,23 +440,37 @@ async function main(): Promise<void> {
   env.loadAfter = loadavg();
   const summary = [];
   for (const size of opts.sizes) {
-    console.log(`\n${size} B (median of ${opts.rounds}):`);
     console.log(
-      `  ${"server".padEnd(18)} ${"req/s".padStart(9)} ${"p99 ms".padStart(8)}  vs nginx`,
+      `\n${size} B (medians of ${opts.rounds} rounds; ratio = median of per-round ratios):`,
     );
-    const ref = results.nginx ? median(results.nginx[size].map((r) => r.requestsPerSec)) : null;
+    console.log(
+      `  ${"server".padEnd(18)} ${"req/s".padStart(9)} ${"p99 ms".padStart(8)} ` +
+        `${"vs nginx".padStart(9)} ${"cpu us/req".padStart(11)} ${"cpu vs nginx".padStart(13)}`,
+    );
     for (const s of opts.servers) {
       const runs = results[s][size];
       const rps = median(runs.map((r) => r.requestsPerSec));
       const p99 = median(runs.map((r) => r.p99Ms));
-      const ratio = ref ? rps / ref : null;
+      // Paired ratio: per round (the runs of a round are seconds apart, so they share the
+      // machine's load), then the median over rounds. Robust to load drifting between rounds.
+      const ratio = results.nginx
+        ? median(runs.map((r, k) => r.requestsPerSec / results.nginx[size][k].requestsPerSec))
+        : null;
       const goal = s === "replica" && ratio !== null && GOALS[size] !== undefined
         ? `  (goal ${GOALS[size]}: ${ratio >= GOALS[size] ? "met" : "not met"})`
         : "";
+      const cpu = median(runs.map((r) => r.cpuUsPerReq));
+      // CPU efficiency: nginx's CPU per request over ours (above 1: we use less CPU). Unlike
+      // req/s it barely depends on what else the machine runs.
+      const cpuRatio = results.nginx
+        ? median(results.nginx[size].map((r) => r.cpuUsPerReq)) / cpu
+        : null;
+      const x = (v: number | null) => v === null ? "-" : v.toFixed(2) + "x";
       console.log(
-        `  ${s.padEnd(18)} ${rps.toFixed(0).padStart(9)} ${p99.toFixed(2).padStart(8)}  ${
-          ratio === null ? "-" : ratio.toFixed(2) + "x"
-        }${goal}`,
+        `  ${s.padEnd(18)} ${rps.toFixed(0).padStart(9)} ${p99.toFixed(2).padStart(8)} ` +
+          `${x(ratio).padStart(9)} ${cpu.toFixed(1).padStart(11)} ${
+            x(cpuRatio).padStart(13)
+          }${goal}`,
       );
       const errors = runs.reduce((a, r) => a + r.socketErrors, 0);
       if (errors > 0) console.log(`  ${"".padEnd(18)} (${errors} socket errors over the rounds)`);
@@ -410,6 +480,8 @@ async function main(): Promise<void> {
         rps,
         p99Ms: p99,
         ratioToNginx: ratio,
+        cpuUsPerReq: cpu,
+        cpuEfficiencyVsNginx: cpuRatio,
         socketErrors: errors,
         runs,
       });

@@ -13,18 +13,13 @@ export const MAX_BUDGET_BYTES = Number.MAX_SAFE_INTEGER;
 /** Smallest and largest entry capacity: slots are i32 and the WASM memory is 4 GiB at most. */
 export const MIN_CAPACITY = 16;
 export const MAX_CAPACITY = 1 << 24;
+/** Requests per `requests` batch: the WASM module's static input and result regions. */
+export const BATCH_MAX = 1024;
+/** Result flag of a batched miss that was stored. */
+export const BATCH_STORED = 0x4000_0000;
+
 /** Below this many entries the aging period does not shrink further (warm-up). */
 export const MIN_SAMPLE_ENTRIES = 16;
-
-/**
- * Hill climbing of the window share (Caffeine's constants): a sample is 10 × entries `get`s;
- * the first step is 6.25% of the budget, steps decay by 0.98 per sample, and a hit-ratio
- * change of 5 points or more restarts at the full step. Keep equal to wasm/lru.ts.
- */
-export const CLIMB_SAMPLE_FACTOR = 10;
-export const CLIMB_STEP = 0.0625;
-export const CLIMB_DECAY = 0.98;
-export const CLIMB_RESTART = 0.05;
 
 /** Every option resolved to a number. */
 export interface ResolvedLfruOptions {
@@ -41,8 +36,8 @@ export interface ResolvedLfruOptions {
 export const DEFAULT_LFRU_OPTIONS: Readonly<ResolvedLfruOptions> = Object.freeze({
   windowFraction: 0.01,
   adaptiveWindow: true,
-  protectedFraction: 0.8,
-  sampleFactor: 10,
+  protectedFraction: 0.95,
+  sampleFactor: 20,
   maxFrequency: 15,
   victimScan: 1,
   initialCapacity: 256,
@@ -129,4 +124,13 @@ export function pow2AtLeast(n: number): number {
   let c = 1;
   while (c < n) c *= 2;
   return c;
+}
+
+/** Validates a batch length; throws RangeError unless it is an integer in [0, BATCH_MAX]. */
+export function checkBatch(n: number): void {
+  if (!(Number.isInteger(n) && n >= 0 && n <= BATCH_MAX)) {
+    throw new RangeError(
+      `Cannot run cache requests: batch length must be an integer in [0, ${BATCH_MAX}]: received ${n}`,
+    );
+  }
 }

@@ -9,9 +9,12 @@
  *
  * @module
  */
-import type { CacheIndex, LfruOptions } from "./types.ts";
+import type { BatchedCacheIndex, LfruOptions } from "./types.ts";
 import { mixKey } from "./hash.ts";
 import {
+  BATCH_MAX,
+  BATCH_STORED,
+  checkBatch,
   checkBudget,
   checkSize,
   MAX_CAPACITY,
@@ -32,6 +35,11 @@ const SEGMENTS = 5;
 const DEPTH = 4;
 /** Multiplier of the second sketch hash. */
 const SKETCH_SEED = 0x5bd1e995;
+/**
+ * The window ghost holds cap/4 keys, the main ghost cap: a key pushed out of the window
+ * argues for a bigger window only if it comes back soon (tuned with `deno task sim`).
+ */
+const WINDOW_GHOST_SHIFT = 2;
 
 /** The odd step between the sketch rows' indices (double hashing): the rotated hash × seed. */
 function sketchStep(h: number): number {
@@ -39,7 +47,7 @@ function sketchStep(h: number): number {
 }
 
 /** A direct-mapped ghost of `cap` entries, re-indexed in slot order (later entries win). */
-function regrowGhost(old: Uint32Array, cap: number): Uint32Array {
+function regrowGhost(old: Uint32Array<ArrayBuffer>, cap: number): Uint32Array<ArrayBuffer> {
   const ghost = new Uint32Array(cap);
   for (let i = 0; i < old.length; i++) if (old[i] !== 0) ghost[old[i] & (cap - 1)] = old[i];
   return ghost;
@@ -58,7 +66,7 @@ function regrowGhost(old: Uint32Array, cap: number): Uint32Array {
  * if (index.usedBytes > 1000) throw new Error("over budget");
  * ```
  */
-export class TsLfru implements CacheIndex {
+export class TsLfru implements BatchedCacheIndex {
   readonly budget: number;
   private readonly adaptive: boolean;
   /** Current window share; moves with the ghost hits when `adaptive`. */
@@ -85,6 +93,11 @@ export class TsLfru implements CacheIndex {
   private sketchWidth = 0;
   private evicted = new Int32Array(0);
   private nEvicted = 0;
+  private readonly batchIn = new Uint32Array(3 * BATCH_MAX);
+  private readonly batchOut = new Int32Array(BATCH_MAX);
+  private readonly batchEnds = new Int32Array(BATCH_MAX);
+  private batchEvicted = new Int32Array(0);
+  private batchTotal = 0;
 
   private readonly head = new Int32Array(SEGMENTS).fill(NONE);
   private readonly tail = new Int32Array(SEGMENTS).fill(NONE);
@@ -132,8 +145,7 @@ export class TsLfru implements CacheIndex {
         this.unlink(s);
         this.linkHead(seg, s);
       }
-    }
-    else if (this.adaptive) this.adapt(h);
+    } else if (this.adaptive) this.adapt(h);
     return s;
   }
 
@@ -201,6 +213,45 @@ export class TsLfru implements CacheIndex {
     return i >= 0 && i < this.nEvicted ? this.evicted[i] : NONE;
   }
 
+  batchInput(): Uint32Array {
+    return this.batchIn;
+  }
+
+  batchResults(): Int32Array {
+    return this.batchOut;
+  }
+
+  requests(n: number): number {
+    checkBatch(n);
+    const input = this.batchIn;
+    this.batchTotal = 0;
+    for (let i = 0; i < n; i++) {
+      // The list holds 2·cap slots and one set evicts at most every entry.
+      if (this.batchTotal + this.entries + 1 > 2 * this.cap) return i;
+      const hi = input[3 * i];
+      const lo = input[3 * i + 1];
+      let r = this.get(hi, lo);
+      if (r < 0) {
+        r = this.set(hi, lo, input[3 * i + 2]);
+        for (let e = 0; e < this.nEvicted; e++) {
+          this.batchEvicted[this.batchTotal++] = this.evicted[e];
+        }
+        if (r >= 0) r |= BATCH_STORED;
+      }
+      this.batchOut[i] = r;
+      this.batchEnds[i] = this.batchTotal;
+    }
+    return n;
+  }
+
+  batchEvictedEnd(i: number): number {
+    return this.batchEnds[i];
+  }
+
+  batchEvictedSlot(j: number): number {
+    return j >= 0 && j < this.batchTotal ? this.batchEvicted[j] : NONE;
+  }
+
   /** The sketch's frequency estimate of a key (for tests and the simulator's diagnostics). */
   frequency(hi: number, lo: number): number {
     return this.estimate(mixKey(hi >>> 0, lo >>> 0));
@@ -215,10 +266,11 @@ export class TsLfru implements CacheIndex {
    */
   private adapt(h: number): void {
     const g = h & (this.cap - 1);
+    const gw = h & (this.ghostWindow.length - 1);
     const tag = (h | 1) >>> 0;
     let delta = 0;
-    if (this.ghostWindow[g] === tag) {
-      this.ghostWindow[g] = 0;
+    if (this.ghostWindow[gw] === tag) {
+      this.ghostWindow[gw] = 0;
       delta = 1;
     } else if (this.ghostMain[g] === tag) {
       this.ghostMain[g] = 0;
@@ -253,8 +305,8 @@ export class TsLfru implements CacheIndex {
       else if (v === NONE) x = c;
       else x = this.estimate(this.hash[c]) > this.estimate(this.hash[v]) ? v : c;
       const hx = this.hash[x];
-      if (this.seg[x] === WINDOW) this.ghostWindow[hx & (this.cap - 1)] = (hx | 1) >>> 0;
-      else this.ghostMain[hx & (this.cap - 1)] = (hx | 1) >>> 0;
+      if (this.seg[x] === WINDOW) this.ghostWindow[hx & (this.ghostWindow.length - 1)] = hx | 1;
+      else this.ghostMain[hx & (this.cap - 1)] = hx | 1;
       this.unlink(x);
       this.removeRecord(x);
       if (x === self) {
@@ -456,6 +508,9 @@ export class TsLfru implements CacheIndex {
     this.prev = copyI32(this.prev);
     this.next = copyI32(this.next);
     this.evicted = copyI32(this.evicted);
+    const batchEvicted = new Int32Array(2 * cap);
+    batchEvicted.set(this.batchEvicted);
+    this.batchEvicted = batchEvicted;
     const seg = new Uint8Array(cap);
     seg.set(this.seg);
     this.seg = seg;
@@ -476,7 +531,7 @@ export class TsLfru implements CacheIndex {
     }
     this.sketch = sketch;
     this.sketchWidth = width;
-    this.ghostWindow = regrowGhost(this.ghostWindow, cap);
+    this.ghostWindow = regrowGhost(this.ghostWindow, cap >>> WINDOW_GHOST_SHIFT);
     this.ghostMain = regrowGhost(this.ghostMain, cap);
   }
 }

@@ -48,15 +48,16 @@ export interface CacheIndex {
  * `victimScan` entries) and the less frequent of the two is evicted. A key used again while
  * unprivileged is promoted to the privileged segment, whose overflow is demoted to probation.
  * Frequencies come from a count-min sketch of recent uses (every `get`, hit or miss) whose
- * counters are halved every `sampleFactor` × entries uses, so old popularity fades. With
- * `adaptiveWindow`, the window share is re-tuned every 10 × entries uses.
+ * counters are halved every `sampleFactor` × entries uses, so old popularity fades.
  */
 export interface LfruOptions {
   /** Share of the (unpinned) budget given to the admission window at first, in [0, 1]. */
   windowFraction?: number;
   /**
-   * Adapt the window share by hill climbing on the hit ratio of `get` (as Caffeine does):
-   * recency-heavy traffic grows the window toward LRU, frequency-heavy traffic shrinks it.
+   * Adapt the window share with ARC's rule: a `get` miss on a key the window recently pushed
+   * out grows the window by one average entry, a miss on a key recently evicted from the main
+   * segments shrinks it. Recency-heavy traffic moves the index toward LRU, frequency-heavy
+   * traffic toward TinyLFU.
    */
   adaptiveWindow?: boolean;
   /** Share of the rest given to the privileged LRU segment, in [0, 1]. */
@@ -69,4 +70,31 @@ export interface LfruOptions {
   victimScan?: number;
   /** Entries the index is sized for before it first grows, [16, 2^24]. */
   initialCapacity?: number;
+}
+
+/**
+ * Batched requests, for bulk work where the per-call cost of crossing into WASM matters
+ * (simulation, warming an index): one call replays up to `BATCH_MAX` requests the way the
+ * replica makes them — `get`, and on a miss `set` — through shared buffers. Both LFRU
+ * implementations have it. Views may be replaced when memory grows: fetch them again after
+ * every `requests` call.
+ */
+export interface BatchedCacheIndex extends CacheIndex {
+  /** The input: `hi, lo, size` u32 triples, one per request. */
+  batchInput(): Uint32Array;
+  /**
+   * Per request: the slot on a hit, `slot | BATCH_STORED` when a miss was stored, -1 when
+   * the miss was refused.
+   */
+  batchResults(): Int32Array;
+  /**
+   * Replays the first `n` requests of the input; returns how many were done, fewer than `n`
+   * when the batch's eviction list might not hold the next request's evictions (call again
+   * with the rest).
+   */
+  requests(n: number): number;
+  /** End (exclusive) of request `i`'s evictions in the batch's eviction list. */
+  batchEvictedEnd(i: number): number;
+  /** The `j`th slot evicted by the last batch. */
+  batchEvictedSlot(j: number): number;
 }

@@ -6,8 +6,16 @@
  *
  * @module
  */
-import type { CacheIndex, LfruOptions } from "./types.ts";
-import { checkBudget, checkSize, MAX_CAPACITY, pow2AtLeast, resolveOptions } from "./_options.ts";
+import type { BatchedCacheIndex, LfruOptions } from "./types.ts";
+import {
+  BATCH_MAX,
+  checkBatch,
+  checkBudget,
+  checkSize,
+  MAX_CAPACITY,
+  pow2AtLeast,
+  resolveOptions,
+} from "./_options.ts";
 
 const WASM_URL = new URL("../../wasm/build/lru.wasm", import.meta.url);
 /** Status of a WASM call that could not grow its memory. */
@@ -35,6 +43,16 @@ export interface LruExports {
   evictedCount(): number;
   evictedPtr(): number;
   frequency(hi: number, lo: number): number;
+  batchInput(): number;
+  batchResults(): number;
+  batchEnds(): number;
+  batchEvictedPtr(): number;
+  requests(n: number): number;
+  keyPtr(): number;
+  getKey(): number;
+  peekKey(): number;
+  setKey(pinned: number): number;
+  delKey(): number;
 }
 
 let compiled: WebAssembly.Module | undefined;
@@ -64,10 +82,23 @@ function fullError(): RangeError {
 }
 
 /** The WASM index behind the `CacheIndex` contract. */
-class WasmLfru implements CacheIndex {
+class WasmLfru implements BatchedCacheIndex {
   readonly budget: number;
   readonly #w: LruExports;
-  #evicted: Int32Array;
+  #buffer: ArrayBuffer | undefined;
+  #evicted = new Int32Array(0);
+  #input = new Uint32Array(0);
+  #results = new Int32Array(0);
+  /** hi, lo, size of the key being passed: keys cross through memory, not as arguments. */
+  #key = new Uint32Array(0);
+  readonly #getKey: () => number;
+  readonly #peekKey: () => number;
+  readonly #setKey: (pinned: number) => number;
+  readonly #delKey: () => number;
+  // The exported function itself, so a call goes straight into WASM.
+  readonly evictedCount: () => number;
+  /** The sketch's frequency estimate of a key (for tests and diagnostics). */
+  readonly frequency: (hi: number, lo: number) => number;
 
   constructor(budgetBytes: number, options?: LfruOptions) {
     this.budget = checkBudget(budgetBytes);
@@ -84,7 +115,13 @@ class WasmLfru implements CacheIndex {
       pow2AtLeast(o.initialCapacity),
     );
     if (status === OUT_OF_MEMORY) throw fullError();
-    this.#evicted = new Int32Array(this.#w.memory.buffer);
+    this.#views();
+    this.#getKey = this.#w.getKey;
+    this.#peekKey = this.#w.peekKey;
+    this.#setKey = this.#w.setKey;
+    this.#delKey = this.#w.delKey;
+    this.evictedCount = this.#w.evictedCount;
+    this.frequency = this.#w.frequency;
   }
 
   get usedBytes(): number {
@@ -96,40 +133,83 @@ class WasmLfru implements CacheIndex {
   }
 
   get(hi: number, lo: number): number {
-    return this.#w.get(hi, lo);
+    const k = this.#key;
+    k[0] = hi;
+    k[1] = lo;
+    return this.#getKey();
   }
 
   peek(hi: number, lo: number): number {
-    return this.#w.peek(hi, lo);
+    const k = this.#key;
+    k[0] = hi;
+    k[1] = lo;
+    return this.#peekKey();
+  }
+
+  delete(hi: number, lo: number): number {
+    const k = this.#key;
+    k[0] = hi;
+    k[1] = lo;
+    return this.#delKey();
   }
 
   set(hi: number, lo: number, size: number, pinned = false): number {
     checkSize(size);
-    const s = this.#w.set(hi, lo, size, pinned ? 1 : 0);
+    const k = this.#key;
+    k[0] = hi;
+    k[1] = lo;
+    k[2] = size;
+    const s = this.#setKey(pinned ? 1 : 0);
     if (s === OUT_OF_MEMORY) throw fullError();
+    // Only set and requests can grow memory, which detaches the views (length 0).
+    if (k.length === 0) this.#views();
     return s;
   }
 
-  delete(hi: number, lo: number): number {
-    return this.#w.del(hi, lo);
+  /** Re-creates the views when memory.grow replaced the buffer. */
+  #views(): void {
+    // A non-shared memory: its buffer is a plain ArrayBuffer.
+    const buf = this.#w.memory.buffer as ArrayBuffer;
+    if (this.#buffer === buf) return;
+    this.#buffer = buf;
+    this.#evicted = new Int32Array(buf);
+    this.#input = new Uint32Array(buf, this.#w.batchInput(), 3 * BATCH_MAX);
+    this.#results = new Int32Array(buf, this.#w.batchResults(), BATCH_MAX);
+    this.#key = new Uint32Array(buf, this.#w.keyPtr(), 3);
   }
 
-  evictedCount(): number {
-    return this.#w.evictedCount();
+  batchInput(): Uint32Array {
+    this.#views();
+    return this.#input;
+  }
+
+  batchResults(): Int32Array {
+    this.#views();
+    return this.#results;
+  }
+
+  requests(n: number): number {
+    checkBatch(n);
+    const done = this.#w.requests(n);
+    if (done < 0) throw fullError();
+    this.#views();
+    return done;
+  }
+
+  batchEvictedEnd(i: number): number {
+    this.#views();
+    return this.#evicted[(this.#w.batchEnds() >>> 2) + i];
+  }
+
+  batchEvictedSlot(j: number): number {
+    this.#views();
+    return this.#evicted[(this.#w.batchEvictedPtr() >>> 2) + j];
   }
 
   evictedSlot(i: number): number {
     if (!(i >= 0 && i < this.#w.evictedCount())) return -1;
-    // The view is re-created whenever memory.grow replaced the buffer.
-    if (this.#evicted.buffer !== this.#w.memory.buffer) {
-      this.#evicted = new Int32Array(this.#w.memory.buffer);
-    }
+    this.#views();
     return this.#evicted[(this.#w.evictedPtr() >>> 2) + i];
-  }
-
-  /** The sketch's frequency estimate of a key (for tests and diagnostics). */
-  frequency(hi: number, lo: number): number {
-    return this.#w.frequency(hi, lo);
   }
 }
 
@@ -148,6 +228,6 @@ class WasmLfru implements CacheIndex {
 export function createWasmLfru(
   budgetBytes: number,
   options?: LfruOptions,
-): CacheIndex & { frequency(hi: number, lo: number): number } {
+): BatchedCacheIndex & { frequency(hi: number, lo: number): number } {
   return new WasmLfru(budgetBytes, options);
 }

@@ -47,10 +47,14 @@ export function replicasFromConfig(list: readonly ReplicaConfig[]): Replica[] {
   }));
 }
 
-/** The replica registry; `version` changes whenever membership or liveness does. */
+/**
+ * The replica registry. `version` changes whenever membership or liveness does; `membership`
+ * only when replicas are added or removed (what distance rankings depend on).
+ */
 export class ReplicaSet {
   readonly replicas: Replica[];
   version = 0;
+  membership = 0;
   constructor(replicas: Replica[]) {
     this.replicas = replicas;
   }
@@ -62,6 +66,23 @@ export class ReplicaSet {
       r.live = live;
       this.version++;
     }
+    return true;
+  }
+  /** Adds a replica, or replaces the one with the same id. */
+  upsert(replica: Replica): void {
+    const i = this.replicas.findIndex((x) => x.id === replica.id);
+    if (i === -1) this.replicas.push(replica);
+    else this.replicas[i] = replica;
+    this.version++;
+    this.membership++;
+  }
+  /** Removes a replica; false when no replica has that id. */
+  remove(id: string): boolean {
+    const i = this.replicas.findIndex((x) => x.id === id);
+    if (i === -1) return false;
+    this.replicas.splice(i, 1);
+    this.version++;
+    this.membership++;
     return true;
   }
 }
@@ -142,11 +163,10 @@ export class GeoPolicy implements SteeringPolicy {
 
   /** Replica indices ordered by distance from a location, ties by config order. */
   #rank(loc: number): Uint16Array {
-    const n = this.#set.replicas.length;
-    if (this.#rankedFor !== n) {
-      // Membership changed size: every ranking is stale.
+    if (this.#rankedFor !== this.#set.membership) {
+      // Replicas were added, moved or removed: every ranking is stale.
       this.#ranking.length = 0;
-      this.#rankedFor = n;
+      this.#rankedFor = this.#set.membership;
     }
     let r = this.#ranking[loc];
     if (r === undefined) {

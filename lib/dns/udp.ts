@@ -1,12 +1,20 @@
 /**
  * The portable UDP transport: `Deno.listenDatagram`, each datagram received straight into a
  * packet slot of the codec's memory, answered in place by the handler, and sent from there.
- * Slots are used round-robin; a slot is reused only once its previous send has completed.
+ * {@link RECEIVERS} receives are pending at once, each cycling through its own share of the
+ * slots; a slot is reused only once its previous send has completed.
  *
  * @module
  */
 import { ClientCache } from "./clients.ts";
 import type { DnsHandler } from "./handler.ts";
+
+/**
+ * Receives kept pending at once, each over its own share of the slots: the runtime can then
+ * complete several datagrams per event-loop turn instead of one (measured on loopback with
+ * dnsperf: about 1.5x the queries per second of a single receive; 8 gave no more than 4).
+ */
+export const RECEIVERS = 4;
 
 /** Options of {@link serveUdp}. */
 export interface UdpOptions {
@@ -61,7 +69,11 @@ export function serveUdp(opts: UdpOptions): UdpServer {
     stats.errors++;
     onError(e);
   };
-  // Completion callbacks per slot, made once: a send allocates no closure.
+  // Slot views and completion callbacks, made once: a datagram allocates no view or closure
+  // of ours beyond the response subarray.
+  const views = inFlight.map((_, s) =>
+    mem.subarray(slotBase + s * slotSize, slotBase + (s + 1) * slotSize)
+  );
   const sent = inFlight.map((_, s) => () => {
     stats.sent++;
     inFlight[s] = null;
@@ -71,15 +83,16 @@ export function serveUdp(opts: UdpOptions): UdpServer {
     if (!closed) fail(e);
   });
 
-  async function loop(): Promise<void> {
-    let slot = 0;
+  /** Receiver `r` of `RECEIVERS` uses slots r, r + RECEIVERS, ... in turn. */
+  async function loop(first: number): Promise<void> {
+    let slot = first;
     while (!closed) {
       const pending = inFlight[slot];
       if (pending) await pending;
       const base = slotBase + slot * slotSize;
       let len: number, addr: Deno.Addr;
       try {
-        const [data, from] = await conn.receive(mem.subarray(base, base + slotSize));
+        const [data, from] = await conn.receive(views[slot]);
         len = data.length;
         addr = from;
       } catch (e) {
@@ -91,16 +104,18 @@ export function serveUdp(opts: UdpOptions): UdpServer {
       const client = clients.get((addr as Deno.NetAddr).hostname);
       const n = handler.respond(base, len, client, false);
       if (n > 0) {
-        inFlight[slot] = conn.send(mem.subarray(base, base + n), addr).then(
+        inFlight[slot] = conn.send(views[slot].subarray(0, n), addr).then(
           sent[slot],
           failed[slot],
         );
       }
-      slot = slot + 1 === slots ? 0 : slot + 1;
+      slot += receivers;
+      if (slot >= slots) slot = first;
     }
   }
 
-  const done = loop();
+  const receivers = Math.min(RECEIVERS, slots);
+  const done = Promise.all(Array.from({ length: receivers }, (_, r) => loop(r)));
   return {
     port: (conn.addr as Deno.NetAddr).port,
     stats,

@@ -59,11 +59,21 @@ export interface CacheEntry {
   /** Lower-case header names of the response's `Vary`. */
   varyNames: string[];
   pinned: boolean;
+  /**
+   * Whether the body is known good: true when stored by this process or once read back
+   * through the store (which checks its hash the first time after open). Entries rebuilt from
+   * the store at start-up are not streamed straight from their file until then.
+   */
+  verified: boolean;
   /** `headers` with our `Via` appended: the base of every response built from this entry. */
   outHeaders: [string, string][];
-  /** Memo of the full HIT header list for one age value (the hot path reuses it). */
+  /**
+   * The full 200 HIT response for one `Age` value, never sent itself: the hot path sends
+   * `hitTemplate.clone()`, which shares the body and copies the header list without
+   * re-validating it (several times cheaper than building a Response with headers).
+   */
   hitAge: number;
-  hitHeaders: [string, string][] | null;
+  hitTemplate: Response | null;
 }
 
 /** The parts of a complete origin response the cache stores. */
@@ -219,13 +229,17 @@ export class HttpCache {
       this.remove(entry);
       return null;
     }
+    entry.verified = true;
     if (entry.size < FILE_SERVE_THRESHOLD && this.#slots[entry.slot] === entry) entry.body = body;
     return body;
   }
 
-  /** Path of the entry's body file in the store when its body is not in memory, else null. */
+  /**
+   * Path of the entry's body file in the store when its body is not in memory and has been
+   * verified, else null (then use {@link HttpCache.body}).
+   */
   filePath(entry: CacheEntry): string | null {
-    if (entry.body !== null || this.#store === null) return null;
+    if (entry.body !== null || !entry.verified || this.#store === null) return null;
     return this.#store.filePath(entry.key);
   }
 
@@ -256,9 +270,10 @@ export class HttpCache {
     entry.headers = headers;
     entry.requestTime = requestTime;
     entry.responseTime = responseTime;
+    // The 304's own Date (or, without one, its arrival time), never the old stored Date.
     entry.initialAge = correctedInitialAge(
       headerValue(update, "age"),
-      facts.date,
+      headerValue(update, "date"),
       requestTime,
       responseTime,
     );
@@ -346,7 +361,8 @@ export class HttpCache {
       entry.lifetime = meta.lifetime;
       entry.body = null;
       entry.size = se.size;
-      if (this.#admit(entry, true)) {
+      entry.verified = false;
+      if (this.#admit(entry)) {
         this.#varyByUrl.set(meta.url, names);
         loaded.add(entry);
       } else if (!se.pinned) this.#store.delete(se.key);
@@ -388,9 +404,10 @@ export class HttpCache {
       contentType: null,
       varyNames: names,
       pinned,
+      verified: true,
       outHeaders: [],
       hitAge: -1,
-      hitHeaders: null,
+      hitTemplate: null,
     };
     this.#derive(entry, facts);
     return entry;
@@ -412,7 +429,7 @@ export class HttpCache {
     out.push(["via", appendVia(via, this.#via)]);
     entry.outHeaders = out;
     entry.hitAge = -1;
-    entry.hitHeaders = null;
+    entry.hitTemplate = null;
   }
 
   #accountedSize(entry: CacheEntry): number {
@@ -422,7 +439,7 @@ export class HttpCache {
   }
 
   /** Inserts into the index, handling evictions and key bookkeeping; false if refused. */
-  #admit(entry: CacheEntry, fromStore = false): boolean {
+  #admit(entry: CacheEntry): boolean {
     if (entry.size > this.maxObjectBytes && !entry.pinned) return false;
     this.#hash(entry.key, this.#h);
     const hi = this.#h[0], lo = this.#h[1];
@@ -439,7 +456,7 @@ export class HttpCache {
     if (slot < 0) return false;
     const previous = this.#slots[slot];
     // Same key replaced, or a hash collision taking over the slot: forget the old one.
-    if (previous !== undefined) this.#drop(previous, previous.key === entry.key || fromStore);
+    if (previous !== undefined) this.#drop(previous, previous.key === entry.key);
     entry.slot = slot;
     this.#slots[slot] = entry;
     let keys = this.#keysByUrl.get(entry.url);
@@ -457,6 +474,7 @@ export class HttpCache {
       if (keys.size === 0) this.#keysByUrl.delete(entry.url);
     }
     entry.body = null;
+    entry.hitTemplate = null;
     if (keepStored || entry.pinned || this.#store === null) return;
     const store = this.#store;
     const del = () => {
@@ -498,6 +516,7 @@ export class HttpCache {
       if (this.#slots[entry.slot] !== entry) return; // dropped meanwhile; #drop deletes it
       if (entry.size >= FILE_SERVE_THRESHOLD && store.filePath(entry.key) !== null) {
         entry.body = null;
+        entry.hitTemplate = null;
       }
     } catch (e) {
       this.#onStoreError(`write of ${entry.key} failed: ${(e as Error).message}`);

@@ -162,3 +162,37 @@ export function contentLength(headers: Headers): number | null {
   if (v === null || !/^[0-9]{1,15}$/.test(v.trim())) return null;
   return Number(v.trim());
 }
+
+/**
+ * Passes `body` through, erroring it (and cancelling the upstream) when no chunk arrives for
+ * `idleMs`: a streamed response from a stalled origin ends instead of hanging forever.
+ */
+export function withIdleTimeout(
+  body: ReadableStream<Uint8Array>,
+  idleMs: number,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const idle = new Promise<"idle">((resolve) => {
+        timer = setTimeout(() => resolve("idle"), idleMs);
+      });
+      try {
+        const r = await Promise.race([reader.read(), idle]);
+        if (r === "idle") {
+          reader.cancel(new Error("origin idle")).catch(() => {});
+          controller.error(new BodyError(`origin sent nothing for ${idleMs} ms`, true));
+        } else if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      } catch (e) {
+        controller.error(e);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  });
+}

@@ -37,6 +37,7 @@ import {
   originRequestHeaders,
   originResponseHeaders,
   readBodyUpTo,
+  withIdleTimeout,
 } from "./origin.ts";
 import { buildMultipart, contentRange, parseRange } from "./range.ts";
 
@@ -174,14 +175,6 @@ export function createReplica(opts: ReplicaOptions): Replica {
   }
 
   function withCacheHeaders(entry: CacheEntry, age: number, xcache: string): [string, string][] {
-    if (xcache === "HIT") {
-      if (entry.hitAge === age && entry.hitHeaders !== null) return entry.hitHeaders;
-      const list = entry.outHeaders.slice();
-      list.push(["age", String(age)], ["x-cache", "HIT"]);
-      entry.hitAge = age;
-      entry.hitHeaders = list;
-      return list;
-    }
     const list = entry.outHeaders.slice();
     list.push(["age", String(age)], ["x-cache", xcache]);
     return list;
@@ -208,11 +201,21 @@ export function createReplica(opts: ReplicaOptions): Replica {
     if (entry.body === null) return serveStoredBody(req, entry, xcache, age, range);
     if (range !== null) return serveRange(req, entry, entry.body, xcache, age, range);
     metrics.bytesSent += entry.size;
-    const body = entry.status === 204 || entry.status === 304 ? null : entry.body;
-    return new Response(body, {
-      status: entry.status,
-      headers: withCacheHeaders(entry, age, xcache),
-    });
+    const body = entry.status === 204 ? null : entry.body;
+    if (xcache !== "HIT") {
+      return new Response(body, {
+        status: entry.status,
+        headers: withCacheHeaders(entry, age, xcache),
+      });
+    }
+    if (entry.hitAge !== age || entry.hitTemplate === null) {
+      entry.hitTemplate = new Response(body, {
+        status: entry.status,
+        headers: withCacheHeaders(entry, age, "HIT"),
+      });
+      entry.hitAge = age;
+    }
+    return entry.hitTemplate.clone();
   }
 
   async function serveStoredBody(
@@ -305,7 +308,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
     list.push(["x-cache", "MISS"]);
     const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
     if (noBody) body?.cancel().catch(() => {});
-    return new Response(noBody ? null : body, { status, headers: list });
+    const out = noBody || body === null ? null : withIdleTimeout(body, originTimeout);
+    return new Response(out, { status, headers: list });
   }
 
   // ---- origin and peers ------------------------------------------------------------------
@@ -337,7 +341,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
 
   /**
    * Fetches `url` to fill the cache (revalidating `stale` when given) and stores the result.
-   * Always GET: a HEAD miss fills the cache with the full response.
+   * Always GET: a HEAD miss fills the cache with the full response. A miss asks the peers
+   * first; a peer whose body fails is passed over for the origin.
    */
   async function fill(
     req: Request,
@@ -346,26 +351,28 @@ export function createReplica(opts: ReplicaOptions): Replica {
     stale: CacheEntry | null,
   ): Promise<FillResult> {
     const hasAuth = req.headers.has("authorization");
+    if (stale === null && !hasAuth && peers.length > 0) {
+      const requestTime = now();
+      const res = await askPeers(url, req);
+      if (res !== null) {
+        const never = new AbortController().signal;
+        const r = await settle(req, url, reqCc, null, res, requestTime, never, true);
+        if (r !== null) return r;
+      }
+    }
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error("origin timeout")), originTimeout);
-    let res: Response | null = null;
-    let requestTime = now();
+    let res: Response;
+    const requestTime = now();
     try {
-      if (stale === null && !hasAuth) {
-        res = await askPeers(url, req);
-        if (res !== null) requestTime = now();
+      const headers = originRequestHeaders(req.headers, FILL_DROPPED, via);
+      if (stale !== null) {
+        if (stale.etag !== null) headers.set("if-none-match", stale.etag);
+        if (stale.lastModified !== null) headers.set("if-modified-since", stale.lastModified);
       }
-      if (res === null) {
-        const headers = originRequestHeaders(req.headers, FILL_DROPPED, via);
-        if (stale !== null) {
-          if (stale.etag !== null) headers.set("if-none-match", stale.etag);
-          if (stale.lastModified !== null) headers.set("if-modified-since", stale.lastModified);
-        }
-        metrics.originRequests++;
-        requestTime = now();
-        res = await fetch(originBase + url, { headers, signal: ac.signal, redirect: "manual" });
-        metrics.observeOriginLatency((now() - requestTime) / 1000);
-      }
+      metrics.originRequests++;
+      res = await fetch(originBase + url, { headers, signal: ac.signal, redirect: "manual" });
+      metrics.observeOriginLatency((now() - requestTime) / 1000);
     } catch (e) {
       clearTimeout(timer);
       metrics.originErrors++;
@@ -375,17 +382,37 @@ export function createReplica(opts: ReplicaOptions): Replica {
         : `origin unreachable: ${(e as Error).message}`;
       return { kind: "error", status: timedOut ? 504 : 502, message };
     }
-    const responseTime = now();
-    const headers = originResponseHeaders(res);
-
-    if (res.status === 304 && stale !== null) {
+    try {
+      return (await settle(req, url, reqCc, stale, res, requestTime, ac.signal, false))!;
+    } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Turns an upstream response into a fill result: freshens `stale` on a 304, stores a
+   * cacheable complete body, streams the rest. Returns null only for a peer whose body
+   * failed (the caller then asks the origin).
+   */
+  async function settle(
+    req: Request,
+    url: string,
+    reqCc: CacheControl,
+    stale: CacheEntry | null,
+    res: Response,
+    requestTime: number,
+    signal: AbortSignal,
+    fromPeer: boolean,
+  ): Promise<FillResult | null> {
+    const responseTime = now();
+    const hasAuth = req.headers.has("authorization");
+    const headers = originResponseHeaders(res);
+    if (res.status === 304 && stale !== null) {
       await res.body?.cancel();
       cache.freshen(stale, headers, requestTime, responseTime);
       return { kind: "entry", entry: stale, xcache: "REVALIDATED" };
     }
     if (res.status >= 500 && stale !== null) {
-      clearTimeout(timer);
       await res.body?.cancel();
       metrics.originErrors++;
       return { kind: "error", status: res.status, message: `origin answered ${res.status}` };
@@ -396,32 +423,34 @@ export function createReplica(opts: ReplicaOptions): Replica {
     const why = unstorableReason("GET", reqCc, hasAuth, facts);
     const cl = headers.find(([n]) => n === "content-length")?.[1];
     const length = cl !== undefined && /^[0-9]{1,15}$/.test(cl) ? Number(cl) : null;
-    if (why !== null || (length !== null && length > cache.maxObjectBytes)) {
-      clearTimeout(timer);
+    const tooLarge = length !== null && length > cache.maxObjectBytes;
+    if (tooLarge && !fromPeer && res.status === 200 && req.headers.has("range")) {
+      // Not cacheable here: let the origin answer the range rather than stream it all.
+      await res.body?.cancel();
+      metrics.notStored++;
+      return await forwardRange(req, url, signal);
+    }
+    if (why !== null || tooLarge) {
       metrics.notStored++;
       return { kind: "response", response: passThrough(res.status, headers, res.body) };
     }
     let read;
     try {
-      read = await readBodyUpTo(res.body, cache.maxObjectBytes, length, ac.signal);
+      read = await readBodyUpTo(res.body, cache.maxObjectBytes, length, signal);
     } catch (e) {
-      clearTimeout(timer);
+      const source = fromPeer ? "peer" : "origin";
+      log(`${source}: ${url}: ${(e as Error).message}`);
+      if (fromPeer) return null;
       metrics.originErrors++;
       const timedOut = e instanceof BodyError && e.timedOut;
-      log(`origin: ${url}: ${(e as Error).message}`);
-      return {
-        kind: "error",
-        status: timedOut ? 504 : 502,
-        message: (e as Error).message,
-      };
+      return { kind: "error", status: timedOut ? 504 : 502, message: (e as Error).message };
     }
-    clearTimeout(timer);
     if (read.kind === "too-large") {
       metrics.notStored++;
       const stream = concatStream(read.head, read.rest);
       return { kind: "response", response: passThrough(res.status, headers, stream) };
     }
-    metrics.originBytes += read.body.byteLength;
+    if (!fromPeer) metrics.originBytes += read.body.byteLength;
     const entry = await cache.put(url, req.headers, {
       status: res.status,
       headers,
@@ -434,6 +463,31 @@ export function createReplica(opts: ReplicaOptions): Replica {
       return { kind: "buffered", status: res.status, headers, body: read.body };
     }
     return { kind: "entry", entry, xcache: "MISS" };
+  }
+
+  /** Sends a GET with the client's Range (and conditionals) to the origin, streamed back. */
+  async function forwardRange(req: Request, url: string, signal: AbortSignal): Promise<FillResult> {
+    try {
+      metrics.originRequests++;
+      const res = await fetch(originBase + url, {
+        headers: originRequestHeaders(req.headers, FORWARD_DROPPED, via),
+        signal,
+        redirect: "manual",
+      });
+      return {
+        kind: "response",
+        response: passThrough(res.status, originResponseHeaders(res), res.body),
+      };
+    } catch (e) {
+      metrics.originErrors++;
+      return signal.aborted
+        ? {
+          kind: "error",
+          status: 504,
+          message: `origin did not answer within ${originTimeout} ms`,
+        }
+        : { kind: "error", status: 502, message: `origin unreachable: ${(e as Error).message}` };
+    }
   }
 
   /** Runs a fill for the key, coalesced with concurrent ones, and answers from its result. */
@@ -681,11 +735,15 @@ export function createReplica(opts: ReplicaOptions): Replica {
     if (url.length > MAX_URL_LENGTH) {
       return textResponse(414, `request target longer than ${MAX_URL_LENGTH} bytes`);
     }
-    const tooLarge = headerSectionError(req.headers);
-    if (tooLarge !== null) return textResponse(431, tooLarge);
-    if (url.startsWith(API_PREFIX)) return api(req, url);
     const method = req.method;
-    if (method !== "GET" && method !== "HEAD") return forward(req, url);
+    if ((method !== "GET" && method !== "HEAD") || url.startsWith(API_PREFIX)) {
+      // Every path but a fresh hit checks the header section (a hit skips it for speed;
+      // Deno.serve's own limits still apply there).
+      const tooLarge = headerSectionError(req.headers);
+      if (tooLarge !== null) return textResponse(431, tooLarge);
+      if (url.startsWith(API_PREFIX)) return api(req, url);
+      return forward(req, url);
+    }
 
     const h = req.headers;
     const isPeer = h.get(PEER_HEADER) !== null;
@@ -702,6 +760,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
         metrics.hits++;
         return serveEntry(req, entry, "HIT", v.age);
       }
+      const tooLarge = headerSectionError(h);
+      if (tooLarge !== null) return textResponse(431, tooLarge);
       if (!isPeer && v.state !== "revalidate") {
         metrics.stale++;
         if (v.state === "stale-while-revalidate") revalidateInBackground(req, url, key, entry);
@@ -712,6 +772,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
       }
       return fillAndServe(req, url, key, reqCc, entry, v);
     }
+    const tooLarge = headerSectionError(h);
+    if (tooLarge !== null) return textResponse(431, tooLarge);
     if (isPeer || reqCc.onlyIfCached) {
       return textResponse(504, "not in cache and the request allows only cached answers");
     }

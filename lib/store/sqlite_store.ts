@@ -46,6 +46,8 @@ export const MAX_META_LENGTH = 1024 * 1024;
 export const SCHEMA_VERSION = 1;
 /** Rows fetched per page by `entries()`, so iterating a large store holds little in memory. */
 const ENTRIES_PAGE = 512;
+/** Reads retried when a concurrent replace unlinks the file being read. */
+const READ_ATTEMPTS = 3;
 /** Bytes per `write` call when a body held in memory goes to a file. */
 const WRITE_CHUNK = 1024 * 1024;
 
@@ -522,14 +524,27 @@ class Store implements SqliteObjectStore {
   async read(key: string): Promise<Uint8Array | null> {
     this.#checkKey("read", key);
     this.#checkOpen("read", key);
-    const r = this.#row(key);
-    if (!r) return null;
+    // A concurrent replace can unlink the file being read; then the new value is read.
+    for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+      const r = this.#row(key);
+      if (!r) return null;
+      const got = await this.#readRow(key, r);
+      if (got !== "replaced") return got;
+    }
+    throw new Error(
+      `Cannot read "${key}": replaced ${READ_ATTEMPTS} times while being read in "${this.dir}"`,
+    );
+  }
+
+  async #readRow(key: string, r: Row): Promise<Uint8Array | null | "replaced"> {
+    const stillSame = () => !this.#closed && this.#row(key)?.sha256 === r.sha256;
     if (r.in_file === 0) {
       const { body } = this.#q.getBody.get(key) as { body: Uint8Array | null };
       const bytes = body ?? new Uint8Array(0);
       if (bytes.length !== r.size || !this.#verifiedKeys.has(key) && !(await sameHash(bytes, r))) {
         // The row may have been replaced while hashing; only drop what was checked.
-        if (this.#row(key)?.sha256 === r.sha256) this.#q.del.run(key);
+        if (!stillSame()) return this.#closed ? null : "replaced";
+        this.#q.del.run(key);
         return null;
       }
       this.#verifiedKeys.add(key);
@@ -543,16 +558,15 @@ class Store implements SqliteObjectStore {
       if (!(err instanceof Deno.errors.NotFound)) {
         throw new Error(`Cannot read "${key}": reading "${path}" failed: ${err}`, { cause: err });
       }
-      if (this.#row(key)?.sha256 === r.sha256 && !this.#pending.has(r.sha256)) {
-        this.#dropCorrupt(r.sha256);
-      }
+      if (!stillSame()) return this.#closed ? null : "replaced";
+      if (!this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
       return null;
     }
     if (
       bytes.length !== r.size ||
       !this.#verifiedFiles.has(r.sha256) && !(await sameHash(bytes, r))
     ) {
-      if (!this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+      if (!this.#closed && !this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
       return null;
     }
     this.#verifiedFiles.add(r.sha256);

@@ -1,0 +1,212 @@
+/**
+ * Per-operation cost of the LFRU index: WASM vs the TypeScript reference vs npm:lru-cache.
+ * Each bench call replays BATCH requests of a Zipf(1.0) stream over KEYS keys, so divide the
+ * reported time by BATCH for the time per operation (ops/s = BATCH / time).
+ *
+ * Run: `deno task bench` (or `deno bench -A bench/lfru_bench.ts` after `deno task build:wasm`).
+ */
+import { LRUCache } from "lru-cache";
+import { TsLfru } from "../lib/cache/lfru.ts";
+import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
+import { hashKey } from "../lib/cache/hash.ts";
+import type { BatchedCacheIndex, CacheIndex } from "../lib/cache/types.ts";
+
+/** Requests per bench call. */
+const BATCH = 10_000;
+/** Distinct keys; the cache holds 1% of them, like the reference traces. */
+const KEYS = 100_000;
+const ENTRIES = 1_000;
+const SIZE = 4096;
+const STREAM = 1 << 20;
+
+// A Zipf(1.0) stream of key numbers, and each key's 64-bit hash of its URL.
+const stream = new Uint32Array(STREAM);
+{
+  const cdf = new Float64Array(KEYS);
+  let s = 0;
+  for (let k = 0; k < KEYS; k++) cdf[k] = s += 1 / (k + 1);
+  let x = 12345;
+  for (let i = 0; i < STREAM; i++) {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    const u = ((x >>> 8) / 2 ** 24) * s;
+    let lo = 0;
+    let hi = KEYS - 1;
+    while (lo < hi) {
+      const m = (lo + hi) >>> 1;
+      if (cdf[m] > u) hi = m;
+      else lo = m + 1;
+    }
+    stream[i] = lo;
+  }
+}
+const keyHi = new Uint32Array(KEYS);
+const keyLo = new Uint32Array(KEYS);
+{
+  const h = new Uint32Array(2);
+  for (let k = 0; k < KEYS; k++) {
+    hashKey(`/objects/${k}.bin`, h);
+    keyHi[k] = h[0];
+    keyLo[k] = h[1];
+  }
+}
+
+/** The replica's pattern: get, and on a miss set. */
+function requests(index: CacheIndex, state: { at: number }): number {
+  let hits = 0;
+  let at = state.at;
+  for (let i = 0; i < BATCH; i++) {
+    const k = stream[at];
+    at = (at + 1) & (STREAM - 1);
+    if (index.get(keyHi[k], keyLo[k]) >= 0) hits++;
+    else index.set(keyHi[k], keyLo[k], SIZE);
+  }
+  state.at = at;
+  return hits;
+}
+
+/** Lookups of keys that are all present (no eviction): the hit path alone. */
+function hitsOnly(index: CacheIndex, state: { at: number }): number {
+  let sum = 0;
+  for (let i = 0; i < BATCH; i++) {
+    const k = state.at;
+    state.at = (k + 1) % ENTRIES;
+    sum += index.get(keyHi[k], keyLo[k]);
+  }
+  return sum;
+}
+
+function lruRequests(cache: LRUCache<number, number>, state: { at: number }): number {
+  let hits = 0;
+  let at = state.at;
+  for (let i = 0; i < BATCH; i++) {
+    const k = stream[at];
+    at = (at + 1) & (STREAM - 1);
+    if (cache.get(k) !== undefined) hits++;
+    else cache.set(k, k);
+  }
+  state.at = at;
+  return hits;
+}
+
+function warm(index: CacheIndex): CacheIndex {
+  requests(index, { at: STREAM - 200_000 });
+  return index;
+}
+
+const budget = ENTRIES * SIZE;
+const ts = warm(new TsLfru(budget));
+const wasm = warm(createWasmLfru(budget));
+const lru = new LRUCache<number, number>({ max: ENTRIES });
+lruRequests(lru, { at: STREAM - 200_000 });
+
+const tsState = { at: 0 };
+const wasmState = { at: 0 };
+const lruState = { at: 0 };
+Deno.bench({
+  name: "wasm lfru",
+  group: "request (get, set on miss)",
+  baseline: true,
+  fn: () => void requests(wasm, wasmState),
+});
+Deno.bench({
+  name: "ts lfru",
+  group: "request (get, set on miss)",
+  fn: () => void requests(ts, tsState),
+});
+Deno.bench({
+  name: "npm:lru-cache",
+  group: "request (get, set on miss)",
+  fn: () => void lruRequests(lru, lruState),
+});
+
+/** The same requests through the batched boundary: BATCH_MAX per WASM call. */
+function batched(index: BatchedCacheIndex, state: { at: number }): number {
+  let hits = 0;
+  let at = state.at;
+  for (let done = 0; done < BATCH;) {
+    const n = Math.min(1024, BATCH - done);
+    const input = index.batchInput();
+    for (let i = 0; i < n; i++) {
+      const k = stream[(at + i) & (STREAM - 1)];
+      input[3 * i] = keyHi[k];
+      input[3 * i + 1] = keyLo[k];
+      input[3 * i + 2] = SIZE;
+    }
+    const m = index.requests(n);
+    const results = index.batchResults();
+    for (let i = 0; i < m; i++) if (results[i] >= 0 && results[i] < 0x4000_0000) hits++;
+    at = (at + m) & (STREAM - 1);
+    done += m;
+  }
+  state.at = at;
+  return hits;
+}
+
+const tsB = warm(new TsLfru(budget)) as TsLfru;
+const wasmB = warm(createWasmLfru(budget)) as BatchedCacheIndex;
+const tsBState = { at: 0 };
+const wasmBState = { at: 0 };
+Deno.bench({
+  name: "wasm lfru, batched",
+  group: "request, batched boundary",
+  baseline: true,
+  fn: () => void batched(wasmB, wasmBState),
+});
+Deno.bench({
+  name: "ts lfru, batched",
+  group: "request, batched boundary",
+  fn: () => void batched(tsB, tsBState),
+});
+Deno.bench({
+  name: "ts lfru, per call",
+  group: "request, batched boundary",
+  fn: () => void requests(tsB, tsBState),
+});
+
+// The hit path alone: a cache holding every key it is asked for.
+const tsHits = new TsLfru(budget * 2);
+const wasmHits = createWasmLfru(budget * 2);
+for (let k = 0; k < ENTRIES; k++) {
+  tsHits.set(keyHi[k], keyLo[k], SIZE);
+  wasmHits.set(keyHi[k], keyLo[k], SIZE);
+}
+const lruHits = new LRUCache<number, number>({ max: ENTRIES });
+for (let k = 0; k < ENTRIES; k++) lruHits.set(k, k);
+const hs = { at: 0 };
+Deno.bench({
+  name: "wasm lfru",
+  group: "get (hit)",
+  baseline: true,
+  fn: () => void hitsOnly(wasmHits, hs),
+});
+Deno.bench({ name: "ts lfru", group: "get (hit)", fn: () => void hitsOnly(tsHits, hs) });
+Deno.bench({
+  name: "npm:lru-cache",
+  group: "get (hit)",
+  fn: () => {
+    for (let i = 0; i < BATCH; i++) {
+      const k = hs.at;
+      hs.at = (k + 1) % ENTRIES;
+      lruHits.get(k);
+    }
+  },
+});
+
+// The boundary alone: peek of an absent key is one hash and one probe of an empty table.
+const tsEmpty = new TsLfru(budget);
+const wasmEmpty = createWasmLfru(budget);
+Deno.bench({
+  name: "wasm lfru",
+  group: "peek (absent): call overhead",
+  baseline: true,
+  fn: () => {
+    for (let i = 0; i < BATCH; i++) wasmEmpty.peek(keyHi[i], keyLo[i]);
+  },
+});
+Deno.bench({
+  name: "ts lfru",
+  group: "peek (absent): call overhead",
+  fn: () => {
+    for (let i = 0; i < BATCH; i++) tsEmpty.peek(keyHi[i], keyLo[i]);
+  },
+});

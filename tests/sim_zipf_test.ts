@@ -1,0 +1,81 @@
+/**
+ * The simulator against the reference: regenerate zipf1.0_eq bit for bit (SHA-256 from
+ * /work/shared/traces/README.md), then our LRU and Belady must match libCacheSim's at 1% of the
+ * footprint within 0.001, and the two LFRU indexes must agree and stay under the best
+ * non-optimal reference policy. Plus small hand-checked traces for the parser and policies.
+ */
+import { assert, assertEquals } from "./_lfru_assert.ts";
+import { throws } from "node:assert/strict";
+import { generateTrace, sha256Hex, splitmix64, TRACES } from "../scripts/gen_traces.ts";
+import {
+  byteMissRatio,
+  capacityFor,
+  missRatio,
+  parseTrace,
+  simulate,
+  simulateBelady,
+  simulateLru,
+} from "../scripts/sim.ts";
+
+const TOLERANCE = 0.001;
+const enc = new TextEncoder();
+
+Deno.test("splitmix64 gives the published first outputs for seed 0", () => {
+  // First outputs of splitmix64(0) are 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4.
+  const next = splitmix64(0n);
+  assertEquals(next(), Number(0xe220a8397b1dcdafn >> 11n) * 2 ** -53);
+  assertEquals(next(), Number(0x6e789e6aa1b965f4n >> 11n) * 2 ** -53);
+});
+
+Deno.test("zipf1.0_eq: hash, then LRU and Belady match libCacheSim at 1%", async () => {
+  const spec = TRACES.find((t) => t.name === "zipf1.0_eq")!;
+  const csv = generateTrace(spec);
+  assertEquals(await sha256Hex(csv), spec.sha256);
+  const trace = parseTrace(csv);
+  assertEquals(trace.obj.length, 2_000_000);
+  assertEquals(trace.objects, 94_138, "footprint from the README");
+  const cap = capacityFor(trace, 0.01);
+  assertEquals(cap.bytes, spec.sizes[1] * 4096, "941 objects");
+  const lru = missRatio(simulateLru(trace, cap.bytes));
+  assert(Math.abs(lru - spec.reference.object.lru[1]) <= TOLERANCE, `LRU ${lru}`);
+  const opt = missRatio(simulateBelady(trace, cap.bytes));
+  assert(Math.abs(opt - spec.reference.object.optimal[1]) <= TOLERANCE, `Belady ${opt}`);
+  const ts = simulate(trace, "lfru-ts", cap.bytes);
+  const wasm = simulate(trace, "lfru-wasm", cap.bytes);
+  assertEquals(wasm, ts, "WASM and TS LFRU replay identically");
+  const ours = missRatio(wasm);
+  assert(ours > opt && ours <= spec.reference.object.best[1], `LFRU ${ours}`);
+});
+
+Deno.test("parseTrace: header, dense ids, 64-bit ids and bad lines", () => {
+  const t = parseTrace(
+    enc.encode("timestamp,object_id,size\n0,7,10\n0,9007199254740991,5\n1,7,10"),
+  );
+  assertEquals([...t.obj], [0, 1, 0]);
+  assertEquals([...t.size], [10, 5, 10]);
+  assertEquals([t.hi[1], t.lo[1]], [0x1fffff, 0xffffffff]);
+  assertEquals(t.objects, 2);
+  for (const bad of ["0,1\n", "0,1,2,3\n", "0,x,2\n", "0,1,\n", "0,1,4294967296\n"]) {
+    throws(() => parseTrace(enc.encode("0,1,1\n" + bad)), SyntaxError, bad);
+  }
+});
+
+Deno.test("capacityFor counts objects for equal sizes and bytes otherwise", () => {
+  const eq = parseTrace(enc.encode("0,1,100\n0,2,100\n0,3,100\n0,1,100\n"));
+  assertEquals(capacityFor(eq, 0.7), { bytes: 200, label: "2 objects" });
+  const var_ = parseTrace(enc.encode("0,1,100\n0,2,300\n0,1,100\n"));
+  assertEquals(capacityFor(var_, 0.5), { bytes: 200, label: "200 bytes" });
+});
+
+Deno.test("LRU and Belady on a hand-checked trace", () => {
+  // a b c a d a b, capacity 2 objects of size 1.
+  // LRU: a b c(evict a) a(miss, evict b) d(evict c) a(hit) b(miss) -> 6 misses.
+  // Belady: a b c(bypass: c never again) a(hit) d(bypass) a(hit) b(hit) -> 4 misses.
+  const ids = [1, 2, 3, 1, 4, 1, 2];
+  const t = parseTrace(enc.encode(ids.map((id, i) => `${i},${id},1`).join("\n")));
+  assertEquals(simulateLru(t, 2).misses, 6);
+  assertEquals(simulateBelady(t, 2).misses, 4);
+  const r = simulateLru(t, 2);
+  assertEquals(missRatio(r), 6 / 7);
+  assertEquals(byteMissRatio(r), 6 / 7);
+});
