@@ -105,8 +105,8 @@ export const SLICE_MS = 2;
 /**
  * How long the loop keeps retrying `recvmmsg` after the last datagram before it parks in
  * `poll` on a worker thread: under load the next query comes within microseconds, and a
- * retry (one system call) is much cheaper than the thread round trip of a wait (measured:
- * 10-20x fewer context switches at the same CPU per query).
+ * retry (one system call) is much cheaper than the thread round trip of a wait (measured under
+ * dnsperf: 1.3-2.8 k context switches/s instead of 15-22 k, at the same CPU per query).
  */
 export const SPIN_MS = 0.05;
 /**
