@@ -13,9 +13,17 @@ import type { CacheIndex } from "./lib/cache/types.ts";
 import { openStore } from "./lib/store/sqlite_store.ts";
 import { createReplica, serveReplica } from "./lib/http/replica.ts";
 import { parseDuration, parseSize } from "./lib/http/units.ts";
+import { ReplicationDb } from "./lib/replication/db.ts";
+import { ReplicationNode } from "./lib/replication/node.ts";
+import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./lib/upload/wire.ts";
 
 /** Default cache budget. */
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Default upload limit: larger than any single asset a CDN should serve, small enough to bound disk use per request. */
+const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 * 1024 * 1024;
+/** Routes that exist only with a store (uploads and replication). */
+const REPLICATION_ROUTES =
+  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files)(\/|$)/;
 
 const FLAGS = {
   port: {
@@ -63,6 +71,29 @@ const FLAGS = {
     help: "Bearer token for /_cdn/purge (or env NEARCAST_ADMIN_TOKEN). Purge is off without one.",
   },
   index: { type: "string", help: "Cache index implementation: wasm (default) or ts." },
+  servers: {
+    type: "string",
+    help:
+      "JSON file listing the other nodes' base URLs, for uploads and replication (needs --data).",
+  },
+  join: { type: "string", help: "Base URL of one known node to join through (needs --data)." },
+  advertise: {
+    type: "string",
+    help:
+      "Base URL other nodes use to reach this one. Default http://HOST:PORT (127.0.0.1 for 0.0.0.0).",
+  },
+  heartbeat: {
+    type: "string",
+    help: "Heartbeat and anti-entropy period between nodes. Default 1s.",
+  },
+  "max-upload-bytes": {
+    type: "string",
+    help: "Largest upload accepted (413 beyond). Default 4GiB.",
+  },
+  "chunk-bytes": {
+    type: "string",
+    help: "Chunk size of pushes to other nodes (1..8MiB). Default 1MiB.",
+  },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
 
@@ -181,6 +212,46 @@ async function main(): Promise<void> {
     }
   }
   const adminToken = str("admin-token") ?? Deno.env.get("NEARCAST_ADMIN_TOKEN") ?? null;
+  const seeds: string[] = [];
+  const serversFile = str("servers");
+  if (serversFile !== undefined) {
+    let list: unknown;
+    try {
+      list = JSON.parse(await Deno.readTextFile(serversFile));
+    } catch (e) {
+      fail(`--servers: cannot read ${serversFile} as JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(list)) fail(`--servers: ${serversFile} must hold a JSON list of URLs`);
+    for (const item of list) {
+      const u = typeof item === "string" ? item : (item as { url?: unknown })?.url;
+      if (typeof u !== "string" || !/^https?:\/\//.test(u) || !URL.canParse(u)) {
+        fail(`--servers: not an http(s) URL in ${serversFile}: ${JSON.stringify(item)}`);
+      }
+      seeds.push(u);
+    }
+  }
+  const join = str("join");
+  if (join !== undefined) {
+    if (!/^https?:\/\//.test(join) || !URL.canParse(join)) {
+      fail(`--join: not an http(s) URL: ${join}`);
+    }
+    seeds.push(join);
+  }
+  const advertise = str("advertise");
+  if (advertise !== undefined && (!/^https?:\/\//.test(advertise) || !URL.canParse(advertise))) {
+    fail(`--advertise: not an http(s) URL: ${advertise}`);
+  }
+  if (store === null && (seeds.length > 0 || advertise !== undefined)) {
+    fail("--servers, --join and --advertise need --data DIR (uploads are stored durably)");
+  }
+  const heartbeatMs = durationOf("heartbeat", 1000);
+  if (heartbeatMs <= 0) fail(`--heartbeat must be positive: received ${str("heartbeat")}`);
+  const maxUploadBytes = sizeOf("max-upload-bytes", DEFAULT_MAX_UPLOAD_BYTES);
+  const chunkBytes = sizeOf("chunk-bytes", DEFAULT_CHUNK_BYTES);
+  if (chunkBytes <= 0 || chunkBytes > MAX_CHUNK_BYTES) {
+    fail(`--chunk-bytes must be in 1..${MAX_CHUNK_BYTES}: received ${str("chunk-bytes")}`);
+  }
+  let node: ReplicationNode | null = null;
   let replica;
   try {
     replica = createReplica({
@@ -196,6 +267,25 @@ async function main(): Promise<void> {
       peerTimeoutMs,
       adminToken: adminToken === "" ? null : adminToken,
       log: (line) => console.log(line),
+      extraApi: (req, path) => {
+        if (node !== null) return node.handle(req, path);
+        if (!REPLICATION_ROUTES.test(path)) return null;
+        return new Response("503: uploads and replication need a store: start with --data DIR\n", {
+          status: 503,
+          headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+        });
+      },
+      health: () => {
+        if (node === null) return { ready: true };
+        return {
+          ready: node.ready,
+          nodeId: node.id,
+          files: node.files().length,
+          digest: node.digest(),
+          replication: node.stats,
+        };
+      },
+      onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
     });
   } catch (e) {
     fail((e as Error).message);
@@ -203,6 +293,24 @@ async function main(): Promise<void> {
   if (store !== null) {
     const n = replica.cache.load();
     console.log(`http: loaded ${n} cached entries from ${dataDir}`);
+    try {
+      const db = new ReplicationDb(dataDir!);
+      node = new ReplicationNode({
+        id: str("id") ?? db.nodeId(() => crypto.randomUUID().slice(0, 8)),
+        store,
+        db,
+        cache: replica.cache,
+        adminToken: adminToken === "" ? null : adminToken,
+        maxUploadBytes,
+        heartbeatMs,
+        requestTimeoutMs: Math.max(2000, heartbeatMs * 2),
+        chunkBytes,
+        seeds,
+        log: (line) => console.log(line),
+      });
+    } catch (e) {
+      fail(`--data: cannot open the replication state in ${dataDir}: ${(e as Error).message}`);
+    }
   }
   const ac = new AbortController();
   const server = serveReplica(replica, {
@@ -215,6 +323,11 @@ async function main(): Promise<void> {
         `http: listening on http://${shown}:${addr.port}/ (origin ${origin}, index ${indexKind}, ` +
           `cache ${cacheBytes} bytes${dataDir === undefined ? "" : `, data ${dataDir}`})`,
       );
+      if (node !== null) {
+        const self = advertise ??
+          `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : shown}:${addr.port}`;
+        node.start(self).catch((e) => console.error(`replication: start failed: ${e}`));
+      }
     },
   });
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -224,6 +337,7 @@ async function main(): Promise<void> {
     replica.preload(preloadLines, concurrency).catch((e) => console.error(`preload: ${e}`));
   }
   await server.finished;
+  await node?.close();
   await replica.close();
 }
 

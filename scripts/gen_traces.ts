@@ -231,8 +231,33 @@ export function objectSizes(kind: Kind): Uint32Array {
   return sizes;
 }
 
+/**
+ * A recency-heavy request stream beyond the reference set: Zipf(alpha) popularity over ranks,
+ * where rank r is object r + shift and shift grows by `drift` every 1,000 requests, so hot
+ * objects keep being replaced by new ones (a news site, a live event). `drift` 0 is plain
+ * Zipf. Not hash-checked: it is ours, for checking that the LFRU stays close to LRU where
+ * recency is what matters.
+ */
+export function movingZipfIds(alpha: number, drift: number, n: number, seed = 7n): Uint32Array {
+  const cdf = zipfCdf(alpha);
+  const next = splitmix64(seed);
+  const ids = new Uint32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = next();
+    let lo = 0;
+    let hi = OBJECTS - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cdf[mid] > u) hi = mid;
+      else lo = mid + 1;
+    }
+    ids[i] = lo + 1 + Math.floor(i / 1000) * drift;
+  }
+  return ids;
+}
+
 /** The CSV bytes of a trace. */
-export function traceCsv(ids: Uint32Array, sizes: Uint32Array): Uint8Array {
+export function traceCsv(ids: Uint32Array, sizes: Uint32Array | number): Uint8Array {
   const enc = new TextEncoder();
   const chunks: Uint8Array[] = [enc.encode("timestamp,object_id,size\n")];
   let total = chunks[0].length;
@@ -242,7 +267,8 @@ export function traceCsv(ids: Uint32Array, sizes: Uint32Array): Uint8Array {
     const end = Math.min(ids.length, start + LINES_PER_CHUNK);
     for (let i = start; i < end; i++) {
       const id = ids[i];
-      text += `${Math.floor(i / REQUESTS_PER_TICK)},${id},${sizes[id - 1]}\n`;
+      const size = typeof sizes === "number" ? sizes : sizes[id - 1];
+      text += `${Math.floor(i / REQUESTS_PER_TICK)},${id},${size}\n`;
     }
     const bytes = enc.encode(text);
     chunks.push(bytes);
@@ -275,6 +301,9 @@ their SHA-256 (exits 1 on a mismatch). Existing files with the right hash are ke
 
 Options:
   --out DIR     output directory (default: traces/ at the repository root)
+  --moving D    instead, write moving_zipf1.0_dD.csv: 2,000,000 Zipf(1.0) requests whose
+                popular objects shift by D ids every 1,000 requests (recency-heavy; ours,
+                not in the reference set, no hash to check)
   --only NAME   generate only this trace, e.g. zipf1.0_eq (repeatable)
   --force       regenerate even if a file with the right hash exists
   -h, --help    show this help`;
@@ -286,6 +315,7 @@ async function main(): Promise<number> {
       out: { type: "string" },
       only: { type: "string", multiple: true },
       force: { type: "boolean", default: false },
+      moving: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -295,6 +325,17 @@ async function main(): Promise<number> {
   }
   const out = values.out ?? new URL("../traces/", import.meta.url).pathname;
   await Deno.mkdir(out, { recursive: true });
+  if (values.moving !== undefined) {
+    const drift = Number(values.moving);
+    if (!Number.isInteger(drift) || drift < 0 || drift > 100_000) {
+      console.error(`--moving must be an integer in [0, 100000]: received ${values.moving}`);
+      return 2;
+    }
+    const path = `${out.replace(/\/$/, "")}/moving_zipf1.0_d${drift}.csv`;
+    await Deno.writeFile(path, traceCsv(movingZipfIds(1.0, drift, REQUESTS), EQUAL_SIZE));
+    console.log(`wrote ${path}`);
+    return 0;
+  }
   const only = values.only ?? [];
   for (const name of only) {
     if (!TRACES.some((t) => t.name === name)) {

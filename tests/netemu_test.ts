@@ -16,7 +16,7 @@ import {
   listNamespaces,
   removeNamespacesByPrefix,
 } from "./tools/netns.ts";
-import { createTopology, denoRun, type Topology } from "./tools/topology.ts";
+import { createTopology, denoRun, type Topology, waitForLine } from "./tools/topology.ts";
 
 const PREFIX = "nc-emu-";
 const PROBE = new URL("./tools/probe.ts", import.meta.url).pathname;
@@ -159,6 +159,17 @@ Deno.test("ICMP echo request carries a valid checksum and matches its reply", ()
   assert.ok(!isEchoReply(reply, new Uint8Array([10, 77, 1, 3]), 0x1234, 7));
 });
 
+Deno.test("waitForLine matches complete lines and keeps draining", async () => {
+  const stream = (chunks: string[]) =>
+    ReadableStream.from(chunks.map((c) => new TextEncoder().encode(c)));
+  const w = await waitForLine(stream(["boot\nserv", "ing on 53\n", "more\n"]), /^serving/);
+  assert.equal(w.line, "serving on 53");
+  assert.equal(await w.drained, "boot\nserving on 53\nmore\n");
+  const last = await waitForLine(stream(["a\nready"]), /^ready$/);
+  assert.equal(last.line, "ready");
+  await assert.rejects(waitForLine(stream(["a\n", "b\n"]), /ready/), /ended before a line matched/);
+});
+
 Deno.test("checkEnvironment names what is missing", async () => {
   await assert.rejects(
     checkEnvironment({ tunPath: "/nonexistent/net/tun" }),
@@ -167,27 +178,6 @@ Deno.test("checkEnvironment names what is missing", async () => {
   // This machine must have it all: the scenario tests below fail, not skip, without it.
   await checkEnvironment();
 });
-
-/** Reads the first line of a child's stdout, then stops reading. */
-async function firstLine(child: Deno.ChildProcess, timeoutMs: number): Promise<string> {
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error("no output in time")), timeoutMs);
-  });
-  try {
-    while (!text.includes("\n")) {
-      const { value, done } = await Promise.race([reader.read(), timeout]);
-      if (done) break;
-      text += value;
-    }
-  } finally {
-    clearTimeout(timer);
-    await reader.cancel();
-  }
-  return text.split("\n")[0];
-}
 
 /** Runs `probe.ts measure` from `host` to the client; returns the report. */
 async function probe(topo: Topology, host: string, args: string[]): Promise<ProbeReport> {
@@ -249,7 +239,7 @@ async function measureAll(topo: Topology, expected: Record<string, number>): Pro
 }
 
 /** Starts `probe.ts serve` in the client namespace and waits until it listens. */
-async function startServer(topo: Topology): Promise<Deno.ChildProcess> {
+async function startServer(topo: Topology): Promise<Server> {
   const server = topo.exec(
     "client",
     denoRun(
@@ -266,20 +256,28 @@ async function startServer(topo: Topology): Promise<Deno.ChildProcess> {
     { stdout: "piped" },
   );
   try {
-    assert.match(await firstLine(server, 30_000), /"ready":true/);
+    const { line, drained } = await waitForLine(server.stdout, /"ready":true/);
+    assert.match(line, /"pid":\d+/);
+    return { child: server, drained };
   } catch (e) {
-    await stop(server);
+    await stop({ child: server, drained: Promise.resolve("") });
     throw e;
   }
-  return server;
 }
 
-async function stop(child: Deno.ChildProcess | undefined): Promise<void> {
-  if (!child) return;
+/** A child process whose stdout is being drained. */
+interface Server {
+  child: Deno.ChildProcess;
+  drained: Promise<string>;
+}
+
+async function stop(server: Server | undefined): Promise<void> {
+  if (!server) return;
   try {
-    child.kill("SIGKILL");
+    server.child.kill("SIGKILL");
   } catch { /* exited */ }
-  await child.status;
+  await server.child.status;
+  await server.drained.catch(() => {});
 }
 
 function fastest(rows: Row[]): string {
@@ -294,7 +292,7 @@ Deno.test({
     // Fails (does not skip) with a clear message when the machine lacks a requirement.
     await checkEnvironment();
     let topo: Topology | undefined;
-    let server: Deno.ChildProcess | undefined;
+    let server: Server | undefined;
     try {
       topo = await createTopology({
         prefix: PREFIX,
@@ -341,19 +339,19 @@ Deno.test({
   async fn() {
     await checkEnvironment();
     let topo: Topology | undefined;
-    let server: Deno.ChildProcess | undefined;
-    let stale: Deno.ChildProcess | undefined;
+    let server: Server | undefined;
+    let stale: Server | undefined;
     try {
       // Leftovers of a crashed run: one of our namespaces with a process still inside.
       await removeNamespacesByPrefix(PREFIX);
       await addNamespace(`${PREFIX}r1`);
-      stale = execIn(`${PREFIX}r1`, ["sleep", "600"]);
+      stale = { child: execIn(`${PREFIX}r1`, ["sleep", "600"]), drained: Promise.resolve("") };
       topo = await createTopology({
         prefix: PREFIX,
         hosts: [{ name: "client" }, { name: "r1" }],
         delays: { client: { r1: 10 } },
       });
-      assert.equal((await stale.status).signal, "SIGKILL");
+      assert.equal((await stale.child.status).signal, "SIGKILL");
       server = await startServer(topo);
       const echo = ["--udp", `${UDP_ECHO}`, "--icmp", "--timeout", "500", "--count"];
 

@@ -6,7 +6,14 @@
  */
 import { assert, assertEquals } from "./_lfru_assert.ts";
 import { throws } from "node:assert/strict";
-import { generateTrace, sha256Hex, splitmix64, TRACES } from "../scripts/gen_traces.ts";
+import {
+  generateTrace,
+  movingZipfIds,
+  sha256Hex,
+  splitmix64,
+  traceCsv,
+  TRACES,
+} from "../scripts/gen_traces.ts";
 import {
   byteMissRatio,
   capacityFor,
@@ -78,4 +85,16 @@ Deno.test("LRU and Belady on a hand-checked trace", () => {
   const r = simulateLru(t, 2);
   assertEquals(missRatio(r), 6 / 7);
   assertEquals(byteMissRatio(r), 6 / 7);
+});
+
+Deno.test("recency-heavy trace: the adaptive window keeps the LFRU near LRU", () => {
+  // Popular objects shift by 100 ids every 1,000 requests: recency is all that matters.
+  const ids = movingZipfIds(1.0, 100, 300_000);
+  const trace = parseTrace(traceCsv(ids, 4096));
+  const cap = 1000 * 4096;
+  const lru = missRatio(simulateLru(trace, cap));
+  const ours = missRatio(simulate(trace, "lfru-wasm", cap));
+  const fixed = missRatio(simulate(trace, "lfru-wasm", cap, { adaptiveWindow: false }));
+  assert(ours <= lru + 0.02, `LFRU ${ours} vs LRU ${lru}`);
+  assert(fixed > lru + 0.1, `a fixed 1% window should lose here: ${fixed} vs LRU ${lru}`);
 });

@@ -7,6 +7,7 @@
  * Modes (how the body of a hit is handed to Deno):
  * - `bytes`: `new Response(uint8array)` from a Map (the placeholder baseline);
  * - `bytesasync`: the same from a handler returning a Promise;
+ * - `bytesfetched`: the same, but the buffer is the one `fetch()`'s `bytes()` returned;
  * - `byteslen`: the same with an explicit `Content-Length` header;
  * - `blob`: `new Response(blob)` with a Blob made once at start;
  * - `stream`: a ReadableStream over the cached buffer, `--chunk` bytes per enqueue
@@ -26,6 +27,7 @@ import { parseArgs } from "node:util";
 export const MODES = [
   "bytes",
   "bytesasync",
+  "bytesfetched",
   "byteslen",
   "blob",
   "stream",
@@ -91,14 +93,19 @@ async function main(): Promise<void> {
   const tmp = values.tmp ?? await Deno.makeTempDir({ prefix: "nearcast_bench_" });
   const ownTmp = values.tmp === undefined;
 
-  const objects = new Map<string, { bytes: Uint8Array<ArrayBuffer>; blob: Blob; file: string }>();
+  const objects = new Map<
+    string,
+    { bytes: Uint8Array<ArrayBuffer>; fetched: Uint8Array<ArrayBuffer>; blob: Blob; file: string }
+  >();
   for (const [i, path] of values.paths.split(",").entries()) {
     const res = await fetch(new URL(path, values.origin));
     if (!res.ok) fail(`origin answered ${res.status} for ${path}`);
-    const bytes = await res.bytes();
+    const fetched = await res.bytes();
+    // A copy into a buffer allocated here: `bytesfetched` serves the buffer fetch() returned.
+    const bytes = fetched.slice();
     const file = `${tmp}/obj${i}`;
     await Deno.writeFile(file, bytes);
-    objects.set(path, { bytes, blob: new Blob([bytes]), file });
+    objects.set(path, { bytes, fetched, blob: new Blob([bytes]), file });
   }
 
   // Deno sets Content-Length itself for byte and Blob bodies; streams need it explicitly,
@@ -118,6 +125,8 @@ async function main(): Promise<void> {
     switch (mode) {
       case "bytes":
         return new Response(o.bytes, { headers: plain });
+      case "bytesfetched":
+        return new Response(o.fetched, { headers: plain });
       case "bytesasync":
         return Promise.resolve(new Response(o.bytes, { headers: plain }));
       case "byteslen":

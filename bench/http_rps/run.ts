@@ -9,7 +9,7 @@
  *          [--sizes 1024,102400] [--servers nginx,replica,deno:bytes]
  *
  * Servers: `nginx`; `replica` (main_http.ts); `deno:MODE[:CHUNK]`, a bare Deno.serve from
- * `deno_server.ts` (MODE: bytes, bytesasync, byteslen, blob, stream, file, filebytes).
+ * `deno_server.ts` (MODE: bytes, bytesasync, bytesfetched, byteslen, blob, stream, file, filebytes).
  *
  * @module
  */
@@ -195,9 +195,10 @@ function parseOpts(): Opts | null {
   const servers = values.servers.split(",").filter((s) => s !== "");
   for (const s of servers) {
     if (
-      !/^(nginx|replica|deno:(bytes|bytesasync|byteslen|blob|file|filebytes|stream(:\d+)?))$/.test(
-        s,
-      )
+      !/^(nginx|replica|deno:(bytes|bytesasync|bytesfetched|byteslen|blob|file|filebytes|stream(:\d+)?))$/
+        .test(
+          s,
+        )
     ) {
       throw new RangeError(`--servers: unknown server "${s}"`);
     }

@@ -25,6 +25,15 @@ const ENTRY_OVERHEAD_BYTES = 256;
  */
 export const FILE_SERVE_THRESHOLD = 1024 * 1024;
 
+/**
+ * Request and response time recorded for pinned (uploaded) entries: the largest valid Date.
+ * Their resident time is then always 0, so their `Age` stays 0 and they never go stale: the
+ * node holding an upload is its origin.
+ */
+export const PINNED_TIME = 8.64e15;
+/** Freshness lifetime of pinned entries, seconds (they are replaced, never revalidated). */
+export const PINNED_LIFETIME = 2 ** 31;
+
 /** Bytes backed by a plain ArrayBuffer (what `Response` accepts). */
 export type Bytes = Uint8Array<ArrayBuffer>;
 
@@ -147,6 +156,28 @@ export function cacheKey(url: string, names: readonly string[], req: Headers): s
     key += `\n${name}:${v === null ? "" : v.trim().replace(/\s+/g, " ")}`;
   }
   return key;
+}
+
+/**
+ * The store metadata of a pinned (uploaded) entry at `url`: the cache's own format, so
+ * {@link HttpCache.load} rebuilds it at start-up, plus the caller's `extra` fields.
+ */
+export function pinnedMeta(
+  url: string,
+  headers: [string, string][],
+  extra: Record<string, unknown>,
+): string {
+  const meta: StoredMeta = {
+    v: META_VERSION,
+    url,
+    status: 200,
+    headers,
+    requestTime: PINNED_TIME,
+    responseTime: PINNED_TIME,
+    initialAge: 0,
+    lifetime: PINNED_LIFETIME,
+  };
+  return JSON.stringify({ ...extra, ...meta });
 }
 
 /** The response cache. */
@@ -296,21 +327,84 @@ export class HttpCache {
     this.#drop(entry);
   }
 
-  /** Removes every variant of `url`; returns how many entries went. */
+  /**
+   * Removes every variant of `url`; returns how many entries went. Pinned (uploaded) entries
+   * stay: they change only through uploads and deletes.
+   */
   invalidate(url: string): number {
     const keys = this.#keysByUrl.get(url);
-    this.#varyByUrl.delete(url);
-    if (keys === undefined) return 0;
+    let pinned = false;
+    if (keys === undefined) {
+      this.#varyByUrl.delete(url);
+      return 0;
+    }
     let n = 0;
     for (const key of [...keys]) {
       const e = this.peek(key);
-      if (e !== null) {
+      if (e !== null && e.pinned) {
+        pinned = true;
+      } else if (e !== null) {
         this.remove(e);
         n++;
       }
     }
-    this.#keysByUrl.delete(url);
+    if (!pinned) {
+      this.#varyByUrl.delete(url);
+      this.#keysByUrl.delete(url);
+    }
     return n;
+  }
+
+  /** The store write in flight for `key`, if any (an upload waits for it before its own). */
+  pendingPut(key: string): Promise<unknown> | undefined {
+    return this.#pendingPuts.get(key);
+  }
+
+  /**
+   * Installs an uploaded body, already written to the store under the key `url` with
+   * {@link pinnedMeta}, as a pinned entry replacing every variant of `url`. Returns the entry,
+   * or null when the index has no room for it (pinned entries are refused only for space).
+   */
+  installPinned(url: string, headers: [string, string][], size: number): CacheEntry | null {
+    this.#unlinkUrl(url);
+    const entry = this.#makeEntry(
+      url,
+      url,
+      {
+        status: 200,
+        headers,
+        body: new Uint8Array(0),
+        requestTime: PINNED_TIME,
+        responseTime: PINNED_TIME,
+      },
+      [],
+      true,
+    );
+    entry.initialAge = 0;
+    entry.lifetime = PINNED_LIFETIME;
+    entry.body = null;
+    entry.size = size;
+    if (!this.#admit(entry)) return null;
+    this.#varyByUrl.set(url, []);
+    return entry;
+  }
+
+  /** Forgets every entry of `url`, pinned ones included, without touching the store row `url`. */
+  removePinned(url: string): void {
+    this.#unlinkUrl(url);
+    this.#varyByUrl.delete(url);
+  }
+
+  #unlinkUrl(url: string): void {
+    const keys = this.#keysByUrl.get(url);
+    if (keys === undefined) return;
+    for (const key of [...keys]) {
+      const e = this.peek(key);
+      if (e === null) continue;
+      this.#hash(e.key, this.#h);
+      this.#index.delete(this.#h[0], this.#h[1]);
+      this.#drop(e, e.key === url);
+    }
   }
 
   /** Removes every entry whose URL starts with `prefix`; returns how many went. */

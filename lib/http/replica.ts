@@ -98,6 +98,15 @@ export interface ReplicaOptions {
   adminToken?: string | null;
   /** Clock in ms since the epoch (default `Date.now`). */
   now?: () => number;
+  /** More `/_cdn/` routes (uploads, replication): a response, or null when not one of them. */
+  extraApi?: (req: Request, path: string) => Response | Promise<Response> | null;
+  /** More `/_cdn/health` fields; `ready: false` makes it answer 503 (still catching up). */
+  health?: () => { ready: boolean; [field: string]: unknown };
+  /**
+   * Asked on a cache miss before peers and origin (uploaded files the index had no room for):
+   * a response, or null.
+   */
+  onMiss?: (req: Request, url: string) => Response | Promise<Response> | null;
   /** Log sink (default `console.error`). */
   log?: (line: string) => void;
 }
@@ -687,6 +696,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
 
   function api(req: Request, url: string): Response | Promise<Response> {
     const path = url.split("?")[0];
+    const extra = opts.extraApi?.(req, path) ?? null;
+    if (extra !== null) return extra;
     if (path === "/_cdn/purge") return purge(req);
     if (req.method !== "GET" && req.method !== "HEAD") {
       if (path === "/_cdn/health" || path === "/_cdn/metrics") {
@@ -694,15 +705,17 @@ export function createReplica(opts: ReplicaOptions): Replica {
       }
     }
     if (path === "/_cdn/health") {
+      const more = opts.health?.() ?? { ready: true };
       return Response.json({
-        status: "ok",
+        ...more,
+        status: more.ready ? "ok" : "syncing",
         id: opts.id,
         origin: originBase,
         entries: cache.count,
         usedBytes: cache.usedBytes,
         budgetBytes: cache.budget,
         uptimeSeconds: Math.floor((now() - startedAt) / 1000),
-      }, { headers: { "cache-control": "no-store", via } });
+      }, { status: more.ready ? 200 : 503, headers: { "cache-control": "no-store", via } });
     }
     if (path === "/_cdn/metrics") {
       metrics.evictions = cache.evictions;
@@ -760,6 +773,11 @@ export function createReplica(opts: ReplicaOptions): Replica {
         metrics.hits++;
         return serveEntry(req, entry, "HIT", v.age);
       }
+      if (entry.pinned) {
+        // An upload: this node is its origin, so a revalidation succeeds at once.
+        metrics.hits++;
+        return serveEntry(req, entry, "HIT", v.age);
+      }
       const tooLarge = headerSectionError(h);
       if (tooLarge !== null) return textResponse(431, tooLarge);
       if (!isPeer && v.state !== "revalidate") {
@@ -774,6 +792,10 @@ export function createReplica(opts: ReplicaOptions): Replica {
     }
     const tooLarge = headerSectionError(h);
     if (tooLarge !== null) return textResponse(431, tooLarge);
+    if (opts.onMiss !== undefined) {
+      const r = opts.onMiss(req, url);
+      if (r !== null) return r;
+    }
     if (isPeer || reqCc.onlyIfCached) {
       return textResponse(504, "not in cache and the request allows only cached answers");
     }

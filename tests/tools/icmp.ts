@@ -63,7 +63,10 @@ export async function ping(
   host: string,
   options: { timeoutMs?: number } = {},
 ): Promise<number | null> {
-  const timeoutMs = options.timeoutMs ?? 2000;
+  const timeoutMs = Math.round(options.timeoutMs ?? 2000);
+  if (!(timeoutMs >= 1 && timeoutMs <= 60_000)) {
+    throw new RangeError(`Cannot ping: timeoutMs must be 1-60000: received ${options.timeoutMs}`);
+  }
   const from = parseIPv4(host);
   const c = libc();
   const fd = c.socket(AF_INET, SOCK_RAW, IPPROTO_ICMP);

@@ -244,7 +244,14 @@ export async function main(args: string[]): Promise<void> {
       help: { type: "boolean", short: "h" },
     },
   });
-  const port = (s: string | undefined) => (s === undefined ? undefined : Number(s));
+  const int = (name: string, s: string, min: number, max: number) => {
+    const n = Number(s);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new RangeError(`Cannot probe: --${name} must be ${min}-${max}: received ${s}`);
+    }
+    return n;
+  };
+  const port = (s: string | undefined) => (s === undefined ? undefined : int("port", s, 1, 65535));
   if (values.help || positionals.length !== 1) {
     console.log(HELP);
     if (!values.help) Deno.exit(2);
@@ -262,9 +269,9 @@ export async function main(args: string[]): Promise<void> {
       udp: port(values.udp),
       icmp: values.icmp,
       bulk: port(values.bulk),
-      bytes: Number(values.bytes),
-      timeoutMs: Number(values.timeout),
-      count: Number(values.count),
+      bytes: int("bytes", values.bytes, 1, 64 << 20),
+      timeoutMs: int("timeout", values.timeout, 1, 60_000),
+      count: int("count", values.count, 1, 10_000),
     });
     console.log(JSON.stringify(report));
   } else {

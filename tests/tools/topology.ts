@@ -124,6 +124,67 @@ export function denoRun(...args: string[]): string[] {
   return [Deno.execPath(), "run", "-A", ...args];
 }
 
+/** What `waitForLine` found. */
+export interface LineWait {
+  /** The first line that matched. */
+  line: string;
+  /** All the output, once the stream ends (it keeps being read, so the child never blocks). */
+  drained: Promise<string>;
+}
+
+/**
+ * Reads a child's output (e.g. `child.stdout`) until a line matches `pattern`, typically a
+ * server's "listening" line, and keeps draining it in the background. Rejects on timeout or
+ * when the stream ends first, with the output so far. Await `drained` after the child exits.
+ */
+export async function waitForLine(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs = 30_000,
+): Promise<LineWait> {
+  const reader = stream.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  let settled = false;
+  let onMatch: (line: string) => void = () => {};
+  let onEnd: (e: Error) => void = () => {};
+  const matched = new Promise<string>((resolve, reject) => {
+    onMatch = resolve;
+    onEnd = reject;
+  });
+  matched.catch(() => {}); // a timeout may win the race; never leave this one unhandled
+  const drained = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (!done) text += value;
+      if (!settled) {
+        const lines = text.split("\n");
+        if (!done) lines.pop(); // only complete lines, until the end
+        const line = lines.find((l) => pattern.test(l));
+        if (line !== undefined) {
+          settled = true;
+          onMatch(line);
+        }
+      }
+      if (done) break;
+    }
+    if (!settled) onEnd(new Error(`Output ended before a line matched ${pattern}: ${text}`));
+    return text;
+  })();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(new Error(`No line matched ${pattern} in ${timeoutMs} ms: ${text.slice(-2000)}`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return { line: await Promise.race([matched, timeout]), drained };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 const TABLE = "100";
 const TUN = "tun0";
 
