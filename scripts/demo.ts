@@ -21,9 +21,53 @@ export interface DemoProcess {
   ready: RegExp;
 }
 
+/** Ports and directories of one demo run. */
+export interface DemoOptions {
+  dnsPort: number;
+  httpPort: number;
+  originPort: number;
+  /** Parent of the replicas' `--data` directories. */
+  dataDir: string;
+}
+
+/** The demo's replicas: id, loopback address (as in scripts/demo/cdn.json), location. */
+export const REPLICAS = [
+  { id: "nyc", ip: "127.0.0.11", city: "New York" },
+  { id: "lon", ip: "127.0.0.12", city: "London" },
+  { id: "tok", ip: "127.0.0.13", city: "Tokyo" },
+] as const;
+
 /** Every process of the demo, started in this order and stopped in reverse. */
-export function demoProcesses(dnsPort: number): DemoProcess[] {
+export function demoProcesses(o: DemoOptions): DemoProcess[] {
+  const origin = `http://127.0.0.1:${o.originPort}`;
+  const replicas = REPLICAS.map((r): DemoProcess => ({
+    name: r.id,
+    args: [
+      "run",
+      "-A",
+      `${root}main_http.ts`,
+      "-p",
+      String(o.httpPort),
+      "--host",
+      r.ip,
+      "-o",
+      origin,
+      "--id",
+      r.id,
+      "--data",
+      `${o.dataDir}/${r.id}`,
+      "--peers",
+      REPLICAS.filter((p) => p.id !== r.id).map((p) => `http://${p.ip}:${o.httpPort}`).join(","),
+    ],
+    ready: /http: listening on/,
+  }));
   return [
+    {
+      name: "origin",
+      args: ["run", "-A", `${root}scripts/demo_origin.ts`, "-p", String(o.originPort)],
+      ready: /demo origin: serving/,
+    },
+    ...replicas,
     {
       name: "dns",
       args: [
@@ -31,7 +75,7 @@ export function demoProcesses(dnsPort: number): DemoProcess[] {
         "-A",
         `${root}main_dns.ts`,
         "-p",
-        String(dnsPort),
+        String(o.dnsPort),
         "-n",
         "cdn.test",
         "--host",
@@ -45,8 +89,10 @@ export function demoProcesses(dnsPort: number): DemoProcess[] {
 }
 
 /** The commands printed once everything is up. */
-export function tryThis(dnsPort: number): string {
+export function tryThis(o: DemoOptions): string {
+  const { dnsPort, httpPort } = o;
   const d = `dig @127.0.0.1 -p ${dnsPort}`;
+  const resolve = `--resolve cdn.test:${httpPort}:$(dig +short @127.0.0.1 -p ${dnsPort} cdn.test`;
   return `
 Nearcast demo is up. Try:
 
@@ -63,6 +109,18 @@ Nearcast demo is up. Try:
   ${d} cdn.test NS                              # ns1.cdn.test, with its address
   ${d} cdn.test AAAA                            # NODATA: no demo replica has IPv6
   ${d} example.com                              # REFUSED: not our zone
+
+Fetch through the CDN (the DNS answer picks the replica; X-Cache shows MISS, then HIT):
+
+  curl -si ${resolve}) http://cdn.test:${httpPort}/ | grep -iE '^(HTTP|x-cache|age|via)'
+  curl -si ${resolve} +subnet=203.0.113.0/24) http://cdn.test:${httpPort}/logo.png -o /dev/null -D - | grep -i x-cache
+  curl -s ${resolve}) http://cdn.test:${httpPort}/large.bin -o /dev/null -w '%{size_download} bytes, %{time_total} s\\n'
+  curl -si -H 'Range: bytes=0-99' http://127.0.0.12:${httpPort}/large.bin -o /dev/null -D - | grep -iE '^(HTTP|content-range|x-cache)'
+  curl -s http://127.0.0.11:${httpPort}/_cdn/metrics | grep -E '^nearcast_http_cache_(hits|misses)_total'
+
+Origin: http://127.0.0.1:${o.originPort}/   Replicas: ${
+    REPLICAS.map((r) => `${r.id} http://${r.ip}:${httpPort}/`).join("  ")
+  }
 
 Ctrl-C stops everything.
 `;
@@ -150,7 +208,7 @@ async function stop(r: Running): Promise<void> {
 }
 
 /** Starts every process; resolves when the demo has been stopped. */
-export async function runDemo(dnsPort: number): Promise<number> {
+export async function runDemo(o: DemoOptions): Promise<number> {
   const running: Running[] = [];
   const stopAll = async () => {
     for (const r of running.reverse()) await stop(r);
@@ -168,13 +226,13 @@ export async function runDemo(dnsPort: number): Promise<number> {
     Deno.addSignalListener("SIGTERM", onSignal);
   });
   try {
-    for (const spec of demoProcesses(dnsPort)) running.push(await start(spec));
+    for (const spec of demoProcesses(o)) running.push(await start(spec));
   } catch (e) {
     console.error(`demo: ${(e as Error).message}`);
     await stopAll();
     return 1;
   }
-  console.log(tryThis(dnsPort));
+  console.log(tryThis(o));
   // A child that dies on its own takes the demo down with it.
   const died = Promise.race(running.map((r) => r.exited.then(() => r.spec.name))).then(
     async (name) => {
@@ -188,26 +246,50 @@ export async function runDemo(dnsPort: number): Promise<number> {
   return await Promise.race([done, died]);
 }
 
+/** Parses a port flag, or exits with a clear message. */
+function portFlag(name: string, value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    console.error(`demo: --${name} must be 1..65535: received ${value}`);
+    Deno.exit(2);
+  }
+  return port;
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
       "dns-port": { type: "string", default: "5300" },
+      "http-port": { type: "string", default: "8080" },
+      "origin-port": { type: "string", default: "8000" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
-    console.log(`Usage: deno task demo [--dns-port PORT]
+    console.log(`Usage: deno task demo [--dns-port PORT] [--http-port PORT] [--origin-port PORT]
 
-Starts the CDN on loopback (the DNS server on 127.0.0.1, UDP and TCP) and prints commands to try.
-  --dns-port PORT  DNS server port (default 5300)
-  -h, --help       show this help`);
+Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin on
+127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers of each
+other, each with its own data directory, removed at exit) and the DNS server on 127.0.0.1
+(UDP and TCP) steering cdn.test to them.
+  --dns-port PORT     DNS server port (default 5300)
+  --http-port PORT    port of every replica, each on its own address (default 8080)
+  --origin-port PORT  demo origin port (default 8000)
+  -h, --help          show this help`);
     Deno.exit(0);
   }
-  const port = Number(values["dns-port"]);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    console.error(`demo: --dns-port must be 1..65535: received ${values["dns-port"]}`);
-    Deno.exit(2);
+  const dataDir = await Deno.makeTempDir({ prefix: "nearcast-demo-" });
+  let code = 1;
+  try {
+    code = await runDemo({
+      dnsPort: portFlag("dns-port", values["dns-port"]!),
+      httpPort: portFlag("http-port", values["http-port"]!),
+      originPort: portFlag("origin-port", values["origin-port"]!),
+      dataDir,
+    });
+  } finally {
+    await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
-  Deno.exit(await runDemo(port));
+  Deno.exit(code);
 }

@@ -24,10 +24,37 @@ function freePort(): number {
   }
 }
 
-Deno.test("demo: starts the DNS server, its printed commands work, SIGTERM stops it", async () => {
+/** A TCP port free on 127.0.0.1 and the replicas' addresses right now. */
+function freeHttpPort(): number {
+  for (;;) {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    try {
+      for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) {
+        Deno.listen({ hostname: ip, port }).close();
+      }
+      return port;
+    } catch { /* taken on a replica address: try another */ }
+  }
+}
+
+Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIGTERM stops it", async () => {
   const port = freePort();
+  const httpPort = freeHttpPort();
+  const originPort = freeHttpPort();
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", DEMO, "--dns-port", String(port)],
+    args: [
+      "run",
+      "-A",
+      DEMO,
+      "--dns-port",
+      String(port),
+      "--http-port",
+      String(httpPort),
+      "--origin-port",
+      String(originPort),
+    ],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -67,6 +94,20 @@ Deno.test("demo: starts the DNS server, its printed commands work, SIGTERM stops
       }
     }
     assert.ok(checked >= 7, `only ${checked} answers checked`);
+    // Through the CDN: the replica the DNS answer names serves the origin's page, MISS then HIT.
+    const ip =
+      parseDig((await runClient("dig", ["@127.0.0.1", "-p", String(port), "cdn.test"])).stdout)
+        .answer[0].data;
+    const origin = await (await fetch(`http://127.0.0.1:${originPort}/index.html`)).text();
+    const seen: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await fetch(`http://${ip}:${httpPort}/index.html`, {
+        headers: { host: `cdn.test:${httpPort}` },
+      });
+      assert.equal(await res.text(), origin);
+      seen.push(res.headers.get("x-cache") ?? "");
+    }
+    assert.deepEqual(seen, ["MISS", "HIT"]);
   } finally {
     try {
       child.kill("SIGTERM");

@@ -9,6 +9,8 @@
  * - `bytesasync`: the same from a handler returning a Promise;
  * - `bytesfetched`: the same, but the buffer is the one `fetch()`'s `bytes()` returned;
  * - `byteslen`: the same with an explicit `Content-Length` header;
+ * - `clone`: `template.clone()` of a Response built once at start (the body is shared, not
+ *   copied: `new Response(uint8array)` copies the bytes, as the Fetch standard says);
  * - `blob`: `new Response(blob)` with a Blob made once at start;
  * - `stream`: a ReadableStream over the cached buffer, `--chunk` bytes per enqueue
  *   (0: the whole buffer in one chunk);
@@ -29,6 +31,7 @@ export const MODES = [
   "bytesasync",
   "bytesfetched",
   "byteslen",
+  "clone",
   "blob",
   "stream",
   "file",
@@ -95,7 +98,13 @@ async function main(): Promise<void> {
 
   const objects = new Map<
     string,
-    { bytes: Uint8Array<ArrayBuffer>; fetched: Uint8Array<ArrayBuffer>; blob: Blob; file: string }
+    {
+      bytes: Uint8Array<ArrayBuffer>;
+      fetched: Uint8Array<ArrayBuffer>;
+      blob: Blob;
+      file: string;
+      template: Response;
+    }
   >();
   for (const [i, path] of values.paths.split(",").entries()) {
     const res = await fetch(new URL(path, values.origin));
@@ -105,7 +114,10 @@ async function main(): Promise<void> {
     const bytes = fetched.slice();
     const file = `${tmp}/obj${i}`;
     await Deno.writeFile(file, bytes);
-    objects.set(path, { bytes, fetched, blob: new Blob([bytes]), file });
+    const template = new Response(bytes, {
+      headers: { "content-type": "application/octet-stream", "x-cache": "HIT" },
+    });
+    objects.set(path, { bytes, fetched, blob: new Blob([bytes]), file, template });
   }
 
   // Deno sets Content-Length itself for byte and Blob bodies; streams need it explicitly,
@@ -131,6 +143,8 @@ async function main(): Promise<void> {
         return Promise.resolve(new Response(o.bytes, { headers: plain }));
       case "byteslen":
         return new Response(o.bytes, { headers: withLength(o.bytes.length) });
+      case "clone":
+        return o.template.clone();
       case "blob":
         return new Response(o.blob, { headers: plain });
       case "stream":

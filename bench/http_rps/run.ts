@@ -6,10 +6,10 @@
  * per size (median of `--rounds` interleaved rounds) and writes JSON to `bench/.out/`.
  *
  * Usage: deno task bench:http [--duration 10] [--connections 64] [--rounds 3]
- *          [--sizes 1024,102400] [--servers nginx,replica,deno:bytes]
+ *          [--sizes 1024,102400] [--servers nginx,replica,deno:bytes,deno:clone]
  *
  * Servers: `nginx`; `replica` (main_http.ts); `deno:MODE[:CHUNK]`, a bare Deno.serve from
- * `deno_server.ts` (MODE: bytes, bytesasync, bytesfetched, byteslen, blob, stream, file, filebytes).
+ * `deno_server.ts` (MODE: bytes, bytesasync, bytesfetched, byteslen, clone, blob, stream, file, filebytes).
  *
  * @module
  */
@@ -40,7 +40,7 @@ Options:
   -c, --connections N      wrk connections (default 64)
   -r, --rounds N           interleaved rounds; the median is reported (default 3)
       --sizes LIST         object sizes in bytes (default 1024,102400)
-      --servers LIST       nginx, replica, deno:MODE[:CHUNK] (default nginx,replica,deno:bytes)
+      --servers LIST       nginx, replica, deno:MODE[:CHUNK] (default nginx,replica,deno:bytes,deno:clone)
       --replica-args ARGS  extra flags for main_http.ts, space-separated
       --no-pin             do not pin servers and wrk to cores 0 and 1
       --json FILE          where to write the results (default bench/.out/http_rps-TIME.json)
@@ -172,7 +172,7 @@ function parseOpts(): Opts | null {
       connections: { type: "string", short: "c", default: "64" },
       rounds: { type: "string", short: "r", default: "3" },
       sizes: { type: "string", default: "1024,102400" },
-      servers: { type: "string", default: "nginx,replica,deno:bytes" },
+      servers: { type: "string", default: "nginx,replica,deno:bytes,deno:clone" },
       "replica-args": { type: "string", default: "" },
       "no-pin": { type: "boolean", default: false },
       json: { type: "string" },
@@ -195,7 +195,7 @@ function parseOpts(): Opts | null {
   const servers = values.servers.split(",").filter((s) => s !== "");
   for (const s of servers) {
     if (
-      !/^(nginx|replica|deno:(bytes|bytesasync|bytesfetched|byteslen|blob|file|filebytes|stream(:\d+)?))$/
+      !/^(nginx|replica|deno:(bytes|bytesasync|bytesfetched|byteslen|clone|blob|file|filebytes|stream(:\d+)?))$/
         .test(
           s,
         )

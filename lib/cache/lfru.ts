@@ -288,8 +288,7 @@ export class TsLfru implements BatchedCacheIndex {
   /** Privileged segment quota in bytes. */
   private protectedMax(): number {
     const main = this.budget - this.bytes[PINNED] - this.windowMax();
-    const k = Number(Deno.env.get("PK") ?? 0);
-    return Math.floor(main * this.protectedFraction * (1 - k * this.windowFraction));
+    return Math.floor(main * this.protectedFraction);
   }
 
   /**

@@ -251,7 +251,7 @@ export function progressReporter(
   const enc = new TextEncoder();
   const tty = out.isTerminal();
   const start = now();
-  let lastDraw = 0;
+  let lastDraw = -Infinity;
   let lastTenth = -1;
   let drawn = false;
   const mib = (n: number) => (n / 1048576).toFixed(1);

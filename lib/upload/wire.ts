@@ -93,13 +93,14 @@ export function encodeObjectStream(
     let offset = 0;
     let pending: Uint8Array[] = [];
     let pendingLen = 0;
+    /** Splits what is pending into chunkSize lines, keeping a short tail pending. */
     const flush = function* (): Generator<Uint8Array> {
-      // Splits what is pending into chunkSize pieces, keeping a short tail pending.
       let buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
       while (buf.length >= chunkSize) {
-        yield chunkLine(offset, buf.subarray(0, chunkSize));
+        const line = chunkLine(offset, buf.subarray(0, chunkSize));
         offset += chunkSize;
         buf = buf.subarray(chunkSize);
+        yield line;
       }
       pending = buf.length > 0 ? [buf] : [];
       pendingLen = buf.length;
@@ -109,16 +110,17 @@ export function encodeObjectStream(
       pendingLen += piece.length;
       if (pendingLen >= chunkSize) {
         for (const line of flush()) {
-          yield line;
           onChunk?.(offset);
+          yield line;
         }
       }
     }
     if (pendingLen > 0) {
       const buf = pending.length === 1 ? pending[0] : Buffer.concat(pending, pendingLen);
-      yield chunkLine(offset, buf);
+      const line = chunkLine(offset, buf);
       offset += buf.length;
       onChunk?.(offset);
+      yield line;
     }
     yield enc.encode('{"end":true}\n');
   }
@@ -130,30 +132,41 @@ function chunkLine(offset: number, bytes: Uint8Array): Uint8Array {
   return enc.encode(`{"offset":${offset},"data":"${b64}"}\n`);
 }
 
-/** Splits a byte stream into lines (without the newline), each at most `maxLine` bytes. */
+/**
+ * Splits a byte stream into lines (without the newline), each at most `maxLine` bytes. Pieces
+ * of a line are gathered in a list and joined once, so a long line costs one copy.
+ */
 export async function* readLines(
   stream: ReadableStream<Uint8Array>,
   maxLine: number,
 ): AsyncGenerator<Uint8Array> {
-  let buf: Uint8Array = new Uint8Array(0);
+  let parts: Uint8Array[] = [];
+  let partsLen = 0;
   const reader = stream.getReader();
   try {
     while (true) {
       const { done, value } = await reader.read();
       if (done) break;
-      buf = buf.length === 0 ? value : Buffer.concat([buf, value]);
       let start = 0;
       while (true) {
-        const nl = buf.indexOf(NL, start);
+        const nl = value.indexOf(NL, start);
         if (nl < 0) break;
-        if (nl - start > maxLine) throw new WireError(`line longer than ${maxLine} bytes`);
-        yield buf.subarray(start, nl);
+        if (partsLen + nl - start > maxLine) {
+          throw new WireError(`line longer than ${maxLine} bytes`);
+        }
+        const tail = value.subarray(start, nl);
+        yield partsLen === 0 ? tail : Buffer.concat([...parts, tail], partsLen + tail.length);
+        parts = [];
+        partsLen = 0;
         start = nl + 1;
       }
-      buf = start === 0 ? buf : buf.slice(start);
-      if (buf.length > maxLine) throw new WireError(`line longer than ${maxLine} bytes`);
+      if (start < value.length) {
+        parts.push(value.subarray(start));
+        partsLen += value.length - start;
+        if (partsLen > maxLine) throw new WireError(`line longer than ${maxLine} bytes`);
+      }
     }
-    if (buf.length > 0) yield buf;
+    if (partsLen > 0) yield Buffer.concat(parts, partsLen);
   } finally {
     reader.releaseLock();
   }

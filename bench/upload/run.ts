@@ -1,0 +1,280 @@
+/**
+ * Upload benchmark: three nodes (`main_http.ts` subprocesses) on loopback.
+ *
+ * - upload throughput and propagation time to all three nodes for 1 KiB, 1 MiB and 100 MiB
+ *   files (the upload runs in-process through `lib/upload/client.ts`; propagation is the time
+ *   from the start of the upload until every node lists the new SHA-256);
+ * - peak RSS (`VmHWM`) of the upload client (`main_upload.ts`, a subprocess) and of each node
+ *   for one 1 GiB upload.
+ *
+ * `deno run -A bench/upload/run.ts [--big 1GiB] [--runs 5] [--skip-big]` (see --help). Writes a
+ * table to stdout and JSON to bench/.out/upload.json.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { uploadFile } from "../../lib/upload/client.ts";
+import { parseSize } from "../../lib/http/units.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const TOKEN = "bench-token";
+/** Longest wait for a node to start, or for a file to reach every node. */
+const WAIT_MS = 10 * 60_000;
+/** Poll period of propagation and RSS: short next to the times measured. */
+const POLL_MS = 2;
+
+const FLAGS = {
+  runs: {
+    type: "string",
+    help: "Uploads per size for 1 KiB and 1 MiB (100 MiB: a third). Default 9.",
+  },
+  big: { type: "string", help: "Size of the memory run. Default 1GiB." },
+  "skip-big": { type: "boolean", help: "Skip the memory run." },
+  help: { type: "boolean", short: "h", help: "Show this help." },
+} as const;
+
+interface Node {
+  id: string;
+  url: string;
+  pid: number;
+  child: Deno.ChildProcess;
+}
+
+async function startNode(id: string, dir: string, join: string | null): Promise<Node> {
+  const args = [
+    "run",
+    "-A",
+    `${ROOT}main_http.ts`,
+    "-p",
+    "0",
+    "--host",
+    "127.0.0.1",
+    "-o",
+    "http://127.0.0.1:9",
+    "--data",
+    dir,
+    "--admin-token",
+    TOKEN,
+    "--id",
+    id,
+    "--max-upload-bytes",
+    "8GiB",
+  ];
+  if (join !== null) args.push("--join", join);
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    stdout: "piped",
+    stderr: "inherit",
+    stdin: "null",
+  }).spawn();
+  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline) {
+    const { value, done } = await lines.read();
+    if (done) throw new Error(`node ${id} exited:\n${text}`);
+    text += value;
+    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(text);
+    if (m !== null) {
+      // Keep draining stdout so the node never blocks on a full pipe.
+      (async () => {
+        while (!(await lines.read()).done) { /* discard */ }
+      })();
+      const node = { id, url: m[1], pid: child.pid, child };
+      await until(async () => (await fetch(`${node.url}/_cdn/health`)).status === 200);
+      return node;
+    }
+  }
+  throw new Error(`node ${id} did not start`);
+}
+
+async function until(cond: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (Date.now() < deadline) {
+    try {
+      if (await cond()) return;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  throw new Error("timed out");
+}
+
+/** Peak resident set of a process so far, bytes (Linux `VmHWM`), or null once it is gone. */
+function peakRss(pid: number): number | null {
+  try {
+    const m = /VmHWM:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m === null ? null : Number(m[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+async function writeRandomFile(path: string, size: number): Promise<void> {
+  using f = await Deno.open(path, { write: true, create: true, truncate: true });
+  const buf = new Uint8Array(1024 * 1024);
+  for (let left = size; left > 0;) {
+    crypto.getRandomValues(buf.subarray(0, 65536));
+    for (let i = 65536; i < buf.length; i += 65536) buf.copyWithin(i, 0, 65536);
+    buf[0] = left & 0xff;
+    buf[1] = (left >> 8) & 0xff;
+    const n = Math.min(left, buf.length);
+    let off = 0;
+    while (off < n) off += await f.write(buf.subarray(off, n));
+    left -= n;
+  }
+}
+
+async function hasEverywhere(nodes: Node[], name: string, sha: string): Promise<boolean> {
+  const all = await Promise.all(nodes.map(async (n) => {
+    const res = await fetch(`${n.url}/_cdn/files/${name}`);
+    if (res.status !== 200) {
+      await res.body?.cancel();
+      return false;
+    }
+    return ((await res.json()) as { sha256: string }).sha256 === sha;
+  }));
+  return all.every((x) => x);
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const mib = (n: number) => (n / 1048576).toFixed(1);
+
+async function main() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: Object.fromEntries(
+      Object.entries(FLAGS).map(([k, f]) => [k, { ...f, help: undefined }]),
+    ) as unknown as typeof FLAGS,
+  });
+  if (values.help) {
+    console.log("Usage: deno run -A bench/upload/run.ts [options]\n");
+    for (const [k, f] of Object.entries(FLAGS)) console.log(`  --${k}`.padEnd(14) + f.help);
+    return;
+  }
+  const runs = Number(values.runs ?? "9");
+  const bigSize = parseSize(values.big ?? "1GiB");
+  const dir = await Deno.makeTempDir({ prefix: "nearcast-bench-upload-" });
+  const nodes: Node[] = [];
+  const results: Record<string, unknown> = { cores: navigator.hardwareConcurrency };
+  try {
+    nodes.push(await startNode("a", `${dir}/a`, null));
+    nodes.push(await startNode("b", `${dir}/b`, nodes[0].url));
+    nodes.push(await startNode("c", `${dir}/c`, nodes[0].url));
+    await until(async () => {
+      const list = await (await fetch(`${nodes[0].url}/_cdn/servers`)).json();
+      return list.length === 3;
+    });
+    const rows: string[] = [
+      "| size | runs | upload time (median) | upload throughput | propagation to all 3 (median) | (min..max) |",
+      "| --- | --- | --- | --- | --- | --- |",
+    ];
+    const sizes: [string, number, number][] = [
+      ["1 KiB", 1024, runs],
+      ["1 MiB", 1024 * 1024, runs],
+      ["100 MiB", 100 * 1024 * 1024, Math.max(1, Math.floor(runs / 3))],
+    ];
+    for (const [label, size, n] of sizes) {
+      const uploadMs: number[] = [];
+      const propMs: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const file = `${dir}/f-${size}-${i}.bin`;
+        await writeRandomFile(file, size);
+        const t0 = performance.now();
+        const r = await uploadFile({
+          file,
+          to: nodes[i % 3].url,
+          token: TOKEN,
+          name: `b/${size}-${i}`,
+        });
+        const t1 = performance.now();
+        await until(() => hasEverywhere(nodes, `b/${size}-${i}`, r.sha256));
+        const t2 = performance.now();
+        uploadMs.push(t1 - t0);
+        propMs.push(t2 - t0);
+        await Deno.remove(file);
+      }
+      const up = median(uploadMs);
+      results[label] = { runs: n, uploadMs, propagationMs: propMs };
+      rows.push(
+        `| ${label} | ${n} | ${up.toFixed(1)} ms | ${
+          (size / 1048576 / (up / 1000)).toFixed(1)
+        } MiB/s | ` +
+          `${median(propMs).toFixed(1)} ms | ${Math.min(...propMs).toFixed(1)}..${
+            Math.max(...propMs).toFixed(1)
+          } ms |`,
+      );
+      console.error(`upload bench: ${label} done`);
+    }
+    console.log(rows.join("\n"));
+
+    if (!values["skip-big"]) {
+      const file = `${dir}/big.bin`;
+      await writeRandomFile(file, bigSize);
+      const before = nodes.map((n) => peakRss(n.pid) ?? 0);
+      const t0 = performance.now();
+      const client = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          `${ROOT}main_upload.ts`,
+          file,
+          "--to",
+          nodes[0].url,
+          "--token",
+          TOKEN,
+          "-q",
+          "--name",
+          "big.bin",
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let clientPeak = 0;
+      const poll = setInterval(() => {
+        clientPeak = Math.max(clientPeak, peakRss(client.pid) ?? 0);
+      }, 20);
+      const out = await client.output();
+      clearInterval(poll);
+      const t1 = performance.now();
+      if (out.code !== 0) throw new Error(`client failed: ${new TextDecoder().decode(out.stderr)}`);
+      const sha = /sha256 ([0-9a-f]{64})/.exec(new TextDecoder().decode(out.stdout))![1];
+      await until(() => hasEverywhere(nodes, "big.bin", sha));
+      const t2 = performance.now();
+      const nodePeaks = nodes.map((n) => peakRss(n.pid) ?? 0);
+      results.big = {
+        size: bigSize,
+        uploadMs: t1 - t0,
+        propagationMs: t2 - t0,
+        clientPeakRss: clientPeak,
+        nodePeakRssBefore: before,
+        nodePeakRss: nodePeaks,
+      };
+      console.log(
+        `\n${mib(bigSize)} MiB upload: client ${((t1 - t0) / 1000).toFixed(1)} s ` +
+          `(${
+            (bigSize / 1048576 / ((t1 - t0) / 1000)).toFixed(1)
+          } MiB/s, process start included), ` +
+          `all 3 nodes after ${((t2 - t0) / 1000).toFixed(1)} s\n` +
+          `peak RSS: client ${mib(clientPeak)} MiB; nodes ${nodePeaks.map(mib).join(", ")} MiB ` +
+          `(receiving node first; before the upload: ${before.map(mib).join(", ")} MiB)`,
+      );
+    }
+    await Deno.mkdir(`${ROOT}bench/.out`, { recursive: true });
+    await Deno.writeTextFile(`${ROOT}bench/.out/upload.json`, JSON.stringify(results, null, 2));
+  } finally {
+    for (const n of nodes) {
+      try {
+        n.child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await n.child.status;
+    }
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,155 @@
+/**
+ * Test helpers of the upload area: nodes started as users start them (`main_http.ts`
+ * subprocesses with `--data`, `--admin-token` and a short heartbeat), the upload CLI run as a
+ * subprocess, and bounded polling.
+ *
+ * @module
+ */
+
+import { type ReplicaProc, startReplica } from "./_http_replica.ts";
+
+export const TOKEN = "test-token";
+const UPLOAD = new URL("../main_upload.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+/** Longest wait for a node to report healthy (bootstrap done). */
+const HEALTHY_TIMEOUT_MS = 20_000;
+/** Heartbeat of test nodes: short, so convergence takes little time. */
+export const TEST_HEARTBEAT = "200ms";
+/** An origin nobody listens on: uploads never need one. */
+const NO_ORIGIN = "http://127.0.0.1:9";
+
+/** A node and its data directory. */
+export interface TestNode {
+  id: string;
+  dir: string;
+  proc: ReplicaProc;
+  url: string;
+}
+
+/** Starts a node `id` on `dir` (created by the caller) and waits until it reports healthy. */
+export async function startNode(id: string, dir: string, args: string[] = []): Promise<TestNode> {
+  const proc = await startReplica([
+    "-o",
+    NO_ORIGIN,
+    "--data",
+    dir,
+    "--admin-token",
+    TOKEN,
+    "--id",
+    id,
+    "--heartbeat",
+    TEST_HEARTBEAT,
+    ...args,
+  ]);
+  try {
+    await waitUntil(
+      async () => {
+        const res = await fetch(`${proc.url}/_cdn/health`);
+        await res.body?.cancel();
+        return res.status === 200;
+      },
+      HEALTHY_TIMEOUT_MS,
+      `${id} healthy`,
+    );
+  } catch (e) {
+    await proc.kill9();
+    throw e;
+  }
+  return { id, dir, proc, url: proc.url };
+}
+
+/** Polls `cond` every 100 ms until it holds; throws after `timeoutMs` naming `what`. */
+export async function waitUntil(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+  what: string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown = null;
+  while (Date.now() < deadline) {
+    try {
+      if (await cond()) return;
+    } catch (e) {
+      last = e;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ""}`);
+}
+
+/** Runs the upload CLI to completion. */
+export async function runUpload(
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", UPLOAD, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+}
+
+/** A node's manifest as `name → sha256` (tombstones as `-`). */
+export async function manifestOf(url: string): Promise<Map<string, string>> {
+  const res = await fetch(`${url}/_cdn/manifest`);
+  const m = await res.json() as { entries: { name: string; sha256: string; deleted: boolean }[] };
+  return new Map(m.entries.map((e) => [e.name, e.deleted ? "-" : e.sha256]));
+}
+
+/** `/_cdn/manifest` digests of all nodes are equal. */
+export async function converged(nodes: TestNode[]): Promise<boolean> {
+  const digests = await Promise.all(nodes.map(async (n) => {
+    const res = await fetch(`${n.url}/_cdn/manifest`);
+    return ((await res.json()) as { digest: string }).digest;
+  }));
+  return digests.every((d) => d === digests[0]);
+}
+
+/** Hex SHA-256 of bytes. */
+export async function sha256(bytes: Uint8Array): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Deterministic pseudo-random bytes (xorshift), so a failure can be reproduced. */
+export function bytesOf(size: number, seed: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let x = seed | 1;
+  for (let i = 0; i < size; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    out[i] = x & 0xff;
+  }
+  return out;
+}
+
+/** Fetches `url` and returns status and body bytes. */
+export async function get(
+  url: string,
+): Promise<{ status: number; body: Uint8Array; headers: Headers }> {
+  const res = await fetch(url);
+  return {
+    status: res.status,
+    body: new Uint8Array(await res.arrayBuffer()),
+    headers: res.headers,
+  };
+}
+
+/** Runs `fn` with a fresh temporary directory, removed afterwards even on failure. */
+export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "nearcast-upload-" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Stops every node (SIGTERM), ignoring those already gone. */
+export async function stopAll(nodes: (TestNode | null | undefined)[]): Promise<void> {
+  await Promise.allSettled(nodes.map((n) => n?.proc.close()));
+}
