@@ -6,12 +6,25 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, defaultConfig, loadConfig } from "./lib/dns/config.ts";
-import { CODECS, IO_MODES, startDnsServer } from "./lib/dns/server.ts";
+import { CODECS, IO_MODES } from "./lib/dns/server.ts";
+import { startFleetDns } from "./lib/fleet/dns_fleet.ts";
+import {
+  DEFAULT_OVERLOAD_RPS,
+  DEFAULT_REFRESH_MS,
+  DEFAULT_SHORT_TTL,
+  POLICIES,
+  type PolicyName,
+} from "./lib/fleet/policy.ts";
+import { DEFAULT_PROBE_PORT } from "./lib/fleet/monitor.ts";
+import { DEFAULT_CONTROL_PORT } from "./lib/fleet/protocol.ts";
+import { DEFAULT_RTT_TTL_MS } from "./lib/fleet/rtt.ts";
+import { parseDuration } from "./lib/http/units.ts";
 
 const HELP = `Usage: deno task dns -p PORT -n NAME [options]
 
 Authoritative DNS (UDP and TCP on one port) for the CDN zone NAME: A/AAAA at NAME answer the
-live replica nearest to the client (EDNS Client Subnet, else the source address).
+best live replica for the client (EDNS Client Subnet, else the source address). Replicas come
+from the config and from registration on the control API (docs/notes/fleet.md).
 
   -p, --port PORT      UDP and TCP port (0 picks a free one; the chosen one is printed)
   -n, --name NAME      zone to serve, e.g. cdn.test
@@ -20,6 +33,18 @@ live replica nearest to the client (EDNS Client Subnet, else the source address)
       --codec KIND     DNS wire codec: wasm (default) or ts (the TypeScript reference)
       --io MODE        UDP transport: portable (default, Deno sockets) or mmsg (Linux
                        recvmmsg/sendmmsg through FFI; needs --allow-ffi)
+      --control PORT   control API (HTTP) and heartbeat (UDP) port; default ${DEFAULT_CONTROL_PORT},
+                       or a free one when -p is 0
+      --data DIR       keep the replica registry in DIR/fleet.sqlite (default: in memory)
+      --admin-token T  bearer token for registration and removal (or env
+                       NEARCAST_ADMIN_TOKEN); without one, only loopback clients may
+      --policy P       latency, geo (default), load or balanced
+      --weights W      balanced weights, e.g. latency=1,load=2 (default 1 and 1)
+      --overload-rps N a replica above N requests/s loses its clients (default ${DEFAULT_OVERLOAD_RPS})
+      --rtt-refresh D  re-measure a subnet's RTT after D (default ${DEFAULT_REFRESH_MS / 1000}s)
+      --rtt-ttl D      forget a measurement after D (default ${DEFAULT_RTT_TTL_MS / 60000}m)
+      --short-ttl S    TTL of answers not based on a measurement (default ${DEFAULT_SHORT_TTL})
+      --probe-port N   port replicas connect to when measuring RTT (default ${DEFAULT_PROBE_PORT})
   -h, --help           show this help`;
 
 /** Parses the command line, or explains what is wrong and exits 2. */
@@ -33,6 +58,16 @@ function args(argv: string[]) {
       host: { type: "string", default: "127.0.0.1" },
       codec: { type: "string", default: "wasm" },
       io: { type: "string", default: "portable" },
+      control: { type: "string" },
+      data: { type: "string" },
+      "admin-token": { type: "string" },
+      policy: { type: "string", default: "geo" },
+      weights: { type: "string" },
+      "overload-rps": { type: "string" },
+      "rtt-refresh": { type: "string" },
+      "rtt-ttl": { type: "string" },
+      "short-ttl": { type: "string" },
+      "probe-port": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -46,14 +81,63 @@ function args(argv: string[]) {
     !values.name ? "-n NAME: the zone name is required" : "",
     !(CODECS as readonly string[]).includes(values.codec) ? `--codec: one of ${CODECS}` : "",
     !(IO_MODES as readonly string[]).includes(values.io) ? `--io: one of ${IO_MODES}` : "",
+    !(POLICIES as readonly string[]).includes(values.policy) ? `--policy: one of ${POLICIES}` : "",
   ].filter(Boolean);
+  const portOf = (flag: string, text: string | undefined, dflt: number) => {
+    if (text === undefined) return dflt;
+    const n = Number(text);
+    if (!/^[0-9]{1,5}$/.test(text) || n > 65535) problems.push(`${flag}: 0..65535 required`);
+    return n;
+  };
+  const controlPort = portOf("--control", values.control, port === 0 ? 0 : DEFAULT_CONTROL_PORT);
+  const probePort = portOf("--probe-port", values["probe-port"], DEFAULT_PROBE_PORT);
+  const duration = (flag: string, text: string | undefined, dflt: number) => {
+    if (text === undefined) return dflt;
+    try {
+      const ms = parseDuration(text);
+      if (ms > 0) return ms;
+      problems.push(`${flag}: must be positive: received ${text}`);
+    } catch (e) {
+      problems.push(`${flag}: ${(e as Error).message}`);
+    }
+    return dflt;
+  };
+  const refreshMs = duration("--rtt-refresh", values["rtt-refresh"], DEFAULT_REFRESH_MS);
+  const rttTtlMs = duration("--rtt-ttl", values["rtt-ttl"], DEFAULT_RTT_TTL_MS);
+  const number = (flag: string, text: string | undefined, dflt: number, min: number) => {
+    if (text === undefined) return dflt;
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isFinite(n) || n < min) {
+      problems.push(`${flag}: a number >= ${min} required: received ${text}`);
+    }
+    return n;
+  };
+  const overloadRps = number("--overload-rps", values["overload-rps"], DEFAULT_OVERLOAD_RPS, 1);
+  const shortTtl = number("--short-ttl", values["short-ttl"], DEFAULT_SHORT_TTL, 0);
+  if (!Number.isInteger(shortTtl)) problems.push("--short-ttl: whole seconds required");
+  const weights = { latency: 1, load: 1 };
+  for (const part of (values.weights ?? "").split(",").filter((p) => p.trim() !== "")) {
+    const m = /^\s*(latency|load)\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*$/.exec(part);
+    if (m) weights[m[1] as "latency" | "load"] = Number(m[2]);
+    else problems.push(`--weights: latency=N,load=N expected: received ${part}`);
+  }
   if (problems.length) throw new SyntaxError(problems.join("\n"));
+  const token = values["admin-token"] ?? Deno.env.get("NEARCAST_ADMIN_TOKEN") ?? "";
   return {
     ...values,
     port,
     name: values.name!,
     codec: values.codec as (typeof CODECS)[number],
     io: values.io as (typeof IO_MODES)[number],
+    controlPort,
+    probePort,
+    refreshMs,
+    rttTtlMs,
+    overloadRps,
+    shortTtl,
+    weights,
+    policy: values.policy as PolicyName,
+    adminToken: token === "" ? null : token,
   };
 }
 
@@ -62,21 +146,41 @@ export async function main(argv: string[]): Promise<void> {
   const a = args(argv);
   const config = a.config ? await loadConfig(a.config) : defaultConfig();
   let logged = 0;
-  const server = await startDnsServer({
+  if (a.data !== undefined) await Deno.mkdir(a.data, { recursive: true });
+  const fleet = await startFleetDns({
     zone: a.name,
     config,
     hostname: a.host,
     port: a.port,
     codec: a.codec,
     io: a.io,
+    controlPort: a.controlPort,
+    data: a.data ?? ":memory:",
+    adminToken: a.adminToken,
+    policy: a.policy,
+    weights: a.weights,
+    overloadRps: a.overloadRps,
+    refreshMs: a.refreshMs,
+    rttTtlMs: a.rttTtlMs,
+    shortTtl: a.shortTtl,
+    probePort: a.probePort,
     // Log the first errors, then one in a thousand: a flood must not become a log flood.
     onError: (e) => (logged++ < 10 || logged % 1000 === 0) && console.error(`dns error:`, e),
+    log: (line) => console.log(line),
   });
+  const server = fleet.dns;
+  const known = fleet.registry.entries().length;
   console.log(
     `dns: serving ${a.name} on ${a.host} port ${server.port} (udp+tcp, codec ${a.codec}, io ${a.io}, ${config.replicas.length} replicas)`,
   );
+  const shown = a.host.includes(":") ? `[${a.host}]` : a.host;
+  console.log(
+    `dns: control API on http://${shown}:${fleet.control.port}/ (heartbeats udp ${fleet.control.port}, policy ${a.policy}, ${known} replicas known, registry ${
+      a.data ? `${a.data}/fleet.sqlite` : "in memory"
+    })`,
+  );
   const stop = async () => {
-    await server.close();
+    await fleet.close();
     console.log(`dns: stopped ${JSON.stringify(server.stats())}`);
     Deno.exit(0);
   };

@@ -16,6 +16,8 @@ import { parseDuration, parseSize } from "./lib/http/units.ts";
 import { ReplicationDb } from "./lib/replication/db.ts";
 import { ReplicationNode } from "./lib/replication/node.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./lib/upload/wire.ts";
+import { FleetAgent } from "./lib/fleet/agent.ts";
+import { heldPaths, parseFleetFlags } from "./lib/fleet/flags.ts";
 
 /** Default cache budget. */
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -94,6 +96,13 @@ const FLAGS = {
     type: "string",
     help: "Chunk size of pushes to other nodes (1..8MiB). Default 1MiB.",
   },
+  announce: {
+    type: "string",
+    help: "DNS control API HOST:PORT to register with and heartbeat to (live fleet).",
+  },
+  lat: { type: "string", help: "Latitude of this replica (-90..90), sent on registration." },
+  lon: { type: "string", help: "Longitude of this replica (-180..180), sent on registration." },
+  provider: { type: "string", help: "Provider name sent on registration (pricing)." },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
 
@@ -251,6 +260,21 @@ async function main(): Promise<void> {
   if (chunkBytes <= 0 || chunkBytes > MAX_CHUNK_BYTES) {
     fail(`--chunk-bytes must be in 1..${MAX_CHUNK_BYTES}: received ${str("chunk-bytes")}`);
   }
+  let fleetFlags;
+  try {
+    fleetFlags = parseFleetFlags({
+      announce: str("announce"),
+      lat: str("lat"),
+      lon: str("lon"),
+      provider: str("provider"),
+      host,
+      advertise,
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  // Set once listening (the agent needs the port); `as` keeps TS from narrowing it to null.
+  let agent = null as FleetAgent | null;
   let node: ReplicationNode | null = null;
   let replica;
   try {
@@ -268,6 +292,8 @@ async function main(): Promise<void> {
       adminToken: adminToken === "" ? null : adminToken,
       log: (line) => console.log(line),
       extraApi: (req, path) => {
+        const fleet = agent?.handle(req, path) ?? null;
+        if (fleet !== null) return fleet;
         if (node !== null) return node.handle(req, path);
         if (!REPLICATION_ROUTES.test(path)) return null;
         return new Response("503: uploads and replication need a store: start with --data DIR\n", {
@@ -328,6 +354,24 @@ async function main(): Promise<void> {
           `http://${addr.hostname === "0.0.0.0" ? "127.0.0.1" : shown}:${addr.port}`;
         node.start(self).catch((e) => console.error(`replication: start failed: ${e}`));
       }
+      if (fleetFlags !== null) {
+        const r = replica!;
+        agent = new FleetAgent({
+          ...fleetFlags,
+          id: str("id") ?? `${host}-${addr.port}`,
+          port: addr.port,
+          adminToken: adminToken === "" ? null : adminToken,
+          load: () => ({
+            requests: r.metrics.requests,
+            hits: r.metrics.hits,
+            misses: r.metrics.misses,
+            cacheBytes: r.cache.usedBytes,
+          }),
+          held: () => heldPaths(node?.files() ?? []),
+          log: (line) => console.log(line),
+        });
+        agent.start();
+      }
     },
   });
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -337,6 +381,7 @@ async function main(): Promise<void> {
     replica.preload(preloadLines, concurrency).catch((e) => console.error(`preload: ${e}`));
   }
   await server.finished;
+  await agent?.close();
   await node?.close();
   await replica.close();
 }

@@ -16,6 +16,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
 
 /** Size of `/large.bin`: big enough that a cache must stream it, small enough to generate. */
 export const LARGE_SIZE = 32 * 1024 * 1024;
@@ -368,7 +369,7 @@ async function main(): Promise<void> {
       options: {
         port: { type: "string", short: "p", default: "8000" },
         host: { type: "string", default: "127.0.0.1" },
-        dir: { type: "string", default: new URL("./demo/site", import.meta.url).pathname },
+        dir: { type: "string", default: fileURLToPath(new URL("./demo/site", import.meta.url)) },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,

@@ -323,7 +323,8 @@ zipf1.0_eq (read from traces/, made by \`deno task traces\`).
 Options:
   --policies LIST      comma-separated subset of ${POLICY_NAMES.join(",")} (default: all)
   --fractions LIST     cache sizes as fractions of the footprint (default: 0.001,0.01,0.1)
-  --window F           LFRU windowFraction
+  --window F           LFRU windowFraction (initial share of the window)
+  --fixed-window       LFRU adaptive: false (the window keeps its initial share)
   --protected F        LFRU protectedFraction
   --sample-factor F    LFRU sampleFactor (aging period in multiples of the entry count)
   --max-frequency N    LFRU maxFrequency (counter cap)
@@ -346,6 +347,7 @@ async function main(): Promise<number> {
       policies: { type: "string" },
       fractions: { type: "string" },
       window: { type: "string" },
+      "fixed-window": { type: "boolean", default: false },
       protected: { type: "string" },
       "sample-factor": { type: "string" },
       "max-frequency": { type: "string" },
@@ -368,6 +370,7 @@ async function main(): Promise<number> {
   const num = (v: string | undefined) => v === undefined ? undefined : Number(v);
   const options: LfruOptions = {
     windowFraction: num(values.window),
+    adaptive: values["fixed-window"] ? false : undefined,
     protectedFraction: num(values.protected),
     sampleFactor: num(values["sample-factor"]),
     maxFrequency: num(values["max-frequency"]),

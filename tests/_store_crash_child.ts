@@ -12,9 +12,9 @@ import { openStore } from "../lib/store/sqlite_store.ts";
 import { bytes } from "./_store_helpers.ts";
 
 /** Keys the child writes; few, so replaces, deletes and shared bodies happen often. */
-export const CRASH_KEYS = 6;
+const CRASH_KEYS = 6;
 /** Largest body the child writes: several times the default file threshold. */
-export const CRASH_MAX_SIZE = 768 * 1024;
+const CRASH_MAX_SIZE = 768 * 1024;
 
 const [dir, seedArg] = Deno.args;
 let x = Number(seedArg) >>> 0 || 1;

@@ -1,10 +1,28 @@
 /**
  * One conformance suite for both LFRU implementations (TypeScript reference and WASM).
  */
-import { assert, assertEquals, assertThrows } from "./_lfru_assert.ts";
 import { TsLfru } from "../lib/cache/lfru.ts";
 import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
 import type { CacheIndex, LfruOptions } from "../lib/cache/types.ts";
+
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
+
+const assert: (cond: unknown, msg?: string) => asserts cond = ok;
+const assertEquals = <T>(actual: T, expected: T, msg?: string): void =>
+  deepStrictEqual(actual, expected, msg);
+
+/** Asserts that `fn` throws an instance of `type` whose message includes `includes`. */
+function assertThrows(
+  fn: () => unknown,
+  type: new (...a: never[]) => Error,
+  includes: string,
+): void {
+  throws(fn, (e: unknown) => {
+    ok(e instanceof type, `expected ${type.name}, got ${e}`);
+    ok((e as Error).message.includes(includes), `"${(e as Error).message}" lacks "${includes}"`);
+    return true;
+  });
+}
 
 type Index = CacheIndex & { frequency(hi: number, lo: number): number };
 const IMPLEMENTATIONS: [string, (budget: number, options?: LfruOptions) => Index][] = [

@@ -2,13 +2,17 @@
  * Seeded randomized differential test: the WASM index must give exactly the results of the
  * TypeScript reference (slot returned, evicted slots, usedBytes, count) on the same operations.
  */
-import { assertEquals } from "./_lfru_assert.ts";
 import { TsLfru } from "../lib/cache/lfru.ts";
 import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
 import type { LfruOptions } from "../lib/cache/types.ts";
 
+import { deepStrictEqual } from "node:assert/strict";
+
+const assertEquals = <T>(actual: T, expected: T, msg?: string): void =>
+  deepStrictEqual(actual, expected, msg);
+
 /** Operations per configuration; the suite runs several configurations. */
-const OPERATIONS = 60_000;
+const OPERATIONS = 100_000;
 
 function rng(seed: number): () => number {
   let a = seed >>> 0;

@@ -1,6 +1,11 @@
 /** Properties of the 64-bit key hash (there is no published vector: the mix is our own). */
-import { assert, assertEquals } from "./_lfru_assert.ts";
 import { hashKey, mixKey } from "../lib/cache/hash.ts";
+
+import { deepStrictEqual, ok } from "node:assert/strict";
+
+const assert: (cond: unknown, msg?: string) => asserts cond = ok;
+const assertEquals = <T>(actual: T, expected: T, msg?: string): void =>
+  deepStrictEqual(actual, expected, msg);
 
 function hash64(key: string): bigint {
   const out = new Uint32Array(2);

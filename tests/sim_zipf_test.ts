@@ -4,8 +4,6 @@
  * footprint within 0.001, and the two LFRU indexes must agree and stay under the best
  * non-optimal reference policy. Plus small hand-checked traces for the parser and policies.
  */
-import { assert, assertEquals } from "./_lfru_assert.ts";
-import { throws } from "node:assert/strict";
 import {
   generateTrace,
   movingZipfIds,
@@ -23,6 +21,12 @@ import {
   simulateBelady,
   simulateLru,
 } from "../scripts/sim.ts";
+
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
+
+const assert: (cond: unknown, msg?: string) => asserts cond = ok;
+const assertEquals = <T>(actual: T, expected: T, msg?: string): void =>
+  deepStrictEqual(actual, expected, msg);
 
 const TOLERANCE = 0.001;
 const enc = new TextEncoder();
@@ -94,7 +98,7 @@ Deno.test("recency-heavy trace: the adaptive window keeps the LFRU near LRU", ()
   const cap = 1000 * 4096;
   const lru = missRatio(simulateLru(trace, cap));
   const ours = missRatio(simulate(trace, "lfru-wasm", cap));
-  const fixed = missRatio(simulate(trace, "lfru-wasm", cap, { adaptiveWindow: false }));
+  const fixed = missRatio(simulate(trace, "lfru-wasm", cap, { adaptive: false }));
   assert(ours <= lru + 0.02, `LFRU ${ours} vs LRU ${lru}`);
   assert(fixed > lru + 0.1, `a fixed 1% window should lose here: ${fixed} vs LRU ${lru}`);
 });

@@ -35,6 +35,9 @@ const MIN_SAMPLE_ENTRIES: i32 = 16; // keep equal to lib/cache/_options.ts
 const MAX_CAPACITY: i32 = 1 << 24; // keep equal to lib/cache/_options.ts
 // The window ghost holds cap/4 keys, the main ghost cap (keep equal to lib/cache/lfru.ts).
 const WINDOW_GHOST_SHIFT: i32 = 2;
+// Main-ghost hits move the privileged share by +32 entries (key had been privileged) or -1.
+const PRIVILEGED_GHOST_WEIGHT: f64 = 32;
+const WAS_PRIVILEGED: u32 = 2; // ghost tag bit
 
 // Record layout (32 bytes).
 const R_HI: usize = 0;
@@ -44,6 +47,7 @@ const R_SIZE: usize = 12;
 const R_PREV: usize = 16;
 const R_NEXT: usize = 20;
 const R_SEG: usize = 24;
+const R_PRIV: usize = 25; // WAS_PRIVILEGED once promoted, else 0
 const RECORD_SHIFT: usize = 5;
 
 // Per-segment state: heads (5 × i32), tails (5 × i32), bytes (5 × f64).
@@ -55,7 +59,7 @@ const BYTES: usize = memory.data(40, 8);
 let budget: f64 = 0;
 let windowFraction: f64 = 0; // current share; moves with the ghost hits when adaptive
 let adaptive: bool = false;
-let protectedFraction: f64 = 0;
+let protectedFraction: f64 = 0; // current share; adapts with the ghosts when adaptive
 let sampleFactor: f64 = 0;
 let maxFrequency: i32 = 0;
 let victimScan: i32 = 1;
@@ -395,10 +399,15 @@ function adapt(h: u32): void {
   if (load<u32>(pw) == tag) {
     store<u32>(pw, 0);
     delta = 1;
-  } else if (load<u32>(pm) == tag) {
+  } else {
+    const v = load<u32>(pm);
+    if ((v | WAS_PRIVILEGED) != (h | 3)) return;
     store<u32>(pm, 0);
     delta = -1;
-  } else return;
+    const p: f64 = (v & WAS_PRIVILEGED) != 0 ? PRIVILEGED_GHOST_WEIGHT : -1;
+    const share = protectedFraction + p / <f64>max(entries, MIN_SAMPLE_ENTRIES);
+    protectedFraction = min<f64>(1, max<f64>(0, share));
+  }
   const step = delta / <f64>max(entries, MIN_SAMPLE_ENTRIES);
   windowFraction = min<f64>(1, max<f64>(0, windowFraction + step));
 }
@@ -433,7 +442,8 @@ function evictOverflow(self: i32, isNew: bool): bool {
     if (segOf(x) == WINDOW) {
       store<u32>(ghostWindow + ((<usize>(hx & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2), hx | 1);
     } else {
-      store<u32>(ghostMain + ((<usize>(hx & (<u32>cap - 1))) << 2), hx | 1);
+      const wp = <u32>load<u8>(rec(x), R_PRIV);
+      store<u32>(ghostMain + ((<usize>(hx & (<u32>cap - 1))) << 2), (hx | 3) ^ (WAS_PRIVILEGED ^ wp));
     }
     unlink(x);
     removeRecord(x);
@@ -472,7 +482,7 @@ function rebalance(): void {
 export function init(
   budgetBytes: f64,
   windowFrac: f64,
-  adaptiveWindow: i32,
+  adapting: i32,
   protectedFrac: f64,
   sample: f64,
   maxFreq: i32,
@@ -481,7 +491,7 @@ export function init(
 ): i32 {
   budget = budgetBytes;
   windowFraction = windowFrac;
-  adaptive = adaptiveWindow != 0;
+  adaptive = adapting != 0;
   protectedFraction = protectedFrac;
   sampleFactor = sample;
   maxFrequency = maxFreq;
@@ -515,6 +525,7 @@ export function get(hi: u32, lo: u32): i32 {
     if (seg == PROBATION) {
       unlink(s);
       linkHead(PROTECTED, s);
+      store<u8>(rec(s), <u8>WAS_PRIVILEGED, R_PRIV);
       demoteOverflow();
     } else if (seg != PINNED) {
       moveToHead(s);
@@ -551,6 +562,7 @@ function setHashed(h: u32, hi: u32, lo: u32, size: u32, pinned: i32, found: i32)
     store<u32>(r, lo, R_LO);
     store<u32>(r, h, R_HASH);
     store<u32>(r, size, R_SIZE);
+    store<u8>(r, 0, R_PRIV);
     tableInsert(s);
     entries++;
     linkHead(pinned != 0 ? PINNED : WINDOW, s);

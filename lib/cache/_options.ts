@@ -24,7 +24,7 @@ export const MIN_SAMPLE_ENTRIES = 16;
 /** Every option resolved to a number. */
 export interface ResolvedLfruOptions {
   windowFraction: number;
-  adaptiveWindow: boolean;
+  adaptive: boolean;
   protectedFraction: number;
   sampleFactor: number;
   maxFrequency: number;
@@ -35,7 +35,7 @@ export interface ResolvedLfruOptions {
 /** Defaults, chosen with `deno task sim` on the six reference traces (docs/notes/lfru.md). */
 export const DEFAULT_LFRU_OPTIONS: Readonly<ResolvedLfruOptions> = Object.freeze({
   windowFraction: 0.01,
-  adaptiveWindow: true,
+  adaptive: true,
   protectedFraction: 0.95,
   sampleFactor: 20,
   maxFrequency: 15,
@@ -78,13 +78,13 @@ export function resolveOptions(options: LfruOptions = {}): ResolvedLfruOptions {
   if (options.windowFraction !== undefined) {
     o.windowFraction = check("windowFraction", options.windowFraction, 0, 1, false);
   }
-  if (options.adaptiveWindow !== undefined) {
-    if (typeof options.adaptiveWindow !== "boolean") {
+  if (options.adaptive !== undefined) {
+    if (typeof options.adaptive !== "boolean") {
       throw new TypeError(
-        `Cannot create cache index: adaptiveWindow must be a boolean: received ${options.adaptiveWindow}`,
+        `Cannot create cache index: adaptive must be a boolean: received ${options.adaptive}`,
       );
     }
-    o.adaptiveWindow = options.adaptiveWindow;
+    o.adaptive = options.adaptive;
   }
   if (options.protectedFraction !== undefined) {
     o.protectedFraction = check("protectedFraction", options.protectedFraction, 0, 1, false);

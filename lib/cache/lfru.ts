@@ -4,8 +4,10 @@
  *
  * Layout: per-slot records in typed arrays (struct of arrays), an open-addressing hash table
  * with linear probing and backward-shift deletion, four doubly linked lists (window,
- * probation, privileged, pinned) and a 4-row count-min sketch of 8-bit counters. Capacity
- * doubles when every slot is in use; no method allocates otherwise.
+ * probation, privileged, pinned), a 4-row count-min sketch of 8-bit counters and two
+ * direct-mapped ghosts of evicted key hashes that steer the segment shares. Capacity doubles
+ * when every slot is in use; no method allocates otherwise. Design and measurements:
+ * docs/notes/lfru.md.
  *
  * @module
  */
@@ -40,6 +42,14 @@ const SKETCH_SEED = 0x5bd1e995;
  * argues for a bigger window only if it comes back soon (tuned with `deno task sim`).
  */
 const WINDOW_GHOST_SHIFT = 2;
+/**
+ * A main-ghost hit on a key that had been privileged grows the privileged share by this many
+ * average entries; one on a key that never was shrinks it by one. Such keys are far fewer, so
+ * without the weight probation would win on any workload (tuned with `deno task sim`).
+ */
+const PRIVILEGED_GHOST_WEIGHT = 32;
+/** Ghost tag bit (bit 1) of a key evicted from main that had been privileged. */
+const WAS_PRIVILEGED = 2;
 
 /** The odd step between the sketch rows' indices (double hashing): the rotated hash × seed. */
 function sketchStep(h: number): number {
@@ -74,7 +84,8 @@ export class TsLfru implements BatchedCacheIndex {
   /** Hashes (| 1) of keys recently evicted from the window and from the main segments. */
   private ghostWindow = new Uint32Array(0);
   private ghostMain = new Uint32Array(0);
-  private readonly protectedFraction: number;
+  private protectedFraction: number;
+  private wasPrivileged = new Uint8Array(0);
   private readonly sampleFactor: number;
   private readonly maxFrequency: number;
   private readonly victimScan: number;
@@ -113,7 +124,7 @@ export class TsLfru implements BatchedCacheIndex {
     this.budget = checkBudget(budgetBytes);
     const o = resolveOptions(options);
     this.windowFraction = o.windowFraction;
-    this.adaptive = o.adaptiveWindow;
+    this.adaptive = o.adaptive;
     this.protectedFraction = o.protectedFraction;
     this.sampleFactor = o.sampleFactor;
     this.maxFrequency = o.maxFrequency;
@@ -140,6 +151,7 @@ export class TsLfru implements BatchedCacheIndex {
       if (seg === PROBATION) {
         this.unlink(s);
         this.linkHead(PROTECTED, s);
+        this.wasPrivileged[s] = WAS_PRIVILEGED;
         this.demoteOverflow();
       } else if (seg !== PINNED) {
         this.unlink(s);
@@ -171,6 +183,7 @@ export class TsLfru implements BatchedCacheIndex {
       if (!fits) return NONE;
       s = this.allocSlot();
       this.keyHi[s] = hi;
+      this.wasPrivileged[s] = 0;
       this.keyLo[s] = lo;
       this.hash[s] = h;
       this.size[s] = size;
@@ -272,9 +285,13 @@ export class TsLfru implements BatchedCacheIndex {
     if (this.ghostWindow[gw] === tag) {
       this.ghostWindow[gw] = 0;
       delta = 1;
-    } else if (this.ghostMain[g] === tag) {
+    } else if (((this.ghostMain[g] | WAS_PRIVILEGED) >>> 0) === ((h | 3) >>> 0)) {
+      const privileged = (this.ghostMain[g] & WAS_PRIVILEGED) !== 0;
       this.ghostMain[g] = 0;
       delta = -1;
+      const p = privileged ? PRIVILEGED_GHOST_WEIGHT : -1;
+      const share = this.protectedFraction + p / Math.max(this.entries, MIN_SAMPLE_ENTRIES);
+      this.protectedFraction = Math.min(1, Math.max(0, share));
     } else return;
     const step = delta / Math.max(this.entries, MIN_SAMPLE_ENTRIES);
     this.windowFraction = Math.min(1, Math.max(0, this.windowFraction + step));
@@ -306,7 +323,8 @@ export class TsLfru implements BatchedCacheIndex {
       else x = this.estimate(this.hash[c]) > this.estimate(this.hash[v]) ? v : c;
       const hx = this.hash[x];
       if (this.seg[x] === WINDOW) this.ghostWindow[hx & (this.ghostWindow.length - 1)] = hx | 1;
-      else this.ghostMain[hx & (this.cap - 1)] = hx | 1;
+      else {this.ghostMain[hx & (this.cap - 1)] = (hx | 3) ^
+          (WAS_PRIVILEGED ^ this.wasPrivileged[x]);}
       this.unlink(x);
       this.removeRecord(x);
       if (x === self) {
@@ -511,6 +529,9 @@ export class TsLfru implements BatchedCacheIndex {
     const batchEvicted = new Int32Array(2 * cap);
     batchEvicted.set(this.batchEvicted);
     this.batchEvicted = batchEvicted;
+    const wp = new Uint8Array(cap);
+    wp.set(this.wasPrivileged);
+    this.wasPrivileged = wp;
     const seg = new Uint8Array(cap);
     seg.set(this.seg);
     this.seg = seg;

@@ -54,13 +54,14 @@ export interface LfruOptions {
   /** Share of the (unpinned) budget given to the admission window at first, in [0, 1]. */
   windowFraction?: number;
   /**
-   * Adapt the window share with ARC's rule: a `get` miss on a key the window recently pushed
-   * out grows the window by one average entry, a miss on a key recently evicted from the main
-   * segments shrinks it. Recency-heavy traffic moves the index toward LRU, frequency-heavy
-   * traffic toward TinyLFU.
+   * Adapt the shares with ARC's rule, from ghosts (hashes) of recently evicted keys: a `get`
+   * miss on a key the window pushed out grows the window by one average entry, a miss on a
+   * key evicted from the main segments shrinks it, and also moves the privileged share: up
+   * (by 32 entries) when that key had been privileged, down (by one) when it never was.
+   * Recency-heavy traffic moves the index toward LRU, frequency-heavy traffic toward TinyLFU.
    */
-  adaptiveWindow?: boolean;
-  /** Share of the rest given to the privileged LRU segment, in [0, 1]. */
+  adaptive?: boolean;
+  /** Share of the rest given to the privileged LRU segment at first, in [0, 1]. */
   protectedFraction?: number;
   /** Counters are halved after `sampleFactor` × max(count, 16) uses, in [1, 1e6]. */
   sampleFactor?: number;

@@ -27,7 +27,7 @@ export interface LruExports {
   init(
     budget: number,
     windowFraction: number,
-    adaptiveWindow: number,
+    adaptive: number,
     protectedFraction: number,
     sampleFactor: number,
     maxFrequency: number,
@@ -107,7 +107,7 @@ class WasmLfru implements BatchedCacheIndex {
     const status = this.#w.init(
       this.budget,
       o.windowFraction,
-      o.adaptiveWindow ? 1 : 0,
+      o.adaptive ? 1 : 0,
       o.protectedFraction,
       o.sampleFactor,
       o.maxFrequency,

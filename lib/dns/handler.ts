@@ -308,7 +308,10 @@ export class DnsHandler {
     }
     const family = q.qtype === Type.A ? 4 : 6;
     const sel = this.#sel;
+    sel.ttl = -1;
     this.#policy.select(who, family, this.#answers, sel);
+    // A policy may shorten the TTL of an answer it is unsure of (no measurement yet).
+    const ttl = sel.ttl >= 0 && sel.ttl < this.#ttl ? sel.ttl : this.#ttl;
     const scope = ecs ? sel.scope : 0;
     if (sel.count === 0) return this.#nodata(ptr, q, limit, 0);
     const codec = this.codec;
@@ -316,10 +319,10 @@ export class DnsHandler {
     for (let i = 0; i < sel.count; i++) {
       const r = sel.replicas[i];
       if (family === 4) {
-        codec.addA(Section.ANSWER, Owner.QNAME, this.#ttl, r.ipv4);
+        codec.addA(Section.ANSWER, Owner.QNAME, ttl, r.ipv4);
       } else {
         const w = r.ipv6!;
-        codec.addAAAA(Section.ANSWER, Owner.QNAME, this.#ttl, w[0], w[1], w[2], w[3]);
+        codec.addAAAA(Section.ANSWER, Owner.QNAME, ttl, w[0], w[1], w[2], w[3]);
       }
     }
     return this.#finish(ptr, Rcode.NOERROR, scope);

@@ -52,6 +52,11 @@ export interface DnsServerOptions {
   io?: (typeof IO_MODES)[number];
   /** Steering policy; default geo (nearest replica, rotation for unknown clients). */
   policy?: SteeringPolicy;
+  /**
+   * The replica registry the policy reads (a live fleet changes it); default: built from
+   * `config.replicas`.
+   */
+  replicas?: ReplicaSet;
   /** Called with each exception the handler or a transport caught. */
   onError?: (error: unknown) => void;
 }
@@ -97,7 +102,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       `Cannot start DNS server: the codec has ${codec.scratchSize} scratch bytes, ${need} needed`,
     );
   }
-  const replicas = new ReplicaSet(replicasFromConfig(config.replicas));
+  const replicas = opts.replicas ?? new ReplicaSet(replicasFromConfig(config.replicas));
   const policy = opts.policy ?? new GeoPolicy(replicas, config.geo);
   const bound = parseIp(hostname.replace(/^\[|\]$/g, ""));
   const isWildcard = bound !== null && bound.bytes.every((b) => b === 0);

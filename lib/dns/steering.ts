@@ -103,13 +103,18 @@ export interface Selection {
   count: number;
   /** Leading client address bits the decision depended on (RFC 7871 SCOPE PREFIX-LENGTH). */
   scope: number;
-  /** How it was decided: "geo" (nearest) or "rotation" (client location unknown). */
-  how: "geo" | "rotation";
+  /**
+   * How it was decided: "geo" (nearest), "rotation" (client location unknown), "latency"
+   * (measured round trips), "load" (least loaded) or "balanced" (weighted score).
+   */
+  how: "geo" | "rotation" | "latency" | "load" | "balanced";
+  /** TTL for this answer in seconds, or -1 for the configured one (the handler resets it). */
+  ttl: number;
 }
 
 /** A fresh {@link Selection}. */
 export function newSelection(): Selection {
-  return { replicas: [], count: 0, scope: 0, how: "rotation" };
+  return { replicas: [], count: 0, scope: 0, how: "rotation", ttl: -1 };
 }
 
 /** A steering policy: chooses replicas for a client. */

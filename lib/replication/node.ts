@@ -31,6 +31,7 @@ import {
   WireError,
 } from "../upload/wire.ts";
 import { checkHeader, nameError, nameToPath } from "../upload/validate.ts";
+import { postStream } from "../upload/post_stream.ts";
 import { compareVersions, HybridClock, type Version } from "./version.ts";
 import type { ReplicationDb, ServerEntry } from "./db.ts";
 
@@ -833,14 +834,13 @@ export class ReplicationNode {
   async #pushOne(url: string, name: string): Promise<void> {
     const stream = await this.#exportStream(name);
     if (stream === null) return; // replaced or gone: the newer one is queued
-    const res = await fetch(`${url}/_cdn/replicate`, {
-      method: "POST",
-      headers: this.#authHeaders(WIRE_CONTENT_TYPE),
-      body: stream,
-      signal: AbortSignal.any([AbortSignal.timeout(TRANSFER_TIMEOUT_MS), this.#ac.signal]),
-    });
-    const body = await res.text();
-    if (!res.ok) throw new Error(`${url} answered ${res.status}: ${body.trim()}`);
+    const res = await postStream(
+      `${url}/_cdn/replicate`,
+      this.#authHeaders(WIRE_CONTENT_TYPE),
+      stream,
+      AbortSignal.any([AbortSignal.timeout(TRANSFER_TIMEOUT_MS), this.#ac.signal]),
+    );
+    if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${res.text.trim()}`);
   }
 
   #sleep(ms: number): Promise<void> {

@@ -21,6 +21,7 @@ import {
   WIRE_CONTENT_TYPE,
 } from "./wire.ts";
 import { nameError, nameToPath } from "./validate.ts";
+import { postStream } from "./post_stream.ts";
 
 /** Exit codes of `main_upload.ts`. */
 export const EXIT = {
@@ -207,13 +208,30 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
     opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
     (sent) => opts.progress?.(sent, size),
   );
-  const res = await send(to + "/_cdn/upload", {
-    method: "POST",
-    headers: { "content-type": WIRE_CONTENT_TYPE, ...authHeaders(opts.token) },
-    body,
-  });
-  if (!res.ok) throw await refusal(res, `upload of ${name} refused`);
-  const out = await res.json() as { status: "stored" | "unchanged"; path: string };
+  let res;
+  try {
+    res = await postStream(
+      to + "/_cdn/upload",
+      { "content-type": WIRE_CONTENT_TYPE, ...authHeaders(opts.token) },
+      body,
+    );
+  } catch (e) {
+    throw new UploadFailure(
+      EXIT.unreachable,
+      `upload of ${name} to ${to} broke off: ${(e as Error).message} (nothing was stored; retry)`,
+    );
+  } finally {
+    try {
+      file.close();
+    } catch { /* closed by its stream */ }
+  }
+  if (res.status < 200 || res.status > 299) {
+    throw await refusal(
+      new Response(res.text, { status: res.status }),
+      `upload of ${name} refused`,
+    );
+  }
+  const out = JSON.parse(res.text) as { status: "stored" | "unchanged"; path: string };
   opts.progress?.(size, size);
   return { status: out.status, name, path: out.path, size, sha256 };
 }

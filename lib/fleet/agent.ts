@@ -1,0 +1,353 @@
+/**
+ * The replica's side of the fleet: registers with the DNS server's control API (`--announce
+ * HOST:PORT`), sends a UDP heartbeat with its load every interval, keeps the known-servers list
+ * the replies carry, reports the paths it holds, and measures RTT to clients when the DNS
+ * server asks (`GET /_cdn/probe`, authenticated with the session token of the registration).
+ *
+ * Routes it adds to the replica: `GET /_cdn/probe?target=IP[&port=N][&count=K]` (TCP connect
+ * times in ms; a refused connection times the round trip as well as an accepted one) and
+ * `GET /_cdn/fleet` (registration state and the known-servers list, for other modules such as
+ * replication).
+ *
+ * @module
+ */
+import { parseClientIp } from "../dns/geo.ts";
+import {
+  type HeartbeatReply,
+  type KnownServer,
+  MAX_DATAGRAM_BYTES,
+  parseHostPort,
+  type RegisterReply,
+} from "./protocol.ts";
+
+/** Most connects one probe request may ask for: bounds the work a request causes. */
+export const MAX_PROBE_COUNT = 5;
+/** Probe requests handled at once; more get 503 (bounds sockets and scans). */
+export const MAX_CONCURRENT_PROBES = 8;
+/** Longest wait for one connect: beyond, the path is too slow to be the best anyway. */
+export const PROBE_CONNECT_TIMEOUT_MS = 1_000;
+/** First delay before retrying a failed registration; doubled up to {@link REGISTER_BACKOFF_MAX_MS}. */
+export const REGISTER_BACKOFF_MS = 250;
+/** Longest delay between registration attempts. */
+export const REGISTER_BACKOFF_MAX_MS = 5_000;
+/** Time allowed for a registration or held-paths request. */
+export const REQUEST_TIMEOUT_MS = 5_000;
+/** How often the held paths are compared with what was last reported. */
+export const HELD_INTERVAL_MS = 5_000;
+
+/** Counters the replica reads its load from. */
+export interface LoadSource {
+  requests: number;
+  hits: number;
+  misses: number;
+  cacheBytes: number;
+}
+
+/** Options of {@link FleetAgent}. */
+export interface AgentOptions {
+  /** The control API, `HOST:PORT`. */
+  announce: string;
+  id: string;
+  /** Address clients should use; empty: the DNS server takes the one registration came from. */
+  address: string;
+  /** The replica's HTTP port. */
+  port: number;
+  lat: number | null;
+  lon: number | null;
+  provider: string;
+  /** Bearer token for the control API's registration (its `--admin-token`). */
+  adminToken: string | null;
+  load: () => LoadSource;
+  /** Paths held (uploads, cached URLs), reported for `/locate`. */
+  held?: () => string[];
+  log?: (line: string) => void;
+}
+
+/** One TCP connect time to `target:port` in ms, or null when it neither connected nor was refused. */
+export async function connectTime(target: string, port: number): Promise<number | null> {
+  const t0 = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const connecting = Deno.connect({ hostname: target, port, transport: "tcp" });
+  try {
+    const conn = await Promise.race([
+      connecting,
+      new Promise<null>((resolve) =>
+        timer = setTimeout(() => resolve(null), PROBE_CONNECT_TIMEOUT_MS)
+      ),
+    ]);
+    const ms = performance.now() - t0;
+    if (conn === null) {
+      connecting.then((c) => c.close(), () => {}); // close it if it connects after all
+      return null;
+    }
+    conn.close();
+    return ms;
+  } catch (e) {
+    // RST: the SYN went there and the refusal came back, one round trip.
+    return e instanceof Deno.errors.ConnectionRefused ? performance.now() - t0 : null;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** See the module doc. */
+export class FleetAgent {
+  /** The known-servers list from the latest heartbeat reply (or registration). */
+  servers: KnownServer[] = [];
+  version = -1;
+  registered = false;
+  readonly stats = { registrations: 0, heartbeats: 0, replies: 0, probes: 0, heldReports: 0 };
+  readonly #o: AgentOptions;
+  readonly #dns: { host: string; port: number };
+  readonly #log: (line: string) => void;
+  readonly #ac = new AbortController();
+  #token = "";
+  #heartbeatPort = 0;
+  #seq = 0;
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #heldTimer: ReturnType<typeof setInterval> | undefined;
+  #heldSent = "";
+  #sock: Deno.DatagramConn | null = null;
+  #registering: Promise<void> | null = null;
+  #probing = 0;
+  #last = { at: performance.now(), requests: 0 };
+  readonly #tasks = new Set<Promise<unknown>>();
+
+  constructor(o: AgentOptions) {
+    this.#o = o;
+    this.#dns = parseHostPort(o.announce);
+    this.#log = o.log ?? (() => {});
+  }
+
+  get #base(): string {
+    const h = this.#dns.host;
+    return `http://${h.includes(":") ? `[${h}]` : h}:${this.#dns.port}`;
+  }
+
+  #track(p: Promise<unknown>): void {
+    this.#tasks.add(p);
+    p.finally(() => this.#tasks.delete(p)).catch(() => {});
+  }
+
+  /** Registers (retrying in the background until it succeeds), then heartbeats. */
+  start(): void {
+    const v6 = this.#dns.host.includes(":");
+    this.#sock = Deno.listenDatagram({
+      hostname: v6 ? "::" : "0.0.0.0",
+      port: 0,
+      transport: "udp",
+    });
+    this.#track(this.#receive(this.#sock));
+    this.#register();
+    this.#heldTimer = setInterval(() => this.#track(this.#reportHeld()), HELD_INTERVAL_MS);
+  }
+
+  #register(): void {
+    this.registered = false;
+    this.#registering ??= (async () => {
+      let delay = REGISTER_BACKOFF_MS;
+      while (!this.#ac.signal.aborted) {
+        try {
+          const res = await fetch(`${this.#base}/register`, {
+            method: "POST",
+            headers: {
+              "content-type": "application/json",
+              ...(this.#o.adminToken ? { authorization: `Bearer ${this.#o.adminToken}` } : {}),
+            },
+            body: JSON.stringify({
+              id: this.#o.id,
+              address: this.#o.address,
+              port: this.#o.port,
+              lat: this.#o.lat,
+              lon: this.#o.lon,
+              provider: this.#o.provider,
+            }),
+            signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+          });
+          const body = await res.json();
+          if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${body.error ?? ""}`);
+          const r = body as RegisterReply;
+          this.#token = r.token;
+          this.#heartbeatPort = r.heartbeatPort;
+          this.servers = r.servers;
+          this.version = r.version;
+          this.registered = true;
+          this.stats.registrations++;
+          this.#log(`fleet: registered as ${r.id} (${r.address}) with ${this.#base}`);
+          clearInterval(this.#timer);
+          this.#timer = setInterval(() => this.#beat(), r.intervalMs);
+          this.#beat();
+          this.#heldSent = "";
+          this.#track(this.#reportHeld());
+          return;
+        } catch (e) {
+          if (this.#ac.signal.aborted) return;
+          this.#log(`fleet: cannot register with ${this.#base}: ${(e as Error).message}`);
+          await new Promise<void>((r) => {
+            const t = setTimeout(r, delay);
+            this.#ac.signal.addEventListener("abort", () => {
+              clearTimeout(t);
+              r();
+            }, { once: true });
+          });
+          delay = Math.min(delay * 2, REGISTER_BACKOFF_MAX_MS);
+        }
+      }
+    })().finally(() => this.#registering = null);
+    this.#track(this.#registering);
+  }
+
+  #beat(): void {
+    const sock = this.#sock;
+    if (sock === null || !this.registered) return;
+    const l = this.#o.load();
+    const now = performance.now();
+    const secs = (now - this.#last.at) / 1000;
+    const rps = secs > 0 ? Math.max(0, l.requests - this.#last.requests) / secs : 0;
+    this.#last = { at: now, requests: l.requests };
+    const lookups = l.hits + l.misses;
+    const msg = {
+      id: this.#o.id,
+      token: this.#token,
+      seq: ++this.#seq,
+      known: this.version,
+      load: {
+        rps: Math.round(rps * 10) / 10,
+        cacheBytes: l.cacheBytes,
+        hitRatio: lookups === 0 ? 0 : Math.round((l.hits / lookups) * 1000) / 1000,
+      },
+    };
+    this.stats.heartbeats++;
+    sock.send(new TextEncoder().encode(JSON.stringify(msg)), {
+      transport: "udp",
+      hostname: this.#dns.host,
+      port: this.#heartbeatPort,
+    }).catch(() => {}); // the DNS server is unreachable: it will notice the silence
+  }
+
+  async #receive(sock: Deno.DatagramConn): Promise<void> {
+    const decoder = new TextDecoder();
+    for (;;) {
+      let data: Uint8Array;
+      try {
+        [data] = await sock.receive();
+      } catch {
+        return; // closed
+      }
+      let r: HeartbeatReply;
+      try {
+        if (data.length > MAX_DATAGRAM_BYTES) continue;
+        r = JSON.parse(decoder.decode(data));
+      } catch {
+        continue;
+      }
+      this.stats.replies++;
+      if (r.status === "register") {
+        this.#log("fleet: the DNS server does not know this replica: registering again");
+        clearInterval(this.#timer);
+        this.#register();
+        continue;
+      }
+      if (Array.isArray(r.servers)) {
+        this.servers = r.servers;
+        this.version = r.version;
+      } else if (r.version !== this.version) {
+        this.#track(this.#fetchServers());
+      }
+    }
+  }
+
+  async #fetchServers(): Promise<void> {
+    try {
+      const res = await fetch(`${this.#base}/servers`, {
+        signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+      });
+      const body = await res.json() as { version: number; servers: KnownServer[] };
+      this.servers = body.servers;
+      this.version = body.version;
+    } catch { /* the next heartbeat reply tries again */ }
+  }
+
+  async #reportHeld(): Promise<void> {
+    if (!this.registered || this.#o.held === undefined) return;
+    const paths = this.#o.held().slice(0, 10_000);
+    const text = JSON.stringify({ paths });
+    if (text === this.#heldSent) return;
+    try {
+      const res = await fetch(`${this.#base}/replicas/${encodeURIComponent(this.#o.id)}/held`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", authorization: `Bearer ${this.#token}` },
+        body: text,
+        signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+      });
+      await res.body?.cancel();
+      if (res.status === 200) {
+        this.#heldSent = text;
+        this.stats.heldReports++;
+      }
+    } catch { /* retried on the next round */ }
+  }
+
+  /** The agent's routes (`/_cdn/probe`, `/_cdn/fleet`), or null for any other path. */
+  handle(req: Request, path: string): Response | Promise<Response> | null {
+    if (path === "/_cdn/fleet") {
+      return Response.json({
+        id: this.#o.id,
+        announce: this.#o.announce,
+        registered: this.registered,
+        version: this.version,
+        servers: this.servers,
+        stats: this.stats,
+      }, { headers: { "cache-control": "no-store" } });
+    }
+    if (path === "/_cdn/probe") return this.#probe(req);
+    return null;
+  }
+
+  async #probe(req: Request): Promise<Response> {
+    const err = (status: number, error: string) =>
+      Response.json({ error }, { status, headers: { "cache-control": "no-store" } });
+    if (req.method !== "GET") return err(405, "use GET");
+    const auth = req.headers.get("authorization") ?? "";
+    if (this.#token === "" || auth !== `Bearer ${this.#token}`) {
+      return err(401, "probes are for the DNS server: Authorization: Bearer SESSION_TOKEN");
+    }
+    const q = new URL(req.url).searchParams;
+    const target = q.get("target") ?? "";
+    const ip = parseClientIp(target);
+    if (ip === null) return err(400, `target must be an IP address: received ${target}`);
+    const port = Number(q.get("port") ?? "80");
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      return err(400, `port must be 1..65535: received ${q.get("port")}`);
+    }
+    const count = Number(q.get("count") ?? "3");
+    if (!Number.isInteger(count) || count < 1 || count > MAX_PROBE_COUNT) {
+      return err(400, `count must be 1..${MAX_PROBE_COUNT}: received ${q.get("count")}`);
+    }
+    if (this.#probing >= MAX_CONCURRENT_PROBES) return err(503, "too many probes in flight");
+    this.#probing++;
+    this.stats.probes++;
+    try {
+      const samples: number[] = [];
+      for (let i = 0; i < count; i++) {
+        const ms = await connectTime(target, port);
+        if (ms !== null) samples.push(Math.round(ms * 100) / 100);
+      }
+      return Response.json({ target, port, method: "tcp-connect", samples }, {
+        headers: { "cache-control": "no-store" },
+      });
+    } finally {
+      this.#probing--;
+    }
+  }
+
+  /** Stops heartbeats and background requests; resolves when they have ended. */
+  async close(): Promise<void> {
+    this.#ac.abort();
+    clearInterval(this.#timer);
+    clearInterval(this.#heldTimer);
+    this.#sock?.close();
+    this.#sock = null;
+    await Promise.allSettled([...this.#tasks]);
+  }
+}

@@ -1,0 +1,304 @@
+/**
+ * The DNS server's control API: HTTP on `--control PORT` and UDP heartbeats on the same port
+ * number.
+ *
+ * | route | what |
+ * | --- | --- |
+ * | `GET /replicas` | every replica: state and why, last heartbeat, load, held paths count |
+ * | `GET /servers` | the known-servers list (what heartbeat replies carry) |
+ * | `GET /explain?client=IP[&type=A\|AAAA]` | every replica's score and why the answer was chosen |
+ * | `GET /locate/PATH[?client=IP]` | the best live replica that holds PATH |
+ * | `POST /register` | a replica registers (admin); answers its session token |
+ * | `DELETE /replicas/ID` | forget a replica (admin) |
+ * | `PUT /replicas/ID/held` | a replica reports the paths it holds (its session token) |
+ *
+ * Admin routes need `Authorization: Bearer TOKEN` when the server has `--admin-token`; without
+ * one they are accepted from loopback clients only.
+ *
+ * @module
+ */
+import { parseClientIp } from "../dns/geo.ts";
+import type { FleetMonitor } from "./monitor.ts";
+import type { FleetPolicy } from "./policy.ts";
+import {
+  type HeartbeatReply,
+  MAX_BODY_BYTES,
+  MAX_DATAGRAM_BYTES,
+  parseHeartbeat,
+  parseHeld,
+  parseRegistration,
+  type RegisterReply,
+} from "./protocol.ts";
+import type { FleetRegistry } from "./registry.ts";
+
+/** Attempts to find a port free for both TCP and UDP when asked for port 0. */
+export const BIND_ATTEMPTS = 20;
+
+/** Options of {@link startControl}. */
+export interface ControlOptions {
+  hostname: string;
+  port: number;
+  registry: FleetRegistry;
+  policy: FleetPolicy;
+  monitor: FleetMonitor;
+  /** Replicas per answer (what `/explain` shows as the answer). */
+  answers: number;
+  adminToken: string | null;
+  log?: (line: string) => void;
+}
+
+/** A running control API. */
+export interface ControlServer {
+  readonly port: number;
+  readonly stats: { heartbeats: number; rejectedHeartbeats: number; badDatagrams: number };
+  close(): Promise<void>;
+}
+
+const JSON_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
+
+function json(body: unknown, status = 200): Response {
+  return new Response(JSON.stringify(body, null, 2) + "\n", { status, headers: JSON_HEADERS });
+}
+
+function error(status: number, message: string): Response {
+  return json({ error: message }, status);
+}
+
+function isLoopback(addr: string): boolean {
+  const ip = parseClientIp(addr);
+  if (ip === null) return false;
+  if (ip.family === 4) return ip.bytes[0] === 127;
+  return ip.bytes.subarray(0, 15).every((b) => b === 0) && ip.bytes[15] === 1;
+}
+
+function bearer(req: Request): string {
+  const h = req.headers.get("authorization") ?? "";
+  return h.startsWith("Bearer ") ? h.slice(7).trim() : "";
+}
+
+/** Compares secrets in time independent of where they differ. */
+function same(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
+}
+
+async function readBody(req: Request): Promise<unknown> {
+  const len = Number(req.headers.get("content-length") ?? "0");
+  if (len > MAX_BODY_BYTES) throw new RangeError(`body larger than ${MAX_BODY_BYTES} bytes`);
+  const text = await req.text();
+  if (text.length > MAX_BODY_BYTES) {
+    throw new RangeError(`body larger than ${MAX_BODY_BYTES} bytes`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`body is not JSON: ${(e as Error).message}`);
+  }
+}
+
+const ROUTES = [
+  "GET /replicas",
+  "GET /servers",
+  "GET /explain?client=IP[&type=A|AAAA]",
+  "GET /locate/PATH[?client=IP]",
+  "POST /register (admin)",
+  "DELETE /replicas/ID (admin)",
+  "PUT /replicas/ID/held (replica session token)",
+];
+
+/** Starts the HTTP API and the heartbeat socket; see the module doc. */
+export async function startControl(o: ControlOptions): Promise<ControlServer> {
+  const { registry, policy, monitor } = o;
+  const log = o.log ?? (() => {});
+  const stats = { heartbeats: 0, rejectedHeartbeats: 0, badDatagrams: 0 };
+  const ac = new AbortController();
+
+  function admin(req: Request, remote: string): Response | null {
+    if (o.adminToken === null) {
+      return isLoopback(remote)
+        ? null
+        : error(403, "mutations are accepted from loopback only: start with --admin-token");
+    }
+    return same(bearer(req), o.adminToken)
+      ? null
+      : error(401, "Authorization: Bearer ADMIN_TOKEN required");
+  }
+
+  function clientOf(url: URL, remote: string) {
+    const text = url.searchParams.get("client") ?? remote;
+    const ip = parseClientIp(text.replace(/^\[|\]$/g, ""));
+    if (ip === null) throw new TypeError(`client must be an IP address: received ${text}`);
+    return { family: ip.family, bytes: ip.bytes, bits: ip.family === 4 ? 32 : 128 };
+  }
+
+  function familyOf(url: URL, clientFamily: 4 | 6): 4 | 6 {
+    const t = (url.searchParams.get("type") ?? "").toUpperCase();
+    if (t === "") return clientFamily;
+    if (t === "A") return 4;
+    if (t === "AAAA") return 6;
+    throw new TypeError(`type must be A or AAAA: received ${t}`);
+  }
+
+  async function route(req: Request, remote: string): Promise<Response> {
+    const url = new URL(req.url);
+    const path = url.pathname;
+    const m = req.method;
+    if (path === "/" && m === "GET") return json({ routes: ROUTES });
+    if (path === "/replicas" && m === "GET") {
+      return json({
+        policy: policy.mode,
+        intervalMs: registry.intervalMs,
+        version: registry.version,
+        monitor: monitor.stats,
+        heartbeats: stats,
+        replicas: registry.view(),
+      });
+    }
+    if (path === "/servers" && m === "GET") {
+      return json({ version: registry.version, servers: registry.servers() });
+    }
+    if (path === "/explain" && m === "GET") {
+      const client = clientOf(url, remote);
+      return json(policy.explain(client, familyOf(url, client.family), o.answers));
+    }
+    if (path.startsWith("/locate/") && m === "GET") {
+      const want = decodeURIComponent(path.slice("/locate".length));
+      const client = clientOf(url, remote);
+      const ex = policy.explain(client, familyOf(url, client.family), Infinity);
+      const holders = ex.replicas.filter((r) =>
+        r.rank !== null && registry.get(r.id)?.held.includes(want)
+      ).sort((a, b) => a.rank! - b.rank!);
+      if (holders.length === 0) return error(404, `no live replica holds ${want}`);
+      const best = registry.get(holders[0].id)!;
+      const host = best.address.includes(":") ? `[${best.address}]` : best.address;
+      return json({
+        path: want,
+        id: best.id,
+        url: `http://${host}:${best.port}${want}`,
+        holders: holders.map((h) => h.id),
+        policy: policy.mode,
+      });
+    }
+    if (path === "/register") {
+      if (m !== "POST") return error(405, "use POST");
+      const denied = admin(req, remote);
+      if (denied) return denied;
+      const e = registry.register(parseRegistration(await readBody(req)), remote);
+      monitor.tick(); // check it now: it is answered as soon as the check passes
+      const reply: RegisterReply = {
+        id: e.id,
+        token: e.token,
+        address: e.address,
+        heartbeatPort: udpPort,
+        intervalMs: registry.intervalMs,
+        servers: registry.servers(),
+        version: registry.version,
+      };
+      return json(reply);
+    }
+    const held = /^\/replicas\/([^/]+)\/held$/.exec(path);
+    if (held) {
+      if (m !== "PUT") return error(405, "use PUT");
+      const id = decodeURIComponent(held[1]);
+      const paths = parseHeld(await readBody(req));
+      if (!registry.setHeld(id, bearer(req), paths)) {
+        return error(401, `unknown replica ${id} or wrong session token: register again`);
+      }
+      return json({ id, held: paths.length });
+    }
+    const one = /^\/replicas\/([^/]+)$/.exec(path);
+    if (one) {
+      if (m !== "DELETE") return error(405, "use DELETE");
+      const denied = admin(req, remote);
+      if (denied) return denied;
+      const id = decodeURIComponent(one[1]);
+      return registry.remove(id) ? json({ removed: id }) : error(404, `no replica ${id}`);
+    }
+    return error(404, `no such route: ${m} ${path} (routes: ${ROUTES.join("; ")})`);
+  }
+
+  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  let udp: Deno.DatagramConn | null = null;
+  for (let attempt = 1; udp === null; attempt++) {
+    const listening = Promise.withResolvers<number>();
+    http = Deno.serve({
+      hostname: o.hostname,
+      port: o.port,
+      signal: ac.signal,
+      onListen: (a) => listening.resolve(a.port),
+      onError: (e) => {
+        log(`control: internal error: ${(e as Error)?.stack ?? e}`);
+        return error(500, "internal error");
+      },
+    }, async (req, info) => {
+      try {
+        return await route(req, info.remoteAddr.hostname);
+      } catch (e) {
+        if (e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError) {
+          return error(400, e.message);
+        }
+        throw e;
+      }
+    });
+    const port = await listening.promise;
+    try {
+      udp = Deno.listenDatagram({ hostname: o.hostname, port, transport: "udp" });
+    } catch (e) {
+      await http.shutdown();
+      if (o.port !== 0 || !(e instanceof Deno.errors.AddrInUse) || attempt >= BIND_ATTEMPTS) {
+        throw e;
+      }
+    }
+  }
+  const sock = udp!;
+  const udpPort = (sock.addr as Deno.NetAddr).port;
+  const encoder = new TextEncoder(), decoder = new TextDecoder();
+
+  const loop = (async () => {
+    for (;;) {
+      let data: Uint8Array, from: Deno.Addr;
+      try {
+        [data, from] = await sock.receive();
+      } catch {
+        return; // closed
+      }
+      let reply: HeartbeatReply;
+      try {
+        if (data.length > MAX_DATAGRAM_BYTES) throw new RangeError("datagram too large");
+        const hb = parseHeartbeat(JSON.parse(decoder.decode(data)));
+        const status = registry.heartbeat(hb);
+        if (status === "ok") stats.heartbeats++;
+        else stats.rejectedHeartbeats++;
+        reply = { seq: hb.seq, status, version: registry.version, servers: null };
+        if (status === "ok" && hb.known !== registry.version) {
+          const servers = registry.servers();
+          const size = JSON.stringify(servers).length;
+          if (size < MAX_DATAGRAM_BYTES - 200) reply.servers = servers;
+        }
+        if (status === "ok" && registry.get(hb.id)?.state !== "alive") monitor.tick();
+      } catch {
+        stats.badDatagrams++;
+        continue; // not a heartbeat: no answer (no reflection of junk)
+      }
+      try {
+        await sock.send(encoder.encode(JSON.stringify(reply)), from);
+      } catch { /* the replica went away; it retries */ }
+    }
+  })();
+
+  let closing: Promise<void> | null = null;
+  return {
+    port: udpPort,
+    stats,
+    close() {
+      closing ??= (async () => {
+        sock.close();
+        ac.abort();
+        await Promise.allSettled([loop, http!.finished]);
+      })();
+      return closing;
+    },
+  };
+}

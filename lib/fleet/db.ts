@@ -1,0 +1,124 @@
+/**
+ * The DNS server's replica registry in SQLite (WAL, prepared statements, plain SQL), so a
+ * restarted server knows its fleet at once. One row per replica; the held-paths list is a
+ * JSON column (read once at start, written when a replica reports a change).
+ *
+ * @module
+ */
+import { DatabaseSync, type StatementSync } from "node:sqlite";
+
+/** Bumped when the table changes shape; an older file is migrated by recreating the table. */
+export const FLEET_SCHEMA_VERSION = 1;
+
+/** A stored replica. */
+export interface FleetRow {
+  id: string;
+  /** `static` (from the config) or `registered`. */
+  source: string;
+  address: string;
+  port: number;
+  lat: number | null;
+  lon: number | null;
+  provider: string;
+  token: string;
+  registeredAt: number;
+  lastHeartbeat: number | null;
+  state: string;
+  held: string[];
+}
+
+/** See the module doc. */
+export class FleetDb {
+  readonly #db: DatabaseSync;
+  readonly #upsert: StatementSync;
+  readonly #state: StatementSync;
+  readonly #held: StatementSync;
+  readonly #delete: StatementSync;
+
+  /** Opens `DIR/fleet.sqlite`, or an in-memory database for `:memory:`. */
+  constructor(dir: string) {
+    const path = dir === ":memory:" ? ":memory:" : `${dir}/fleet.sqlite`;
+    this.#db = new DatabaseSync(path);
+    this.#db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;");
+    const v = (this.#db.prepare("PRAGMA user_version").get() as { user_version: number })
+      .user_version;
+    if (v !== FLEET_SCHEMA_VERSION) {
+      this.#db.exec(`DROP TABLE IF EXISTS replicas;
+        CREATE TABLE replicas (
+          id TEXT PRIMARY KEY NOT NULL, source TEXT NOT NULL, address TEXT NOT NULL,
+          port INTEGER NOT NULL, lat REAL, lon REAL, provider TEXT NOT NULL, token TEXT NOT NULL,
+          registered_at INTEGER NOT NULL, last_heartbeat INTEGER, state TEXT NOT NULL,
+          held TEXT NOT NULL DEFAULT '[]');
+        PRAGMA user_version = ${FLEET_SCHEMA_VERSION};`);
+    }
+    this.#upsert = this.#db.prepare(
+      `INSERT INTO replicas (id, source, address, port, lat, lon, provider, token, registered_at,
+         last_heartbeat, state, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET source = excluded.source, address = excluded.address,
+         port = excluded.port, lat = excluded.lat, lon = excluded.lon,
+         provider = excluded.provider, token = excluded.token,
+         registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
+         state = excluded.state, held = excluded.held`,
+    );
+    this.#state = this.#db.prepare(
+      "UPDATE replicas SET state = ?, last_heartbeat = ? WHERE id = ?",
+    );
+    this.#held = this.#db.prepare("UPDATE replicas SET held = ? WHERE id = ?");
+    this.#delete = this.#db.prepare("DELETE FROM replicas WHERE id = ?");
+  }
+
+  /** Every stored replica. */
+  all(): FleetRow[] {
+    const rows = this.#db.prepare(
+      `SELECT id, source, address, port, lat, lon, provider, token, registered_at,
+         last_heartbeat, state, held FROM replicas ORDER BY registered_at, id`,
+    ).all() as Record<string, unknown>[];
+    return rows.map((r) => ({
+      id: r.id as string,
+      source: r.source as string,
+      address: r.address as string,
+      port: Number(r.port),
+      lat: r.lat === null ? null : Number(r.lat),
+      lon: r.lon === null ? null : Number(r.lon),
+      provider: r.provider as string,
+      token: r.token as string,
+      registeredAt: Number(r.registered_at),
+      lastHeartbeat: r.last_heartbeat === null ? null : Number(r.last_heartbeat),
+      state: r.state as string,
+      held: JSON.parse(r.held as string) as string[],
+    }));
+  }
+
+  put(r: FleetRow): void {
+    this.#upsert.run(
+      r.id,
+      r.source,
+      r.address,
+      r.port,
+      r.lat,
+      r.lon,
+      r.provider,
+      r.token,
+      r.registeredAt,
+      r.lastHeartbeat,
+      r.state,
+      JSON.stringify(r.held),
+    );
+  }
+
+  setState(id: string, state: string, lastHeartbeat: number | null): void {
+    this.#state.run(state, lastHeartbeat, id);
+  }
+
+  setHeld(id: string, held: string[]): void {
+    this.#held.run(JSON.stringify(held), id);
+  }
+
+  delete(id: string): void {
+    this.#delete.run(id);
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

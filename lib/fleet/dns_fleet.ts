@@ -1,0 +1,127 @@
+/**
+ * The DNS server with a live fleet: the authoritative server of `lib/dns/`, the replica
+ * registry persisted in SQLite, the fleet steering policy, the health and RTT monitor, and the
+ * control API with its heartbeat socket, wired together. `main_dns.ts` is its command line.
+ *
+ * @module
+ */
+import type { DnsConfig } from "../dns/config.ts";
+import { type DnsServer, startDnsServer } from "../dns/server.ts";
+import { ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
+import { type ControlServer, startControl } from "./control.ts";
+import { FleetDb } from "./db.ts";
+import { FleetMonitor } from "./monitor.ts";
+import { FleetPolicy, type PolicyName } from "./policy.ts";
+import { FleetRegistry } from "./registry.ts";
+import { RttCache } from "./rtt.ts";
+
+/** Options of {@link startFleetDns}. */
+export interface FleetDnsOptions {
+  zone: string;
+  config: DnsConfig;
+  hostname: string;
+  port: number;
+  codec?: "wasm" | "ts";
+  io?: "portable" | "mmsg";
+  /** Control API port (HTTP and heartbeat UDP); 0 picks a free one. */
+  controlPort: number;
+  /** Directory of `fleet.sqlite`, or `:memory:`. */
+  data: string;
+  adminToken: string | null;
+  policy: PolicyName;
+  weights?: { latency: number; load: number };
+  overloadRps?: number;
+  refreshMs?: number;
+  rttTtlMs?: number;
+  shortTtl?: number;
+  probePort?: number;
+  intervalMs?: number;
+  onError?: (e: unknown) => void;
+  log?: (line: string) => void;
+}
+
+/** A running DNS server with its fleet. */
+export interface FleetDns {
+  readonly dns: DnsServer;
+  readonly control: ControlServer;
+  readonly registry: FleetRegistry;
+  readonly policy: FleetPolicy;
+  readonly monitor: FleetMonitor;
+  close(): Promise<void>;
+}
+
+/** Starts everything; on a failure, what was started is stopped before the error is thrown. */
+export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
+  const log = o.log ?? (() => {});
+  const set = new ReplicaSet(replicasFromConfig(o.config.replicas));
+  const db = new FleetDb(o.data);
+  const registry = new FleetRegistry({
+    set,
+    db,
+    statics: o.config.replicas,
+    intervalMs: o.intervalMs,
+    log,
+  });
+  const rtt = new RttCache({ ttlMs: o.rttTtlMs });
+  const monitor = new FleetMonitor({ registry, rtt, probePort: o.probePort, log });
+  const policy = new FleetPolicy({
+    mode: o.policy,
+    set,
+    registry,
+    geo: o.config.geo,
+    rtt,
+    weights: o.weights,
+    overloadRps: o.overloadRps,
+    refreshMs: o.refreshMs,
+    shortTtl: o.shortTtl,
+    onMeasure: (subnet, target) => monitor.measure(subnet, target),
+  });
+  let dns: DnsServer | null = null;
+  let control: ControlServer | null = null;
+  try {
+    dns = await startDnsServer({
+      zone: o.zone,
+      config: o.config,
+      hostname: o.hostname,
+      port: o.port,
+      codec: o.codec,
+      io: o.io,
+      policy,
+      replicas: set,
+      onError: o.onError,
+    });
+    control = await startControl({
+      hostname: o.hostname,
+      port: o.controlPort,
+      registry,
+      policy,
+      monitor,
+      answers: o.config.answers,
+      adminToken: o.adminToken,
+      log,
+    });
+  } catch (e) {
+    await dns?.close();
+    await monitor.close();
+    db.close();
+    throw e;
+  }
+  monitor.start();
+  const d = dns, c = control;
+  let closing: Promise<void> | null = null;
+  return {
+    dns: d,
+    control: c,
+    registry,
+    policy,
+    monitor,
+    close() {
+      closing ??= (async () => {
+        await monitor.close();
+        await Promise.all([c.close(), d.close()]);
+        db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,93 @@
+/**
+ * The replica's fleet flags (`--announce`, `--lat`, `--lon`, `--provider`) checked and turned
+ * into {@link AgentOptions} fields, kept out of `main_http.ts` so it only wires them.
+ *
+ * @module
+ */
+import { parseIp } from "../dns/geo.ts";
+import { nameToPath } from "../upload/validate.ts";
+import { MAX_PROVIDER_LENGTH, parseHostPort } from "./protocol.ts";
+
+/** The raw flag values. */
+export interface FleetFlagText {
+  announce?: string;
+  lat?: string;
+  lon?: string;
+  provider?: string;
+  /** `--host`: advertised unless it is a wildcard. */
+  host: string;
+  /** `--advertise`: a base URL (replication's flag) or a bare address; wins over `--host`. */
+  advertise?: string;
+}
+
+/** What the agent needs from the flags. */
+export interface FleetFlags {
+  announce: string;
+  address: string;
+  lat: number | null;
+  lon: number | null;
+  provider: string;
+}
+
+function isWildcard(addr: string): boolean {
+  const ip = parseIp(addr.replace(/^\[|\]$/g, ""));
+  return ip !== null && ip.bytes.every((b) => b === 0);
+}
+
+/**
+ * Null without `--announce`; otherwise the checked values. Throws a `SyntaxError` or
+ * `RangeError` naming the flag. The advertised address is `--advertise` (its host when it is a
+ * URL), else `--host` unless a wildcard, else empty: the DNS server then uses the address the
+ * registration came from.
+ */
+export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
+  const given = [f.lat, f.lon, f.provider].some((v) => v !== undefined);
+  if (f.announce === undefined) {
+    if (given) throw new SyntaxError("--lat, --lon and --provider need --announce HOST:PORT");
+    return null;
+  }
+  parseHostPort(f.announce);
+  const deg = (flag: string, text: string | undefined, limit: number) => {
+    if (text === undefined) return null;
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isFinite(n) || n < -limit || n > limit) {
+      throw new RangeError(
+        `--${flag} must be a number from -${limit} to ${limit}: received ${text}`,
+      );
+    }
+    return n;
+  };
+  const lat = deg("lat", f.lat, 90), lon = deg("lon", f.lon, 180);
+  if ((lat === null) !== (lon === null)) {
+    throw new SyntaxError("give both --lat and --lon, or neither");
+  }
+  const provider = f.provider ?? "";
+  if (provider.length > MAX_PROVIDER_LENGTH) {
+    throw new RangeError(`--provider: at most ${MAX_PROVIDER_LENGTH} characters`);
+  }
+  let address = "";
+  if (f.advertise !== undefined) {
+    address = URL.canParse(f.advertise) && f.advertise.includes("://")
+      ? new URL(f.advertise).hostname
+      : f.advertise;
+    address = address.replace(/^\[|\]$/g, "");
+    if (parseIp(address) === null) {
+      throw new SyntaxError(
+        `--advertise: the DNS answers need an IP address: received ${f.advertise}`,
+      );
+    }
+  } else if (!isWildcard(f.host)) {
+    address = f.host.replace(/^\[|\]$/g, "");
+    if (parseIp(address) === null) {
+      throw new SyntaxError(
+        `--host: the DNS answers need an IP address, or give --advertise ADDR: received ${f.host}`,
+      );
+    }
+  }
+  return { announce: f.announce, address, lat, lon, provider };
+}
+
+/** The URL paths of uploaded files (what `/locate` answers for), from their names. */
+export function heldPaths(files: { name: string; deleted: boolean }[]): string[] {
+  return files.filter((f) => !f.deleted).map((f) => nameToPath(f.name));
+}

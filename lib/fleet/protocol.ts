@@ -1,0 +1,188 @@
+/**
+ * The fleet protocol between replicas and the DNS server's control API: the registration body,
+ * the UDP heartbeat and its reply, with the limits and validation both sides share.
+ *
+ * - `POST /register` (HTTP, JSON {@link Registration}) answers {@link RegisterReply}: a session
+ *   token that every heartbeat and held-paths report carries, and where to send heartbeats.
+ * - Heartbeat: one UDP datagram of JSON {@link Heartbeat} every `intervalMs` to the control
+ *   port; the server answers {@link HeartbeatReply} with the known-servers list when it changed.
+ *
+ * @module
+ */
+
+/** Default control API port (HTTP on TCP; heartbeats on UDP, same number). */
+export const DEFAULT_CONTROL_PORT = 5380;
+/** Heartbeat period the server asks for: one second, as the spec says. */
+export const HEARTBEAT_INTERVAL_MS = 1000;
+/** Heartbeats missed before a replica is dead. */
+export const MISSED_HEARTBEATS_DEAD = 3;
+/**
+ * Largest heartbeat or reply datagram: under the 65507-byte UDP payload limit of IPv4. A
+ * known-servers list that does not fit is left out and the replica fetches `GET /servers`.
+ */
+export const MAX_DATAGRAM_BYTES = 60_000;
+/** Largest registration or held-paths body: 10 000 paths of up to 200 bytes. */
+export const MAX_BODY_BYTES = 2 * 1024 * 1024;
+/** Most paths a replica reports as held (`/locate`): bounds the index per replica. */
+export const MAX_HELD_PATHS = 10_000;
+/** Longest held path: the replica's URL limit. */
+export const MAX_PATH_LENGTH = 8192;
+/** Longest provider name. */
+export const MAX_PROVIDER_LENGTH = 63;
+
+/** Replica ids: the DNS config's rule (1..63 of `A-Za-z0-9_-`). */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,63}$/;
+
+/** Load a replica reports with each heartbeat. */
+export interface Load {
+  /** Requests per second over the last heartbeat interval. */
+  rps: number;
+  /** Bytes held by its cache. */
+  cacheBytes: number;
+  /** Cache hits / (hits + misses) since start, 0..1 (0 before any request). */
+  hitRatio: number;
+}
+
+/** What a replica registers. */
+export interface Registration {
+  id: string;
+  /** IPv4 or IPv6 address clients use; empty: the address the request came from. */
+  address: string;
+  /** HTTP port of the replica (health checks and RTT probes go there). */
+  port: number;
+  lat: number | null;
+  lon: number | null;
+  provider: string;
+}
+
+/** A known server as shared with replicas. */
+export interface KnownServer {
+  id: string;
+  address: string;
+  port: number;
+  state: string;
+  provider: string;
+}
+
+/** The answer to a registration. */
+export interface RegisterReply {
+  id: string;
+  /** Session token: heartbeats, held reports and the server's probe requests carry it. */
+  token: string;
+  /** The address the server will answer with. */
+  address: string;
+  heartbeatPort: number;
+  intervalMs: number;
+  servers: KnownServer[];
+  version: number;
+}
+
+/** One UDP heartbeat. */
+export interface Heartbeat {
+  id: string;
+  token: string;
+  seq: number;
+  load: Load;
+  /** The known-servers version the replica has (the reply carries the list when it differs). */
+  known: number;
+}
+
+/** The server's reply to a heartbeat. */
+export interface HeartbeatReply {
+  seq: number;
+  /** `ok`, or `register`: the server does not know this id/token (register again). */
+  status: "ok" | "register";
+  version: number;
+  /** The list when `version` differs from the replica's `known`; null otherwise or too large. */
+  servers: KnownServer[] | null;
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
+}
+
+function num(o: Obj, key: string, min: number, max: number, what: string): number {
+  const v = o[key];
+  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
+    throw new RangeError(`${what}: ${key} must be a number from ${min} to ${max}: received ${v}`);
+  }
+  return v;
+}
+
+/** Validates a registration body; throws `TypeError`/`RangeError` naming the bad field. */
+export function parseRegistration(v: unknown): Registration {
+  const what = "Cannot register";
+  if (!isObj(v)) throw new TypeError(`${what}: the body must be a JSON object`);
+  const known = ["id", "address", "port", "lat", "lon", "provider"];
+  for (const k of Object.keys(v)) {
+    if (!known.includes(k)) throw new TypeError(`${what}: unknown field ${k} (known: ${known})`);
+  }
+  if (typeof v.id !== "string" || !ID_PATTERN.test(v.id)) {
+    throw new TypeError(`${what}: id must be 1 to 63 of A-Z a-z 0-9 - _: received ${v.id}`);
+  }
+  const address = v.address ?? "";
+  if (typeof address !== "string") throw new TypeError(`${what}: address must be a string`);
+  const port = num(v, "port", 1, 65535, what);
+  if (!Number.isInteger(port)) throw new RangeError(`${what}: port must be an integer`);
+  const hasLat = v.lat !== undefined && v.lat !== null;
+  const hasLon = v.lon !== undefined && v.lon !== null;
+  if (hasLat !== hasLon) throw new TypeError(`${what}: give both lat and lon, or neither`);
+  const lat = hasLat ? num(v, "lat", -90, 90, what) : null;
+  const lon = hasLon ? num(v, "lon", -180, 180, what) : null;
+  const provider = v.provider ?? "";
+  if (typeof provider !== "string" || provider.length > MAX_PROVIDER_LENGTH) {
+    throw new TypeError(`${what}: provider must be a string of at most ${MAX_PROVIDER_LENGTH}`);
+  }
+  return { id: v.id, address, port, lat, lon, provider };
+}
+
+/** Validates a heartbeat datagram's JSON; throws on a bad shape. */
+export function parseHeartbeat(v: unknown): Heartbeat {
+  const what = "Bad heartbeat";
+  if (!isObj(v)) throw new TypeError(`${what}: not a JSON object`);
+  if (typeof v.id !== "string" || !ID_PATTERN.test(v.id)) throw new TypeError(`${what}: id`);
+  if (typeof v.token !== "string" || v.token.length > 128) throw new TypeError(`${what}: token`);
+  if (!isObj(v.load)) throw new TypeError(`${what}: load must be an object`);
+  const load: Load = {
+    rps: num(v.load, "rps", 0, 1e9, what),
+    cacheBytes: num(v.load, "cacheBytes", 0, Number.MAX_SAFE_INTEGER, what),
+    hitRatio: num(v.load, "hitRatio", 0, 1, what),
+  };
+  return {
+    id: v.id,
+    token: v.token,
+    seq: num(v, "seq", 0, Number.MAX_SAFE_INTEGER, what),
+    known: num(v, "known", -1, Number.MAX_SAFE_INTEGER, what),
+    load,
+  };
+}
+
+/** Validates a held-paths report: a list of absolute paths. */
+export function parseHeld(v: unknown): string[] {
+  const what = "Bad held report";
+  if (!isObj(v) || !Array.isArray(v.paths)) throw new TypeError(`${what}: {"paths": [...]} needed`);
+  if (v.paths.length > MAX_HELD_PATHS) {
+    throw new RangeError(`${what}: at most ${MAX_HELD_PATHS} paths: received ${v.paths.length}`);
+  }
+  for (const p of v.paths) {
+    if (typeof p !== "string" || !p.startsWith("/") || p.length > MAX_PATH_LENGTH) {
+      throw new TypeError(`${what}: each path must start with / (at most ${MAX_PATH_LENGTH})`);
+    }
+  }
+  return v.paths as string[];
+}
+
+/**
+ * Parses `HOST:PORT` (`[v6]:PORT` for IPv6) as given to `--announce`; throws a `SyntaxError`
+ * saying what is wrong.
+ */
+export function parseHostPort(text: string, flag = "--announce"): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:\[\]]+)):([0-9]{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port < 1 || port > 65535) {
+    throw new SyntaxError(`${flag}: HOST:PORT (or [IPv6]:PORT) expected: received ${text}`);
+  }
+  return { host: m[1] ?? m[2], port };
+}

@@ -1,0 +1,434 @@
+/**
+ * The live replica registry: static config entries plus registered replicas, their heartbeats,
+ * load, health and held paths, persisted in SQLite ({@link FleetDb}). It drives the steering
+ * {@link ReplicaSet}: a replica is answered only while `alive`.
+ *
+ * Liveness (all times from the injected clock, so tests need no sleeps):
+ * - a registered replica starts `pending` and becomes `alive` when an active health check
+ *   (`GET /_cdn/health`, run by the caller for the ids {@link FleetRegistry.due} returns)
+ *   passes while its heartbeats are fresh;
+ * - it is `dead` after {@link MISSED_HEARTBEATS_DEAD} heartbeat intervals without one, or when a
+ *   health check fails once its heartbeat is late (or twice in a row while heartbeats are fresh);
+ * - a dead replica whose heartbeats come back is checked again and revived when the check passes.
+ * Static replicas (config entries with no port) are always alive, as before live registration.
+ *
+ * @module
+ */
+import type { ReplicaConfig } from "../dns/config.ts";
+import { parseClientIp } from "../dns/geo.ts";
+import { type Replica, ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
+import type { FleetDb, FleetRow } from "./db.ts";
+import {
+  type Heartbeat,
+  HEARTBEAT_INTERVAL_MS,
+  type KnownServer,
+  type Load,
+  MISSED_HEARTBEATS_DEAD,
+  type Registration,
+} from "./protocol.ts";
+
+/** A heartbeat this many intervals old is late: the replica gets an active health check. */
+export const LATE_FACTOR = 1.5;
+/** Period of the routine health check of an alive replica. */
+export const HEALTH_INTERVAL_MS = 5_000;
+/** Least time between checks of a pending or dead replica (bounds work on a flapping one). */
+export const RECHECK_MS = 500;
+/** Failed checks in a row that kill a replica whose heartbeats are still fresh. */
+export const HEALTH_FAILURES_DEAD = 2;
+/** Most replicas in the registry: the config's limit (rankings use `Uint16Array`s). */
+export const MAX_FLEET = 1024;
+
+export type FleetState = "alive" | "pending" | "dead";
+
+/** A replica as the registry keeps it. */
+export interface FleetEntry {
+  id: string;
+  source: "static" | "registered";
+  address: string;
+  port: number;
+  lat: number | null;
+  lon: number | null;
+  provider: string;
+  token: string;
+  registeredAt: number;
+  lastHeartbeat: number | null;
+  seq: number;
+  state: FleetState;
+  /** Why it is in its state. */
+  reason: string;
+  /** When it entered its state. */
+  since: number;
+  load: Load | null;
+  held: string[];
+  checking: boolean;
+  lastCheck: number;
+  failures: number;
+  /** The steering form, shared with the {@link ReplicaSet}. */
+  replica: Replica;
+}
+
+/** Options of {@link FleetRegistry}. */
+export interface FleetRegistryOptions {
+  set: ReplicaSet;
+  db: FleetDb;
+  /** The config's replicas (static entries). */
+  statics: readonly ReplicaConfig[];
+  intervalMs?: number;
+  now?: () => number;
+  log?: (line: string) => void;
+}
+
+function ipText(r: ReplicaConfig): string {
+  const a = r.ipv4 ?? r.ipv6;
+  if (a === null) return "";
+  if (a.family === 4) return [...a.bytes.subarray(0, 4)].join(".");
+  const g: string[] = [];
+  for (let i = 0; i < 16; i += 2) g.push(((a.bytes[i] << 8) | a.bytes[i + 1]).toString(16));
+  return g.join(":");
+}
+
+/** The steering form of an address; throws a `TypeError` for anything but a unicast address. */
+export function replicaFor(
+  id: string,
+  address: string,
+  lat: number | null,
+  lon: number | null,
+): Replica {
+  const ip = parseClientIp(address.replace(/^\[|\]$/g, ""));
+  if (ip === null) throw new TypeError(`Cannot register ${id}: not an IP address: ${address}`);
+  const n = ip.family === 4 ? 4 : 16;
+  if (ip.bytes.subarray(0, n).every((b) => b === 0)) {
+    throw new TypeError(
+      `Cannot register ${id}: ${address} is a wildcard address; give --advertise ADDR`,
+    );
+  }
+  const [r] = replicasFromConfig([{
+    id,
+    ipv4: ip.family === 4 ? ip : null,
+    ipv6: ip.family === 6 ? ip : null,
+    lat: lat ?? NaN,
+    lon: lon ?? NaN,
+  }]);
+  r.live = false;
+  return r;
+}
+
+function newToken(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+/** Compares tokens in time independent of where they differ. */
+function sameToken(a: string, b: string): boolean {
+  if (a.length !== b.length || a === "") return false;
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
+}
+
+/** See the module doc. */
+export class FleetRegistry {
+  readonly set: ReplicaSet;
+  readonly intervalMs: number;
+  /** Changes whenever membership, an address or a state does (the known-servers list). */
+  version = 1;
+  /** Changes with every accepted heartbeat (load may have changed). */
+  loadVersion = 0;
+  readonly #db: FleetDb;
+  readonly #now: () => number;
+  readonly #log: (line: string) => void;
+  readonly #byId = new Map<string, FleetEntry>();
+
+  constructor(opts: FleetRegistryOptions) {
+    this.set = opts.set;
+    this.#db = opts.db;
+    this.intervalMs = opts.intervalMs ?? HEARTBEAT_INTERVAL_MS;
+    this.#now = opts.now ?? Date.now;
+    this.#log = opts.log ?? (() => {});
+    const now = this.#now();
+    const statics = new Set(opts.statics.map((s) => s.id));
+    // The config's replicas are in the set already (startDnsServer built it from the config).
+    for (const s of opts.statics) {
+      const replica = this.set.replicas.find((r) => r.id === s.id)!;
+      this.#byId.set(s.id, {
+        id: s.id,
+        source: "static",
+        address: ipText(s),
+        port: 0,
+        lat: s.lat,
+        lon: s.lon,
+        provider: "",
+        token: "",
+        registeredAt: now,
+        lastHeartbeat: null,
+        seq: 0,
+        state: "alive",
+        reason: "static config entry",
+        since: now,
+        load: null,
+        held: [],
+        checking: false,
+        lastCheck: -Infinity,
+        failures: 0,
+        replica,
+      });
+    }
+    for (const row of this.#db.all()) {
+      if (row.source !== "registered") {
+        if (!statics.has(row.id)) this.#db.delete(row.id); // dropped from the config
+        continue;
+      }
+      try {
+        const replica = replicaFor(row.id, row.address, row.lat, row.lon);
+        const e = this.#entry(row, replica, now);
+        // Known from before the restart: pending until its health check passes, with one
+        // missed-heartbeat window of grace for its heartbeats to arrive.
+        e.lastHeartbeat = now;
+        e.reason = "restored from the database; checking";
+        this.#byId.set(row.id, e);
+        this.set.upsert(replica);
+      } catch (e) {
+        this.#log(`fleet: dropping stored replica ${row.id}: ${(e as Error).message}`);
+        this.#db.delete(row.id);
+      }
+    }
+    for (const s of opts.statics) this.#persist(this.#byId.get(s.id)!);
+  }
+
+  #entry(row: FleetRow, replica: Replica, now: number): FleetEntry {
+    return {
+      id: row.id,
+      source: "registered",
+      address: row.address,
+      port: row.port,
+      lat: row.lat,
+      lon: row.lon,
+      provider: row.provider,
+      token: row.token,
+      registeredAt: row.registeredAt,
+      lastHeartbeat: row.lastHeartbeat,
+      seq: 0,
+      state: "pending",
+      reason: "registered; waiting for a health check",
+      since: now,
+      load: null,
+      held: row.held,
+      checking: false,
+      lastCheck: -Infinity,
+      failures: 0,
+      replica,
+    };
+  }
+
+  #persist(e: FleetEntry): void {
+    this.#db.put({
+      id: e.id,
+      source: e.source,
+      address: e.address,
+      port: e.port,
+      lat: e.lat,
+      lon: e.lon,
+      provider: e.provider,
+      token: e.token,
+      registeredAt: e.registeredAt,
+      lastHeartbeat: e.lastHeartbeat,
+      state: e.state,
+      held: e.held,
+    });
+  }
+
+  /** Every entry, in registration order. */
+  entries(): FleetEntry[] {
+    return [...this.#byId.values()];
+  }
+
+  get(id: string): FleetEntry | undefined {
+    return this.#byId.get(id);
+  }
+
+  /**
+   * Adds or replaces a registered replica. `from` is the address the registration came from,
+   * used when it names none. Returns the entry with a new session token. Throws `TypeError`
+   * for an unusable address and `RangeError` when the fleet is full.
+   */
+  register(reg: Registration, from: string): FleetEntry {
+    const address = reg.address !== "" ? reg.address : from;
+    const replica = replicaFor(reg.id, address, reg.lat, reg.lon);
+    if (!this.#byId.has(reg.id) && this.#byId.size >= MAX_FLEET) {
+      throw new RangeError(`Cannot register ${reg.id}: the fleet is full (${MAX_FLEET})`);
+    }
+    const now = this.#now();
+    const e = this.#entry(
+      {
+        id: reg.id,
+        source: "registered",
+        address: address.replace(/^\[|\]$/g, ""),
+        port: reg.port,
+        lat: reg.lat,
+        lon: reg.lon,
+        provider: reg.provider,
+        token: newToken(),
+        registeredAt: now,
+        lastHeartbeat: now,
+        state: "pending",
+        held: this.#byId.get(reg.id)?.held ?? [],
+      },
+      replica,
+      now,
+    );
+    this.#byId.set(reg.id, e);
+    this.set.upsert(replica);
+    this.version++;
+    this.#persist(e);
+    this.#log(`fleet: registered ${e.id} at ${e.address} port ${e.port}`);
+    return e;
+  }
+
+  /** Removes a replica; false when unknown. */
+  remove(id: string): boolean {
+    if (!this.#byId.delete(id)) return false;
+    this.set.remove(id);
+    this.#db.delete(id);
+    this.version++;
+    this.#log(`fleet: removed ${id}`);
+    return true;
+  }
+
+  /** A heartbeat arrived: `register` when the id/token is unknown (the replica registers again). */
+  heartbeat(hb: Heartbeat): "ok" | "register" {
+    const e = this.#byId.get(hb.id);
+    if (e === undefined || e.source !== "registered" || !sameToken(e.token, hb.token)) {
+      return "register";
+    }
+    e.lastHeartbeat = this.#now();
+    e.seq = hb.seq;
+    e.load = hb.load;
+    this.loadVersion++;
+    return "ok";
+  }
+
+  /** Sets the held paths a replica reported; false when the id/token is unknown. */
+  setHeld(id: string, token: string, paths: string[]): boolean {
+    const e = this.#byId.get(id);
+    if (e === undefined || !sameToken(e.token, token)) return false;
+    e.held = paths;
+    this.#db.setHeld(id, paths);
+    return true;
+  }
+
+  /** True when the session token is the replica's. */
+  tokenMatches(id: string, token: string): boolean {
+    const e = this.#byId.get(id);
+    return e !== undefined && sameToken(e.token, token);
+  }
+
+  #setState(e: FleetEntry, state: FleetState, reason: string): void {
+    e.reason = reason;
+    if (e.state === state) return;
+    e.state = state;
+    e.since = this.#now();
+    this.set.setLive(e.id, state === "alive");
+    this.version++;
+    this.#db.setState(e.id, state, e.lastHeartbeat);
+    this.#log(`fleet: ${e.id} is ${state}: ${reason}`);
+  }
+
+  /** Heartbeat age of an entry, ms. */
+  #age(e: FleetEntry, now: number): number {
+    return now - (e.lastHeartbeat ?? e.registeredAt);
+  }
+
+  /**
+   * Applies heartbeat timeouts and returns the ids that need an active health check now (the
+   * caller runs them and reports with {@link checkStarted} and {@link checkDone}).
+   */
+  due(): string[] {
+    const now = this.#now();
+    const deadAfter = MISSED_HEARTBEATS_DEAD * this.intervalMs;
+    const out: string[] = [];
+    for (const e of this.#byId.values()) {
+      if (e.source !== "registered") continue;
+      const age = this.#age(e, now);
+      if (e.state !== "dead" && age > deadAfter) {
+        this.#setState(e, "dead", `no heartbeat for ${age} ms (${MISSED_HEARTBEATS_DEAD} missed)`);
+      }
+      if (e.checking) continue;
+      const sinceCheck = now - e.lastCheck;
+      const need = e.state === "alive"
+        ? age > LATE_FACTOR * this.intervalMs || sinceCheck >= HEALTH_INTERVAL_MS
+        : age <= deadAfter && sinceCheck >= RECHECK_MS;
+      if (need) out.push(e.id);
+    }
+    return out;
+  }
+
+  /** A health check of `id` started. */
+  checkStarted(id: string): void {
+    const e = this.#byId.get(id);
+    if (e === undefined) return;
+    e.checking = true;
+    e.lastCheck = this.#now();
+  }
+
+  /** A health check of `id` ended: passed or not, with what was seen. */
+  checkDone(id: string, ok: boolean, detail: string): void {
+    const e = this.#byId.get(id);
+    if (e === undefined) return;
+    e.checking = false;
+    const now = this.#now();
+    const age = this.#age(e, now);
+    if (ok) {
+      e.failures = 0;
+      if (e.state !== "alive" && age <= MISSED_HEARTBEATS_DEAD * this.intervalMs) {
+        this.#setState(e, "alive", `health check passed (${detail})`);
+      }
+      return;
+    }
+    e.failures++;
+    const late = age > LATE_FACTOR * this.intervalMs;
+    if (
+      e.state !== "dead" && (late || e.failures >= HEALTH_FAILURES_DEAD || e.state === "pending")
+    ) {
+      this.#setState(e, "dead", `health check failed: ${detail}`);
+    } else {
+      e.reason = `health check failed (${e.failures}): ${detail}`;
+    }
+  }
+
+  /** The known-servers list shared with replicas. */
+  servers(): KnownServer[] {
+    return this.entries().map((e) => ({
+      id: e.id,
+      address: e.address,
+      port: e.port,
+      state: e.state,
+      provider: e.provider,
+    }));
+  }
+
+  /** The `/replicas` view of every entry. */
+  view(): Record<string, unknown>[] {
+    const now = this.#now();
+    return this.entries().map((e) => ({
+      id: e.id,
+      source: e.source,
+      state: e.state,
+      reason: e.reason,
+      stateSinceMs: now - e.since,
+      address: e.address,
+      port: e.port || null,
+      lat: e.lat,
+      lon: e.lon,
+      provider: e.provider,
+      lastHeartbeat: e.lastHeartbeat === null || e.source === "static"
+        ? null
+        : new Date(e.lastHeartbeat).toISOString(),
+      heartbeatAgeMs: e.lastHeartbeat === null || e.source === "static"
+        ? null
+        : now - e.lastHeartbeat,
+      seq: e.seq,
+      load: e.load,
+      held: e.held.length,
+    }));
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * `GET /locate/PATH` on the control API: replicas report the paths they hold (here, an upload
+ * to one of them), and the DNS server names the best live replica that holds the path, even
+ * when a nearer replica does not.
+ */
+import assert from "node:assert/strict";
+import { http, spawnDeno, startDns, startReplica, waitFor } from "../lib/fleet/_testing.ts";
+
+const TOKEN = "locate-token";
+
+Deno.test({
+  name: "fleet locate: the best live replica that holds PATH",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "nearcast_fleet_locate_" });
+    await Deno.writeTextFile(
+      `${dir}/cdn.json`,
+      JSON.stringify({ geo: [{ cidr: "127.0.0.0/8", lat: 52.37, lon: 4.9 }] }),
+    );
+    await Deno.writeTextFile(`${dir}/hello.txt`, "hello from far away\n");
+    const dns = await startDns(["-n", "cdn.test", "--config", `${dir}/cdn.json`]);
+    const replica = (id: string, host: string, lat: number, lon: number) =>
+      startReplica([
+        ...["--host", host, "--id", id, "--data", `${dir}/${id}`, "--admin-token", TOKEN],
+        ...["--announce", `127.0.0.1:${dns.control}`, `--lat=${lat}`, `--lon=${lon}`],
+      ]);
+    const near = replica("near", "127.0.0.51", 52.37, 4.9);
+    const far = replica("far", "127.0.0.52", 35.68, 139.69);
+    const base = `http://127.0.0.1:${dns.control}`;
+    try {
+      const logs = () => dns.output() + near.output() + far.output();
+      await waitFor(
+        "both alive",
+        async () => {
+          const rows = (await http(`${base}/replicas`)).body.replicas as { state: string }[];
+          return rows.filter((r) => r.state === "alive").length === 2 ? rows : undefined;
+        },
+        30_000,
+        100,
+        logs,
+      );
+      const farPort = Number(/listening on http:\/\/\S+?:(\d+)\//.exec(far.output())![1]);
+      const up = spawnDeno([
+        ...["main_upload.ts", `${dir}/hello.txt`, "--to", `http://127.0.0.52:${farPort}`],
+        ...["--token", TOKEN, "-q"],
+      ]);
+      assert.equal((await up.child.status).code, 0, up.output());
+      await up.done;
+      // Held paths are reported every few seconds.
+      const found = await waitFor(
+        "far to report /hello.txt",
+        async () => {
+          const r = await http(`${base}/locate/hello.txt?client=127.0.0.1`);
+          return r.status === 200 ? r.body : undefined;
+        },
+        15_000,
+        200,
+        logs,
+      );
+      assert.equal(found.id, "far", "the only holder, though near is nearer");
+      assert.equal(found.url, `http://127.0.0.52:${farPort}/hello.txt`);
+      assert.deepEqual(found.holders, ["far"]);
+      const body = await (await fetch(found.url as string)).text();
+      assert.equal(body, "hello from far away\n");
+      const missing = await http(`${base}/locate/nothing.txt`);
+      assert.equal(missing.status, 404);
+      assert.match(missing.body.error as string, /no live replica holds \/nothing.txt/);
+      // A dead holder is not named.
+      await far.stop("SIGKILL");
+      await waitFor(
+        "locate to stop naming far",
+        async () => {
+          const r = await http(`${base}/locate/hello.txt`);
+          return r.status === 404 ? true : undefined;
+        },
+        10_000,
+        100,
+        logs,
+      );
+    } finally {
+      await Promise.all([near.stop(), far.stop()]);
+      await dns.stop("SIGTERM");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
