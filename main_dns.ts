@@ -34,7 +34,8 @@ from the config and from registration on the control API (docs/notes/fleet.md).
       --io MODE        UDP transport: portable (default, Deno sockets) or mmsg (Linux
                        recvmmsg/sendmmsg through FFI; needs --allow-ffi)
       --control PORT   control API (HTTP) and heartbeat (UDP) port; default ${DEFAULT_CONTROL_PORT},
-                       or a free one when -p is 0
+                       or a free one when -p is 0; "off": no control API (static
+                       config only, no registration)
       --data DIR       keep the replica registry in DIR/fleet.sqlite (default: in memory)
       --admin-token T  bearer token for registration and removal (or env
                        NEARCAST_ADMIN_TOKEN); without one, only loopback clients may
@@ -89,7 +90,9 @@ function args(argv: string[]) {
     if (!/^[0-9]{1,5}$/.test(text) || n > 65535) problems.push(`${flag}: 0..65535 required`);
     return n;
   };
-  const controlPort = portOf("--control", values.control, port === 0 ? 0 : DEFAULT_CONTROL_PORT);
+  const controlPort = values.control === "off"
+    ? null
+    : portOf("--control", values.control, port === 0 ? 0 : DEFAULT_CONTROL_PORT);
   const probePort = portOf("--probe-port", values["probe-port"], DEFAULT_PROBE_PORT);
   const duration = (flag: string, text: string | undefined, dflt: number) => {
     if (text === undefined) return dflt;
@@ -174,10 +177,12 @@ export async function main(argv: string[]): Promise<void> {
     `dns: serving ${a.name} on ${a.host} port ${server.port} (udp+tcp, codec ${a.codec}, io ${a.io}, ${config.replicas.length} replicas)`,
   );
   const shown = a.host.includes(":") ? `[${a.host}]` : a.host;
+  const registry = a.data ? `${a.data}/fleet.sqlite` : "in memory";
   console.log(
-    `dns: control API on http://${shown}:${fleet.control.port}/ (heartbeats udp ${fleet.control.port}, policy ${a.policy}, ${known} replicas known, registry ${
-      a.data ? `${a.data}/fleet.sqlite` : "in memory"
-    })`,
+    fleet.control === null
+      ? `dns: no control API (--control off): static replicas only, policy ${a.policy}`
+      : `dns: control API on http://${shown}:${fleet.control.port}/ (heartbeats udp ` +
+        `${fleet.control.port}, policy ${a.policy}, ${known} replicas known, registry ${registry})`,
   );
   const stop = async () => {
     await fleet.close();

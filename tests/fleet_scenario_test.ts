@@ -4,7 +4,7 @@
  * 10, 40 and 80 ms. The geo table puts the client next to r3, so the first answer is
  * geographic (r3, short TTL); once the replicas have measured the client, answers name r1;
  * changing the delays flips the choice; killing r1 moves the client to r2 within 3 s; restarting
- * r1 brings it back. Namespaces use the prefix `nc-fleet-` and are removed even on failure.
+ * r1 brings it back; so does a partition and its healing. Namespaces use the prefix `nc-fleet-` and are removed even on failure.
  */
 import assert from "node:assert/strict";
 import { type Proc, track, waitFor } from "../lib/fleet/_testing.ts";
@@ -16,6 +16,11 @@ const ZONE = "cdn.test";
 const TOKEN = "scenario-token";
 /** The failover goal of issue #4. */
 const FAILOVER_GOAL_MS = 3_000;
+/**
+ * A partition costs the health check's 1 s timeout more than a kill (at most ~2.6 s by design);
+ * the bound leaves room for a busy machine.
+ */
+const PARTITION_BOUND_MS = 4_000;
 /** Measured RTT may exceed the configured one by this much on a busy machine (see netemu.md). */
 const SLACK_MS = 30;
 
@@ -198,6 +203,33 @@ Deno.test({
           return name((await ask()).address) === "r1" ? true : undefined;
         },
         20_000,
+        200,
+        logs,
+      );
+
+      // 6. A partition between the DNS server and r1 (no RST: heartbeats vanish and the health
+      // check times out) also moves the client, and healing it brings r1 back.
+      const cutAt = performance.now();
+      await t.setLoss("dns", "r1", 1);
+      await waitFor(
+        "answers without the partitioned r1",
+        async () => {
+          return name((await ask()).address) === "r2" ? true : undefined;
+        },
+        10_000,
+        20,
+        logs,
+      );
+      const partitionMs = performance.now() - cutAt;
+      console.log(`failover after partitioning r1: ${partitionMs.toFixed(0)} ms`);
+      assert.ok(partitionMs < PARTITION_BOUND_MS, `took ${partitionMs.toFixed(0)} ms`);
+      await t.setLoss("dns", "r1", 0);
+      await waitFor(
+        "answers to return to r1 after healing",
+        async () => {
+          return name((await ask()).address) === "r1" ? true : undefined;
+        },
+        15_000,
         200,
         logs,
       );

@@ -23,8 +23,8 @@ export interface FleetDnsOptions {
   port: number;
   codec?: "wasm" | "ts";
   io?: "portable" | "mmsg";
-  /** Control API port (HTTP and heartbeat UDP); 0 picks a free one. */
-  controlPort: number;
+  /** Control API port (HTTP and heartbeat UDP); 0 picks a free one; null: none. */
+  controlPort: number | null;
   /** Directory of `fleet.sqlite`, or `:memory:`. */
   data: string;
   adminToken: string | null;
@@ -43,7 +43,8 @@ export interface FleetDnsOptions {
 /** A running DNS server with its fleet. */
 export interface FleetDns {
   readonly dns: DnsServer;
-  readonly control: ControlServer;
+  /** Null when started without a control API. */
+  readonly control: ControlServer | null;
   readonly registry: FleetRegistry;
   readonly policy: FleetPolicy;
   readonly monitor: FleetMonitor;
@@ -90,7 +91,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       replicas: set,
       onError: o.onError,
     });
-    control = await startControl({
+    control = o.controlPort === null ? null : await startControl({
       hostname: o.hostname,
       port: o.controlPort,
       registry,
@@ -118,7 +119,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     close() {
       closing ??= (async () => {
         await monitor.close();
-        await Promise.all([c.close(), d.close()]);
+        await Promise.all([c?.close(), d.close()]);
         db.close();
       })();
       return closing;
