@@ -24,6 +24,8 @@ export interface DemoProcess {
 /** Ports and directories of one demo run. */
 export interface DemoOptions {
   dnsPort: number;
+  /** The DNS server's control API (HTTP) and heartbeat (UDP) port. */
+  controlPort: number;
   httpPort: number;
   originPort: number;
   /** Parent of the replicas' `--data` directories. */
@@ -32,9 +34,9 @@ export interface DemoOptions {
 
 /** The demo's replicas: id, loopback address (as in scripts/demo/cdn.json), location. */
 export const REPLICAS = [
-  { id: "nyc", ip: "127.0.0.11", city: "New York" },
-  { id: "lon", ip: "127.0.0.12", city: "London" },
-  { id: "tok", ip: "127.0.0.13", city: "Tokyo" },
+  { id: "nyc", ip: "127.0.0.11", city: "New York", lat: 40.71, lon: -74.01 },
+  { id: "lon", ip: "127.0.0.12", city: "London", lat: 51.51, lon: -0.13 },
+  { id: "tok", ip: "127.0.0.13", city: "Tokyo", lat: 35.68, lon: 139.69 },
 ] as const;
 
 /** Every process of the demo, started in this order and stopped in reverse. */
@@ -58,8 +60,12 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
       `${o.dataDir}/${r.id}`,
       "--peers",
       REPLICAS.filter((p) => p.id !== r.id).map((p) => `http://${p.ip}:${o.httpPort}`).join(","),
+      "--announce",
+      `127.0.0.1:${o.controlPort}`,
+      `--lat=${r.lat}`,
+      `--lon=${r.lon}`,
     ],
-    ready: /http: listening on/,
+    ready: /fleet: registered as/,
   }));
   return [
     {
@@ -67,7 +73,6 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
       args: ["run", "-A", `${root}scripts/demo_origin.ts`, "-p", String(o.originPort)],
       ready: /demo origin: serving/,
     },
-    ...replicas,
     {
       name: "dns",
       args: [
@@ -82,14 +87,19 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
         "127.0.0.1",
         "--config",
         `${root}scripts/demo/cdn.json`,
+        "--control",
+        String(o.controlPort),
+        "--data",
+        `${o.dataDir}/dns`,
       ],
-      ready: /dns: serving/,
+      ready: /dns: control API on/,
     },
+    ...replicas,
   ];
 }
 
 /** The commands printed once everything is up. */
-export function tryThis(o: DemoOptions): string {
+export function tryThis(o: DemoOptions, pids: Record<string, number> = {}): string {
   const { dnsPort, httpPort } = o;
   const d = `dig @127.0.0.1 -p ${dnsPort}`;
   const resolve = `--resolve cdn.test:${httpPort}:$(dig +short @127.0.0.1 -p ${dnsPort} cdn.test`;
@@ -117,6 +127,15 @@ Fetch through the CDN (the DNS answer picks the replica; X-Cache shows MISS, the
   curl -s ${resolve}) http://cdn.test:${httpPort}/large.bin -o /dev/null -w '%{size_download} bytes, %{time_total} s\\n'
   curl -si -H 'Range: bytes=0-99' http://127.0.0.12:${httpPort}/large.bin -o /dev/null -D - | grep -iE '^(HTTP|content-range|x-cache)'
   curl -s http://127.0.0.11:${httpPort}/_cdn/metrics | grep -E '^nearcast_http_cache_(hits|misses)_total'
+
+Live fleet: the replicas registered with the DNS server's control API and heartbeat every second.
+
+  curl -s http://127.0.0.1:${o.controlPort}/replicas                    # state, last heartbeat, load
+  curl -s 'http://127.0.0.1:${o.controlPort}/explain?client=127.0.0.1'  # every replica's score and why
+  kill -9 ${
+    pids.lon ?? "PID_OF_LON"
+  }                                       # London dies; within ~1.5 s ...
+  watch -n 0.5 dig +short @127.0.0.1 -p ${dnsPort} cdn.test        # ... 127.0.0.12 gives way to another replica
 
 Origin: http://127.0.0.1:${o.originPort}/   Replicas: ${
     REPLICAS.map((r) => `${r.id} http://${r.ip}:${httpPort}/`).join("  ")
@@ -207,6 +226,24 @@ async function stop(r: Running): Promise<void> {
   clearTimeout(timer);
 }
 
+/** Waits until the DNS server's control API lists `count` live replicas. */
+async function fleetAlive(controlPort: number, count: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = "";
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${controlPort}/replicas`);
+      const body = await res.json() as { replicas: { id: string; state: string }[] };
+      last = body.replicas.map((r) => `${r.id} ${r.state}`).join(", ");
+      if (body.replicas.filter((r) => r.state === "alive").length >= count) return;
+    } catch (e) {
+      last = (e as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`replicas not all alive after ${READY_TIMEOUT_MS} ms: ${last}`);
+}
+
 /** Starts every process; resolves when the demo has been stopped. */
 export async function runDemo(o: DemoOptions): Promise<number> {
   const running: Running[] = [];
@@ -232,11 +269,21 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     await stopAll();
     return 1;
   }
-  console.log(tryThis(o));
+  try {
+    await fleetAlive(o.controlPort, REPLICAS.length);
+  } catch (e) {
+    console.error(`demo: ${(e as Error).message}`);
+    await stopAll();
+    return 1;
+  }
+  const pids = Object.fromEntries(running.map((r) => [r.spec.name, r.child.pid]));
+  console.log(tryThis(o, pids));
   // A child that dies on its own takes the demo down with it.
   const died = Promise.race(running.map((r) => r.exited.then(() => r.spec.name))).then(
     async (name) => {
-      if (stopping) return 0;
+      // An exit caused by our own orderly stop: wait for that stop to finish, or the caller's
+      // Deno.exit would orphan the processes not yet stopped.
+      if (stopping) return await done;
       stopping = true;
       console.error(`demo: ${name} exited; stopping the rest`);
       await stopAll();
@@ -261,22 +308,26 @@ if (import.meta.main) {
     args: Deno.args,
     options: {
       "dns-port": { type: "string", default: "5300" },
+      "control-port": { type: "string", default: "5380" },
       "http-port": { type: "string", default: "8080" },
       "origin-port": { type: "string", default: "8000" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
-    console.log(`Usage: deno task demo [--dns-port PORT] [--http-port PORT] [--origin-port PORT]
+    console.log(
+      `Usage: deno task demo [--dns-port PORT] [--control-port PORT] [--http-port PORT] [--origin-port PORT]
 
 Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin on
 127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers of each
-other, each with its own data directory, removed at exit) and the DNS server on 127.0.0.1
-(UDP and TCP) steering cdn.test to them.
+other, each with its own data directory, removed at exit) registering with the DNS server on
+127.0.0.1 (UDP and TCP, control API on --control-port), which steers cdn.test to the live ones.
   --dns-port PORT     DNS server port (default 5300)
+  --control-port PORT DNS control API and heartbeat port (default 5380)
   --http-port PORT    port of every replica, each on its own address (default 8080)
   --origin-port PORT  demo origin port (default 8000)
-  -h, --help          show this help`);
+  -h, --help          show this help`,
+    );
     Deno.exit(0);
   }
   const dataDir = await Deno.makeTempDir({ prefix: "nearcast-demo-" });
@@ -284,6 +335,7 @@ other, each with its own data directory, removed at exit) and the DNS server on 
   try {
     code = await runDemo({
       dnsPort: portFlag("dns-port", values["dns-port"]!),
+      controlPort: portFlag("control-port", values["control-port"]!),
       httpPort: portFlag("http-port", values["http-port"]!),
       originPort: portFlag("origin-port", values["origin-port"]!),
       dataDir,

@@ -43,6 +43,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
   const port = freePort();
   const httpPort = freeHttpPort();
   const originPort = freeHttpPort();
+  const controlPort = freePort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -54,6 +55,8 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       String(httpPort),
       "--origin-port",
       String(originPort),
+      "--control-port",
+      String(controlPort),
     ],
     stdout: "piped",
     stderr: "piped",
@@ -108,6 +111,12 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       seen.push(res.headers.get("x-cache") ?? "");
     }
     assert.deepEqual(seen, ["MISS", "HIT"]);
+    // The replicas registered themselves: the control API lists all three alive.
+    const fleet = await (await fetch(`http://127.0.0.1:${controlPort}/replicas`)).json();
+    assert.deepEqual(
+      fleet.replicas.map((r: { id: string; state: string }) => `${r.id} ${r.state}`).sort(),
+      ["lon alive", "nyc alive", "tok alive"],
+    );
   } finally {
     try {
       child.kill("SIGTERM");
@@ -118,6 +127,15 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
     });
     await pumps;
     assert.equal(status.code, 0, out);
+    // Nothing outlives the demo: every port it used is free again.
+    const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
+    for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
+    for (const [hostname, p] of ports) {
+      await assert.rejects(
+        Deno.connect({ hostname, port: p }).then((c) => c.close()),
+        `${hostname}:${p} still answers after the demo exited`,
+      );
+    }
   }
   assert.match(out, /\[dns\] dns: stopped/, out);
   // The DNS child is gone: its port can be bound again.

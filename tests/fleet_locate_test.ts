@@ -66,6 +66,7 @@ Deno.test({
       const missing = await http(`${base}/locate/nothing.txt`);
       assert.equal(missing.status, 404);
       assert.match(missing.body.error as string, /no live replica holds \/nothing.txt/);
+      assert.equal((await http(`${base}/locate/%E0%A4%A`)).status, 400, "bad percent-encoding");
       // A dead holder is not named.
       await far.stop("SIGKILL");
       await waitFor(

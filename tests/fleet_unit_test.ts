@@ -366,3 +366,31 @@ Deno.test("protocol and flags reject bad input with clear errors", () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(median([4, 1, 2, 3]), 2.5);
 });
+
+Deno.test("policy latency: static config entries are answered but never measured", () => {
+  const statics: ReplicaConfig[] = [{
+    id: "s1",
+    ipv4: parseIp("192.0.2.50"),
+    ipv6: null,
+    lat: 48.86,
+    lon: 2.35,
+  }];
+  const f = fleet(statics);
+  const asked: string[] = [];
+  const policy = new FleetPolicy({
+    mode: "latency",
+    set: f.set,
+    registry: f.registry,
+    geo: [{ cidr: parseCidr("198.51.100.0/24"), lat: 48.86, lon: 2.35 }],
+    rtt: new RttCache({ now: f.c.now }),
+    onMeasure: (subnet) => asked.push(subnet),
+    now: f.c.now,
+  });
+  const sel = newSelection();
+  policy.select(client("198.51.100.7"), 4, 1, sel);
+  assert.deepEqual([sel.count, sel.replicas[0].id], [1, "s1"]);
+  assert.deepEqual(asked, [], "nothing to probe");
+  alive(f.registry, "r1", "10.0.0.1");
+  policy.select(client("198.51.100.7"), 4, 1, sel);
+  assert.deepEqual(asked, ["198.51.100.0/24"], "a registered replica is measured");
+});

@@ -236,7 +236,10 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       try {
         return await route(req, info.remoteAddr.hostname);
       } catch (e) {
-        if (e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError) {
+        if (
+          e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError ||
+          e instanceof URIError
+        ) {
           return error(400, e.message);
         }
         throw e;

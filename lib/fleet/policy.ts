@@ -192,7 +192,8 @@ export class FleetPolicy implements SteeringPolicy {
       const km = loc !== null && Number.isFinite(r.lat)
         ? haversineKm(loc.lat, loc.lon, r.lat, r.lon)
         : NaN;
-      const load = this.#registry.get(r.id)?.load ?? null;
+      const entry = this.#registry.get(r.id);
+      const load = entry?.load ?? null;
       const rps = load?.rps ?? 0;
       this.#over[i] = rps > this.#overload ? 1 : 0;
       let v = Infinity;
@@ -208,7 +209,8 @@ export class FleetPolicy implements SteeringPolicy {
             v = km / KM_PER_RTT_MS;
             basis = "geo";
           }
-          if (r.live) stale = true;
+          // Static config entries have no probe endpoint: only registered ones are measured.
+          if (r.live && entry?.source === "registered") stale = true;
         }
         if (this.mode === "balanced") {
           const lat = basis === "none" ? UNKNOWN_RTT_MS : v;
