@@ -20,6 +20,9 @@ import { DEFAULT_CONTROL_PORT } from "./lib/fleet/protocol.ts";
 import { DEFAULT_RTT_TTL_MS } from "./lib/fleet/rtt.ts";
 import { parseDuration } from "./lib/http/units.ts";
 
+/** The batched path is the only one that reaches the throughput goal (docs/benchmarks.md). */
+const DEFAULT_IO = Deno.build.os === "linux" ? "mmsg" : "portable";
+
 const HELP = `Usage: deno task dns -p PORT -n NAME [options]
 
 Authoritative DNS (UDP and TCP on one port) for the CDN zone NAME: A/AAAA at NAME answer the
@@ -31,8 +34,9 @@ from the config and from registration on the control API (docs/notes/fleet.md).
   -c, --config FILE    JSON config: ttl, answers, replicas, geo, ns, soa, tcp (docs/notes/dns.md)
       --host ADDR      address to bind (default 127.0.0.1; 0.0.0.0 or :: for all)
       --codec KIND     DNS wire codec: wasm (default) or ts (the TypeScript reference)
-      --io MODE        UDP transport: portable (default, Deno sockets) or mmsg (Linux
-                       recvmmsg/sendmmsg through FFI; needs --allow-ffi)
+      --io MODE        UDP transport: mmsg (default on Linux: batched recvmmsg/sendmmsg
+                       through FFI, needs --allow-ffi) or portable (Deno sockets; the
+                       default elsewhere). See docs/benchmarks.md for why.
       --control PORT   control API (HTTP) and heartbeat (UDP) port; default ${DEFAULT_CONTROL_PORT},
                        or a free one when -p is 0; "off": no control API (static
                        config only, no registration)
@@ -58,7 +62,7 @@ function args(argv: string[]) {
       config: { type: "string", short: "c" },
       host: { type: "string", default: "127.0.0.1" },
       codec: { type: "string", default: "wasm" },
-      io: { type: "string", default: "portable" },
+      io: { type: "string", default: DEFAULT_IO },
       control: { type: "string" },
       data: { type: "string" },
       "admin-token": { type: "string" },

@@ -146,11 +146,17 @@ Deno.test("malformed UDP packets get FORMERR or nothing", async (t) => {
   }
 });
 
-for (const codec of ["wasm", "ts"]) {
-  Deno.test(`${codec} codec: ${FUZZ_COUNT} mutated packets over UDP and TCP`, async () => {
-    const server = await startServer(ZONE, CONFIG, ["--codec", codec]);
+// Both codecs, and both UDP paths (mmsg is the default on Linux).
+for (
+  const [codec, io, seed] of [["wasm", "mmsg", 7], ["wasm", "portable", 9], [
+    "ts",
+    "portable",
+    8,
+  ]] as const
+) {
+  Deno.test(`${codec} codec, ${io} UDP: ${FUZZ_COUNT} mutated packets over UDP and TCP`, async () => {
+    const server = await startServer(ZONE, CONFIG, ["--codec", codec, "--io", io]);
     try {
-      const seed = codec === "wasm" ? 7 : 8;
       const udpReplies = await fuzzUdp(server.port, mutatedPackets(seed, FUZZ_COUNT, ZONE));
       const tcpReplies = await fuzzTcp(server.port, mutatedPackets(seed + 100, FUZZ_COUNT, ZONE));
       for (const h of [...udpReplies, ...tcpReplies]) {

@@ -250,7 +250,7 @@ Deno.test("dns server without a config: SOA works, A/AAAA are NODATA", async () 
   }
 });
 
-for (const extra of [["--io", "mmsg"], ["--codec", "ts"]]) {
+for (const extra of [["--io", "portable"], ["--io", "mmsg"], ["--codec", "ts"]]) {
   Deno.test(`dns server with ${extra.join(" ")} gives the same answers`, async () => {
     const server = await startServer(ZONE, CONFIG, extra);
     const port = server.port;
