@@ -43,6 +43,7 @@ from the config and from registration on the control API (docs/notes/fleet.md).
       --data DIR       keep the replica registry in DIR/fleet.sqlite (default: in memory)
       --admin-token T  bearer token for registration and removal (or env
                        NEARCAST_ADMIN_TOKEN); without one, only loopback clients may
+                       register or remove replicas
       --policy P       latency, geo (default), load or balanced
       --weights W      balanced weights, e.g. latency=1,load=2 (default 1 and 1)
       --overload-rps N a replica above N requests/s loses its clients (default ${DEFAULT_OVERLOAD_RPS})
