@@ -7,7 +7,7 @@
  *     scripts/demo/make_images.ts
  */
 
-import { Image } from "npm:imagescript@1.3.1";
+import { Image } from "imagescript";
 
 const OUT = new URL("./site/", import.meta.url);
 
