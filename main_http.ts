@@ -23,6 +23,8 @@ import { heldPaths, parseFleetFlags } from "./lib/fleet/flags.ts";
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 /** Default upload limit: larger than any single asset a CDN should serve, small enough to bound disk use per request. */
 const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 * 1024 * 1024;
+/** Time allowed for in-flight requests and transfers after SIGINT/SIGTERM. */
+const SHUTDOWN_GRACE_MS = 5_000;
 /** Routes that exist only with a store (uploads and replication). */
 const REPLICATION_ROUTES =
   /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files)(\/|$)/;
@@ -375,7 +377,13 @@ async function main(): Promise<void> {
     },
   });
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(sig, () => ac.abort());
+    Deno.addSignalListener(sig, () => {
+      ac.abort();
+      // Bounded shutdown: transfers still running after the grace period are cut (the store
+      // is crash-safe, a cut transfer stores nothing).
+      const t = setTimeout(() => Deno.exit(0), SHUTDOWN_GRACE_MS);
+      Deno.unrefTimer(t);
+    });
   }
   if (preloadLines !== null) {
     replica.preload(preloadLines, concurrency).catch((e) => console.error(`preload: ${e}`));
@@ -384,6 +392,8 @@ async function main(): Promise<void> {
   await agent?.close();
   await node?.close();
   await replica.close();
+  // Outgoing node:http connections of pushes can keep the event loop alive after close.
+  Deno.exit(0);
 }
 
 if (import.meta.main) await main();

@@ -15,6 +15,12 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const HEALTHY_TIMEOUT_MS = 20_000;
 /** Heartbeat of test nodes: short, so convergence takes little time. */
 export const TEST_HEARTBEAT = "200ms";
+/** Longest a single request of a test may take: a hung node fails the test, not stalls it. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+/** `fetch` bounded by {@link REQUEST_TIMEOUT_MS}. */
+export function tfetch(url: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(url, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), ...init });
+}
 /** An origin nobody listens on: uploads never need one. */
 const NO_ORIGIN = "http://127.0.0.1:9";
 
@@ -44,7 +50,7 @@ export async function startNode(id: string, dir: string, args: string[] = []): P
   try {
     await waitUntil(
       async () => {
-        const res = await fetch(`${proc.url}/_cdn/health`);
+        const res = await tfetch(`${proc.url}/_cdn/health`);
         await res.body?.cancel();
         return res.status === 200;
       },
@@ -94,7 +100,7 @@ export async function runUpload(
 
 /** A node's manifest as `name → sha256` (tombstones as `-`). */
 export async function manifestOf(url: string): Promise<Map<string, string>> {
-  const res = await fetch(`${url}/_cdn/manifest`);
+  const res = await tfetch(`${url}/_cdn/manifest`);
   const m = await res.json() as { entries: { name: string; sha256: string; deleted: boolean }[] };
   return new Map(m.entries.map((e) => [e.name, e.deleted ? "-" : e.sha256]));
 }
@@ -102,7 +108,7 @@ export async function manifestOf(url: string): Promise<Map<string, string>> {
 /** `/_cdn/manifest` digests of all nodes are equal. */
 export async function converged(nodes: TestNode[]): Promise<boolean> {
   const digests = await Promise.all(nodes.map(async (n) => {
-    const res = await fetch(`${n.url}/_cdn/manifest`);
+    const res = await tfetch(`${n.url}/_cdn/manifest`);
     return ((await res.json()) as { digest: string }).digest;
   }));
   return digests.every((d) => d === digests[0]);
@@ -131,7 +137,7 @@ export function bytesOf(size: number, seed: number): Uint8Array {
 export async function get(
   url: string,
 ): Promise<{ status: number; body: Uint8Array; headers: Headers }> {
-  const res = await fetch(url);
+  const res = await tfetch(url);
   return {
     status: res.status,
     body: new Uint8Array(await res.arrayBuffer()),
@@ -149,7 +155,16 @@ export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T
   }
 }
 
-/** Stops every node (SIGTERM), ignoring those already gone. */
+/** Longest a node may take to stop on SIGTERM before the test kills it. */
+const STOP_TIMEOUT_MS = 10_000;
+
+/** Stops every node (SIGTERM, then SIGKILL after a bound), ignoring those already gone. */
 export async function stopAll(nodes: (TestNode | null | undefined)[]): Promise<void> {
-  await Promise.allSettled(nodes.map((n) => n?.proc.close()));
+  await Promise.allSettled(nodes.map(async (n) => {
+    if (!n) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<void>((resolve) => timer = setTimeout(resolve, STOP_TIMEOUT_MS));
+    await Promise.race([n.proc.close(), late.then(() => n.proc.kill9())]);
+    clearTimeout(timer);
+  }));
 }

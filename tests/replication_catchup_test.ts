@@ -14,6 +14,7 @@ import {
   startNode,
   stopAll,
   type TestNode,
+  tfetch,
   TOKEN,
   waitUntil,
   withTempDir,
@@ -62,7 +63,7 @@ Deno.test("replication: a new empty node joins through one node and ends with ev
       // a learns of d through b's heartbeats, and d's manifest equals the others'.
       await waitUntil(
         async () => {
-          const list = await (await fetch(`${a.url}/_cdn/servers`)).json();
+          const list = await (await tfetch(`${a.url}/_cdn/servers`)).json();
           return list.some((s: { id: string; alive: boolean }) => s.id === "d" && s.alive);
         },
         CONVERGE_MS,
@@ -106,7 +107,7 @@ Deno.test("replication: a file deleted while a node was down stays deleted when 
       // c comes back on another port with its old data: healthy means caught up.
       c = await startNode("c", `${dir}/c`, ["--join", a.url]);
       nodes[2] = c;
-      const gone = await fetch(`${c.url}/gone.txt`);
+      const gone = await tfetch(`${c.url}/gone.txt`);
       await gone.body?.cancel();
       ok(gone.status !== 200, `gone.txt must not be served: ${gone.status}`);
       equal(new TextDecoder().decode((await get(`${c.url}/kept.txt`)).body), "version 2");
@@ -115,7 +116,7 @@ Deno.test("replication: a file deleted while a node was down stays deleted when 
       await new Promise((r) => setTimeout(r, 1000));
       for (const n of [a, b, c]) {
         equal((await manifestOf(n.url)).get("gone.txt"), "-", n.id);
-        const res = await fetch(`${n.url}/gone.txt`);
+        const res = await tfetch(`${n.url}/gone.txt`);
         await res.body?.cancel();
         ok(res.status !== 200, `${n.id} serves gone.txt`);
       }

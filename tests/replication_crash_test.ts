@@ -14,6 +14,7 @@ import {
   startNode,
   stopAll,
   type TestNode,
+  tfetch,
   TOKEN,
   waitUntil,
   withTempDir,
@@ -68,7 +69,7 @@ Deno.test("replication: kill -9 mid-replication, restart, converge, never serve 
       const [a, b] = nodes as TestNode[];
       await waitUntil(
         async () => {
-          const list = await (await fetch(`${a.url}/_cdn/servers`)).json();
+          const list = await (await tfetch(`${a.url}/_cdn/servers`)).json();
           return list.length === 3;
         },
         CONVERGE_MS,

@@ -14,6 +14,7 @@ import {
   startNode,
   stopAll,
   type TestNode,
+  tfetch,
   TOKEN,
   waitUntil,
   withTempDir,
@@ -23,7 +24,7 @@ import {
 const CONVERGE_MS = 15_000;
 
 async function serversOf(url: string): Promise<{ id: string; url: string; alive: boolean }[]> {
-  return await (await fetch(`${url}/_cdn/servers`)).json();
+  return await (await tfetch(`${url}/_cdn/servers`)).json();
 }
 
 Deno.test("replication: upload to one node, all three serve identical bytes", async () => {
@@ -106,7 +107,7 @@ Deno.test("replication: upload to one node, all three serve identical bytes", as
           CONVERGE_MS,
           `${n.id} to drop small.txt`,
         );
-        const res = await fetch(`${n.url}/small.txt`);
+        const res = await tfetch(`${n.url}/small.txt`);
         await res.body?.cancel();
         equal(res.status, 502, "served by nobody but the (absent) origin");
       }
@@ -126,21 +127,21 @@ Deno.test("replication: server list API (auth, add, remove) spreads by heartbeat
       const [a, b, c] = nodes;
       equal((await serversOf(a.url)).length, 1, "a knows only itself");
 
-      const noAuth = await fetch(`${a.url}/_cdn/servers`, {
+      const noAuth = await tfetch(`${a.url}/_cdn/servers`, {
         method: "POST",
         body: JSON.stringify({ url: b.url }),
       });
       equal(noAuth.status, 401);
       await noAuth.body?.cancel();
       const auth = { authorization: `Bearer ${TOKEN}` };
-      const bad = await fetch(`${a.url}/_cdn/servers`, {
+      const bad = await tfetch(`${a.url}/_cdn/servers`, {
         method: "POST",
         headers: auth,
         body: JSON.stringify({ url: "ftp://x" }),
       });
       equal(bad.status, 400);
       match(await bad.text(), /url must be an http\(s\) base URL/);
-      const down = await fetch(`${a.url}/_cdn/servers`, {
+      const down = await tfetch(`${a.url}/_cdn/servers`, {
         method: "POST",
         headers: auth,
         body: JSON.stringify({ url: "http://127.0.0.1:9" }),
@@ -150,7 +151,7 @@ Deno.test("replication: server list API (auth, add, remove) spreads by heartbeat
 
       // Add b to a, and c to b: everybody ends up knowing everybody.
       for (const [at, url] of [[a, b.url], [b, c.url]] as const) {
-        const res = await fetch(`${at.url}/_cdn/servers`, {
+        const res = await tfetch(`${at.url}/_cdn/servers`, {
           method: "POST",
           headers: auth,
           body: JSON.stringify({ url }),
@@ -177,9 +178,9 @@ Deno.test("replication: server list API (auth, add, remove) spreads by heartbeat
       );
 
       // Remove c through a: gone from every list.
-      const del = await fetch(`${a.url}/_cdn/servers/c`, { method: "DELETE", headers: auth });
+      const del = await tfetch(`${a.url}/_cdn/servers/c`, { method: "DELETE", headers: auth });
       equal(del.status, 200, await del.text());
-      const again = await fetch(`${a.url}/_cdn/servers/c`, { method: "DELETE", headers: auth });
+      const again = await tfetch(`${a.url}/_cdn/servers/c`, { method: "DELETE", headers: auth });
       equal(again.status, 404);
       match(await again.text(), /no such server: c/);
       await waitUntil(
@@ -192,7 +193,7 @@ Deno.test("replication: server list API (auth, add, remove) spreads by heartbeat
         CONVERGE_MS,
         "c to leave a's and b's lists",
       );
-      const all = await (await fetch(`${b.url}/_cdn/servers?all=1`)).json();
+      const all = await (await tfetch(`${b.url}/_cdn/servers?all=1`)).json();
       ok(all.some((s: { id: string; removed: boolean }) => s.id === "c" && s.removed));
     } finally {
       await stopAll(nodes);

@@ -13,6 +13,7 @@ import {
   startNode,
   stopAll,
   type TestNode,
+  tfetch,
   TOKEN,
   withTempDir,
 } from "./_upload_cluster.ts";
@@ -28,7 +29,7 @@ function wire(header: unknown, chunks: [number, Uint8Array | string][], end = tr
 }
 
 async function post(node: TestNode, body: string | ReadableStream<Uint8Array>, token = TOKEN) {
-  const res = await fetch(`${node.url}/_cdn/upload`, {
+  const res = await tfetch(`${node.url}/_cdn/upload`, {
     method: "POST",
     headers: { authorization: `Bearer ${token}`, "content-type": "application/x-ndjson" },
     body,
@@ -38,10 +39,10 @@ async function post(node: TestNode, body: string | ReadableStream<Uint8Array>, t
 
 /** Nothing stored: no file, no manifest entry, no temporary file left behind. */
 async function assertNothingStored(node: TestNode, name: string) {
-  const info = await fetch(`${node.url}/_cdn/files/${name}`);
+  const info = await tfetch(`${node.url}/_cdn/files/${name}`);
   await info.body?.cancel();
   equal(info.status, 404, `${name} must not be stored`);
-  const m = await (await fetch(`${node.url}/_cdn/manifest`)).json();
+  const m = await (await tfetch(`${node.url}/_cdn/manifest`)).json();
   deepStrictEqual(m.entries.filter((e: { name: string }) => e.name === name), []);
   const tmp = [...Deno.readDirSync(`${node.dir}/objects/tmp`)];
   deepStrictEqual(tmp, [], "no temporary file left");
@@ -72,7 +73,7 @@ Deno.test("upload validation: bad inputs get clear errors and store nothing", as
       for (const [what, token, status, re] of cases) {
         const r = token === ""
           ? await (async () => {
-            const res = await fetch(`${node.url}/_cdn/upload`, {
+            const res = await tfetch(`${node.url}/_cdn/upload`, {
               method: "POST",
               body: wire(good, chunks),
             });
@@ -165,7 +166,7 @@ Deno.test("upload validation: bad inputs get clear errors and store nothing", as
           } else setTimeout(() => ac.abort(), 200);
         },
       });
-      await fetch(`${node.url}/_cdn/upload`, {
+      await tfetch(`${node.url}/_cdn/upload`, {
         method: "POST",
         headers: { authorization: `Bearer ${TOKEN}` },
         body: dropping,
@@ -226,7 +227,7 @@ Deno.test("upload CLI: exit codes, unchanged re-upload, new version, delete", as
       equal(r.code, 0, r.err);
       match(r.out, /^stored hello\.txt: 300000 bytes/);
       match(r.err, /hello\.txt: 100% \(300000 of 300000 bytes\)/);
-      const info = await (await fetch(`${node.url}/_cdn/files/hello.txt`)).json();
+      const info = await (await tfetch(`${node.url}/_cdn/files/hello.txt`)).json();
       deepStrictEqual(
         [info.size, info.contentType, info.meta],
         [300_000, "text/plain; charset=utf-8", { a: "1" }],
@@ -235,20 +236,25 @@ Deno.test("upload CLI: exit codes, unchanged re-upload, new version, delete", as
       let served = await get(`${node.url}/hello.txt`);
       equal(await sha256(served.body), info.sha256);
       equal(served.headers.get("etag"), `"${info.sha256}"`);
-      const inm = await fetch(`${node.url}/hello.txt`, {
+      const inm = await tfetch(`${node.url}/hello.txt`, {
         headers: { "if-none-match": `"${info.sha256}"` },
       });
       await inm.body?.cancel();
       equal(inm.status, 304);
       // A client asking to revalidate still gets the upload (the node is its origin).
-      const nc = await fetch(`${node.url}/hello.txt`, { headers: { "cache-control": "no-cache" } });
+      const nc = await tfetch(`${node.url}/hello.txt`, {
+        headers: { "cache-control": "no-cache" },
+      });
       equal(await sha256(new Uint8Array(await nc.arrayBuffer())), info.sha256);
 
       // Identical re-upload: a no-op, the version stays.
       r = await runUpload(args);
       equal(r.code, 0, r.err);
       match(r.out, /^unchanged: hello\.txt/);
-      deepStrictEqual((await (await fetch(`${node.url}/_cdn/files/hello.txt`)).json()).version, v1);
+      deepStrictEqual(
+        (await (await tfetch(`${node.url}/_cdn/files/hello.txt`)).json()).version,
+        v1,
+      );
 
       // New content: replaces the old version.
       const v2body = bytesOf(200_000, 4);
@@ -257,11 +263,11 @@ Deno.test("upload CLI: exit codes, unchanged re-upload, new version, delete", as
       equal(r.code, 0, r.err);
       served = await get(`${node.url}/hello.txt`);
       equal(await sha256(served.body), await sha256(v2body));
-      const info2 = await (await fetch(`${node.url}/_cdn/files/hello.txt`)).json();
+      const info2 = await (await tfetch(`${node.url}/_cdn/files/hello.txt`)).json();
       ok(info2.version.ts > v1.ts);
 
       // A POST to an uploaded name (forwarded to the origin) does not unpin it.
-      await (await fetch(`${node.url}/hello.txt`, { method: "POST", body: "x" })).body?.cancel();
+      await (await tfetch(`${node.url}/hello.txt`, { method: "POST", body: "x" })).body?.cancel();
       served = await get(`${node.url}/hello.txt`);
       equal(served.status, 200);
 
@@ -273,10 +279,9 @@ Deno.test("upload CLI: exit codes, unchanged re-upload, new version, delete", as
       r = await runUpload(["--delete", "hello.txt", ...to, "--token", TOKEN]);
       equal(r.code, 3, r.err);
       match(r.err, /404 no such file: hello\.txt/);
-      const gone = await fetch(`${node.url}/_cdn/files/hello.txt`);
+      const gone = await tfetch(`${node.url}/_cdn/files/hello.txt`);
       equal(gone.status, 410);
       equal((await gone.json()).deleted, true);
-
     } finally {
       await stopAll([node]);
     }
@@ -294,7 +299,7 @@ Deno.test("upload: a file larger than the cache budget is served from the store"
       const got = await get(`${node.url}/big.bin`);
       deepStrictEqual([got.status, got.headers.get("x-cache")], [200, "PINNED"]);
       equal(await sha256(got.body), await sha256(bytes));
-      const head = await fetch(`${node.url}/big.bin`, { method: "HEAD" });
+      const head = await tfetch(`${node.url}/big.bin`, { method: "HEAD" });
       deepStrictEqual([head.status, head.headers.get("content-length")], [200, "300000"]);
     } finally {
       await stopAll([node]);
@@ -306,7 +311,7 @@ Deno.test("upload: a node without --data says uploads need a store", async () =>
   const { startReplica } = await import("./_http_replica.ts");
   const proc = await startReplica(["-o", "http://127.0.0.1:9", "--admin-token", TOKEN]);
   try {
-    const res = await fetch(`${proc.url}/_cdn/upload`, { method: "POST", body: "{}" });
+    const res = await tfetch(`${proc.url}/_cdn/upload`, { method: "POST", body: "{}" });
     equal(res.status, 503);
     match(await res.text(), /need a store: start with --data DIR/);
   } finally {

@@ -27,12 +27,25 @@ const POLL_MS = 2;
 const FLAGS = {
   runs: {
     type: "string",
-    help: "Uploads per size for 1 KiB and 1 MiB (100 MiB: a third). Default 9.",
+    help: "Uploads per size for 1 KiB and 1 MiB (100 MiB: a third); 0 skips them. Default 9.",
   },
   big: { type: "string", help: "Size of the memory run. Default 1GiB." },
+  "big-chunk": {
+    type: "string",
+    help: "Client and node push chunk size of the memory run. Default 1MiB.",
+  },
+  v8: {
+    type: "string",
+    help: "V8 flags for the memory run's processes, e.g. --max-old-space-size=32.",
+  },
   "skip-big": { type: "boolean", help: "Skip the memory run." },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
+
+/** Push chunk size of the nodes (`--big-chunk` sets it for the memory run). */
+let nodeChunk = 1024 * 1024;
+/** `--v8-flags=...` for the client and nodes of the memory run, if `--v8` was given. */
+let v8Args: string[] = [];
 
 interface Node {
   id: string;
@@ -45,6 +58,7 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
   const args = [
     "run",
     "-A",
+    ...v8Args,
     `${ROOT}main_http.ts`,
     "-p",
     "0",
@@ -60,6 +74,8 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
     id,
     "--max-upload-bytes",
     "8GiB",
+    "--chunk-bytes",
+    String(nodeChunk),
   ];
   if (join !== null) args.push("--join", join);
   const child = new Deno.Command(Deno.execPath(), {
@@ -87,6 +103,30 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
     }
   }
   throw new Error(`node ${id} did not start`);
+}
+
+/** Three nodes in `dir`, b and c joined through a, once a knows both. */
+async function cluster(dir: string): Promise<Node[]> {
+  const a = await startNode("a", `${dir}/a`, null);
+  const nodes = [
+    a,
+    await startNode("b", `${dir}/b`, a.url),
+    await startNode("c", `${dir}/c`, a.url),
+  ];
+  await until(async () => {
+    const list = await (await fetch(`${a.url}/_cdn/servers`)).json();
+    return list.length === 3;
+  });
+  return nodes;
+}
+
+async function stopNodes(nodes: Node[]): Promise<void> {
+  for (const n of nodes) {
+    try {
+      n.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    await n.child.status;
+  }
 }
 
 async function until(cond: () => Promise<boolean>): Promise<void> {
@@ -158,17 +198,12 @@ async function main() {
   }
   const runs = Number(values.runs ?? "9");
   const bigSize = parseSize(values.big ?? "1GiB");
+  const bigChunk = parseSize(values["big-chunk"] ?? "1MiB");
   const dir = await Deno.makeTempDir({ prefix: "nearcast-bench-upload-" });
   const nodes: Node[] = [];
   const results: Record<string, unknown> = { cores: navigator.hardwareConcurrency };
   try {
-    nodes.push(await startNode("a", `${dir}/a`, null));
-    nodes.push(await startNode("b", `${dir}/b`, nodes[0].url));
-    nodes.push(await startNode("c", `${dir}/c`, nodes[0].url));
-    await until(async () => {
-      const list = await (await fetch(`${nodes[0].url}/_cdn/servers`)).json();
-      return list.length === 3;
-    });
+    nodes.push(...await cluster(`${dir}/small`));
     const rows: string[] = [
       "| size | runs | upload time (median) | upload throughput | propagation to all 3 (median) | (min..max) |",
       "| --- | --- | --- | --- | --- | --- |",
@@ -178,7 +213,7 @@ async function main() {
       ["1 MiB", 1024 * 1024, runs],
       ["100 MiB", 100 * 1024 * 1024, Math.max(1, Math.floor(runs / 3))],
     ];
-    for (const [label, size, n] of sizes) {
+    for (const [label, size, n] of runs > 0 ? sizes : []) {
       const uploadMs: number[] = [];
       const propMs: number[] = [];
       for (let i = 0; i < n; i++) {
@@ -210,9 +245,15 @@ async function main() {
       );
       console.error(`upload bench: ${label} done`);
     }
-    console.log(rows.join("\n"));
+    if (runs > 0) console.log(rows.join("\n"));
 
     if (!values["skip-big"]) {
+      // Fresh nodes, so their peak RSS is this upload's; they push in the same chunk size.
+      nodeChunk = bigChunk;
+      if (values.v8 !== undefined) v8Args = [`--v8-flags=${values.v8}`];
+      await stopNodes(nodes.splice(0));
+      await Deno.remove(`${dir}/small`, { recursive: true });
+      nodes.push(...await cluster(`${dir}/big`));
       const file = `${dir}/big.bin`;
       await writeRandomFile(file, bigSize);
       const before = nodes.map((n) => peakRss(n.pid) ?? 0);
@@ -221,6 +262,7 @@ async function main() {
         args: [
           "run",
           "-A",
+          ...v8Args,
           `${ROOT}main_upload.ts`,
           file,
           "--to",
@@ -248,6 +290,7 @@ async function main() {
       const nodePeaks = nodes.map((n) => peakRss(n.pid) ?? 0);
       results.big = {
         size: bigSize,
+        chunk: bigChunk,
         uploadMs: t1 - t0,
         propagationMs: t2 - t0,
         clientPeakRss: clientPeak,
@@ -267,12 +310,7 @@ async function main() {
     await Deno.mkdir(`${ROOT}bench/.out`, { recursive: true });
     await Deno.writeTextFile(`${ROOT}bench/.out/upload.json`, JSON.stringify(results, null, 2));
   } finally {
-    for (const n of nodes) {
-      try {
-        n.child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await n.child.status;
-    }
+    await stopNodes(nodes);
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

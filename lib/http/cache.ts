@@ -280,6 +280,8 @@ export class HttpCache {
    * it (too large, or refused by the admission policy).
    */
   async put(url: string, req: Headers, parts: ResponseParts): Promise<CacheEntry | null> {
+    // An upload holds this URL: origin responses are never cached over it.
+    if (this.peek(url)?.pinned) return null;
     const names = varyNames(joined(parts.headers, "vary"));
     const key = cacheKey(url, names, req);
     const entry = this.#makeEntry(key, url, parts, names, false);

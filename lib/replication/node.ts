@@ -236,11 +236,17 @@ export class ReplicationNode {
    * stored under a temporary name and verified against the header's size and SHA-256 before
    * it replaces the old version atomically; any failure stores nothing.
    */
-  apply(h: ObjectHeader & { version: Version }, body: ReadableStream<Uint8Array> | null) {
+  apply(
+    h: ObjectHeader & { version: Version },
+    body: ReadableStream<Uint8Array> | null,
+    onStale: "drain" | "cancel" = "drain",
+  ) {
     return this.#withLock(h.name, async (): Promise<"applied" | "stale"> => {
       const cur = this.#held.get(h.name);
       if (cur !== undefined && compareVersions(h.version, cur.version) <= 0) {
-        await drain(body);
+        // A pusher waits for its answer, so its body is read to the end; a pull is cancelled.
+        if (onStale === "drain") await drain(body);
+        else await body?.cancel().catch(() => {});
         return "stale";
       }
       const { store, db, cache } = this.#o;
@@ -611,7 +617,7 @@ export class ReplicationNode {
     const entry: ServerEntry = { id, url, version: this.#clock.next(), removed: false };
     this.#mergeServer(entry);
     this.#o.log(`servers: added ${id} ${url}`);
-    this.#heartbeatRound();
+    this.#track(this.#heartbeatRound());
     return json({ status: "added", id, url }, 201);
   }
 
@@ -733,6 +739,8 @@ export class ReplicationNode {
       const m = await res.json() as { entries?: HeldEntry[] };
       const wanted = (m.entries ?? []).filter((e) => {
         if (typeof e?.name !== "string" || nameError(e.name) !== null) return false;
+        // A name being received right now (a push) is not pulled a second time.
+        if (this.#locks.has(e.name)) return false;
         const mine = this.#held.get(e.name);
         return mine === undefined || compareVersions(e.version, mine.version) > 0;
       });
@@ -765,7 +773,7 @@ export class ReplicationNode {
         await d.body.cancel();
         throw new Error(`bad export header: ${h}`);
       }
-      const r = await this.apply(h as ObjectHeader & { version: Version }, d.body);
+      const r = await this.apply(h as ObjectHeader & { version: Version }, d.body, "cancel");
       if (r === "applied") {
         this.stats.pulls++;
         this.#o.log(`sync: pulled ${h.deleted ? "tombstone of " : ""}${name} from ${url}`);

@@ -46,6 +46,9 @@ export function postStream(
       port: u.port === "" ? undefined : Number(u.port),
       method: "POST",
       path: u.pathname + u.search,
+      // One connection per transfer, closed after it: an idle keep-alive connection would hold
+      // the receiver's graceful shutdown open (Deno.serve waits for its connections).
+      agent: false,
       headers: { ...headers, "transfer-encoding": "chunked" },
     }, (res) => {
       const parts: Uint8Array[] = [];
