@@ -39,6 +39,9 @@ export const REPLICAS = [
   { id: "tok", ip: "127.0.0.13", city: "Tokyo", lat: 35.68, lon: 139.69 },
 ] as const;
 
+/** The admin token of the demo's replicas (uploads, deletes, purges). */
+export const DEMO_TOKEN = "demo-token";
+
 /** Every process of the demo, started in this order and stopped in reverse. */
 export function demoProcesses(o: DemoOptions): DemoProcess[] {
   const origin = `http://127.0.0.1:${o.originPort}`;
@@ -60,6 +63,11 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
       `${o.dataDir}/${r.id}`,
       "--peers",
       REPLICAS.filter((p) => p.id !== r.id).map((p) => `http://${p.ip}:${o.httpPort}`).join(","),
+      // Uploads: every node takes the same token; lon and tok join the fleet of uploads through
+      // nyc, and learn the rest from its heartbeats.
+      "--admin-token",
+      DEMO_TOKEN,
+      ...(r.id === "nyc" ? [] : ["--join", `http://${REPLICAS[0].ip}:${o.httpPort}`]),
       "--announce",
       `127.0.0.1:${o.controlPort}`,
       `--lat=${r.lat}`,
@@ -127,6 +135,17 @@ Fetch through the CDN (the DNS answer picks the replica; X-Cache shows MISS, the
   curl -s ${resolve}) http://cdn.test:${httpPort}/large.bin -o /dev/null -w '%{size_download} bytes, %{time_total} s\\n'
   curl -si -H 'Range: bytes=0-99' http://127.0.0.12:${httpPort}/large.bin -o /dev/null -D - | grep -iE '^(HTTP|content-range|x-cache)'
   curl -s http://127.0.0.11:${httpPort}/_cdn/metrics | grep -E '^nearcast_http_cache_(hits|misses)_total'
+
+Publish a file: upload it to one replica; every replica stores it, replicates it and serves it.
+
+  ./deno task upload scripts/demo/site/logo.png --name uploads/logo.png --to http://127.0.0.11:${httpPort} --token ${DEMO_TOKEN}
+${
+    REPLICAS.map((r) =>
+      `  curl -s http://${r.ip}:${httpPort}/uploads/logo.png | sha256sum                   # ${r.city}`
+    ).join("\n")
+  }
+  curl -s http://127.0.0.12:${httpPort}/_cdn/manifest                                 # names, versions, hashes
+  ./deno task upload --delete uploads/logo.png --to http://127.0.0.13:${httpPort} --token ${DEMO_TOKEN}
 
 Live fleet: the replicas registered with the DNS server's control API and heartbeat every second.
 
@@ -320,7 +339,8 @@ if (import.meta.main) {
 
 Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin on
 127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers of each
-other, each with its own data directory, removed at exit) registering with the DNS server on
+other, replicating uploads among themselves (admin token ${DEMO_TOKEN}), each with its own data
+directory, removed at exit) registering with the DNS server on
 127.0.0.1 (UDP and TCP, control API on --control-port), which steers cdn.test to the live ones.
   --dns-port PORT     DNS server port (default 5300)
   --control-port PORT DNS control API and heartbeat port (default 5380)

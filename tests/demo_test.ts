@@ -24,6 +24,29 @@ function freePort(): number {
   }
 }
 
+/** Runs the upload client as the demo's printed command does (`deno task upload ARGS`). */
+async function runUpload(args: string[]): Promise<Deno.CommandOutput> {
+  const root = new URL("../", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${root}main_upload.ts`, ...args],
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (out.code !== 0) console.error(new TextDecoder().decode(out.stderr));
+  return out;
+}
+
+/** Polls `f` every 100 ms until it returns non-null, for at most 10 s (then the last null). */
+async function poll<T>(f: () => Promise<T | null>): Promise<T | null> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const v = await f();
+    if (v !== null || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 /** A TCP port free on 127.0.0.1 and the replicas' addresses right now. */
 function freeHttpPort(): number {
   for (;;) {
@@ -111,6 +134,30 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       seen.push(res.headers.get("x-cache") ?? "");
     }
     assert.deepEqual(seen, ["MISS", "HIT"]);
+    // The printed upload command stores a file on one replica; every replica serves its bytes;
+    // the printed delete removes it from every replica.
+    const upload = out.split("\n").find((l) => l.includes("deno task upload scripts/"))!;
+    const del = out.split("\n").find((l) => l.includes("deno task upload --delete"))!;
+    const uploadArgs = (line: string) => line.trim().split(/\s+/).slice(3);
+    const file = await Deno.readFile(new URL("../scripts/demo/site/logo.png", import.meta.url));
+    assert.equal((await runUpload(uploadArgs(upload))).code, 0, upload);
+    for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) {
+      const got = await poll(async () => {
+        const res = await fetch(`http://${ip}:${httpPort}/uploads/logo.png`);
+        const body = await res.bytes();
+        return res.status === 200 ? body : null;
+      });
+      assert.deepEqual(got, file, `${ip} serves the uploaded bytes`);
+    }
+    assert.equal((await runUpload(uploadArgs(del))).code, 0, del);
+    for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) {
+      const status = await poll(async () => {
+        const res = await fetch(`http://${ip}:${httpPort}/uploads/logo.png`);
+        await res.body?.cancel();
+        return res.status === 404 ? res.status : null;
+      });
+      assert.equal(status, 404, `${ip} dropped the deleted file`);
+    }
     // The replicas registered themselves: the control API lists all three alive.
     const fleet = await (await fetch(`http://127.0.0.1:${controlPort}/replicas`)).json();
     assert.deepEqual(
