@@ -18,6 +18,7 @@ import { ReplicationNode } from "./lib/replication/node.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./lib/upload/wire.ts";
 import { FleetAgent } from "./lib/fleet/agent.ts";
 import { heldPaths, parseFleetFlags } from "./lib/fleet/flags.ts";
+import { MAX_HELD_PATHS } from "./lib/fleet/protocol.ts";
 
 /** Default cache budget. */
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -369,7 +370,7 @@ async function main(): Promise<void> {
             misses: r.metrics.misses,
             cacheBytes: r.cache.usedBytes,
           }),
-          held: () => heldPaths(node?.files() ?? []),
+          held: () => heldPaths(node?.files() ?? [], replica.cache.urls(MAX_HELD_PATHS)),
           log: (line) => console.log(line),
         });
         agent.start();

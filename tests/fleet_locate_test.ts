@@ -1,6 +1,6 @@
 /**
- * `GET /locate/PATH` on the control API: replicas report the paths they hold (here, an upload
- * to one of them), and the DNS server names the best live replica that holds the path, even
+ * `GET /locate/PATH` on the control API: replicas report the paths they hold (an upload to one
+ * of them, a URL in another's cache), and the DNS server names the best live replica that holds the path, even
  * when a nearer replica does not.
  */
 import assert from "node:assert/strict";
@@ -20,8 +20,18 @@ Deno.test({
     );
     await Deno.writeTextFile(`${dir}/hello.txt`, "hello from far away\n");
     const dns = await startDns(["-n", "cdn.test", "--config", `${dir}/cdn.json`]);
+    // An origin for cached (not uploaded) content.
+    const origin = Deno.serve(
+      { hostname: "127.0.0.1", port: 0, onListen() {} },
+      (req) =>
+        new URL(req.url).pathname === "/cached.txt"
+          ? new Response("cached by near\n", { headers: { "cache-control": "max-age=600" } })
+          : new Response("not here\n", { status: 404 }),
+    );
+    const originUrl = `http://127.0.0.1:${origin.addr.port}`;
     const replica = (id: string, host: string, lat: number, lon: number) =>
       startReplica([
+        ...["-o", originUrl],
         ...["--host", host, "--id", id, "--data", `${dir}/${id}`, "--admin-token", TOKEN],
         ...["--announce", `127.0.0.1:${dns.control}`, `--lat=${lat}`, `--lon=${lon}`],
       ]);
@@ -63,6 +73,23 @@ Deno.test({
       assert.deepEqual(found.holders, ["far"]);
       const body = await (await fetch(found.url as string)).text();
       assert.equal(body, "hello from far away\n");
+      // A URL that only near's cache holds (fetched through near from the origin) is located
+      // at near; far never fetched it.
+      const nearPort = Number(/listening on http:\/\/\S+?:(\d+)\//.exec(near.output())![1]);
+      const fill = await fetch(`http://127.0.0.51:${nearPort}/cached.txt`);
+      assert.equal(await fill.text(), "cached by near\n");
+      const cached = await waitFor(
+        "near to report /cached.txt",
+        async () => {
+          const r = await http(`${base}/locate/cached.txt?client=127.0.0.1`);
+          return r.status === 200 ? r.body : undefined;
+        },
+        15_000,
+        200,
+        logs,
+      );
+      assert.equal(cached.id, "near");
+      assert.deepEqual(cached.holders, ["near"]);
       const missing = await http(`${base}/locate/nothing.txt`);
       assert.equal(missing.status, 404);
       assert.match(missing.body.error as string, /no live replica holds \/nothing.txt/);
@@ -82,6 +109,7 @@ Deno.test({
     } finally {
       await Promise.all([near.stop(), far.stop()]);
       await dns.stop("SIGTERM");
+      await origin.shutdown();
       await Deno.remove(dir, { recursive: true });
     }
   },

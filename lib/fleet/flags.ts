@@ -6,7 +6,7 @@
  */
 import { parseIp } from "../dns/geo.ts";
 import { nameToPath } from "../upload/validate.ts";
-import { MAX_PROVIDER_LENGTH, parseHostPort } from "./protocol.ts";
+import { MAX_HELD_PATHS, MAX_PROVIDER_LENGTH, parseHostPort } from "./protocol.ts";
 
 /** The raw flag values. */
 export interface FleetFlagText {
@@ -87,7 +87,19 @@ export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
   return { announce: f.announce, address, lat, lon, provider };
 }
 
-/** The URL paths of uploaded files (what `/locate` answers for), from their names. */
-export function heldPaths(files: { name: string; deleted: boolean }[]): string[] {
-  return files.filter((f) => !f.deleted).map((f) => nameToPath(f.name));
+/**
+ * The paths a replica reports as held (what `/locate` answers for): its uploaded files first
+ * (from their names), then the URLs in its cache, without duplicates and at most
+ * {@link MAX_HELD_PATHS} in all.
+ */
+export function heldPaths(
+  files: { name: string; deleted: boolean }[],
+  cached: string[] = [],
+): string[] {
+  const held = new Set(files.filter((f) => !f.deleted).map((f) => nameToPath(f.name)));
+  for (const url of cached) {
+    if (held.size >= MAX_HELD_PATHS) break;
+    held.add(url);
+  }
+  return [...held].slice(0, MAX_HELD_PATHS);
 }

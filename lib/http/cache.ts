@@ -233,6 +233,19 @@ export class HttpCache {
     return names === undefined ? url : cacheKey(url, names, req);
   }
 
+  /**
+   * The distinct URLs (path and query) of the entries held now, at most `limit` of them: what
+   * this replica reports as held for the DNS server's `/locate`.
+   */
+  urls(limit: number): string[] {
+    const seen = new Set<string>();
+    for (const e of this.#slots) {
+      if (seen.size >= limit) break;
+      if (e !== undefined) seen.add(e.url);
+    }
+    return [...seen];
+  }
+
   /** The entry for `key`, counting a use; null on a miss. */
   get(key: string): CacheEntry | null {
     this.#hash(key, this.#h);
