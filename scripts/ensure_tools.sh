@@ -1,10 +1,14 @@
 #!/bin/sh
-# Installs the Debian packages the tests drive (dig, kdig) when they are missing and we are root.
+# Installs the Debian packages the tests drive when they are missing and we are root: dig and kdig
+# (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
 need=""
 command -v dig >/dev/null 2>&1 || need="$need dnsutils"
 command -v kdig >/dev/null 2>&1 || need="$need knot-dnsutils"
+command -v curl >/dev/null 2>&1 || need="$need curl"
+command -v ip >/dev/null 2>&1 || need="$need iproute2"
+command -v tc >/dev/null 2>&1 || need="$need iproute2"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ensure_tools: missing$need; install them (apt-get install$need) and run again" >&2
