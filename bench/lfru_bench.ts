@@ -6,10 +6,29 @@
  * Run: `deno task bench` (or `deno bench -A bench/lfru_bench.ts` after `deno task build:wasm`).
  */
 import { LRUCache } from "lru-cache";
-import { TsLfru } from "../lib/cache/lfru.ts";
-import { createWasmLfru } from "../lib/cache/wasm_lfru.ts";
 import { hashKey } from "../lib/cache/hash.ts";
 import type { BatchedCacheIndex, CacheIndex } from "../lib/cache/types.ts";
+
+type TsModule = typeof import("../lib/cache/lfru.ts");
+type WasmModule = typeof import("../lib/cache/wasm_lfru.ts");
+
+/**
+ * Both implementations, from a copy of their modules for one bench group. A replica holds one
+ * index; here each group has its own. V8 keeps call feedback per function, so with one shared
+ * adapter class the adapter's calls into WASM would see every group's instance (each instance
+ * has its own export functions) and V8 would stop inlining the JS-to-Wasm call: 8% slower for
+ * WASM in every group after the first. Each group imports its own copy (a query in the URL),
+ * the TypeScript one too, for symmetry.
+ */
+async function implementations(group: string): Promise<{
+  TsLfru: TsModule["TsLfru"];
+  createWasmLfru: WasmModule["createWasmLfru"];
+}> {
+  const at = (path: string) => new URL(`${path}?group=${group}`, import.meta.url).href;
+  const ts: TsModule = await import(at("../lib/cache/lfru.ts"));
+  const wasm: WasmModule = await import(at("../lib/cache/wasm_lfru.ts"));
+  return { TsLfru: ts.TsLfru, createWasmLfru: wasm.createWasmLfru };
+}
 
 /** Requests per bench call. */
 const BATCH = 10_000;
@@ -127,8 +146,9 @@ function warm<T extends CacheIndex>(index: T): T {
 }
 
 const budget = ENTRIES * SIZE;
-const ts = warm(new TsLfru(budget));
-const wasm = warm(createWasmLfru(budget));
+const request = await implementations("request");
+const ts = warm(new request.TsLfru(budget));
+const wasm = warm(request.createWasmLfru(budget));
 const lru = new LRUCache<number, number>({ max: ENTRIES });
 lruRequests(lru, { at: STREAM - 200_000 });
 
@@ -198,8 +218,23 @@ function batchedTs(index: BatchedCacheIndex, state: { at: number }): number {
   return hits;
 }
 
-const tsB = warm(new TsLfru(budget));
-const wasmB = warm(createWasmLfru(budget));
+/** `requests` again, for the batched group's TypeScript index. */
+function requestsTsB(index: CacheIndex, state: { at: number }): number {
+  let hits = 0;
+  let at = state.at;
+  for (let i = 0; i < BATCH; i++) {
+    const k = stream[at];
+    at = (at + 1) & (STREAM - 1);
+    if (index.get(keyHi[k], keyLo[k]) >= 0) hits++;
+    else index.set(keyHi[k], keyLo[k], SIZE);
+  }
+  state.at = at;
+  return hits;
+}
+
+const batch = await implementations("batched");
+const tsB = warm(new batch.TsLfru(budget));
+const wasmB = warm(batch.createWasmLfru(budget));
 const tsBState = { at: 0 };
 const wasmBState = { at: 0 };
 Deno.bench({
@@ -216,12 +251,13 @@ Deno.bench({
 Deno.bench({
   name: "ts lfru, per call",
   group: "request, batched boundary",
-  fn: () => void requests(tsB, tsBState),
+  fn: () => void requestsTsB(tsB, tsBState),
 });
 
 // The hit path alone: a cache holding every key it is asked for.
-const tsHits = new TsLfru(budget * 2);
-const wasmHits = createWasmLfru(budget * 2);
+const hit = await implementations("hit");
+const tsHits = new hit.TsLfru(budget * 2);
+const wasmHits = hit.createWasmLfru(budget * 2);
 for (let k = 0; k < ENTRIES; k++) {
   tsHits.set(keyHi[k], keyLo[k], SIZE);
   wasmHits.set(keyHi[k], keyLo[k], SIZE);
@@ -249,8 +285,9 @@ Deno.bench({
 });
 
 // The boundary alone: peek of an absent key is one hash and one probe of an empty table.
-const tsEmpty = new TsLfru(budget);
-const wasmEmpty = createWasmLfru(budget);
+const peek = await implementations("peek");
+const tsEmpty = new peek.TsLfru(budget);
+const wasmEmpty = peek.createWasmLfru(budget);
 Deno.bench({
   name: "wasm lfru",
   group: "peek (absent): call overhead",

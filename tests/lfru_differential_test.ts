@@ -135,3 +135,83 @@ Deno.test("wasm and ts agree on batched requests (growth, early stops included)"
   assertEquals(evictions > 10_000, true, `evictions ${evictions}`);
   assertEquals(shortBatches > 0, true, "some batch stopped early");
 });
+
+/** A model of what an index holds: key → slot, updated from the results and evictions. */
+class Holdings {
+  readonly bySlot = new Map<number, string>();
+  readonly byKey = new Map<string, number>();
+  stored(key: string, slot: number): void {
+    const old = this.byKey.get(key);
+    if (old !== undefined) this.bySlot.delete(old);
+    this.byKey.set(key, slot);
+    this.bySlot.set(slot, key);
+  }
+  freed(slot: number): void {
+    const key = this.bySlot.get(slot);
+    if (key === undefined) throw new Error(`slot ${slot} freed twice`);
+    this.bySlot.delete(slot);
+    this.byKey.delete(key);
+  }
+  afterSet(c: TsLfru, key: string, slot: number): void {
+    for (let e = 0; e < c.evictedCount(); e++) this.freed(c.evictedSlot(e));
+    if (slot >= 0) this.stored(key, slot);
+  }
+}
+
+Deno.test("wasm and ts agree on the replica's pattern: get, then set on a miss, with calls between", () => {
+  // A `get` miss remembers where its probe ended for the `set` that follows; anything that
+  // changes the table in between (a set or delete of another key, growth) must make the set
+  // probe again. A model of the holdings checks that no key is lost or stored twice.
+  const r = rng(4242);
+  const opts: LfruOptions = { initialCapacity: 16 };
+  const ts = new TsLfru(400_000, opts);
+  const wasm = createWasmLfru(400_000, opts);
+  const model = new Holdings();
+  const hiOf = (k: number) => Math.imul(k, 0x9e3779b1) >>> 0;
+  const compareSet = (n: number, what: string, hi: number, lo: number, size: number) => {
+    const a = ts.set(hi, lo, size);
+    const b = wasm.set(hi, lo, size);
+    if (a !== b) assertEquals(b, a, `op ${n} ${what}`);
+    if (ts.evictedCount() !== wasm.evictedCount()) {
+      assertEquals(wasm.evictedCount(), ts.evictedCount(), `op ${n} ${what} evictedCount`);
+    }
+    for (let e = 0; e < ts.evictedCount(); e++) {
+      if (ts.evictedSlot(e) !== wasm.evictedSlot(e)) {
+        assertEquals(wasm.evictedSlot(e), ts.evictedSlot(e), `op ${n} ${what} evicted[${e}]`);
+      }
+    }
+    model.afterSet(ts, `${hi}/${lo}`, a);
+    return a;
+  };
+  let stored = 0;
+  for (let n = 0; n < OPERATIONS; n++) {
+    const k = Math.floor(r() ** 2 * 6000);
+    const hi = hiOf(k);
+    const a = ts.get(hi, k);
+    const b = wasm.get(hi, k);
+    if (a !== b) assertEquals(b, a, `op ${n} get(${k})`);
+    if (a >= 0) continue;
+    const between = r();
+    const o = Math.floor(r() * 6000);
+    if (between < 0.1) compareSet(n, "set between", hiOf(o), o, 1 + Math.floor(r() * 300));
+    else if (between < 0.2) {
+      const d = ts.delete(hiOf(o), o);
+      assertEquals(wasm.delete(hiOf(o), o), d, `op ${n} delete between`);
+      if (d >= 0) model.freed(d);
+    } else if (between < 0.3) {
+      assertEquals(wasm.get(hiOf(o), o), ts.get(hiOf(o), o), `op ${n} get between`);
+      assertEquals(wasm.peek(hi, k), ts.peek(hi, k), `op ${n} peek between`);
+    }
+    if (compareSet(n, `set(${k})`, hi, k, 1 + Math.floor(r() * 300)) >= 0) stored++;
+    if (ts.usedBytes !== wasm.usedBytes || ts.count !== wasm.count) {
+      assertEquals([wasm.usedBytes, wasm.count], [ts.usedBytes, ts.count], `op ${n} state`);
+    }
+  }
+  // Both grew from 16 slots; what the model says is held is exactly what both find.
+  assertEquals(ts.count > 1000 && stored > 10_000, true, `count ${ts.count}, stored ${stored}`);
+  assertEquals(model.byKey.size, ts.count, "held keys");
+  for (const [key, slot] of model.byKey) {
+    const [hi, lo] = key.split("/").map(Number);
+    assertEquals([ts.peek(hi, lo), wasm.peek(hi, lo)], [slot, slot], `peek ${key}`);
+  }
+});

@@ -14,10 +14,18 @@
 //
 // Memory: the static area holds the per-segment list heads, tails and byte counts; everything
 // else lives in one block at __heap_base, sized by the slot capacity C (a power of two):
-//   records C × 32 B | hash table 2C × i32 | evicted C × i32 | main ghost C × u32 |
+//   records C × 32 B | hash table 4C × u64 | evicted C × i32 | main ghost C × u32 |
 //   window ghost C/4 × u32 | sketch 4 rows × 2C × u8
 // Growth builds the doubled block above the old one (memory.grow if needed), then moves it
 // down to the base, so memory holds at most the old and the new block. No allocation per call.
+//
+// Speed (docs/notes/lfru.md, "Speed"): a table entry is one u64, (hash << 32) | (slot + 1), so a
+// probe compares the 32-bit hash before it touches a record and backward-shift deletion never
+// reads records; the table has 4C entries (load ≤ 1/4); a record's key is one u64 compare. A
+// `getKey` miss remembers the key, its hash and the empty table position where its probe ended,
+// so the `setKey` that follows (the replica's pattern) neither hashes nor probes again. The aging
+// period is recomputed when the entry count changes, not on every use. The sketch's conservative
+// update is branchless.
 
 const NONE: i32 = -1;
 const OUT_OF_MEMORY: i32 = -2;
@@ -39,9 +47,8 @@ const WINDOW_GHOST_SHIFT: i32 = 2;
 const PRIVILEGED_GHOST_WEIGHT: f64 = 32;
 const WAS_PRIVILEGED: u32 = 2; // ghost tag bit
 
-// Record layout (32 bytes).
-const R_HI: usize = 0;
-const R_LO: usize = 4;
+// Record layout (32 bytes). The key is one u64 at 0: hi in its low half, lo in its high half.
+const R_KEY: usize = 0;
 const R_HASH: usize = 8;
 const R_SIZE: usize = 12;
 const R_PREV: usize = 16;
@@ -92,6 +99,17 @@ let entries: i32 = 0;
 let freeHead: i32 = NONE;
 let unused: i32 = 0;
 let additions: i32 = 0;
+// additions >= period triggers the halving: sampleFactor × max(entries, 16), kept current by
+// setEntries.
+let period: f64 = 0;
+// The last getKey/get miss, for the set that usually follows (see setKey): valid until the
+// next set, del or requests.
+let missValid: bool = false;
+let missKey: u64 = 0;
+let missHash: u32 = 0;
+let missProbe: u32 = 0;
+// The empty table position where the last unsuccessful find stopped.
+let probeEnd: u32 = 0;
 let nEvicted: i32 = 0;
 
 // ---- helpers ----------------------------------------------------------------------------------
@@ -128,6 +146,15 @@ let nEvicted: i32 = 0;
   return <f64>load<u32>(rec(s), R_SIZE);
 }
 
+@inline function key64(hi: u32, lo: u32): u64 {
+  return (<u64>lo << 32) | <u64>hi;
+}
+
+@inline function setEntries(n: i32): void {
+  entries = n;
+  period = sampleFactor * <f64>max(n, MIN_SAMPLE_ENTRIES);
+}
+
 @inline function fmix32(h: u32): u32 {
   h ^= h >> 16;
   h *= 0x85ebca6b;
@@ -151,16 +178,13 @@ let nEvicted: i32 = 0;
 function estimate(h: u32): i32 {
   const step = sketchStep(h);
   const mask = <u32>sketchWidth - 1;
-  let min: i32 = 255;
-  let idx = h;
-  let row = sketch;
-  for (let r = 0; r < DEPTH; r++) {
-    const c = <i32>load<u8>(row + <usize>(idx & mask));
-    if (c < min) min = c;
-    idx += step;
-    row += <usize>sketchWidth;
-  }
-  return min;
+  const w = <usize>sketchWidth;
+  // The four rows unrolled, minimum by select: no branch on the counters.
+  const c0 = <i32>load<u8>(sketch + <usize>(h & mask));
+  const c1 = <i32>load<u8>(sketch + w + <usize>((h + step) & mask));
+  const c2 = <i32>load<u8>(sketch + 2 * w + <usize>((h + 2 * step) & mask));
+  const c3 = <i32>load<u8>(sketch + 3 * w + <usize>((h + 3 * step) & mask));
+  return min<i32>(min<i32>(c0, c1), min<i32>(c2, c3));
 }
 
 // Counts a use: conservative update of the four counters (only those at the minimum grow),
@@ -179,15 +203,14 @@ function increment(h: u32): void {
   const c2 = <i32>load<u8>(p2);
   const c3 = <i32>load<u8>(p3);
   const least = min<i32>(min<i32>(c0, c1), min<i32>(c2, c3));
-  if (least < maxFrequency) {
-    const up = <u8>(least + 1);
-    if (c0 == least) store<u8>(p0, up);
-    if (c1 == least) store<u8>(p1, up);
-    if (c2 == least) store<u8>(p2, up);
-    if (c3 == least) store<u8>(p3, up);
-  }
+  // Branchless conservative update: the counters at the minimum grow by one unless capped
+  // (which counters are at the minimum is random, so branches here mispredict).
+  const up = <i32>(least < maxFrequency);
+  store<u8>(p0, <u8>(c0 + (up & <i32>(c0 == least))));
+  store<u8>(p1, <u8>(c1 + (up & <i32>(c1 == least))));
+  store<u8>(p2, <u8>(c2 + (up & <i32>(c2 == least))));
+  store<u8>(p3, <u8>(c3 + (up & <i32>(c3 == least))));
   additions++;
-  const period = sampleFactor * <f64>max(entries, MIN_SAMPLE_ENTRIES);
   if (<f64>additions >= period) {
     // Halve every counter, 16 at a time (the sketch size is a multiple of 16).
     const end = sketch + <usize>(DEPTH * sketchWidth);
@@ -247,58 +270,73 @@ function unlink(s: i32): void {
 
 // ---- hash table -------------------------------------------------------------------------------
 
-function find(h: u32, hi: u32, lo: u32): i32 {
+// A table entry: (hash << 32) | (slot + 1); 0 is empty.
+@inline function tableAt(i: u32): usize {
+  return table + (<usize>i << 3);
+}
+
+/** The key's slot or NONE; on NONE, probeEnd is the empty position that ended the probe. */
+function find(h: u32, key: u64): i32 {
   let i = h & tableMask;
   while (true) {
-    const v = load<i32>(table + (<usize>i << 2));
-    if (v == 0) return NONE;
-    const s = v - 1;
-    const r = rec(s);
-    if (load<u32>(r, R_HI) == hi && load<u32>(r, R_LO) == lo) return s;
+    const v = load<u64>(tableAt(i));
+    if (v == 0) {
+      probeEnd = i;
+      return NONE;
+    }
+    const s = <i32>(<u32>v) - 1;
+    // The stored hash first: a mismatch never touches the record.
+    if (<u32>(v >> 32) == h && load<u64>(rec(s), R_KEY) == key) return s;
     i = (i + 1) & tableMask;
   }
   return NONE;
 }
 
-function tableInsert(s: i32): void {
-  let i = hashOf(s) & tableMask;
-  while (load<i32>(table + (<usize>i << 2)) != 0) i = (i + 1) & tableMask;
-  store<i32>(table + (<usize>i << 2), s + 1);
+function tableInsert(s: i32, h: u32): void {
+  let i = h & tableMask;
+  while (load<u64>(tableAt(i)) != 0) i = (i + 1) & tableMask;
+  store<u64>(tableAt(i), (<u64>h << 32) | <u64>(s + 1));
 }
 
 function tableDelete(s: i32): void {
-  let i = hashOf(s) & tableMask;
-  while (load<i32>(table + (<usize>i << 2)) != s + 1) i = (i + 1) & tableMask;
-  // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+  const h = hashOf(s);
+  const entry = (<u64>h << 32) | <u64>(s + 1);
+  let i = h & tableMask;
+  while (load<u64>(tableAt(i)) != entry) i = (i + 1) & tableMask;
+  // Backward-shift deletion keeps every probe chain unbroken without tombstones; the home of
+  // each entry comes from its stored hash, not from its record.
   let j = i;
   while (true) {
     j = (j + 1) & tableMask;
-    const v = load<i32>(table + (<usize>j << 2));
+    const v = load<u64>(tableAt(j));
     if (v == 0) break;
-    const k = hashOf(v - 1) & tableMask;
+    const k = <u32>(v >> 32) & tableMask;
     if (j > i ? k <= i || k > j : k <= i && k > j) {
-      store<i32>(table + (<usize>i << 2), v);
+      store<u64>(tableAt(i), v);
       i = j;
     }
   }
-  store<i32>(table + (<usize>i << 2), 0);
+  store<u64>(tableAt(i), 0);
 }
 
 // ---- block and growth -------------------------------------------------------------------------
 
 @inline function blockBytes(c: i32): usize {
-  return (<usize>c) * 65; // 32 record + 8 table + 4 evicted + 4 + 1 ghosts + 8 sketch + 8 batch
+  return (<usize>c) * 97; // 32 record + 32 table + 4 evicted + 4 + 1 ghosts + 8 sketch + 8 batch
 }
 
 function place(at: usize, c: i32): void {
   recs = at;
   table = recs + ((<usize>c) << RECORD_SHIFT);
-  evicted = table + ((<usize>c) << 3);
+  evicted = table + ((<usize>c) << 5);
   ghostMain = evicted + ((<usize>c) << 2);
   ghostWindow = ghostMain + ((<usize>c) << 2);
   sketch = ghostWindow + (<usize>c); // c/4 u32
   batchEvicted = sketch + ((<usize>c) << 3); // 2c i32
-  tableMask = <u32>(2 * c - 1);
+  // 4C entries: load ≤ 1/4, so a missing key's probe ends after ~1.4 entries instead of ~2.5
+  // (the data-dependent probe loop is a mispredicted branch). Where a key sits in the table is
+  // invisible to the results; the TypeScript twin keeps 2C, which is faster for its two arrays.
+  tableMask = <u32>(4 * c - 1);
 }
 
 function ensureMemory(end: usize): bool {
@@ -332,7 +370,7 @@ function grow(c: i32): bool {
   memory.fill(at, 0, size);
   place(at, c);
   if (oldCap > 0) memory.copy(recs, oldRecs, (<usize>oldCap) << RECORD_SHIFT);
-  for (let s = 0; s < oldCap; s++) if (load<u8>(rec(s), R_SEG) != FREE) tableInsert(s);
+  for (let s = 0; s < oldCap; s++) if (load<u8>(rec(s), R_SEG) != FREE) tableInsert(s, hashOf(s));
   // Widening the sketch keeps every estimate: a counter at i of a row of width w is read at
   // i and i + w in the row of width 2w, so each row is copied twice.
   const width = 2 * c;
@@ -374,7 +412,7 @@ function removeRecord(s: i32): void {
   store<u8>(r, FREE, R_SEG);
   store<i32>(r, freeHead, R_NEXT);
   freeHead = s;
-  entries--;
+  setEntries(entries - 1);
 }
 
 // ---- policy -----------------------------------------------------------------------------------
@@ -505,7 +543,8 @@ export function init(
     store<f64>(BYTES + ((<usize>seg) << 3), 0);
   }
   used = 0;
-  entries = 0;
+  setEntries(0);
+  missValid = false;
   freeHead = NONE;
   unused = 0;
   additions = 0;
@@ -514,12 +553,12 @@ export function init(
 }
 
 export function get(hi: u32, lo: u32): i32 {
-  return getHashed(mixKey(hi, lo), hi, lo);
+  return getHashed(mixKey(hi, lo), key64(hi, lo));
 }
 
-@inline function getHashed(h: u32, hi: u32, lo: u32): i32 {
+@inline function getHashed(h: u32, key: u64): i32 {
   increment(h);
-  const s = find(h, hi, lo);
+  const s = find(h, key);
   if (s != NONE) {
     const seg = segOf(s);
     if (seg == PROBATION) {
@@ -531,23 +570,39 @@ export function get(hi: u32, lo: u32): i32 {
       moveToHead(s);
     }
   }
-  else if (adaptive) adapt(h);
+  else {
+    missValid = true;
+    missKey = key;
+    missHash = h;
+    missProbe = probeEnd;
+    if (adaptive) adapt(h);
+  }
   return s;
 }
 
 export function peek(hi: u32, lo: u32): i32 {
-  return find(mixKey(hi, lo), hi, lo);
+  return find(mixKey(hi, lo), key64(hi, lo));
 }
 
 /** Returns the slot, -1 when not admitted, -2 when the index cannot grow (nothing changed). */
 export function set(hi: u32, lo: u32, size: u32, pinned: i32): i32 {
+  const key = key64(hi, lo);
+  if (missValid && missKey == key) {
+    // The get just before missed this key and nothing changed since: no hash, no probe.
+    return setHashed(missHash, key, size, pinned, NONE, missProbe);
+  }
   const h = mixKey(hi, lo);
-  return setHashed(h, hi, lo, size, pinned, find(h, hi, lo));
+  const s = find(h, key);
+  return setHashed(h, key, size, pinned, s, probeEnd);
 }
 
-/** `set` with the key's hash and its slot (or NONE) already known. */
-function setHashed(h: u32, hi: u32, lo: u32, size: u32, pinned: i32, found: i32): i32 {
+/**
+ * `set` with the key's hash and its slot (or NONE) already known; for a new key, `probe` is
+ * the empty table position where its probe ended.
+ */
+function setHashed(h: u32, key: u64, size: u32, pinned: i32, found: i32, probe: u32): i32 {
   nEvicted = 0;
+  missValid = false;
   let s = found;
   const isNew = s == NONE;
   const fsize = <f64>size;
@@ -555,16 +610,18 @@ function setHashed(h: u32, hi: u32, lo: u32, size: u32, pinned: i32, found: i32)
   const fits = pinned != 0 ? pinnedBytes + fsize <= budget : fsize <= budget - pinnedBytes;
   if (isNew) {
     if (!fits) return NONE;
+    const before = cap;
     s = allocSlot();
     if (s < 0) return s;
     const r = rec(s);
-    store<u32>(r, hi, R_HI);
-    store<u32>(r, lo, R_LO);
+    store<u64>(r, key, R_KEY);
     store<u32>(r, h, R_HASH);
     store<u32>(r, size, R_SIZE);
     store<u8>(r, 0, R_PRIV);
-    tableInsert(s);
-    entries++;
+    // The probe's end is still the key's place unless the table was rebuilt by growth.
+    if (cap == before) store<u64>(tableAt(probe), (<u64>h << 32) | <u64>(s + 1));
+    else tableInsert(s, h);
+    setEntries(entries + 1);
     linkHead(pinned != 0 ? PINNED : WINDOW, s);
   } else {
     const old = segOf(s);
@@ -585,7 +642,8 @@ function setHashed(h: u32, hi: u32, lo: u32, size: u32, pinned: i32, found: i32)
 
 export function del(hi: u32, lo: u32): i32 {
   nEvicted = 0;
-  const s = find(mixKey(hi, lo), hi, lo);
+  missValid = false;
+  const s = find(mixKey(hi, lo), key64(hi, lo));
   if (s == NONE) return NONE;
   unlink(s);
   removeRecord(s);
@@ -639,16 +697,17 @@ export function batchEvictedPtr(): usize {
  */
 export function requests(n: i32): i32 {
   batchTotal = 0;
+  missValid = false;
   for (let i = 0; i < n; i++) {
     if (batchTotal + entries + 1 > 2 * cap) return i;
     const p = BATCH_IN + (<usize>i) * 12;
     const hi = load<u32>(p);
     const lo = load<u32>(p, 4);
     const h = mixKey(hi, lo);
-    let r = getHashed(h, hi, lo);
+    let r = getHashed(h, key64(hi, lo));
     if (r < 0) {
       // The get just missed: the key is absent, no need to hash and probe again.
-      r = setHashed(h, hi, lo, load<u32>(p, 8), 0, NONE);
+      r = setHashed(h, missKey, load<u32>(p, 8), 0, NONE, missProbe);
       if (r == OUT_OF_MEMORY) return OUT_OF_MEMORY - i;
       if (nEvicted > 0) {
         memory.copy(batchEvicted + ((<usize>batchTotal) << 2), evicted, (<usize>nEvicted) << 2);

@@ -9,6 +9,11 @@
  * when every slot is in use; no method allocates otherwise. Design and measurements:
  * docs/notes/lfru.md.
  *
+ * The WASM index runs the same algorithm: the table keeps each entry's hash beside its slot
+ * (probes and deletion compare hashes without touching records), a `get` miss remembers where
+ * its probe ended for the `set` that follows, and the aging period is recomputed when the
+ * entry count changes.
+ *
  * @module
  */
 import type { BatchedCacheIndex, LfruOptions } from "./types.ts";
@@ -99,7 +104,19 @@ export class TsLfru implements BatchedCacheIndex {
   private next = new Int32Array(0);
   private seg = new Uint8Array(0);
   private table = new Int32Array(0);
+  /** The hash of each table entry, beside `table`. */
+  private tableHash = new Uint32Array(0);
   private tableMask = 0;
+  /** Where the last unsuccessful `find` stopped (an empty table position). */
+  private probeEnd = 0;
+  /** The last `get` miss, for the `set` that usually follows: valid until a mutation. */
+  private missValid = false;
+  private missHi = 0;
+  private missLo = 0;
+  private missHash = 0;
+  private missProbe = 0;
+  /** Uses before the counters are halved: sampleFactor × max(entries, 16). */
+  private period = 0;
   private sketch = new Uint8Array(0);
   private sketchWidth = 0;
   private evicted = new Int32Array(0);
@@ -129,6 +146,7 @@ export class TsLfru implements BatchedCacheIndex {
     this.sampleFactor = o.sampleFactor;
     this.maxFrequency = o.maxFrequency;
     this.victimScan = o.victimScan;
+    this.setEntries(0);
     this.grow(pow2AtLeast(o.initialCapacity));
   }
 
@@ -157,7 +175,14 @@ export class TsLfru implements BatchedCacheIndex {
         this.unlink(s);
         this.linkHead(seg, s);
       }
-    } else if (this.adaptive) this.adapt(h);
+    } else {
+      this.missValid = true;
+      this.missHi = hi;
+      this.missLo = lo;
+      this.missHash = h;
+      this.missProbe = this.probeEnd;
+      if (this.adaptive) this.adapt(h);
+    }
     return s;
   }
 
@@ -168,12 +193,22 @@ export class TsLfru implements BatchedCacheIndex {
   }
 
   set(hi: number, lo: number, size: number, pinned = false): number {
-    checkSize(size);
+    if ((size >>> 0) !== size) checkSize(size);
     hi >>>= 0;
     lo >>>= 0;
     this.nEvicted = 0;
-    const h = mixKey(hi, lo);
-    let s = this.find(h, hi, lo);
+    let h: number, s: number, probe: number;
+    if (this.missValid && hi === this.missHi && lo === this.missLo) {
+      // The get just before missed this key and nothing changed since: no hash, no probe.
+      h = this.missHash;
+      s = NONE;
+      probe = this.missProbe;
+    } else {
+      h = mixKey(hi, lo);
+      s = this.find(h, hi, lo);
+      probe = this.probeEnd;
+    }
+    this.missValid = false;
     const isNew = s === NONE;
     const pinnedBytes = isNew || this.seg[s] !== PINNED
       ? this.bytes[PINNED]
@@ -181,14 +216,19 @@ export class TsLfru implements BatchedCacheIndex {
     const fits = pinned ? pinnedBytes + size <= this.budget : size <= this.budget - pinnedBytes;
     if (isNew) {
       if (!fits) return NONE;
+      const before = this.cap;
       s = this.allocSlot();
       this.keyHi[s] = hi;
       this.wasPrivileged[s] = 0;
       this.keyLo[s] = lo;
       this.hash[s] = h;
       this.size[s] = size;
-      this.tableInsert(s);
-      this.entries++;
+      // The probe's end is still the key's place unless the table was rebuilt by growth.
+      if (this.cap === before) {
+        this.table[probe] = s + 1;
+        this.tableHash[probe] = h;
+      } else this.tableInsert(s);
+      this.setEntries(this.entries + 1);
       this.linkHead(pinned ? PINNED : WINDOW, s);
     } else {
       const old = this.seg[s];
@@ -210,6 +250,7 @@ export class TsLfru implements BatchedCacheIndex {
     hi >>>= 0;
     lo >>>= 0;
     this.nEvicted = 0;
+    this.missValid = false;
     const s = this.find(mixKey(hi, lo), hi, lo);
     if (s === NONE) return NONE;
     this.unlink(s);
@@ -238,6 +279,7 @@ export class TsLfru implements BatchedCacheIndex {
     checkBatch(n);
     const input = this.batchIn;
     this.batchTotal = 0;
+    this.missValid = false;
     for (let i = 0; i < n; i++) {
       // The list holds 2·cap slots and one set evicts at most every entry.
       if (this.batchTotal + this.entries + 1 > 2 * this.cap) return i;
@@ -377,36 +419,45 @@ export class TsLfru implements BatchedCacheIndex {
   // --- frequency sketch ----------------------------------------------------------------------
 
   private estimate(h: number): number {
-    const h2 = sketchStep(h);
+    const step = sketchStep(h);
     const mask = this.sketchWidth - 1;
+    const w = this.sketchWidth;
     const sk = this.sketch;
-    let min = 255;
-    let idx = h;
-    for (let r = 0, base = 0; r < DEPTH; r++, base += this.sketchWidth) {
-      const c = sk[base + (idx & mask)];
-      if (c < min) min = c;
-      idx = (idx + h2) | 0;
-    }
-    return min;
+    // The rows' indices as in `increment`: h + r·step, wrapped to 32 bits by the mask.
+    const c0 = sk[h & mask];
+    const c1 = sk[w + ((h + step) & mask)];
+    const c2 = sk[2 * w + ((h + 2 * step) & mask)];
+    const c3 = sk[3 * w + ((h + 3 * step) & mask)];
+    return Math.min(Math.min(c0, c1), Math.min(c2, c3));
   }
 
-  /** Conservative update: only the counters at the minimum grow; halves all after a period. */
+  /**
+   * Conservative update: only the counters at the minimum grow (unless capped); halves all
+   * after a period. Branch-free like the WASM twin's: which counters sit at the minimum is
+   * random, so branches on it mispredict. For c, m in [0, 255], ((c ^ m) - 1) >>> 31 is 1 when
+   * c === m, else 0; (m - max) >>> 31 is 1 when m < max.
+   */
   private increment(h: number): void {
-    const min = this.estimate(h);
-    if (min < this.maxFrequency) {
-      const h2 = sketchStep(h);
-      const mask = this.sketchWidth - 1;
-      const sk = this.sketch;
-      let idx = h;
-      for (let r = 0, base = 0; r < DEPTH; r++, base += this.sketchWidth) {
-        const i = base + (idx & mask);
-        if (sk[i] === min) sk[i] = min + 1;
-        idx = (idx + h2) | 0;
-      }
-    }
+    const step = sketchStep(h);
+    const mask = this.sketchWidth - 1;
+    const w = this.sketchWidth;
+    const sk = this.sketch;
+    const i0 = h & mask;
+    const i1 = w + ((h + step) & mask);
+    const i2 = 2 * w + ((h + 2 * step) & mask);
+    const i3 = 3 * w + ((h + 3 * step) & mask);
+    const c0 = sk[i0];
+    const c1 = sk[i1];
+    const c2 = sk[i2];
+    const c3 = sk[i3];
+    const min = Math.min(Math.min(c0, c1), Math.min(c2, c3));
+    const up = (min - this.maxFrequency) >>> 31;
+    sk[i0] = c0 + (up & (((c0 ^ min) - 1) >>> 31));
+    sk[i1] = c1 + (up & (((c1 ^ min) - 1) >>> 31));
+    sk[i2] = c2 + (up & (((c2 ^ min) - 1) >>> 31));
+    sk[i3] = c3 + (up & (((c3 ^ min) - 1) >>> 31));
     this.additions++;
-    const period = this.sampleFactor * Math.max(this.entries, MIN_SAMPLE_ENTRIES);
-    if (this.additions >= period) {
+    if (this.additions >= this.period) {
       const sk = this.sketch;
       for (let i = 0; i < sk.length; i++) sk[i] >>>= 1;
       this.additions = this.additions >>> 1;
@@ -441,6 +492,11 @@ export class TsLfru implements BatchedCacheIndex {
 
   // --- slots and hash table ------------------------------------------------------------------
 
+  private setEntries(n: number): void {
+    this.entries = n;
+    this.period = this.sampleFactor * Math.max(n, MIN_SAMPLE_ENTRIES);
+  }
+
   private allocSlot(): number {
     if (this.freeHead !== NONE) {
       const s = this.freeHead;
@@ -464,42 +520,53 @@ export class TsLfru implements BatchedCacheIndex {
     this.seg[s] = FREE;
     this.next[s] = this.freeHead;
     this.freeHead = s;
-    this.entries--;
+    this.setEntries(this.entries - 1);
   }
 
+  /** The key's slot or NONE; on NONE, `probeEnd` is the empty position that ended the probe. */
   private find(h: number, hi: number, lo: number): number {
     const t = this.table;
+    const th = this.tableHash;
     const mask = this.tableMask;
     for (let i = h & mask;; i = (i + 1) & mask) {
       const v = t[i];
-      if (v === 0) return NONE;
+      if (v === 0) {
+        this.probeEnd = i;
+        return NONE;
+      }
       const s = v - 1;
-      if (this.keyHi[s] === hi && this.keyLo[s] === lo) return s;
+      // The stored hash first: a mismatch never touches the record.
+      if (th[i] === h && this.keyHi[s] === hi && this.keyLo[s] === lo) return s;
     }
   }
 
   private tableInsert(s: number): void {
     const t = this.table;
     const mask = this.tableMask;
-    let i = this.hash[s] & mask;
+    const h = this.hash[s];
+    let i = h & mask;
     while (t[i] !== 0) i = (i + 1) & mask;
     t[i] = s + 1;
+    this.tableHash[i] = h;
   }
 
   private tableDelete(s: number): void {
     const t = this.table;
+    const th = this.tableHash;
     const mask = this.tableMask;
     let i = this.hash[s] & mask;
     while (t[i] !== s + 1) i = (i + 1) & mask;
-    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones; the home of
+    // each entry comes from its stored hash, not from its record.
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
       const v = t[j];
       if (v === 0) break;
-      const k = this.hash[v - 1] & mask;
+      const k = th[j] & mask;
       if (j > i ? k <= i || k > j : k <= i && k > j) {
         t[i] = v;
+        th[i] = th[j];
         i = j;
       }
     }
@@ -537,6 +604,7 @@ export class TsLfru implements BatchedCacheIndex {
     this.seg = seg;
     this.cap = cap;
     this.table = new Int32Array(2 * cap);
+    this.tableHash = new Uint32Array(2 * cap);
     this.tableMask = 2 * cap - 1;
     for (let s = 0; s < old; s++) if (this.seg[s] !== FREE) this.tableInsert(s);
     // Widening the sketch keeps every estimate: a counter at i of a row of width w is read at

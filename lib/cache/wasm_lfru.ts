@@ -154,7 +154,8 @@ class WasmLfru implements BatchedCacheIndex {
   }
 
   set(hi: number, lo: number, size: number, pinned = false): number {
-    checkSize(size);
+    // An integer in [0, 2^32 - 1] passes the first test; checkSize throws the error otherwise.
+    if ((size >>> 0) !== size) checkSize(size);
     const k = this.#key;
     k[0] = hi;
     k[1] = lo;
