@@ -237,12 +237,26 @@ Deno.test("the server refuses to start on bad config files and flags", async (t)
   }
 });
 
-Deno.test("the config examples in docs/notes/dns.md and the demo config parse", async () => {
+Deno.test("the config examples in README.md, docs/notes/dns.md and the demo config parse", async () => {
+  for (const file of ["../README.md", "../docs/notes/dns.md"]) {
+    const text = await Deno.readTextFile(new URL(file, import.meta.url));
+    const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]);
+    // Only the DNS config examples (README has other JSON): those with a "replicas" key.
+    for (const b of blocks.filter((b) => b.includes('"replicas"'))) parseConfig(b, file.slice(3));
+  }
   const doc = await Deno.readTextFile(new URL("../docs/notes/dns.md", import.meta.url));
   const blocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]);
   assert.ok(blocks.length >= 1, "no json block in docs/notes/dns.md");
   for (const b of blocks) parseConfig(b, "docs/notes/dns.md");
   const demo = new URL("../scripts/demo/cdn.json", import.meta.url);
-  const c = parseConfig(await Deno.readTextFile(demo), "scripts/demo/cdn.json");
-  assert.deepEqual(c.replicas.map((r) => r.id), ["nyc", "lon", "tok"]);
+  const demoText = await Deno.readTextFile(demo);
+  const c = parseConfig(demoText, "scripts/demo/cdn.json");
+  // The demo's replicas register themselves (--announce): no static ones, and a geo table that
+  // places loopback and the example subnets the demo prints.
+  assert.deepEqual(c.replicas, []);
+  assert.ok(c.geo.length > 0);
+  const cidrs = (JSON.parse(demoText).geo as { cidr: string }[]).map((g) => g.cidr);
+  for (const want of ["127.0.0.0/8", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"]) {
+    assert.ok(cidrs.includes(want), `demo geo table lacks ${want}: ${cidrs}`);
+  }
 });
