@@ -272,6 +272,8 @@ async function main() {
           "-q",
           "--name",
           "big.bin",
+          "--chunk-bytes",
+          String(bigChunk),
         ],
         stdout: "piped",
         stderr: "piped",

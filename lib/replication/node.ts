@@ -24,11 +24,13 @@ import { createHash } from "node:crypto";
 import type { ObjectStore } from "../store/types.ts";
 import { type HttpCache, pinnedMeta } from "../http/cache.ts";
 import {
+  type BodySource,
   decodeObjectStream,
   encodeObjectStream,
   type ObjectHeader,
   WIRE_CONTENT_TYPE,
   WireError,
+  writeObjectStream,
 } from "../upload/wire.ts";
 import { checkHeader, nameError, nameToPath } from "../upload/validate.ts";
 import { postStream } from "../upload/post_stream.ts";
@@ -389,7 +391,8 @@ export class ReplicationNode {
     if (req.body === null) throw new Refusal(400, "empty body: expected the upload stream");
     let decoded;
     try {
-      decoded = await decodeObjectStream(req.body);
+      // The body goes to the store's putStream, done with a chunk before it reads the next.
+      decoded = await decodeObjectStream(req.body, { reuseBuffers: true });
     } catch (e) {
       if (e instanceof WireError) throw new Refusal(400, e.message);
       throw new Refusal(400, `cannot read the body: ${(e as Error).message}`);
@@ -480,6 +483,25 @@ export class ReplicationNode {
 
   /** The held object or tombstone of `name` in the wire format; null when absent. */
   async #exportStream(name: string): Promise<ReadableStream<Uint8Array> | null> {
+    const src = await this.#exportSource(name);
+    if (src === null) return null;
+    const stream = encodeObjectStream(src.header, src.body, this.#o.chunkBytes);
+    return ReadableStream.from((async function* () {
+      try {
+        yield* stream;
+      } finally {
+        src.close();
+      }
+    })());
+  }
+
+  /**
+   * The header and body source of `name` (its stored file, read into reused buffers when
+   * encoded); `close` releases the file. Null when absent or replaced meanwhile.
+   */
+  async #exportSource(
+    name: string,
+  ): Promise<{ header: ObjectHeader; body: BodySource; close: () => void } | null> {
     const e = this.#held.get(name);
     if (e === undefined) return null;
     const header: ObjectHeader = {
@@ -491,24 +513,32 @@ export class ReplicationNode {
       meta: e.meta,
       version: e.version,
     };
-    if (e.deleted) return encodeObjectStream({ ...header, deleted: true }, [], this.#o.chunkBytes);
+    const none = () => {};
+    if (e.deleted) return { header: { ...header, deleted: true }, body: [], close: none };
     const path = nameToPath(name);
     const { store } = this.#o;
     if (store.head(path)?.sha256 !== e.sha256) return null;
     const file = store.filePath(path);
-    let source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
     if (file !== null) {
+      let f: Deno.FsFile;
       try {
-        source = (await Deno.open(file, { read: true })).readable;
+        f = await Deno.open(file, { read: true });
       } catch {
         return null; // replaced meanwhile: the newer version is exported next time
       }
-    } else {
-      const bytes = await store.read(path);
-      if (bytes === null) return null;
-      source = [bytes];
+      return {
+        header,
+        body: f,
+        close: () => {
+          try {
+            f.close();
+          } catch { /* closed */ }
+        },
+      };
     }
-    return encodeObjectStream(header, source, this.#o.chunkBytes);
+    const bytes = await store.read(path);
+    if (bytes === null) return null;
+    return { header, body: [bytes], close: none };
   }
 
   /** Serves an uploaded file the cache index had no room for (a miss), else null. */
@@ -767,7 +797,7 @@ export class ReplicationNode {
         await res.body?.cancel();
         return;
       }
-      const d = await decodeObjectStream(res.body);
+      const d = await decodeObjectStream(res.body, { reuseBuffers: true });
       const h = checkHeader(d.header, true);
       if (typeof h === "string") {
         await d.body.cancel();
@@ -840,14 +870,20 @@ export class ReplicationNode {
   }
 
   async #pushOne(url: string, name: string): Promise<void> {
-    const stream = await this.#exportStream(name);
-    if (stream === null) return; // replaced or gone: the newer one is queued
-    const res = await postStream(
-      `${url}/_cdn/replicate`,
-      this.#authHeaders(WIRE_CONTENT_TYPE),
-      stream,
-      AbortSignal.any([AbortSignal.timeout(TRANSFER_TIMEOUT_MS), this.#ac.signal]),
-    );
+    const src = await this.#exportSource(name);
+    if (src === null) return; // replaced or gone: the newer one is queued
+    let res;
+    try {
+      // Read from the stored file into reused buffers: a push holds two lines and a chunk.
+      res = await postStream(
+        `${url}/_cdn/replicate`,
+        this.#authHeaders(WIRE_CONTENT_TYPE),
+        (write) => writeObjectStream(src.header, src.body, this.#o.chunkBytes, write),
+        AbortSignal.any([AbortSignal.timeout(TRANSFER_TIMEOUT_MS), this.#ac.signal]),
+      );
+    } finally {
+      src.close();
+    }
     if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${res.text.trim()}`);
   }
 

@@ -16,9 +16,9 @@
 import { createHash } from "node:crypto";
 import {
   DEFAULT_CHUNK_BYTES,
-  encodeObjectStream,
   type ObjectHeader,
   WIRE_CONTENT_TYPE,
+  writeObjectStream,
 } from "./wire.ts";
 import { nameError, nameToPath } from "./validate.ts";
 import { postStream } from "./post_stream.ts";
@@ -202,12 +202,15 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
     }
   } else await info.body?.cancel();
   const file = await Deno.open(opts.file, { read: true });
-  const body = encodeObjectStream(
-    header,
-    file.readable,
-    opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
-    (sent) => opts.progress?.(sent, size),
-  );
+  // The file is read into one reused chunk buffer and encoded into two reused line buffers.
+  const body = (write: (bytes: Uint8Array) => Promise<void>) =>
+    writeObjectStream(
+      header,
+      file,
+      opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
+      write,
+      (sent) => opts.progress?.(sent, size),
+    );
   let res;
   try {
     res = await postStream(
@@ -223,7 +226,7 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
   } finally {
     try {
       file.close();
-    } catch { /* closed by its stream */ }
+    } catch { /* already closed */ }
   }
   if (res.status < 200 || res.status > 299) {
     throw await refusal(

@@ -20,26 +20,40 @@ export interface PostResult {
 const MAX_ANSWER_BYTES = 1024 * 1024;
 
 /**
+ * A body that writes itself: called once with `write`, whose promise resolves when the bytes
+ * given to it have been handed to the socket (so their buffer may be reused) and rejects when
+ * the request failed or was answered early. Back-pressure is the producer awaiting it.
+ */
+export type BodyWriter = (write: (bytes: Uint8Array) => Promise<void>) => Promise<void>;
+
+/**
  * POSTs `body` to `url` with `headers`, honouring back-pressure; resolves with the status
  * and the answer's text, rejects on a connection error or when `signal` aborts.
  */
 export function postStream(
   url: string,
   headers: Record<string, string>,
-  body: ReadableStream<Uint8Array>,
+  body: ReadableStream<Uint8Array> | BodyWriter,
   signal?: AbortSignal,
 ): Promise<PostResult> {
   const u = new URL(url);
   const mod = u.protocol === "https:" ? https : http;
   return new Promise<PostResult>((resolve, reject) => {
     let settled = false;
-    const reader = body.getReader();
+    const reader = body instanceof ReadableStream ? body.getReader() : null;
+    /** Rejecters of writes not yet flushed (a producer's `write`). */
+    const writes = new Set<(e: Error) => void>();
+    const stopWrites = (e: Error) => {
+      for (const w of [...writes]) w(e);
+    };
     const fail = (e: unknown) => {
       if (settled) return;
       settled = true;
-      reader.cancel(e).catch(() => {});
+      reader?.cancel(e).catch(() => {});
       req.destroy();
-      reject(e instanceof Error ? e : new Error(String(e)));
+      const err = e instanceof Error ? e : new Error(String(e));
+      stopWrites(err);
+      reject(err);
     };
     const req = mod.request({
       host: u.hostname.replace(/^\[|\]$/g, ""),
@@ -62,7 +76,8 @@ export function postStream(
         settled = true;
         const text = new TextDecoder().decode(concat(parts));
         resolve({ status: res.statusCode ?? 0, text });
-        reader.cancel().catch(() => {});
+        reader?.cancel().catch(() => {});
+        stopWrites(new Error("the request was answered before its body was sent"));
       });
       res.on("error", fail);
     });
@@ -70,6 +85,27 @@ export function postStream(
     const onAbort = () => fail(signal?.reason ?? new Error("aborted"));
     if (signal?.aborted) return onAbort();
     signal?.addEventListener("abort", onAbort, { once: true });
+    const write = (bytes: Uint8Array) =>
+      new Promise<void>((resolve, reject) => {
+        if (settled) return reject(new Error("the request is over"));
+        const stop = (e: Error) => {
+          writes.delete(stop);
+          reject(e);
+        };
+        writes.add(stop);
+        req.write(bytes, (err?: Error | null) => {
+          writes.delete(stop);
+          if (err) reject(err);
+          else resolve();
+        });
+      });
+    if (reader === null) {
+      (async () => {
+        await (body as BodyWriter)(write);
+        if (!settled) req.end();
+      })().catch(fail);
+      return;
+    }
     (async () => {
       while (!settled) {
         const { done, value } = await reader.read();
