@@ -50,6 +50,8 @@ const ENTRIES_PAGE = 512;
 const READ_ATTEMPTS = 3;
 /** Bytes per `write` call when a body held in memory goes to a file. */
 const WRITE_CHUNK = 1024 * 1024;
+/** Largest single synchronous write: bounds how long one write holds the event loop. */
+const SYNC_WRITE_PIECE = 256 * 1024;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const DB_FILE = "store.sqlite";
@@ -643,9 +645,20 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
+/**
+ * Writes all of `bytes`, synchronously, in pieces of at most {@link SYNC_WRITE_PIECE} bytes.
+ *
+ * Synchronous on purpose: Deno's async `FsFile.write` holds native memory per write until the
+ * file is closed, so a 1 GiB upload streamed through async writes grew a node by ~40-60 MiB
+ * (docs/notes/upload.md), while `writeSync` does not grow it and is 4-5x faster. Each piece is a
+ * copy into the page cache (well under a millisecond for 256 KiB), so no single call holds the
+ * event loop long; between pieces of a stream the caller awaits its source anyway.
+ */
+// deno-lint-ignore require-await
 async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  let off = 0;
-  while (off < bytes.length) off += await file.write(bytes.subarray(off));
+  for (let off = 0; off < bytes.length;) {
+    off += file.writeSync(bytes.subarray(off, Math.min(off + SYNC_WRITE_PIECE, bytes.length)));
+  }
 }
 
 /** fsyncs a directory so a rename or a new entry in it survives a power loss. */
