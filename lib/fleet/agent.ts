@@ -18,6 +18,7 @@ import {
   MAX_DATAGRAM_BYTES,
   parseHostPort,
   type RegisterReply,
+  type Registration,
 } from "./protocol.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
@@ -43,18 +44,10 @@ export interface LoadSource {
   cacheBytes: number;
 }
 
-/** Options of {@link FleetAgent}. */
-export interface AgentOptions {
+/** Options of {@link FleetAgent}: what the replica registers, and how the agent runs. */
+export interface AgentOptions extends Registration {
   /** The control API, `HOST:PORT`. */
   announce: string;
-  id: string;
-  /** Address clients should use; empty: the DNS server takes the one registration came from. */
-  address: string;
-  /** The replica's HTTP port. */
-  port: number;
-  lat: number | null;
-  lon: number | null;
-  provider: string;
   /** Bearer token for the control API's registration (its `--admin-token`). */
   adminToken: string | null;
   load: () => LoadSource;
@@ -154,14 +147,16 @@ export class FleetAgent {
               "content-type": "application/json",
               ...(this.#o.adminToken ? { authorization: `Bearer ${this.#o.adminToken}` } : {}),
             },
-            body: JSON.stringify({
-              id: this.#o.id,
-              address: this.#o.address,
-              port: this.#o.port,
-              lat: this.#o.lat,
-              lon: this.#o.lon,
-              provider: this.#o.provider,
-            }),
+            body: JSON.stringify(
+              {
+                id: this.#o.id,
+                address: this.#o.address,
+                port: this.#o.port,
+                lat: this.#o.lat,
+                lon: this.#o.lon,
+                provider: this.#o.provider,
+              } satisfies Registration,
+            ),
             signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
           });
           const body = await res.json();

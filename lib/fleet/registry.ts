@@ -40,18 +40,9 @@ export const MAX_FLEET = 1024;
 
 export type FleetState = "alive" | "pending" | "dead";
 
-/** A replica as the registry keeps it. */
-export interface FleetEntry {
-  id: string;
+/** A replica as the registry keeps it: its stored row, narrowed, plus what only lives in memory. */
+export interface FleetEntry extends Omit<FleetRow, "source" | "state"> {
   source: "static" | "registered";
-  address: string;
-  port: number;
-  lat: number | null;
-  lon: number | null;
-  provider: string;
-  token: string;
-  registeredAt: number;
-  lastHeartbeat: number | null;
   seq: number;
   state: FleetState;
   /** Why it is in its state. */
@@ -59,7 +50,6 @@ export interface FleetEntry {
   /** When it entered its state. */
   since: number;
   load: Load | null;
-  held: string[];
   checking: boolean;
   lastCheck: number;
   failures: number;
