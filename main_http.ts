@@ -12,6 +12,7 @@ import { createWasmLfru } from "./lib/cache/wasm_lfru.ts";
 import type { CacheIndex } from "./lib/cache/types.ts";
 import { openStore } from "./lib/store/sqlite_store.ts";
 import { createReplica, serveReplica } from "./lib/http/replica.ts";
+import { preload } from "./lib/http/preload.ts";
 import { parseDuration, parseSize } from "./lib/http/units.ts";
 import { ReplicationDb } from "./lib/replication/db.ts";
 import { ReplicationNode } from "./lib/replication/node.ts";
@@ -387,7 +388,8 @@ async function main(): Promise<void> {
     });
   }
   if (preloadLines !== null) {
-    replica.preload(preloadLines, concurrency).catch((e) => console.error(`preload: ${e}`));
+    preload(replica.handler, preloadLines, { concurrency, log: (line) => console.log(line) })
+      .catch((e) => console.error(`preload: ${e}`));
   }
   await server.finished;
   await agent?.close();

@@ -114,8 +114,6 @@ export interface ReplicaOptions {
 /** A running replica's handler and state. */
 export interface Replica {
   handler(req: Request): Response | Promise<Response>;
-  /** Fetches each path or URL into the cache, `concurrency` at a time, logging per batch. */
-  preload(lines: string[], concurrency?: number): Promise<{ ok: number; failed: number }>;
   /** Waits for background work, then closes the store. */
   close(): Promise<void>;
   readonly cache: HttpCache;
@@ -802,55 +800,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
     return fillAndServe(req, url, key, reqCc, null, null);
   }
 
-  async function preload(lines: string[], concurrency = 8) {
-    const targets: string[] = [];
-    let failed = 0;
-    for (const [i, raw] of lines.entries()) {
-      const line = raw.trim();
-      if (line === "" || line.startsWith("#")) continue;
-      if (line.startsWith("/")) targets.push(line);
-      else {
-        try {
-          const u = new URL(line);
-          if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http");
-          targets.push(u.pathname + u.search);
-        } catch {
-          failed++;
-          log(`preload: line ${i + 1}: not a path or http(s) URL: ${line}`);
-        }
-      }
-    }
-    let ok = 0;
-    for (let i = 0; i < targets.length; i += concurrency) {
-      const batch = targets.slice(i, i + concurrency);
-      const results = await Promise.all(batch.map(async (path) => {
-        try {
-          const res = await handle(new Request(`http://preload${path}`));
-          await res.body?.cancel();
-          if (res.status >= 400) log(`preload: ${path}: ${res.status}`);
-          return res.status < 400;
-        } catch (e) {
-          log(`preload: ${path}: ${(e as Error).message}`);
-          return false;
-        }
-      }));
-      for (const r of results) r ? ok++ : failed++;
-      log(
-        `preload: batch ${Math.floor(i / concurrency) + 1}/${
-          Math.ceil(targets.length / concurrency)
-        }: ` +
-          `${
-            Math.min(i + concurrency, targets.length)
-          }/${targets.length} fetched, ${failed} failed`,
-      );
-    }
-    log(`preload: done: ${ok} cached, ${failed} failed`);
-    return { ok, failed };
-  }
-
   return {
     handler: handle,
-    preload,
     cache,
     metrics,
     async close() {
