@@ -94,8 +94,20 @@ Deno.test("http admin: health, metrics, purge, invalidation, bad requests", asyn
         method: "POST",
         headers: { authorization: "Bearer nope" },
       });
-      equal(wrong.status, 403);
+      equal(wrong.status, 401);
+      match(wrong.headers.get("www-authenticate")!, /^Bearer/);
+      const basic = await get(replica.url + "/_cdn/purge?url=/a", {
+        method: "POST",
+        headers: { authorization: `Basic ${TOKEN}` },
+      });
+      equal(basic.status, 401);
       equal((await get(replica.url + "/a")).x, "HIT");
+      // The scheme is case-insensitive (RFC 9110 §11.1).
+      const lower = await get(replica.url + "/_cdn/purge?url=/nothing", {
+        method: "POST",
+        headers: { authorization: `bearer ${TOKEN}` },
+      });
+      equal(lower.status, 200);
     });
 
     await t.step("purge by URL and by prefix", async () => {

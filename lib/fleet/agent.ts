@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { bearerToken, sameSecret } from "../common/auth.ts";
 import { parseClientIp } from "../dns/geo.ts";
 import {
   type HeartbeatReply,
@@ -303,8 +304,8 @@ export class FleetAgent {
     const err = (status: number, error: string) =>
       Response.json({ error }, { status, headers: { "cache-control": "no-store" } });
     if (req.method !== "GET") return err(405, "use GET");
-    const auth = req.headers.get("authorization") ?? "";
-    if (this.#token === "" || auth !== `Bearer ${this.#token}`) {
+    const given = bearerToken(req);
+    if (this.#token === "" || given === null || !sameSecret(given, this.#token)) {
       return err(401, "probes are for the DNS server: Authorization: Bearer SESSION_TOKEN");
     }
     const q = new URL(req.url).searchParams;

@@ -13,10 +13,15 @@
  * | `PUT /replicas/ID/held` | a replica reports the paths it holds (its session token) |
  *
  * Admin routes need `Authorization: Bearer TOKEN` when the server has `--admin-token`; without
- * one they are accepted from loopback clients only.
+ * one they are accepted from loopback clients only. The credential is checked before a body is
+ * read; bodies are capped at `MAX_BODY_BYTES` while they are read (413). 401 answers a missing
+ * or wrong token, 403 a valid token without the right (a session token on an admin route, or
+ * on another replica's route).
  *
  * @module
  */
+import { bearerToken, REALM, sameSecret } from "../common/auth.ts";
+import { BodyTooLarge, readBodyJson } from "../common/body.ts";
 import { parseClientIp } from "../dns/geo.ts";
 import type { FleetMonitor } from "./monitor.ts";
 import type { FleetPolicy } from "./policy.ts";
@@ -71,31 +76,14 @@ function isLoopback(addr: string): boolean {
   return ip.bytes.subarray(0, 15).every((b) => b === 0) && ip.bytes[15] === 1;
 }
 
-function bearer(req: Request): string {
-  const h = req.headers.get("authorization") ?? "";
-  return h.startsWith("Bearer ") ? h.slice(7).trim() : "";
+function unauthorized(message: string): Response {
+  const res = error(401, message);
+  res.headers.set("www-authenticate", `Bearer realm="${REALM}"`);
+  return res;
 }
 
-/** Compares secrets in time independent of where they differ. */
-function same(a: string, b: string): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return d === 0;
-}
-
-async function readBody(req: Request): Promise<unknown> {
-  const len = Number(req.headers.get("content-length") ?? "0");
-  if (len > MAX_BODY_BYTES) throw new RangeError(`body larger than ${MAX_BODY_BYTES} bytes`);
-  const text = await req.text();
-  if (text.length > MAX_BODY_BYTES) {
-    throw new RangeError(`body larger than ${MAX_BODY_BYTES} bytes`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new SyntaxError(`body is not JSON: ${(e as Error).message}`);
-  }
+function tooLarge(e: BodyTooLarge): Response {
+  return error(413, e.message);
 }
 
 const ROUTES = [
@@ -115,15 +103,37 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
   const stats = { heartbeats: 0, rejectedHeartbeats: 0, badDatagrams: 0 };
   const ac = new AbortController();
 
+  /** A session token of some registered replica (valid, but not for admin routes). */
+  function isSessionToken(token: string): boolean {
+    let found = false;
+    for (const e of registry.entries()) {
+      if (e.token !== "" && sameSecret(token, e.token)) found = true;
+    }
+    return found;
+  }
+
   function admin(req: Request, remote: string): Response | null {
     if (o.adminToken === null) {
       return isLoopback(remote)
         ? null
         : error(403, "mutations are accepted from loopback only: start with --admin-token");
     }
-    return same(bearer(req), o.adminToken)
-      ? null
-      : error(401, "Authorization: Bearer ADMIN_TOKEN required");
+    const given = bearerToken(req);
+    if (given === null) return unauthorized("Authorization: Bearer ADMIN_TOKEN required");
+    if (sameSecret(given, o.adminToken)) return null;
+    if (isSessionToken(given)) return error(403, "a replica session token cannot do this");
+    return unauthorized("wrong admin token");
+  }
+
+  /** Checks the session token of replica `id` before its body is read. */
+  function session(req: Request, id: string): Response | null {
+    const given = bearerToken(req);
+    if (given === null) return unauthorized("Authorization: Bearer SESSION_TOKEN required");
+    if (registry.tokenMatches(id, given)) return null;
+    if (isSessionToken(given) || (o.adminToken !== null && sameSecret(given, o.adminToken))) {
+      return error(403, `this token is not replica ${id}'s session token`);
+    }
+    return unauthorized(`unknown replica ${id} or wrong session token: register again`);
   }
 
   function clientOf(url: URL, remote: string) {
@@ -185,7 +195,8 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       if (m !== "POST") return error(405, "use POST");
       const denied = admin(req, remote);
       if (denied) return denied;
-      const e = registry.register(parseRegistration(await readBody(req)), remote);
+      const body = await readBodyJson(req, MAX_BODY_BYTES, "registration body");
+      const e = registry.register(parseRegistration(body), remote);
       monitor.tick(); // check it now: it is answered as soon as the check passes
       const reply: RegisterReply = {
         id: e.id,
@@ -202,9 +213,11 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     if (held) {
       if (m !== "PUT") return error(405, "use PUT");
       const id = decodeURIComponent(held[1]);
-      const paths = parseHeld(await readBody(req));
-      if (!registry.setHeld(id, bearer(req), paths)) {
-        return error(401, `unknown replica ${id} or wrong session token: register again`);
+      const denied = session(req, id);
+      if (denied) return denied;
+      const paths = parseHeld(await readBodyJson(req, MAX_BODY_BYTES, "held-paths body"));
+      if (!registry.setHeld(id, bearerToken(req) ?? "", paths)) {
+        return unauthorized(`unknown replica ${id} or wrong session token: register again`);
       }
       return json({ id, held: paths.length });
     }
@@ -236,6 +249,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       try {
         return await route(req, info.remoteAddr.hostname);
       } catch (e) {
+        if (e instanceof BodyTooLarge) return tooLarge(e);
         if (
           e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError ||
           e instanceof URIError

@@ -20,6 +20,8 @@
  * @module
  */
 
+import { checkBearer } from "../common/auth.ts";
+import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { type Bytes, type CacheEntry, HttpCache, type KeyHasher, responseFacts } from "./cache.ts";
@@ -615,28 +617,13 @@ export function createReplica(opts: ReplicaOptions): Replica {
 
   // ---- API -------------------------------------------------------------------------------
 
-  function tokenMatches(given: string): boolean {
-    if (adminToken === null) return false;
-    const a = new TextEncoder().encode(given);
-    const b = new TextEncoder().encode(adminToken);
-    let diff = a.length ^ b.length;
-    for (let i = 0; i < b.length; i++) diff |= (a[i] ?? 0) ^ b[i];
-    return diff === 0;
-  }
-
   async function purge(req: Request): Promise<Response> {
-    if (adminToken === null) {
-      return textResponse(403, "purge is disabled: start the replica with --admin-token");
-    }
-    const auth = req.headers.get("authorization");
-    if (auth === null || !/^Bearer\s+/i.test(auth)) {
-      return textResponse(401, "purge needs Authorization: Bearer TOKEN", [
-        ["www-authenticate", 'Bearer realm="nearcast"'],
-      ]);
-    }
-    if (!tokenMatches(auth.replace(/^Bearer\s+/i, "").trim())) {
-      return textResponse(403, "wrong admin token");
-    }
+    const denied = checkBearer(
+      req,
+      adminToken,
+      "purge is disabled: start the replica with --admin-token",
+    );
+    if (denied !== null) return denied;
     if (req.method !== "POST") {
       return textResponse(405, "use POST", [["allow", "POST"]]);
     }
@@ -646,13 +633,10 @@ export function createReplica(opts: ReplicaOptions): Replica {
       prefix: q.get("prefix") ?? undefined,
     };
     if (target.url === undefined && target.prefix === undefined) {
-      const text = await req.text();
-      if (text.length > MAX_PURGE_BODY) {
-        return textResponse(413, `purge body larger than ${MAX_PURGE_BODY} bytes`);
-      }
       try {
-        target = JSON.parse(text);
-      } catch {
+        target = await readBodyJson(req, MAX_PURGE_BODY, "purge body") as typeof target;
+      } catch (e) {
+        if (e instanceof BodyTooLarge) return tooLargeResponse(e);
         return textResponse(
           400,
           'purge body must be JSON: {"url": "/path"} or {"prefix": "/dir/"}',
