@@ -36,6 +36,8 @@ export const REGISTER_BACKOFF_MAX_MS = 5_000;
 export const REQUEST_TIMEOUT_MS = 5_000;
 /** How often the held paths are compared with what was last reported. */
 export const HELD_INTERVAL_MS = 5_000;
+/** Time allowed for deregistration at shutdown: a stopping replica must not hang on it. */
+export const DEREGISTER_TIMEOUT_MS = 1_000;
 
 /** Counters the replica reads its load from. */
 export interface LoadSource {
@@ -334,6 +336,32 @@ export class FleetAgent {
       });
     } finally {
       this.#probing--;
+    }
+  }
+
+  /**
+   * Stops heartbeats, then asks the DNS server to forget this replica (`DELETE /replicas/ID`
+   * with the session token) so it is no longer answered, within {@link DEREGISTER_TIMEOUT_MS}.
+   * True when the server confirmed; the agent is closed either way.
+   */
+  async deregister(): Promise<boolean> {
+    const token = this.#token, registered = this.registered;
+    await this.close();
+    if (!registered) return false;
+    const url = `${this.#base}/replicas/${encodeURIComponent(this.#o.id)}`;
+    try {
+      const res = await fetch(url, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(DEREGISTER_TIMEOUT_MS),
+      });
+      await res.body?.cancel();
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      this.#log(`fleet: deregistered ${this.#o.id} from ${this.#base}`);
+      return true;
+    } catch (e) {
+      this.#log(`fleet: cannot deregister from ${this.#base}: ${(e as Error).message}`);
+      return false;
     }
   }
 

@@ -9,7 +9,7 @@
  * | `GET /explain?client=IP[&type=A\|AAAA]` | every replica's score and why the answer was chosen |
  * | `GET /locate/PATH[?client=IP]` | the best live replica that holds PATH |
  * | `POST /register` | a replica registers (admin); answers its session token |
- * | `DELETE /replicas/ID` | forget a replica (admin) |
+ * | `DELETE /replicas/ID` | forget a replica (admin, or the replica's own session token) |
  * | `PUT /replicas/ID/held` | a replica reports the paths it holds (its session token) |
  *
  * Admin routes need `Authorization: Bearer TOKEN` when the server has `--admin-token`; without
@@ -92,7 +92,7 @@ const ROUTES = [
   "GET /explain?client=IP[&type=A|AAAA]",
   "GET /locate/PATH[?client=IP]",
   "POST /register (admin)",
-  "DELETE /replicas/ID (admin)",
+  "DELETE /replicas/ID (admin or its session token)",
   "PUT /replicas/ID/held (replica session token)",
 ];
 
@@ -224,9 +224,10 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     const one = /^\/replicas\/([^/]+)$/.exec(path);
     if (one) {
       if (m !== "DELETE") return error(405, "use DELETE");
-      const denied = admin(req, remote);
-      if (denied) return denied;
       const id = decodeURIComponent(one[1]);
+      // A replica may remove itself with its session token: deregistration at shutdown.
+      const denied = registry.tokenMatches(id, bearer(req)) ? null : admin(req, remote);
+      if (denied) return denied;
       return registry.remove(id) ? json({ removed: id }) : error(404, `no replica ${id}`);
     }
     return error(404, `no such route: ${m} ${path} (routes: ${ROUTES.join("; ")})`);
