@@ -226,7 +226,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       if (m !== "DELETE") return error(405, "use DELETE");
       const id = decodeURIComponent(one[1]);
       // A replica may remove itself with its session token: deregistration at shutdown.
-      const denied = registry.tokenMatches(id, bearer(req)) ? null : admin(req, remote);
+      const denied = registry.tokenMatches(id, bearerToken(req) ?? "") ? null : admin(req, remote);
       if (denied) return denied;
       return registry.remove(id) ? json({ removed: id }) : error(404, `no replica ${id}`);
     }
