@@ -264,27 +264,25 @@ export class HttpCache {
     return e !== undefined && e.key === key ? e : null;
   }
 
-  /** The body of an entry, loading it from the store when needed; null if lost or corrupt. */
-  async body(entry: CacheEntry): Promise<Bytes | null> {
+  /**
+   * The body of an entry to serve: in memory, or opened from the store (a file body as an
+   * open file the caller closes, never read whole). Null if lost or corrupt (the entry is
+   * removed). A body under {@link FILE_SERVE_THRESHOLD} read from the store stays in memory.
+   */
+  async open(entry: CacheEntry): Promise<Bytes | Deno.FsFile | null> {
     if (entry.body !== null) return entry.body;
     if (this.#store === null) return null;
-    const body = (await this.#store.read(entry.key)) as Bytes | null;
-    if (body === null || body.byteLength !== entry.size) {
+    const got = await this.#store.open(entry.key);
+    if (got === null || got.entry.size !== entry.size) {
+      got?.file?.close();
       this.remove(entry);
       return null;
     }
     entry.verified = true;
+    if (got.file !== null) return got.file;
+    const body = got.bytes as Bytes;
     if (entry.size < FILE_SERVE_THRESHOLD && this.#slots[entry.slot] === entry) entry.body = body;
     return body;
-  }
-
-  /**
-   * Path of the entry's body file in the store when its body is not in memory and has been
-   * verified, else null (then use {@link HttpCache.body}).
-   */
-  filePath(entry: CacheEntry): string | null {
-    if (entry.body !== null || !entry.verified || this.#store === null) return null;
-    return this.#store.filePath(entry.key);
   }
 
   /**

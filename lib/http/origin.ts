@@ -115,7 +115,13 @@ export async function readBodyUpTo(
       `origin closed the connection after ${total} of ${expectedLength} body bytes`,
     );
   }
-  if (chunks.length === 1) return { kind: "complete", body: chunks[0] };
+  if (chunks.length === 1) {
+    // fetch hands out views on 64 KiB read buffers: a small body kept as such a view would
+    // pin the whole buffer for as long as it is cached. Copy it unless it spans its buffer.
+    const c = chunks[0];
+    const whole = c.byteOffset === 0 && c.byteLength === c.buffer.byteLength;
+    return { kind: "complete", body: whole ? c : c.slice() };
+  }
   const out = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {

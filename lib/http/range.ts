@@ -77,6 +77,29 @@ export function contentRange(r: ByteRange, size: number): string {
 }
 
 /**
+ * The pieces of a `multipart/byteranges` body (RFC 9110 §14.6) for `ranges` of a body of
+ * `size` bytes: encoded part headers and delimiters as bytes, each range as itself, in order.
+ * `contentType` is the full body's type, or null.
+ */
+export function multipartParts(
+  ranges: readonly ByteRange[],
+  size: number,
+  contentType: string | null,
+  boundary: string,
+): (Uint8Array | ByteRange)[] {
+  const enc = new TextEncoder();
+  const parts: (Uint8Array | ByteRange)[] = [];
+  for (const r of ranges) {
+    let head = `--${boundary}\r\n`;
+    if (contentType !== null) head += `Content-Type: ${contentType}\r\n`;
+    head += `Content-Range: ${contentRange(r, size)}\r\n\r\n`;
+    parts.push(enc.encode(head), r, enc.encode("\r\n"));
+  }
+  parts.push(enc.encode(`--${boundary}--\r\n`));
+  return parts;
+}
+
+/**
  * Builds a `multipart/byteranges` body (RFC 9110 §14.6) for `ranges` of `body`.
  * `contentType` is the full body's type, or null.
  */
@@ -86,22 +109,10 @@ export function buildMultipart(
   contentType: string | null,
   boundary: string,
 ): Uint8Array<ArrayBuffer> {
-  const enc = new TextEncoder();
-  const parts: Uint8Array[] = [];
+  const parts = multipartParts(ranges, body.byteLength, contentType, boundary)
+    .map((p) => p instanceof Uint8Array ? p : body.subarray(p.start, p.end + 1));
   let total = 0;
-  const push = (b: Uint8Array) => {
-    parts.push(b);
-    total += b.byteLength;
-  };
-  for (const r of ranges) {
-    let head = `--${boundary}\r\n`;
-    if (contentType !== null) head += `Content-Type: ${contentType}\r\n`;
-    head += `Content-Range: ${contentRange(r, body.byteLength)}\r\n\r\n`;
-    push(enc.encode(head));
-    push(body.subarray(r.start, r.end + 1));
-    push(enc.encode("\r\n"));
-  }
-  push(enc.encode(`--${boundary}--\r\n`));
+  for (const p of parts) total += p.byteLength;
   const out = new Uint8Array(total);
   let at = 0;
   for (const p of parts) {

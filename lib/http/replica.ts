@@ -27,7 +27,6 @@ import type { ObjectStore } from "../store/types.ts";
 import { type Bytes, type CacheEntry, HttpCache, type KeyHasher, responseFacts } from "./cache.ts";
 import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
 import { Coalescer } from "./coalesce.ts";
-import { ifRangeHolds, isNotModified } from "./conditional.ts";
 import { evaluateFreshness, type FreshnessVerdict, unstorableReason } from "./freshness.ts";
 import { appendVia } from "./headers.ts";
 import { Metrics } from "./metrics.ts";
@@ -41,7 +40,7 @@ import {
   readBodyUpTo,
   withIdleTimeout,
 } from "./origin.ts";
-import { buildMultipart, contentRange, parseRange } from "./range.ts";
+import { serveBody } from "./serve_body.ts";
 
 /** Header marking a request from another replica: answered from the cache only. */
 export const PEER_HEADER = "x-nearcast-peer";
@@ -62,17 +61,6 @@ export const MAX_HEADER_BYTES = 32 * 1024;
 export const MAX_HEADER_FIELD_BYTES = 8 * 1024;
 /** Largest purge request body: a JSON object with one URL or prefix. */
 export const MAX_PURGE_BODY = 16 * 1024;
-/** Headers a 304 sent to a client carries (RFC 9110 §15.4.5). */
-const NOT_MODIFIED_HEADERS: ReadonlySet<string> = new Set([
-  "cache-control",
-  "content-location",
-  "date",
-  "etag",
-  "expires",
-  "vary",
-  "last-modified",
-  "via",
-]);
 const NO_CACHE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noCache: true });
 
 /** Options of {@link createReplica}. */
@@ -123,7 +111,8 @@ export interface Replica {
 }
 
 type FillResult =
-  | { kind: "entry"; entry: CacheEntry; xcache: "MISS" | "REVALIDATED" }
+  /** `body`: what the fill read, served even if the entry loses it (evicted) meanwhile. */
+  | { kind: "entry"; entry: CacheEntry; xcache: "MISS" | "REVALIDATED"; body: Bytes | null }
   /** Cacheable but not admitted: shareable with followers. */
   | { kind: "buffered"; status: number; headers: [string, string][]; body: Bytes }
   /** For the leader only (uncacheable or too large, streamed). */
@@ -189,34 +178,27 @@ export function createReplica(opts: ReplicaOptions): Replica {
     return list;
   }
 
-  /** Serves a stored entry, honouring conditional and range headers. */
+  /**
+   * Serves a stored entry, honouring conditional and range headers. `held` is the body a fill
+   * just read, served when the entry no longer holds it (evicted, or kept in a file since).
+   */
   function serveEntry(
     req: Request,
     entry: CacheEntry,
     xcache: string,
     age: number,
+    held: Bytes | null = null,
   ): Response | Promise<Response> {
+    const body = entry.body ?? held;
+    if (body === null) return serveStoredBody(req, entry, xcache, age);
     const h = req.headers;
-    const inm = h.get("if-none-match");
-    const ims = h.get("if-modified-since");
-    if ((inm !== null || ims !== null) && entry.status === 200 && isNotModified(inm, ims, entry)) {
-      metrics.notModified++;
-      const list = withCacheHeaders(entry, age, xcache).filter(([n]) =>
-        NOT_MODIFIED_HEADERS.has(n) || n === "age" || n === "x-cache"
-      );
-      return new Response(null, { status: 304, headers: list });
+    if (
+      xcache !== "HIT" || h.get("range") !== null || h.get("if-none-match") !== null ||
+      h.get("if-modified-since") !== null || entry.status === 204
+    ) {
+      return serveBody(req, entry, withCacheHeaders(entry, age, xcache), body, countSent);
     }
-    const range = entry.status === 200 ? h.get("range") : null;
-    if (entry.body === null) return serveStoredBody(req, entry, xcache, age, range);
-    if (range !== null) return serveRange(req, entry, entry.body, xcache, age, range);
     metrics.bytesSent += entry.size;
-    const body = entry.status === 204 ? null : entry.body;
-    if (xcache !== "HIT") {
-      return new Response(body, {
-        status: entry.status,
-        headers: withCacheHeaders(entry, age, xcache),
-      });
-    }
     if (entry.hitAge !== age || entry.hitTemplate === null) {
       entry.hitTemplate = new Response(body, {
         status: entry.status,
@@ -227,76 +209,23 @@ export function createReplica(opts: ReplicaOptions): Replica {
     return entry.hitTemplate.clone();
   }
 
+  function countSent(bytes: number): void {
+    metrics.bytesSent += bytes;
+  }
+
+  /** Serves an entry whose body is in the store, from its file when it has one. */
   async function serveStoredBody(
     req: Request,
     entry: CacheEntry,
     xcache: string,
     age: number,
-    range: string | null,
   ): Promise<Response> {
-    if (range === null) {
-      const path = cache.filePath(entry);
-      if (path !== null) {
-        try {
-          const file = await Deno.open(path, { read: true });
-          metrics.bytesSent += entry.size;
-          const headers = withCacheHeaders(entry, age, xcache).slice();
-          headers.push(["content-length", String(entry.size)]);
-          return new Response(file.readable, { status: entry.status, headers });
-        } catch {
-          // Removed meanwhile (evicted): fall back to reading it through the store.
-        }
-      }
-    }
-    const body = await cache.body(entry);
+    const body = await cache.open(entry);
     if (body === null) {
       log(`cache: stored body of ${entry.key} missing or corrupt; refetching`);
       return handle(req);
     }
-    if (range !== null) return serveRange(req, entry, body, xcache, age, range);
-    metrics.bytesSent += body.byteLength;
-    return new Response(entry.status === 204 ? null : body, {
-      status: entry.status,
-      headers: withCacheHeaders(entry, age, xcache),
-    });
-  }
-
-  function serveRange(
-    req: Request,
-    entry: CacheEntry,
-    body: Bytes,
-    xcache: string,
-    age: number,
-    rangeHeader: string,
-  ): Response {
-    const full = () => {
-      metrics.bytesSent += body.byteLength;
-      return new Response(body, {
-        status: entry.status,
-        headers: withCacheHeaders(entry, age, xcache),
-      });
-    };
-    if (!ifRangeHolds(req.headers.get("if-range"), entry, entry.date)) return full();
-    const r = parseRange(rangeHeader, body.byteLength);
-    if (r.kind === "none") return full();
-    const headers = withCacheHeaders(entry, age, xcache).slice();
-    if (r.kind === "unsatisfiable") {
-      const list = headers.filter(([n]) => n !== "content-type");
-      list.push(["content-range", `bytes */${body.byteLength}`]);
-      return new Response(null, { status: 416, headers: list });
-    }
-    if (r.ranges.length === 1) {
-      const one = r.ranges[0];
-      headers.push(["content-range", contentRange(one, body.byteLength)]);
-      metrics.bytesSent += one.end - one.start + 1;
-      return new Response(body.subarray(one.start, one.end + 1), { status: 206, headers });
-    }
-    const boundary = `nearcast-${crypto.randomUUID()}`;
-    const multipart = buildMultipart(body, r.ranges, entry.contentType, boundary);
-    const list = headers.filter(([n]) => n !== "content-type");
-    list.push(["content-type", `multipart/byteranges; boundary=${boundary}`]);
-    metrics.bytesSent += multipart.byteLength;
-    return new Response(multipart, { status: 206, headers: list });
+    return serveBody(req, entry, withCacheHeaders(entry, age, xcache), body, countSent);
   }
 
   function respondBuffered(status: number, headers: [string, string][], body: Bytes) {
@@ -419,7 +348,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     if (res.status === 304 && stale !== null) {
       await res.body?.cancel();
       cache.freshen(stale, headers, requestTime, responseTime);
-      return { kind: "entry", entry: stale, xcache: "REVALIDATED" };
+      return { kind: "entry", entry: stale, xcache: "REVALIDATED", body: null };
     }
     if (res.status >= 500 && stale !== null) {
       await res.body?.cancel();
@@ -471,7 +400,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       metrics.notStored++;
       return { kind: "buffered", status: res.status, headers, body: read.body };
     }
-    return { kind: "entry", entry, xcache: "MISS" };
+    return { kind: "entry", entry, xcache: "MISS", body: read.body };
   }
 
   /** Sends a GET with the client's Range (and conditionals) to the origin, streamed back. */
@@ -529,7 +458,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
         if (result.xcache === "REVALIDATED") metrics.revalidated++;
         else metrics.misses++;
         const age = evaluateFreshness(result.entry, EMPTY_CACHE_CONTROL, now()).age;
-        return serveEntry(req, result.entry, result.xcache, age);
+        return serveEntry(req, result.entry, result.xcache, age, result.body);
       }
       case "buffered":
         metrics.misses++;

@@ -23,6 +23,7 @@
 import { createHash } from "node:crypto";
 import type { ObjectStore } from "../store/types.ts";
 import { type HttpCache, pinnedMeta } from "../http/cache.ts";
+import { representationOf, serveFromStore } from "../http/serve_body.ts";
 import {
   type BodySource,
   decodeObjectStream,
@@ -548,24 +549,12 @@ export class ReplicationNode {
     if (name === undefined) return null;
     const e = this.#held.get(name)!;
     if (e.deleted) return null;
-    return (async () => {
-      const path = nameToPath(name);
-      const headers = responseHeaders(e);
-      headers.push(["content-length", String(e.size)], ["x-cache", "PINNED"]);
-      const file = this.#o.store.filePath(path);
-      if (file !== null) {
-        try {
-          const f = await Deno.open(file, { read: true });
-          if (req.method === "HEAD") f.close();
-          return new Response(req.method === "HEAD" ? null : f.readable, { headers });
-        } catch { /* replaced meanwhile */ }
-      }
-      const bytes = await this.#o.store.read(path);
-      if (bytes === null) return text(503, `${name} is being replaced; try again`);
-      return new Response(req.method === "HEAD" ? null : bytes as Uint8Array<ArrayBuffer>, {
-        headers,
-      });
-    })();
+    const headers = responseHeaders(e);
+    headers.push(["x-cache", "PINNED"]);
+    const rep = representationOf(200, headers, e.size);
+    return serveFromStore(req, this.#o.store, nameToPath(name), rep, headers).then((res) =>
+      res ?? text(503, `${name} is being replaced; try again`)
+    );
   }
 
   // ---- servers and heartbeats ------------------------------------------------------------

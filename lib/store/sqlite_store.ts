@@ -32,7 +32,7 @@
 
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import { createHash } from "node:crypto";
-import type { ObjectStore, StoreEntry } from "./types.ts";
+import type { ObjectStore, OpenBody, PutStreamOptions, StoreEntry } from "./types.ts";
 
 /** Bodies of this many bytes or more live in files (SQLite reads small blobs faster than files, large ones slower). */
 export const DEFAULT_FILE_THRESHOLD = 64 * 1024;
@@ -52,6 +52,8 @@ const READ_ATTEMPTS = 3;
 const WRITE_CHUNK = 1024 * 1024;
 /** Largest single synchronous write: bounds how long one write holds the event loop. */
 const SYNC_WRITE_PIECE = 256 * 1024;
+/** Bytes read per call when a body file is hashed (streamed, never held whole). */
+const HASH_READ_PIECE = 1024 * 1024;
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const DB_FILE = "store.sqlite";
@@ -131,6 +133,8 @@ class Store implements SqliteObjectStore {
   /** File bodies (by hash) and database bodies (by key) whose hash was checked since open. */
   #verifiedFiles = new Set<string>();
   #verifiedKeys = new Set<string>();
+  /** Hash checks of body files in progress, by hash: concurrent first reads share one. */
+  #verifying = new Map<string, Promise<boolean>>();
   #q: {
     get: StatementSync;
     getBody: StatementSync;
@@ -410,7 +414,7 @@ class Store implements SqliteObjectStore {
     key: string,
     meta: string,
     body: ReadableStream<Uint8Array>,
-    opts: { pinned?: boolean; expectedSize?: number; expectedSha256?: string } = {},
+    opts: PutStreamOptions = {},
   ): Promise<StoreEntry> {
     this.#checkKey("store", key);
     this.#checkMeta("store", key, meta);
@@ -418,7 +422,8 @@ class Store implements SqliteObjectStore {
     if (!(body instanceof ReadableStream)) {
       throw new TypeError(`Cannot store "${key}": body must be a ReadableStream`);
     }
-    const { expectedSize, expectedSha256 } = opts;
+    const { expectedSize, expectedSha256, onWrite } = opts;
+    const inFile = opts.inFile === true;
     if (expectedSize !== undefined && (!Number.isSafeInteger(expectedSize) || expectedSize < 0)) {
       throw new RangeError(
         `Cannot store "${key}": expectedSize must be a non-negative integer: received ${expectedSize}`,
@@ -464,7 +469,7 @@ class Store implements SqliteObjectStore {
             throw fail(`body is longer than expectedSize ${expectedSize}`);
           }
           hash.update(chunk);
-          if (file === null && size < this.#threshold) {
+          if (file === null && size < this.#threshold && !inFile) {
             small.push(chunk.slice());
             continue;
           }
@@ -474,6 +479,11 @@ class Store implements SqliteObjectStore {
             small.length = 0;
           }
           await writeAll(file, chunk);
+          onWrite?.(tmpPath, size);
+        }
+        if (inFile && file === null) {
+          file = await Deno.open(tmpPath, { write: true, createNew: true });
+          onWrite?.(tmpPath, 0);
         }
         if (expectedSize !== undefined && size !== expectedSize) {
           throw fail(`body stream ended after ${size} bytes, expected ${expectedSize}`);
@@ -536,6 +546,62 @@ class Store implements SqliteObjectStore {
     throw new Error(
       `Cannot read "${key}": replaced ${READ_ATTEMPTS} times while being read in "${this.dir}"`,
     );
+  }
+
+  async open(key: string): Promise<OpenBody | null> {
+    this.#checkKey("read", key);
+    this.#checkOpen("read", key);
+    // A concurrent replace can unlink the file before it is opened; then the new value is read.
+    for (let attempt = 0; attempt < READ_ATTEMPTS; attempt++) {
+      const r = this.#row(key);
+      if (!r) return null;
+      if (r.in_file === 0) {
+        const got = await this.#readRow(key, r);
+        if (got === "replaced") continue;
+        return got === null ? null : { entry: this.#toEntry(r), bytes: got, file: null };
+      }
+      const path = this.#filePathOf(r.sha256);
+      let file: Deno.FsFile;
+      try {
+        file = await Deno.open(path, { read: true });
+      } catch (err) {
+        if (!(err instanceof Deno.errors.NotFound)) {
+          throw new Error(`Cannot read "${key}": opening "${path}" failed: ${err}`, { cause: err });
+        }
+        if (this.#closed) return null;
+        if (this.#row(key)?.sha256 !== r.sha256) continue;
+        if (!this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+        return null;
+      }
+      let good = false;
+      try {
+        good = (await file.stat()).size === r.size &&
+          (this.#verifiedFiles.has(r.sha256) || await this.#verifyFile(r.sha256, path));
+      } finally {
+        if (!good) file.close();
+      }
+      if (!good) {
+        if (!this.#closed && !this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+        return null;
+      }
+      return { entry: this.#toEntry(r), bytes: null, file };
+    }
+    throw new Error(
+      `Cannot read "${key}": replaced ${READ_ATTEMPTS} times while being opened in "${this.dir}"`,
+    );
+  }
+
+  /** Whether the file at `path` hashes to `sha`, read in pieces; shared by concurrent callers. */
+  #verifyFile(sha: string, path: string): Promise<boolean> {
+    let p = this.#verifying.get(sha);
+    if (p === undefined) {
+      p = hashFile(path).then((got) => {
+        if (got === sha && !this.#closed) this.#verifiedFiles.add(sha);
+        return got === sha;
+      }, () => false).finally(() => this.#verifying.delete(sha));
+      this.#verifying.set(sha, p);
+    }
+    return p;
   }
 
   async #readRow(key: string, r: Row): Promise<Uint8Array | null | "replaced"> {
@@ -627,6 +693,19 @@ class Store implements SqliteObjectStore {
 async function sameHash(bytes: Uint8Array, r: Row): Promise<boolean> {
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return hex(new Uint8Array(digest)) === r.sha256;
+}
+
+/** Hex SHA-256 of a file, read in {@link HASH_READ_PIECE} pieces through one buffer. */
+async function hashFile(path: string): Promise<string> {
+  using file = await Deno.open(path, { read: true });
+  const hash = createHash("sha256");
+  const buf = new Uint8Array(HASH_READ_PIECE);
+  while (true) {
+    const n = await file.read(buf);
+    if (n === null) break;
+    hash.update(buf.subarray(0, n));
+  }
+  return hash.digest("hex");
 }
 
 function hex(bytes: Uint8Array): string {

@@ -23,6 +23,29 @@ export interface StoreEntry {
   storedAt: number;
 }
 
+/**
+ * A stored body opened for reading: a body kept in the database as bytes, a file body as an
+ * open file positioned at 0 (the caller closes it). An open file stays readable when the key
+ * is replaced or deleted meanwhile.
+ */
+export type OpenBody =
+  | { entry: StoreEntry; bytes: Uint8Array; file: null }
+  | { entry: StoreEntry; bytes: null; file: Deno.FsFile };
+
+/** Options of {@linkcode ObjectStore.putStream}. */
+export interface PutStreamOptions {
+  pinned?: boolean;
+  expectedSize?: number;
+  expectedSha256?: string;
+  /** Write the body to a file whatever its size (for a body read while it is written). */
+  inFile?: boolean;
+  /**
+   * Called after each piece reaches the temporary file with its path and the bytes it holds
+   * so far: a reader may open the path and read that many bytes while the rest is written.
+   */
+  onWrite?: (tmpPath: string, bytesInFile: number) => void;
+}
+
 /** A durable key → (metadata, body) store. */
 export interface ObjectStore {
   /** Stores a body held in memory. Durable when the promise resolves; replaces atomically. */
@@ -35,12 +58,18 @@ export interface ObjectStore {
     key: string,
     meta: string,
     body: ReadableStream<Uint8Array>,
-    opts?: { pinned?: boolean; expectedSize?: number; expectedSha256?: string },
+    opts?: PutStreamOptions,
   ): Promise<StoreEntry>;
   /** The entry for a key, or null. */
   head(key: string): StoreEntry | null;
   /** The body, verified against its size (and its hash the first time after open); null if absent or corrupt (a corrupt one is removed). */
   read(key: string): Promise<Uint8Array | null>;
+  /**
+   * Opens the body without loading a file body into memory (see {@linkcode OpenBody}). A file
+   * body's hash is checked the first time after open by streaming the file through SHA-256;
+   * null if absent or corrupt (a corrupt one is removed).
+   */
+  open(key: string): Promise<OpenBody | null>;
   /**
    * Path of the body file when the body lives in a file (for streaming large bodies), else null.
    * The file is content-addressed and immutable, but it is unlinked when the last key using it
