@@ -10,11 +10,12 @@ import { CODECS, IO_MODES } from "./lib/dns/server.ts";
 import { startFleetDns } from "./lib/fleet/dns_fleet.ts";
 import {
   DEFAULT_OVERLOAD_RPS,
+  DEFAULT_POLICY,
   DEFAULT_REFRESH_MS,
   DEFAULT_SHORT_TTL,
   POLICIES,
   type PolicyName,
-} from "./lib/fleet/policy.ts";
+} from "./lib/dns/policy.ts";
 import { DEFAULT_PROBE_PORT } from "./lib/fleet/monitor.ts";
 import { DEFAULT_CONTROL_PORT } from "./lib/fleet/protocol.ts";
 import { DEFAULT_RTT_TTL_MS } from "./lib/fleet/rtt.ts";
@@ -44,7 +45,8 @@ from the config and from registration on the control API (docs/notes/fleet.md).
       --admin-token T  bearer token for registration and removal (or env
                        NEARCAST_ADMIN_TOKEN); without one, only loopback clients may
                        register or remove replicas
-      --policy P       latency, geo (default), load or balanced
+      --policy P       ${POLICIES.join(", ")} (default ${DEFAULT_POLICY}: the smallest
+                       measured RTT, else the nearest by geography, else rotation)
       --weights W      balanced weights, e.g. latency=1,load=2 (default 1 and 1)
       --overload-rps N a replica above N requests/s loses its clients (default ${DEFAULT_OVERLOAD_RPS})
       --rtt-refresh D  re-measure a subnet's RTT after D (default ${DEFAULT_REFRESH_MS / 1000}s)
@@ -67,7 +69,7 @@ function args(argv: string[]) {
       control: { type: "string" },
       data: { type: "string" },
       "admin-token": { type: "string" },
-      policy: { type: "string", default: "geo" },
+      policy: { type: "string", default: DEFAULT_POLICY },
       weights: { type: "string" },
       "overload-rps": { type: "string" },
       "rtt-refresh": { type: "string" },

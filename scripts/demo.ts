@@ -99,6 +99,9 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
         String(o.controlPort),
         "--data",
         `${o.dataDir}/dns`,
+        // On loopback every RTT is ~0.1 ms: the default (latency) would pick by noise.
+        "--policy",
+        "geo",
       ],
       ready: /dns: control API on/,
     },

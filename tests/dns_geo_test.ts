@@ -3,18 +3,10 @@
  * distance, and the geo steering policy.
  */
 import assert from "node:assert/strict";
+import { formatIp, parseCidr, parseClientIp, parseIp } from "../lib/common/ip.ts";
+import { type GeoEntry, GeoTable, haversineKm, newGeoMatch } from "../lib/dns/geo.ts";
+import { SteeringEngine } from "../lib/dns/policy.ts";
 import {
-  formatIp,
-  type GeoEntry,
-  GeoTable,
-  haversineKm,
-  newGeoMatch,
-  parseCidr,
-  parseClientIp,
-  parseIp,
-} from "../lib/dns/geo.ts";
-import {
-  GeoPolicy,
   newSelection,
   ReplicaSet,
   replicasFromConfig,
@@ -22,12 +14,29 @@ import {
 } from "../lib/dns/steering.ts";
 import type { ReplicaConfig } from "../lib/dns/config.ts";
 
-/** Words of an IPv6 address as hex strings, for readable comparisons. */
+/** All eight words of an IPv6 address as hex strings, for readable comparisons of bytes. */
 function v6(text: string): string {
   const a = parseIp(text);
   assert.ok(a && a.family === 6, text);
-  return formatIp(a);
+  const w: string[] = [];
+  for (let i = 0; i < 16; i += 2) w.push(((a.bytes[i] << 8) | a.bytes[i + 1]).toString(16));
+  return w.join(":");
 }
+
+Deno.test("addresses print in the RFC 5952 canonical form", () => {
+  const cases: [string, string][] = [
+    ["192.0.2.1", "192.0.2.1"],
+    ["0:0:0:0:0:0:0:0", "::"],
+    ["0:0:0:0:0:0:0:1", "::1"],
+    ["2001:DB8:0:0:0:0:0:1", "2001:db8::1"],
+    ["2001:db8:0:1:1:1:1:1", "2001:db8:0:1:1:1:1:1"], // one zero group is not shortened
+    ["2001:0:0:1:0:0:0:1", "2001:0:0:1::1"], // the longest run
+    ["2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1"], // the first of equal runs
+    ["1:0:0:0:0:0:0:0", "1::"],
+    ["fe80::1%eth0", "fe80::1"],
+  ];
+  for (const [text, want] of cases) assert.equal(formatIp(parseIp(text)!), want, text);
+});
 
 Deno.test("IPv4 and IPv6 text forms parse to the right bytes", () => {
   assert.deepEqual(Array.from(parseIp("192.0.2.255")!.bytes.subarray(0, 4)), [192, 0, 2, 255]);
@@ -149,9 +158,9 @@ function client(addr: string): SteeringClient {
   return { family: a.family, bytes: a.bytes, bits: a.family === 4 ? 32 : 128 };
 }
 
-Deno.test("geo policy: nearest live replica with the family, ranked; rotation otherwise", () => {
+Deno.test("geo mode: nearest live replica with the family, ranked; rotation otherwise", () => {
   const set = new ReplicaSet(replicasFromConfig(REPLICAS));
-  const policy = new GeoPolicy(set, GEO);
+  const policy = new SteeringEngine({ mode: "geo", set, geo: GEO });
   const sel = newSelection();
   const ids = () => sel.replicas.slice(0, sel.count).map((r) => r.id);
   policy.select(client("198.51.100.9"), 4, 3, sel);

@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { dig, kdig } from "../lib/dns/_testing.ts";
 import { parseConfig } from "../lib/dns/config.ts";
 import { startDnsServer } from "../lib/dns/server.ts";
+import { SteeringEngine } from "../lib/dns/policy.ts";
 import {
-  GeoPolicy,
   ReplicaSet,
   type Selection,
   type SteeringClient,
@@ -44,7 +44,7 @@ for (const codec of ["wasm", "ts"] as const) {
       config: CONFIG,
       port: 0,
       codec,
-      policy: new ThrowingFor10(new GeoPolicy(set, CONFIG.geo)),
+      policy: new ThrowingFor10(new SteeringEngine({ mode: "geo", set, geo: CONFIG.geo })),
       onError: (e) => errors.push(e),
     });
     // The policy reads the server's own registry.

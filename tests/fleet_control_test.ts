@@ -32,8 +32,6 @@ Deno.test({
       dir,
       "--admin-token",
       TOKEN,
-      "--policy",
-      "latency",
       "--probe-port",
       "9",
     ];
@@ -57,6 +55,8 @@ Deno.test({
     try {
       const base = () => `http://127.0.0.1:${dns.control}`;
       const rows = async () => (await http(`${base()}/replicas`)).body.replicas as Row[];
+      const policy = (await http(`${base()}/replicas`)).body.policy;
+      assert.equal(policy, "latency", "the default policy: measured RTT first");
       const r1 = await waitFor(
         "r1 alive",
         async () => {

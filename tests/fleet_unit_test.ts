@@ -3,13 +3,13 @@
  * the steering modes and their explanations, and input validation.
  */
 import assert from "node:assert/strict";
-import { parseCidr, parseIp } from "../lib/dns/geo.ts";
+import { parseCidr, parseIp } from "../lib/common/ip.ts";
 import type { ReplicaConfig } from "../lib/dns/config.ts";
 import { newSelection, ReplicaSet, replicasFromConfig } from "../lib/dns/steering.ts";
 import { FleetDb } from "../lib/fleet/db.ts";
 import { parseFleetFlags } from "../lib/fleet/flags.ts";
 import { median } from "../lib/fleet/monitor.ts";
-import { FleetPolicy, type PolicyName } from "../lib/fleet/policy.ts";
+import { type PolicyName, SteeringEngine, subnetKey } from "../lib/dns/policy.ts";
 import {
   parseHeartbeat,
   parseHeld,
@@ -18,7 +18,7 @@ import {
   type Registration,
 } from "../lib/fleet/protocol.ts";
 import { FleetRegistry, HEALTH_INTERVAL_MS } from "../lib/fleet/registry.ts";
-import { RttCache, subnetKey } from "../lib/fleet/rtt.ts";
+import { RttCache } from "../lib/fleet/rtt.ts";
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };
@@ -204,10 +204,10 @@ function steering(mode: PolicyName, extra: { overloadRps?: number } = {}) {
   const rtt = new RttCache({ now: f.c.now });
   const asked: string[] = [];
   const geo = [{ cidr: parseCidr("198.51.100.0/24"), lat: 48.86, lon: 2.35 }]; // Paris
-  const policy = new FleetPolicy({
+  const policy = new SteeringEngine({
     mode,
     set: f.set,
-    registry: f.registry,
+    loads: f.registry,
     geo,
     rtt,
     refreshMs: 5000,
@@ -318,7 +318,7 @@ Deno.test("policy explain matches select and names the basis of every score", ()
   assert.deepEqual(ex.location, { lat: 48.86, lon: 2.35 });
   assert.match(ex.reason, /lowest measured RTT \(5 ms\)/);
   assert.throws(
-    () => new FleetPolicy({ ...s, mode: "nope" as PolicyName, geo: [] }),
+    () => new SteeringEngine({ ...s, mode: "nope" as PolicyName, geo: [] }),
     RangeError,
   );
 });
@@ -377,10 +377,10 @@ Deno.test("policy latency: static config entries are answered but never measured
   }];
   const f = fleet(statics);
   const asked: string[] = [];
-  const policy = new FleetPolicy({
+  const policy = new SteeringEngine({
     mode: "latency",
     set: f.set,
-    registry: f.registry,
+    loads: f.registry,
     geo: [{ cidr: parseCidr("198.51.100.0/24"), lat: 48.86, lon: 2.35 }],
     rtt: new RttCache({ now: f.c.now }),
     onMeasure: (subnet) => asked.push(subnet),

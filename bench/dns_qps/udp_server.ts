@@ -12,7 +12,8 @@ import { parseArgs } from "node:util";
 import { loadConfig } from "../../lib/dns/config.ts";
 import { DnsHandler } from "../../lib/dns/handler.ts";
 import { createCodec, UDP_SLOT_SIZE, UDP_SLOTS } from "../../lib/dns/server.ts";
-import { GeoPolicy, ReplicaSet, replicasFromConfig } from "../../lib/dns/steering.ts";
+import { DEFAULT_POLICY, SteeringEngine } from "../../lib/dns/policy.ts";
+import { ReplicaSet, replicasFromConfig } from "../../lib/dns/steering.ts";
 import { serveUdp } from "../../lib/dns/udp.ts";
 import { serveUdpBatched } from "../../lib/dns/udp_mmsg.ts";
 
@@ -58,7 +59,7 @@ if (import.meta.main) {
     codec,
     zone: v.name,
     config,
-    policy: new GeoPolicy(replicas, config.geo),
+    policy: new SteeringEngine({ mode: DEFAULT_POLICY, set: replicas, geo: config.geo }),
   });
   const common = {
     hostname: "127.0.0.1",

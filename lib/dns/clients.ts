@@ -5,7 +5,7 @@
  * @module
  */
 import type { ClientAddr } from "./handler.ts";
-import { parseClientIp } from "./geo.ts";
+import { parseClientIp } from "../common/ip.ts";
 
 /**
  * Most addresses cached: bounds memory under a flood of spoofed sources; when full the cache is

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { type Cidr, type IpAddr, MAX_GEO_ENTRIES, parseCidr, parseIp } from "./geo.ts";
+import { type Cidr, type IpAddr, parseCidr, parseIp } from "../common/ip.ts";
+import { MAX_GEO_ENTRIES } from "./geo.ts";
 
 /** A replica the server may answer with. */
 export interface ReplicaConfig {

@@ -18,7 +18,7 @@ import {
   Type,
 } from "../dnswire/types.ts";
 import type { DnsConfig } from "./config.ts";
-import { familyBits, type IpAddr } from "./geo.ts";
+import { familyBits, type IpAddr } from "../common/ip.ts";
 import { newSelection, type Selection, type SteeringPolicy } from "./steering.ts";
 
 /** A client's address: `bytes` has 16 entries, an IPv4 address uses the first 4. */

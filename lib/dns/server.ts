@@ -17,9 +17,10 @@
 import type { DnsCodec } from "../dnswire/types.ts";
 import { ClientCache } from "./clients.ts";
 import type { DnsConfig } from "./config.ts";
-import { parseIp } from "./geo.ts";
+import { isUnspecified, parseIp, unbracket } from "../common/ip.ts";
 import { DnsHandler } from "./handler.ts";
-import { GeoPolicy, ReplicaSet, replicasFromConfig, type SteeringPolicy } from "./steering.ts";
+import { DEFAULT_POLICY, SteeringEngine } from "./policy.ts";
+import { ReplicaSet, replicasFromConfig, type SteeringPolicy } from "./steering.ts";
 import { serveTcp, type TcpServer } from "./tcp.ts";
 import { serveUdp } from "./udp.ts";
 
@@ -50,7 +51,10 @@ export interface DnsServerOptions {
   codec?: DnsCodec | (typeof CODECS)[number];
   /** UDP transport (default `portable`). */
   io?: (typeof IO_MODES)[number];
-  /** Steering policy; default geo (nearest replica, rotation for unknown clients). */
+  /**
+   * Steering policy; default the engine in its default mode over the config's replicas and geo
+   * table (with no measurements: the nearest replica, rotation for unknown clients).
+   */
   policy?: SteeringPolicy;
   /**
    * The replica registry the policy reads (a live fleet changes it); default: built from
@@ -103,9 +107,10 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     );
   }
   const replicas = opts.replicas ?? new ReplicaSet(replicasFromConfig(config.replicas));
-  const policy = opts.policy ?? new GeoPolicy(replicas, config.geo);
-  const bound = parseIp(hostname.replace(/^\[|\]$/g, ""));
-  const isWildcard = bound !== null && bound.bytes.every((b) => b === 0);
+  const policy = opts.policy ??
+    new SteeringEngine({ mode: DEFAULT_POLICY, set: replicas, geo: config.geo });
+  const bound = parseIp(unbracket(hostname));
+  const isWildcard = bound !== null && isUnspecified(bound);
   const handler = new DnsHandler({
     codec,
     zone: opts.zone,

@@ -1,14 +1,12 @@
 /**
- * Steering: which replicas answer a client. {@link SteeringPolicy} is the interface the handler
- * calls; {@link GeoPolicy} ranks live replicas by great-circle distance from the client's
- * location (geo table, longest-prefix match) and rotates through them for clients of unknown
- * location. The replica registry ({@link ReplicaSet}) is separate from the policy, so live
- * registration and heartbeats can change it while policies only read it.
+ * Steering's data: the replicas ({@link ReplicaSet}), the client a decision is for, and the
+ * decision ({@link Selection}). {@link SteeringPolicy} is the interface the handler calls; the
+ * one implementation is the engine in `policy.ts`. The replica registry is separate from the
+ * policy, so live registration and heartbeats can change it while the policy only reads it.
  *
  * @module
  */
 import type { ReplicaConfig } from "./config.ts";
-import { type GeoEntry, type GeoMatch, GeoTable, haversineKm, newGeoMatch } from "./geo.ts";
 
 /** A replica as steering sees it. Addresses are in the form the codec writes. */
 export interface Replica {
@@ -104,8 +102,9 @@ export interface Selection {
   /** Leading client address bits the decision depended on (RFC 7871 SCOPE PREFIX-LENGTH). */
   scope: number;
   /**
-   * How it was decided: "geo" (nearest), "rotation" (client location unknown), "latency"
-   * (measured round trips), "load" (least loaded) or "balanced" (weighted score).
+   * How it was decided: "latency" (the smallest measured round trip), "geo" (the nearest;
+   * also in latency mode before a measurement), "rotation" (nothing known about the client),
+   * "load" (least loaded) or "balanced" (weighted score).
    */
   how: "geo" | "rotation" | "latency" | "load" | "balanced";
   /** TTL for this answer in seconds, or -1 for the configured one (the handler resets it). */
@@ -125,88 +124,4 @@ export interface SteeringPolicy {
    * for AAAA), best first. Allocates nothing per call once warm.
    */
   select(client: SteeringClient, family: 4 | 6, max: number, out: Selection): void;
-}
-
-function hasFamily(r: Replica, family: 4 | 6): boolean {
-  return r.live && (family === 4 ? r.ipv4 !== -1 : r.ipv6 !== null);
-}
-
-/**
- * Nearest live replica by great-circle distance from the client's geo location; rotation when
- * the location is unknown. Distance order per location is computed once, on first use (it does
- * not depend on liveness, which is checked per answer).
- */
-export class GeoPolicy implements SteeringPolicy {
-  readonly name = "geo";
-  readonly #set: ReplicaSet;
-  readonly #geo: GeoTable;
-  /** Geo entry index → distinct location index. */
-  readonly #locationOf: Int32Array;
-  readonly #locations: { lat: number; lon: number }[] = [];
-  /** Distinct location index → replica indices nearest first (lazy). */
-  readonly #ranking: (Uint16Array | undefined)[] = [];
-  readonly #match: GeoMatch = newGeoMatch();
-  #rankedFor = -1;
-  #next = 0;
-
-  constructor(set: ReplicaSet, geo: readonly GeoEntry[]) {
-    this.#set = set;
-    this.#geo = new GeoTable(geo);
-    this.#locationOf = new Int32Array(geo.length);
-    const byKey = new Map<string, number>();
-    geo.forEach((g, i) => {
-      const key = `${g.lat},${g.lon}`;
-      let loc = byKey.get(key);
-      if (loc === undefined) {
-        loc = this.#locations.length;
-        this.#locations.push({ lat: g.lat, lon: g.lon });
-        byKey.set(key, loc);
-      }
-      this.#locationOf[i] = loc;
-    });
-  }
-
-  /** Replica indices ordered by distance from a location, ties by config order. */
-  #rank(loc: number): Uint16Array {
-    if (this.#rankedFor !== this.#set.membership) {
-      // Replicas were added, moved or removed: every ranking is stale.
-      this.#ranking.length = 0;
-      this.#rankedFor = this.#set.membership;
-    }
-    let r = this.#ranking[loc];
-    if (r === undefined) {
-      const { lat, lon } = this.#locations[loc];
-      const reps = this.#set.replicas;
-      const dist = reps.map((x) => haversineKm(lat, lon, x.lat, x.lon));
-      r = Uint16Array.from(reps.map((_, i) => i).sort((a, b) => dist[a] - dist[b] || a - b));
-      this.#ranking[loc] = r;
-    }
-    return r;
-  }
-
-  select(client: SteeringClient, family: 4 | 6, max: number, out: Selection): void {
-    const reps = this.#set.replicas;
-    const m = this.#match;
-    this.#geo.lookup(client.family, client.bytes, client.bits, m);
-    out.scope = m.scope;
-    let count = 0;
-    if (m.entry !== -1) {
-      out.how = "geo";
-      const order = this.#rank(this.#locationOf[m.entry]);
-      for (let i = 0; i < order.length && count < max; i++) {
-        const r = reps[order[i]];
-        if (hasFamily(r, family)) out.replicas[count++] = r;
-      }
-    } else {
-      out.how = "rotation";
-      const n = reps.length;
-      const start = n === 0 ? 0 : this.#next % n;
-      this.#next = (start + 1) % Math.max(n, 1);
-      for (let i = 0; i < n && count < max; i++) {
-        const r = reps[(start + i) % n];
-        if (hasFamily(r, family)) out.replicas[count++] = r;
-      }
-    }
-    out.count = count;
-  }
 }

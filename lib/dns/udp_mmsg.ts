@@ -28,6 +28,7 @@
  *
  * @module
  */
+import { hasZone, parseIp, unbracket } from "../common/ip.ts";
 import { C, callError, E, L, libc } from "./_libc.ts";
 import type { ClientAddr } from "./handler.ts";
 
@@ -137,72 +138,22 @@ function fail(msg: string, cls: ErrorConstructor = TypeError): never {
   throw new cls(`Cannot serve batched UDP: ${msg}`);
 }
 
-/** Parses a dotted-quad IPv4 literal (no leading zeros, each part 0..255) or returns null. */
-function parseIPv4(s: string): Uint8Array | null {
-  const parts = s.split(".");
-  if (parts.length !== 4) return null;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i];
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(p) || Number(p) > 255) return null;
-    out[i] = Number(p);
-  }
-  return out;
-}
-
-/** Parses an IPv6 literal (RFC 4291 §2.2 text forms, no zone id) or returns null. */
-function parseIPv6(s: string): Uint8Array | null {
-  const out = new Uint8Array(16);
-  const halves = s.split("::");
-  if (halves.length > 2) return null;
-  const words: number[][] = [];
-  for (const [h, half] of halves.entries()) {
-    const list: number[] = [];
-    const groups = half === "" ? [] : half.split(":");
-    for (const [g, group] of groups.entries()) {
-      const last = h === halves.length - 1 && g === groups.length - 1;
-      if (last && group.includes(".")) {
-        const v4 = parseIPv4(group);
-        if (!v4) return null;
-        list.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else if (/^[0-9a-fA-F]{1,4}$/.test(group)) {
-        list.push(parseInt(group, 16));
-      } else {
-        return null;
-      }
-    }
-    words.push(list);
-  }
-  const head = words[0], tail = words[1] ?? [];
-  const total = head.length + tail.length;
-  if (halves.length === 1 ? total !== 8 : total > 7) return null;
-  const all = [...head, ...new Array<number>(8 - total).fill(0), ...tail];
-  for (let i = 0; i < 8; i++) {
-    out[2 * i] = all[i] >> 8;
-    out[2 * i + 1] = all[i] & 0xff;
-  }
-  return out;
-}
-
 /** Builds the sockaddr to bind; throws a SyntaxError for anything but an IP literal. */
 function bindAddr(hostname: unknown, port: unknown): BindAddr {
   if (typeof hostname !== "string") fail(`hostname must be a string: received ${typeof hostname}`);
   if (typeof port !== "number" || !Number.isInteger(port) || port < 0 || port > 65535) {
     fail(`port must be an integer in 0..65535: received ${String(port)}`, RangeError);
   }
-  const v4 = parseIPv4(hostname);
-  if (v4) {
+  const bare = unbracket(hostname);
+  const ip = hasZone(bare) ? null : parseIp(bare);
+  if (ip?.family === 4) {
     const sa = new Uint8Array(L.SOCKADDR_IN);
     new DataView(sa.buffer).setUint16(0, C.AF_INET, true);
     new DataView(sa.buffer).setUint16(2, port, false);
-    sa.set(v4, 4);
+    sa.set(ip.bytes.subarray(0, 4), 4);
     return { family: C.AF_INET, sockaddr: sa };
   }
-  const bare = hostname.startsWith("[") && hostname.endsWith("]")
-    ? hostname.slice(1, -1)
-    : hostname;
-  const v6 = bare.includes(":") ? parseIPv6(bare) : null;
-  if (!v6) {
+  if (ip === null) {
     fail(
       `hostname must be an IPv4 or IPv6 literal (no names, no zone ids): received "${hostname}"`,
       SyntaxError,
@@ -211,7 +162,7 @@ function bindAddr(hostname: unknown, port: unknown): BindAddr {
   const sa = new Uint8Array(L.SOCKADDR_IN6);
   new DataView(sa.buffer).setUint16(0, C.AF_INET6, true);
   new DataView(sa.buffer).setUint16(2, port, false);
-  sa.set(v6, 8);
+  sa.set(ip.bytes, 8);
   return { family: C.AF_INET6, sockaddr: sa };
 }
 

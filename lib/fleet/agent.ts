@@ -12,7 +12,7 @@
  * @module
  */
 import { bearerToken, sameSecret } from "../common/auth.ts";
-import { parseClientIp } from "../dns/geo.ts";
+import { parseClientIp } from "../common/ip.ts";
 import {
   type HeartbeatReply,
   type KnownServer,

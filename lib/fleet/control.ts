@@ -22,9 +22,9 @@
  */
 import { bearerToken, REALM, sameSecret } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson } from "../common/body.ts";
-import { parseClientIp } from "../dns/geo.ts";
+import { parseClientIp } from "../common/ip.ts";
 import type { FleetMonitor } from "./monitor.ts";
-import type { FleetPolicy } from "./policy.ts";
+import type { SteeringEngine } from "../dns/policy.ts";
 import {
   type HeartbeatReply,
   MAX_BODY_BYTES,
@@ -44,7 +44,7 @@ export interface ControlOptions {
   hostname: string;
   port: number;
   registry: FleetRegistry;
-  policy: FleetPolicy;
+  policy: SteeringEngine;
   monitor: FleetMonitor;
   /** Replicas per answer (what `/explain` shows as the answer). */
   answers: number;

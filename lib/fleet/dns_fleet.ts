@@ -1,17 +1,17 @@
 /**
  * The DNS server with a live fleet: the authoritative server of `lib/dns/`, the replica
- * registry persisted in SQLite, the fleet steering policy, the health and RTT monitor, and the
+ * registry persisted in SQLite, the steering engine fed with its loads and RTTs, the health and RTT monitor, and the
  * control API with its heartbeat socket, wired together. `main_dns.ts` is its command line.
  *
  * @module
  */
 import type { DnsConfig } from "../dns/config.ts";
 import { type DnsServer, startDnsServer } from "../dns/server.ts";
+import { type PolicyName, SteeringEngine } from "../dns/policy.ts";
 import { ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
 import { type ControlServer, startControl } from "./control.ts";
 import { FleetDb } from "./db.ts";
 import { FleetMonitor } from "./monitor.ts";
-import { FleetPolicy, type PolicyName } from "./policy.ts";
 import { FleetRegistry } from "./registry.ts";
 import { RttCache } from "./rtt.ts";
 
@@ -46,7 +46,7 @@ export interface FleetDns {
   /** Null when started without a control API. */
   readonly control: ControlServer | null;
   readonly registry: FleetRegistry;
-  readonly policy: FleetPolicy;
+  readonly policy: SteeringEngine;
   readonly monitor: FleetMonitor;
   close(): Promise<void>;
 }
@@ -65,11 +65,11 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
   });
   const rtt = new RttCache({ ttlMs: o.rttTtlMs });
   const monitor = new FleetMonitor({ registry, rtt, probePort: o.probePort, log });
-  const policy = new FleetPolicy({
+  const policy = new SteeringEngine({
     mode: o.policy,
     set,
-    registry,
     geo: o.config.geo,
+    loads: registry,
     rtt,
     weights: o.weights,
     overloadRps: o.overloadRps,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { parseIp } from "../dns/geo.ts";
+import { isUnspecified, parseIp, unbracket } from "../common/ip.ts";
 import { nameToPath } from "../upload/validate.ts";
 import { MAX_HELD_PATHS, MAX_PROVIDER_LENGTH, parseHostPort } from "./protocol.ts";
 
@@ -30,8 +30,8 @@ export interface FleetFlags {
 }
 
 function isWildcard(addr: string): boolean {
-  const ip = parseIp(addr.replace(/^\[|\]$/g, ""));
-  return ip !== null && ip.bytes.every((b) => b === 0);
+  const ip = parseIp(unbracket(addr));
+  return ip !== null && isUnspecified(ip);
 }
 
 /**
@@ -70,14 +70,14 @@ export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
     address = URL.canParse(f.advertise) && f.advertise.includes("://")
       ? new URL(f.advertise).hostname
       : f.advertise;
-    address = address.replace(/^\[|\]$/g, "");
+    address = unbracket(address);
     if (parseIp(address) === null) {
       throw new SyntaxError(
         `--advertise: the DNS answers need an IP address: received ${f.advertise}`,
       );
     }
   } else if (!isWildcard(f.host)) {
-    address = f.host.replace(/^\[|\]$/g, "");
+    address = unbracket(f.host);
     if (parseIp(address) === null) {
       throw new SyntaxError(
         `--host: the DNS answers need an IP address, or give --advertise ADDR: received ${f.host}`,

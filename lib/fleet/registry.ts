@@ -15,7 +15,8 @@
  * @module
  */
 import type { ReplicaConfig } from "../dns/config.ts";
-import { parseClientIp } from "../dns/geo.ts";
+import { formatIp, isUnspecified, parseClientIp, unbracket } from "../common/ip.ts";
+import type { LoadSource } from "../dns/policy.ts";
 import { type Replica, ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
 import type { FleetDb, FleetRow } from "./db.ts";
 import {
@@ -70,11 +71,7 @@ export interface FleetRegistryOptions {
 
 function ipText(r: ReplicaConfig): string {
   const a = r.ipv4 ?? r.ipv6;
-  if (a === null) return "";
-  if (a.family === 4) return [...a.bytes.subarray(0, 4)].join(".");
-  const g: string[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(((a.bytes[i] << 8) | a.bytes[i + 1]).toString(16));
-  return g.join(":");
+  return a === null ? "" : formatIp(a);
 }
 
 /** The steering form of an address; throws a `TypeError` for anything but a unicast address. */
@@ -84,10 +81,9 @@ export function replicaFor(
   lat: number | null,
   lon: number | null,
 ): Replica {
-  const ip = parseClientIp(address.replace(/^\[|\]$/g, ""));
+  const ip = parseClientIp(unbracket(address));
   if (ip === null) throw new TypeError(`Cannot register ${id}: not an IP address: ${address}`);
-  const n = ip.family === 4 ? 4 : 16;
-  if (ip.bytes.subarray(0, n).every((b) => b === 0)) {
+  if (isUnspecified(ip)) {
     throw new TypeError(
       `Cannot register ${id}: ${address} is a wildcard address; give --advertise ADDR`,
     );
@@ -117,7 +113,7 @@ function sameToken(a: string, b: string): boolean {
 }
 
 /** See the module doc. */
-export class FleetRegistry {
+export class FleetRegistry implements LoadSource {
   readonly set: ReplicaSet;
   readonly intervalMs: number;
   /** Changes whenever membership, an address or a state does (the known-servers list). */
@@ -236,6 +232,16 @@ export class FleetRegistry {
     return this.#byId.get(id);
   }
 
+  /** The requests/s a replica last reported, or null (steering's {@link LoadSource}). */
+  rps(id: string): number | null {
+    return this.#byId.get(id)?.load?.rps ?? null;
+  }
+
+  /** True for registered replicas: only they have a probe endpoint to measure RTT from. */
+  measurable(id: string): boolean {
+    return this.#byId.get(id)?.source === "registered";
+  }
+
   /**
    * Adds or replaces a registered replica. `from` is the address the registration came from,
    * used when it names none. Returns the entry with a new session token. Throws `TypeError`
@@ -252,7 +258,7 @@ export class FleetRegistry {
       {
         id: reg.id,
         source: "registered",
-        address: address.replace(/^\[|\]$/g, ""),
+        address: unbracket(address),
         port: reg.port,
         lat: reg.lat,
         lon: reg.lon,

@@ -1,15 +1,13 @@
 /**
  * Measured round-trip times from replicas to client subnets: EWMA-smoothed per (subnet,
- * replica), keyed by the client's /24 (IPv4) or /56 (IPv6), with an expiry. The clock is
+ * replica), keyed by the client's /24 (IPv4) or /56 (IPv6) as `subnetKey` in
+ * `lib/dns/policy.ts` writes it, with an expiry. The clock is
  * injected, so expiry is tested without sleeping.
  *
  * @module
  */
+import type { RttSource } from "../dns/policy.ts";
 
-/** IPv4 clients are grouped by /24: the smallest prefix routed on the Internet. */
-export const IPV4_SUBNET_BITS = 24;
-/** IPv6 clients are grouped by /56: the common end-site allocation (RFC 6177). */
-export const IPV6_SUBNET_BITS = 56;
 /** Weight of a new sample in the moving average: half, so a changed path shows in 1-2 samples. */
 export const DEFAULT_EWMA_ALPHA = 0.5;
 /** A measurement older than this is forgotten: paths change, and a stale RTT misleads. */
@@ -28,16 +26,6 @@ export interface RttEntry {
   at: number;
 }
 
-/** The cache key of a client's subnet, e.g. `10.77.2.0/24` or `2001:db8:0:100::/56`. */
-export function subnetKey(family: 4 | 6, bytes: Uint8Array): string {
-  if (family === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.0/${IPV4_SUBNET_BITS}`;
-  const h: string[] = [];
-  for (let i = 0; i < 8; i += 2) {
-    h.push(((bytes[i] << 8) | (i === 6 ? 0 : bytes[i + 1])).toString(16));
-  }
-  return `${h.join(":")}::/${IPV6_SUBNET_BITS}`;
-}
-
 /** Options of {@link RttCache}. */
 export interface RttCacheOptions {
   alpha?: number;
@@ -46,8 +34,8 @@ export interface RttCacheOptions {
   now?: () => number;
 }
 
-/** See the module doc. */
-export class RttCache {
+/** See the module doc; the steering engine reads it as its {@link RttSource}. */
+export class RttCache implements RttSource {
   readonly alpha: number;
   readonly ttlMs: number;
   readonly #max: number;

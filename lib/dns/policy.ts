@@ -1,0 +1,476 @@
+/**
+ * The steering engine: the one {@link SteeringPolicy}, with four modes, that answers for a
+ * static config and for a live fleet alike. The live fleet only adds sources: loads from
+ * heartbeats and RTT measurements ({@link LoadSource}, {@link RttSource}).
+ *
+ * | mode | score of a replica (lower is better) |
+ * | --- | --- |
+ * | `latency` (default) | measured RTT to the client's /24 or /56; replicas not measured yet rank after the measured ones, by the RTT geography suggests (1 ms per 100 km), then unknown |
+ * | `geo` | great-circle distance from the client's geo location |
+ * | `load` | requests/s from its heartbeats |
+ * | `balanced` | `latency weight × RTT / 100 ms + load weight × rps / overload rps` |
+ *
+ * Overloaded replicas (rps above the threshold) rank after every other live one, so they lose
+ * their clients to the next best. Equal scores keep config/registration order when the client's
+ * location or RTT is known, and rotate otherwise (so unknown clients spread over the fleet).
+ * In `latency` and `balanced` modes a decision that is not based on a fresh measurement for
+ * every live measurable replica asks for one in the background (`onMeasure`) and, when the
+ * best replica's RTT is not measured yet, carries a short TTL: the answer never waits for a
+ * measurement.
+ *
+ * {@link SteeringEngine.select} and {@link SteeringEngine.explain} run one decision function:
+ * `explain` reports the answer the next `select` for that client gives (it does not move the
+ * rotation), with every replica's score.
+ *
+ * @module
+ */
+import { formatIp, maskIp } from "../common/ip.ts";
+import { type GeoEntry, GeoTable, haversineKm, newGeoMatch } from "./geo.ts";
+import type { ReplicaSet, Selection, SteeringClient, SteeringPolicy } from "./steering.ts";
+
+/** Policy names for `--policy`. */
+export const POLICIES = ["latency", "geo", "load", "balanced"] as const;
+export type PolicyName = (typeof POLICIES)[number];
+/** The default: the smallest measured RTT, else geography, else rotation. */
+export const DEFAULT_POLICY: PolicyName = "latency";
+
+/** Light in fibre covers about 200 km per ms: a round trip costs ~1 ms per 100 km of distance. */
+export const KM_PER_RTT_MS = 100;
+/** Balanced scoring divides RTT by this: 100 ms of RTT weighs as much as a full overload. */
+export const RTT_SCALE_MS = 100;
+/** Balanced scoring's RTT for a replica with neither a measurement nor a location. */
+export const UNKNOWN_RTT_MS = 150;
+/** Default overload threshold (requests/s): above it a replica loses its clients. */
+export const DEFAULT_OVERLOAD_RPS = 5_000;
+/** A measurement this old is refreshed in the background on the next query (paths change). */
+export const DEFAULT_REFRESH_MS = 30_000;
+/** TTL (s) of answers not based on a measurement: clients come back soon for a better one. */
+export const DEFAULT_SHORT_TTL = 5;
+/** IPv4 clients are grouped by /24: the smallest prefix routed on the Internet. */
+export const IPV4_SUBNET_BITS = 24;
+/** IPv6 clients are grouped by /56: the common end-site allocation (RFC 6177). */
+export const IPV6_SUBNET_BITS = 56;
+
+/** The RTT key of a client's subnet, e.g. `10.77.2.0/24` or `2001:db8:0:100::/56`. */
+export function subnetKey(family: 4 | 6, bytes: Uint8Array): string {
+  const bits = family === 4 ? IPV4_SUBNET_BITS : IPV6_SUBNET_BITS;
+  return `${formatIp(maskIp({ family, bytes }, bits))}/${bits}`;
+}
+
+/** Loads and measurability of replicas (the live registry); a static config has none. */
+export interface LoadSource {
+  /** Changes whenever a load may have changed. */
+  readonly loadVersion: number;
+  /** The requests/s a replica last reported, or null. */
+  rps(id: string): number | null;
+  /** True when the replica can be asked to measure RTT (registered ones have a probe). */
+  measurable(id: string): boolean;
+}
+
+/** A smoothed RTT from a replica to a subnet. */
+export interface RttSample {
+  ms: number;
+  samples: number;
+  /** When the latest sample arrived (clock ms). */
+  at: number;
+}
+
+/** Measured RTTs by subnet ({@link subnetKey}) and replica id. */
+export interface RttSource {
+  /** Subnets held: nothing is looked up while it is 0. */
+  readonly size: number;
+  get(subnet: string, replica: string): RttSample | undefined;
+}
+
+const NO_LOADS: LoadSource = { loadVersion: 0, rps: () => null, measurable: () => false };
+const NO_RTT: RttSource = { size: 0, get: () => undefined };
+
+/** Options of {@link SteeringEngine}. */
+export interface SteeringOptions {
+  mode: PolicyName;
+  set: ReplicaSet;
+  geo: readonly GeoEntry[];
+  /** Default: no measurements. */
+  rtt?: RttSource;
+  /** Default: no loads, nothing measurable. */
+  loads?: LoadSource;
+  /** Weights of `balanced`; default 1 and 1. */
+  weights?: { latency: number; load: number };
+  overloadRps?: number;
+  refreshMs?: number;
+  shortTtl?: number;
+  /** Asked to measure RTT from every live replica to `target` (the subnet `subnet`). */
+  onMeasure?: (subnet: string, target: string) => void;
+  now?: () => number;
+}
+
+const MEASURED = 0, GEO = 1, LOAD = 2, NONE = 3;
+const BASES = ["measured", "geo", "load", "none"] as const;
+type Basis = (typeof BASES)[number];
+
+/** One replica's line in an explanation. */
+export interface ReplicaScore {
+  id: string;
+  live: boolean;
+  eligible: boolean;
+  rank: number | null;
+  score: number | null;
+  basis: Basis;
+  rttMs: number | null;
+  rttSamples: number;
+  rttAgeMs: number | null;
+  distanceKm: number | null;
+  rps: number | null;
+  overloaded: boolean;
+}
+
+/** What {@link SteeringEngine.explain} returns. */
+export interface Explanation {
+  client: string;
+  subnet: string;
+  policy: PolicyName;
+  location: { lat: number; lon: number } | null;
+  /** Ids `select` answers with, best first. */
+  answer: string[];
+  how: Selection["how"];
+  /** The shortened TTL of the answer, or null for the configured one. */
+  ttl: number | null;
+  /** ECS SCOPE PREFIX-LENGTH of the answer. */
+  scope: number;
+  reason: string;
+  replicas: ReplicaScore[];
+}
+
+/** See the module doc. */
+export class SteeringEngine implements SteeringPolicy {
+  readonly name: string;
+  readonly mode: PolicyName;
+  readonly #set: ReplicaSet;
+  readonly #geo: GeoTable;
+  readonly #rtt: RttSource;
+  readonly #loads: LoadSource;
+  readonly #wLat: number;
+  readonly #wLoad: number;
+  readonly #overload: number;
+  readonly #refresh: number;
+  readonly #shortTtl: number;
+  readonly #onMeasure: (subnet: string, target: string) => void;
+  readonly #now: () => number;
+  readonly #match = newGeoMatch();
+  /** The rotation counter: moves once per `select` that rotates, never in `explain`. */
+  #next = 0;
+  /** Geo entry index → distinct location index. */
+  readonly #locationOf: Int32Array;
+  readonly #locations: { lat: number; lon: number }[] = [];
+  /** Distinct location → km to every replica (NaN: replica not located); lazy per location. */
+  #km: (Float64Array | undefined)[] = [];
+  #kmFor = -1;
+  /** Per replica, from the load source; refreshed when the set or a load changes. */
+  #rps = new Float64Array(0);
+  #over = new Uint8Array(0);
+  #measurable = new Uint8Array(0);
+  #anyMeasurable = false;
+  #loadsFor = [-1, -1];
+  // Per decision scratch, grown to the fleet size.
+  #val = new Float64Array(0);
+  #basis = new Uint8Array(0);
+  /** Latency mode: 0 measured, 1 estimated from geography, 2 unknown (knowledge before score). */
+  #tier = new Uint8Array(0);
+  #tie = new Int32Array(0);
+  #eligible = new Uint8Array(0);
+  #rank = new Int32Array(0);
+  /** What the latest decision found, for `explain`. */
+  #subnet = "";
+  #wanted = false;
+  #location = -1;
+
+  constructor(o: SteeringOptions) {
+    if (!(POLICIES as readonly string[]).includes(o.mode)) {
+      throw new RangeError(
+        `Cannot create policy: mode must be one of ${POLICIES}: received ${o.mode}`,
+      );
+    }
+    this.mode = o.mode;
+    this.name = o.mode;
+    this.#set = o.set;
+    this.#geo = new GeoTable(o.geo);
+    this.#rtt = o.rtt ?? NO_RTT;
+    this.#loads = o.loads ?? NO_LOADS;
+    this.#wLat = o.weights?.latency ?? 1;
+    this.#wLoad = o.weights?.load ?? 1;
+    this.#overload = o.overloadRps ?? DEFAULT_OVERLOAD_RPS;
+    this.#refresh = o.refreshMs ?? DEFAULT_REFRESH_MS;
+    this.#shortTtl = o.shortTtl ?? DEFAULT_SHORT_TTL;
+    this.#onMeasure = o.onMeasure ?? (() => {});
+    this.#now = o.now ?? Date.now;
+    for (
+      const [k, v] of [["weights.latency", this.#wLat], ["weights.load", this.#wLoad]] as const
+    ) {
+      if (!(v >= 0 && Number.isFinite(v))) {
+        throw new RangeError(`Cannot create policy: ${k} must be a number >= 0: received ${v}`);
+      }
+    }
+    if (!(this.#overload > 0)) {
+      throw new RangeError(
+        `Cannot create policy: overloadRps must be positive: received ${this.#overload}`,
+      );
+    }
+    this.#locationOf = new Int32Array(o.geo.length);
+    const byKey = new Map<string, number>();
+    o.geo.forEach((g, i) => {
+      const key = `${g.lat},${g.lon}`;
+      let loc = byKey.get(key);
+      if (loc === undefined) {
+        loc = this.#locations.length;
+        this.#locations.push({ lat: g.lat, lon: g.lon });
+        byKey.set(key, loc);
+      }
+      this.#locationOf[i] = loc;
+    });
+  }
+
+  /** Grows the per-replica arrays to `n`. */
+  #grow(n: number): void {
+    if (this.#val.length >= n) return;
+    const m = Math.max(16, n * 2);
+    this.#val = new Float64Array(m);
+    this.#basis = new Uint8Array(m);
+    this.#tier = new Uint8Array(m);
+    this.#tie = new Int32Array(m);
+    this.#eligible = new Uint8Array(m);
+    this.#rank = new Int32Array(m);
+    this.#rps = new Float64Array(m);
+    this.#over = new Uint8Array(m);
+    this.#measurable = new Uint8Array(m);
+    this.#loadsFor[0] = -1;
+  }
+
+  /** Copies loads and measurability out of the load source when the set or a load changed. */
+  #refreshLoads(): void {
+    const f = this.#loadsFor, set = this.#set, src = this.#loads;
+    if (f[0] === set.version && f[1] === src.loadVersion) return;
+    f[0] = set.version;
+    f[1] = src.loadVersion;
+    let any = false;
+    set.replicas.forEach((r, i) => {
+      const rps = src.rps(r.id) ?? 0;
+      this.#rps[i] = rps;
+      this.#over[i] = rps > this.#overload ? 1 : 0;
+      this.#measurable[i] = src.measurable(r.id) ? 1 : 0;
+      any ||= this.#measurable[i] === 1;
+    });
+    this.#anyMeasurable = any;
+  }
+
+  /** Km from a location to every replica, computed once per location and membership. */
+  #distances(loc: number): Float64Array {
+    if (this.#kmFor !== this.#set.membership) {
+      this.#km = [];
+      this.#kmFor = this.#set.membership;
+    }
+    let km = this.#km[loc];
+    if (km === undefined) {
+      const { lat, lon } = this.#locations[loc];
+      km = Float64Array.from(
+        this.#set.replicas,
+        (r) => Number.isFinite(r.lat) ? haversineKm(lat, lon, r.lat, r.lon) : NaN,
+      );
+      this.#km[loc] = km;
+    }
+    return km;
+  }
+
+  /**
+   * The decision: scores every replica, fills `out` with the best `max` (>= 1) eligible ones
+   * and says how and for how long. `advance` moves the rotation and asks for measurements
+   * (`select`); without it the decision has no effect (`explain`). Allocates nothing unless
+   * the client's subnet has to be looked up in the RTT source.
+   */
+  #decide(c: SteeringClient, family: 4 | 6, max: number, out: Selection, advance: boolean): void {
+    const reps = this.#set.replicas;
+    const n = reps.length;
+    this.#grow(n);
+    this.#refreshLoads();
+    const m = this.#match;
+    this.#geo.lookup(c.family, c.bytes, c.bits, m);
+    const loc = m.entry === -1 ? -1 : this.#locationOf[m.entry];
+    const km = loc === -1 ? null : this.#distances(loc);
+    const mode = this.mode;
+    const useRtt = mode === "latency" || mode === "balanced";
+    const subnet = useRtt && (this.#rtt.size > 0 || this.#anyMeasurable)
+      ? subnetKey(c.family, c.bytes)
+      : "";
+    const now = subnet === "" ? 0 : this.#now();
+    const val = this.#val, basis = this.#basis, tier = this.#tier, rps = this.#rps;
+    const eligible = this.#eligible, rank = this.#rank;
+    let wanted = false, known = false, measured = false;
+    for (let i = 0; i < n; i++) {
+      const r = reps[i];
+      const ok = r.live && (family === 4 ? r.ipv4 !== -1 : r.ipv6 !== null);
+      const d = km === null ? NaN : km[i];
+      let v = Infinity, b = NONE;
+      if (useRtt) {
+        const e = subnet === "" ? undefined : this.#rtt.get(subnet, r.id);
+        if (e !== undefined) {
+          v = e.ms;
+          b = MEASURED;
+          if (r.live && now - e.at > this.#refresh) wanted = true;
+        } else {
+          if (d === d) {
+            v = d / KM_PER_RTT_MS;
+            b = GEO;
+          }
+          if (r.live && this.#measurable[i] === 1) wanted = true;
+        }
+        if (mode === "balanced") {
+          const lat = b === NONE ? UNKNOWN_RTT_MS : v;
+          v = this.#wLat * lat / RTT_SCALE_MS + this.#wLoad * rps[i] / this.#overload;
+        }
+      } else if (mode === "geo") {
+        if (d === d) {
+          v = d;
+          b = GEO;
+        }
+      } else {
+        v = rps[i];
+        b = LOAD;
+      }
+      if (b === MEASURED || b === GEO) known = true;
+      if (b === MEASURED && ok) measured = true;
+      val[i] = v;
+      basis[i] = b;
+      tier[i] = mode === "latency" ? (b === MEASURED ? 0 : b === GEO ? 1 : 2) : 0;
+      eligible[i] = ok ? 1 : 0;
+      rank[i] = -1;
+    }
+    // Ties keep index order when something is known about the client; otherwise they rotate.
+    const rotating = !known || mode === "load";
+    const start = n === 0 ? 0 : this.#next % n;
+    if (rotating && advance && n > 0) this.#next = (start + 1) % n;
+    const tie = this.#tie;
+    for (let i = 0; i < n; i++) tie[i] = rotating ? (i - start + n) % n : i;
+    // The best `max` by (overloaded, tier, score, tie), one pass each: `max` is small.
+    const over = this.#over;
+    let count = 0, first = -1;
+    while (count < max) {
+      let best = -1;
+      for (let i = 0; i < n; i++) {
+        if (eligible[i] === 0 || rank[i] !== -1) continue;
+        if (best !== -1) {
+          if (over[i] !== over[best]) {
+            if (over[i] > over[best]) continue;
+          } else if (tier[i] !== tier[best]) {
+            if (tier[i] > tier[best]) continue;
+          } else if (val[i] !== val[best]) {
+            if (val[i] > val[best]) continue;
+          } else if (tie[i] > tie[best]) continue;
+        }
+        best = i;
+      }
+      if (best === -1) break;
+      if (count === 0) first = best;
+      rank[best] = count;
+      out.replicas[count++] = reps[best];
+    }
+    out.count = count;
+    const top = first === -1 ? NONE : basis[first];
+    out.scope = m.scope;
+    if (measured) {
+      // The answer depends on the client's /24 (or /56): say so to ECS resolvers.
+      const bits = c.family === 4 ? IPV4_SUBNET_BITS : IPV6_SUBNET_BITS;
+      if (out.scope < bits) out.scope = bits;
+    }
+    out.how = mode === "load"
+      ? "load"
+      : !known
+      ? "rotation"
+      : mode === "latency"
+      ? (top === MEASURED ? "latency" : top === GEO ? "geo" : "rotation")
+      : mode;
+    wanted &&= count > 0;
+    out.ttl = useRtt && wanted && top !== MEASURED ? this.#shortTtl : -1;
+    this.#subnet = subnet;
+    this.#wanted = wanted;
+    this.#location = m.entry;
+    if (advance && wanted) this.#onMeasure(subnet, formatIp(c));
+  }
+
+  /**
+   * Fills `out` with up to `max` live replicas that have an address of `family`, best first.
+   * Allocates nothing per call once warm unless RTTs are looked up.
+   */
+  select(client: SteeringClient, family: 4 | 6, max: number, out: Selection): void {
+    this.#decide(client, family, max, out, true);
+  }
+
+  /** The decision {@link select} makes next for `client`, with every replica's score and why. */
+  explain(client: SteeringClient, family: 4 | 6, max: number): Explanation {
+    const reps = this.#set.replicas;
+    const sel: Selection = { replicas: [], count: 0, scope: 0, how: "rotation", ttl: -1 };
+    this.#decide(client, family, Math.max(reps.length, 1), sel, false);
+    const useRtt = this.mode === "latency" || this.mode === "balanced";
+    const subnet = useRtt ? subnetKey(client.family, client.bytes) : "";
+    const loc = this.#location === -1 ? null : this.#geo.entries[this.#location];
+    const km = loc === null ? null : this.#distances(this.#locationOf[this.#location]);
+    const now = this.#now();
+    const lines: ReplicaScore[] = reps.map((r, i) => {
+      const e = this.#subnet === "" ? undefined : this.#rtt.get(this.#subnet, r.id);
+      const d = km === null ? NaN : km[i];
+      return {
+        id: r.id,
+        live: r.live,
+        eligible: this.#eligible[i] === 1,
+        rank: this.#rank[i] === -1 ? null : this.#rank[i],
+        score: Number.isFinite(this.#val[i]) ? round(this.#val[i]) : null,
+        basis: BASES[this.#basis[i]],
+        rttMs: e ? round(e.ms) : null,
+        rttSamples: e?.samples ?? 0,
+        rttAgeMs: e ? now - e.at : null,
+        distanceKm: d === d ? Math.round(d) : null,
+        rps: this.#loads.rps(r.id),
+        overloaded: this.#over[i] === 1,
+      };
+    });
+    return {
+      client: formatIp(client),
+      subnet,
+      policy: this.mode,
+      location: loc && { lat: loc.lat, lon: loc.lon },
+      answer: sel.replicas.slice(0, Math.min(sel.count, max)).map((r) => r.id),
+      how: sel.how,
+      ttl: sel.ttl === -1 ? null : sel.ttl,
+      scope: sel.scope,
+      reason: reasonFor(this.mode, lines, sel.count, this.#wanted),
+      replicas: lines,
+    };
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function reasonFor(
+  mode: PolicyName,
+  lines: ReplicaScore[],
+  eligible: number,
+  measuring: boolean,
+): string {
+  if (eligible === 0) return "no live replica has an address of this family: NODATA";
+  const top = lines.find((l) => l.rank === 0)!;
+  const shed = lines.filter((l) => l.overloaded && l.eligible).map((l) => l.id);
+  const over = shed.length ? `; overloaded (ranked last): ${shed.join(", ")}` : "";
+  const dead = lines.filter((l) => !l.live).map((l) => l.id);
+  const skipped = dead.length ? `; not live (never answered): ${dead.join(", ")}` : "";
+  const best = top.basis;
+  let why: string;
+  if (best === "measured") why = `lowest measured RTT (${top.rttMs} ms)`;
+  else if (best === "geo" && mode === "geo") why = `nearest (${top.distanceKm} km)`;
+  else if (best === "geo") {
+    why = `no measurement: RTT estimated from distance (${top.distanceKm} km)`;
+  } else if (best === "load") why = `least loaded (${top.rps ?? 0} requests/s)`;
+  else why = "nothing known about the client: rotation";
+  if (mode === "balanced") why = `lowest weighted score ${top.score} (${why})`;
+  const measure = measuring ? "; measuring in the background" : "";
+  return `${top.id}: ${why}${over}${skipped}${measure}`;
+}
