@@ -16,6 +16,7 @@ import { preload } from "./lib/http/preload.ts";
 import { parseDuration, parseSize } from "./lib/http/units.ts";
 import { ReplicationDb } from "./lib/replication/db.ts";
 import { ReplicationNode } from "./lib/replication/node.ts";
+import { loadOrCreateKey } from "./lib/replication/trust.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./lib/upload/wire.ts";
 import { FleetAgent } from "./lib/fleet/agent.ts";
 import { heldPaths, parseFleetFlags } from "./lib/fleet/flags.ts";
@@ -29,7 +30,7 @@ const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 * 1024 * 1024;
 const SHUTDOWN_GRACE_MS = 5_000;
 /** Routes that exist only with a store (uploads and replication). */
 const REPLICATION_ROUTES =
-  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files)(\/|$)/;
+  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files|credentials)(\/|$)/;
 
 const FLAGS = {
   port: {
@@ -310,6 +311,7 @@ async function main(): Promise<void> {
         return {
           ready: node.ready,
           nodeId: node.id,
+          catchUp: node.catchUp(),
           files: node.files().length,
           digest: node.digest(),
           replication: node.stats,
@@ -327,6 +329,7 @@ async function main(): Promise<void> {
       const db = new ReplicationDb(dataDir!);
       node = new ReplicationNode({
         id: str("id") ?? db.nodeId(() => crypto.randomUUID().slice(0, 8)),
+        key: loadOrCreateKey(`${dataDir}/node_key.json`),
         store,
         db,
         cache: replica.cache,

@@ -10,14 +10,19 @@ import { DatabaseSync } from "node:sqlite";
 import type { Version } from "./version.ts";
 
 /** Schema version kept in `PRAGMA user_version`. */
-export const REPLICATION_SCHEMA_VERSION = 1;
+export const REPLICATION_SCHEMA_VERSION = 2;
 
-/** One entry of the server list. `removed` entries are tombstones (they win by version). */
+/**
+ * One entry of the server list. `removed` entries are tombstones (they win by version); a
+ * removed entry also revokes its `key` for good.
+ */
 export interface ServerEntry {
   id: string;
   url: string;
   version: Version;
   removed: boolean;
+  /** The node's Ed25519 public key (base64 SPKI); empty until it has been admitted. */
+  key: string;
 }
 
 /** The durable replication state. */
@@ -38,13 +43,19 @@ export class ReplicationDb {
           `Cannot open ${dir}/replication.sqlite: schema version ${v} is newer than ${REPLICATION_SCHEMA_VERSION}`,
         );
       }
-      if (v < REPLICATION_SCHEMA_VERSION) {
+      if (v === 1) {
+        this.#db.exec(`BEGIN IMMEDIATE;
+          ALTER TABLE servers ADD COLUMN key TEXT NOT NULL DEFAULT '';
+          PRAGMA user_version = ${REPLICATION_SCHEMA_VERSION};
+          COMMIT;`);
+      } else if (v < REPLICATION_SCHEMA_VERSION) {
         this.#db.exec(`BEGIN IMMEDIATE;
           CREATE TABLE kv (k TEXT PRIMARY KEY NOT NULL, v TEXT NOT NULL);
           CREATE TABLE tombstones (name TEXT PRIMARY KEY NOT NULL, ts INTEGER NOT NULL,
             node TEXT NOT NULL);
           CREATE TABLE servers (id TEXT PRIMARY KEY NOT NULL, url TEXT NOT NULL,
-            ts INTEGER NOT NULL, node TEXT NOT NULL, removed INTEGER NOT NULL);
+            ts INTEGER NOT NULL, node TEXT NOT NULL, removed INTEGER NOT NULL,
+            key TEXT NOT NULL DEFAULT '');
           PRAGMA user_version = ${REPLICATION_SCHEMA_VERSION};
           COMMIT;`);
       }
@@ -86,28 +97,30 @@ export class ReplicationDb {
   }
 
   servers(): ServerEntry[] {
-    const rows = this.#db.prepare("SELECT id, url, ts, node, removed FROM servers")
+    const rows = this.#db.prepare("SELECT id, url, ts, node, removed, key FROM servers")
       .all() as unknown as {
         id: string;
         url: string;
         ts: number;
         node: string;
         removed: number;
+        key: string;
       }[];
     return rows.map((r) => ({
       id: r.id,
       url: r.url,
       version: { ts: r.ts, node: r.node },
       removed: r.removed === 1,
+      key: r.key,
     }));
   }
 
   putServer(s: ServerEntry): void {
     this.#db.prepare(
-      `INSERT INTO servers (id, url, ts, node, removed) VALUES (?, ?, ?, ?, ?)
+      `INSERT INTO servers (id, url, ts, node, removed, key) VALUES (?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET url = excluded.url, ts = excluded.ts, node = excluded.node,
-         removed = excluded.removed`,
-    ).run(s.id, s.url, s.version.ts, s.version.node, s.removed ? 1 : 0);
+         removed = excluded.removed, key = excluded.key`,
+    ).run(s.id, s.url, s.version.ts, s.version.node, s.removed ? 1 : 0, s.key);
   }
 
   close(): void {

@@ -24,7 +24,17 @@ export function compareVersions(a: Version, b: Version): number {
   return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
 }
 
-/** A hybrid logical clock: never goes back, never repeats, follows the largest time seen. */
+/**
+ * Largest difference between a node's clock and a time it accepts from another node (request
+ * signatures, versions): a version further ahead is refused, so one bad message cannot move
+ * every clock forward for good.
+ */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+
+/**
+ * A hybrid logical clock: never goes back, never repeats, follows the largest time seen, but
+ * never more than {@link MAX_CLOCK_SKEW_MS} ahead of the wall clock.
+ */
 export class HybridClock {
   #last = 0;
   constructor(readonly node: string, private readonly now: () => number) {}
@@ -35,6 +45,7 @@ export class HybridClock {
   }
   /** Records a time seen in another node's version. */
   observe(ts: number): void {
-    if (ts > this.#last) this.#last = ts;
+    const bounded = Math.min(ts, Math.floor(this.now()) + MAX_CLOCK_SKEW_MS);
+    if (bounded > this.#last) this.#last = bounded;
   }
 }

@@ -14,6 +14,8 @@ import https from "node:https";
 export interface PostResult {
   status: number;
   text: string;
+  /** The answer's headers (lower-case names; repeated ones joined with `, `). */
+  headers: [string, string][];
 }
 
 /** Largest answer kept: uploads answer with a short JSON or text message. */
@@ -75,7 +77,11 @@ export function postStream(
         if (settled) return;
         settled = true;
         const text = new TextDecoder().decode(concat(parts));
-        resolve({ status: res.statusCode ?? 0, text });
+        const headers: [string, string][] = [];
+        for (const [k, v] of Object.entries(res.headers)) {
+          if (v !== undefined) headers.push([k, Array.isArray(v) ? v.join(", ") : v]);
+        }
+        resolve({ status: res.statusCode ?? 0, text, headers });
         reader?.cancel().catch(() => {});
         stopWrites(new Error("the request was answered before its body was sent"));
       });

@@ -1,0 +1,239 @@
+/**
+ * The operator's side of membership: the admin token check, admitting a node's public key
+ * (`POST /_cdn/credentials`, what a joining node calls at its seeds with the admin token), and
+ * the server-list routes (`GET/POST /_cdn/servers`, `DELETE /_cdn/servers/ID`, which also
+ * revokes the node's key). {@link AdminRoutes.admitAt} is the joining node's side.
+ *
+ * Admission: `POST /_cdn/credentials` with `Authorization: Bearer ADMIN_TOKEN` and
+ * `{"id", "url", "key"}` (key: Ed25519 public key, base64 SPKI) answers `{"node", "servers"}`
+ * (the server list with every admitted key) and `x-nearcast-admin-mac: HEX`, the HMAC-SHA256
+ * of the answer's body keyed with the admin token, which the joining node checks.
+ *
+ * @module
+ */
+
+import type { ServerEntry } from "./db.ts";
+import type { Membership } from "./membership.ts";
+import type { HybridClock } from "./version.ts";
+import { json, readJsonObject, Refusal, serverUrl } from "./_http.ts";
+import { PeerError, readAll } from "./peer_auth.ts";
+import { ADMIN_MAC_HEADER, hmacHex, validPublicKey } from "./trust.ts";
+import { checkBearer, sameSecret } from "../common/auth.ts";
+
+/** Largest JSON body of the server and admission APIs: a server list of thousands of nodes. */
+export const MAX_API_BODY = 1024 * 1024;
+/** Longest node id. */
+export const MAX_ID_LENGTH = 256;
+
+/** Options of {@link AdminRoutes}. */
+export interface AdminOptions {
+  id: string;
+  /** This node's public key. */
+  key: string;
+  adminToken: string | null;
+  members: Membership;
+  clock: HybridClock;
+  requestTimeoutMs: number;
+  signal: AbortSignal;
+  log: (line: string) => void;
+  onRemoved: (id: string) => void;
+  onAdded: () => void;
+}
+
+/** See the module doc. */
+export class AdminRoutes {
+  #o: AdminOptions;
+  #self = "";
+
+  constructor(o: AdminOptions) {
+    this.#o = o;
+  }
+
+  /** The URL other nodes use for this one. */
+  get selfUrl(): string {
+    return this.#self;
+  }
+
+  /** True when this node holds the admin token (it can get itself admitted at a seed). */
+  get canAdmit(): boolean {
+    return this.#o.adminToken !== null;
+  }
+
+  /**
+   * Records this node at `url` with its key. Returns false (and logs) when its key was revoked:
+   * it then stays out until it gets a new key.
+   */
+  setSelf(url: string): boolean {
+    this.#self = url;
+    const { members, id, key } = this.#o;
+    const me = members.get(id);
+    if (me?.removed && me.key === key) {
+      this.#o.log(
+        `replication: this node (${id}) was removed and its key revoked: other nodes refuse it; ` +
+          "delete DIR/node_key.json and restart with --admin-token to join again",
+      );
+      return false;
+    }
+    if (me === undefined || me.url !== url || me.key !== key || me.removed) {
+      members.merge({ id, url, key, version: this.#o.clock.next(), removed: false });
+    }
+    return true;
+  }
+
+  /** Null when `req` carries the admin token; else the uniform 401 (403 when disabled). */
+  authorize(req: Request): Response | null {
+    return checkBearer(
+      req,
+      this.#o.adminToken,
+      "uploads and changes are disabled: start the node with --admin-token",
+    );
+  }
+
+  /** `POST /_cdn/credentials`: admits a node's public key (admin). */
+  async admit(req: Request): Promise<Response> {
+    const { value: body } = await readJsonObject(req, MAX_API_BODY);
+    const id = body.id, url = serverUrl(body.url), key = body.key;
+    if (typeof id !== "string" || id === "" || id.length > MAX_ID_LENGTH) {
+      throw new Refusal(
+        400,
+        `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
+      );
+    }
+    if (url === null) {
+      throw new Refusal(
+        400,
+        `url must be an http(s) base URL: received ${JSON.stringify(body.url)}`,
+      );
+    }
+    if (!validPublicKey(key)) {
+      throw new Refusal(400, "key must be an Ed25519 public key (base64 SPKI)");
+    }
+    const { members } = this.#o;
+    const cur = members.get(id);
+    if (cur?.removed && cur.key === key) {
+      throw new Refusal(403, `${id} was removed and its key revoked: the node needs a new key`);
+    }
+    if (cur === undefined || cur.removed || cur.url !== url || cur.key !== key) {
+      members.merge({ id, url, key, version: this.#o.clock.next(), removed: false });
+      this.#o.log(`servers: admitted ${id} ${url}`);
+      this.#o.onAdded();
+    }
+    const answer = JSON.stringify({ node: this.#o.id, servers: members.entries() });
+    return json(JSON.parse(answer), 200, [[
+      ADMIN_MAC_HEADER,
+      hmacHex(this.#o.adminToken!, answer),
+    ]]);
+  }
+
+  /**
+   * Gets this node admitted at `url` with the admin token, and merges the server list it
+   * answers (checked with the admin MAC). Returns false (logged) when it could not.
+   */
+  async admitAt(url: string): Promise<boolean> {
+    const { id, key, adminToken, log } = this.#o;
+    if (adminToken === null) return false;
+    try {
+      let res: Response;
+      try {
+        res = await fetch(`${url}/_cdn/credentials`, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
+          body: JSON.stringify({ id, url: this.#self, key }),
+          signal: AbortSignal.any([
+            AbortSignal.timeout(this.#o.requestTimeoutMs),
+            this.#o.signal,
+          ]),
+        });
+      } catch (e) {
+        throw new PeerError(`unreachable: ${(e as Error).message}`, 0, { cause: e });
+      }
+      const raw = await readAll(res.body, MAX_API_BODY * 64, url);
+      const body = new TextDecoder().decode(raw);
+      if (res.status !== 200) throw new PeerError(`answered ${res.status}: ${body.trim()}`);
+      if (!sameSecret(res.headers.get(ADMIN_MAC_HEADER) ?? "", hmacHex(adminToken, raw))) {
+        throw new PeerError(
+          "its answer does not carry a valid admin MAC (a different admin token?)",
+        );
+      }
+      const v = JSON.parse(body) as { node?: unknown; servers?: unknown };
+      this.#o.members.mergeList(v.servers, typeof v.node === "string" ? v.node : url);
+      log(`servers: admitted at ${url}`);
+      return true;
+    } catch (e) {
+      if (!(e instanceof PeerError) && !(e instanceof SyntaxError)) throw e;
+      if (!this.#o.signal.aborted) log(`servers: cannot get admitted at ${url}: ${e.message}`);
+      return false;
+    }
+  }
+
+  /** `GET /_cdn/servers` (`?all=1` shows removed ones). */
+  list(req: Request): Response {
+    return json(this.#o.members.view(new URL(req.url).searchParams.get("all") === "1"));
+  }
+
+  /** `POST /_cdn/servers` `{"url", "id"?}` (admin): lists a node (it still needs admission). */
+  async addServer(req: Request): Promise<Response> {
+    const { value: body } = await readJsonObject(req, MAX_API_BODY);
+    const url = serverUrl(body.url);
+    if (url === null) {
+      throw new Refusal(
+        400,
+        `url must be an http(s) base URL: received ${JSON.stringify(body.url)}`,
+      );
+    }
+    let id = body.id;
+    if (id !== undefined && (typeof id !== "string" || id === "" || id.length > MAX_ID_LENGTH)) {
+      throw new Refusal(
+        400,
+        `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
+      );
+    }
+    if (id === undefined) id = await this.#learnId(url);
+    const cur = this.#o.members.get(id as string);
+    const key = cur?.removed ? "" : cur?.key ?? "";
+    const entry: ServerEntry = {
+      id: id as string,
+      url,
+      version: this.#o.clock.next(),
+      removed: false,
+      key,
+    };
+    this.#o.members.merge(entry);
+    this.#o.members.seeds.add(url);
+    this.#o.log(`servers: added ${id} ${url}`);
+    this.#o.onAdded();
+    return json({ status: "added", id, url }, 201);
+  }
+
+  async #learnId(url: string): Promise<string> {
+    let id: unknown;
+    try {
+      const res = await fetch(`${url}/_cdn/health`, {
+        signal: AbortSignal.timeout(this.#o.requestTimeoutMs),
+      });
+      id = ((await res.json()) as { nodeId?: unknown }).nodeId;
+    } catch (e) {
+      throw new Refusal(
+        502,
+        `cannot reach ${url} to learn its id (${
+          (e as Error).message
+        }); pass {"url", "id"} to add a server that is down`,
+      );
+    }
+    if (typeof id !== "string" || id === "") {
+      throw new Refusal(502, `${url} did not report a node id: is it a Nearcast node?`);
+    }
+    return id;
+  }
+
+  /** `DELETE /_cdn/servers/ID` (admin): removes the node and revokes its key everywhere. */
+  removeServer(id: string): Response {
+    const cur = this.#o.members.get(id);
+    if (cur === undefined || cur.removed) throw new Refusal(404, `no such server: ${id}`);
+    if (id === this.#o.id) throw new Refusal(400, "a node cannot remove itself: ask another node");
+    this.#o.members.merge({ ...cur, version: this.#o.clock.next(), removed: true });
+    this.#o.onRemoved(id);
+    this.#o.log(`servers: removed ${id} (its key is revoked)`);
+    return json({ status: "removed", id });
+  }
+}
