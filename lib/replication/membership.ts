@@ -81,6 +81,8 @@ export class Membership {
   merge(e: ServerEntry): boolean {
     const cur = this.#members.get(e.id);
     if (cur !== undefined && compareVersions(e.version, cur.entry.version) <= 0) return false;
+    // An entry that names no key (listed by URL, not admitted yet) keeps the known key.
+    if (e.key === "" && cur !== undefined) e = { ...e, key: cur.entry.key };
     if (cur?.entry.removed && !e.removed && cur.entry.key !== "" && cur.entry.key === e.key) {
       this.#o.log(`servers: ignored ${e.id}: its key was revoked (it must join with a new key)`);
       return false;
