@@ -28,7 +28,7 @@ export const QUERY_COUNT = 1000;
 const EDNS_SIZE = 1232;
 const TYPE_A = 1, TYPE_SOA = 6, TYPE_OPT = 41, CLASS_IN = 1, OPTION_ECS = 8;
 /** /24 networks the ECS queries come from (documentation and test ranges). */
-const ECS_NETWORKS = [
+export const ECS_NETWORKS = [
   [192, 0, 2],
   [198, 51, 100],
   [203, 0, 113],

@@ -3,6 +3,8 @@
  * UDP paths) serving the same zone, in one run. Each server is pinned to one core
  * (`taskset -c 0`), dnsperf to the other (`taskset -c 1`). Prints qps, lost queries, CPU use of
  * both cores and the ratio of each of ours to NSD. Goal: at least half of NSD's qps, 0 lost.
+ * Answers are checked (verify.ts): dig before and after each round, and dnsperf's rcode
+ * counters; a server that answers wrongly fails its round and the run exits 1.
  *
  * `deno task bench:dns [--duration 10] [--servers nsd,portable,mmsg] [--profile] ...`
  * (`--help` for all flags). Needs dnsperf, nsd and taskset (Debian: dnsperf, nsd, util-linux),
@@ -12,11 +14,14 @@
  */
 import { parseArgs } from "node:util";
 import { buildQueryFile, MIX, query } from "./queries.ts";
+import { checkRcodes, verifyServer } from "./verify.ts";
 import { nsdConf, nsdZone, ourConfig } from "./zone.ts";
 
 const HELP = `Usage: deno task bench:dns [options]
 
-dnsperf against NSD and our DNS server on the same zone, each server on one core.
+dnsperf against NSD and our DNS server on the same zone, each server on one core. Every
+server's answers are checked with dig before and after its round, and dnsperf's rcode counts
+(only NOERROR, and NXDOMAIN for the file's nonexistent names): a wrong answer fails the round.
 
   -l, --duration SEC     seconds of load per server (default 10)
       --servers LIST     comma list of: nsd, portable, mmsg, udp-mmsg, udp-portable
@@ -335,6 +340,8 @@ async function startServer(
     const [entry, io] = kind.startsWith("udp-")
       ? [`${root}bench/dns_qps/udp_server.ts`, kind.slice(4)]
       : [`${root}main_dns.ts`, kind];
+    // No control API: nothing but DNS on the CPU, and no fixed control port to collide on.
+    const extra = entry.endsWith("main_dns.ts") ? ["--control", "off"] : [];
     children.push(
       new Deno.Command("taskset", {
         args: [
@@ -355,6 +362,7 @@ async function startServer(
           io,
           "--codec",
           o.codec,
+          ...extra,
         ],
         cwd: root,
         stdout: "piped",
@@ -382,6 +390,9 @@ async function measure(
     perf: boolean;
     processes: number;
     file: string;
+    /** Share of the query file's names that do not exist (NXDOMAIN expected). */
+    nxShare: number;
+    fileQueries: number;
     round: number;
   },
 ): Promise<Result> {
@@ -393,6 +404,8 @@ async function measure(
   let pids: number[] = [], cpu0 = 0, cpu1 = 0, t0 = 0, t1 = 1;
   try {
     for (const c of s.children) await waitReady(s.port, o.zone, c);
+    const kindOfAnswers = kind === "nsd" ? "nsd" : "ours";
+    await verifyServer(s.port, o.zone, kindOfAnswers);
     pids = (await Promise.all(s.children.map((c) => processTree(c.pid)))).flat();
     cpu0 = await processCpu(pids);
     t0 = performance.now();
@@ -423,6 +436,15 @@ async function measure(
     cpu1 = await processCpu(pids);
     t1 = performance.now();
     if (sampler) await sampler;
+    const wrong = checkRcodes(perf.rcodes, perf.completed, o.nxShare, o.fileQueries);
+    if (wrong.length) {
+      throw new Error(
+        `dnsperf counted wrong answers (${perf.qps.toFixed(0)} qps not counted): ${
+          wrong.join("; ")
+        } (rcodes ${perf.rcodes})`,
+      );
+    }
+    await verifyServer(s.port, o.zone, kindOfAnswers);
   } finally {
     const outputs = await Promise.all(s.children.map(stop));
     if (!perf) console.error(`${label} server output:\n${outputs.join("\n").trim()}`);
@@ -527,14 +549,13 @@ if (import.meta.main) {
   if (v.codec !== "wasm" && v.codec !== "ts") fail(`--codec must be wasm or ts: "${v.codec}"`);
   cpuList(v["server-cpu"]);
   cpuList(v["client-cpu"]);
-  for (const tool of ["dnsperf", "nsd", "taskset", ...(v.perf ? ["perf"] : [])]) {
+  const packages: Record<string, string> = { taskset: "util-linux", dig: "dnsutils" };
+  for (const tool of ["dnsperf", "nsd", "taskset", "dig", ...(v.perf ? ["perf"] : [])]) {
     const ok = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`], stdout: "null" })
       .output().then((r) => r.success);
     if (!ok && (tool !== "nsd" || servers.includes("nsd"))) {
       fail(
-        `${tool} not found (Debian: apt-get install -y ${
-          tool === "taskset" ? "util-linux" : tool
-        })`,
+        `${tool} not found (Debian: apt-get install -y ${packages[tool] ?? tool})`,
       );
     }
   }
@@ -569,6 +590,8 @@ if (import.meta.main) {
     profile: v.profile,
     perf: v.perf,
     file,
+    nxShare: kinds.nxdomain / Object.values(kinds).reduce((a, b) => a + b),
+    fileQueries: Object.values(kinds).reduce((a, b) => a + b),
   };
   const all: Result[] = [];
   const failed = new Set<string>();

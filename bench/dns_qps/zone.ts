@@ -32,6 +32,28 @@ const GEO = [
   { cidr: "203.0.113.0/24", lat: 35.68, lon: 139.69 },
   { cidr: "10.0.0.0/8", lat: 51.5, lon: -0.12 },
 ];
+/**
+ * The replica our server must answer for each ECS network of the query file (its first three
+ * octets), worked out by hand from the coordinates above: Paris and London are nearest
+ * Amsterdam, San Francisco New York, Tokyo Singapore. null: not in the geo table, so any
+ * replica (rotation).
+ */
+const EXPECTED: Record<string, string | null> = {
+  "192.0.2": "127.0.0.11",
+  "198.51.100": "127.0.0.12",
+  "203.0.113": "127.0.0.13",
+  "10.1.2": "127.0.0.11",
+  "172.16.5": null,
+  "100.64.7": null,
+};
+
+/** The address our server answers a client of the /24 `net` with, or null for any replica. */
+export function expectedReplica(net: readonly number[]): string | null {
+  const key = net.join(".");
+  if (!(key in EXPECTED)) throw new RangeError(`no expected answer for ECS network ${key}`);
+  return EXPECTED[key];
+}
+
 /** The name server host is `ns1.ZONE` at this address. */
 export const NS_IPV4 = "127.0.0.1";
 
