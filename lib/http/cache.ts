@@ -195,6 +195,11 @@ export class HttpCache {
   #varyByUrl = new Map<string, string[]>();
   /** Keys of the variants stored per URL. */
   #keysByUrl = new Map<string, Set<string>>();
+  /**
+   * URLs held by an upload (a pinned store row), whether or not the index has room for it:
+   * origin responses are never cached for them.
+   */
+  #pinnedUrls = new Set<string>();
   /** Store writes in flight, by key. */
   #pendingPuts = new Map<string, Promise<unknown>>();
   /** Evictions since start. */
@@ -287,19 +292,22 @@ export class HttpCache {
 
   /**
    * Stores a complete response for a request for `url` with request headers `req`, and
-   * writes it through to the store. Returns the entry, or null when the index does not admit
-   * it (too large, or refused by the admission policy).
+   * writes it through to the store. Returns the entry, or null when it is not held (too large,
+   * refused by the admission policy, an upload holds `url`, or dropped before its write ended).
    */
   async put(url: string, req: Headers, parts: ResponseParts): Promise<CacheEntry | null> {
-    // An upload holds this URL: origin responses are never cached over it.
-    if (this.peek(url)?.pinned) return null;
+    // An upload holds this URL: origin responses are never cached for it, even when the
+    // upload is served from the store because the index had no room for it.
+    if (this.#pinnedUrls.has(url) || this.peek(url)?.pinned) return null;
     const names = varyNames(joined(parts.headers, "vary"));
     const key = cacheKey(url, names, req);
     const entry = this.#makeEntry(key, url, parts, names, false);
     if (!this.#admit(entry)) return null;
     this.#varyByUrl.set(url, names);
     await this.#persist(entry, parts.body);
-    return entry;
+    // Dropped meanwhile (evicted, or refused by the store for an upload): the caller serves
+    // the bytes it has.
+    return this.#slots[entry.slot] === entry ? entry : null;
   }
 
   /** Applies a 304's headers to an entry (RFC 9111 §3.2, §4.3.4) and resets its timing. */
@@ -376,10 +384,13 @@ export class HttpCache {
   /**
    * Installs an uploaded body, already written to the store under the key `url` with
    * {@link pinnedMeta}, as a pinned entry replacing every variant of `url`. Returns the entry,
-   * or null when the index has no room for it (pinned entries are refused only for space).
+   * or null when the index has no room for it (pinned entries are refused only for space);
+   * either way, origin responses are no longer cached for `url` until {@link removePinned}.
    */
   installPinned(url: string, headers: [string, string][], size: number): CacheEntry | null {
     this.#unlinkUrl(url);
+    this.#pinnedUrls.add(url);
+    this.#varyByUrl.delete(url);
     const entry = this.#makeEntry(
       url,
       url,
@@ -406,6 +417,12 @@ export class HttpCache {
   removePinned(url: string): void {
     this.#unlinkUrl(url);
     this.#varyByUrl.delete(url);
+    this.#pinnedUrls.delete(url);
+  }
+
+  /** Whether an upload holds `url` (see {@link installPinned}). */
+  isPinned(url: string): boolean {
+    return this.#pinnedUrls.has(url);
   }
 
   #unlinkUrl(url: string): void {
@@ -451,6 +468,7 @@ export class HttpCache {
         continue;
       }
       const names = varyNames(joined(meta.headers, "vary"));
+      if (se.pinned) this.#pinnedUrls.add(meta.url);
       const entry = this.#makeEntry(
         se.key,
         meta.url,
@@ -585,8 +603,9 @@ export class HttpCache {
     if (keepStored || entry.pinned || this.#store === null) return;
     const store = this.#store;
     const del = () => {
-      // Only when no newer entry for the key has been stored meanwhile.
-      if (this.peek(entry.key) === null) {
+      // Only when no newer entry for the key has been stored meanwhile, and never an upload
+      // that replaced this entry's row.
+      if (this.peek(entry.key) === null && store.head(entry.key)?.pinned !== true) {
         try {
           store.delete(entry.key);
         } catch (e) {
@@ -627,6 +646,12 @@ export class HttpCache {
       }
     } catch (e) {
       this.#onStoreError(`write of ${entry.key} failed: ${(e as Error).message}`);
+      if (store.head(entry.key)?.pinned === true && this.#slots[entry.slot] === entry) {
+        // An upload landed under this key while the fill was being written: it wins.
+        this.#hash(entry.key, this.#h);
+        this.#index.delete(this.#h[0], this.#h[1]);
+        this.#drop(entry, true);
+      }
     } finally {
       if (this.#pendingPuts.get(entry.key) === put) this.#pendingPuts.delete(entry.key);
     }

@@ -417,6 +417,7 @@ export class ReplicationNode {
    * with `sync`, starts anti-entropy with each whose digest differs. Returns who answered.
    */
   async #heartbeatRound(sync: boolean): Promise<{ url: string; id: string }[]> {
+    this.#state.checkStore();
     const answered: { url: string; id: string }[] = [];
     const targets = new Map<string, string>(); // url -> id, "" for a seed
     for (const e of this.#members.peers()) targets.set(e.url, e.id);

@@ -147,8 +147,28 @@ export class HeldState {
     return this.#digest = h.digest("hex");
   }
 
+  /**
+   * Forgets live entries whose object the store does not hold (pinned, same SHA-256), so the
+   * manifest and its digest state what the store really holds and anti-entropy fetches them
+   * again. One indexed store lookup per live entry; a name being changed is skipped.
+   */
+  checkStore(): void {
+    for (const e of this.#held.values()) {
+      if (e.deleted || this.#locks.has(e.name)) continue;
+      const path = nameToPath(e.name);
+      const se = this.#o.store.head(path);
+      if (se !== null && se.pinned && se.sha256 === e.sha256) continue;
+      this.#o.log(`replication: ${e.name} is not in the store; it will be fetched again`);
+      this.#held.delete(e.name);
+      this.#byPath.delete(path);
+      this.#o.cache.removePinned(path);
+      this.#digest = null;
+    }
+  }
+
   /** Every name held with its version, hash and size, tombstones included. */
   manifest(node: string): { node: string; digest: string; entries: HeldEntry[] } {
+    this.checkStore();
     const entries = [...this.#held.values()].sort((a, b) => a.name < b.name ? -1 : 1);
     return { node, digest: this.digest(), entries };
   }

@@ -332,6 +332,10 @@ class Store implements SqliteObjectStore {
   ): StoreEntry {
     const storedAt = this.#now();
     const old = this.#row(key);
+    if (old !== undefined && old.pinned === 1 && !pinned) {
+      // An upload is never replaced by a cache fill, whatever arrives last.
+      throw new Error(`Cannot store "${key}": an upload (pinned object) holds the key`);
+    }
     this.#q.upsert.run(key, meta, size, sha, pinned ? 1 : 0, storedAt, body ? 0 : 1, body);
     this.#verifiedKeys.delete(key);
     if (old && old.in_file === 1 && !(body === null && old.sha256 === sha)) {

@@ -48,7 +48,10 @@ export interface PutStreamOptions {
 
 /** A durable key → (metadata, body) store. */
 export interface ObjectStore {
-  /** Stores a body held in memory. Durable when the promise resolves; replaces atomically. */
+  /**
+   * Stores a body held in memory. Durable when the promise resolves; replaces atomically. A
+   * put that is not pinned never replaces a pinned object (this and {@link putStream} reject).
+   */
   put(key: string, meta: string, body: Uint8Array, pinned?: boolean): Promise<StoreEntry>;
   /**
    * Stores a streamed body without holding it in memory. If the stream errors or ends short
