@@ -9,8 +9,14 @@
 
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { type CacheControl, parseCacheControl } from "./cache_control.ts";
-import { correctedInitialAge, freshnessLifetime, type ResponseFacts } from "./freshness.ts";
+import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
+import {
+  correctedInitialAge,
+  freshnessLifetime,
+  type ResponseFacts,
+  unstorableReason,
+} from "./freshness.ts";
+import { NEVER_FORWARDED } from "./forwarding.ts";
 import { appendVia, freshenHeaders, headerValue } from "./headers.ts";
 
 /** Version of the metadata JSON written to the store; other versions are skipped at load. */
@@ -147,12 +153,14 @@ export function varyNames(vary: string | null): string[] {
 /**
  * The cache key of a request for `url` under `names` (Vary): the URL alone, or the URL and
  * each named request header's value (normalised: trimmed, inner whitespace runs collapsed).
+ * Headers a fill never forwards ({@link NEVER_FORWARDED}) count as absent: the origin never
+ * sees the client's value.
  */
 export function cacheKey(url: string, names: readonly string[], req: Headers): string {
   if (names.length === 0) return url;
   let key = url;
   for (const name of names) {
-    const v = req.get(name);
+    const v = NEVER_FORWARDED.has(name) ? null : req.get(name);
     key += `\n${name}:${v === null ? "" : v.trim().replace(/\s+/g, " ")}`;
   }
   return key;
@@ -232,6 +240,11 @@ export class HttpCache {
     return this.#index.budget;
   }
 
+  /** Lower-case names of the latest `Vary` stored for `url` (empty when none). */
+  varyOf(url: string): readonly string[] {
+    return this.#varyByUrl.get(url) ?? [];
+  }
+
   /** The key a request for `url` maps to now (using the latest Vary seen for the URL). */
   keyFor(url: string, req: Headers): string {
     const names = this.#varyByUrl.get(url);
@@ -291,7 +304,8 @@ export class HttpCache {
   }
 
   /**
-   * Stores a complete response for a request for `url` with request headers `req`, and
+   * Stores a complete response for a request for `url` whose origin request carried the
+   * client headers `req` (`fillForwarded` of forwarding.ts: the key uses what the origin saw), and
    * writes it through to the store. Returns the entry, or null when it is not held (too large,
    * refused by the admission policy, an upload holds `url`, or dropped before its write ended).
    */
@@ -310,15 +324,23 @@ export class HttpCache {
     return this.#slots[entry.slot] === entry ? entry : null;
   }
 
-  /** Applies a 304's headers to an entry (RFC 9111 §3.2, §4.3.4) and resets its timing. */
+  /**
+   * Applies a 304's headers to an entry (RFC 9111 §3.2, §4.3.4) and resets its timing. Returns
+   * false when the updated response may no longer be reused from the cache (`Vary: *`, other
+   * `Vary` names than the ones it is keyed by, `no-store`, `private`): the caller answers the
+   * request with it and removes it.
+   */
   freshen(
     entry: CacheEntry,
     update: [string, string][],
     requestTime: number,
     responseTime: number,
-  ) {
+  ): boolean {
     const headers = freshenHeaders(entry.headers, update);
     const facts = responseFacts(entry.status, headers);
+    const names = varyNames(facts.vary);
+    const reusable = unstorableReason("GET", EMPTY_CACHE_CONTROL, false, facts) === null &&
+      names.length === entry.varyNames.length && names.every((n, i) => n === entry.varyNames[i]);
     entry.headers = headers;
     entry.requestTime = requestTime;
     entry.responseTime = responseTime;
@@ -331,6 +353,7 @@ export class HttpCache {
     );
     entry.lifetime = freshnessLifetime(facts, responseTime);
     this.#derive(entry, facts);
+    if (!reusable) return false;
     if (this.#store !== null && this.#slots[entry.slot] === entry) {
       try {
         this.#store.updateMeta(entry.key, JSON.stringify(this.#meta(entry)));
@@ -338,6 +361,7 @@ export class HttpCache {
         this.#onStoreError(`update of ${entry.key} failed: ${(e as Error).message}`);
       }
     }
+    return true;
   }
 
   /** Removes an entry (and its stored copy unless pinned). */
@@ -468,6 +492,11 @@ export class HttpCache {
         continue;
       }
       const names = varyNames(joined(meta.headers, "vary"));
+      if (names.includes("*") && !se.pinned) {
+        // Never reusable (stored by an older version from a 304 carrying `Vary: *`).
+        this.#store.delete(se.key);
+        continue;
+      }
       if (se.pinned) this.#pinnedUrls.add(meta.url);
       const entry = this.#makeEntry(
         se.key,

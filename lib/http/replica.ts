@@ -24,16 +24,30 @@ import { checkBearer } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
-import { type Bytes, type CacheEntry, HttpCache, type KeyHasher, responseFacts } from "./cache.ts";
+import {
+  type Bytes,
+  type CacheEntry,
+  cacheKey,
+  HttpCache,
+  type KeyHasher,
+  responseFacts,
+  varyNames,
+} from "./cache.ts";
 import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
 import { Coalescer } from "./coalesce.ts";
 import { evaluateFreshness, type FreshnessVerdict, unstorableReason } from "./freshness.ts";
+import {
+  fillForwarded,
+  fillRequestHeaders,
+  isServerWideOptions,
+  SERVER_ALLOW,
+  UNSUPPORTED_METHODS,
+} from "./forwarding.ts";
 import { appendVia } from "./headers.ts";
 import { Metrics } from "./metrics.ts";
 import {
   BodyError,
   concatStream,
-  FILL_DROPPED,
   FORWARD_DROPPED,
   originRequestHeaders,
   originResponseHeaders,
@@ -113,8 +127,16 @@ export interface Replica {
 type FillResult =
   /** `body`: what the fill read, served even if the entry loses it (evicted) meanwhile. */
   | { kind: "entry"; entry: CacheEntry; xcache: "MISS" | "REVALIDATED"; body: Bytes | null }
-  /** Cacheable but not admitted: shareable with followers. */
-  | { kind: "buffered"; status: number; headers: [string, string][]; body: Bytes }
+  /** Cacheable but not admitted: shareable with followers of the same variant. */
+  | {
+    kind: "buffered";
+    status: number;
+    headers: [string, string][];
+    body: Bytes;
+    /** The response's Vary names and the key it would have had. */
+    vary: string[];
+    key: string;
+  }
   /** For the leader only (uncacheable or too large, streamed). */
   | { kind: "response"; response: Response }
   | { kind: "error"; status: number; message: string };
@@ -253,9 +275,9 @@ export function createReplica(opts: ReplicaOptions): Replica {
   // ---- origin and peers ------------------------------------------------------------------
 
   /** Asks the peers for `url`; the first one answering from its cache wins. */
-  async function askPeers(url: string, req: Request): Promise<Response | null> {
+  async function askPeers(url: string, req: Request, sent: Headers): Promise<Response | null> {
     if (peers.length === 0) return null;
-    const headers = originRequestHeaders(req.headers, FILL_DROPPED, via);
+    const headers = fillRequestHeaders(req.headers, sent, via);
     headers.set(PEER_HEADER, "1");
     let won = false;
     const attempts = peers.map(async (peer) => {
@@ -289,12 +311,14 @@ export function createReplica(opts: ReplicaOptions): Replica {
     stale: CacheEntry | null,
   ): Promise<FillResult> {
     const hasAuth = req.headers.has("authorization");
+    // Only these client headers go upstream, and the response is keyed by them.
+    const sent = fillForwarded(req.headers, cache.varyOf(url));
     if (stale === null && !hasAuth && peers.length > 0) {
       const requestTime = now();
-      const res = await askPeers(url, req);
+      const res = await askPeers(url, req, sent);
       if (res !== null) {
         const never = new AbortController().signal;
-        const r = await settle(req, url, reqCc, null, res, requestTime, never, true);
+        const r = await settle(req, sent, url, reqCc, null, res, requestTime, never, true);
         if (r !== null) return r;
       }
     }
@@ -303,7 +327,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     let res: Response;
     const requestTime = now();
     try {
-      const headers = originRequestHeaders(req.headers, FILL_DROPPED, via);
+      const headers = fillRequestHeaders(req.headers, sent, via);
       if (stale !== null) {
         if (stale.etag !== null) headers.set("if-none-match", stale.etag);
         if (stale.lastModified !== null) headers.set("if-modified-since", stale.lastModified);
@@ -321,7 +345,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       return { kind: "error", status: timedOut ? 504 : 502, message };
     }
     try {
-      return (await settle(req, url, reqCc, stale, res, requestTime, ac.signal, false))!;
+      return (await settle(req, sent, url, reqCc, stale, res, requestTime, ac.signal, false))!;
     } finally {
       clearTimeout(timer);
     }
@@ -329,11 +353,12 @@ export function createReplica(opts: ReplicaOptions): Replica {
 
   /**
    * Turns an upstream response into a fill result: freshens `stale` on a 304, stores a
-   * cacheable complete body, streams the rest. Returns null only for a peer whose body
-   * failed (the caller then asks the origin).
+   * cacheable complete body (keyed by `sent`, the client headers forwarded), streams the
+   * rest. Returns null only for a peer whose body failed (the caller then asks the origin).
    */
   async function settle(
     req: Request,
+    sent: Headers,
     url: string,
     reqCc: CacheControl,
     stale: CacheEntry | null,
@@ -347,8 +372,20 @@ export function createReplica(opts: ReplicaOptions): Replica {
     const headers = originResponseHeaders(res);
     if (res.status === 304 && stale !== null) {
       await res.body?.cancel();
-      cache.freshen(stale, headers, requestTime, responseTime);
-      return { kind: "entry", entry: stale, xcache: "REVALIDATED", body: null };
+      if (cache.freshen(stale, headers, requestTime, responseTime)) {
+        return { kind: "entry", entry: stale, xcache: "REVALIDATED", body: null };
+      }
+      // The 304 made the stored response unusable for other requests (e.g. `Vary: *`): it
+      // answers this request only, then leaves the cache (an open file stays readable).
+      const body = await cache.open(stale);
+      cache.remove(stale);
+      if (body === null) {
+        return { kind: "error", status: 502, message: `stored body of ${url} lost` };
+      }
+      metrics.notStored++;
+      const age = evaluateFreshness(stale, EMPTY_CACHE_CONTROL, now()).age;
+      const list = withCacheHeaders(stale, age, "REVALIDATED");
+      return { kind: "response", response: serveBody(req, stale, list, body, countSent) };
     }
     if (res.status >= 500 && stale !== null) {
       await res.body?.cancel();
@@ -389,7 +426,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       return { kind: "response", response: passThrough(res.status, headers, stream) };
     }
     if (!fromPeer) metrics.originBytes += read.body.byteLength;
-    const entry = await cache.put(url, req.headers, {
+    const entry = await cache.put(url, sent, {
       status: res.status,
       headers,
       body: read.body,
@@ -398,7 +435,9 @@ export function createReplica(opts: ReplicaOptions): Replica {
     });
     if (entry === null) {
       metrics.notStored++;
-      return { kind: "buffered", status: res.status, headers, body: read.body };
+      const vary = varyNames(facts.vary);
+      const key = cacheKey(url, vary, sent);
+      return { kind: "buffered", status: res.status, headers, body: read.body, vary, key };
     }
     return { kind: "entry", entry, xcache: "MISS", body: read.body };
   }
@@ -452,6 +491,15 @@ export function createReplica(opts: ReplicaOptions): Replica {
         metrics.coalesced++;
         result = c.value;
       }
+    }
+    if (
+      (result.kind === "entry" && result.entry.key !== cache.keyFor(url, req.headers)) ||
+      (result.kind === "buffered" && result.key !== cacheKey(url, result.vary, req.headers))
+    ) {
+      // Stored under another variant than this request's: the response varies on a header
+      // this request's fill did not forward (its `Vary` is known now), or it was a shared
+      // fill for another variant. Fetch this request's own.
+      result = await fill(req, url, reqCc, null);
     }
     switch (result.kind) {
       case "entry": {
@@ -665,6 +713,14 @@ export function createReplica(opts: ReplicaOptions): Replica {
       // Deno.serve's own limits still apply there).
       const tooLarge = headerSectionError(req.headers);
       if (tooLarge !== null) return textResponse(431, tooLarge);
+      if (UNSUPPORTED_METHODS.has(method)) {
+        return textResponse(501, `${method} is not supported by this replica`);
+      }
+      if (isServerWideOptions(method, url)) {
+        return new Response("", {
+          headers: { allow: SERVER_ALLOW, "cache-control": "no-store", via },
+        });
+      }
       if (url.startsWith(API_PREFIX)) return api(req, url);
       return forward(req, url);
     }
