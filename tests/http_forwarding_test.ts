@@ -67,6 +67,17 @@ Deno.test("http forwarding: unkeyed request headers never reach the origin on a 
       equal(seen.headers.get("x-anything"), null);
       equal(seen.headers.get("accept-encoding"), "identity");
       match(seen.headers.get("via") ?? "", /nearcast-/);
+      const auth = await get(`${replica.url}/reflect?auth`, {
+        authorization: "Bearer x",
+        accept: "text/plain",
+        "accept-language": "fr",
+      });
+      equal(auth.status, 200);
+      const sent = origin.seen.find((s) => s.path === "/reflect?auth")!.headers;
+      deepStrictEqual(
+        [sent.get("authorization"), sent.get("accept"), sent.get("accept-language")],
+        ["Bearer x", "text/plain", "fr"],
+      );
     });
 
     await t.step(
@@ -145,10 +156,12 @@ Deno.test("http methods: CONNECT and TRACE get 501, OPTIONS * is answered by the
   });
   const replica = await startReplica(["-o", origin.url]);
   try {
-    for (const line of ["CONNECT example.com:443 HTTP/1.1", "TRACE /page HTTP/1.1"]) {
+    for (
+      const line of ["CONNECT example.com:443 HTTP/1.1", "TRACE /page HTTP/1.1", "TRACK / HTTP/1.1"]
+    ) {
       const out = await raw(replica.port, line);
       match(out, /^HTTP\/1\.1 501 /, line);
-      match(out, /(CONNECT|TRACE) is not supported by this replica/, line);
+      match(out, /(CONNECT|TRACE|TRACK) is not supported by this replica/, line);
     }
     const opts = await raw(replica.port, "OPTIONS * HTTP/1.1");
     match(opts, /^HTTP\/1\.1 200 /);
