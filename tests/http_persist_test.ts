@@ -1,7 +1,8 @@
 /**
  * End-to-end: `--data DIR` persistence. A restarted replica serves what it cached before
- * without the origin; a replica killed with SIGKILL while fetching and storing a big body
- * never serves a truncated one after restart.
+ * without the origin; a replica killed with SIGKILL while a big body is being written through
+ * to its store (part of it on disk, part already sent) never serves a truncated one after
+ * restart.
  */
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { startOrigin } from "./_http_origin.ts";
@@ -117,10 +118,25 @@ Deno.test("http persist: a stored body corrupted on disk is refetched, never ser
   }
 });
 
-Deno.test("http persist: SIGKILL while storing never leaves a truncated body", async () => {
+/** Sizes of the store's temporary files (bodies being written) under `dir`. */
+async function tempFileSizes(dir: string): Promise<number[]> {
+  const out: number[] = [];
+  try {
+    for await (const e of Deno.readDir(`${dir}/objects/tmp`)) {
+      try {
+        out.push((await Deno.stat(`${dir}/objects/tmp/${e.name}`)).size);
+      } catch { /* published meanwhile */ }
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  return out;
+}
+
+Deno.test("http persist: SIGKILL mid-write never leaves a truncated body", async () => {
   const origin = await startOrigin({
     "/huge": {
-      headers: { "cache-control": "max-age=600" },
+      headers: { "cache-control": "max-age=600", "content-length": String(HUGE.length) },
       body: HUGE,
       chunks: 24,
       chunkDelayMs: 25,
@@ -128,34 +144,58 @@ Deno.test("http persist: SIGKILL while storing never leaves a truncated body", a
   });
   const dir = await Deno.makeTempDir({ prefix: "nearcast_http_kill_" });
   try {
-    // Kill early in the transfer, near its end, and just after it (while storing).
-    for (const killAfterMs of [200, 550, 700]) {
-      const before = origin.count("/huge");
+    // Kill when the body being written through reaches a quarter, half and three quarters.
+    for (const fraction of [0.25, 0.5, 0.75]) {
       const victim = await startReplica(["-o", origin.url, "--id", "k", "--data", dir]);
+      let received = 0;
+      let partial: number[] = [];
       try {
-        const pending = fetch(victim.url + "/huge").then((r) => r.arrayBuffer()).catch(() => null);
-        for (let i = 0; i < 250 && origin.count("/huge") === before; i++) {
-          await new Promise((r) => setTimeout(r, 20));
+        const res = await fetch(victim.url + "/huge");
+        equal(res.headers.get("x-cache"), "MISS");
+        const reader = res.body!.getReader();
+        const reading = (async () => {
+          try {
+            while (true) {
+              const r = await reader.read();
+              if (r.done) break;
+              received += r.value.byteLength;
+            }
+          } catch { /* killed */ }
+        })();
+        for (let i = 0; i < 2000; i++) {
+          const sizes = await tempFileSizes(dir);
+          if (sizes.some((n) => n >= HUGE.length * fraction)) break;
+          await new Promise((r) => setTimeout(r, 5));
         }
-        await new Promise((r) => setTimeout(r, killAfterMs));
+        const atKill = received;
         await victim.kill9();
-        await pending;
+        await reading;
+        // What the crash left on disk: a temporary file holding part of the body, while the
+        // client already had part of it (the body is served while it is written).
+        partial = await tempFileSizes(dir);
+        equal(partial.length, 1, `one temporary file at the kill: ${partial}`);
+        ok(
+          partial[0] >= HUGE.length * fraction && partial[0] < HUGE.length,
+          `kill at ${fraction}: temporary file of ${partial[0]} of ${HUGE.length} bytes`,
+        );
+        ok(atKill > 0 && atKill < HUGE.length, `client had ${atKill} bytes at the kill`);
       } finally {
         await victim.close();
       }
       const again = await startReplica(["-o", origin.url, "--id", "k", "--data", dir]);
       try {
+        assertEquals(await tempFileSizes(dir), [], "the restart removed the partial file");
+        const tail = await fetch(again.url + "/huge", { headers: { range: "bytes=-100" } });
+        const tailBody = new Uint8Array(await tail.arrayBuffer());
+        equal(tail.status, 206);
+        ok(same(tailBody, HUGE.subarray(-100)), "the last bytes of the whole body");
         const res = await fetch(again.url + "/huge");
         const body = new Uint8Array(await res.arrayBuffer());
         equal(res.status, 200);
-        ok(
-          same(body, HUGE),
-          `after a kill at +${killAfterMs} ms: ${body.byteLength} bytes, ${
-            res.headers.get("x-cache")
-          }`,
-        );
-        // Either it was stored whole before the kill (a HIT) or it is fetched afresh (a MISS).
-        ok(["HIT", "MISS"].includes(res.headers.get("x-cache")!));
+        ok(same(body, HUGE), `after a kill at ${fraction}: ${body.byteLength} bytes`);
+        const hit = await fetch(again.url + "/huge");
+        equal(hit.headers.get("x-cache"), "HIT");
+        ok(same(new Uint8Array(await hit.arrayBuffer()), HUGE));
       } finally {
         await again.close();
       }

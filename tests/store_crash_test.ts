@@ -3,7 +3,9 @@
  * seeded random moment, several rounds on the same directory. After each kill the store is
  * reopened here and must hold, for every key, either the last value the child saw acknowledged
  * or the value of the one operation in flight; every body must read back with the right hash;
- * no temporary or unreferenced file may remain.
+ * no temporary or unreferenced file may remain. The last rounds kill the child only once a
+ * streamed body is partly on disk (its temporary file holds part of it), so kills provably land
+ * mid-write.
  */
 
 import assert from "node:assert/strict";
@@ -18,6 +20,12 @@ const MAX_RUN_MS = 700;
 /** How long a child may take to open the store before the test gives up. */
 const START_TIMEOUT_MS = 30_000;
 const SEED = Number(Deno.env.get("STORE_CRASH_SEED") ?? 20261121);
+/** The last rounds kill only once a streamed body is partly on disk (a kill mid-write). */
+const MID_WRITE_ROUNDS = 3;
+/** Smallest temporary file counted as "partly written". */
+const PARTIAL_MIN = 64 * 1024;
+/** Polls (about 1 ms apart) for a partly written body before killing anyway. */
+const MID_WRITE_POLLS = 20_000;
 
 type Op = { op: string; key: string; seed: number; size: number };
 type Value = { seed: number; size: number } | null;
@@ -25,7 +33,7 @@ type Value = { seed: number; size: number } | null;
 const CHILD = fileURLToPath(new URL("./_store_crash_child.ts", import.meta.url));
 
 /** Runs the child until the kill; returns acknowledged state changes and the op in flight. */
-async function runChild(dir: string, seed: number, runMs: number) {
+async function runChild(dir: string, seed: number, runMs: number, midWrite: boolean) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", "--no-check", CHILD, dir, String(seed)],
     stdout: "piped",
@@ -67,6 +75,15 @@ async function runChild(dir: string, seed: number, runMs: number) {
       }),
     ]);
     await new Promise((r) => setTimeout(r, runMs));
+    // A mid-write round: go on until a streamed body is on disk in part, then kill.
+    for (let i = 0; midWrite && i < MID_WRITE_POLLS; i++) {
+      const op = inFlight as Op | null;
+      if (op !== null && op.op === "stream" && op.size >= 2 * PARTIAL_MIN) {
+        const sizes = tempSizes(dir);
+        if (sizes.some((n) => n >= PARTIAL_MIN && n < op.size)) break;
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
   } finally {
     clearTimeout(timer);
     try {
@@ -74,10 +91,25 @@ async function runChild(dir: string, seed: number, runMs: number) {
     } catch { /* already exited */ }
   }
   const status = await child.status;
+  // What the kill left: the temporary files of the body being written.
+  const leftTemp = tempSizes(dir);
   await readLines;
   const err = await stderr;
   assert.equal(status.signal, "SIGKILL", `child should die by SIGKILL; stderr: ${err}`);
-  return { acked, inFlight: inFlight as Op | null };
+  return { acked, inFlight: inFlight as Op | null, leftTemp };
+}
+
+/** Sizes of the store's temporary files in `dir`. */
+function tempSizes(dir: string): number[] {
+  const out: number[] = [];
+  try {
+    for (const e of Deno.readDirSync(`${dir}/objects/tmp`)) {
+      try {
+        out.push(Deno.statSync(`${dir}/objects/tmp/${e.name}`).size);
+      } catch { /* renamed meanwhile */ }
+    }
+  } catch { /* not created yet */ }
+  return out;
 }
 
 function apply(model: Map<string, Value>, op: Op): void {
@@ -96,12 +128,25 @@ Deno.test("store: SIGKILL at random moments never loses an acknowledged put nor 
     const model = new Map<string, Value>();
     let totalOps = 0;
     let inFlightRounds = 0;
+    let partialRounds = 0;
     for (let round = 0; round < ROUNDS; round++) {
       const runMs = MIN_RUN_MS + rand(MAX_RUN_MS - MIN_RUN_MS);
-      const { acked, inFlight } = await runChild(dir, 1 + rand(0x7fffffff), runMs);
+      const midWrite = round >= ROUNDS - MID_WRITE_ROUNDS;
+      const { acked, inFlight, leftTemp } = await runChild(
+        dir,
+        1 + rand(0x7fffffff),
+        runMs,
+        midWrite,
+      );
       for (const op of acked) apply(model, op);
       totalOps += acked.length;
       if (inFlight) inFlightRounds++;
+      const partial = inFlight !== null && inFlight.op === "stream" &&
+        leftTemp.some((n) => n >= PARTIAL_MIN && n < inFlight.size);
+      if (partial) partialRounds++;
+      if (midWrite) {
+        assert.ok(partial, `round ${round}: killed mid-write: ${leftTemp} of ${inFlight?.size}`);
+      }
       const ctx = `round ${round} (seed ${SEED}, ${runMs} ms, ${acked.length} ops acknowledged)`;
 
       const store = openStore(dir);
@@ -149,7 +194,7 @@ Deno.test("store: SIGKILL at random moments never loses an acknowledged put nor 
     }
     assert.ok(totalOps > ROUNDS, `the children did work: ${totalOps} operations`);
     console.log(
-      `crash test: ${ROUNDS} rounds, ${totalOps} acknowledged operations, ${inFlightRounds} kills mid-operation`,
+      `crash test: ${ROUNDS} rounds, ${totalOps} acknowledged operations, ${inFlightRounds} kills mid-operation, ${partialRounds} with a body partly on disk`,
     );
   });
 });

@@ -8,7 +8,7 @@
  */
 
 import type { CacheIndex } from "../cache/types.ts";
-import type { ObjectStore } from "../store/types.ts";
+import type { ObjectStore, StoreEntry } from "../store/types.ts";
 import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
 import {
   correctedInitialAge,
@@ -322,6 +322,59 @@ export class HttpCache {
     // Dropped meanwhile (evicted, or refused by the store for an upload): the caller serves
     // the bytes it has.
     return this.#slots[entry.slot] === entry ? entry : null;
+  }
+
+  /**
+   * Where a response for `url` whose body is streamed into the store goes: its store key and
+   * metadata, or null when there is no store or an upload holds the URL. Pass the result and
+   * the store write to {@link HttpCache.putStored}.
+   */
+  streamTarget(
+    url: string,
+    req: Headers,
+    parts: Omit<ResponseParts, "body">,
+  ): { key: string; meta: string } | null {
+    if (this.#store === null || this.#pinnedUrls.has(url) || this.peek(url)?.pinned) return null;
+    const names = varyNames(joined(parts.headers, "vary"));
+    const key = cacheKey(url, names, req);
+    const entry = this.#makeEntry(key, url, { ...parts, body: new Uint8Array(0) }, names, false);
+    return { key, meta: JSON.stringify(this.#meta(entry)) };
+  }
+
+  /**
+   * Admits a response whose body `write` is streaming into the store under the key from
+   * {@link HttpCache.streamTarget}, once the write completes. Returns the entry (its body
+   * stays in the store), or null when the write failed or the index refused it (the stored
+   * copy is then deleted).
+   */
+  async putStored(
+    url: string,
+    req: Headers,
+    parts: Omit<ResponseParts, "body">,
+    write: Promise<StoreEntry>,
+  ): Promise<CacheEntry | null> {
+    const names = varyNames(joined(parts.headers, "vary"));
+    const key = cacheKey(url, names, req);
+    this.#pendingPuts.set(key, write);
+    let stored: StoreEntry;
+    try {
+      stored = await write;
+    } catch {
+      return null; // the body failed; the caller reports it
+    } finally {
+      if (this.#pendingPuts.get(key) === write) this.#pendingPuts.delete(key);
+    }
+    const entry = this.#makeEntry(key, url, { ...parts, body: new Uint8Array(0) }, names, false);
+    entry.body = null;
+    entry.size = stored.size;
+    if (!this.#admit(entry)) {
+      if (this.peek(key) === null && this.#store?.head(key)?.sha256 === stored.sha256) {
+        this.#store.delete(key);
+      }
+      return null;
+    }
+    this.#varyByUrl.set(url, names);
+    return entry;
   }
 
   /**

@@ -28,6 +28,7 @@ import {
   type Bytes,
   type CacheEntry,
   cacheKey,
+  FILE_SERVE_THRESHOLD,
   HttpCache,
   type KeyHasher,
   responseFacts,
@@ -55,6 +56,7 @@ import {
   withIdleTimeout,
 } from "./origin.ts";
 import { serveBody } from "./serve_body.ts";
+import { StreamFill } from "./fill_stream.ts";
 
 /** Header marking a request from another replica: answered from the cache only. */
 export const PEER_HEADER = "x-nearcast-peer";
@@ -76,6 +78,7 @@ export const MAX_HEADER_FIELD_BYTES = 8 * 1024;
 /** Largest purge request body: a JSON object with one URL or prefix. */
 export const MAX_PURGE_BODY = 16 * 1024;
 const NO_CACHE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noCache: true });
+const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
 
 /** Options of {@link createReplica}. */
 export interface ReplicaOptions {
@@ -139,7 +142,23 @@ type FillResult =
   }
   /** For the leader only (uncacheable or too large, streamed). */
   | { kind: "response"; response: Response }
-  | { kind: "error"; status: number; message: string };
+  | { kind: "error"; status: number; message: string }
+  | StreamingResult;
+
+/** A cacheable body being written through to the store, readable while it is written. */
+interface StreamingResult {
+  kind: "streaming";
+  status: number;
+  headers: [string, string][];
+  /** The response's Vary names and the key it is stored under. */
+  vary: string[];
+  key: string;
+  /** The announced length, or null. */
+  length: number | null;
+  fill: StreamFill;
+  /** The entry once stored and admitted, else null. */
+  stored: Promise<CacheEntry | null>;
+}
 
 /** Builds a replica from options (see {@link ReplicaOptions}). */
 export function createReplica(opts: ReplicaOptions): Replica {
@@ -177,6 +196,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
     via,
     onStoreError: (m) => log(`store: ${m}`),
   });
+  /** Bodies being written through, by flight key: later misses join them. */
+  const streaming = new Map<string, StreamingResult>();
   const coalescer = new Coalescer<FillResult>(opts.coalesceTimeoutMs ?? originTimeout + 1000, now);
   const background = new Set<Promise<unknown>>();
   const startedAt = now();
@@ -411,7 +432,11 @@ export function createReplica(opts: ReplicaOptions): Replica {
     }
     let read;
     try {
-      read = await readBodyUpTo(res.body, cache.maxObjectBytes, length, signal);
+      const streamed = fromPeer || (length !== null && length < FILE_SERVE_THRESHOLD)
+        ? null
+        : await streamToStore(sent, url, res, headers, length, requestTime, responseTime, signal);
+      if (streamed !== null && streamed.kind !== "complete") return streamed;
+      read = streamed ?? await readBodyUpTo(res.body, cache.maxObjectBytes, length, signal);
     } catch (e) {
       const source = fromPeer ? "peer" : "origin";
       log(`${source}: ${url}: ${(e as Error).message}`);
@@ -440,6 +465,97 @@ export function createReplica(opts: ReplicaOptions): Replica {
       return { kind: "buffered", status: res.status, headers, body: read.body, vary, key };
     }
     return { kind: "entry", entry, xcache: "MISS", body: read.body };
+  }
+
+  /**
+   * Starts writing a large (or unknown-length) cacheable body, keyed by `sent` (the client
+   * headers forwarded), through to the store while it is served from the store's temporary file (see {@link StreamFill}). An unknown-length body
+   * that ends within {@link FILE_SERVE_THRESHOLD} bytes comes back complete for the usual path.
+   * Null when the cache has no store or an upload holds the URL.
+   */
+  async function streamToStore(
+    sent: Headers,
+    url: string,
+    res: Response,
+    headers: [string, string][],
+    length: number | null,
+    requestTime: number,
+    responseTime: number,
+    signal: AbortSignal,
+  ): Promise<StreamingResult | { kind: "complete"; body: Bytes } | null> {
+    const parts = { status: res.status, headers, requestTime, responseTime };
+    const target = opts.store ? cache.streamTarget(url, sent, parts) : null;
+    if (target === null || res.body === null) return null;
+    // The fill's timer stops once this returns: from here on only a stalled origin fails it.
+    const body = withIdleTimeout(res.body, originTimeout);
+    let head: Uint8Array[] = [];
+    let rest: ReadableStreamDefaultReader<Uint8Array>;
+    if (length === null) {
+      const read = await readBodyUpTo(body, FILE_SERVE_THRESHOLD, null, signal);
+      if (read.kind === "complete") return read;
+      head = read.head;
+      rest = read.rest;
+    } else rest = body.getReader();
+    const fill = new StreamFill(opts.store!, target.key, target.meta, head, rest, {
+      expectedSize: length,
+      maxSize: cache.maxObjectBytes,
+    });
+    const stored = cache.putStored(url, sent, parts, fill.done);
+    fill.done.then(
+      (e) => metrics.originBytes += e.size,
+      (e) => {
+        metrics.originErrors++;
+        log(`origin: ${url}: ${(e as Error).message}`);
+      },
+    );
+    stored.then((entry) => {
+      if (entry === null) metrics.notStored++;
+    });
+    return {
+      kind: "streaming",
+      status: res.status,
+      headers,
+      vary: varyNames(responseFacts(res.status, headers).vary),
+      key: target.key,
+      length,
+      fill,
+      stored,
+    };
+  }
+
+  /**
+   * Answers from a body being written through: a plain GET or HEAD reads the temporary file
+   * as it grows; a conditional or range request waits for the stored entry. When the index
+   * refused it, the request is passed through to the origin uncached.
+   */
+  async function serveStreaming(req: Request, url: string, r: StreamingResult) {
+    const h = req.headers;
+    const plain = h.get("range") === null && h.get("if-none-match") === null &&
+      h.get("if-modified-since") === null;
+    const body = plain ? await r.fill.tail() : null;
+    if (body !== null) {
+      const list = r.headers.filter(([n]) => n !== "via" && n !== "content-length");
+      list.push(["via", appendVia(r.headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
+      list.push(["x-cache", "MISS"]);
+      if (r.length !== null) {
+        list.push(["content-length", String(r.length)]);
+        metrics.bytesSent += r.length;
+      }
+      return new Response(body, { status: r.status, headers: list });
+    }
+    const entry = await r.stored;
+    if (entry !== null) {
+      const age = evaluateFreshness(entry, EMPTY_CACHE_CONTROL, now()).age;
+      return serveEntry(req, entry, "MISS", age);
+    }
+    try {
+      await r.fill.done;
+    } catch (e) {
+      const timedOut = e instanceof BodyError && e.timedOut;
+      return textResponse(timedOut ? 504 : 502, (e as Error).message);
+    }
+    const res = await fill(req, url, NO_STORE_REQUEST, null);
+    return res.kind === "response" ? res.response : textResponse(502, "origin fetch failed");
   }
 
   /** Sends a GET with the client's Range (and conditionals) to the origin, streamed back. */
@@ -479,7 +595,11 @@ export function createReplica(opts: ReplicaOptions): Replica {
     const auth = req.headers.get("authorization");
     const flightKey = auth === null ? key : `${key}\nauthorization:${auth}`;
     let result: FillResult;
-    if (reqCc.noStore) {
+    const joined = streaming.get(flightKey);
+    if (joined !== undefined && !reqCc.noStore) {
+      metrics.coalesced++;
+      result = joined;
+    } else if (reqCc.noStore) {
       result = await fill(req, url, reqCc, stale);
     } else {
       const c = await coalescer.run(flightKey, () => fill(req, url, reqCc, stale));
@@ -494,14 +614,26 @@ export function createReplica(opts: ReplicaOptions): Replica {
     }
     if (
       (result.kind === "entry" && result.entry.key !== cache.keyFor(url, req.headers)) ||
-      (result.kind === "buffered" && result.key !== cacheKey(url, result.vary, req.headers))
+      ((result.kind === "buffered" || result.kind === "streaming") &&
+        result.key !== cacheKey(url, result.vary, req.headers))
     ) {
       // Stored under another variant than this request's: the response varies on a header
       // this request's fill did not forward (its `Vary` is known now), or it was a shared
       // fill for another variant. Fetch this request's own.
       result = await fill(req, url, reqCc, null);
     }
+    if (result.kind === "streaming" && !streaming.has(flightKey)) {
+      // Later misses for the key read the same growing file until it is stored.
+      const r = result;
+      streaming.set(flightKey, r);
+      r.stored.finally(() => {
+        if (streaming.get(flightKey) === r) streaming.delete(flightKey);
+      });
+    }
     switch (result.kind) {
+      case "streaming":
+        metrics.misses++;
+        return serveStreaming(req, url, result);
       case "entry": {
         if (result.xcache === "REVALIDATED") metrics.revalidated++;
         else metrics.misses++;

@@ -1,0 +1,191 @@
+/**
+ * Write-through of a large miss: the body streams from the origin into the store (a
+ * temporary file, fsynced and published atomically when complete, see
+ * {@linkcode ObjectStore.putStream}) while every client that asked for it reads that file as
+ * it grows, each at its own pace. Nothing holds the body in memory, whatever its size and
+ * however slow a client is, and a crash mid-body leaves only a temporary file that the store
+ * removes at its next open.
+ *
+ * @module
+ */
+
+import type { ObjectStore, StoreEntry } from "../store/types.ts";
+import { FILE_READ_PIECE } from "./serve_body.ts";
+
+/** Options of {@link StreamFill}. */
+export interface StreamFillOptions {
+  /** The body length the origin announced, or null (then `maxSize` bounds what is stored). */
+  expectedSize: number | null;
+  /**
+   * Largest body stored. A body growing past it is not stored; the first reader that reaches
+   * the end of what was written continues straight from the origin, the others fail.
+   */
+  maxSize: number;
+}
+
+/** A body being written to the store and read back from its temporary file. */
+export class StreamFill {
+  /** Resolves when the body is stored whole; rejects when it failed or was too large. */
+  readonly done: Promise<StoreEntry>;
+  #tmpPath: string | null = null;
+  #written = 0;
+  #expected: number | null;
+  #state: "writing" | "done" | "failed" = "writing";
+  #error: unknown = null;
+  #wake: (() => void)[] = [];
+  /** Past `maxSize`: the chunk not written and the origin's rest, for one reader to take. */
+  #handoff: { chunk: Uint8Array; rest: ReadableStreamDefaultReader<Uint8Array> } | null = null;
+  /** Readers with their file open: when none is left, an unclaimed handoff is cancelled. */
+  #readers = 0;
+
+  /**
+   * Starts writing `head` then the rest of `rest` to `store` under `key` with `meta`. `rest`
+   * should error when the origin stalls (see `withIdleTimeout`).
+   */
+  constructor(
+    store: ObjectStore,
+    key: string,
+    meta: string,
+    head: Uint8Array[],
+    rest: ReadableStreamDefaultReader<Uint8Array>,
+    opts: StreamFillOptions,
+  ) {
+    this.#expected = opts.expectedSize;
+    let i = 0;
+    let total = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        let chunk: Uint8Array;
+        if (i < head.length) chunk = head[i++];
+        else {
+          const r = await rest.read();
+          if (r.done) return controller.close();
+          chunk = r.value;
+        }
+        total += chunk.byteLength;
+        if (total > opts.maxSize) {
+          this.#handoff = { chunk, rest };
+          controller.error(new Error(`body is larger than ${opts.maxSize} bytes; not stored`));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+      cancel: (reason) => {
+        if (this.#handoff === null) return rest.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+    this.done = store.putStream(key, meta, source, {
+      expectedSize: opts.expectedSize ?? undefined,
+      inFile: true,
+      onWrite: (path, bytes) => {
+        this.#tmpPath = path;
+        this.#written = bytes;
+        this.#notify();
+      },
+    });
+    this.done.then(() => {
+      this.#state = "done";
+      this.#notify();
+    }, (e) => {
+      this.#state = "failed";
+      this.#error = e;
+      this.#notify();
+      if (this.#readers === 0) this.#dropHandoff();
+    });
+  }
+
+  /** Bytes written to the store so far. */
+  get written(): number {
+    return this.#written;
+  }
+
+  #dropHandoff(): void {
+    this.#handoff?.rest.cancel(new Error("no reader left")).catch(() => {});
+    this.#handoff = null;
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = [];
+    for (const w of wake) w();
+  }
+
+  #progress(): Promise<void> {
+    return new Promise((resolve) => this.#wake.push(resolve));
+  }
+
+  /**
+   * A stream of the whole body read from the temporary file as it is written; it errors if
+   * the body fails. Null when the file can no longer be opened (already published or
+   * removed): then wait for {@link StreamFill.done} and read the stored body instead.
+   */
+  async tail(): Promise<ReadableStream<Uint8Array> | null> {
+    while (this.#tmpPath === null && this.#state === "writing") await this.#progress();
+    if (this.#tmpPath === null || this.#state !== "writing") return null;
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(this.#tmpPath, { read: true });
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    let pos = 0;
+    let closed = false;
+    let rest: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    this.#readers++;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      try {
+        file.close();
+      } catch { /* closed */ }
+      if (--this.#readers === 0 && this.#state === "failed") this.#dropHandoff();
+    };
+    return new ReadableStream<Uint8Array>({
+      pull: async (controller) => {
+        try {
+          if (rest !== null) {
+            const r = await rest.read();
+            if (r.done) controller.close();
+            else controller.enqueue(r.value);
+            return;
+          }
+          // The last bytes wait until the body is stored: a client that has the whole body
+          // then finds it in the cache on its next request.
+          while (
+            (pos >= this.#written || this.#written === this.#expected) &&
+            this.#state === "writing"
+          ) await this.#progress();
+          if (pos >= this.#written) {
+            const handoff = this.#handoff;
+            if (this.#state === "failed" && handoff !== null && pos === this.#written) {
+              this.#handoff = null;
+              rest = handoff.rest;
+              close();
+              controller.enqueue(handoff.chunk);
+              return;
+            }
+            close();
+            if (this.#state === "done") return controller.close();
+            return controller.error(this.#error);
+          }
+          const buf = new Uint8Array(Math.min(FILE_READ_PIECE, this.#written - pos));
+          const got = await file.read(buf);
+          if (got === null || got === 0) {
+            throw new Error(`temporary body file ended at byte ${pos} of ${this.#written}`);
+          }
+          pos += got;
+          controller.enqueue(got === buf.byteLength ? buf : buf.subarray(0, got));
+        } catch (e) {
+          close();
+          rest?.cancel(e).catch(() => {});
+          controller.error(e);
+        }
+      },
+      cancel: (reason) => {
+        close();
+        return rest?.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+  }
+}

@@ -1,0 +1,174 @@
+/**
+ * End-to-end: large misses are written through to the store while they are served. Clients
+ * get the body as it arrives; concurrent misses share one origin fetch; a body without
+ * Content-Length is stored when it fits and streamed whole when it does not; a cut body is
+ * never stored.
+ */
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { startCutOrigin, startOrigin } from "./_http_origin.ts";
+import { startReplica } from "./_http_replica.ts";
+
+const MiB = 1024 * 1024;
+const SLOW = new Uint8Array(4 * MiB).map((_, i) => (i * 13 + (i >> 12)) & 0xff);
+const CHUNKED = new Uint8Array(3 * MiB).map((_, i) => (i * 5 + (i >> 9)) & 0xff);
+
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.byteLength !== b.byteLength) return false;
+  for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+async function withReplica(
+  originUrl: string,
+  extra: string[],
+  fn: (url: string, lines: string[]) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "nearcast_fill_stream_" });
+  const replica = await startReplica(["-o", originUrl, "--id", "f", "--data", dir, ...extra]);
+  try {
+    await fn(replica.url, replica.lines);
+  } finally {
+    await replica.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/**
+ * An origin sending `body` for any path: the first half at once, the rest only after
+ * `release()`. Counts requests.
+ */
+function startGatedOrigin(body: Uint8Array<ArrayBuffer>) {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => release = r);
+  let count = 0;
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen() {} },
+    () => {
+      count++;
+      const half = body.length >> 1;
+      let step = 0;
+      const stream = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (step === 0) c.enqueue(body.slice(0, half));
+          else if (step === 1) {
+            await gate;
+            c.enqueue(body.slice(half));
+          } else c.close();
+          step++;
+        },
+      });
+      return new Response(stream, {
+        headers: { "cache-control": "max-age=600", "content-length": String(body.length) },
+      });
+    },
+  );
+  return {
+    url: `http://127.0.0.1:${server.addr.port}`,
+    release,
+    count: () => count,
+    async close() {
+      release();
+      ac.abort();
+      await server.finished;
+    },
+  };
+}
+
+/** `p`, or a rejection after `ms` (a functional bound: a hang fails the test). */
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout>;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not happen within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("fill stream: a large miss reaches its clients while the origin is still sending", async () => {
+  const origin = startGatedOrigin(SLOW);
+  try {
+    await withReplica(origin.url, [], async (url) => {
+      const res = await within(fetch(url + "/slow"), 10_000, "response headers");
+      equal(res.headers.get("x-cache"), "MISS");
+      const reader = res.body!.getReader();
+      // The origin holds back the second half: these bytes come from the store's temporary
+      // file while it is being written, not from a body buffered whole.
+      let got = 0;
+      const parts: Uint8Array<ArrayBuffer>[] = [];
+      while (got < SLOW.length >> 1) {
+        const r = await within(reader.read(), 10_000, "the first half");
+        ok(!r.done);
+        parts.push(r.value as Uint8Array<ArrayBuffer>);
+        got += r.value.byteLength;
+      }
+      // Misses arriving meanwhile join the same fetch; a range request waits for the entry.
+      const joiners = Array.from(
+        { length: 4 },
+        () => fetch(url + "/slow").then(async (r) => new Uint8Array(await r.arrayBuffer())),
+      );
+      const ranged = fetch(url + "/slow", { headers: { range: "bytes=100-199" } });
+      origin.release();
+      while (true) {
+        const r = await reader.read();
+        if (r.done) break;
+        parts.push(r.value as Uint8Array<ArrayBuffer>);
+      }
+      const body = new Uint8Array(await new Blob(parts).arrayBuffer());
+      ok(same(body, SLOW), "the streamed miss is the whole body");
+      for (const j of await Promise.all(joiners)) ok(same(j, SLOW), "joined miss");
+      const r = await ranged;
+      equal(r.status, 206);
+      deepStrictEqual(new Uint8Array(await r.arrayBuffer()), SLOW.subarray(100, 200));
+      equal(origin.count(), 1, "one origin fetch for all");
+      const hit = await fetch(url + "/slow");
+      equal(hit.headers.get("x-cache"), "HIT");
+      ok(same(new Uint8Array(await hit.arrayBuffer()), SLOW));
+    });
+  } finally {
+    await origin.close();
+  }
+});
+
+Deno.test("fill stream: a body without Content-Length is stored if it fits, streamed whole if not", async () => {
+  const origin = await startOrigin({
+    "/chunked": { headers: { "cache-control": "max-age=600" }, body: CHUNKED, chunks: 12 },
+  });
+  try {
+    await withReplica(origin.url, ["--max-object-bytes", "2MiB"], async (url) => {
+      for (let i = 1; i <= 2; i++) {
+        const res = await fetch(url + "/chunked");
+        equal(res.headers.get("x-cache"), "MISS", "larger than --max-object-bytes: not stored");
+        ok(same(new Uint8Array(await res.arrayBuffer()), CHUNKED), `whole body, fetch ${i}`);
+        equal(origin.count("/chunked"), i);
+      }
+    });
+    await withReplica(origin.url, [], async (url) => {
+      const before = origin.count("/chunked");
+      const miss = await fetch(url + "/chunked");
+      ok(same(new Uint8Array(await miss.arrayBuffer()), CHUNKED));
+      const hit = await fetch(url + "/chunked");
+      equal(hit.headers.get("x-cache"), "HIT");
+      ok(same(new Uint8Array(await hit.arrayBuffer()), CHUNKED));
+      equal(origin.count("/chunked"), before + 1);
+    });
+  } finally {
+    await origin.close();
+  }
+});
+
+Deno.test("fill stream: a large body cut short is never stored nor completed", async () => {
+  const origin = startCutOrigin(3 * MiB, 2 * MiB);
+  try {
+    await withReplica(origin.url, [], async (url, lines) => {
+      for (let i = 1; i <= 2; i++) {
+        const res = await fetch(url + "/cut");
+        const got = await res.arrayBuffer().then((b) => b.byteLength, () => "error");
+        equal(got, "error", "the client sees the body fail, not a short body");
+        equal(origin.count(), i, "nothing was stored: fetched again");
+      }
+      ok(lines.some((l) => /origin: \/cut: .*2097152/.test(l)), lines.join("\n"));
+    });
+  } finally {
+    await origin.close();
+  }
+});
