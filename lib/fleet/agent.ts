@@ -1,7 +1,8 @@
 /**
  * The replica's side of the fleet: registers with the DNS server's control API (`--announce
- * HOST:PORT`), sends a UDP heartbeat with its load every interval, keeps the known-servers list
- * the replies carry, reports the paths it holds, and measures RTT to clients when the DNS
+ * HOST:PORT`, with the admin token), sends a UDP heartbeat with its load every interval sealed
+ * with the session token (`protocol.ts`), keeps the known-servers list the replies carry (only
+ * replies sealed by the DNS server count: forged or replayed ones are dropped), reports the paths it holds, and measures RTT to clients when the DNS
  * server asks (`GET /_cdn/probe`, authenticated with the session token of the registration).
  *
  * Routes it adds to the replica: `GET /_cdn/probe?target=IP[&port=N][&count=K]` (TCP connect
@@ -16,10 +17,12 @@ import { parseClientIp } from "../common/ip.ts";
 import {
   type HeartbeatReply,
   type KnownServer,
-  MAX_DATAGRAM_BYTES,
+  openDatagram,
   parseHostPort,
   type RegisterReply,
   type Registration,
+  sealDatagram,
+  sealValid,
 } from "./protocol.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
@@ -92,7 +95,15 @@ export class FleetAgent {
   servers: KnownServer[] = [];
   version = -1;
   registered = false;
-  readonly stats = { registrations: 0, heartbeats: 0, replies: 0, probes: 0, heldReports: 0 };
+  readonly stats = {
+    registrations: 0,
+    heartbeats: 0,
+    replies: 0,
+    /** Datagrams dropped: not sealed by the DNS server, replayed, or not a reply. */
+    badReplies: 0,
+    probes: 0,
+    heldReports: 0,
+  };
   readonly #o: AgentOptions;
   readonly #dns: { host: string; port: number };
   readonly #log: (line: string) => void;
@@ -100,6 +111,8 @@ export class FleetAgent {
   #token = "";
   #heartbeatPort = 0;
   #seq = 0;
+  /** Highest `seq` answered so far (replies at or below it are replays). */
+  #answered = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
   #heldTimer: ReturnType<typeof setInterval> | undefined;
   #heldSent = "";
@@ -123,6 +136,11 @@ export class FleetAgent {
   #track(p: Promise<unknown>): void {
     this.#tasks.add(p);
     p.finally(() => this.#tasks.delete(p)).catch(() => {});
+  }
+
+  /** The local UDP port heartbeats leave from and replies come to (0 before start). */
+  get localPort(): number {
+    return (this.#sock?.addr as Deno.NetAddr | undefined)?.port ?? 0;
   }
 
   /** Registers (retrying in the background until it succeeds), then heartbeats. */
@@ -206,7 +224,7 @@ export class FleetAgent {
     const lookups = l.hits + l.misses;
     const msg = {
       id: this.#o.id,
-      token: this.#token,
+      ts: Date.now(),
       seq: ++this.#seq,
       known: this.version,
       load: {
@@ -216,27 +234,51 @@ export class FleetAgent {
       },
     };
     this.stats.heartbeats++;
-    sock.send(new TextEncoder().encode(JSON.stringify(msg)), {
+    sock.send(sealDatagram(this.#token, msg), {
       transport: "udp",
       hostname: this.#dns.host,
       port: this.#heartbeatPort,
     }).catch(() => {}); // the DNS server is unreachable: it will notice the silence
   }
 
+  /**
+   * The reply in `data` when it is sealed by the DNS server: with this session's token and for
+   * a heartbeat sent and not answered yet, or (`register`) with the admin token. Null otherwise.
+   */
+  #authentic(data: Uint8Array): HeartbeatReply | null {
+    let d;
+    try {
+      d = openDatagram(data);
+    } catch (e) {
+      if (e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError) {
+        return null;
+      }
+      throw e;
+    }
+    const r = d.value as HeartbeatReply;
+    if (typeof r !== "object" || r === null || typeof r.seq !== "number") return null;
+    if (r.status === "register") {
+      return sealValid(this.#o.adminToken ?? "", d.body, d.mac) ? r : null;
+    }
+    if (this.#token === "" || !sealValid(this.#token, d.body, d.mac)) return null;
+    if (r.seq <= this.#answered || r.seq > this.#seq) return null; // replayed or never sent
+    this.#answered = r.seq;
+    return r;
+  }
+
   async #receive(sock: Deno.DatagramConn): Promise<void> {
-    const decoder = new TextDecoder();
     for (;;) {
       let data: Uint8Array;
       try {
         [data] = await sock.receive();
-      } catch {
-        return; // closed
+      } catch (e) {
+        if (this.#ac.signal.aborted || e instanceof Deno.errors.BadResource) return; // closed
+        this.#log(`fleet: heartbeat socket: ${(e as Error).message}`);
+        continue;
       }
-      let r: HeartbeatReply;
-      try {
-        if (data.length > MAX_DATAGRAM_BYTES) continue;
-        r = JSON.parse(decoder.decode(data));
-      } catch {
+      const r = this.#authentic(data);
+      if (r === null) {
+        this.stats.badReplies++;
         continue;
       }
       this.stats.replies++;

@@ -29,10 +29,14 @@ import {
   type HeartbeatReply,
   MAX_BODY_BYTES,
   MAX_DATAGRAM_BYTES,
+  MAX_DATAGRAM_SKEW_MS,
+  openDatagram,
   parseHeartbeat,
   parseHeld,
   parseRegistration,
   type RegisterReply,
+  sealDatagram,
+  sealValid,
 } from "./protocol.ts";
 import type { FleetRegistry } from "./registry.ts";
 
@@ -49,6 +53,8 @@ export interface ControlOptions {
   /** Replicas per answer (what `/explain` shows as the answer). */
   answers: number;
   adminToken: string | null;
+  /** Clock of heartbeat times (tests); default `Date.now`. */
+  now?: () => number;
   log?: (line: string) => void;
 }
 
@@ -272,37 +278,73 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
   }
   const sock = udp!;
   const udpPort = (sock.addr as Deno.NetAddr).port;
-  const encoder = new TextEncoder(), decoder = new TextDecoder();
+  const now = o.now ?? Date.now;
+
+  /**
+   * Checks one sealed heartbeat (`protocol.ts`) and makes the sealed answer, or null for no
+   * answer: not a heartbeat, a stale time or a replayed sequence number.
+   */
+  function answer(data: Uint8Array): Uint8Array | null {
+    const d = openDatagram(data);
+    const raw = d.value as { id?: unknown };
+    const token = typeof raw?.id === "string" ? registry.sessionToken(raw.id) : null;
+    const known = token !== null && sealValid(token, d.body, d.mac);
+    const hb = parseHeartbeat({ ...(d.value as object), token: known ? token : "" });
+    if (known) {
+      if (Math.abs(now() - (hb.ts ?? 0)) > MAX_DATAGRAM_SKEW_MS) {
+        throw new RangeError(`heartbeat of ${hb.id}: ts ${hb.ts} is off by more than the skew`);
+      }
+      if (hb.seq <= (registry.get(hb.id)?.seq ?? 0)) {
+        throw new RangeError(`heartbeat of ${hb.id}: seq ${hb.seq} replayed`);
+      }
+    }
+    const status = known ? registry.heartbeat(hb) : "register";
+    if (status === "ok") stats.heartbeats++;
+    else stats.rejectedHeartbeats++;
+    const reply: HeartbeatReply = { seq: hb.seq, status, version: registry.version, servers: null };
+    if (status === "ok" && hb.known !== registry.version) {
+      const servers = registry.servers();
+      const size = JSON.stringify(servers).length;
+      if (size < MAX_DATAGRAM_BYTES - 200) reply.servers = servers;
+    }
+    if (status === "ok" && registry.get(hb.id)?.state !== "alive") monitor.tick();
+    // A `register` answer cannot use a session token the server does not have: the admin
+    // token keys it (empty without one: registration is then open to loopback anyway).
+    return sealDatagram(status === "ok" ? token! : o.adminToken ?? "", reply);
+  }
 
   const loop = (async () => {
     for (;;) {
       let data: Uint8Array, from: Deno.Addr;
       try {
         [data, from] = await sock.receive();
-      } catch {
-        return; // closed
+      } catch (e) {
+        if (ac.signal.aborted || e instanceof Deno.errors.BadResource) return; // closed
+        log(`control: heartbeat socket: ${(e as Error).message}`);
+        continue;
       }
-      let reply: HeartbeatReply;
+      let reply: Uint8Array | null;
       try {
-        if (data.length > MAX_DATAGRAM_BYTES) throw new RangeError("datagram too large");
-        const hb = parseHeartbeat(JSON.parse(decoder.decode(data)));
-        const status = registry.heartbeat(hb);
-        if (status === "ok") stats.heartbeats++;
-        else stats.rejectedHeartbeats++;
-        reply = { seq: hb.seq, status, version: registry.version, servers: null };
-        if (status === "ok" && hb.known !== registry.version) {
-          const servers = registry.servers();
-          const size = JSON.stringify(servers).length;
-          if (size < MAX_DATAGRAM_BYTES - 200) reply.servers = servers;
+        reply = answer(data);
+      } catch (e) {
+        if (!(e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError)) {
+          throw e;
         }
-        if (status === "ok" && registry.get(hb.id)?.state !== "alive") monitor.tick();
-      } catch {
         stats.badDatagrams++;
-        continue; // not a heartbeat: no answer (no reflection of junk)
+        continue; // not a valid heartbeat: no answer (no reflection of junk)
       }
+      if (reply === null) continue;
       try {
-        await sock.send(encoder.encode(JSON.stringify(reply)), from);
-      } catch { /* the replica went away; it retries */ }
+        await sock.send(reply, from);
+      } catch (e) {
+        // The replica went away (ICMP unreachable surfaces here); it retries.
+        if (
+          !(e instanceof Deno.errors.ConnectionRefused ||
+            e instanceof Deno.errors.NetworkUnreachable)
+        ) {
+          log(`control: cannot answer a heartbeat: ${(e as Error).message}`);
+        }
+      }
     }
   })();
 
@@ -312,8 +354,8 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     stats,
     close() {
       closing ??= (async () => {
-        sock.close();
         ac.abort();
+        sock.close();
         await Promise.allSettled([loop, http!.finished]);
       })();
       return closing;

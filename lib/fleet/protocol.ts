@@ -6,9 +6,19 @@
  *   token that every heartbeat and held-paths report carries, and where to send heartbeats.
  * - Heartbeat: one UDP datagram of JSON {@link Heartbeat} every `intervalMs` to the control
  *   port; the server answers {@link HeartbeatReply} with the known-servers list when it changed.
+ *   Both are sealed ({@link sealDatagram}): `nc1 HEX\nJSON`, HEX the HMAC-SHA256 of the JSON
+ *   bytes keyed with the session token (the token itself is never sent again after the
+ *   registration). A `register` reply (the server does not know the id, or the MAC is wrong) is
+ *   keyed with the admin token instead, since the server has no session token to use. The
+ *   server refuses a heartbeat whose `ts` is more than {@link MAX_DATAGRAM_SKEW_MS} from its
+ *   clock or whose `seq` is not above the last accepted one; the replica takes a reply only
+ *   with a valid MAC and a `seq` it sent and has not had answered yet.
  *
  * @module
  */
+
+import { createHmac } from "node:crypto";
+import { sameSecret } from "../common/auth.ts";
 
 /** Default control API port (HTTP on TCP; heartbeats on UDP, same number). */
 export const DEFAULT_CONTROL_PORT = 5380;
@@ -80,8 +90,11 @@ export interface RegisterReply {
 /** One UDP heartbeat. */
 export interface Heartbeat {
   id: string;
+  /** The session token; not on the wire (the MAC proves it), set by the receiver. */
   token: string;
   seq: number;
+  /** Sender's clock, ms since the epoch (0: not given, as in the registry's unit calls). */
+  ts?: number;
   load: Load;
   /** The known-servers version the replica has (the reply carries the list when it differs). */
   known: number;
@@ -95,6 +108,41 @@ export interface HeartbeatReply {
   version: number;
   /** The list when `version` differs from the replica's `known`; null otherwise or too large. */
   servers: KnownServer[] | null;
+}
+
+/** Largest difference between a heartbeat's `ts` and the server's clock. */
+export const MAX_DATAGRAM_SKEW_MS = 60_000;
+/** First bytes of a sealed datagram (format version 1). */
+const SEAL_PREFIX = "nc1 ";
+
+/** Seals a JSON datagram: `nc1 HEX\nJSON`, HEX = HMAC-SHA256(key, JSON bytes). */
+export function sealDatagram(key: string, value: unknown): Uint8Array {
+  const body = JSON.stringify(value);
+  return new TextEncoder().encode(`${SEAL_PREFIX}${macOf(key, body)}\n${body}`);
+}
+
+/**
+ * Splits a sealed datagram into its MAC, JSON text and parsed value; throws a `TypeError` on
+ * another shape. Check the MAC ({@link sealValid}) before trusting the value.
+ */
+export function openDatagram(data: Uint8Array): { mac: string; body: string; value: unknown } {
+  if (data.length > MAX_DATAGRAM_BYTES) throw new RangeError("datagram too large");
+  const text = new TextDecoder().decode(data);
+  const nl = text.indexOf("\n");
+  if (!text.startsWith(SEAL_PREFIX) || nl !== SEAL_PREFIX.length + 64) {
+    throw new TypeError("not a sealed datagram (nc1 MAC\\nJSON)");
+  }
+  const body = text.slice(nl + 1);
+  return { mac: text.slice(SEAL_PREFIX.length, nl), body, value: JSON.parse(body) };
+}
+
+/** True when `mac` is the MAC of `body` with `key` (compared in constant time). */
+export function sealValid(key: string, body: string, mac: string): boolean {
+  return sameSecret(mac, macOf(key, body));
+}
+
+function macOf(key: string, body: string): string {
+  return createHmac("sha256", key).update(body).digest("hex");
 }
 
 type Obj = Record<string, unknown>;
@@ -143,7 +191,8 @@ export function parseHeartbeat(v: unknown): Heartbeat {
   const what = "Bad heartbeat";
   if (!isObj(v)) throw new TypeError(`${what}: not a JSON object`);
   if (typeof v.id !== "string" || !ID_PATTERN.test(v.id)) throw new TypeError(`${what}: id`);
-  if (typeof v.token !== "string" || v.token.length > 128) throw new TypeError(`${what}: token`);
+  const token = v.token ?? "";
+  if (typeof token !== "string" || token.length > 128) throw new TypeError(`${what}: token`);
   if (!isObj(v.load)) throw new TypeError(`${what}: load must be an object`);
   const load: Load = {
     rps: num(v.load, "rps", 0, 1e9, what),
@@ -152,7 +201,8 @@ export function parseHeartbeat(v: unknown): Heartbeat {
   };
   return {
     id: v.id,
-    token: v.token,
+    token,
+    ts: v.ts === undefined ? 0 : num(v, "ts", 0, Number.MAX_SAFE_INTEGER, what),
     seq: num(v, "seq", 0, Number.MAX_SAFE_INTEGER, what),
     known: num(v, "known", -1, Number.MAX_SAFE_INTEGER, what),
     load,

@@ -312,6 +312,12 @@ export class FleetRegistry implements LoadSource {
     return true;
   }
 
+  /** The session token of a registered replica (the key of its heartbeat MACs), else null. */
+  sessionToken(id: string): string | null {
+    const e = this.#byId.get(id);
+    return e === undefined || e.source !== "registered" || e.token === "" ? null : e.token;
+  }
+
   /** True when the session token is the replica's. */
   tokenMatches(id: string, token: string): boolean {
     const e = this.#byId.get(id);
