@@ -1,0 +1,305 @@
+/**
+ * The replica's command line (`main_http.ts`): its flag table, and a pure parse from argv to a
+ * typed {@link HttpConfig} with every default filled, or a {@link UsageError} naming the flag
+ * and the value. Also the one rule for the replica's id ({@link replicaId}).
+ *
+ * @module
+ */
+import { checkHttpUrl, type FlagTable, parseFlags, usage, UsageError } from "../common/cli.ts";
+import { type FleetFlags, parseFleetFlags } from "../fleet/flags.ts";
+import { ID_PATTERN } from "../fleet/protocol.ts";
+import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
+
+/** Default cache budget. */
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** Default upload limit: larger than any single asset a CDN should serve, small enough to bound disk use per request. */
+export const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 * 1024 * 1024;
+/** Default listening port. */
+export const DEFAULT_PORT = 8080;
+
+/** The replica's flags. */
+export const HTTP_FLAGS = {
+  port: {
+    type: "string",
+    short: "p",
+    arg: "PORT",
+    help: "TCP port to listen on (0 picks a free one). Default 8080.",
+  },
+  origin: {
+    type: "string",
+    short: "o",
+    arg: "ORIGIN",
+    help: "Origin: a URL (http://127.0.0.1:8000), HOST:PORT or HOST (http). Required.",
+  },
+  host: { type: "string", arg: "ADDR", help: "Address to bind. Default 0.0.0.0." },
+  id: {
+    type: "string",
+    help: "Replica id (1-63 of A-Z a-z 0-9 - _), in `Via: 1.1 nearcast-ID` and the fleet.\n" +
+      "Default: the stored node id with --data, else HOST-PORT.",
+  },
+  "cache-bytes": {
+    type: "string",
+    arg: "SIZE",
+    help: "Cache budget (e.g. 64MiB, 500KB, 1048576). Default 64MiB.",
+  },
+  "max-object-bytes": {
+    type: "string",
+    arg: "SIZE",
+    help: "Largest response cached; larger ones are streamed, not stored. Default: the budget.",
+  },
+  "origin-timeout": {
+    type: "string",
+    arg: "DURATION",
+    help: "Time allowed for the origin's answer (and a cached body), e.g. 10s, 500ms. Default 10s.",
+  },
+  "coalesce-timeout": {
+    type: "string",
+    arg: "DURATION",
+    help:
+      "How long a miss waits for a concurrent fetch of the same key. Default origin-timeout+1s.",
+  },
+  peers: {
+    type: "string",
+    arg: "URLS",
+    help: "Comma-separated peer base URLs asked before the origin on a miss.",
+  },
+  "peer-timeout": {
+    type: "string",
+    arg: "DURATION",
+    help: "Time allowed for a peer's answer. Default 1s.",
+  },
+  preload: {
+    type: "string",
+    arg: "FILE",
+    help: "Paths, URLs or `URL COUNT` lines (one per line, # comments) fetched at start.",
+  },
+  "preload-concurrency": {
+    type: "string",
+    arg: "N",
+    help: "Preload fetches at a time. Default 8.",
+  },
+  data: {
+    type: "string",
+    arg: "DIR",
+    help: "Directory of the durable store; the cache survives restarts.",
+  },
+  "admin-token": {
+    type: "string",
+    arg: "TOKEN",
+    help: "Bearer token for /_cdn/purge (or env NEARCAST_ADMIN_TOKEN). Purge is off without one.",
+  },
+  index: { type: "string", arg: "KIND", help: "Cache index implementation: wasm (default) or ts." },
+  servers: {
+    type: "string",
+    arg: "FILE",
+    help:
+      "JSON file listing the other nodes' base URLs, for uploads and replication (needs --data).",
+  },
+  join: {
+    type: "string",
+    arg: "URL",
+    help: "Base URL of one known node to join through (needs --data).",
+  },
+  advertise: {
+    type: "string",
+    arg: "URL",
+    help:
+      "Base URL other nodes use to reach this one. Default http://HOST:PORT (127.0.0.1 for 0.0.0.0).",
+  },
+  heartbeat: {
+    type: "string",
+    arg: "DURATION",
+    help: "Heartbeat and anti-entropy period between nodes. Default 1s.",
+  },
+  "max-upload-bytes": {
+    type: "string",
+    arg: "SIZE",
+    help: "Largest upload accepted (413 beyond). Default 4GiB.",
+  },
+  "chunk-bytes": {
+    type: "string",
+    arg: "SIZE",
+    help: "Chunk size of pushes to other nodes (1..8MiB). Default 1MiB.",
+  },
+  announce: {
+    type: "string",
+    arg: "HOST:PORT",
+    help: "DNS control API to register with and heartbeat to (live fleet).",
+  },
+  lat: {
+    type: "string",
+    arg: "DEG",
+    help: "Latitude of this replica (-90..90), sent on registration.",
+  },
+  lon: {
+    type: "string",
+    arg: "DEG",
+    help: "Longitude of this replica (-180..180), sent on registration.",
+  },
+  provider: { type: "string", arg: "NAME", help: "Provider name sent on registration (pricing)." },
+  help: { type: "boolean", short: "h", help: "Show this help." },
+} satisfies FlagTable;
+
+/** The replica's exit codes (README "Exit codes"). */
+export const HTTP_EXIT = {
+  /** Stopped by SIGINT/SIGTERM after draining. */
+  ok: 0,
+  /** Bad command line, or a file a flag names cannot be read. */
+  usage: 2,
+  /** The --data directory cannot be used. */
+  data: 3,
+  /** Cannot listen: address in use, not available, or not permitted. */
+  listen: 4,
+} as const;
+
+/** The usage text of `--help`. */
+export function httpUsage(): string {
+  return usage(["Usage: deno task http -p PORT -o ORIGIN [options]"], HTTP_FLAGS, [
+    "Exit codes: 0 stopped by SIGINT/SIGTERM, 2 bad command line or unreadable file,",
+    "3 unusable --data directory, 4 cannot listen on --host/--port.",
+  ]);
+}
+
+/** Everything the replica process needs, every default filled. */
+export interface HttpConfig {
+  port: number;
+  host: string;
+  /** `--id`, or null for the default rule of {@link replicaId}. */
+  id: string | null;
+  /** Normalised origin base URL without a trailing slash, e.g. `http://127.0.0.1:8000`. */
+  origin: string;
+  cacheBytes: number;
+  maxObjectBytes: number;
+  originTimeoutMs: number;
+  coalesceTimeoutMs: number;
+  peers: string[];
+  peerTimeoutMs: number;
+  preloadFile: string | null;
+  preloadConcurrency: number;
+  dataDir: string | null;
+  adminToken: string | null;
+  index: "wasm" | "ts";
+  serversFile: string | null;
+  join: string | null;
+  advertise: string | null;
+  heartbeatMs: number;
+  maxUploadBytes: number;
+  chunkBytes: number;
+  /** The live-fleet flags, or null without `--announce`. */
+  fleet: FleetFlags | null;
+}
+
+/**
+ * Parses the replica's argv (`env` gives NEARCAST_ADMIN_TOKEN): "help" for `-h`, else the
+ * config. Throws a {@link UsageError} naming the flag and the value.
+ */
+export function parseHttpConfig(
+  argv: string[],
+  env: Record<string, string | undefined> = {},
+): HttpConfig | "help" {
+  const f = parseFlags(argv, HTTP_FLAGS);
+  if (f.bool("help")) return "help";
+  const origin = parseOrigin(f.required("origin", "the origin to cache, e.g. -o 127.0.0.1:8000"));
+  const host = f.string("host") ?? "0.0.0.0";
+  const id = f.string("id") ?? null;
+  if (id !== null && !ID_PATTERN.test(id)) {
+    throw new UsageError(`--id must be 1 to 63 of A-Z a-z 0-9 - _: received ${id}`);
+  }
+  const cacheBytes = f.size("cache-bytes", DEFAULT_CACHE_BYTES, 1);
+  const originTimeoutMs = f.duration("origin-timeout", 10_000, 1);
+  const peers = (f.string("peers") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const p of peers) checkHttpUrl("--peers", p);
+  const dataDir = f.string("data") ?? null;
+  const join = f.httpUrl("join") ?? null;
+  const advertise = f.httpUrl("advertise") ?? null;
+  const serversFile = f.string("servers") ?? null;
+  if (dataDir === null && (serversFile !== null || join !== null || advertise !== null)) {
+    throw new UsageError(
+      "--servers, --join and --advertise need --data DIR (uploads are stored durably)",
+    );
+  }
+  const token = f.string("admin-token") ?? env.NEARCAST_ADMIN_TOKEN ?? "";
+  let fleet: FleetFlags | null;
+  try {
+    fleet = parseFleetFlags({
+      announce: f.string("announce"),
+      lat: f.string("lat"),
+      lon: f.string("lon"),
+      provider: f.string("provider"),
+      host,
+      advertise: advertise ?? undefined,
+    });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  return {
+    port: f.port("port", DEFAULT_PORT),
+    host,
+    id,
+    origin,
+    cacheBytes,
+    maxObjectBytes: f.size("max-object-bytes", cacheBytes),
+    originTimeoutMs,
+    coalesceTimeoutMs: f.duration("coalesce-timeout", originTimeoutMs + 1000),
+    peers,
+    peerTimeoutMs: f.duration("peer-timeout", 1000),
+    preloadFile: f.string("preload") ?? null,
+    preloadConcurrency: f.int("preload-concurrency", 8, 1),
+    dataDir,
+    adminToken: token === "" ? null : token,
+    index: f.oneOf("index", ["wasm", "ts"] as const, "wasm"),
+    serversFile,
+    join,
+    advertise,
+    heartbeatMs: f.duration("heartbeat", 1000, 1),
+    maxUploadBytes: f.size("max-upload-bytes", DEFAULT_MAX_UPLOAD_BYTES),
+    chunkBytes: f.size("chunk-bytes", DEFAULT_CHUNK_BYTES, 1, MAX_CHUNK_BYTES),
+    fleet,
+  };
+}
+
+/**
+ * The origin flag: a URL (`http://h:8000`, `https://h`), or `HOST[:PORT]` (http). A path
+ * prefix is refused (the replica forwards `/x` to the origin's `/x`; prefixes are not
+ * supported yet), as are credentials, a query and a fragment. Returns `scheme://host[:port]`.
+ */
+export function parseOrigin(text: string): string {
+  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text);
+  let url: URL;
+  try {
+    url = new URL(hasScheme ? text : `http://${text}`);
+  } catch {
+    throw new UsageError(
+      `--origin: not a URL or HOST[:PORT]: received ${text} ` +
+        "(e.g. -o 127.0.0.1:8000, -o origin.example.com, -o https://origin.example.com)",
+    );
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new UsageError(`--origin must be http or https: received ${text}`);
+  }
+  if (url.username !== "" || url.password !== "") {
+    throw new UsageError(`--origin: credentials in the URL are not supported: received ${text}`);
+  }
+  if (url.search !== "" || url.hash !== "" || /[?#]/.test(text)) {
+    throw new UsageError(`--origin: a query or fragment is not allowed: received ${text}`);
+  }
+  if (url.pathname !== "/") {
+    throw new UsageError(
+      `--origin: a path prefix (${url.pathname}) is not supported yet: the replica forwards ` +
+        `/x to the origin's /x; give ${url.origin}: received ${text}`,
+    );
+  }
+  return url.origin;
+}
+
+/**
+ * The replica's id, decided here only (Via header, fleet registration, replication): `--id`;
+ * else the node id stored in the `--data` directory (stable across restarts); else
+ * `HOST-PORT` with the port it listens on and the host's dots and colons as dashes.
+ */
+export function replicaId(config: HttpConfig, listenPort: number, storedId?: string): string {
+  if (config.id !== null) return config.id;
+  if (storedId !== undefined) return storedId;
+  return `${config.host.replace(/[^A-Za-z0-9]+/g, "-").replace(/^-|-$/g, "")}-${listenPort}`
+    .slice(0, 63);
+}

@@ -1,0 +1,234 @@
+/**
+ * Starts a replica process from its {@link HttpConfig}: reads the files its flags name, opens
+ * the store, listens, wires replication, the fleet agent and preload, and stops in order
+ * (stop accepting, deregister from the DNS server, finish in-flight requests, close).
+ * Start-up failures are {@link StartError}s naming the flag and value, with the exit codes of
+ * {@link HTTP_EXIT}.
+ *
+ * @module
+ */
+import { hashKey } from "../cache/hash.ts";
+import { TsLfru } from "../cache/lfru.ts";
+import type { CacheIndex } from "../cache/types.ts";
+import { createWasmLfru } from "../cache/wasm_lfru.ts";
+import { checkHttpUrl, listenError, StartError } from "../common/cli.ts";
+import { FleetAgent } from "../fleet/agent.ts";
+import { heldPaths } from "../fleet/flags.ts";
+import { MAX_HELD_PATHS } from "../fleet/protocol.ts";
+import { ReplicationDb } from "../replication/db.ts";
+import { ReplicationNode } from "../replication/node.ts";
+import { loadOrCreateKey } from "../replication/trust.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { openStore } from "../store/sqlite_store.ts";
+import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
+import { preload } from "./preload.ts";
+import { createReplica, type Replica, serveReplica } from "./replica.ts";
+
+/** Time allowed for in-flight requests and transfers after SIGINT/SIGTERM. */
+export const SHUTDOWN_GRACE_MS = 5_000;
+/** Routes that exist only with a store (uploads and replication). */
+const REPLICATION_ROUTES =
+  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files|credentials)(\/|$)/;
+
+/** A running replica process. */
+export interface ReplicaProcess {
+  readonly id: string;
+  readonly port: number;
+  /**
+   * Stops accepting connections at once, deregisters from the DNS server, lets in-flight
+   * requests finish (at most {@link SHUTDOWN_GRACE_MS}), then closes everything.
+   */
+  shutdown(reason: string): Promise<void>;
+}
+
+async function readFileFor(flag: string, path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new StartError(
+      `--${flag}: cannot read ${path}: ${(e as Error).message}`,
+      HTTP_EXIT.usage,
+    );
+  }
+}
+
+async function serverSeeds(c: HttpConfig): Promise<string[]> {
+  const seeds: string[] = [];
+  if (c.serversFile !== null) {
+    let list: unknown;
+    try {
+      list = JSON.parse(await readFileFor("servers", c.serversFile));
+    } catch (e) {
+      if (e instanceof StartError) throw e;
+      throw new StartError(`--servers: ${c.serversFile} is not JSON: ${(e as Error).message}`);
+    }
+    if (!Array.isArray(list)) {
+      throw new StartError(`--servers: ${c.serversFile} must hold a JSON list of URLs`);
+    }
+    for (const item of list) {
+      const u = typeof item === "string" ? item : (item as { url?: unknown })?.url;
+      seeds.push(checkHttpUrl(`--servers (${c.serversFile})`, String(u)));
+    }
+  }
+  if (c.join !== null) seeds.push(c.join);
+  return seeds;
+}
+
+function createIndex(c: HttpConfig): CacheIndex {
+  try {
+    return c.index === "wasm" ? createWasmLfru(c.cacheBytes) : new TsLfru(c.cacheBytes);
+  } catch (e) {
+    throw new StartError(`--index ${c.index}: cannot create the index: ${(e as Error).message}`);
+  }
+}
+
+/** Starts the replica; `log` receives its lines (stdout in `main_http.ts`). */
+export async function startReplicaProcess(
+  c: HttpConfig,
+  log: (line: string) => void,
+): Promise<ReplicaProcess> {
+  const preloadLines = c.preloadFile === null
+    ? null
+    : (await readFileFor("preload", c.preloadFile)).split(/\r?\n/);
+  const seeds = await serverSeeds(c);
+  const index = createIndex(c);
+  let store: ObjectStore | null = null;
+  let db: ReplicationDb | null = null;
+  let storedId: string | undefined;
+  let key: ReturnType<typeof loadOrCreateKey> | undefined;
+  if (c.dataDir !== null) {
+    try {
+      await Deno.mkdir(c.dataDir, { recursive: true });
+      store = openStore(c.dataDir);
+      db = new ReplicationDb(c.dataDir);
+      key = loadOrCreateKey(`${c.dataDir}/node_key.json`);
+      if (c.id === null) storedId = db.nodeId(() => crypto.randomUUID().slice(0, 8));
+    } catch (e) {
+      throw new StartError(
+        `--data ${c.dataDir}: cannot open the store: ${(e as Error).message}`,
+        HTTP_EXIT.data,
+      );
+    }
+  }
+
+  // Listen first (the default id names the port), then build the replica before any request
+  // can arrive: nothing below awaits until it exists.
+  let replica: Replica | null = null;
+  let agent: FleetAgent | null = null;
+  let node: ReplicationNode | null = null;
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = serveReplica({ handler: (req) => replica!.handler(req) } as Replica, {
+      port: c.port,
+      hostname: c.host,
+    });
+  } catch (e) {
+    throw listenError(e, `--host ${c.host} --port ${c.port}`, HTTP_EXIT.listen);
+  }
+  const port = server.addr.port;
+  const id = replicaId(c, port, storedId);
+  const r = replica = createReplica({
+    origin: c.origin,
+    id,
+    index,
+    hashKey,
+    store,
+    maxObjectBytes: c.maxObjectBytes,
+    originTimeoutMs: c.originTimeoutMs,
+    coalesceTimeoutMs: c.coalesceTimeoutMs,
+    peers: c.peers,
+    peerTimeoutMs: c.peerTimeoutMs,
+    adminToken: c.adminToken,
+    log,
+    extraApi: (req, path) => {
+      const fleet = agent?.handle(req, path) ?? null;
+      if (fleet !== null) return fleet;
+      if (node !== null) return node.handle(req, path);
+      if (!REPLICATION_ROUTES.test(path)) return null;
+      return new Response("503: uploads and replication need a store: start with --data DIR\n", {
+        status: 503,
+        headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
+      });
+    },
+    health: () =>
+      node === null ? { ready: true } : {
+        ready: node.ready,
+        nodeId: node.id,
+        catchUp: node.catchUp(),
+        files: node.files().length,
+        digest: node.digest(),
+        replication: node.stats,
+      },
+    onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
+  });
+  if (store !== null && db !== null) {
+    log(`http: loaded ${r.cache.load()} cached entries from ${c.dataDir}`);
+    node = new ReplicationNode({
+      id,
+      key: key!,
+      store,
+      db,
+      cache: r.cache,
+      adminToken: c.adminToken,
+      maxUploadBytes: c.maxUploadBytes,
+      heartbeatMs: c.heartbeatMs,
+      requestTimeoutMs: Math.max(2000, c.heartbeatMs * 2),
+      chunkBytes: c.chunkBytes,
+      seeds,
+      log,
+    });
+  }
+  const shown = c.host.includes(":") ? `[${c.host}]` : c.host;
+  log(
+    `http: listening on http://${shown}:${port}/ (id ${id}, origin ${c.origin}, index ${c.index}, ` +
+      `cache ${c.cacheBytes} bytes${c.dataDir === null ? "" : `, data ${c.dataDir}`})`,
+  );
+  if (node !== null) {
+    const self = c.advertise ?? `http://${c.host === "0.0.0.0" ? "127.0.0.1" : shown}:${port}`;
+    node.start(self).catch((e) => log(`replication: start failed: ${e}`));
+  }
+  if (c.fleet !== null) {
+    agent = new FleetAgent({
+      ...c.fleet,
+      id,
+      port,
+      adminToken: c.adminToken,
+      load: () => ({
+        requests: r.metrics.requests,
+        hits: r.metrics.hits,
+        misses: r.metrics.misses,
+        cacheBytes: r.cache.usedBytes,
+      }),
+      held: () => heldPaths(node?.files() ?? [], r.cache.urls(MAX_HELD_PATHS)),
+      log,
+    });
+    agent.start();
+  }
+  if (preloadLines !== null) {
+    preload(r.handler, preloadLines, { concurrency: c.preloadConcurrency, log })
+      .catch((e) => log(`preload: ${e}`));
+  }
+
+  let stopping: Promise<void> | null = null;
+  return {
+    id,
+    port,
+    shutdown(reason) {
+      stopping ??= (async () => {
+        log(`http: ${reason}: stopping: no new connections, deregistering, draining requests`);
+        // Bounded: transfers still running after the grace period are cut (the store is
+        // crash-safe, a cut transfer stores nothing).
+        const grace = setTimeout(() => {
+          log(`http: requests still running after ${SHUTDOWN_GRACE_MS} ms: cut`);
+          Deno.exit(0);
+        }, SHUTDOWN_GRACE_MS);
+        Deno.unrefTimer(grace);
+        await Promise.all([server.shutdown(), agent?.deregister()]);
+        await node?.close();
+        await r.close();
+        log("http: stopped");
+      })();
+      return stopping;
+    },
+  };
+}
