@@ -59,7 +59,10 @@ Deno.test("http config: errors name the flag and the value", () => {
   refused(["-o", "o", "-p", "70000"], /--port must be a port number in 0\.\.65535: received 70000/);
   refused(["-o", "o", "--cache-bytes", "lots"], /--cache-bytes: not a size/);
   refused(["-o", "o", "--cache-bytes", "0"], /--cache-bytes must be in 1\.\./);
-  refused(["-o", "o", "--heartbeat", "0s"], /--heartbeat: duration must be in 1 ms\.\.24 days: received 0s/);
+  refused(
+    ["-o", "o", "--heartbeat", "0s"],
+    /--heartbeat: duration must be in 1 ms\.\.24 days: received 0s/,
+  );
   refused(["-o", "o", "--index", "btree"], /--index must be wasm or ts: received btree/);
   refused(
     ["-o", "o", "--peers", "a.example"],
