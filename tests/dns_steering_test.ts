@@ -8,7 +8,7 @@ import { parseCidr, parseIp } from "../lib/common/ip.ts";
 import type { ReplicaConfig } from "../lib/dns/config.ts";
 import { newSelection, ReplicaSet, replicasFromConfig } from "../lib/dns/steering.ts";
 import { FleetDb } from "../lib/fleet/db.ts";
-import { POLICIES, type PolicyName, SteeringEngine } from "../lib/dns/policy.ts";
+import { DEFAULT_POLICY, POLICIES, type PolicyName, SteeringEngine } from "../lib/dns/policy.ts";
 import { FleetRegistry } from "../lib/fleet/registry.ts";
 import { RttCache } from "../lib/fleet/rtt.ts";
 
@@ -143,5 +143,34 @@ Deno.test("a static config (no loads, no measurements) gets the same engine", ()
     // Paris is nearest London whatever the mode but load (no loads: rotation).
     policy.select(client("198.51.100.7"), 4, 1, sel);
     if (mode !== "load") assert.equal(sel.replicas[0].id, "lon", mode);
+  }
+});
+
+Deno.test("with a static config the default (latency) answers exactly as geo", () => {
+  const latency = new SteeringEngine({
+    mode: DEFAULT_POLICY,
+    set: new ReplicaSet(replicasFromConfig(STATICS)),
+    geo: GEO,
+  });
+  const geo = new SteeringEngine({
+    mode: "geo",
+    set: new ReplicaSet(replicasFromConfig(STATICS)),
+    geo: GEO,
+  });
+  assert.equal(DEFAULT_POLICY, "latency");
+  const a = newSelection(), b = newSelection();
+  for (let i = 0; i < 30; i++) {
+    for (const c of CLIENTS) {
+      for (const family of [4, 6] as const) {
+        latency.select(c, family, 2, a);
+        geo.select(c, family, 2, b);
+        const ids = (s: typeof a) => s.replicas.slice(0, s.count).map((r) => r.id);
+        assert.deepEqual(
+          [ids(a), a.how, a.ttl, a.scope],
+          [ids(b), b.how, b.ttl, b.scope],
+          `call ${i}, A${family}`,
+        );
+      }
+    }
   }
 });
