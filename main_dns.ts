@@ -4,6 +4,11 @@
  *
  * @module
  */
+import {
+  DEFAULT_HEADER_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  type ListenerLimits,
+} from "./lib/common/http_server.ts";
 import { parseArgs } from "node:util";
 import { ConfigError, defaultConfig, loadConfig } from "./lib/dns/config.ts";
 import { CODECS, IO_MODES } from "./lib/dns/server.ts";
@@ -53,6 +58,11 @@ from the config and from registration on the control API (docs/notes/fleet.md).
       --rtt-ttl D      forget a measurement after D (default ${DEFAULT_RTT_TTL_MS / 60000}m)
       --short-ttl S    TTL of answers not based on a measurement (default ${DEFAULT_SHORT_TTL})
       --probe-port N   port replicas connect to when measuring RTT (default ${DEFAULT_PROBE_PORT})
+      --max-conns N    control API: most open connections; past it the oldest idle one
+                       is closed (default 512, at most 3/4 of the open-file limit)
+      --header-timeout D  control API: time for a complete request head (default 30s)
+      --idle-timeout D control API: close a connection with a request in flight after D
+                       without a byte either way (default 60s)
   -h, --help           show this help`;
 
 /** Parses the command line, or explains what is wrong and exits 2. */
@@ -76,6 +86,9 @@ function args(argv: string[]) {
       "rtt-ttl": { type: "string" },
       "short-ttl": { type: "string" },
       "probe-port": { type: "string" },
+      "max-conns": { type: "string" },
+      "header-timeout": { type: "string" },
+      "idle-timeout": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -122,6 +135,20 @@ function args(argv: string[]) {
     }
     return n;
   };
+  const controlLimits: ListenerLimits = {
+    headerTimeoutMs: duration(
+      "--header-timeout",
+      values["header-timeout"],
+      DEFAULT_HEADER_TIMEOUT_MS,
+    ),
+    idleTimeoutMs: duration("--idle-timeout", values["idle-timeout"], DEFAULT_IDLE_TIMEOUT_MS),
+  };
+  if (values["max-conns"] !== undefined) {
+    controlLimits.maxConns = number("--max-conns", values["max-conns"], 1, 1);
+    if (!Number.isInteger(controlLimits.maxConns)) {
+      problems.push("--max-conns: an integer required");
+    }
+  }
   const overloadRps = number("--overload-rps", values["overload-rps"], DEFAULT_OVERLOAD_RPS, 1);
   const shortTtl = number("--short-ttl", values["short-ttl"], DEFAULT_SHORT_TTL, 0);
   if (!Number.isInteger(shortTtl)) problems.push("--short-ttl: whole seconds required");
@@ -140,6 +167,7 @@ function args(argv: string[]) {
     codec: values.codec as (typeof CODECS)[number],
     io: values.io as (typeof IO_MODES)[number],
     controlPort,
+    controlLimits,
     probePort,
     refreshMs,
     rttTtlMs,
@@ -165,6 +193,7 @@ export async function main(argv: string[]): Promise<void> {
     codec: a.codec,
     io: a.io,
     controlPort: a.controlPort,
+    controlLimits: a.controlLimits,
     data: a.data ?? ":memory:",
     adminToken: a.adminToken,
     policy: a.policy,

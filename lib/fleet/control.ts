@@ -22,6 +22,12 @@
  */
 import { bearerToken, REALM, sameSecret } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson } from "../common/body.ts";
+import {
+  defaultMaxConns,
+  type LimitedServer,
+  type ListenerLimits,
+  serveLimited,
+} from "../common/http_server.ts";
 import { parseClientIp } from "../common/ip.ts";
 import type { FleetMonitor } from "./monitor.ts";
 import type { SteeringEngine } from "../dns/policy.ts";
@@ -55,8 +61,16 @@ export interface ControlOptions {
   adminToken: string | null;
   /** Clock of heartbeat times (tests); default `Date.now`. */
   now?: () => number;
+  /** Limits of the HTTP listener; the connection cap defaults to {@link DEFAULT_CONTROL_MAX_CONNS}. */
+  limits?: ListenerLimits;
   log?: (line: string) => void;
 }
+
+/**
+ * Default connection cap of the control API: 512, or less under a low open-file limit
+ * ({@link defaultMaxConns}), leaving descriptors for the DNS sockets and health checks.
+ */
+export const DEFAULT_CONTROL_MAX_CONNS = 512;
 
 /** A running control API. */
 export interface ControlServer {
@@ -239,34 +253,38 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     return error(404, `no such route: ${m} ${path} (routes: ${ROUTES.join("; ")})`);
   }
 
-  let http: Deno.HttpServer<Deno.NetAddr> | null = null;
+  const handler = async (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+    try {
+      return await route(req, info.remoteAddr.hostname);
+    } catch (e) {
+      if (e instanceof BodyTooLarge) return tooLarge(e);
+      if (
+        e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError ||
+        e instanceof URIError
+      ) {
+        return error(400, e.message);
+      }
+      throw e;
+    }
+  };
+  let http: LimitedServer | null = null;
   let udp: Deno.DatagramConn | null = null;
   for (let attempt = 1; udp === null; attempt++) {
-    const listening = Promise.withResolvers<number>();
-    http = Deno.serve({
+    http = serveLimited({
+      maxConns: Math.min(DEFAULT_CONTROL_MAX_CONNS, defaultMaxConns()),
+      ...o.limits,
       hostname: o.hostname,
       port: o.port,
       signal: ac.signal,
-      onListen: (a) => listening.resolve(a.port),
+      name: "control",
+      log,
+      onListen: () => {},
       onError: (e) => {
         log(`control: internal error: ${(e as Error)?.stack ?? e}`);
         return error(500, "internal error");
       },
-    }, async (req, info) => {
-      try {
-        return await route(req, info.remoteAddr.hostname);
-      } catch (e) {
-        if (e instanceof BodyTooLarge) return tooLarge(e);
-        if (
-          e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError ||
-          e instanceof URIError
-        ) {
-          return error(400, e.message);
-        }
-        throw e;
-      }
-    });
-    const port = await listening.promise;
+    }, handler);
+    const port = http.addr.port;
     try {
       udp = Deno.listenDatagram({ hostname: o.hostname, port, transport: "udp" });
     } catch (e) {
@@ -356,7 +374,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       closing ??= (async () => {
         ac.abort();
         sock.close();
-        await Promise.allSettled([loop, http!.finished]);
+        await Promise.allSettled([loop, http!.shutdown()]);
       })();
       return closing;
     },

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ListenerLimits } from "../common/http_server.ts";
 import type { DnsConfig } from "../dns/config.ts";
 import { type DnsServer, startDnsServer } from "../dns/server.ts";
 import { type PolicyName, SteeringEngine } from "../dns/policy.ts";
@@ -25,6 +26,8 @@ export interface FleetDnsOptions {
   io?: "portable" | "mmsg";
   /** Control API port (HTTP and heartbeat UDP); 0 picks a free one; null: none. */
   controlPort: number | null;
+  /** Limits of the control API's HTTP listener (lib/common/http_server.ts). */
+  controlLimits?: ListenerLimits;
   /** Directory of `fleet.sqlite`, or `:memory:`. */
   data: string;
   adminToken: string | null;
@@ -99,6 +102,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       monitor,
       answers: o.config.answers,
       adminToken: o.adminToken,
+      limits: o.controlLimits,
       log,
     });
   } catch (e) {

@@ -6,6 +6,12 @@
  * @module
  */
 import { checkHttpUrl, type FlagTable, parseFlags, usage, UsageError } from "../common/cli.ts";
+import {
+  DEFAULT_HEADER_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  defaultMaxConns,
+  type ListenerLimits,
+} from "../common/http_server.ts";
 import { type FleetFlags, parseFleetFlags } from "../fleet/flags.ts";
 import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
@@ -67,6 +73,23 @@ export const HTTP_FLAGS = {
     type: "string",
     arg: "DURATION",
     help: "Time allowed for a peer's answer. Default 1s.",
+  },
+  "max-conns": {
+    type: "string",
+    arg: "N",
+    help: "Most open client connections; past it the oldest idle one is closed. " +
+      "Default 10000, at most 3/4 of the open-file limit (768 under ulimit -n 1024).",
+  },
+  "header-timeout": {
+    type: "string",
+    arg: "DURATION",
+    help: "Time allowed for a complete request head (slowloris). Default 30s.",
+  },
+  "idle-timeout": {
+    type: "string",
+    arg: "DURATION",
+    help: "Close a connection with a request in flight after this long without a byte " +
+      "either way. Default 60s.",
   },
   preload: {
     type: "string",
@@ -174,6 +197,8 @@ export interface HttpConfig {
   coalesceTimeoutMs: number;
   peers: string[];
   peerTimeoutMs: number;
+  /** Limits of the listener (lib/common/http_server.ts). */
+  limits: Required<ListenerLimits>;
   preloadFile: string | null;
   preloadConcurrency: number;
   dataDir: string | null;
@@ -243,6 +268,11 @@ export function parseHttpConfig(
     coalesceTimeoutMs: f.duration("coalesce-timeout", originTimeoutMs + 1000),
     peers,
     peerTimeoutMs: f.duration("peer-timeout", 1000),
+    limits: {
+      maxConns: f.int("max-conns", defaultMaxConns(), 1),
+      headerTimeoutMs: f.duration("header-timeout", DEFAULT_HEADER_TIMEOUT_MS, 1),
+      idleTimeoutMs: f.duration("idle-timeout", DEFAULT_IDLE_TIMEOUT_MS, 1),
+    },
     preloadFile: f.string("preload") ?? null,
     preloadConcurrency: f.int("preload-concurrency", 8, 1),
     dataDir,

@@ -22,6 +22,7 @@
 
 import { checkBearer } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
+import { type LimitedServer, type ListenerLimits, serveLimited } from "../common/http_server.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
 import {
@@ -925,27 +926,24 @@ export function headerSectionError(h: Headers): string | null {
   return total > MAX_HEADER_BYTES ? `request headers larger than ${MAX_HEADER_BYTES} bytes` : null;
 }
 
-/** Options of {@link serveReplica}. */
-export interface ServeOptions {
+/** Options of {@link serveReplica}: where to listen, and the listener's limits. */
+export interface ServeOptions extends ListenerLimits {
   port: number;
   hostname?: string;
   signal?: AbortSignal;
   onListen?: (addr: Deno.NetAddr) => void;
 }
 
-/** Serves a replica with `Deno.serve`; a handler crash becomes a 500, logged. */
-export function serveReplica(replica: Replica, opts: ServeOptions): Deno.HttpServer<Deno.NetAddr> {
-  return Deno.serve({
-    port: opts.port,
+/**
+ * Serves a replica through the limited listener (lib/common/http_server.ts: connection cap
+ * below the open-file limit, header and idle timeouts, accept errors never fatal); a handler
+ * crash becomes a 500, logged.
+ */
+export function serveReplica(replica: Replica, opts: ServeOptions): LimitedServer {
+  return serveLimited({
+    ...opts,
     hostname: opts.hostname ?? "0.0.0.0",
-    signal: opts.signal,
     onListen: opts.onListen ?? (() => {}),
-    onError(error) {
-      console.error(`http: internal error: ${(error as Error)?.stack ?? error}`);
-      return new Response("500: internal error\n", {
-        status: 500,
-        headers: { "content-type": "text/plain; charset=utf-8" },
-      });
-    },
+    name: "http",
   }, replica.handler);
 }

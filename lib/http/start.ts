@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { LimitedServer } from "../common/http_server.ts";
 import { hashKey } from "../cache/hash.ts";
 import { TsLfru } from "../cache/lfru.ts";
 import type { CacheIndex } from "../cache/types.ts";
@@ -116,9 +117,10 @@ export async function startReplicaProcess(
   let replica: Replica | null = null;
   let agent: FleetAgent | null = null;
   let node: ReplicationNode | null = null;
-  let server: Deno.HttpServer<Deno.NetAddr>;
+  let server: LimitedServer;
   try {
     server = serveReplica({ handler: (req) => replica!.handler(req) } as Replica, {
+      ...c.limits,
       port: c.port,
       hostname: c.host,
     });

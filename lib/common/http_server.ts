@@ -1,0 +1,340 @@
+/**
+ * An HTTP listener with resource limits, for every HTTP server in Nearcast (replica, DNS
+ * control API). `Deno.serve` has no connection cap, no header timeout and no hook for accept
+ * errors (an `EMFILE` from accept ends the process); this module accepts connections itself and
+ * hands each one to Deno's HTTP machinery (see `_serve_conn.ts`), so:
+ *
+ * - **Connection cap** ({@link ListenerLimits.maxConns}): past it, the oldest connection with no
+ *   request in flight is closed to make room; when every connection is busy, the new one is
+ *   closed at once. The default stays below the process's open-file limit
+ *   ({@link defaultMaxConns}).
+ * - **Accept errors** (`EMFILE`, `ENFILE`, `ECONNABORTED`...) are counted and retried with a
+ *   backoff of up to 1 s; they never end the process.
+ * - **Header timeout** ({@link ListenerLimits.headerTimeoutMs}, 30 s): a connection with no
+ *   request in flight (a new one, or a kept-alive one waiting for its next request) is closed
+ *   when no complete request head arrived within it. A partial head (slowloris) is closed so.
+ * - **Idle timeout** ({@link ListenerLimits.idleTimeoutMs}, 60 s): a connection with a request in
+ *   flight is closed when no byte moved for that long: request body chunks read and response
+ *   body chunks sent both count, so an event stream or long poll that sends keepalives stays
+ *   open, and a client that stops reading is dropped.
+ *
+ * @module
+ */
+import { hasStreamBody, serveOnConnection } from "./_serve_conn.ts";
+
+/** Default header timeout: a partial request head is closed within it. */
+export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
+/** Default idle timeout for a connection with a request in flight. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** Default connection cap when the open-file limit allows it. */
+export const DEFAULT_MAX_CONNS = 10_000;
+/** Longest pause of the accept loop after an accept error. */
+export const MAX_ACCEPT_BACKOFF_MS = 1_000;
+
+/** Limits of one listener; every field has a default. */
+export interface ListenerLimits {
+  /** Most open connections (see the module doc). Default {@link defaultMaxConns}(). */
+  maxConns?: number;
+  /** Time allowed for a complete request head, in ms. Default 30 000. */
+  headerTimeoutMs?: number;
+  /** Time without a byte in either direction while a request is in flight, in ms. Default 60 000. */
+  idleTimeoutMs?: number;
+}
+
+/** Options of {@link serveLimited}. */
+export interface LimitedServeOptions extends ListenerLimits {
+  port: number;
+  hostname?: string;
+  signal?: AbortSignal;
+  onListen?: (addr: Deno.NetAddr) => void;
+  /** Answers a handler crash (default: a logged 500). */
+  onError?: (error: unknown) => Response | Promise<Response>;
+  /** Where accept errors and cap events are reported (rate-limited). Default `console.error`. */
+  log?: (line: string) => void;
+  /** Name in log lines, e.g. `"http"` or `"control"`. */
+  name?: string;
+}
+
+/** Counters of a {@link LimitedServer}. */
+export interface ListenerStats {
+  /** Connections open now. */
+  open: number;
+  accepted: number;
+  /** Connections closed at once because every open one was busy at the cap. */
+  refused: number;
+  /** Idle connections closed to make room for a new one at the cap. */
+  evicted: number;
+  /** Connections closed for not sending a complete request head in time. */
+  headerTimeouts: number;
+  /** Connections closed for moving no byte while a request was in flight. */
+  idleTimeouts: number;
+  acceptErrors: number;
+}
+
+/** A running listener. */
+export interface LimitedServer {
+  readonly addr: Deno.NetAddr;
+  readonly limits: Required<ListenerLimits>;
+  readonly stats: ListenerStats;
+  /** Settles when the listener and every connection are closed. */
+  readonly finished: Promise<void>;
+  /** Stops accepting, lets requests in flight finish, closes idle connections. */
+  shutdown(): Promise<void>;
+}
+
+/** A handler as for `Deno.serve`. */
+export type LimitedHandler = (
+  req: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+/**
+ * The soft limit on open files of this process (`RLIMIT_NOFILE`), read from
+ * `/proc/self/limits`; null when unknown (not Linux) or unlimited.
+ */
+export function openFileLimit(): number | null {
+  try {
+    const text = Deno.readTextFileSync("/proc/self/limits");
+    const m = /^Max open files\s+(\d+|unlimited)\s/m.exec(text);
+    if (m === null || m[1] === "unlimited") return null;
+    return Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The default connection cap: {@link DEFAULT_MAX_CONNS}, but at most the open-file soft limit
+ * minus a reserve of a quarter of it (at least 64) for origin and peer connections, the store
+ * and the process's other sockets: 768 under `ulimit -n 1024`. Never below 16.
+ */
+export function defaultMaxConns(fdLimit: number | null = openFileLimit()): number {
+  if (fdLimit === null) return DEFAULT_MAX_CONNS;
+  const reserve = Math.max(64, Math.floor(fdLimit / 4));
+  return Math.max(16, Math.min(DEFAULT_MAX_CONNS, fdLimit - reserve));
+}
+
+/** Checks limits and fills defaults; throws `RangeError` naming the bad field. */
+export function resolveLimits(l: ListenerLimits = {}): Required<ListenerLimits> {
+  const out = {
+    maxConns: l.maxConns ?? defaultMaxConns(),
+    headerTimeoutMs: l.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
+    idleTimeoutMs: l.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+  };
+  if (!Number.isInteger(out.maxConns) || out.maxConns < 1) {
+    throw new RangeError(`maxConns must be a positive integer: received ${out.maxConns}`);
+  }
+  for (const k of ["headerTimeoutMs", "idleTimeoutMs"] as const) {
+    if (!Number.isFinite(out[k]) || out[k] <= 0) {
+      throw new RangeError(`${k} must be positive: received ${out[k]}`);
+    }
+  }
+  return out;
+}
+
+interface Conn {
+  close(): void;
+  /** Requests whose response has not been fully sent. */
+  active: number;
+  /** Last time a request head arrived, a body chunk moved or a response ended. */
+  last: number;
+}
+
+function internalError(error: unknown, log: (line: string) => void, name: string): Response {
+  log(`${name}: internal error: ${(error as Error)?.stack ?? error}`);
+  return new Response("500: internal error\n", {
+    status: 500,
+    headers: { "content-type": "text/plain; charset=utf-8" },
+  });
+}
+
+/** Wraps a body so that every chunk that moves marks the connection active. */
+function watched(
+  body: ReadableStream<Uint8Array>,
+  touch: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      touch();
+      const { done, value } = await reader.read();
+      touch();
+      if (done) c.close();
+      else c.enqueue(value);
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** Serves `handler` on a TCP listener with the limits of the module doc. */
+export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler): LimitedServer {
+  const limits = resolveLimits(opts);
+  const name = opts.name ?? "http";
+  const log = opts.log ?? ((line: string) => console.error(line));
+  const onError = opts.onError ?? ((e: unknown) => internalError(e, log, name));
+  const listener = Deno.listen({ hostname: opts.hostname ?? "0.0.0.0", port: opts.port });
+  const addr = listener.addr as Deno.NetAddr;
+  const stats: ListenerStats = {
+    open: 0,
+    accepted: 0,
+    refused: 0,
+    evicted: 0,
+    headerTimeouts: 0,
+    idleTimeouts: 0,
+    acceptErrors: 0,
+  };
+  const conns = new Set<Conn>(); // insertion order: oldest first
+  const served = new Set<Promise<void>>();
+  let stopping = false;
+  let lastLog = -Infinity;
+  const rateLog = (line: string) => {
+    const t = Date.now();
+    if (t - lastLog < 5_000) return;
+    lastLog = t;
+    log(`${name}: ${line}`);
+  };
+
+  const sweep = setInterval(() => {
+    const t = Date.now();
+    for (const c of conns) {
+      if (c.active === 0 && t - c.last > limits.headerTimeoutMs) {
+        stats.headerTimeouts++;
+        c.close();
+      } else if (c.active > 0 && t - c.last > limits.idleTimeoutMs) {
+        stats.idleTimeouts++;
+        c.close();
+      }
+    }
+  }, Math.max(10, Math.min(1_000, limits.headerTimeoutMs / 4, limits.idleTimeoutMs / 4)));
+
+  function makeRoom(): boolean {
+    for (const c of conns) {
+      if (c.active === 0) {
+        stats.evicted++;
+        c.close();
+        return true;
+      }
+    }
+    return false;
+  }
+
+  function accept(tcp: Deno.TcpConn) {
+    stats.accepted++;
+    if (conns.size >= limits.maxConns && !makeRoom()) {
+      stats.refused++;
+      rateLog(`${conns.size} connections open (cap ${limits.maxConns}): refusing new ones`);
+      try {
+        tcp.close();
+      } catch { /* already closed */ }
+      return;
+    }
+    try {
+      tcp.setNoDelay(true);
+    } catch { /* the peer left already */ }
+    const ac = new AbortController();
+    let ended = false;
+    const conn: Conn = {
+      active: 0,
+      last: Date.now(),
+      close: () => {
+        if (conns.delete(conn)) stats.open = conns.size;
+        if (!ended) ac.abort();
+        ended = true;
+      },
+    };
+    conns.add(conn);
+    stats.open = conns.size;
+    const touch = () => conn.last = Date.now();
+    const done = () => {
+      conn.active--;
+      touch();
+    };
+    const wrapped: LimitedHandler = async (req, info) => {
+      conn.active++;
+      touch();
+      info.completed.then(done, done);
+      if (req.body !== null) {
+        req = new Request(req, { body: watched(req.body, touch), signal: null });
+      }
+      const res = await handler(req, info);
+      // Bodies held in memory are sent by Deno at once; streams are watched chunk by chunk.
+      if (!hasStreamBody(res)) return res;
+      return new Response(watched(res.body!, touch), res);
+    };
+    let server;
+    try {
+      server = serveOnConnection(tcp, ac.signal, wrapped, onError);
+    } catch (e) {
+      conn.close();
+      rateLog(`cannot serve a connection: ${(e as Error).message}`);
+      return;
+    }
+    const p = server.finished.catch(() => {}).finally(() => {
+      ended = true;
+      conn.close();
+      served.delete(p);
+    });
+    served.add(p);
+  }
+
+  const loop = (async () => {
+    let backoff = 10;
+    while (!stopping) {
+      let tcp: Deno.TcpConn;
+      try {
+        tcp = await listener.accept() as Deno.TcpConn;
+        backoff = 10;
+      } catch (e) {
+        if (stopping || e instanceof Deno.errors.BadResource) break;
+        stats.acceptErrors++;
+        rateLog(`accept failed (${conns.size} open, retrying): ${(e as Error).message}`);
+        // Free a descriptor if we hold idle ones: the listen queue is waiting.
+        makeRoom();
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(MAX_ACCEPT_BACKOFF_MS, backoff * 2);
+        continue;
+      }
+      accept(tcp);
+    }
+  })();
+
+  let finishing: Promise<void> | null = null;
+  function shutdown(): Promise<void> {
+    finishing ??= (async () => {
+      stopping = true;
+      try {
+        listener.close();
+      } catch { /* closed */ }
+      await loop;
+      // Idle connections go now; busy ones when their requests end (the sweep closes them).
+      for (const c of conns) if (c.active === 0) c.close();
+      const drain = setInterval(() => {
+        for (const c of conns) if (c.active === 0) c.close();
+      }, 50);
+      await Promise.allSettled([...served]);
+      clearInterval(drain);
+      clearInterval(sweep);
+    })();
+    return finishing;
+  }
+  opts.signal?.addEventListener("abort", () => {
+    shutdown();
+  }, { once: true });
+  const onListen = opts.onListen ?? ((a: Deno.NetAddr) => log(`${name}: listening on ${a.port}`));
+  onListen(addr);
+
+  return {
+    addr,
+    limits,
+    stats,
+    get finished() {
+      return (async () => {
+        await loop;
+        await shutdown();
+      })();
+    },
+    shutdown,
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * Helpers for the listener-limit tests: a process started under `prlimit`, raw idle and
+ * slowloris connections, chunked uploads that stop when the server answers, and RSS.
+ *
+ * @module
+ */
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const dec = new TextDecoder();
+const enc = new TextEncoder();
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A child process and its output so far. */
+export interface Child {
+  pid: number;
+  output(): string;
+  /** Resolves with the exit code; null while it runs. */
+  exited(): number | null;
+  stop(): Promise<void>;
+}
+
+/** Runs `deno run -A ARGS` under `prlimit --nofile=N:N` (both limits), in the repo root. */
+export function spawnLimited(nofile: number, args: string[]): Child {
+  const child = new Deno.Command("prlimit", {
+    args: [`--nofile=${nofile}:${nofile}`, Deno.execPath(), "run", "-A", ...args],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  let code: number | null = null;
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const c of s) out += dec.decode(c);
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const status = child.status.then((s) => code = s.code);
+  return {
+    pid: child.pid,
+    output: () => out,
+    exited: () => code,
+    async stop() {
+      if (code === null) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* gone */ }
+      }
+      await status;
+      await pumps;
+    },
+  };
+}
+
+/** Waits until `re` matches the child's output; throws with the output if it exits first. */
+export async function waitOutput(
+  c: Child,
+  re: RegExp,
+  timeoutMs = 20_000,
+): Promise<RegExpExecArray> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const m = re.exec(c.output());
+    if (m) return m;
+    if (c.exited() !== null) throw new Error(`exited ${c.exited()}:\n${c.output()}`);
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${re}:\n${c.output()}`);
+}
+
+/** Resident memory of a process in bytes (Linux). */
+export function rssBytes(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Opens `n` TCP connections that send nothing (or `prefix`), in batches. */
+export async function openIdle(port: number, n: number, prefix = ""): Promise<Deno.TcpConn[]> {
+  const conns: Deno.TcpConn[] = [];
+  for (let i = 0; i < n; i += 100) {
+    const batch = await Promise.allSettled(
+      Array.from(
+        { length: Math.min(100, n - i) },
+        () => Deno.connect({ hostname: "127.0.0.1", port }),
+      ),
+    );
+    for (const r of batch) if (r.status === "fulfilled") conns.push(r.value);
+    if (prefix !== "") {
+      await Promise.allSettled(conns.slice(i).map((c) => c.write(enc.encode(prefix))));
+    }
+  }
+  return conns;
+}
+
+/** Whether the server has closed `conn` (a read answers EOF or an error) within `ms`. */
+export async function closedWithin(conn: Deno.TcpConn, ms: number): Promise<boolean> {
+  const buf = new Uint8Array(4096);
+  const timer = sleep(ms).then(() => "open" as const);
+  for (;;) {
+    const r = await Promise.race([conn.read(buf).catch(() => null), timer]);
+    if (r === "open") return false;
+    if (r === null) return true;
+    // Bytes (an error answer): keep reading until EOF.
+  }
+}
+
+export function closeAll(conns: Deno.Conn[]) {
+  for (const c of conns) {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }
+}
+
+/**
+ * Sends `head` (ending in a blank line, with `Transfer-Encoding: chunked`) then up to
+ * `totalBytes` of chunks of 64 KiB, stopping as soon as the server answers or closes. Answers
+ * the status code (0 when none came) and the bytes of body sent.
+ */
+export async function chunkedUpload(
+  port: number,
+  head: string,
+  totalBytes: number,
+): Promise<{ status: number; sent: number }> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  let answer = "";
+  let answered = false;
+  const { promise: whenAnswered, resolve: gotAnswer } = Promise.withResolvers<void>();
+  const reader = (async () => {
+    const buf = new Uint8Array(4096);
+    try {
+      for (;;) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        answer += dec.decode(buf.subarray(0, n));
+        if (answer.includes("\r\n")) {
+          answered = true;
+          gotAnswer();
+        }
+      }
+    } catch { /* reset */ }
+    answered = true;
+    gotAnswer();
+  })();
+  const piece = 64 * 1024;
+  const chunk = new Uint8Array(piece + 16);
+  const hdr = enc.encode(piece.toString(16) + "\r\n");
+  chunk.set(hdr);
+  chunk.fill(120, hdr.length, hdr.length + piece);
+  chunk.set(enc.encode("\r\n"), hdr.length + piece);
+  const frame = chunk.subarray(0, hdr.length + piece + 2);
+  let sent = 0;
+  try {
+    await conn.write(enc.encode(head));
+    while (sent < totalBytes && !answered) {
+      // A server that answered without reading stops reading: the write would never end.
+      await Promise.race([conn.write(frame), whenAnswered]);
+      sent += piece;
+    }
+    if (!answered) await conn.write(enc.encode("0\r\n\r\n"));
+  } catch { /* the server closed: expected once it answered */ }
+  // The status line is enough: give the rest of the answer a moment, then hang up.
+  await Promise.race([reader, sleep(answered ? 200 : 10_000)]);
+  try {
+    conn.close();
+  } catch { /* closed */ }
+  const m = /^HTTP\/1\.1 (\d{3})/.exec(answer);
+  return { status: m ? Number(m[1]) : 0, sent };
+}

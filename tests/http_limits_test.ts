@@ -1,0 +1,159 @@
+/**
+ * The replica's listener limits with real processes: a connection cap below the open-file
+ * limit (1,100 idle connections under `ulimit -n 1024` do not end it), header timeout
+ * (slowloris), idle timeout that spares streams which keep sending, and bodies: purge answers
+ * 401 before reading an unauthenticated body and 413 while reading an oversize one.
+ */
+import { equal, ok } from "node:assert/strict";
+import { startOrigin } from "./_http_origin.ts";
+import {
+  chunkedUpload,
+  closeAll,
+  closedWithin,
+  openIdle,
+  rssBytes,
+  sleep,
+  spawnLimited,
+  waitOutput,
+} from "./_limits.ts";
+
+const TOKEN = "limits-token";
+const MiB = 1024 * 1024;
+
+async function replica(origin: string, extra: string[] = []) {
+  const p = spawnLimited(1024, [
+    "main_http.ts",
+    "-p",
+    "0",
+    "--host",
+    "127.0.0.1",
+    "-o",
+    origin,
+    "--admin-token",
+    TOKEN,
+    ...extra,
+  ]);
+  const m = await waitOutput(p, /http: listening on http:\/\/127\.0\.0\.1:(\d+)\//);
+  return { p, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}` };
+}
+
+Deno.test({
+  name: "http limits: 1,100 idle connections under ulimit -n 1024 do not end the replica",
+  sanitizeResources: false,
+  async fn() {
+    const origin = await startOrigin({
+      "/a": { body: "a", headers: { "cache-control": "max-age=60" } },
+    });
+    const r = await replica(origin.url);
+    let conns: Deno.TcpConn[] = [];
+    try {
+      conns = await openIdle(r.port, 1100);
+      await sleep(500);
+      equal(r.p.exited(), null, `the replica exited:\n${r.p.output()}`);
+      const res = await fetch(r.url + "/a");
+      equal(res.status, 200);
+      equal(await res.text(), "a");
+      const health = await fetch(r.url + "/_cdn/health");
+      equal(health.status, 200);
+      await health.body?.cancel();
+      // The oldest idle connections were closed to stay under the cap (768 at 1024 files).
+      const closed = await Promise.all(conns.slice(0, 200).map((c) => closedWithin(c, 2000)));
+      ok(closed.filter(Boolean).length >= 100, `closed ${closed.filter(Boolean).length}/200`);
+    } finally {
+      closeAll(conns);
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "http limits: partial request heads are closed after --header-timeout",
+  sanitizeResources: false,
+  async fn() {
+    const origin = await startOrigin({});
+    const r = await replica(origin.url, ["--header-timeout", "1s"]);
+    let conns: Deno.TcpConn[] = [];
+    try {
+      conns = await openIdle(r.port, 200, "GET /a HTTP/1.1\r\nHost: x\r\nX-Slow: 1");
+      const t0 = Date.now();
+      const closed = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
+      equal(closed.filter((x) => !x).length, 0, "some slowloris connections stayed open");
+      ok(Date.now() - t0 < 15_000);
+      // A complete request on a new connection is still answered.
+      const res = await fetch(r.url + "/_cdn/health");
+      equal(res.status, 200);
+      await res.body?.cancel();
+    } finally {
+      closeAll(conns);
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "http limits: a stream that keeps sending outlives --idle-timeout; a stalled one does not",
+  sanitizeResources: false,
+  async fn() {
+    const origin = await startOrigin({
+      // 12 chunks 250 ms apart: 3 s in all, with an idle timeout of 1 s.
+      "/events": {
+        body: "x".repeat(12),
+        chunks: 12,
+        chunkDelayMs: 250,
+        headers: { "cache-control": "no-store", "content-type": "text/event-stream" },
+      },
+      // One chunk, then 4 s of silence.
+      "/stall": {
+        body: "yz",
+        chunks: 2,
+        chunkDelayMs: 4000,
+        headers: { "cache-control": "no-store" },
+      },
+    });
+    const r = await replica(origin.url, ["--idle-timeout", "1s", "--header-timeout", "1s"]);
+    try {
+      const t0 = Date.now();
+      const res = await fetch(r.url + "/events");
+      equal(await res.text(), "x".repeat(12));
+      ok(Date.now() - t0 >= 2500, "the stream was not slow: the test proves nothing");
+      const stalled = await fetch(r.url + "/stall");
+      const body = await stalled.text().then(() => "complete", (e) => `cut: ${e.message}`);
+      ok(body.startsWith("cut"), `a stalled stream must be cut by the idle timeout: ${body}`);
+    } finally {
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "http limits: purge answers 401 before reading a body, 413 while reading one",
+  sanitizeResources: false,
+  async fn() {
+    const origin = await startOrigin({});
+    const r = await replica(origin.url);
+    try {
+      const before = rssBytes(r.p.pid);
+      const head = (auth: string) =>
+        `POST /_cdn/purge HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\n\r\n`;
+      const anon = await chunkedUpload(r.port, head(""), 300 * MiB);
+      equal(anon.status, 401);
+      ok(anon.sent < 64 * MiB, `sent ${anon.sent} bytes before the 401`);
+      const big = await chunkedUpload(
+        r.port,
+        head(`Authorization: Bearer ${TOKEN}\r\n`),
+        300 * MiB,
+      );
+      equal(big.status, 413);
+      ok(big.sent < 64 * MiB, `sent ${big.sent} bytes before the 413`);
+      const grew = rssBytes(r.p.pid) - before;
+      console.log(`purge: 401 after ${anon.sent} bytes, 413 after ${big.sent}, RSS +${grew}`);
+      ok(grew < 64 * MiB, `RSS grew by ${grew} bytes`);
+    } finally {
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
