@@ -251,17 +251,20 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       conn.active--;
       touch();
     };
-    const wrapped: LimitedHandler = async (req, info) => {
+    const watch = (res: Response): Response =>
+      // Bodies held in memory are sent by Deno at once; streams are watched chunk by chunk.
+      hasStreamBody(res) ? new Response(watched(res.body!, touch), res) : res;
+    const wrapped: LimitedHandler = (req, info) => {
       conn.active++;
       touch();
       info.completed.then(done, done);
-      if (req.body !== null) {
+      const m = req.method;
+      if (m !== "GET" && m !== "HEAD" && req.body !== null) {
+        // signal: null: the original's signal getter warns about Deno's legacy abort behaviour.
         req = new Request(req, { body: watched(req.body, touch), signal: null });
       }
-      const res = await handler(req, info);
-      // Bodies held in memory are sent by Deno at once; streams are watched chunk by chunk.
-      if (!hasStreamBody(res)) return res;
-      return new Response(watched(res.body!, touch), res);
+      const res = handler(req, info);
+      return res instanceof Promise ? res.then(watch) : watch(res);
     };
     let server;
     try {
