@@ -461,9 +461,15 @@ export class ReplicationNode {
     }
   }
 
+  /**
+   * Keeps a background task for {@link close} to wait on. Its failure is a bug (the tasks
+   * handle the failures they expect): logged here, at the edge, with its stack.
+   */
   #track(p: Promise<unknown>): void {
-    this.#tasks.add(p);
-    p.finally(() => this.#tasks.delete(p));
+    const t = p.then(() => {}, (e) => {
+      if (!this.#closed) this.#o.log(`replication: background task failed: ${(e as Error).stack}`);
+    }).finally(() => this.#tasks.delete(t));
+    this.#tasks.add(t);
   }
 
   // ---- lifecycle -------------------------------------------------------------------------
@@ -484,10 +490,8 @@ export class ReplicationNode {
     );
     const tick = () => {
       if (this.#closed) return;
-      const round = this.#heartbeatRound(true).catch((e) => {
-        // The edge of the background loop: a bug must not stop heartbeats; it is logged.
-        this.#o.log(`replication: heartbeat round failed: ${(e as Error).stack}`);
-      }).finally(() => {
+      // A failed round is logged by #track; the next one is scheduled either way.
+      const round = this.#heartbeatRound(true).finally(() => {
         if (!this.#closed) this.#timer = setTimeout(tick, this.#o.heartbeatMs);
       });
       this.#track(round);

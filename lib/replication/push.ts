@@ -53,7 +53,10 @@ export class PushQueues {
       if (q === undefined) this.#queues.set(peer.id, q = { names: new Set(), worker: null });
       q.names.delete(name);
       q.names.add(name);
-      q.worker ??= this.#work(peer.id, q).finally(() => q.worker = null);
+      q.worker ??= this.#work(peer.id, q).catch((e) => {
+        // The edge of the worker: a failure it does not expect is a bug, logged with its stack.
+        this.#o.log(`push: worker for ${peer.id} failed: ${(e as Error).stack}`);
+      }).finally(() => q.worker = null);
     }
   }
 
