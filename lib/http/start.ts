@@ -177,6 +177,11 @@ export async function startReplicaProcess(
       requestTimeoutMs: Math.max(2000, c.heartbeatMs * 2),
       chunkBytes: c.chunkBytes,
       seeds,
+      // One membership: the replicas the DNS server lists are replication peers too.
+      discover: () =>
+        (agent?.servers ?? []).filter((s) => s.state === "alive").map((s) =>
+          `http://${s.address.includes(":") ? `[${s.address}]` : s.address}:${s.port}`
+        ),
       log,
     });
   }

@@ -127,11 +127,11 @@ export class AdminRoutes {
 
   /**
    * Gets this node admitted at `url` with the admin token, and merges the server list it
-   * answers (checked with the admin MAC). Returns false (logged) when it could not.
+   * answers (checked with the admin MAC). Returns null when done, else why not.
    */
-  async admitAt(url: string): Promise<boolean> {
+  async admitAt(url: string): Promise<string | null> {
     const { id, key, adminToken, log } = this.#o;
-    if (adminToken === null) return false;
+    if (adminToken === null) return "no admin token";
     try {
       let res: Response;
       try {
@@ -158,11 +158,10 @@ export class AdminRoutes {
       const v = JSON.parse(body) as { node?: unknown; servers?: unknown };
       this.#o.members.mergeList(v.servers, typeof v.node === "string" ? v.node : url);
       log(`servers: admitted at ${url}`);
-      return true;
+      return null;
     } catch (e) {
       if (!(e instanceof PeerError) && !(e instanceof SyntaxError)) throw e;
-      if (!this.#o.signal.aborted) log(`servers: cannot get admitted at ${url}: ${e.message}`);
-      return false;
+      return `cannot get admitted at ${url}: ${e.message}`;
     }
   }
 

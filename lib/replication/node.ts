@@ -29,7 +29,7 @@ import { decodeObjectStream, WireError } from "../upload/wire.ts";
 import { checkHeader, nameError, nameToPath } from "../upload/validate.ts";
 import { HybridClock, type Version } from "./version.ts";
 import type { ReplicationDb } from "./db.ts";
-import { drain, json, readJsonObject, Refusal, text } from "./_http.ts";
+import { drain, json, readJsonObject, Refusal, serverUrl, text } from "./_http.ts";
 import { HeldState, sameContent, tombstone, type VersionedHeader } from "./state.ts";
 export type { HeldEntry } from "./state.ts";
 import { Membership } from "./membership.ts";
@@ -65,9 +65,18 @@ export interface ReplicationOptions {
   chunkBytes: number;
   /** Server URLs to contact at start (`--servers`, `--join`). */
   seeds: string[];
+  /**
+   * More server URLs learned elsewhere, asked on every heartbeat round: the replicas the DNS
+   * servers this node announces to list (`--announce`), so one membership serves both.
+   */
+  discover?: () => string[];
   now?: () => number;
   log?: (line: string) => void;
 }
+
+type Defaulted =
+  & Required<Omit<ReplicationOptions, "discover">>
+  & Pick<ReplicationOptions, "discover">;
 
 /** Counters shown in `/_cdn/health`. */
 export interface ReplicationStats {
@@ -88,7 +97,7 @@ export class ReplicationNode {
     pulls: 0,
     rejected: 0,
   };
-  #o: Required<ReplicationOptions>;
+  #o: Defaulted;
   #clock: HybridClock;
   #state: HeldState;
   #members: Membership;
@@ -101,6 +110,8 @@ export class ReplicationNode {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ac = new AbortController();
   #tasks = new Set<Promise<unknown>>();
+  /** URLs that answered as a listed node (a discovered URL is not a new seed then). */
+  #aliases = new Set<string>();
   /** URLs whose last heartbeat failed (logged once until they answer again). */
   #failing = new Set<string>();
 
@@ -421,6 +432,12 @@ export class ReplicationNode {
     const answered: { url: string; id: string }[] = [];
     const targets = new Map<string, string>(); // url -> id, "" for a seed
     for (const e of this.#members.peers()) targets.set(e.url, e.id);
+    for (const raw of this.#o.discover?.() ?? []) {
+      const url = serverUrl(raw);
+      if (url !== null && !targets.has(url) && !this.#aliases.has(url)) {
+        this.#members.seeds.add(url);
+      }
+    }
     for (const s of this.#members.seeds) {
       if (!targets.has(s) && s !== this.#admin.selfUrl) targets.set(s, "");
     }
@@ -435,7 +452,10 @@ export class ReplicationNode {
 
   /** One heartbeat to `url` (`id` "" for a seed); the peer's id and digest, or null. */
   async #heartbeatTo(url: string, id: string): Promise<{ id: string; digest: string } | null> {
-    if (id === "" && this.#admin.canAdmit) await this.#admin.admitAt(url);
+    if (id === "" && this.#admin.canAdmit) {
+      const err = await this.#admin.admitAt(url);
+      if (err !== null) return this.#failed(url, err);
+    }
     try {
       const r = await this.#auth.json(url, "/_cdn/heartbeat", {
         method: "POST",
@@ -447,18 +467,27 @@ export class ReplicationNode {
       this.#members.mergeList(r.value.servers, r.id);
       this.#members.seen(r.id);
       this.#members.seeds.delete(url);
+      this.#aliases.add(url); // answered: known by its id from now on
       this.#failing.delete(url);
       return { id: r.id, digest: String(r.value.digest) };
     } catch (e) {
       if (!(e instanceof PeerError)) throw e;
-      if (!this.#failing.has(url) && !this.#ac.signal.aborted) {
-        this.#failing.add(url);
-        this.#o.log(`heartbeat: ${url}: ${e.message}`);
-      }
       // Not admitted there yet (its list has not reached it): present the admin token.
-      if (e.status === 401 && id !== "" && this.#admin.canAdmit) await this.#admin.admitAt(url);
-      return null;
+      if (e.status === 401 && id !== "" && this.#admin.canAdmit) {
+        const err = await this.#admin.admitAt(url);
+        if (err !== null) return this.#failed(url, err);
+      }
+      return this.#failed(url, e.message);
     }
+  }
+
+  /** Logs a failed heartbeat once until `url` answers again; null. */
+  #failed(url: string, why: string): null {
+    if (!this.#failing.has(url) && !this.#ac.signal.aborted) {
+      this.#failing.add(url);
+      this.#o.log(`heartbeat: ${url}: ${why}`);
+    }
+    return null;
   }
 
   /**
@@ -480,6 +509,7 @@ export class ReplicationNode {
    */
   async start(selfUrl: string): Promise<void> {
     this.#admin.setSelf(new URL(selfUrl).origin);
+    this.#aliases.add(this.#admin.selfUrl);
     const answered = await this.#heartbeatRound(false);
     // A second round reaches the servers the first one taught us.
     const more = await this.#heartbeatRound(false);
