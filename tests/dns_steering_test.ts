@@ -174,3 +174,24 @@ Deno.test("with a static config the default (latency) answers exactly as geo", (
     }
   }
 });
+
+Deno.test("latency: an expired measurement no longer steers; a new subnet gets its own key", () => {
+  let t = 1_000_000;
+  const now = () => t;
+  const set = new ReplicaSet(replicasFromConfig(STATICS));
+  const rtt = new RttCache({ ttlMs: 1000, now });
+  const policy = new SteeringEngine({ mode: "latency", set, geo: GEO, rtt, now });
+  rtt.record("198.51.100.0/24", "nyc", 5); // geography says lon; the measurement says nyc
+  const sel = newSelection();
+  policy.select(client("198.51.100.7"), 4, 1, sel);
+  assert.deepEqual([sel.replicas[0].id, sel.how, sel.scope], ["nyc", "latency", 24]);
+  policy.select(client("203.0.113.9"), 4, 1, sel); // another subnet: not measured
+  assert.equal(sel.how, "geo");
+  policy.select(client("198.51.100.8"), 4, 1, sel);
+  assert.equal(sel.replicas[0].id, "nyc", "back to the measured subnet");
+  t += 1001;
+  policy.select(client("198.51.100.7"), 4, 1, sel);
+  assert.deepEqual([sel.replicas[0].id, sel.how], ["lon", "geo"], "expired: geography again");
+  const ex = policy.explain(client("198.51.100.7"), 4, 1);
+  assert.equal(ex.replicas.find((r) => r.id === "nyc")!.rttMs, null);
+});

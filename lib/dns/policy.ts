@@ -79,11 +79,14 @@ export interface RttSample {
 export interface RttSource {
   /** Subnets held: nothing is looked up while it is 0. */
   readonly size: number;
-  get(subnet: string, replica: string): RttSample | undefined;
+  /** A sample older than this (by the engine's clock) is ignored. */
+  readonly ttlMs: number;
+  /** A subnet's samples by replica id (expired ones included), or undefined. */
+  row(subnet: string): ReadonlyMap<string, RttSample> | undefined;
 }
 
 const NO_LOADS: LoadSource = { loadVersion: 0, rps: () => null, measurable: () => false };
-const NO_RTT: RttSource = { size: 0, get: () => undefined };
+const NO_RTT: RttSource = { size: 0, ttlMs: 0, row: () => undefined };
 
 /** Options of {@link SteeringEngine}. */
 export interface SteeringOptions {
@@ -179,6 +182,10 @@ export class SteeringEngine implements SteeringPolicy {
   #tie = new Int32Array(0);
   #eligible = new Uint8Array(0);
   #rank = new Int32Array(0);
+  /** The latest client subnet key and the address bits it was made from (a one-entry memo). */
+  #keyText = "";
+  #keyFamily = 0;
+  readonly #keyBytes = new Uint8Array(7);
   /** What the latest decision found, for `explain`. */
   #subnet = "";
   #wanted = false;
@@ -280,6 +287,20 @@ export class SteeringEngine implements SteeringPolicy {
     return km;
   }
 
+  /** {@link subnetKey} of the client, reusing the last key when the subnet is the same. */
+  #key(c: SteeringClient): string {
+    const n = (c.family === 4 ? IPV4_SUBNET_BITS : IPV6_SUBNET_BITS) >> 3;
+    const kb = this.#keyBytes;
+    let same = this.#keyFamily === c.family;
+    for (let i = 0; i < n && same; i++) same = kb[i] === c.bytes[i];
+    if (!same) {
+      kb.set(c.bytes.subarray(0, n));
+      this.#keyFamily = c.family;
+      this.#keyText = subnetKey(c.family, c.bytes);
+    }
+    return this.#keyText;
+  }
+
   /**
    * The decision: scores every replica, fills `out` with the best `max` (>= 1) eligible ones
    * and says how and for how long. `advance` moves the rotation and asks for measurements
@@ -297,10 +318,10 @@ export class SteeringEngine implements SteeringPolicy {
     const km = loc === -1 ? null : this.#distances(loc);
     const mode = this.mode;
     const useRtt = mode === "latency" || mode === "balanced";
-    const subnet = useRtt && (this.#rtt.size > 0 || this.#anyMeasurable)
-      ? subnetKey(c.family, c.bytes)
-      : "";
+    const subnet = useRtt && (this.#rtt.size > 0 || this.#anyMeasurable) ? this.#key(c) : "";
     const now = subnet === "" ? 0 : this.#now();
+    const row = subnet === "" ? undefined : this.#rtt.row(subnet);
+    const ttl = this.#rtt.ttlMs;
     const val = this.#val, basis = this.#basis, tier = this.#tier, rps = this.#rps;
     const eligible = this.#eligible, rank = this.#rank;
     let wanted = false, known = false, measured = false;
@@ -310,7 +331,8 @@ export class SteeringEngine implements SteeringPolicy {
       const d = km === null ? NaN : km[i];
       let v = Infinity, b = NONE;
       if (useRtt) {
-        const e = subnet === "" ? undefined : this.#rtt.get(subnet, r.id);
+        let e = row === undefined ? undefined : row.get(r.id);
+        if (e !== undefined && now - e.at > ttl) e = undefined;
         if (e !== undefined) {
           v = e.ms;
           b = MEASURED;
@@ -414,7 +436,8 @@ export class SteeringEngine implements SteeringPolicy {
     const km = loc === null ? null : this.#distances(this.#locationOf[this.#location]);
     const now = this.#now();
     const lines: ReplicaScore[] = reps.map((r, i) => {
-      const e = this.#subnet === "" ? undefined : this.#rtt.get(this.#subnet, r.id);
+      const got = this.#subnet === "" ? undefined : this.#rtt.row(this.#subnet)?.get(r.id);
+      const e = got !== undefined && now - got.at <= this.#rtt.ttlMs ? got : undefined;
       const d = km === null ? NaN : km[i];
       return {
         id: r.id,

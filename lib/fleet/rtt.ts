@@ -95,6 +95,11 @@ export class RttCache implements RttSource {
     return e;
   }
 
+  /** A subnet's entries by replica id, expired ones included (the engine checks `ttlMs`). */
+  row(subnet: string): ReadonlyMap<string, RttEntry> | undefined {
+    return this.#bySubnet.get(subnet);
+  }
+
   /** The unexpired entry for a replica and subnet, or undefined. */
   get(subnet: string, replica: string): RttEntry | undefined {
     const e = this.#bySubnet.get(subnet)?.get(replica);
