@@ -54,7 +54,26 @@ export interface FleetDns {
   close(): Promise<void>;
 }
 
-/** Starts everything; on a failure, what was started is stopped before the error is thrown. */
+/**
+ * A port the server could not listen on (in use, address not available, not permitted):
+ * which socket, its port, and the system's error as `cause`.
+ */
+export class FleetListenError extends Error {
+  constructor(readonly socket: "dns" | "control", readonly port: number, cause: Error) {
+    super(`cannot listen on the ${socket} port ${port}: ${cause.message}`, { cause });
+    this.name = "FleetListenError";
+  }
+}
+
+function isListenFailure(e: unknown): e is Error {
+  return e instanceof Deno.errors.AddrInUse || e instanceof Deno.errors.AddrNotAvailable ||
+    e instanceof Deno.errors.PermissionDenied;
+}
+
+/**
+ * Starts everything; on a failure, what was started is stopped before the error is thrown (a
+ * {@link FleetListenError} when a port could not be opened).
+ */
 export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
   const log = o.log ?? (() => {});
   const set = new ReplicaSet(replicasFromConfig(o.config.replicas));
@@ -109,7 +128,10 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     await dns?.close();
     await monitor.close();
     db.close();
-    throw e;
+    if (!isListenFailure(e)) throw e;
+    throw dns === null
+      ? new FleetListenError("dns", o.port, e)
+      : new FleetListenError("control", o.controlPort ?? 0, e);
   }
   monitor.start();
   const d = dns, c = control;

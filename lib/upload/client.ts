@@ -180,7 +180,9 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
       `cannot publish as ${JSON.stringify(name)}: ${err} (use --name)`,
     );
   }
-  const { sha256, size } = await hashFile(opts.file);
+  const { sha256, size } = await hashFile(opts.file).catch((e) => {
+    throw new UploadFailure(EXIT.usage, `cannot read ${opts.file}: ${(e as Error).message}`);
+  });
   const header: ObjectHeader = {
     name,
     contentType: opts.contentType ?? contentTypeOf(name),
@@ -201,7 +203,9 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
       return { status: "unchanged", name, path: nameToPath(name), size, sha256 };
     }
   } else await info.body?.cancel();
-  const file = await Deno.open(opts.file, { read: true });
+  const file = await Deno.open(opts.file, { read: true }).catch((e) => {
+    throw new UploadFailure(EXIT.usage, `cannot read ${opts.file}: ${(e as Error).message}`);
+  });
   // The file is read into one reused chunk buffer and encoded into two reused line buffers.
   const body = (write: (bytes: Uint8Array) => Promise<void>) =>
     writeObjectStream(
