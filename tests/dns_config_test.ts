@@ -212,7 +212,10 @@ Deno.test("the server refuses to start on bad config files and flags", async (t)
     await t.step("bad flags: exit 2 with what is wrong", async () => {
       const cases: [string[], RegExp][] = [
         [["-n", "cdn.test"], /--port is required/],
-        [["-p", "70000", "-n", "cdn.test"], /--port must be a port number in 0..65535: received 70000/],
+        [
+          ["-p", "70000", "-n", "cdn.test"],
+          /--port must be a port number in 0..65535: received 70000/,
+        ],
         [["-p", "0"], /--name is required/],
         [["-p", "0", "-n", "cdn.test", "--codec", "rust"], /--codec/],
         [["-p", "0", "-n", "cdn.test", "--io", "magic"], /--io/],
