@@ -364,12 +364,15 @@ export class HttpCache {
     } finally {
       if (this.#pendingPuts.get(key) === write) this.#pendingPuts.delete(key);
     }
+    // An upload landed meanwhile (and replaced the row): it wins.
+    if (this.#pinnedUrls.has(url)) return null;
     const entry = this.#makeEntry(key, url, { ...parts, body: new Uint8Array(0) }, names, false);
     entry.body = null;
     entry.size = stored.size;
     if (!this.#admit(entry)) {
-      if (this.peek(key) === null && this.#store?.head(key)?.sha256 === stored.sha256) {
-        this.#store.delete(key);
+      const row = this.#store?.head(key);
+      if (this.peek(key) === null && row?.sha256 === stored.sha256 && !row.pinned) {
+        this.#store!.delete(key);
       }
       return null;
     }
