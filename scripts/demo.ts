@@ -1,6 +1,7 @@
 /**
  * `deno task demo`: starts the CDN on loopback as real processes, prints what to try, and stops
- * them all on Ctrl-C or SIGTERM. The processes are one list ({@link PROCESSES}): later parts of
+ * them all on Ctrl-C or SIGTERM. A process that dies on its own (a `kill -9` to watch failover)
+ * is reported with the command that restarts it; the others keep running. The processes are one list ({@link PROCESSES}): later parts of
  * the CDN (replicas, origin, pricing, proxy) are added there.
  *
  * @module
@@ -156,7 +157,7 @@ Live fleet: the replicas registered with the DNS server's control API and heartb
   curl -s 'http://127.0.0.1:${o.controlPort}/explain?client=127.0.0.1'  # every replica's score and why
   kill -9 ${
     pids.lon ?? "PID_OF_LON"
-  }                                       # London dies; within ~1.5 s ...
+  }                                       # London dies (the demo says so and keeps running); within ~1.5 s ...
   watch -n 0.5 dig +short @127.0.0.1 -p ${dnsPort} cdn.test        # ... 127.0.0.12 gives way to another replica
 
 Origin: http://127.0.0.1:${o.originPort}/   Replicas: ${
@@ -266,11 +267,43 @@ async function fleetAlive(controlPort: number, count: number): Promise<void> {
   throw new Error(`replicas not all alive after ${READY_TIMEOUT_MS} ms: ${last}`);
 }
 
+/** The command that starts `spec` again by hand, from the repository root. */
+export function restartCommand(spec: DemoProcess): string {
+  const script = spec.args.indexOf("-A") + 1;
+  const file = spec.args[script].replace(root, "");
+  const quote = (a: string) => /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`;
+  return `./deno run -A ${file} ${spec.args.slice(script + 1).map(quote).join(" ")}`;
+}
+
+/** What a process's death means and how to bring it back. */
+function deathNotice(o: DemoOptions, r: Running, s: Deno.CommandStatus, interactive: boolean) {
+  const how = s.signal !== null ? `killed by ${s.signal}` : `exit code ${s.code}`;
+  const replica = REPLICAS.find((x) => x.id === r.spec.name);
+  const lines = [
+    "",
+    `demo: ${r.spec.name} (pid ${r.child.pid}) exited (${how}); the other processes keep running.`,
+  ];
+  if (replica !== undefined) {
+    lines.push(
+      `demo: the DNS server stops answering ${replica.ip} once ${replica.id}'s heartbeats are ` +
+        `missed (about 1.5 s): dig +short @127.0.0.1 -p ${o.dnsPort} cdn.test`,
+    );
+  }
+  lines.push(
+    interactive
+      ? `demo: to restart it, type "restart ${r.spec.name}" here, or run in another terminal:`
+      : `demo: to restart it, run in another terminal (from the repository root):`,
+    `  ${restartCommand(r.spec)}`,
+    "",
+  );
+  console.error(lines.join("\n"));
+}
+
 /** Starts every process; resolves when the demo has been stopped. */
 export async function runDemo(o: DemoOptions): Promise<number> {
   const running: Running[] = [];
   const stopAll = async () => {
-    for (const r of running.reverse()) await stop(r);
+    for (const r of [...running].reverse()) await stop(r);
     running.length = 0;
   };
   let stopping = false;
@@ -286,33 +319,47 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   });
   try {
     for (const spec of demoProcesses(o)) running.push(await start(spec));
-  } catch (e) {
-    console.error(`demo: ${(e as Error).message}`);
-    await stopAll();
-    return 1;
-  }
-  try {
     await fleetAlive(o.controlPort, REPLICAS.length);
   } catch (e) {
     console.error(`demo: ${(e as Error).message}`);
+    stopping = true;
     await stopAll();
     return 1;
   }
   const pids = Object.fromEntries(running.map((r) => [r.spec.name, r.child.pid]));
+  const interactive = Deno.stdin.isTerminal();
   console.log(tryThis(o, pids));
-  // A child that dies on its own takes the demo down with it.
-  const died = Promise.race(running.map((r) => r.exited.then(() => r.spec.name))).then(
-    async (name) => {
-      // An exit caused by our own orderly stop: wait for that stop to finish, or the caller's
-      // Deno.exit would orphan the processes not yet stopped.
-      if (stopping) return await done;
-      stopping = true;
-      console.error(`demo: ${name} exited; stopping the rest`);
-      await stopAll();
-      return 1;
-    },
-  );
-  return await Promise.race([done, died]);
+  // A child that dies on its own (a kill -9 to watch failover) is reported; the rest keep
+  // running, so the failover can be watched, and it can be restarted.
+  const watch = (r: Running) =>
+    r.exited.then((s) => {
+      if (!stopping) deathNotice(o, r, s, interactive);
+    });
+  running.forEach(watch);
+  if (interactive) {
+    // "restart NAME" lines; end of input (Ctrl-D) only ends the reading, never the demo.
+    (async () => {
+      for await (const line of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+        const m = /^\s*restart\s+(\S+)\s*$/m.exec(line);
+        if (m === null || stopping) continue;
+        const i = running.findIndex((r) => r.spec.name === m[1]);
+        const r = running[i];
+        if (r === undefined) console.error(`demo: no process named ${m[1]}`);
+        else if (await Promise.race([r.exited.then(() => false), Promise.resolve(true)])) {
+          console.error(`demo: ${m[1]} is running (pid ${r.child.pid})`);
+        } else {
+          try {
+            const again = running[i] = await start(r.spec);
+            watch(again);
+            console.error(`demo: ${m[1]} restarted (pid ${again.child.pid})`);
+          } catch (e) {
+            console.error(`demo: cannot restart ${m[1]}: ${(e as Error).message}`);
+          }
+        }
+      }
+    })().catch(() => {});
+  }
+  return await done;
 }
 
 /** Parses a port flag, or exits with a clear message. */

@@ -1,6 +1,8 @@
 /**
  * `deno task demo`: starts the real processes, the dig commands it prints work and give the
- * answers it promises, and SIGTERM stops everything.
+ * answers it promises, its failover step (kill -9 of a replica) leaves the demo and the other
+ * processes running while DNS stops answering the dead one, its restart command brings the
+ * replica back, and SIGTERM stops everything.
  */
 import assert from "node:assert/strict";
 import { parseDig, runClient, within } from "../lib/dns/_testing.ts";
@@ -164,6 +166,59 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       fleet.replicas.map((r: { id: string; state: string }) => `${r.id} ${r.state}`).sort(),
       ["lon alive", "nyc alive", "tok alive"],
     );
+    // The printed failover step: kill -9 of lon's pid. The demo reports it and keeps running,
+    // nyc and tok keep serving, and the DNS answers stop naming 127.0.0.12.
+    const dig = async (source: string) =>
+      parseDig(
+        (await runClient("dig", ["@127.0.0.1", "-p", String(port), "-b", source, "cdn.test"]))
+          .stdout,
+      ).answer[0]?.data ?? "";
+    assert.equal(await dig("127.0.0.1"), "127.0.0.12", "from Amsterdam: London");
+    const pid = Number(/^\s*kill -9 (\d+)/m.exec(out)?.[1]);
+    Deno.kill(pid, "SIGKILL");
+    const notice = await poll(async () =>
+      /demo: lon \(pid \d+\) exited \(killed by SIGKILL\); the other processes keep running/
+          .test(out)
+        ? true
+        : null
+    );
+    assert.ok(notice, out);
+    const next = await poll(async () => {
+      const a = await dig("127.0.0.1");
+      return a !== "127.0.0.12" && a !== "" ? a : null;
+    });
+    assert.match(next ?? "", /^127\.0\.0\.1[13]$/, "another replica answers for London");
+    for (const ip of ["127.0.0.11", "127.0.0.13"]) {
+      const res = await fetch(`http://${ip}:${httpPort}/_cdn/health`);
+      await res.body?.cancel();
+      assert.equal(res.status, 200, `${ip} keeps serving`);
+    }
+    const alive = await Promise.race([
+      child.status.then(() => false),
+      new Promise((r) => setTimeout(() => r(true), 500)),
+    ]);
+    assert.ok(alive, `the demo exited after a replica died:\n${out}`);
+    // The printed restart command brings lon back: answered again from Amsterdam.
+    const restart = /^ {2}\.\/deno run -A (main_http\.ts .*)$/m.exec(out)?.[1];
+    assert.ok(restart, out);
+    const root = new URL("../", import.meta.url).pathname;
+    const lon = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", ...restart.split(" ")],
+      cwd: root,
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    try {
+      assert.equal(
+        await poll(async () => (await dig("127.0.0.1")) === "127.0.0.12" ? true : null),
+        true,
+        "lon answered again after the restart",
+      );
+    } finally {
+      lon.kill("SIGTERM");
+      await lon.status;
+    }
   } finally {
     try {
       child.kill("SIGTERM");
