@@ -17,6 +17,7 @@ import { parseClientIp } from "../common/ip.ts";
 import {
   type HeartbeatReply,
   type KnownServer,
+  MAC_HEADER,
   openDatagram,
   parseHostPort,
   type RegisterReply,
@@ -89,6 +90,18 @@ export async function connectTime(target: string, port: number): Promise<number 
   }
 }
 
+/**
+ * True for the failures a request to the DNS server can meet: unreachable or cut (`TypeError`
+ * from fetch), timed out or aborted (`DOMException`), an answer that is not JSON.
+ */
+function expected(e: unknown): boolean {
+  return e instanceof TypeError || e instanceof DOMException || e instanceof SyntaxError ||
+    e instanceof RefusedError;
+}
+
+/** The DNS server refused, or its answer is not authentic. */
+class RefusedError extends Error {}
+
 /** See the module doc. */
 export class FleetAgent {
   /** The known-servers list from the latest heartbeat reply (or registration). */
@@ -111,6 +124,8 @@ export class FleetAgent {
   #token = "";
   #heartbeatPort = 0;
   #seq = 0;
+  /** Key of `register` replies: the admin token when the server MACs with it, else "". */
+  #registerKey = "";
   /** Highest `seq` answered so far (replies at or below it are replays). */
   #answered = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -133,9 +148,15 @@ export class FleetAgent {
     return `http://${h.includes(":") ? `[${h}]` : h}:${this.#dns.port}`;
   }
 
+  /**
+   * Keeps a background task for {@link close} to wait on. The tasks handle the failures they
+   * expect (network, refusals); anything else is a bug, logged here, at the edge.
+   */
   #track(p: Promise<unknown>): void {
-    this.#tasks.add(p);
-    p.finally(() => this.#tasks.delete(p)).catch(() => {});
+    const t = p.then(() => {}, (e) => {
+      this.#log(`fleet: background task failed: ${(e as Error)?.stack ?? e}`);
+    }).finally(() => this.#tasks.delete(t));
+    this.#tasks.add(t);
   }
 
   /** The local UDP port heartbeats leave from and replies come to (0 before start). */
@@ -180,9 +201,20 @@ export class FleetAgent {
             ),
             signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
           });
-          const body = await res.json();
-          if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${body.error ?? ""}`);
-          const r = body as RegisterReply;
+          const text = await res.text();
+          if (res.status !== 200) throw new RefusedError(`HTTP ${res.status}: ${text.trim()}`);
+          // A server with --admin-token MACs its answer with it; one without sends no MAC
+          // (it takes registrations from loopback only), and then its `register` replies are
+          // sealed with an empty key too.
+          const mac = res.headers.get(MAC_HEADER);
+          const admin = this.#o.adminToken;
+          if (mac !== null && (admin === null || !sealValid(admin, text, mac))) {
+            throw new RefusedError(
+              "the answer's MAC is not the admin token's: not our DNS server?",
+            );
+          }
+          this.#registerKey = mac === null ? "" : admin!;
+          const r = JSON.parse(text) as RegisterReply;
           this.#token = r.token;
           this.#heartbeatPort = r.heartbeatPort;
           this.servers = r.servers;
@@ -198,6 +230,7 @@ export class FleetAgent {
           return;
         } catch (e) {
           if (this.#ac.signal.aborted) return;
+          if (!expected(e)) throw e;
           this.#log(`fleet: cannot register with ${this.#base}: ${(e as Error).message}`);
           await new Promise<void>((r) => {
             const t = setTimeout(r, delay);
@@ -258,7 +291,7 @@ export class FleetAgent {
     const r = d.value as HeartbeatReply;
     if (typeof r !== "object" || r === null || typeof r.seq !== "number") return null;
     if (r.status === "register") {
-      return sealValid(this.#o.adminToken ?? "", d.body, d.mac) ? r : null;
+      return sealValid(this.#registerKey, d.body, d.mac) ? r : null;
     }
     if (this.#token === "" || !sealValid(this.#token, d.body, d.mac)) return null;
     if (r.seq <= this.#answered || r.seq > this.#seq) return null; // replayed or never sent
@@ -297,15 +330,31 @@ export class FleetAgent {
     }
   }
 
+  /** Fetches the known-servers list, MAC'd with the session token over a fresh nonce. */
   async #fetchServers(): Promise<void> {
+    const nonce = [...crypto.getRandomValues(new Uint8Array(16))]
+      .map((b) => b.toString(16).padStart(2, "0")).join("");
+    const q = `replica=${encodeURIComponent(this.#o.id)}&nonce=${nonce}`;
     try {
-      const res = await fetch(`${this.#base}/servers`, {
+      const res = await fetch(`${this.#base}/servers?${q}`, {
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
       });
-      const body = await res.json() as { version: number; servers: KnownServer[] };
+      const text = await res.text();
+      if (!sealValid(this.#token, `${nonce}\n${text}`, res.headers.get(MAC_HEADER) ?? "")) {
+        this.stats.badReplies++;
+        this.#log(`fleet: ${this.#base}/servers answered ${res.status} without a valid MAC`);
+        return;
+      }
+      const body = JSON.parse(text) as { version: number; servers: KnownServer[] };
       this.servers = body.servers;
       this.version = body.version;
-    } catch { /* the next heartbeat reply tries again */ }
+    } catch (e) {
+      if (!expected(e)) throw e;
+      // The next heartbeat reply tries again.
+      if (!this.#ac.signal.aborted) {
+        this.#log(`fleet: cannot fetch servers: ${(e as Error).message}`);
+      }
+    }
   }
 
   async #reportHeld(): Promise<void> {
@@ -325,7 +374,9 @@ export class FleetAgent {
         this.#heldSent = text;
         this.stats.heldReports++;
       }
-    } catch { /* retried on the next round */ }
+    } catch (e) {
+      if (!expected(e)) throw e; // else retried on the next round
+    }
   }
 
   /** The agent's routes (`/_cdn/probe`, `/_cdn/fleet`), or null for any other path. */

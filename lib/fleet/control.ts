@@ -33,6 +33,8 @@ import type { FleetMonitor } from "./monitor.ts";
 import type { SteeringEngine } from "../dns/policy.ts";
 import {
   type HeartbeatReply,
+  MAC_HEADER,
+  macOf,
   MAX_BODY_BYTES,
   MAX_DATAGRAM_BYTES,
   MAX_DATAGRAM_SKEW_MS,
@@ -187,7 +189,15 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       });
     }
     if (path === "/servers" && m === "GET") {
-      return json({ version: registry.version, servers: registry.servers() });
+      const body = { version: registry.version, servers: registry.servers() };
+      // A replica asks with its id and a nonce: the answer is MAC'd with its session token.
+      const id = url.searchParams.get("replica"), nonce = url.searchParams.get("nonce") ?? "";
+      const token = id === null ? null : registry.sessionToken(id);
+      if (token === null || !/^[0-9a-f]{32}$/.test(nonce)) return json(body);
+      const text = JSON.stringify(body);
+      return new Response(text, {
+        headers: { ...JSON_HEADERS, [MAC_HEADER]: macOf(token, `${nonce}\n${text}`) },
+      });
     }
     if (path === "/explain" && m === "GET") {
       const client = clientOf(url, remote);
@@ -227,7 +237,12 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
         servers: registry.servers(),
         version: registry.version,
       };
-      return json(reply);
+      if (o.adminToken === null) return json(reply);
+      // MAC'd with the admin token: the replica knows the session token came from this server.
+      const text = JSON.stringify(reply);
+      return new Response(text, {
+        headers: { ...JSON_HEADERS, [MAC_HEADER]: macOf(o.adminToken, text) },
+      });
     }
     const held = /^\/replicas\/([^/]+)\/held$/.exec(path);
     if (held) {

@@ -112,6 +112,12 @@ export interface HeartbeatReply {
 
 /** Largest difference between a heartbeat's `ts` and the server's clock. */
 export const MAX_DATAGRAM_SKEW_MS = 60_000;
+/**
+ * Header of a control API answer MAC'd for a replica: `POST /register` (keyed with the admin
+ * token) and `GET /servers?replica=ID&nonce=HEX` (keyed with the session token, over
+ * `NONCE\nBODY`).
+ */
+export const MAC_HEADER = "x-nearcast-mac";
 /** First bytes of a sealed datagram (format version 1). */
 const SEAL_PREFIX = "nc1 ";
 
@@ -141,7 +147,8 @@ export function sealValid(key: string, body: string, mac: string): boolean {
   return sameSecret(mac, macOf(key, body));
 }
 
-function macOf(key: string, body: string): string {
+/** HMAC-SHA256 of `body` keyed with `key`, hex: the MAC of datagrams and control answers. */
+export function macOf(key: string, body: string): string {
   return createHmac("sha256", key).update(body).digest("hex");
 }
 
