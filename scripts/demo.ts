@@ -172,6 +172,8 @@ interface Running {
   spec: DemoProcess;
   child: Deno.ChildProcess;
   exited: Promise<Deno.CommandStatus>;
+  /** Set once the process has exited. */
+  readonly state: { exited: boolean };
 }
 
 /** Copies a child's output to ours, line by line with its name, until `ready` matches. */
@@ -207,7 +209,11 @@ async function start(spec: DemoProcess): Promise<Running> {
   const check = (line: string) => spec.ready.test(line) && ready();
   pipeOutput(spec.name, child.stdout, console.log, check);
   pipeOutput(spec.name, child.stderr, console.error, check);
-  const exited = child.status;
+  const state = { exited: false };
+  const exited = child.status.then((s) => {
+    state.exited = true;
+    return s;
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
     await Promise.race([
@@ -223,12 +229,12 @@ async function start(spec: DemoProcess): Promise<Running> {
       }),
     ]);
   } catch (e) {
-    await stop({ spec, child, exited });
+    await stop({ spec, child, exited, state });
     throw e;
   } finally {
     clearTimeout(timer);
   }
-  return { spec, child, exited };
+  return { spec, child, exited, state };
 }
 
 async function stop(r: Running): Promise<void> {
@@ -345,7 +351,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
         const i = running.findIndex((r) => r.spec.name === m[1]);
         const r = running[i];
         if (r === undefined) console.error(`demo: no process named ${m[1]}`);
-        else if (await Promise.race([r.exited.then(() => false), Promise.resolve(true)])) {
+        else if (!r.state.exited) {
           console.error(`demo: ${m[1]} is running (pid ${r.child.pid})`);
         } else {
           try {
