@@ -68,6 +68,60 @@ Deno.test({
 });
 
 Deno.test({
+  name: "http limits: accept errors (EMFILE) with --max-conns above the file limit are survived",
+  sanitizeResources: false,
+  async fn() {
+    const origin = await startOrigin({});
+    const r = await replica(origin.url, ["--max-conns", "5000"]);
+    let conns: Deno.TcpConn[] = [];
+    try {
+      conns = await openIdle(r.port, 1100);
+      await sleep(1500);
+      equal(r.p.exited(), null, `the replica exited:\n${r.p.output()}`);
+      ok(/accept failed/.test(r.p.output()), `no accept error was logged:\n${r.p.output()}`);
+      const res = await fetch(r.url + "/_cdn/health");
+      equal(res.status, 200);
+      await res.body?.cancel();
+    } finally {
+      closeAll(conns);
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "http limits: at the cap with every connection busy, a new one is closed at once",
+  sanitizeResources: false,
+  async fn() {
+    const origin = await startOrigin({
+      "/slow": { body: "slow", delayMs: 2000, headers: { "cache-control": "no-store" } },
+    });
+    const r = await replica(origin.url, ["--max-conns", "2"]);
+    try {
+      const clients = [Deno.createHttpClient({}), Deno.createHttpClient({})];
+      const busy = clients.map((client) =>
+        fetch(r.url + "/slow", { client }).then((res) => res.text())
+      );
+      await sleep(500);
+      const [extra] = await openIdle(r.port, 1);
+      await extra.write(new TextEncoder().encode("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"))
+        .catch(() => {});
+      ok(await closedWithin(extra, 1500), "the connection over the cap was served");
+      closeAll([extra]);
+      for (const b of await Promise.all(busy)) equal(b, "slow");
+      for (const c of clients) c.close();
+      const res = await fetch(r.url + "/_cdn/health");
+      equal(res.status, 200);
+      await res.body?.cancel();
+    } finally {
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
   name: "http limits: partial request heads are closed after --header-timeout",
   sanitizeResources: false,
   async fn() {
@@ -121,6 +175,43 @@ Deno.test({
       const stalled = await fetch(r.url + "/stall");
       const body = await stalled.text().then(() => "complete", (e) => `cut: ${e.message}`);
       ok(body.startsWith("cut"), `a stalled stream must be cut by the idle timeout: ${body}`);
+    } finally {
+      await r.p.stop();
+      await origin.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "http limits: a large cached body read slowly is not cut by the 1 s timeouts",
+  sanitizeResources: false,
+  async fn() {
+    const big = new Uint8Array(16 * MiB).fill(7);
+    const origin = await startOrigin({
+      "/big": { body: big, headers: { "cache-control": "max-age=600" } },
+    });
+    const r = await replica(origin.url, ["--idle-timeout", "1s", "--header-timeout", "1s"]);
+    try {
+      await (await fetch(r.url + "/big")).arrayBuffer(); // fill the cache
+      // Raw TCP (fetch would buffer ahead): about 4 s for 16 MiB, far longer than the idle
+      // timeout, and more than the socket buffers hold.
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port: r.port });
+      await conn.write(new TextEncoder().encode("GET /big HTTP/1.1\r\nHost: x\r\n\r\n"));
+      const buf = new Uint8Array(64 * 1024);
+      let got = 0;
+      let head = "";
+      for (;;) {
+        const n = await conn.read(buf).catch(() => null);
+        if (n === null) break;
+        got += n;
+        if (head.length < 200) head += new TextDecoder().decode(buf.subarray(0, Math.min(n, 200)));
+        if (got >= big.byteLength + 100 && /\r\n\r\n/.test(head)) break;
+        await sleep(n / 4096); // ~4 MiB/s
+      }
+      conn.close();
+      ok(/^HTTP\/1\.1 200/.test(head) && /x-cache: HIT/i.test(head), head);
+      const bodyStart = head.indexOf("\r\n\r\n") + 4;
+      ok(got - bodyStart >= big.byteLength, `got ${got - bodyStart} of ${big.byteLength} bytes`);
     } finally {
       await r.p.stop();
       await origin.close();

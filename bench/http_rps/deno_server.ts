@@ -24,6 +24,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { serveLimited } from "../../lib/common/http_server.ts";
 
 /** The modes this server implements. */
 export const MODES = [
@@ -51,6 +52,8 @@ Options:
       --mode MODE     ${MODES.join(" | ")} (default bytes)
       --chunk BYTES   enqueue size for --mode stream; 0 = one chunk (default 65536)
       --tmp DIR       where --mode file/filebytes keep the bodies (default: a new temp dir)
+      --listener L    deno (Deno.serve, default) or limited (lib/common/http_server.ts: our
+                      accept loop, connection cap and timeouts in front of Deno's HTTP server)
   -h, --help          show this help
 `;
 
@@ -72,6 +75,7 @@ async function main(): Promise<void> {
         mode: { type: "string", default: "bytes" },
         chunk: { type: "string", default: "65536" },
         tmp: { type: "string" },
+        listener: { type: "string", default: "deno" },
         help: { type: "boolean", short: "h", default: false },
       },
       strict: true,
@@ -157,11 +161,17 @@ async function main(): Promise<void> {
         return Deno.readFile(o.file).then((b) => new Response(b, { headers: plain }));
     }
   };
-  const server = Deno.serve({
+  if (values.listener !== "deno" && values.listener !== "limited") {
+    fail(`--listener must be deno or limited: received ${values.listener}`);
+  }
+  const serve = values.listener === "limited" ? serveLimited : Deno.serve;
+  const server = serve({
     port,
     hostname: values.host,
-    onListen: ({ hostname, port }) =>
-      console.log(`deno_server (${mode}): listening on http://${hostname}:${port}/`),
+    onListen: ({ hostname, port }: Deno.NetAddr) =>
+      console.log(
+        `deno_server (${mode}, ${values.listener}): listening on http://${hostname}:${port}/`,
+      ),
   }, handler);
   const stop = () => server.shutdown();
   Deno.addSignalListener("SIGTERM", stop);

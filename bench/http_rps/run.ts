@@ -40,7 +40,8 @@ Options:
   -c, --connections N      wrk connections (default 64)
   -r, --rounds N           interleaved rounds; the median is reported (default 3)
       --sizes LIST         object sizes in bytes (default 1024,102400)
-      --servers LIST       nginx, replica, deno:MODE[:CHUNK] (default nginx,replica,deno:bytes,deno:clone)
+      --servers LIST       nginx, replica, deno:MODE[:CHUNK], denolimited:MODE[:CHUNK] (the same
+                           server behind lib/common/http_server.ts) (default nginx,replica,deno:bytes,deno:clone)
       --replica-args ARGS  extra flags for main_http.ts, space-separated
       --no-pin             do not pin servers and wrk to cores 0 and 1
       --json FILE          where to write the results (default bench/.out/http_rps-TIME.json)
@@ -195,7 +196,7 @@ function parseOpts(): Opts | null {
   const servers = values.servers.split(",").filter((s) => s !== "");
   for (const s of servers) {
     if (
-      !/^(nginx|replica|deno:(bytes|bytesasync|bytesfetched|byteslen|clone|blob|file|filebytes|stream(:\d+)?))$/
+      !/^(nginx|replica|deno(limited)?:(bytes|bytesasync|bytesfetched|byteslen|clone|blob|file|filebytes|stream(:\d+)?))$/
         .test(
           s,
         )
@@ -370,7 +371,7 @@ async function main(): Promise<void> {
           ...opts.replicaArgs,
         ], pin);
       } else {
-        const [, mode, chunk] = s.split(":");
+        const [kind, mode, chunk] = s.split(":");
         p = spawn(s, deno, [
           "run",
           "-A",
@@ -384,6 +385,7 @@ async function main(): Promise<void> {
           "--mode",
           mode,
           ...(chunk ? ["--chunk", chunk] : []),
+          ...(kind === "denolimited" ? ["--listener", "limited"] : []),
         ], pin);
       }
       await waitHttp(p, `${base}/`);

@@ -68,15 +68,24 @@ const RESPONSE = Object.getOwnPropertySymbols(new Response("")).find((s) =>
   s.description === "response"
 );
 
+type InnerBody = { streamOrStatic?: unknown; length?: number | null } | null | undefined;
+
+function innerBody(res: Response): InnerBody {
+  if (RESPONSE === undefined) return undefined;
+  return (res as unknown as Record<symbol, { body?: InnerBody } | undefined>)[RESPONSE]?.body;
+}
+
 /**
  * Whether a response's body is a stream (not bytes or a string held in memory), without
  * touching `res.body`: reading that getter turns a static body into a stream and takes
  * `Deno.serve` off its fast path. False when unknown.
  */
 export function hasStreamBody(res: Response): boolean {
-  if (RESPONSE === undefined) return false;
-  const inner = (res as unknown as Record<symbol, { body?: { streamOrStatic?: unknown } }>)[
-    RESPONSE
-  ];
-  return inner?.body?.streamOrStatic instanceof ReadableStream;
+  return innerBody(res)?.streamOrStatic instanceof ReadableStream;
+}
+
+/** Bytes of a body held in memory (0 for strings, streams, none, or when unknown). */
+export function staticBodyLength(res: Response): number {
+  const b = innerBody(res);
+  return b && !(b.streamOrStatic instanceof ReadableStream) ? b.length ?? 0 : 0;
 }

@@ -17,10 +17,13 @@
  *   flight is closed when no byte moved for that long: request body chunks read and response
  *   body chunks sent both count, so an event stream or long poll that sends keepalives stays
  *   open, and a client that stops reading is dropped.
+ * - A body held in memory is taken by Deno whole (the request counts as done at once) and written
+ *   without progress reports, so its connection gets both timeouts plus the body's size at
+ *   {@link MIN_STATIC_SEND_RATE}.
  *
  * @module
  */
-import { hasStreamBody, serveOnConnection } from "./_serve_conn.ts";
+import { hasStreamBody, serveOnConnection, staticBodyLength } from "./_serve_conn.ts";
 
 /** Default header timeout: a partial request head is closed within it. */
 export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
@@ -28,6 +31,12 @@ export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /** Default connection cap when the open-file limit allows it. */
 export const DEFAULT_MAX_CONNS = 10_000;
+/**
+ * Slowest delivery a body held in memory is allowed (bytes per second): Deno writes such a body
+ * without telling us about progress, so its connection gets the timeouts plus its size at this
+ * rate (64 MiB: about 34 minutes).
+ */
+export const MIN_STATIC_SEND_RATE = 32 * 1024;
 /** Longest pause of the accept loop after an accept error. */
 export const MAX_ACCEPT_BACKOFF_MS = 1_000;
 
@@ -246,14 +255,22 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     };
     conns.add(conn);
     stats.open = conns.size;
-    const touch = () => conn.last = Date.now();
+    // Never moves `last` back: a body held in memory may have set it ahead (see watch).
+    const touch = () => {
+      const t = Date.now();
+      if (t > conn.last) conn.last = t;
+    };
     const done = () => {
       conn.active--;
       touch();
     };
-    const watch = (res: Response): Response =>
-      // Bodies held in memory are sent by Deno at once; streams are watched chunk by chunk.
-      hasStreamBody(res) ? new Response(watched(res.body!, touch), res) : res;
+    const watch = (res: Response): Response => {
+      // Streams are watched chunk by chunk; Deno writes bodies held in memory by itself.
+      if (hasStreamBody(res)) return new Response(watched(res.body!, touch), res);
+      const n = staticBodyLength(res);
+      if (n > 0) conn.last = Math.max(conn.last, Date.now() + n * 1000 / MIN_STATIC_SEND_RATE);
+      return res;
+    };
     const wrapped: LimitedHandler = (req, info) => {
       conn.active++;
       touch();
