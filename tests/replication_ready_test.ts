@@ -92,3 +92,27 @@ Deno.test("replication: a joining node is healthy only once it holds every file 
     }
   });
 });
+
+Deno.test("replication: a node whose peers are down turns ready and names them unreachable", async () => {
+  await withTempDir(async (dir) => {
+    const nodes: (TestNode | null)[] = [];
+    try {
+      const a = await startNode("a", `${dir}/a`);
+      nodes.push(a);
+      let b = await startNode("b", `${dir}/b`, ["--join", a.url]);
+      nodes.push(b);
+      await b.proc.close();
+      nodes[1] = null;
+      await a.proc.close();
+      nodes[0] = null;
+      b = await startNode("b", `${dir}/b`);
+      nodes[1] = b;
+      const health = await (await tfetch(`${b.url}/_cdn/health`)).json();
+      const catchUp = health.catchUp as { state: string; unreachable: string[] };
+      equal(catchUp.state, "done");
+      deepEqual(catchUp.unreachable, [a.url]);
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+});

@@ -22,7 +22,10 @@ export interface CatchUpView {
   peers: number;
   /** Entries those peers list that are not held here yet. */
   missing: number;
-  /** Peers that answered at start but not during the catch-up (their files may be missing). */
+  /**
+   * Known servers that did not answer at start, or answered then but not during the catch-up:
+   * files only they hold may be missing.
+   */
   unreachable: string[];
   /** Rounds run. */
   rounds: number;
@@ -54,8 +57,12 @@ export class CatchUp {
     return { ...this.#view, unreachable: [...this.#view.unreachable] };
   }
 
-  /** Runs the catch-up with the peers that answered (`url`, `id`); resolves when ready. */
-  run(answered: { url: string; id: string }[]): Promise<void> {
+  /**
+   * Runs the catch-up with the peers that answered (`url`, `id`); `silent` are the known
+   * servers that did not answer (shown as unreachable). Resolves when ready.
+   */
+  run(answered: { url: string; id: string }[], silent: string[] = []): Promise<void> {
+    this.#view.unreachable = [...silent];
     this.#running = this.#run(answered);
     return this.#running;
   }

@@ -110,6 +110,10 @@ export class ReplicationNode {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ac = new AbortController();
   #tasks = new Set<Promise<unknown>>();
+  /** URLs the last heartbeat round called. */
+  #lastTargets: string[] = [];
+  /** The start-up sequence while it runs ({@link close} waits for it). */
+  #starting: Promise<void> | null = null;
   /** URLs that answered as a listed node (a discovered URL is not a new seed then). */
   #aliases = new Set<string>();
   /** URLs whose last heartbeat failed (logged once until they answer again). */
@@ -430,6 +434,7 @@ export class ReplicationNode {
   async #heartbeatRound(sync: boolean): Promise<{ url: string; id: string }[]> {
     this.#state.checkStore();
     const answered: { url: string; id: string }[] = [];
+    this.#lastTargets = [];
     const targets = new Map<string, string>(); // url -> id, "" for a seed
     for (const e of this.#members.peers()) targets.set(e.url, e.id);
     for (const raw of this.#o.discover?.() ?? []) {
@@ -441,6 +446,7 @@ export class ReplicationNode {
     for (const s of this.#members.seeds) {
       if (!targets.has(s) && s !== this.#admin.selfUrl) targets.set(s, "");
     }
+    this.#lastTargets = [...targets.keys()];
     await Promise.all([...targets].map(async ([url, id]) => {
       const r = await this.#heartbeatTo(url, id);
       if (r === null || r.id === this.id) return;
@@ -507,13 +513,25 @@ export class ReplicationNode {
    * Records this node at `selfUrl`, gets admitted at its seeds, learns the server list, pulls
    * everything the peers that answered hold and it lacks, then reports ready and heartbeats.
    */
-  async start(selfUrl: string): Promise<void> {
+  start(selfUrl: string): Promise<void> {
+    this.#starting = this.#start(selfUrl);
+    return this.#starting;
+  }
+
+  async #start(selfUrl: string): Promise<void> {
     this.#admin.setSelf(new URL(selfUrl).origin);
     this.#aliases.add(this.#admin.selfUrl);
     const answered = await this.#heartbeatRound(false);
+    const tried = new Set(this.#lastTargets);
     // A second round reaches the servers the first one taught us.
     const more = await this.#heartbeatRound(false);
-    await this.#catchUp.run([...answered, ...more]);
+    for (const url of this.#lastTargets) tried.add(url);
+    const all = [...answered, ...more];
+    for (const a of all) tried.delete(a.url);
+    if (this.#closed) return;
+    // Known servers and seeds that did not answer are shown as unreachable in health.
+    await this.#catchUp.run(all, [...tried]);
+    if (this.#closed) return;
     this.#o.log(
       `replication: ready: ${this.files().length} files, ${this.#members.peers().length} peers, ` +
         `digest ${this.digest().slice(0, 12)}`,
@@ -535,6 +553,7 @@ export class ReplicationNode {
     this.#closed = true;
     clearTimeout(this.#timer);
     this.#ac.abort();
+    await this.#starting?.catch(() => {}); // its failure was reported to start()'s caller
     await Promise.allSettled([...this.#tasks]);
     await Promise.allSettled([this.#push.idle(), this.#sync.idle(), this.#catchUp.idle()]);
     await this.#state.idle();
