@@ -49,11 +49,12 @@ Deno.test("http peers and preload", async (t) => {
       "preload fetches every listed object, with a progress line per batch",
       async () => {
         const done = await a!.waitFor(/^preload: done/);
-        equal(done, "preload: done: 10 cached, 2 failed");
+        equal(done, "preload: done: 10 cached, 0 not cached, 1 skipped, 1 failed");
         const batches = a!.lines.filter((l) => /^preload: batch \d+\/3: /.test(l));
         equal(batches.length, 3);
         match(batches[2], /11\/11 fetched/);
-        ok(a!.lines.some((l) => l.includes("line 13: not a path or http(s) URL")));
+        ok(a!.lines.some((l) => l.startsWith("preload: line 13: skipped: expected a path, a URL")));
+        ok(a!.lines.some((l) => l === "preload: line 14: /missing: failed: HTTP 404"));
         for (let i = 0; i < 10; i++) equal(origin.count(`/p/${i}`), 1);
         const r = await get(a!.url + "/p/3");
         assertEquals([r.x, r.body], ["HIT", "object 3"]);

@@ -212,7 +212,7 @@ export async function startReplicaProcess(
     agent.start();
   }
   if (preloadLines !== null) {
-    preload(r.handler, preloadLines, { concurrency: c.preloadConcurrency, log })
+    preload(r.handler, preloadLines, { origin: c.origin, concurrency: c.preloadConcurrency, log })
       .catch((e) => log(`preload: ${e}`));
   }
 
