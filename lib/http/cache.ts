@@ -9,107 +9,49 @@
 
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore, StoreEntry } from "../store/types.ts";
-import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
+import { EMPTY_CACHE_CONTROL } from "./cache_control.ts";
 import {
   correctedInitialAge,
   freshnessLifetime,
   type ResponseFacts,
   unstorableReason,
 } from "./freshness.ts";
-import { NEVER_FORWARDED } from "./forwarding.ts";
 import { appendVia, freshenHeaders, headerValue } from "./headers.ts";
+import {
+  type Bytes,
+  type CacheEntry,
+  cacheKey,
+  FILE_SERVE_THRESHOLD,
+  joined,
+  type KeyHasher,
+  META_VERSION,
+  PINNED_LIFETIME,
+  PINNED_TIME,
+  responseFacts,
+  type ResponseParts,
+  type StoredMeta,
+  varyNames,
+} from "./cache_entry.ts";
 
-/** Version of the metadata JSON written to the store; other versions are skipped at load. */
-export const META_VERSION = 1;
+export {
+  type Bytes,
+  type CacheEntry,
+  cacheKey,
+  FILE_SERVE_THRESHOLD,
+  type KeyHasher,
+  META_VERSION,
+  PINNED_LIFETIME,
+  PINNED_TIME,
+  pinnedMeta,
+  responseFacts,
+  type ResponseParts,
+  varyNames,
+} from "./cache_entry.ts";
+
 /** Bytes counted per stored header on top of its name and value (index accounting). */
 const HEADER_OVERHEAD_BYTES = 32;
 /** Bytes counted per entry for its bookkeeping (index accounting). */
 const ENTRY_OVERHEAD_BYTES = 256;
-/**
- * Bodies of at least this size that the store keeps in a file are not kept in memory after
- * they are stored; hits stream them from the file.
- */
-export const FILE_SERVE_THRESHOLD = 1024 * 1024;
-
-/**
- * Request and response time recorded for pinned (uploaded) entries: the largest valid Date.
- * Their resident time is then always 0, so their `Age` stays 0 and they never go stale: the
- * node holding an upload is its origin.
- */
-export const PINNED_TIME = 8.64e15;
-/** Freshness lifetime of pinned entries, seconds (they are replaced, never revalidated). */
-export const PINNED_LIFETIME = 2 ** 31;
-
-/** Bytes backed by a plain ArrayBuffer (what `Response` accepts). */
-export type Bytes = Uint8Array<ArrayBuffer>;
-
-/** A function writing a 64-bit hash of `key` into `out[0]` (hi) and `out[1]` (lo). */
-export type KeyHasher = (key: string, out: Uint32Array) => void;
-
-/** One cached response. */
-export interface CacheEntry {
-  /** Full cache key: URL plus the Vary part. */
-  readonly key: string;
-  /** Path and query. */
-  readonly url: string;
-  slot: number;
-  status: number;
-  /** End-to-end headers as received (lower-case names, the origin's Age included). */
-  headers: [string, string][];
-  /** The body, or null when it is in the store (loaded or streamed on use). */
-  body: Bytes | null;
-  /** Body length. */
-  size: number;
-  requestTime: number;
-  responseTime: number;
-  /** corrected_initial_age, seconds. */
-  initialAge: number;
-  /** Freshness lifetime, seconds. */
-  lifetime: number;
-  cc: CacheControl;
-  etag: string | null;
-  lastModified: string | null;
-  date: string | null;
-  contentType: string | null;
-  /** Lower-case header names of the response's `Vary`. */
-  varyNames: string[];
-  pinned: boolean;
-  /**
-   * Whether the body is known good: true when stored by this process or once read back
-   * through the store (which checks its hash the first time after open). Entries rebuilt from
-   * the store at start-up are not streamed straight from their file until then.
-   */
-  verified: boolean;
-  /** `headers` with our `Via` appended: the base of every response built from this entry. */
-  outHeaders: [string, string][];
-  /**
-   * The full 200 HIT response for one `Age` value, never sent itself: the hot path sends
-   * `hitTemplate.clone()`, which shares the body and copies the header list without
-   * re-validating it (several times cheaper than building a Response with headers).
-   */
-  hitAge: number;
-  hitTemplate: Response | null;
-}
-
-/** The parts of a complete origin response the cache stores. */
-export interface ResponseParts {
-  status: number;
-  headers: [string, string][];
-  body: Bytes;
-  requestTime: number;
-  responseTime: number;
-}
-
-interface StoredMeta {
-  v: number;
-  url: string;
-  status: number;
-  headers: [string, string][];
-  requestTime: number;
-  responseTime: number;
-  initialAge: number;
-  lifetime: number;
-}
 
 /** Options of {@link HttpCache}. */
 export interface HttpCacheOptions {
@@ -122,70 +64,6 @@ export interface HttpCacheOptions {
   via: string;
   /** Called with a message when a store write fails (the entry stays in memory). */
   onStoreError?: (message: string) => void;
-}
-
-/** Facts of a header list for the freshness functions. */
-export function responseFacts(status: number, headers: readonly [string, string][]): ResponseFacts {
-  return {
-    status,
-    cc: parseCacheControl(joined(headers, "cache-control")),
-    expires: headerValue(headers, "expires"),
-    date: headerValue(headers, "date"),
-    lastModified: headerValue(headers, "last-modified"),
-    vary: joined(headers, "vary"),
-  };
-}
-
-/** All values of `name` joined with ", ", or null. */
-function joined(headers: readonly [string, string][], name: string): string | null {
-  let out: string | null = null;
-  for (const [n, v] of headers) if (n === name) out = out === null ? v : `${out}, ${v}`;
-  return out;
-}
-
-/** Lower-case names of a `Vary` value. */
-export function varyNames(vary: string | null): string[] {
-  if (vary === null) return [];
-  const names = vary.split(",").map((s) => s.trim().toLowerCase()).filter((s) => s !== "");
-  return [...new Set(names)].sort();
-}
-
-/**
- * The cache key of a request for `url` under `names` (Vary): the URL alone, or the URL and
- * each named request header's value (normalised: trimmed, inner whitespace runs collapsed).
- * Headers a fill never forwards ({@link NEVER_FORWARDED}) count as absent: the origin never
- * sees the client's value.
- */
-export function cacheKey(url: string, names: readonly string[], req: Headers): string {
-  if (names.length === 0) return url;
-  let key = url;
-  for (const name of names) {
-    const v = NEVER_FORWARDED.has(name) ? null : req.get(name);
-    key += `\n${name}:${v === null ? "" : v.trim().replace(/\s+/g, " ")}`;
-  }
-  return key;
-}
-
-/**
- * The store metadata of a pinned (uploaded) entry at `url`: the cache's own format, so
- * {@link HttpCache.load} rebuilds it at start-up, plus the caller's `extra` fields.
- */
-export function pinnedMeta(
-  url: string,
-  headers: [string, string][],
-  extra: Record<string, unknown>,
-): string {
-  const meta: StoredMeta = {
-    v: META_VERSION,
-    url,
-    status: 200,
-    headers,
-    requestTime: PINNED_TIME,
-    responseTime: PINNED_TIME,
-    initialAge: 0,
-    lifetime: PINNED_LIFETIME,
-  };
-  return JSON.stringify({ ...extra, ...meta });
 }
 
 /** The response cache. */

@@ -9,6 +9,9 @@
 
 import { appendVia, connectionNamed, HOP_BY_HOP } from "./headers.ts";
 
+/** Header marking a request from another replica: answered from the cache only. */
+export const PEER_HEADER = "x-nearcast-peer";
+
 /**
  * Request headers a fill (GET to fill the cache, from a peer or the origin) forwards from the
  * client whatever the response's `Vary`: content negotiation headers an origin that uses them

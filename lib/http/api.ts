@@ -1,0 +1,179 @@
+/**
+ * The replica's own `/_cdn/` API, from one route table ({@link API_ROUTES}) stating each
+ * route's path, methods and required auth: the dispatcher checks the auth first (401/403),
+ * then the method (405 with `Allow`), then runs the route. Routes of `extraApi` (uploads and
+ * replication, lib/replication/) are asked first and check their own.
+ *
+ * @module
+ */
+
+import { checkBearer } from "../common/auth.ts";
+import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
+import type { HttpCache } from "./cache.ts";
+import type { Metrics } from "./metrics.ts";
+import type { Responder } from "./respond.ts";
+
+/** Prefix of the replica's own API. */
+export const API_PREFIX = "/_cdn/";
+/** Largest purge request body: a JSON object with one URL or prefix. */
+export const MAX_PURGE_BODY = 16 * 1024;
+
+/** Who may call a route: anyone, or a holder of the admin token (`Authorization: Bearer`). */
+export type RouteAuth = "none" | "admin";
+
+/** One route of the API. */
+export interface ApiRoute {
+  path: string;
+  /** Methods answered; the first is named in a 405's message. */
+  methods: readonly string[];
+  auth: RouteAuth;
+}
+
+/** Every route of the replica's own API. */
+export const API_ROUTES: readonly ApiRoute[] = [
+  { path: "/_cdn/health", methods: ["GET", "HEAD"], auth: "none" },
+  { path: "/_cdn/metrics", methods: ["GET", "HEAD"], auth: "none" },
+  { path: "/_cdn/purge", methods: ["POST"], auth: "admin" },
+];
+
+/** Options of {@link createApi}. */
+export interface ApiOptions {
+  cache: HttpCache;
+  metrics: Metrics;
+  respond: Responder;
+  /** Replica id and origin, shown by health. */
+  id: string;
+  originBase: string;
+  /** Token of the admin routes; they answer 403 without one. */
+  adminToken: string | null;
+  /** More `/_cdn/` routes, asked first: a response, or null when not one of them. */
+  extraApi?: (req: Request, path: string) => Response | Promise<Response> | null;
+  /** More health fields; `ready: false` makes health answer 503. */
+  health?: () => { ready: boolean; [field: string]: unknown };
+  now: () => number;
+}
+
+type Handler = (req: Request) => Response | Promise<Response>;
+
+/** The API handler for a request whose target (path and query) starts with {@link API_PREFIX}. */
+export function createApi(
+  o: ApiOptions,
+): (req: Request, url: string) => Response | Promise<Response> {
+  const { cache, metrics, respond, adminToken, now } = o;
+  const via = respond.via;
+  const startedAt = now();
+
+  async function purge(req: Request): Promise<Response> {
+    const q = new URL(req.url).searchParams;
+    let target: { url?: unknown; prefix?: unknown } = {
+      url: q.get("url") ?? undefined,
+      prefix: q.get("prefix") ?? undefined,
+    };
+    if (target.url === undefined && target.prefix === undefined) {
+      try {
+        target = await readBodyJson(req, MAX_PURGE_BODY, "purge body") as typeof target;
+      } catch (e) {
+        if (e instanceof BodyTooLarge) return tooLargeResponse(e);
+        return respond.text(
+          400,
+          'purge body must be JSON: {"url": "/path"} or {"prefix": "/dir/"}',
+        );
+      }
+      if (typeof target !== "object" || target === null) {
+        return respond.text(400, 'purge body must be a JSON object: {"url": "/path"}');
+      }
+    }
+    const toPath = (v: unknown): string | null => {
+      if (typeof v !== "string" || v === "") return null;
+      if (v.startsWith("/")) return v;
+      try {
+        const u = new URL(v);
+        return u.pathname + u.search;
+      } catch {
+        return null;
+      }
+    };
+    let purged = 0;
+    if (target.url !== undefined) {
+      const p = toPath(target.url);
+      if (p === null) {
+        return respond.text(400, `purge url must be a path or URL: received ${target.url}`);
+      }
+      purged += cache.invalidate(p);
+    } else if (target.prefix !== undefined) {
+      const p = toPath(target.prefix);
+      if (p === null) {
+        return respond.text(
+          400,
+          `purge prefix must be a path or URL: received ${target.prefix}`,
+        );
+      }
+      purged += cache.purgePrefix(p);
+    } else {
+      return respond.text(400, 'purge needs "url" or "prefix"');
+    }
+    metrics.purged += purged;
+    return Response.json({ purged }, { headers: { "cache-control": "no-store", via } });
+  }
+
+  function health(): Response {
+    const more = o.health?.() ?? { ready: true };
+    return Response.json({
+      ...more,
+      status: more.ready ? "ok" : "syncing",
+      id: o.id,
+      origin: o.originBase,
+      entries: cache.count,
+      usedBytes: cache.usedBytes,
+      budgetBytes: cache.budget,
+      uptimeSeconds: Math.floor((now() - startedAt) / 1000),
+    }, { status: more.ready ? 200 : 503, headers: { "cache-control": "no-store", via } });
+  }
+
+  function metricsText(): Response {
+    metrics.evictions = cache.evictions;
+    const text = metrics.render({
+      nearcast_http_cache_entries: { help: "Entries in the cache.", value: cache.count },
+      nearcast_http_cache_bytes: {
+        help: "Bytes held by the cache index.",
+        value: cache.usedBytes,
+      },
+      nearcast_http_cache_budget_bytes: { help: "Cache byte budget.", value: cache.budget },
+    });
+    return new Response(text, {
+      headers: {
+        "content-type": "text/plain; version=0.0.4; charset=utf-8",
+        "cache-control": "no-store",
+        via,
+      },
+    });
+  }
+
+  const handlers: Record<string, Handler> = {
+    "/_cdn/health": health,
+    "/_cdn/metrics": metricsText,
+    "/_cdn/purge": purge,
+  };
+  const routes = new Map(API_ROUTES.map((r) => [r.path, { ...r, run: handlers[r.path] }]));
+  const known = API_ROUTES.map((r) => r.path).join(", ");
+
+  return function api(req: Request, url: string): Response | Promise<Response> {
+    const path = url.split("?")[0];
+    const extra = o.extraApi?.(req, path) ?? null;
+    if (extra !== null) return extra;
+    const route = routes.get(path);
+    if (route === undefined) return respond.text(404, `no such API: ${path} (see ${known})`);
+    if (route.auth === "admin") {
+      const denied = checkBearer(
+        req,
+        adminToken,
+        `${path.slice(API_PREFIX.length)} is disabled: start the replica with --admin-token`,
+      );
+      if (denied !== null) return denied;
+    }
+    if (!route.methods.includes(req.method)) {
+      return respond.text(405, `use ${route.methods[0]}`, [["allow", route.methods.join(", ")]]);
+    }
+    return route.run(req);
+  };
+}
