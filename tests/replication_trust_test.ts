@@ -283,3 +283,39 @@ Deno.test("trust: a delete that reaches a node before the file leaves a tombston
     }
   });
 });
+
+Deno.test("trust: a restarted node keeps its key and replicates without the admin token", async () => {
+  await withTempDir(async (dir) => {
+    const nodes: (TestNode | null)[] = [];
+    try {
+      const a = await startNode("a", `${dir}/a`);
+      nodes.push(a);
+      let b = await startNode("b", `${dir}/b`, ["--join", a.url]);
+      nodes.push(b);
+      const key = keyOf(b);
+      ok(b.proc.lines.some((l) => /admitted at/.test(l)), "first start: admitted with the token");
+      // Restarted with the token: its key is known, the token is not presented again.
+      await b.proc.close();
+      b = await startNode("b", `${dir}/b`, ["--join", a.url]);
+      nodes[1] = b;
+      await waitUntil(() => converged([a, b]), CONVERGE_MS, "a and b to agree");
+      ok(!b.proc.lines.some((l) => /admitted at/.test(l)), b.proc.lines.join("\n"));
+      await b.proc.close();
+      nodes[1] = null;
+      // An empty --admin-token (given last) disables it: b has only its own key now.
+      b = await startNode("b", `${dir}/b`, ["--join", a.url, "--admin-token", ""]);
+      nodes[1] = b;
+      deepEqual(keyOf(b), key);
+      ok(!b.proc.lines.some((l) => /admitted at/.test(l)), b.proc.lines.join("\n"));
+      await upload(dir, a, "after-restart.txt", "still trusted");
+      await waitUntil(
+        async () => (await get(`${b.url}/after-restart.txt`)).status === 200,
+        CONVERGE_MS,
+        "b to get after-restart.txt",
+      );
+      await waitUntil(() => converged([a, b]), CONVERGE_MS, "a and b to agree");
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+});

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { sameSecret } from "../common/auth.ts";
 import type { ReplicaConfig } from "../dns/config.ts";
 import { formatIp, isUnspecified, parseClientIp, unbracket } from "../common/ip.ts";
 import type { LoadSource } from "../dns/policy.ts";
@@ -104,12 +105,9 @@ function newToken(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
-/** Compares tokens in time independent of where they differ. */
-function sameToken(a: string, b: string): boolean {
-  if (a.length !== b.length || a === "") return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
-  return d === 0;
+/** A session token matches: never an empty one (static entries have none); constant time. */
+function sameToken(expected: string, given: string): boolean {
+  return expected !== "" && sameSecret(given, expected);
 }
 
 /** See the module doc. */

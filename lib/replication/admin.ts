@@ -127,11 +127,12 @@ export class AdminRoutes {
 
   /**
    * Gets this node admitted at `url` with the admin token, and merges the server list it
-   * answers (checked with the admin MAC). Returns null when done, else why not.
+   * answers (checked with the admin MAC). Returns null when done, else why not and whether
+   * `url` answered (a refusal) or could not be reached.
    */
-  async admitAt(url: string): Promise<string | null> {
+  async admitAt(url: string): Promise<{ why: string; refused: boolean } | null> {
     const { id, key, adminToken, log } = this.#o;
-    if (adminToken === null) return "no admin token";
+    if (adminToken === null) return { why: "no admin token", refused: false };
     try {
       let res: Response;
       try {
@@ -149,10 +150,13 @@ export class AdminRoutes {
       }
       const raw = await readAll(res.body, MAX_API_BODY * 64, url);
       const body = new TextDecoder().decode(raw);
-      if (res.status !== 200) throw new PeerError(`answered ${res.status}: ${body.trim()}`);
+      if (res.status !== 200) {
+        throw new PeerError(`answered ${res.status}: ${body.trim()}`, res.status);
+      }
       if (!sameSecret(res.headers.get(ADMIN_MAC_HEADER) ?? "", hmacHex(adminToken, raw))) {
         throw new PeerError(
           "its answer does not carry a valid admin MAC (a different admin token?)",
+          res.status,
         );
       }
       const v = JSON.parse(body) as { node?: unknown; servers?: unknown };
@@ -161,7 +165,8 @@ export class AdminRoutes {
       return null;
     } catch (e) {
       if (!(e instanceof PeerError) && !(e instanceof SyntaxError)) throw e;
-      return `cannot get admitted at ${url}: ${e.message}`;
+      const refused = e instanceof PeerError ? e.status !== 0 : true;
+      return { why: `cannot get admitted at ${url}: ${e.message}`, refused };
     }
   }
 

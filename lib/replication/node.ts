@@ -41,6 +41,9 @@ import { bodyDigest, futureVersionError, objectDigest, Signer, type StoredKey } 
 import { AdminRoutes, MAX_API_BODY } from "./admin.ts";
 import { CatchUp, type CatchUpView } from "./catch_up.ts";
 
+/** Least time between two admission attempts at a node that refused the last one. */
+export const ADMIT_RETRY_MS = 30_000;
+
 /** Options of {@link ReplicationNode}. */
 export interface ReplicationOptions {
   /** Node id, stable across restarts (versions and the server list use it). */
@@ -116,6 +119,8 @@ export class ReplicationNode {
   #starting: Promise<void> | null = null;
   /** URLs that answered as a listed node (a discovered URL is not a new seed then). */
   #aliases = new Set<string>();
+  /** When an admission was last refused, per URL. */
+  #admitRefused = new Map<string, number>();
   /** URLs whose last heartbeat failed (logged once until they answer again). */
   #failing = new Set<string>();
 
@@ -456,35 +461,52 @@ export class ReplicationNode {
     return answered;
   }
 
-  /** One heartbeat to `url` (`id` "" for a seed); the peer's id and digest, or null. */
+  /**
+   * One heartbeat to `url` (`id` "" for a seed); the peer's id and digest, or null. When the
+   * node answers but does not know this node's key (401), or this node cannot verify its answer
+   * yet (a new node), this node presents the admin token there (admission) and tries again;
+   * after a refused admission, not again for {@link ADMIT_RETRY_MS}.
+   */
   async #heartbeatTo(url: string, id: string): Promise<{ id: string; digest: string } | null> {
-    if (id === "" && this.#admin.canAdmit) {
-      const err = await this.#admin.admitAt(url);
-      if (err !== null) return this.#failed(url, err);
-    }
     try {
-      const r = await this.#auth.json(url, "/_cdn/heartbeat", {
-        method: "POST",
-        body: this.#heartbeatBody(),
-        signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), this.#ac.signal]),
-        expect: id === "" ? undefined : id,
-      });
-      if (r.status !== 200) throw new PeerError(`${url} answered ${r.status}`, r.status);
-      this.#members.mergeList(r.value.servers, r.id);
-      this.#members.seen(r.id);
-      this.#members.seeds.delete(url);
-      this.#aliases.add(url); // answered: known by its id from now on
-      this.#failing.delete(url);
-      return { id: r.id, digest: String(r.value.digest) };
+      return await this.#heartbeatOnce(url, id);
     } catch (e) {
       if (!(e instanceof PeerError)) throw e;
-      // Not admitted there yet (its list has not reached it): present the admin token.
-      if (e.status === 401 && id !== "" && this.#admin.canAdmit) {
-        const err = await this.#admin.admitAt(url);
-        if (err !== null) return this.#failed(url, err);
+      const refusedAt = this.#admitRefused.get(url) ?? -Infinity;
+      if (
+        e.status === 0 || !this.#admin.canAdmit || this.#o.now() - refusedAt < ADMIT_RETRY_MS
+      ) {
+        return this.#failed(url, e.message);
       }
-      return this.#failed(url, e.message);
+      const err = await this.#admin.admitAt(url);
+      if (err !== null) {
+        if (err.refused) this.#admitRefused.set(url, this.#o.now());
+        return this.#failed(url, err.why);
+      }
+      this.#admitRefused.delete(url);
+      try {
+        return await this.#heartbeatOnce(url, id);
+      } catch (e2) {
+        if (!(e2 instanceof PeerError)) throw e2;
+        return this.#failed(url, e2.message);
+      }
     }
+  }
+
+  async #heartbeatOnce(url: string, id: string): Promise<{ id: string; digest: string }> {
+    const r = await this.#auth.json(url, "/_cdn/heartbeat", {
+      method: "POST",
+      body: this.#heartbeatBody(),
+      signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), this.#ac.signal]),
+      expect: id === "" ? undefined : id,
+    });
+    if (r.status !== 200) throw new PeerError(`${url} answered ${r.status}`, r.status);
+    this.#members.mergeList(r.value.servers, r.id);
+    this.#members.seen(r.id);
+    this.#members.seeds.delete(url);
+    this.#aliases.add(url); // answered: known by its id from now on
+    this.#failing.delete(url);
+    return { id: r.id, digest: String(r.value.digest) };
   }
 
   /** Logs a failed heartbeat once until `url` answers again; null. */

@@ -95,7 +95,9 @@ export class PeerAuth {
       throw new PeerError(`${url} answered as ${f.id}, expected ${expect}`);
     }
     const key = this.members.keyOf(f.id);
-    if (key === null) throw new PeerError(`${url} answered as ${f.id}, not an admitted node`);
+    if (key === null) {
+      throw new PeerError(`${url} answered as ${f.id}, not an admitted node`, status);
+    }
     if (!verifySignature(key, responseText(nonce, status, digest), f.sig)) {
       throw new PeerError(`${url} answered with a bad signature for ${f.id}`);
     }
