@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { type FlagTable, parseFlags, runMain, usage, UsageError } from "../lib/common/cli.ts";
 
 /** Longest wait for a process to say it is ready. */
 const READY_TIMEOUT_MS = 30_000;
@@ -368,56 +368,60 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   return await done;
 }
 
-/** Parses a port flag, or exits with a clear message. */
-function portFlag(name: string, value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) {
-    console.error(`demo: --${name} must be 1..65535: received ${value}`);
-    Deno.exit(2);
-  }
-  return port;
-}
+const DEMO_FLAGS = {
+  "dns-port": { type: "string", arg: "PORT", help: "DNS server port. Default 5300." },
+  "control-port": {
+    type: "string",
+    arg: "PORT",
+    help: "DNS control API and heartbeat port. Default 5380.",
+  },
+  "http-port": {
+    type: "string",
+    arg: "PORT",
+    help: "Port of every replica, each on its own address. Default 8080.",
+  },
+  "origin-port": { type: "string", arg: "PORT", help: "Demo origin port. Default 8000." },
+  help: { type: "boolean", short: "h", help: "Show this help." },
+} satisfies FlagTable;
 
-if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      "dns-port": { type: "string", default: "5300" },
-      "control-port": { type: "string", default: "5380" },
-      "http-port": { type: "string", default: "8080" },
-      "origin-port": { type: "string", default: "8000" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(
-      `Usage: deno task demo [--dns-port PORT] [--control-port PORT] [--http-port PORT] [--origin-port PORT]
-
-Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin on
-127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers of each
-other, replicating uploads among themselves (admin token ${DEMO_TOKEN}), each with its own data
-directory, removed at exit) registering with the DNS server on
-127.0.0.1 (UDP and TCP, control API on --control-port), which steers cdn.test to the live ones.
-  --dns-port PORT     DNS server port (default 5300)
-  --control-port PORT DNS control API and heartbeat port (default 5380)
-  --http-port PORT    port of every replica, each on its own address (default 8080)
-  --origin-port PORT  demo origin port (default 8000)
-  -h, --help          show this help`,
-    );
-    Deno.exit(0);
+async function main(): Promise<void> {
+  const f = parseFlags(Deno.args, DEMO_FLAGS);
+  if (f.bool("help")) {
+    console.log(usage(
+      [
+        "Usage: deno task demo [--dns-port PORT] [--control-port PORT] [--http-port PORT] [--origin-port PORT]",
+        "",
+        "Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin",
+        "on 127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers",
+        `of each other, replicating uploads among themselves (admin token ${DEMO_TOKEN}), each with its`,
+        "own data directory, removed at exit) registering with the DNS server on 127.0.0.1 (UDP and",
+        "TCP, control API on --control-port), which steers cdn.test to the live ones. A process that",
+        "dies is reported with the command that restarts it; the others keep running.",
+      ],
+      DEMO_FLAGS,
+      ["Exit codes: 0 stopped by Ctrl-C/SIGTERM, 1 a process did not start, 2 bad flag."],
+    ));
+    return;
   }
+  const port = (name: string, fallback: number) => {
+    const p = f.port(name, fallback);
+    if (p === 0) throw new UsageError(`--${name} must be 1..65535: received 0`);
+    return p;
+  };
+  const ports = {
+    dnsPort: port("dns-port", 5300),
+    controlPort: port("control-port", 5380),
+    httpPort: port("http-port", 8080),
+    originPort: port("origin-port", 8000),
+  };
   const dataDir = await Deno.makeTempDir({ prefix: "nearcast-demo-" });
   let code = 1;
   try {
-    code = await runDemo({
-      dnsPort: portFlag("dns-port", values["dns-port"]!),
-      controlPort: portFlag("control-port", values["control-port"]!),
-      httpPort: portFlag("http-port", values["http-port"]!),
-      originPort: portFlag("origin-port", values["origin-port"]!),
-      dataDir,
-    });
+    code = await runDemo({ ...ports, dataDir });
   } finally {
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }
   Deno.exit(code);
 }
+
+if (import.meta.main) await runMain("demo", main);

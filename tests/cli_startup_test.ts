@@ -66,6 +66,24 @@ Deno.test("startup failures: one line naming the flag, documented exit codes", a
       oneLine(r.err);
       assert.match(r.err, new RegExp(`--port ${busy} \\(DNS.*address already in use`));
     });
+    await t.step("replica with an unusable --data directory: exit 3", async () => {
+      const r = await run("main_http.ts", ["-p", "0", "-o", "o", "--data", "/proc/nearcast"]);
+      assert.equal(r.code, 3, r.err);
+      oneLine(r.err);
+      assert.match(r.err, /--data \/proc\/nearcast: cannot open the store/);
+    });
+    await t.step("DNS server with an unusable --data directory: exit 3", async () => {
+      const r = await run("main_dns.ts", ["-p", "0", "-n", "z", "--data", "/proc/nearcast"]);
+      assert.equal(r.code, 3, r.err);
+      oneLine(r.err);
+      assert.match(r.err, /--data \/proc\/nearcast: /);
+    });
+    await t.step("demo with a bad flag: exit 2", async () => {
+      const r = await run("scripts/demo.ts", ["--dns-port", "99999"]);
+      assert.equal(r.code, 2, r.err);
+      oneLine(r.err);
+      assert.match(r.err, /--dns-port must be a port number in 0\.\.65535: received 99999/);
+    });
     await t.step("upload client on an unreadable file: exit 2", async () => {
       // Mode 0200 in /proc/sys is enforced even for root: open for reading fails.
       const file = "/proc/sys/vm/drop_caches";
