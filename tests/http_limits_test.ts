@@ -20,6 +20,14 @@ import {
 const TOKEN = "limits-token";
 const MiB = 1024 * 1024;
 
+/** A counter or gauge of the replica's `/_cdn/metrics`. */
+async function metric(url: string, name: string): Promise<number> {
+  const text = await (await fetch(url + "/_cdn/metrics")).text();
+  const m = new RegExp(`^${name} (\\d+)$`, "m").exec(text);
+  if (m === null) throw new Error(`no ${name} in /_cdn/metrics:\n${text}`);
+  return Number(m[1]);
+}
+
 async function replica(origin: string, extra: string[] = []) {
   const p = spawnLimited(1024, [
     "main_http.ts",
@@ -59,6 +67,9 @@ Deno.test({
       // The oldest idle connections were closed to stay under the cap (768 at 1024 files).
       const closed = await Promise.all(conns.slice(0, 200).map((c) => closedWithin(c, 2000)));
       ok(closed.filter(Boolean).length >= 100, `closed ${closed.filter(Boolean).length}/200`);
+      equal(await metric(r.url, "nearcast_http_connections_max"), 768);
+      ok(await metric(r.url, "nearcast_http_connections_evicted_total") >= 100);
+      ok(await metric(r.url, "nearcast_http_connections_open") <= 768);
     } finally {
       closeAll(conns);
       await r.p.stop();
@@ -79,6 +90,8 @@ Deno.test({
       await sleep(1500);
       equal(r.p.exited(), null, `the replica exited:\n${r.p.output()}`);
       ok(/accept failed/.test(r.p.output()), `no accept error was logged:\n${r.p.output()}`);
+      closeAll(conns.splice(0, 200));
+      ok(await metric(r.url, "nearcast_http_accept_errors_total") >= 1);
       const res = await fetch(r.url + "/_cdn/health");
       equal(res.status, 200);
       await res.body?.cancel();
@@ -134,6 +147,7 @@ Deno.test({
       const closed = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
       equal(closed.filter((x) => !x).length, 0, "some slowloris connections stayed open");
       ok(Date.now() - t0 < 15_000);
+      ok(await metric(r.url, "nearcast_http_connections_header_timeouts_total") >= 200);
       // A complete request on a new connection is still answered.
       const res = await fetch(r.url + "/_cdn/health");
       equal(res.status, 200);
@@ -175,6 +189,7 @@ Deno.test({
       const stalled = await fetch(r.url + "/stall");
       const body = await stalled.text().then(() => "complete", (e) => `cut: ${e.message}`);
       ok(body.startsWith("cut"), `a stalled stream must be cut by the idle timeout: ${body}`);
+      ok(await metric(r.url, "nearcast_http_connections_idle_timeouts_total") >= 1);
     } finally {
       await r.p.stop();
       await origin.close();

@@ -80,6 +80,55 @@ export interface ListenerStats {
   acceptErrors: number;
 }
 
+/**
+ * The listener's limits and counters in Prometheus text format, names prefixed with `prefix`
+ * (e.g. `nearcast_http`): `PREFIX_connections_open` and `PREFIX_connections_max` (gauges), and
+ * counters `PREFIX_connections_accepted_total`, `..._refused_total`, `..._evicted_total`,
+ * `..._header_timeouts_total`, `..._idle_timeouts_total`, `PREFIX_accept_errors_total`.
+ */
+export function listenerMetrics(
+  prefix: string,
+  stats: ListenerStats,
+  limits: Required<ListenerLimits>,
+): string {
+  const lines: string[] = [];
+  const one = (type: string, name: string, help: string, value: number) =>
+    lines.push(
+      `# HELP ${prefix}_${name} ${help}`,
+      `# TYPE ${prefix}_${name} ${type}`,
+      `${prefix}_${name} ${value}`,
+    );
+  one("gauge", "connections_open", "Client connections open.", stats.open);
+  one("gauge", "connections_max", "Connection cap (--max-conns).", limits.maxConns);
+  one("counter", "connections_accepted_total", "Connections accepted.", stats.accepted);
+  one(
+    "counter",
+    "connections_refused_total",
+    "Connections closed at once: at the cap with every connection busy.",
+    stats.refused,
+  );
+  one(
+    "counter",
+    "connections_evicted_total",
+    "Idle connections closed to make room at the cap or after an accept error.",
+    stats.evicted,
+  );
+  one(
+    "counter",
+    "connections_header_timeouts_total",
+    "Connections closed without a complete request head within --header-timeout.",
+    stats.headerTimeouts,
+  );
+  one(
+    "counter",
+    "connections_idle_timeouts_total",
+    "Connections closed after --idle-timeout without a byte while a request was in flight.",
+    stats.idleTimeouts,
+  );
+  one("counter", "accept_errors_total", "Failed accepts (EMFILE...), retried.", stats.acceptErrors);
+  return lines.join("\n") + "\n";
+}
+
 /** A running listener. */
 export interface LimitedServer {
   readonly addr: Deno.NetAddr;

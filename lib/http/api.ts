@@ -50,6 +50,8 @@ export interface ApiOptions {
   extraApi?: (req: Request, path: string) => Response | Promise<Response> | null;
   /** More health fields; `ready: false` makes health answer 503. */
   health?: () => { ready: boolean; [field: string]: unknown };
+  /** More metrics lines in Prometheus text format (the listener's counters). */
+  moreMetrics?: () => string;
   now: () => number;
 }
 
@@ -139,7 +141,7 @@ export function createApi(
         value: cache.usedBytes,
       },
       nearcast_http_cache_budget_bytes: { help: "Cache byte budget.", value: cache.budget },
-    });
+    }) + (o.moreMetrics?.() ?? "");
     return new Response(text, {
       headers: {
         "content-type": "text/plain; version=0.0.4; charset=utf-8",

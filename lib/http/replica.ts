@@ -71,6 +71,8 @@ export interface ReplicaOptions {
   extraApi?: (req: Request, path: string) => Response | Promise<Response> | null;
   /** More `/_cdn/health` fields; `ready: false` makes it answer 503 (still catching up). */
   health?: () => { ready: boolean; [field: string]: unknown };
+  /** More `/_cdn/metrics` lines in Prometheus text format (the listener's counters). */
+  moreMetrics?: () => string;
   /**
    * Asked on a cache miss before peers and origin (uploaded files the index had no room for):
    * a response, or null.
@@ -160,6 +162,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       adminToken: opts.adminToken ?? null,
       extraApi: opts.extraApi,
       health: opts.health,
+      moreMetrics: opts.moreMetrics,
       now,
     }),
     forward: createForwarder({

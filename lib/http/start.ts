@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { LimitedServer } from "../common/http_server.ts";
+import { type LimitedServer, listenerMetrics } from "../common/http_server.ts";
 import { hashKey } from "../cache/hash.ts";
 import { TsLfru } from "../cache/lfru.ts";
 import type { CacheIndex } from "../cache/types.ts";
@@ -162,6 +162,7 @@ export async function startReplicaProcess(
         replication: node.stats,
       },
     onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
+    moreMetrics: () => listenerMetrics("nearcast_http", server.stats, server.limits),
   });
   if (store !== null && db !== null) {
     log(`http: loaded ${r.cache.load()} cached entries from ${c.dataDir}`);
