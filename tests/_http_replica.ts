@@ -14,6 +14,8 @@ const START_TIMEOUT_MS = 30_000;
 export interface ReplicaProc {
   url: string;
   port: number;
+  /** Process id of the replica (for /proc figures). */
+  pid: number;
   /** stdout and stderr lines so far. */
   lines: string[];
   /** Waits until a line matching `re` appears (bounded). */
@@ -92,6 +94,7 @@ export async function startReplica(args: string[]): Promise<ReplicaProc> {
     return {
       url: `http://127.0.0.1:${port}`,
       port,
+      pid: child.pid,
       lines,
       waitFor,
       close: () => stop("SIGTERM"),
