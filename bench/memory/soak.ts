@@ -36,6 +36,7 @@ const FLAGS = {
     type: "string",
     help: "Share of requests for large objects (half of them ranges). Default 0.02.",
   },
+  v8: { type: "string", help: "V8 flags for the replica, e.g. --max-semi-space-size=1." },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
 
@@ -52,6 +53,22 @@ function memory(pid: number): Sample | null {
   } catch {
     return null;
   }
+}
+
+/** Resident bytes of the malloc heap (`[heap]`), anonymous mappings (V8's heap among them), and the rest. */
+function breakdown(pid: number): { heap: number; anon: number; other: number } {
+  const out = { heap: 0, anon: 0, other: 0 };
+  let kind: keyof typeof out = "other";
+  for (const line of Deno.readTextFileSync(`/proc/${pid}/smaps`).split("\n")) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m !== null) {
+      kind = m[1] === "[heap]" ? "heap" : m[1] === "" ? "anon" : "other";
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (r !== null) out[kind] += Number(r[1]) * 1024;
+  }
+  return out;
 }
 
 const mib = (n: number) => `${(n / MiB).toFixed(1)} MiB`;
@@ -89,11 +106,12 @@ function startOrigin(largeBytes: number) {
   };
 }
 
-async function startReplica(origin: string, cacheBytes: string, dir: string) {
+async function startReplica(origin: string, cacheBytes: string, dir: string, v8: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
+      ...v8,
       "main_http.ts",
       "-p",
       "0",
@@ -176,7 +194,8 @@ async function main() {
 
   const origin = startOrigin(largeBytes);
   const dir = await Deno.makeTempDir({ prefix: "nearcast_soak_" });
-  const replica = await startReplica(origin.url, cacheBytes, dir);
+  const v8 = values.v8 === undefined ? [] : [`--v8-flags=${values.v8}`];
+  const replica = await startReplica(origin.url, cacheBytes, dir, v8);
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const idle = memory(replica.pid)!.rss;
@@ -237,6 +256,7 @@ async function main() {
     const seconds = (performance.now() - t0) / 1000;
     clearInterval(sampler);
     const end = memory(replica.pid)!;
+    const parts = breakdown(replica.pid);
     const peak = Math.max(maxRss, end.hwm);
     const bound = idle + 1.5 * budget + 40 * MiB;
     const missing = replica.lines.filter((l) => l.includes("missing or corrupt")).length;
@@ -251,6 +271,7 @@ async function main() {
       idle,
       peak,
       end: end.rss,
+      endBreakdown: parts,
       bound,
       ok: peak <= bound,
       missingBodyLines: missing,
@@ -260,7 +281,11 @@ async function main() {
       `\ncache ${mib(budget)}, ${requests} requests over ${connections} connections in ` +
         `${result.seconds} s (${result.requestsPerSecond}/s), ${failed} failed\n` +
         `idle ${mib(idle)}, peak ${mib(peak)} (+${mib(peak - idle)}), end ${mib(end.rss)}, ` +
-        `bound ${mib(bound)}: ${result.ok ? "within" : "OVER"}`,
+        `bound ${mib(bound)}: ${result.ok ? "within" : "OVER"}\n` +
+        `at the end: malloc heap ${mib(parts.heap)}, anonymous (V8 heap, ...) ${
+          mib(parts.anon)
+        }, ` +
+        `other ${mib(parts.other)}`,
     );
     await Deno.mkdir(`${ROOT}bench/.out`, { recursive: true });
     await Deno.writeTextFile(`${ROOT}bench/.out/memory.json`, JSON.stringify(result, null, 2));

@@ -32,6 +32,10 @@ import { createFiller } from "./fill.ts";
 import { createForwarder } from "./forward.ts";
 import { Metrics } from "./metrics.ts";
 import { Responder } from "./respond.ts";
+import { trimNativeHeap } from "./native_memory.ts";
+
+/** How often freed native memory is returned to the system while requests come in, ms. */
+const TRIM_INTERVAL_MS = 2000;
 
 export { API_PREFIX, MAX_PURGE_BODY } from "./api.ts";
 export { PEER_HEADER } from "./forwarding.ts";
@@ -178,12 +182,22 @@ export function createReplica(opts: ReplicaOptions): Replica {
   });
   // A stored body found missing or corrupt: the entry is gone, so this fetches it anew.
   respond.refetch = handler;
+  // Hands freed native heap back to the system now and then while requests come in (see
+  // native_memory.ts); a few milliseconds per call.
+  let requestsAtTrim = 0;
+  const trimTimer = setInterval(() => {
+    if (metrics.requests === requestsAtTrim) return;
+    requestsAtTrim = metrics.requests;
+    trimNativeHeap();
+  }, TRIM_INTERVAL_MS);
+  Deno.unrefTimer(trimTimer);
 
   return {
     handler,
     cache,
     metrics,
     async close() {
+      clearInterval(trimTimer);
       await filler.settled();
       opts.store?.close();
     },
