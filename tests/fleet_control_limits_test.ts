@@ -55,6 +55,9 @@ Deno.test({
       equal((await call(d.url + "/replicas")).status, 200);
       const closed = await Promise.all(conns.slice(0, 200).map((c) => closedWithin(c, 2000)));
       ok(closed.filter(Boolean).length >= 100, `closed ${closed.filter(Boolean).length}/200`);
+      const listener = (await (await fetch(d.url + "/replicas")).json()).listener;
+      equal(listener.maxConns, 512);
+      ok(listener.evicted >= 100 && listener.open <= 512, JSON.stringify(listener));
     } finally {
       closeAll(conns);
       await d.p.stop();
@@ -73,6 +76,8 @@ Deno.test({
       const closed = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
       equal(closed.filter((x) => !x).length, 0, "some slowloris connections stayed open");
       equal((await call(d.url + "/servers")).status, 200);
+      const listener = (await (await fetch(d.url + "/replicas")).json()).listener;
+      ok(listener.headerTimeouts >= 100, JSON.stringify(listener));
     } finally {
       closeAll(conns);
       await d.p.stop();

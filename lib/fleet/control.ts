@@ -185,6 +185,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
         version: registry.version,
         monitor: monitor.stats,
         heartbeats: stats,
+        listener: { ...http?.stats, maxConns: http?.limits.maxConns },
         replicas: registry.view(),
       });
     }
