@@ -55,6 +55,23 @@ export class UsageError extends StartError {
   }
 }
 
+/** Width the usage text is wrapped to. */
+const HELP_WIDTH = 100;
+
+/** Splits `text` into lines of at most `width` characters at spaces (longer words stay whole). */
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  out.push(line);
+  return out;
+}
+
 /** The usage text: synopsis lines, the flag table, then any footer lines. */
 export function usage(synopsis: string[], table: FlagTable, footer: string[] = []): string {
   const lines = [...synopsis, "", "Options:"];
@@ -62,7 +79,7 @@ export function usage(synopsis: string[], table: FlagTable, footer: string[] = [
     const short = f.short ? `-${f.short}, ` : "    ";
     const arg = f.type === "string" ? ` ${f.arg ?? "VALUE"}` : "";
     const left = `  ${short}--${name}${arg}`;
-    const [first, ...rest] = f.help.split("\n");
+    const [first, ...rest] = f.help.split("\n").flatMap((l) => wrap(l, HELP_WIDTH - 32));
     lines.push(left.length < 32 ? left.padEnd(32) + first : `${left}\n${"".padEnd(32)}${first}`);
     for (const more of rest) lines.push("".padEnd(32) + more);
   }

@@ -40,6 +40,7 @@ export const HTTP_FLAGS = {
   host: { type: "string", arg: "ADDR", help: "Address to bind. Default 0.0.0.0." },
   id: {
     type: "string",
+    arg: "ID",
     help: "Replica id (1-63 of A-Z a-z 0-9 - _), in `Via: 1.1 nearcast-ID` and the fleet.\n" +
       "Default: the stored node id with --data, else HOST-PORT.",
   },
