@@ -2,11 +2,13 @@
  * Fleet heartbeats are sealed: a replica's agent registered with a real DNS server drops
  * replies that are not sealed by that server (plain JSON, a wrong key, an unsealed `register`),
  * so a forged datagram neither replaces its known-servers list nor forces a re-registration.
+ * HTTP calls between them carry a session MAC instead of the token: a replay, a swapped body
+ * or a wrong key is refused.
  */
 import assert from "node:assert/strict";
 import { FleetAgent } from "../lib/fleet/agent.ts";
-import { sealDatagram } from "../lib/fleet/protocol.ts";
-import { startDns, waitFor } from "../lib/fleet/_testing.ts";
+import { sealDatagram, sessionHeaders } from "../lib/fleet/protocol.ts";
+import { http, startDns, waitFor } from "../lib/fleet/_testing.ts";
 
 Deno.test({
   name: "fleet trust: forged UDP replies do not change the agent's known servers",
@@ -68,6 +70,43 @@ Deno.test({
     } finally {
       sock.close();
       await agent.close();
+      await dns.stop("SIGTERM");
+    }
+  },
+});
+
+Deno.test({
+  name: "fleet trust: session-MAC'd calls refuse replays, swapped bodies and wrong keys",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dns = await startDns(["-n", "cdn.test", "--admin-token", "admin-secret"]);
+    const base = `http://127.0.0.1:${dns.control}`;
+    try {
+      const reg = await fetch(`${base}/register`, {
+        method: "POST",
+        headers: { authorization: "Bearer admin-secret", "content-type": "application/json" },
+        body: JSON.stringify({ id: "r9", address: "127.0.0.1", port: 9 }),
+      });
+      assert.equal(reg.status, 200);
+      assert.match(reg.headers.get("x-nearcast-mac") ?? "", /^[0-9a-f]{64}$/);
+      const { token } = await reg.json() as { token: string };
+      const path = "/replicas/r9/held";
+      const body = JSON.stringify({ paths: ["/a.txt"] });
+      const put = (headers: Record<string, string>, b = body) =>
+        fetch(`${base}${path}`, { method: "PUT", headers, body: b }).then(async (r) => {
+          await r.body?.cancel();
+          return r.status;
+        });
+      const signed = sessionHeaders(token, "r9", "PUT", path, body).headers;
+      assert.equal(await put(signed), 200);
+      assert.equal(await put(signed), 401, "a replay");
+      const other = sessionHeaders(token, "r9", "PUT", path, body).headers;
+      assert.equal(await put(other, JSON.stringify({ paths: ["/b.txt"] })), 400, "swapped body");
+      assert.equal(await put(sessionHeaders("wrong", "r9", "PUT", path, body).headers), 401);
+      const rows = (await http(`${base}/replicas`)).body.replicas as { id: string; held: number }[];
+      assert.equal(rows.find((r) => r.id === "r9")?.held, 1);
+    } finally {
       await dns.stop("SIGTERM");
     }
   },

@@ -15,15 +15,20 @@
 import { bearerToken, sameSecret } from "../common/auth.ts";
 import { parseClientIp } from "../common/ip.ts";
 import {
+  answerMac,
   type HeartbeatReply,
   type KnownServer,
   MAC_HEADER,
+  NonceSet,
   openDatagram,
   parseHostPort,
+  parseSession,
   type RegisterReply,
   type Registration,
   sealDatagram,
   sealValid,
+  sessionHeaders,
+  sessionValid,
 } from "./protocol.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
@@ -126,6 +131,8 @@ export class FleetAgent {
   #seq = 0;
   /** Key of `register` replies: the admin token when the server MACs with it, else "". */
   #registerKey = "";
+  /** Nonces of probe requests seen (replays are refused). */
+  #nonces = new NonceSet();
   /** Highest `seq` answered so far (replies at or below it are replays). */
   #answered = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
@@ -362,10 +369,12 @@ export class FleetAgent {
     const paths = this.#o.held().slice(0, 10_000);
     const text = JSON.stringify({ paths });
     if (text === this.#heldSent) return;
+    const path = `/replicas/${encodeURIComponent(this.#o.id)}/held`;
+    const { headers } = sessionHeaders(this.#token, this.#o.id, "PUT", path, text);
     try {
-      const res = await fetch(`${this.#base}/replicas/${encodeURIComponent(this.#o.id)}/held`, {
+      const res = await fetch(`${this.#base}${path}`, {
         method: "PUT",
-        headers: { "content-type": "application/json", authorization: `Bearer ${this.#token}` },
+        headers: { "content-type": "application/json", ...headers },
         body: text,
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
       });
@@ -399,9 +408,14 @@ export class FleetAgent {
     const err = (status: number, error: string) =>
       Response.json({ error }, { status, headers: { "cache-control": "no-store" } });
     if (req.method !== "GET") return err(405, "use GET");
+    // The DNS server signs with this replica's session MAC (older ones send the token).
+    const f = parseSession(req);
     const given = bearerToken(req);
-    if (this.#token === "" || given === null || !sameSecret(given, this.#token)) {
-      return err(401, "probes are for the DNS server: Authorization: Bearer SESSION_TOKEN");
+    const ok = f !== null
+      ? f.id === this.#o.id && sessionValid(req, f, this.#token, this.#nonces)
+      : this.#token !== "" && given !== null && sameSecret(given, this.#token);
+    if (!ok) {
+      return err(401, "probes are for the DNS server: Authorization: Nearcast-Session (or Bearer)");
     }
     const q = new URL(req.url).searchParams;
     const target = q.get("target") ?? "";
@@ -424,9 +438,14 @@ export class FleetAgent {
         const ms = await connectTime(target, port);
         if (ms !== null) samples.push(Math.round(ms * 100) / 100);
       }
-      return Response.json({ target, port, method: "tcp-connect", samples }, {
-        headers: { "cache-control": "no-store" },
-      });
+      const body = JSON.stringify({ target, port, method: "tcp-connect", samples });
+      const headers: Record<string, string> = {
+        "content-type": "application/json",
+        "cache-control": "no-store",
+      };
+      // The answer is MAC'd for the DNS server: samples it can trust came from this replica.
+      if (f !== null) headers[MAC_HEADER] = answerMac(this.#token, f.nonce, body);
+      return new Response(body, { headers });
     } finally {
       this.#probing--;
     }
@@ -443,9 +462,10 @@ export class FleetAgent {
     if (!registered) return false;
     const url = `${this.#base}/replicas/${encodeURIComponent(this.#o.id)}`;
     try {
+      const path = new URL(url).pathname;
       const res = await fetch(url, {
         method: "DELETE",
-        headers: { authorization: `Bearer ${token}` },
+        headers: sessionHeaders(token, this.#o.id, "DELETE", path).headers,
         signal: AbortSignal.timeout(DEREGISTER_TIMEOUT_MS),
       });
       await res.body?.cancel();

@@ -21,7 +21,7 @@
  * @module
  */
 import { bearerToken, REALM, sameSecret } from "../common/auth.ts";
-import { BodyTooLarge, readBodyJson } from "../common/body.ts";
+import { BodyTooLarge, readBodyJson, readBodyText } from "../common/body.ts";
 import {
   defaultMaxConns,
   type LimitedServer,
@@ -32,19 +32,24 @@ import { parseClientIp } from "../common/ip.ts";
 import type { FleetMonitor } from "./monitor.ts";
 import type { SteeringEngine } from "../dns/policy.ts";
 import {
+  bodyDigest,
   type HeartbeatReply,
   MAC_HEADER,
   macOf,
   MAX_BODY_BYTES,
   MAX_DATAGRAM_BYTES,
   MAX_DATAGRAM_SKEW_MS,
+  NonceSet,
   openDatagram,
   parseHeartbeat,
   parseHeld,
   parseRegistration,
+  parseSession,
   type RegisterReply,
   sealDatagram,
   sealValid,
+  SESSION_DIGEST_HEADER,
+  sessionValid,
 } from "./protocol.ts";
 import type { FleetRegistry } from "./registry.ts";
 
@@ -147,8 +152,28 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     return unauthorized("wrong admin token");
   }
 
-  /** Checks the session token of replica `id` before its body is read. */
+  const nonces = new NonceSet();
+
+  /**
+   * True when `req` carries a valid session MAC of replica `id` (`Nearcast-Session`, see
+   * `protocol.ts`): the token itself is not sent.
+   */
+  function sessionMac(req: Request, id: string): boolean {
+    const f = parseSession(req);
+    const token = registry.sessionToken(id);
+    return f !== null && f.id === id && token !== null && sessionValid(req, f, token, nonces);
+  }
+
+  /**
+   * Checks replica `id`'s credential before its body is read: a session MAC, or (older
+   * replicas, tests) `Authorization: Bearer SESSION_TOKEN`.
+   */
   function session(req: Request, id: string): Response | null {
+    if (parseSession(req) !== null) {
+      return sessionMac(req, id)
+        ? null
+        : unauthorized(`unknown replica ${id}, wrong session MAC, or a replay: register again`);
+    }
     const given = bearerToken(req);
     if (given === null) return unauthorized("Authorization: Bearer SESSION_TOKEN required");
     if (registry.tokenMatches(id, given)) return null;
@@ -249,10 +274,22 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     if (held) {
       if (m !== "PUT") return error(405, "use PUT");
       const id = decodeURIComponent(held[1]);
+      const mac = parseSession(req) !== null;
       const denied = session(req, id);
       if (denied) return denied;
-      const paths = parseHeld(await readBodyJson(req, MAX_BODY_BYTES, "held-paths body"));
-      if (!registry.setHeld(id, bearerToken(req) ?? "", paths)) {
+      const text = await readBodyText(req, MAX_BODY_BYTES, "held-paths body");
+      if (mac && bodyDigest(text) !== req.headers.get(SESSION_DIGEST_HEADER)) {
+        return error(400, "the body differs from the digest the session MAC covers");
+      }
+      let body: unknown;
+      try {
+        body = JSON.parse(text);
+      } catch (e) {
+        throw new SyntaxError(`held-paths body is not JSON: ${(e as Error).message}`);
+      }
+      const paths = parseHeld(body);
+      const token = mac ? registry.sessionToken(id) ?? "" : bearerToken(req) ?? "";
+      if (!registry.setHeld(id, token, paths)) {
         return unauthorized(`unknown replica ${id} or wrong session token: register again`);
       }
       return json({ id, held: paths.length });
@@ -262,7 +299,10 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       if (m !== "DELETE") return error(405, "use DELETE");
       const id = decodeURIComponent(one[1]);
       // A replica may remove itself with its session token: deregistration at shutdown.
-      const denied = registry.tokenMatches(id, bearerToken(req) ?? "") ? null : admin(req, remote);
+      const self = parseSession(req) !== null
+        ? sessionMac(req, id)
+        : registry.tokenMatches(id, bearerToken(req) ?? "");
+      const denied = self ? null : admin(req, remote);
       if (denied) return denied;
       return registry.remove(id) ? json({ removed: id }) : error(404, `no replica ${id}`);
     }

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { MAC_HEADER, sealValid, sessionHeaders } from "./protocol.ts";
 import type { FleetRegistry } from "./registry.ts";
 import type { RttCache } from "./rtt.ts";
 
@@ -167,11 +168,18 @@ export class FleetMonitor {
       count: String(this.#count),
     });
     try {
-      const res = await fetch(`http://${hostPort(e.address, e.port)}/_cdn/probe?${q}`, {
-        headers: { authorization: `Bearer ${e.token}` },
+      // Signed with the replica's session token (not sent); its answer is MAC'd with it.
+      const path = `/_cdn/probe?${q}`;
+      const { headers, nonce } = sessionHeaders(e.token, id, "GET", path);
+      const res = await fetch(`http://${hostPort(e.address, e.port)}${path}`, {
+        headers,
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(PROBE_REQUEST_TIMEOUT_MS)]),
       });
-      const body = await res.json() as { samples?: unknown };
+      const text = await res.text();
+      if (!sealValid(e.token, `${nonce}\n${text}`, res.headers.get(MAC_HEADER) ?? "")) {
+        throw new Error(`HTTP ${res.status}: the answer is not MAC'd with ${id}'s session token`);
+      }
+      const body = JSON.parse(text) as { samples?: unknown };
       const samples = Array.isArray(body.samples)
         ? body.samples.filter((x): x is number => typeof x === "number" && x >= 0)
         : [];

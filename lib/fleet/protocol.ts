@@ -17,7 +17,7 @@
  * @module
  */
 
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { sameSecret } from "../common/auth.ts";
 
 /** Default control API port (HTTP on TCP; heartbeats on UDP, same number). */
@@ -145,6 +145,115 @@ export function openDatagram(data: Uint8Array): { mac: string; body: string; val
 /** True when `mac` is the MAC of `body` with `key` (compared in constant time). */
 export function sealValid(key: string, body: string, mac: string): boolean {
   return sameSecret(mac, macOf(key, body));
+}
+
+/** Authorization scheme of HTTP calls between a replica and the DNS server (session MAC). */
+export const SESSION_SCHEME = "Nearcast-Session";
+/** Header of a request body's digest (`sha256=HEX`), covered by the session MAC. */
+export const SESSION_DIGEST_HEADER = "x-nearcast-digest";
+
+/** The text a session MAC covers. */
+function sessionText(m: string, pathQuery: string, ts: number, nonce: string, digest: string) {
+  return `nearcast-session-v1\n${m}\n${pathQuery}\n${ts}\n${nonce}\n${digest}`;
+}
+
+/** A fresh nonce: 16 random bytes, hex. */
+export function newNonce(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
+}
+
+/** The digest header value of a body: `sha256=HEX` (of no bytes when empty). */
+export function bodyDigest(body: string): string {
+  return "sha256=" + createHash("sha256").update(body).digest("hex");
+}
+
+/**
+ * Headers that authenticate an HTTP call with a session token without sending it:
+ * `authorization: Nearcast-Session id=ID, ts=MS, nonce=HEX, mac=HEX` (MAC: HMAC-SHA256 of
+ * `nearcast-session-v1\nMETHOD\nPATH?QUERY\nMS\nNONCE\nDIGEST` keyed with the token) and
+ * `x-nearcast-digest: DIGEST`. The nonce also keys the answer's MAC ({@link answerMac}).
+ */
+export function sessionHeaders(
+  token: string,
+  id: string,
+  method: string,
+  pathQuery: string,
+  body = "",
+): { headers: Record<string, string>; nonce: string } {
+  const ts = Date.now(), nonce = newNonce(), digest = bodyDigest(body);
+  const mac = macOf(token, sessionText(method, pathQuery, ts, nonce, digest));
+  return {
+    nonce,
+    headers: {
+      authorization: `${SESSION_SCHEME} id=${
+        encodeURIComponent(id)
+      }, ts=${ts}, nonce=${nonce}, mac=${mac}`,
+      [SESSION_DIGEST_HEADER]: digest,
+    },
+  };
+}
+
+/** The fields of a `Nearcast-Session` authorization, or null when it is not one. */
+export function parseSession(
+  req: Request,
+): { id: string; ts: number; nonce: string; mac: string } | null {
+  const h = req.headers.get("authorization") ?? "";
+  if (!h.startsWith(`${SESSION_SCHEME} `)) return null;
+  const f: Record<string, string> = {};
+  for (const part of h.slice(SESSION_SCHEME.length + 1).split(",")) {
+    const m = /^\s*([a-z]+)=([^\s,]*)\s*$/.exec(part);
+    if (m === null) return null;
+    f[m[1]] = m[2];
+  }
+  if (!f.id || !f.ts || !f.nonce || !f.mac) return null;
+  let id: string;
+  try {
+    id = decodeURIComponent(f.id);
+  } catch {
+    return null;
+  }
+  return { id, ts: Number(f.ts), nonce: f.nonce, mac: f.mac };
+}
+
+/**
+ * Checks a session-MAC'd request against `token`: the MAC, a time within
+ * {@link MAX_DATAGRAM_SKEW_MS} and a nonce not seen before (`seen`). The body's digest is
+ * checked by the caller once read (against the `x-nearcast-digest` header the MAC covers).
+ */
+export function sessionValid(
+  req: Request,
+  f: { ts: number; nonce: string; mac: string },
+  token: string,
+  seen: NonceSet,
+): boolean {
+  const u = new URL(req.url);
+  const digest = req.headers.get(SESSION_DIGEST_HEADER) ?? "";
+  const text = sessionText(req.method, u.pathname + u.search, f.ts, f.nonce, digest);
+  return token !== "" && sealValid(token, text, f.mac) && seen.fresh(f.nonce, f.ts);
+}
+
+/** The MAC of an answer to a session-MAC'd request: HMAC-SHA256(token, NONCE\nBODY), hex. */
+export function answerMac(token: string, nonce: string, body: string): string {
+  return macOf(token, `${nonce}\n${body}`);
+}
+
+/** Nonces seen within the skew window (replays are refused). */
+export class NonceSet {
+  #seen = new Map<string, number>();
+  /** True once per nonce, and only for a time within the skew of now. */
+  fresh(nonce: string, ts: number, now = Date.now()): boolean {
+    if (!Number.isSafeInteger(ts) || Math.abs(now - ts) > MAX_DATAGRAM_SKEW_MS) return false;
+    if (!/^[0-9a-f]{32}$/.test(nonce) || this.#seen.has(nonce)) return false;
+    if (this.#seen.size >= 100_000) {
+      for (const [n, t] of this.#seen) if (now - t > MAX_DATAGRAM_SKEW_MS) this.#seen.delete(n);
+      if (this.#seen.size >= 100_000) return false;
+    }
+    this.#seen.set(nonce, ts);
+    return true;
+  }
 }
 
 /** HMAC-SHA256 of `body` keyed with `key`, hex: the MAC of datagrams and control answers. */
