@@ -185,15 +185,21 @@ function pipeOutput(
 ): Promise<void> {
   return (async () => {
     let rest = "";
+    // Our own output may be gone (a closed terminal): the children are still stopped.
+    const say = (line: string) => {
+      try {
+        to(line);
+      } catch { /* stdout or stderr closed */ }
+    };
     for await (const text of stream.pipeThrough(new TextDecoderStream())) {
       const lines = (rest + text).split("\n");
       rest = lines.pop()!;
       for (const line of lines) {
-        to(`[${name}] ${line}`);
+        say(`[${name}] ${line}`);
         onLine(line);
       }
     }
-    if (rest) to(`[${name}] ${rest}`);
+    if (rest) say(`[${name}] ${rest}`);
   })();
 }
 
@@ -317,11 +323,16 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     const onSignal = () => {
       if (stopping) return;
       stopping = true;
-      console.log("\nstopping...");
+      try {
+        console.log("\nstopping...");
+      } catch { /* stdout closed */ }
       stopAll().then(() => resolve(0));
     };
-    Deno.addSignalListener("SIGINT", onSignal);
-    Deno.addSignalListener("SIGTERM", onSignal);
+    // SIGHUP too: a closed terminal stops the demo and everything it started (the servers
+    // themselves ignore SIGHUP).
+    for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+      Deno.addSignalListener(sig, onSignal);
+    }
   });
   try {
     for (const spec of demoProcesses(o)) running.push(await start(spec));

@@ -239,3 +239,64 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
   // The DNS child is gone: its port can be bound again.
   Deno.listenDatagram({ hostname: "127.0.0.1", port, transport: "udp" }).close();
 });
+
+Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closing the terminal stops everything", async () => {
+  const port = freePort();
+  const httpPort = freeHttpPort();
+  const originPort = freeHttpPort();
+  const controlPort = freePort();
+  const demo = [Deno.execPath(), "run", "-A", DEMO, "--dns-port", String(port)]
+    .concat(["--http-port", String(httpPort), "--origin-port", String(originPort)])
+    .concat(["--control-port", String(controlPort)]).join(" ");
+  // script(1) runs the demo on a pseudo-terminal: its stdin is a terminal, and killing script
+  // closes that terminal (SIGHUP to the demo and its children).
+  const term = new Deno.Command("script", {
+    args: ["-qfec", demo, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let out = "";
+  const pump = async (s: ReadableStream<Uint8Array>) => {
+    for await (const t of s.pipeThrough(new TextDecoderStream())) out += t.replaceAll("\r", "");
+  };
+  const pumps = Promise.all([pump(term.stdout), pump(term.stderr)]);
+  const writer = term.stdin.getWriter();
+  const seen = (re: RegExp) =>
+    within(
+      (async () => {
+        while (!re.test(out)) await new Promise((r) => setTimeout(r, 50));
+      })(),
+      READY_MS,
+      `${re} in the demo's output`,
+    );
+  const dig = async () =>
+    parseDig((await runClient("dig", ["@127.0.0.1", "-p", String(port), "cdn.test"])).stdout)
+      .answer[0]?.data ?? "";
+  try {
+    await seen(/Ctrl-C stops everything/);
+    Deno.kill(Number(/^\s*kill -9 (\d+)/m.exec(out)?.[1]), "SIGKILL");
+    await seen(/to restart it, type "restart lon" here/);
+    await writer.write(new TextEncoder().encode("restart lon\n"));
+    await seen(/demo: lon restarted \(pid \d+\)/);
+    assert.equal(
+      await poll(async () => (await dig()) === "127.0.0.12" ? true : null),
+      true,
+      "lon answered again",
+    );
+  } finally {
+    term.kill("SIGKILL");
+    await term.status;
+    await writer.close().catch(() => {});
+    await pumps.catch(() => {});
+  }
+  // The terminal is gone: the demo stops every process it started, the restarted one too.
+  const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
+  for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
+  for (const [hostname, p] of ports) {
+    const closed = await poll(() =>
+      Deno.connect({ hostname, port: p }).then((c) => (c.close(), null), () => true)
+    );
+    assert.equal(closed, true, `${hostname}:${p} still answers after the terminal closed\n${out}`);
+  }
+});
