@@ -206,21 +206,41 @@ function internalError(error: unknown, log: (line: string) => void, name: string
   });
 }
 
-/** Wraps a body so that every chunk that moves marks the connection active. */
+/**
+ * Wraps a body so that every chunk that moves marks the connection active; `end` is called once
+ * when the body is done, cancelled or failed.
+ */
 function watched(
   body: ReadableStream<Uint8Array>,
   touch: () => void,
+  end: () => void = () => {},
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
+  let ended = false;
+  const finish = () => {
+    if (!ended) {
+      ended = true;
+      end();
+    }
+  };
   return new ReadableStream<Uint8Array>({
     async pull(c) {
       touch();
-      const { done, value } = await reader.read();
+      let r;
+      try {
+        r = await reader.read();
+      } catch (e) {
+        finish();
+        throw e;
+      }
       touch();
-      if (done) c.close();
-      else c.enqueue(value);
+      if (r.done) {
+        finish();
+        c.close();
+      } else c.enqueue(r.value);
     },
     cancel(reason) {
+      finish();
       return reader.cancel(reason);
     },
   }, { highWaterMark: 0 });
@@ -309,28 +329,38 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       const t = Date.now();
       if (t > conn.last) conn.last = t;
     };
+    // A request is in flight from its head until its response body is handed over whole (a
+    // body held in memory: Deno takes it at once) or its stream ends.
     const done = () => {
       conn.active--;
       touch();
     };
     const watch = (res: Response): Response => {
-      // Streams are watched chunk by chunk; Deno writes bodies held in memory by itself.
-      if (hasStreamBody(res)) return new Response(watched(res.body!, touch), res);
+      if (hasStreamBody(res)) return new Response(watched(res.body!, touch, done), res);
       const n = staticBodyLength(res);
       if (n > 0) conn.last = Math.max(conn.last, Date.now() + n * 1000 / MIN_STATIC_SEND_RATE);
+      done();
       return res;
+    };
+    const failed = (e: unknown): never => {
+      done();
+      throw e;
     };
     const wrapped: LimitedHandler = (req, info) => {
       conn.active++;
       touch();
-      info.completed.then(done, done);
       const m = req.method;
       if (m !== "GET" && m !== "HEAD" && req.body !== null) {
         // signal: null: the original's signal getter warns about Deno's legacy abort behaviour.
         req = new Request(req, { body: watched(req.body, touch), signal: null });
       }
-      const res = handler(req, info);
-      return res instanceof Promise ? res.then(watch) : watch(res);
+      let res;
+      try {
+        res = handler(req, info);
+      } catch (e) {
+        failed(e);
+      }
+      return res instanceof Promise ? res.then(watch, failed) : watch(res!);
     };
     let server;
     try {
