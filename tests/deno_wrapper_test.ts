@@ -64,3 +64,28 @@ Deno.test("./deno returns Deno's exit code", async () => {
   }).output();
   assert.equal(out.code, 7);
 });
+
+Deno.test("./deno task http: SIGTERM to the wrapper stops the replica (exit 0, port freed)", async () => {
+  const child = new Deno.Command(`${ROOT}deno`, {
+    args: ["task", "http", "-p", "0", "--host", "127.0.0.1", "-o", "127.0.0.1:9"],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/listening on http:\/\/127\.0\.0\.1:\d+\//.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const port = Number(/listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(text)?.[1]);
+  assert.ok(port > 0, `no port printed: ${text}`);
+  child.kill("SIGTERM");
+  const status = await child.status;
+  reader.releaseLock();
+  await child.stdout.cancel().catch(() => {});
+  assert.equal(status.code, 0, `exit status ${JSON.stringify(status)}`);
+  assert.ok(portFree(port), `port ${port} still in use after SIGTERM to ./deno task`);
+});
