@@ -13,7 +13,10 @@ import {
   newKey,
   newNonce,
   objectDigest,
+  parseAuthFields,
   requestText,
+  responseText,
+  SIGNATURE_HEADER,
   Signer,
   type StoredKey,
 } from "../lib/replication/trust.ts";
@@ -315,6 +318,71 @@ Deno.test("trust: a restarted node keeps its key and replicates without the admi
       );
       await waitUntil(() => converged([a, b]), CONVERGE_MS, "a and b to agree");
     } finally {
+      await stopAll(nodes);
+    }
+  });
+});
+
+Deno.test("trust: a signed manifest listing a version far ahead is skipped; the clock stays", async () => {
+  await withTempDir(async (dir) => {
+    const nodes: (TestNode | null)[] = [];
+    let forger: Deno.HttpServer | null = null;
+    try {
+      const a = await startNode("a", `${dir}/a`);
+      nodes.push(a);
+      const b = await startNode("b", `${dir}/b`, ["--join", a.url]);
+      nodes.push(b);
+      const key = keyOf(b);
+      const port = Number(new URL(b.url).port);
+      await b.proc.close();
+      nodes[1] = null;
+      // Someone holding b's key answers at b's address: every answer correctly signed as b.
+      const signer = new Signer("b", key);
+      const future = { ts: Date.now() + 1e9, node: "b" };
+      let manifests = 0;
+      forger = Deno.serve({ hostname: "127.0.0.1", port, onListen() {} }, async (req) => {
+        await req.body?.cancel();
+        const nonce = parseAuthFields(
+          (req.headers.get("authorization") ?? "").replace(`${AUTH_SCHEME} `, ""),
+        )?.nonce ?? "";
+        const path = new URL(req.url).pathname;
+        if (path === "/_cdn/manifest") manifests++;
+        const body = JSON.stringify(
+          path === "/_cdn/manifest"
+            ? {
+              node: "b",
+              digest: "x",
+              entries: [{
+                name: "evil.txt",
+                version: future,
+                deleted: false,
+                sha256: "a".repeat(64),
+                size: 1,
+              }],
+            }
+            : { from: { id: "b", url: b.url }, servers: [], digest: "differs" },
+        );
+        const digest = bodyDigest(body);
+        return new Response(body, {
+          headers: {
+            "content-type": "application/json",
+            [DIGEST_HEADER]: digest,
+            [SIGNATURE_HEADER]: `id=b, sig=${signer.sign(responseText(nonce, 200, digest))}`,
+          },
+        });
+      });
+      await waitUntil(() => manifests > 0, CONVERGE_MS, "a to fetch the forged manifest");
+      await waitUntil(
+        () => a.proc.lines.some((l) => /skipped evil\.txt: version .* ahead/.test(l)),
+        CONVERGE_MS,
+        "a to log the skipped entry",
+      );
+      ok(!(await manifestOf(a.url)).has("evil.txt"));
+      await upload(dir, a, "later.txt", "later");
+      const info = await (await tfetch(`${a.url}/_cdn/files/later.txt`)).json();
+      ok(info.version.ts < Date.now() + 60_000, `clock jumped: ${info.version.ts}`);
+    } finally {
+      await forger?.shutdown();
       await stopAll(nodes);
     }
   });
