@@ -29,8 +29,11 @@ import { hasStreamBody, serveOnConnection, staticBodyLength } from "./_serve_con
 export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
 /** Default idle timeout for a connection with a request in flight. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
-/** Default connection cap when the open-file limit allows it. */
-export const DEFAULT_MAX_CONNS = 10_000;
+/**
+ * Default connection cap when the open-file limit allows it. An open connection holds about
+ * 33 KiB of the replica's memory (`bench/listener/conn_rss.ts`), so 4096 is about 135 MiB.
+ */
+export const DEFAULT_MAX_CONNS = 4096;
 /**
  * Slowest delivery a body held in memory is allowed (bytes per second): Deno writes such a body
  * without telling us about progress, so its connection gets the timeouts plus its size at this

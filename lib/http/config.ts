@@ -79,7 +79,7 @@ export const HTTP_FLAGS = {
     type: "string",
     arg: "N",
     help: "Most open client connections; past it the oldest idle one is closed. " +
-      "Default 10000, at most 3/4 of the open-file limit (768 under ulimit -n 1024).",
+      "Default 4096, at most 3/4 of the open-file limit (768 under ulimit -n 1024).",
   },
   "header-timeout": {
     type: "string",
