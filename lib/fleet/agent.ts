@@ -131,6 +131,8 @@ export class FleetAgent {
   #seq = 0;
   /** Key of `register` replies: the admin token when the server MACs with it, else "". */
   #registerKey = "";
+  /** A heartbeat could not be sent (logged once). */
+  #sendFailed = false;
   /** Nonces of probe requests seen (replays are refused). */
   #nonces = new NonceSet();
   /** Highest `seq` answered so far (replies at or below it are replays). */
@@ -278,7 +280,14 @@ export class FleetAgent {
       transport: "udp",
       hostname: this.#dns.host,
       port: this.#heartbeatPort,
-    }).catch(() => {}); // the DNS server is unreachable: it will notice the silence
+    }).then(() => {
+      this.#sendFailed = false;
+    }, (e) => {
+      // Unreachable (ICMP errors surface here): the DNS server will notice the silence.
+      if (e instanceof Deno.errors.BadResource && this.#ac.signal.aborted) return; // closed
+      if (!this.#sendFailed) this.#log(`fleet: cannot send a heartbeat: ${(e as Error).message}`);
+      this.#sendFailed = true;
+    });
   }
 
   /**

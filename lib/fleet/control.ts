@@ -401,10 +401,11 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       try {
         reply = answer(data);
       } catch (e) {
-        if (!(e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError)) {
-          throw e;
-        }
         stats.badDatagrams++;
+        if (!(e instanceof TypeError || e instanceof RangeError || e instanceof SyntaxError)) {
+          // The edge of one datagram: a bug must not stop the heartbeat loop; it is logged.
+          log(`control: heartbeat handling failed: ${(e as Error)?.stack ?? e}`);
+        }
         continue; // not a valid heartbeat: no answer (no reflection of junk)
       }
       if (reply === null) continue;
