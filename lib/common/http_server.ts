@@ -290,9 +290,13 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     }
   }, Math.max(10, Math.min(1_000, limits.headerTimeoutMs / 4, limits.idleTimeoutMs / 4)));
 
+  /** No request in flight and no body held in memory still being written (`last` ahead). */
+  const idle = (c: Conn, t: number) => c.active === 0 && c.last <= t;
+
   function makeRoom(): boolean {
+    const t = Date.now();
     for (const c of conns) {
-      if (c.active === 0) {
+      if (idle(c, t)) {
         stats.evicted++;
         c.close();
         return true;
@@ -411,9 +415,10 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       } catch { /* closed */ }
       await loop;
       // Idle connections go now; busy ones when their requests end (the sweep closes them).
-      for (const c of conns) if (c.active === 0) c.close();
+      for (const c of conns) if (idle(c, Date.now())) c.close();
       const drain = setInterval(() => {
-        for (const c of conns) if (c.active === 0) c.close();
+        const t = Date.now();
+        for (const c of conns) if (idle(c, t)) c.close();
       }, 50);
       await Promise.allSettled([...served]);
       clearInterval(drain);
