@@ -1,7 +1,7 @@
 /**
  * The replication side of a node: accepts uploads and deletes, stores them durably (pinned in
  * the cache, `state.ts`), pushes them to every known node (`push.ts`), keeps the server list
- * (`membership.ts`) in sync through heartbeats, repairs divergence by comparing manifests
+ * (`membership.ts`) in sync through heartbeats (`heartbeat.ts`), repairs divergence by comparing manifests
  * (`sync.ts`; at start-up before it reports ready, and on every heartbeat), and authenticates
  * every node-to-node call both ways (`trust.ts`, `peer_auth.ts`).
  *
@@ -29,20 +29,18 @@ import { decodeObjectStream, WireError } from "../upload/wire.ts";
 import { checkHeader, nameError, nameToPath } from "../upload/validate.ts";
 import { HybridClock, type Version } from "./version.ts";
 import type { ReplicationDb } from "./db.ts";
-import { drain, json, readJsonObject, Refusal, serverUrl, text } from "./_http.ts";
+import { drain, json, Refusal, text } from "./_http.ts";
 import { HeldState, sameContent, tombstone, type VersionedHeader } from "./state.ts";
 export type { HeldEntry } from "./state.ts";
 import { Membership } from "./membership.ts";
-import { type Caller, PeerAuth, PeerError } from "./peer_auth.ts";
+import { type Caller, PeerAuth } from "./peer_auth.ts";
 import { AntiEntropy } from "./sync.ts";
 import { PushQueues } from "./push.ts";
 import { exportStream, serveMiss } from "./serve.ts";
-import { bodyDigest, futureVersionError, objectDigest, Signer, type StoredKey } from "./trust.ts";
-import { AdminRoutes, MAX_API_BODY } from "./admin.ts";
+import { futureVersionError, objectDigest, Signer, type StoredKey } from "./trust.ts";
+import { AdminRoutes } from "./admin.ts";
 import { CatchUp, type CatchUpView } from "./catch_up.ts";
-
-/** Least time between two admission attempts at a node that refused the last one. */
-export const ADMIT_RETRY_MS = 30_000;
+import { Heartbeats } from "./heartbeat.ts";
 
 /** Options of {@link ReplicationNode}. */
 export interface ReplicationOptions {
@@ -109,20 +107,13 @@ export class ReplicationNode {
   #push: PushQueues;
   #admin: AdminRoutes;
   #catchUp: CatchUp;
+  #beats: Heartbeats;
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ac = new AbortController();
   #tasks = new Set<Promise<unknown>>();
-  /** URLs the last heartbeat round called. */
-  #lastTargets: string[] = [];
   /** The start-up sequence while it runs ({@link close} waits for it). */
   #starting: Promise<void> | null = null;
-  /** URLs that answered as a listed node (a discovered URL is not a new seed then). */
-  #aliases = new Set<string>();
-  /** When an admission was last refused, per URL. */
-  #admitRefused = new Map<string, number>();
-  /** URLs whose last heartbeat failed (logged once until they answer again). */
-  #failing = new Set<string>();
 
   constructor(opts: ReplicationOptions) {
     this.#o = { now: Date.now, log: (l: string) => console.error(l), ...opts };
@@ -172,6 +163,18 @@ export class ReplicationNode {
       onAdded: () => this.#track(this.#heartbeatRound(true)),
     });
     this.#catchUp = new CatchUp(this.#sync, this.#ac.signal, log);
+    this.#beats = new Heartbeats({
+      id: opts.id,
+      state: this.#state,
+      members: this.#members,
+      auth: this.#auth,
+      admin: this.#admin,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      signal: this.#ac.signal,
+      now,
+      log,
+      discover: opts.discover,
+    });
   }
 
   /** True once the start-up catch-up is done. */
@@ -223,7 +226,7 @@ export class ReplicationNode {
       return this.#guard(req, ["GET"], "node", (c) => this.#export(req, c!));
     }
     if (path === "/_cdn/heartbeat") {
-      return this.#guard(req, ["POST"], "node", (c) => this.#heartbeatIn(req, c!));
+      return this.#guard(req, ["POST"], "node", (c) => this.#beats.handle(req, c!));
     }
     if (path === "/_cdn/credentials") {
       return this.#guard(req, ["POST"], "admin", () => admin.admit(req));
@@ -414,108 +417,16 @@ export class ReplicationNode {
 
   // ---- heartbeats ------------------------------------------------------------------------
 
-  #heartbeatBody(): string {
-    return JSON.stringify({
-      from: { id: this.id, url: this.#admin.selfUrl },
-      servers: this.#members.entries(),
-      digest: this.digest(),
-    });
-  }
-
-  async #heartbeatIn(req: Request, caller: Caller): Promise<Response> {
-    const { raw, value } = await readJsonObject(req, MAX_API_BODY);
-    if (bodyDigest(raw) !== caller.digest) {
-      throw new Refusal(400, "body differs from the signed digest");
-    }
-    this.#members.mergeList(value.servers, caller.id);
-    this.#members.seen(caller.id);
-    return this.#auth.signed(caller, 200, this.#heartbeatBody());
-  }
-
-  /**
-   * Heartbeats every peer and seed (admitting this node first where it is not known yet);
-   * with `sync`, starts anti-entropy with each whose digest differs. Returns who answered.
-   */
+  /** One heartbeat round; with `sync`, anti-entropy with each node whose digest differs. */
   async #heartbeatRound(sync: boolean): Promise<{ url: string; id: string }[]> {
     this.#state.checkStore();
-    const answered: { url: string; id: string }[] = [];
-    this.#lastTargets = [];
-    const targets = new Map<string, string>(); // url -> id, "" for a seed
-    for (const e of this.#members.peers()) targets.set(e.url, e.id);
-    for (const raw of this.#o.discover?.() ?? []) {
-      const url = serverUrl(raw);
-      if (url !== null && !targets.has(url) && !this.#aliases.has(url)) {
-        this.#members.seeds.add(url);
+    const answered = await this.#beats.round();
+    if (sync) {
+      for (const a of answered) {
+        if (a.digest !== this.digest()) this.#track(this.#sync.sync(a.url, a.id));
       }
     }
-    for (const s of this.#members.seeds) {
-      if (!targets.has(s) && s !== this.#admin.selfUrl) targets.set(s, "");
-    }
-    this.#lastTargets = [...targets.keys()];
-    await Promise.all([...targets].map(async ([url, id]) => {
-      const r = await this.#heartbeatTo(url, id);
-      if (r === null || r.id === this.id) return;
-      answered.push({ url, id: r.id });
-      if (sync && r.digest !== this.digest()) this.#track(this.#sync.sync(url, r.id));
-    }));
     return answered;
-  }
-
-  /**
-   * One heartbeat to `url` (`id` "" for a seed); the peer's id and digest, or null. When the
-   * node answers but does not know this node's key (401), or this node cannot verify its answer
-   * yet (a new node), this node presents the admin token there (admission) and tries again;
-   * after a refused admission, not again for {@link ADMIT_RETRY_MS}.
-   */
-  async #heartbeatTo(url: string, id: string): Promise<{ id: string; digest: string } | null> {
-    try {
-      return await this.#heartbeatOnce(url, id);
-    } catch (e) {
-      if (!(e instanceof PeerError)) throw e;
-      const refusedAt = this.#admitRefused.get(url) ?? -Infinity;
-      if (
-        e.status === 0 || !this.#admin.canAdmit || this.#o.now() - refusedAt < ADMIT_RETRY_MS
-      ) {
-        return this.#failed(url, e.message);
-      }
-      const err = await this.#admin.admitAt(url);
-      if (err !== null) {
-        if (err.refused) this.#admitRefused.set(url, this.#o.now());
-        return this.#failed(url, err.why);
-      }
-      this.#admitRefused.delete(url);
-      try {
-        return await this.#heartbeatOnce(url, id);
-      } catch (e2) {
-        if (!(e2 instanceof PeerError)) throw e2;
-        return this.#failed(url, e2.message);
-      }
-    }
-  }
-
-  async #heartbeatOnce(url: string, id: string): Promise<{ id: string; digest: string }> {
-    const r = await this.#auth.json(url, "/_cdn/heartbeat", {
-      method: "POST",
-      body: this.#heartbeatBody(),
-      signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), this.#ac.signal]),
-      expect: id === "" ? undefined : id,
-    });
-    if (r.status !== 200) throw new PeerError(`${url} answered ${r.status}`, r.status);
-    this.#members.mergeList(r.value.servers, r.id);
-    this.#members.seen(r.id);
-    this.#members.seeds.delete(url);
-    this.#aliases.add(url); // answered: known by its id from now on
-    this.#failing.delete(url);
-    return { id: r.id, digest: String(r.value.digest) };
-  }
-
-  /** Logs a failed heartbeat once until `url` answers again; null. */
-  #failed(url: string, why: string): null {
-    if (!this.#failing.has(url) && !this.#ac.signal.aborted) {
-      this.#failing.add(url);
-      this.#o.log(`heartbeat: ${url}: ${why}`);
-    }
-    return null;
   }
 
   /**
@@ -542,12 +453,12 @@ export class ReplicationNode {
 
   async #start(selfUrl: string): Promise<void> {
     this.#admin.setSelf(new URL(selfUrl).origin);
-    this.#aliases.add(this.#admin.selfUrl);
+    this.#beats.setSelf(this.#admin.selfUrl);
     const answered = await this.#heartbeatRound(false);
-    const tried = new Set(this.#lastTargets);
+    const tried = new Set(this.#beats.lastTargets);
     // A second round reaches the servers the first one taught us.
     const more = await this.#heartbeatRound(false);
-    for (const url of this.#lastTargets) tried.add(url);
+    for (const url of this.#beats.lastTargets) tried.add(url);
     const all = [...answered, ...more];
     for (const a of all) tried.delete(a.url);
     if (this.#closed) return;
