@@ -172,3 +172,25 @@ Deno.test("fill stream: a large body cut short is never stored nor completed", a
     await origin.close();
   }
 });
+
+Deno.test("fill stream: a streamed body that stalls for --origin-timeout is cut, not stored", async () => {
+  const origin = startGatedOrigin(SLOW); // sends half, then nothing until released
+  try {
+    await withReplica(origin.url, ["--origin-timeout", "500ms"], async (url) => {
+      const res = await within(fetch(url + "/stall"), 10_000, "response headers");
+      equal(res.status, 200);
+      const got = await within(
+        res.arrayBuffer().then((b) => b.byteLength, () => "cut"),
+        10_000,
+        "the cut",
+      );
+      equal(got, "cut", "the client sees the body fail, not a short body");
+      const again = await within(fetch(url + "/stall"), 10_000, "second response");
+      equal(again.headers.get("x-cache"), "MISS", "nothing was stored");
+      await again.body?.cancel();
+      equal(origin.count(), 2);
+    });
+  } finally {
+    await origin.close();
+  }
+});

@@ -9,7 +9,7 @@
  * Reports the idle RSS (after start, nothing cached), the peak (VmHWM), the RSS at the end,
  * and the bound `idle + 1.5 x budget + 40 MiB`; exits 1 when the peak is over the bound.
  *
- * `deno run -A bench/memory/soak.ts [--cache-bytes 16MiB] [--requests 100000]
+ * `deno run -A bench/memory/soak.ts [--cache-bytes 16MiB] [--requests 40000]
  * [--connections 32]` (see --help). Writes JSON to bench/.out/memory.json. Linux only.
  *
  * @module
@@ -27,14 +27,14 @@ const START_MS = 60_000;
 
 const FLAGS = {
   "cache-bytes": { type: "string", help: "Replica --cache-bytes. Default 16MiB." },
-  requests: { type: "string", help: "Requests in all. Default 100000." },
+  requests: { type: "string", help: "Requests in all. Default 40000." },
   connections: { type: "string", help: "Concurrent clients. Default 32." },
   small: { type: "string", help: "Distinct 1 KiB objects. Default 200000." },
-  large: { type: "string", help: "Distinct large objects. Default 24." },
-  "large-bytes": { type: "string", help: "Size of a large object. Default 4MiB." },
+  large: { type: "string", help: "Distinct large objects. Default 16." },
+  "large-bytes": { type: "string", help: "Size of a large object. Default 2MiB." },
   "large-share": {
     type: "string",
-    help: "Share of requests for large objects (half of them ranges). Default 0.02.",
+    help: "Share of requests for large objects (half of them ranges). Default 0.005.",
   },
   v8: { type: "string", help: "V8 flags for the replica, e.g. --max-semi-space-size=1." },
   help: { type: "boolean", short: "h", help: "Show this help." },
@@ -185,12 +185,12 @@ async function main() {
   if (Deno.build.os !== "linux") throw new Error("bench:memory reads /proc: Linux only");
   const cacheBytes = values["cache-bytes"] ?? "16MiB";
   const budget = parseSize(cacheBytes);
-  const requests = Number(values.requests ?? 100_000);
+  const requests = Number(values.requests ?? 40_000);
   const connections = Number(values.connections ?? 32);
   const smallCount = Number(values.small ?? 200_000);
-  const largeCount = Number(values.large ?? 24);
-  const largeBytes = parseSize(values["large-bytes"] ?? "4MiB");
-  const largeShare = Number(values["large-share"] ?? 0.02);
+  const largeCount = Number(values.large ?? 16);
+  const largeBytes = parseSize(values["large-bytes"] ?? "2MiB");
+  const largeShare = Number(values["large-share"] ?? 0.005);
 
   const origin = startOrigin(largeBytes);
   const dir = await Deno.makeTempDir({ prefix: "nearcast_soak_" });
