@@ -195,7 +195,7 @@ Deno.test("trust: only admitted keys are accepted; a replay and a future version
 
 Deno.test("trust: a removed node is refused everywhere while the others keep replicating", async () => {
   await withTempDir(async (dir) => {
-    const nodes: TestNode[] = [];
+    const nodes: (TestNode | null)[] = [];
     try {
       const a = await startNode("a", `${dir}/a`);
       nodes.push(a);
@@ -254,6 +254,20 @@ Deno.test("trust: a removed node is refused everywhere while the others keep rep
       await new Promise((r) => setTimeout(r, 1000));
       ok(!(await manifestOf(a.url)).has("from-c.txt"), "a took a file from a removed node");
       ok(!(await manifestOf(b.url)).has("from-c.txt"), "b took a file from a removed node");
+
+      // Let the machine in again: a new key (node_key.json deleted), admitted with the token.
+      const idx = nodes.indexOf(c);
+      await c.proc.close();
+      nodes[idx] = null;
+      await Deno.remove(`${c.dir}/node_key.json`);
+      const c2 = await startNode("c", c.dir, ["--join", a.url]);
+      nodes[idx] = c2;
+      await upload(dir, a, "welcome-back.txt", "back");
+      await waitUntil(
+        async () => (await get(`${c2.url}/welcome-back.txt`)).status === 200,
+        CONVERGE_MS,
+        "c (new key) to get welcome-back.txt",
+      );
     } finally {
       await stopAll(nodes);
     }
