@@ -200,3 +200,50 @@ Deno.test("replication: server list API (auth, add, remove) spreads by heartbeat
     }
   });
 });
+
+Deno.test("replication: three nodes started at once from one --servers file replicate", async () => {
+  await withTempDir(async (dir) => {
+    const nodes: TestNode[] = [];
+    try {
+      // Free ports picked ahead, so the one file can name all three before any starts.
+      const ports = [0, 0, 0].map(() => {
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const p = (l.addr as Deno.NetAddr).port;
+        l.close();
+        return p;
+      });
+      const file = `${dir}/servers.json`;
+      await Deno.writeTextFile(file, JSON.stringify(ports.map((p) => `http://127.0.0.1:${p}`)));
+      nodes.push(
+        ...await Promise.all(
+          ["a", "b", "c"].map((id, i) =>
+            startNode(id, `${dir}/${id}`, ["-p", String(ports[i]), "--servers", file])
+          ),
+        ),
+      );
+      await waitUntil(
+        async () => {
+          for (const n of nodes) {
+            const list = await serversOf(n.url);
+            if (list.length !== 3 || !list.every((s) => s.alive)) return false;
+          }
+          return true;
+        },
+        CONVERGE_MS,
+        "every node to know the three nodes",
+      );
+      await Deno.writeTextFile(`${dir}/f.txt`, "at once");
+      const r = await runUpload([`${dir}/f.txt`, "--to", nodes[2].url, "--token", TOKEN]);
+      equal(r.code, 0, r.err);
+      for (const n of nodes) {
+        await waitUntil(
+          async () => (await get(`${n.url}/f.txt`)).status === 200,
+          CONVERGE_MS,
+          `${n.id} f.txt`,
+        );
+      }
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+});
