@@ -208,3 +208,33 @@ Deno.test("http persist: SIGKILL mid-write never leaves a truncated body", async
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });
+
+Deno.test("http persist: after a restart, a body under 1 MiB read once is served from memory", async () => {
+  const origin = await startOrigin({
+    "/big": { headers: { "cache-control": "max-age=600" }, body: BIG },
+  });
+  const dir = await Deno.makeTempDir({ prefix: "nearcast_http_reload_" });
+  let replica = await startReplica(["-o", origin.url, "--id", "p", "--data", dir]);
+  try {
+    await (await fetch(replica.url + "/big")).arrayBuffer();
+    await replica.close();
+    replica = await startReplica(["-o", origin.url, "--id", "p", "--data", dir]);
+    const first = await fetch(replica.url + "/big");
+    equal(first.headers.get("x-cache"), "HIT");
+    ok(same(new Uint8Array(await first.arrayBuffer()), BIG));
+    // The store keeps this 200 KB body in a file; once read, hits no longer open it.
+    const files = await filesOfSize(dir, BIG.byteLength);
+    equal(files.length, 1, "one body file");
+    await Deno.remove(files[0]);
+    for (let i = 0; i < 3; i++) {
+      const hit = await fetch(replica.url + "/big");
+      equal(hit.headers.get("x-cache"), "HIT");
+      ok(same(new Uint8Array(await hit.arrayBuffer()), BIG));
+    }
+    equal(origin.count("/big"), 1);
+  } finally {
+    await replica.close();
+    await origin.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

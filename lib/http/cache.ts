@@ -184,8 +184,14 @@ export class HttpCache {
       return null;
     }
     entry.verified = true;
-    if (got.file !== null) return got.file;
-    const body = got.bytes as Bytes;
+    if (got.file !== null && entry.size >= FILE_SERVE_THRESHOLD) return got.file;
+    // Under the threshold the body is kept in memory (as it was before a restart), so later
+    // hits take the in-memory path instead of opening its file each time.
+    const body = got.file === null ? got.bytes as Bytes : await readWhole(got.file, entry.size);
+    if (body === null) {
+      this.remove(entry);
+      return null;
+    }
     if (entry.size < FILE_SERVE_THRESHOLD && this.#slots[entry.slot] === entry) entry.body = body;
     return body;
   }
@@ -636,5 +642,20 @@ export class HttpCache {
     } finally {
       if (this.#pendingPuts.get(entry.key) === put) this.#pendingPuts.delete(entry.key);
     }
+  }
+}
+
+/** All `size` bytes of an open file (closed after), or null when it is shorter. */
+async function readWhole(file: Deno.FsFile, size: number): Promise<Bytes | null> {
+  try {
+    const out = new Uint8Array(size);
+    for (let at = 0; at < size;) {
+      const n = await file.read(out.subarray(at));
+      if (n === null || n === 0) return null;
+      at += n;
+    }
+    return out;
+  } finally {
+    file.close();
   }
 }
