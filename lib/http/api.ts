@@ -11,6 +11,7 @@ import { checkBearer } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { HttpCache } from "./cache.ts";
 import type { Metrics } from "./metrics.ts";
+import { applyPurge, type PurgeFanOut, type PurgeTarget, purgeTarget } from "./purge.ts";
 import type { Responder } from "./respond.ts";
 
 /** Prefix of the replica's own API. */
@@ -48,6 +49,11 @@ export interface ApiOptions {
   adminToken: string | null;
   /** More `/_cdn/` routes, asked first: a response, or null when not one of them. */
   extraApi?: (req: Request, path: string) => Response | Promise<Response> | null;
+  /**
+   * Pushes a purge applied here to the other members (signed node-to-node calls); how they
+   * answered, or null when this node has no membership (no `--data`).
+   */
+  purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** More health fields; `ready: false` makes health answer 503. */
   health?: () => { ready: boolean; [field: string]: unknown };
   /** More metrics lines in Prometheus text format (the listener's counters). */
@@ -85,37 +91,12 @@ export function createApi(
         return respond.text(400, 'purge body must be a JSON object: {"url": "/path"}');
       }
     }
-    const toPath = (v: unknown): string | null => {
-      if (typeof v !== "string" || v === "") return null;
-      if (v.startsWith("/")) return v;
-      try {
-        const u = new URL(v);
-        return u.pathname + u.search;
-      } catch {
-        return null;
-      }
-    };
-    let purged = 0;
-    if (target.url !== undefined) {
-      const p = toPath(target.url);
-      if (p === null) {
-        return respond.text(400, `purge url must be a path or URL: received ${target.url}`);
-      }
-      purged += cache.invalidate(p);
-    } else if (target.prefix !== undefined) {
-      const p = toPath(target.prefix);
-      if (p === null) {
-        return respond.text(
-          400,
-          `purge prefix must be a path or URL: received ${target.prefix}`,
-        );
-      }
-      purged += cache.purgePrefix(p);
-    } else {
-      return respond.text(400, 'purge needs "url" or "prefix"');
-    }
-    metrics.purged += purged;
-    return Response.json({ purged }, { headers: { "cache-control": "no-store", via } });
+    const t = purgeTarget(target);
+    if (typeof t === "string") return respond.text(400, t);
+    const purged = applyPurge(cache, metrics, t);
+    const members = o.purgeMembers === undefined ? null : await o.purgeMembers(t);
+    const body = members === null ? { purged } : { purged, members };
+    return Response.json(body, { headers: { "cache-control": "no-store", via } });
   }
 
   function health(): Response {

@@ -34,6 +34,7 @@ import {
   withIdleTimeout,
 } from "./origin.ts";
 import type { Responder } from "./respond.ts";
+import { selectPeers } from "./peer_select.ts";
 import { serveBody } from "./serve_body.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
@@ -51,8 +52,13 @@ export interface FillerOptions {
   originTimeoutMs: number;
   /** How long a miss waits for another request's fetch of the same key, ms. */
   coalesceTimeoutMs: number;
-  /** Peer base URLs asked before the origin on a miss. */
+  /** Peer base URLs always asked before the origin on a miss (`--peers`). */
   peers: string[];
+  /**
+   * Base URLs of the live members of the membership (not this node): a few of them are asked
+   * too (see peer_select.ts).
+   */
+  members?: () => string[];
   /** Time allowed for a peer's answer, ms. */
   peerTimeoutMs: number;
   /** Our `Via` element. */
@@ -124,13 +130,18 @@ export function createFiller(o: FillerOptions): Filler {
   const coalescer = new Coalescer<FillResult>(o.coalesceTimeoutMs, now);
   const background = new Set<Promise<unknown>>();
 
-  /** Asks the peers for `url`; the first one answering from its cache wins. */
+  /**
+   * Asks the peers for `url` (with {@link PEER_HEADER}: they answer from their cache only, so
+   * a peer never asks further), each bounded by the peer timeout; the first one answering
+   * from its cache wins.
+   */
   async function askPeers(url: string, req: Request, sent: Headers): Promise<Response | null> {
-    if (peers.length === 0) return null;
+    const asked = selectPeers(url, peers, o.members?.() ?? []);
+    if (asked.length === 0) return null;
     const headers = fillRequestHeaders(req.headers, sent, via);
     headers.set(PEER_HEADER, "1");
     let won = false;
-    const attempts = peers.map(async (peer) => {
+    const attempts = asked.map(async (peer) => {
       const signal = AbortSignal.timeout(peerTimeout);
       const res = await fetch(peer + url, { headers, signal, redirect: "manual" });
       if (won || res.status === 504 || res.headers.get("x-cache") === null) {
@@ -163,7 +174,7 @@ export function createFiller(o: FillerOptions): Filler {
     const hasAuth = req.headers.has("authorization");
     // Only these client headers go upstream, and the response is keyed by them.
     const sent = fillForwarded(req.headers, cache.varyOf(url));
-    if (stale === null && !hasAuth && peers.length > 0) {
+    if (stale === null && !hasAuth) {
       const requestTime = now();
       const res = await askPeers(url, req, sent);
       if (res !== null) {

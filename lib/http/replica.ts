@@ -31,6 +31,7 @@ import { createDispatcher } from "./dispatch.ts";
 import { createFiller } from "./fill.ts";
 import { createForwarder } from "./forward.ts";
 import { Metrics } from "./metrics.ts";
+import type { PurgeFanOut, PurgeTarget } from "./purge.ts";
 import { Responder } from "./respond.ts";
 import { trimNativeHeap } from "./native_memory.ts";
 
@@ -65,6 +66,10 @@ export interface ReplicaOptions {
   coalesceTimeoutMs?: number;
   /** Peer base URLs asked before the origin on a miss. */
   peers?: string[];
+  /** Base URLs of the live members of the membership (not this one), asked on a miss too. */
+  members?: () => string[];
+  /** Pushes a purge applied here to the other members; null without a membership. */
+  purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** Time allowed for a peer's answer, ms. Default 1 s. */
   peerTimeoutMs?: number;
   /** Token for `/_cdn/purge`; purge is disabled without one. */
@@ -147,6 +152,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     originTimeoutMs: originTimeout,
     coalesceTimeoutMs: opts.coalesceTimeoutMs ?? originTimeout + 1000,
     peers,
+    members: opts.members,
     peerTimeoutMs: peerTimeout,
     via,
     now,
@@ -165,6 +171,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       originBase,
       adminToken: opts.adminToken ?? null,
       extraApi: opts.extraApi,
+      purgeMembers: opts.purgeMembers,
       health: opts.health,
       moreMetrics: opts.moreMetrics,
       now,

@@ -23,13 +23,14 @@ import type { ObjectStore } from "../store/types.ts";
 import { openStore } from "../store/sqlite_store.ts";
 import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
 import { preload } from "./preload.ts";
+import { applyPurge } from "./purge.ts";
 import { createReplica, type Replica, serveReplica } from "./replica.ts";
 
 /** Time allowed for in-flight requests and transfers after SIGINT/SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 5_000;
 /** Routes that exist only with a store (uploads and replication). */
 const REPLICATION_ROUTES =
-  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files|credentials)(\/|$)/;
+  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files|credentials|purge-peer)(\/|$)/;
 
 /** A running replica process. */
 export interface ReplicaProcess {
@@ -139,6 +140,9 @@ export async function startReplicaProcess(
     originTimeoutMs: c.originTimeoutMs,
     coalesceTimeoutMs: c.coalesceTimeoutMs,
     peers: c.peers,
+    // One membership: its live members are cache peers too, and purges reach all of it.
+    members: () => node?.aliveMemberUrls() ?? [],
+    purgeMembers: (t) => node?.purgeMembers(t) ?? Promise.resolve(null),
     peerTimeoutMs: c.peerTimeoutMs,
     adminToken: c.adminToken,
     log,
@@ -183,6 +187,7 @@ export async function startReplicaProcess(
         (agent?.servers ?? []).filter((s) => s.state === "alive").map((s) =>
           `http://${s.address.includes(":") ? `[${s.address}]` : s.address}:${s.port}`
         ),
+      applyPurge: (t) => applyPurge(r.cache, r.metrics, t),
       log,
     });
   }

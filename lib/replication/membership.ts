@@ -62,6 +62,21 @@ export class Membership {
     return this.entries().filter((e) => !e.removed && e.id !== this.#o.selfId);
   }
 
+  /**
+   * Live peers that answered or called within the last {@link MISSED_HEARTBEATS_DEAD}
+   * heartbeats (what cache peering asks).
+   */
+  alivePeers(): ServerEntry[] {
+    const deadAfter = this.#o.heartbeatMs * MISSED_HEARTBEATS_DEAD;
+    const now = this.#o.now();
+    return [...this.#members.values()]
+      .filter((m) =>
+        !m.entry.removed && m.entry.id !== this.#o.selfId && m.lastSeen !== null &&
+        now - m.lastSeen <= deadAfter
+      )
+      .map((m) => m.entry);
+  }
+
   /** The public key of a listed, not removed node; null otherwise. */
   keyOf(id: string): string | null {
     const e = this.#members.get(id)?.entry;

@@ -19,6 +19,7 @@
  * | `POST /_cdn/replicate` | node | one versioned object or tombstone |
  * | `GET /_cdn/export?name=NAME` | node | one object or tombstone in the wire format (pulls) |
  * | `POST /_cdn/heartbeat` | node | server list and manifest digest, both ways |
+ * | `POST /_cdn/purge-peer` | node | a purge accepted on another node, applied here only (`purge.ts`) |
  *
  * @module
  */
@@ -41,6 +42,8 @@ import { futureVersionError, objectDigest, Signer, type StoredKey } from "./trus
 import { AdminRoutes } from "./admin.ts";
 import { CatchUp, type CatchUpView } from "./catch_up.ts";
 import { Heartbeats } from "./heartbeat.ts";
+import { PURGE_PEER_PATH, PurgePeers } from "./purge.ts";
+import type { PurgeFanOut, PurgeTarget } from "../http/purge.ts";
 
 /** Options of {@link ReplicationNode}. */
 export interface ReplicationOptions {
@@ -71,13 +74,18 @@ export interface ReplicationOptions {
    * servers this node announces to list (`--announce`), so one membership serves both.
    */
   discover?: () => string[];
+  /**
+   * Applies a purge to this node's cache (how many entries it removed): the purges other
+   * members push. Without it, `POST /_cdn/purge-peer` purges nothing.
+   */
+  applyPurge?: (t: PurgeTarget) => number;
   now?: () => number;
   log?: (line: string) => void;
 }
 
 type Defaulted =
-  & Required<Omit<ReplicationOptions, "discover">>
-  & Pick<ReplicationOptions, "discover">;
+  & Required<Omit<ReplicationOptions, "discover" | "applyPurge">>
+  & Pick<ReplicationOptions, "discover" | "applyPurge">;
 
 /** Counters shown in `/_cdn/health`. */
 export interface ReplicationStats {
@@ -108,6 +116,7 @@ export class ReplicationNode {
   #admin: AdminRoutes;
   #catchUp: CatchUp;
   #beats: Heartbeats;
+  #purge: PurgePeers;
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ac = new AbortController();
@@ -175,6 +184,14 @@ export class ReplicationNode {
       log,
       discover: opts.discover,
     });
+    this.#purge = new PurgePeers({
+      members: this.#members,
+      auth: this.#auth,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      signal: this.#ac.signal,
+      apply: opts.applyPurge ?? (() => 0),
+      log,
+    });
   }
 
   /** True once the start-up catch-up is done. */
@@ -207,6 +224,16 @@ export class ReplicationNode {
     return serveMiss(this.#state, this.#o.store, req, url);
   }
 
+  /** URLs of the members that answered lately, not this node (asked by cache peering). */
+  aliveMemberUrls(): string[] {
+    return this.#members.alivePeers().map((e) => e.url);
+  }
+
+  /** Pushes a purge applied here to every other member (signed); how they answered. */
+  purgeMembers(t: PurgeTarget): Promise<PurgeFanOut> {
+    return this.#purge.fanOut(t);
+  }
+
   // ---- routes ----------------------------------------------------------------------------
 
   /** Answers a `/_cdn/` route of this module, or returns null. */
@@ -227,6 +254,9 @@ export class ReplicationNode {
     }
     if (path === "/_cdn/heartbeat") {
       return this.#guard(req, ["POST"], "node", (c) => this.#beats.handle(req, c!));
+    }
+    if (path === PURGE_PEER_PATH) {
+      return this.#guard(req, ["POST"], "node", (c) => this.#purge.handle(req, c!));
     }
     if (path === "/_cdn/credentials") {
       return this.#guard(req, ["POST"], "admin", () => admin.admit(req));

@@ -1,0 +1,165 @@
+/**
+ * End-to-end, one membership for cache peering and purges: three replicas that learn each
+ * other only through `--join` (no `--peers`) fill a miss from a member before the origin, and
+ * a purge accepted on one node (admin token) is pushed to every member as a signed call and
+ * reported member by member; a member does not push it on, and a member that is down is
+ * reported as failed after the retries.
+ */
+import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
+import { MAX_MEMBER_PEERS, selectPeers } from "../lib/http/peer_select.ts";
+import { startOrigin } from "./_http_origin.ts";
+import {
+  startNode,
+  stopAll,
+  type TestNode,
+  tfetch,
+  TOKEN,
+  waitUntil,
+  withTempDir,
+} from "./_upload_cluster.ts";
+
+/** Longest wait for the nodes to list each other as alive. */
+const MEMBERSHIP_TIMEOUT_MS = 20_000;
+
+async function get(url: string) {
+  const res = await tfetch(url);
+  return { status: res.status, body: await res.text(), x: res.headers.get("x-cache"), res };
+}
+
+async function purge(node: TestNode, target: Record<string, string>, token = TOKEN) {
+  const res = await tfetch(`${node.url}/_cdn/purge`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(target),
+  });
+  return { status: res.status, body: await res.json() };
+}
+
+/** `node` lists every one of `others` as alive in its server list. */
+async function seesAlive(node: TestNode, others: TestNode[]): Promise<boolean> {
+  const res = await tfetch(`${node.url}/_cdn/servers`);
+  const view = await res.json() as { id: string; alive: boolean }[];
+  return others.every((o) => view.some((v) => v.id === o.id && v.alive));
+}
+
+Deno.test("one membership serves cache peering and purges", async (t) => {
+  const routes: Record<string, { headers: Record<string, string>; body: string }> = {};
+  for (const p of ["/m/1", "/m/2", "/d/1", "/d/2"]) {
+    routes[p] = { headers: { "cache-control": "max-age=600" }, body: `object ${p}` };
+  }
+  const origin = await startOrigin(routes);
+  await withTempDir(async (dir) => {
+    const nodes: TestNode[] = [];
+    try {
+      const a = await startNode("a", `${dir}/a`, ["-o", origin.url]);
+      nodes.push(a);
+      const b = await startNode("b", `${dir}/b`, ["-o", origin.url, "--join", a.url]);
+      nodes.push(b);
+      const c = await startNode("c", `${dir}/c`, ["-o", origin.url, "--join", a.url]);
+      nodes.push(c);
+      await waitUntil(
+        async () =>
+          await seesAlive(a, [b, c]) && await seesAlive(b, [a, c]) && await seesAlive(c, [a, b]),
+        MEMBERSHIP_TIMEOUT_MS,
+        "a, b and c to list each other as alive",
+      );
+
+      await t.step("a miss is filled from a member before the origin", async () => {
+        const first = await get(`${a.url}/m/1`);
+        assertEquals([first.status, first.x, first.body], [200, "MISS", "object /m/1"]);
+        equal(origin.count("/m/1"), 1);
+        for (const n of [b, c]) {
+          const r = await get(`${n.url}/m/1`);
+          assertEquals([r.status, r.x, r.body], [200, "MISS", "object /m/1"]);
+          match(r.res.headers.get("via") ?? "", /nearcast-a/);
+        }
+        equal(origin.count("/m/1"), 1, "b and c were filled by a member, not the origin");
+        for (const n of [a, b, c]) equal((await get(`${n.url}/m/1`)).x, "HIT");
+      });
+
+      await t.step("the signed purge route refuses unsigned and admin-token calls", async () => {
+        const none: Record<string, string> = {};
+        for (const headers of [none, { authorization: `Bearer ${TOKEN}` }]) {
+          const res = await tfetch(`${b.url}/_cdn/purge-peer`, {
+            method: "POST",
+            headers: { ...headers, "content-type": "application/json" },
+            body: JSON.stringify({ url: "/m/1" }),
+          });
+          await res.body?.cancel();
+          equal(res.status, 401);
+        }
+        equal((await get(`${b.url}/m/1`)).x, "HIT");
+      });
+
+      await t.step("a purge on one node removes the object from every member", async () => {
+        const r = await purge(b, { url: "/m/1" });
+        equal(r.status, 200);
+        equal(r.body.purged, 1);
+        equal(r.body.members.asked, 2);
+        assertEquals([...r.body.members.acknowledged].sort(), ["a", "c"]);
+        assertEquals(r.body.members.failed, []);
+        // No member pushed it on: a and c each received it once, b never from a member.
+        for (const n of [a, c]) {
+          equal(n.proc.lines.filter((l) => l.startsWith('purge: {"url":"/m/1"} from b')).length, 1);
+        }
+        ok(!b.proc.lines.some((l) => /^purge: .* from /.test(l)));
+        // Held nowhere any more: the first GET goes to the origin, the others to a member.
+        const again = await get(`${a.url}/m/1`);
+        equal(again.x, "MISS");
+        equal(origin.count("/m/1"), 2);
+        for (const n of [b, c]) equal((await get(`${n.url}/m/1`)).x, "MISS");
+        equal(origin.count("/m/1"), 2);
+      });
+
+      await t.step("a prefix purge reaches every member too", async () => {
+        for (const n of [a, b, c]) {
+          for (const p of ["/d/1", "/d/2"]) equal((await get(`${n.url}${p}`)).status, 200);
+        }
+        const r = await purge(c, { prefix: "/d/" });
+        equal(r.body.purged, 2);
+        assertEquals([...r.body.members.acknowledged].sort(), ["a", "b"]);
+        for (const n of [a, b, c]) {
+          const res = await tfetch(`${n.url}/d/1`, { headers: { "x-nearcast-peer": "1" } });
+          await res.body?.cancel();
+          equal(res.status, 504, `${n.id} no longer holds /d/1`);
+        }
+      });
+
+      await t.step("a member that is down is reported as failed", async () => {
+        await stopAll([c]);
+        nodes.pop();
+        const r = await purge(a, { url: "/m/1" });
+        equal(r.status, 200);
+        equal(r.body.members.asked, 2);
+        assertEquals(r.body.members.acknowledged, ["b"]);
+        equal(r.body.members.failed.length, 1);
+        equal(r.body.members.failed[0].id, "c");
+        match(r.body.members.failed[0].error, /unreachable/);
+        // b still fills from a member or the origin: the dead one does not stall the miss.
+        const got = await get(`${b.url}/m/2`);
+        equal(got.status, 200);
+      });
+    } finally {
+      await stopAll(nodes);
+      await origin.close();
+    }
+  });
+});
+
+Deno.test("peer selection: static peers plus a few members ranked per URL", () => {
+  const members = Array.from({ length: 20 }, (_, i) => `http://10.0.0.${i}:8080`);
+  const fixed = ["http://peer:1"];
+  const chosen = selectPeers("/x", fixed, members);
+  equal(chosen.length, 1 + MAX_MEMBER_PEERS);
+  equal(chosen[0], "http://peer:1");
+  assertEquals(selectPeers("/x", fixed, [...members].reverse()), chosen, "order-independent");
+  // A member that was not chosen leaving changes nothing for the URL.
+  const other = members.find((m) => !chosen.includes(m))!;
+  assertEquals(selectPeers("/x", fixed, members.filter((m) => m !== other)), chosen);
+  // Different URLs spread over the members.
+  const used = new Set<string>();
+  for (let i = 0; i < 200; i++) for (const p of selectPeers(`/u/${i}`, [], members)) used.add(p);
+  equal(used.size, members.length);
+  // A static peer that is also a member is asked once.
+  assertEquals(selectPeers("/x", [members[0]], members.slice(0, 1)), [members[0]]);
+});
