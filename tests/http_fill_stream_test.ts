@@ -134,14 +134,21 @@ Deno.test("fill stream: a body without Content-Length is stored if it fits, stre
     "/chunked": { headers: { "cache-control": "max-age=600" }, body: CHUNKED, chunks: 12 },
   });
   try {
-    await withReplica(origin.url, ["--max-object-bytes", "2MiB"], async (url) => {
-      for (let i = 1; i <= 2; i++) {
-        const res = await fetch(url + "/chunked");
-        equal(res.headers.get("x-cache"), "MISS", "larger than --max-object-bytes: not stored");
-        ok(same(new Uint8Array(await res.arrayBuffer()), CHUNKED), `whole body, fetch ${i}`);
-        equal(origin.count("/chunked"), i);
-      }
-    });
+    // Past --max-object-bytes while streamed to the store (2 MiB), or before streaming (512 KiB).
+    for (const max of ["2MiB", "512KiB"]) {
+      await withReplica(origin.url, ["--max-object-bytes", max], async (url, lines) => {
+        const before = origin.count("/chunked");
+        for (let i = 1; i <= 2; i++) {
+          const res = await fetch(url + "/chunked");
+          equal(res.headers.get("x-cache"), "MISS", "larger than --max-object-bytes: not stored");
+          ok(same(new Uint8Array(await res.arrayBuffer()), CHUNKED), `${max}: whole body ${i}`);
+          equal(origin.count("/chunked"), before + i);
+        }
+        const metrics = await (await fetch(url + "/_cdn/metrics")).text();
+        ok(/^nearcast_http_origin_errors_total 0$/m.test(metrics), `${max}: no origin error`);
+        ok(!lines.some((l) => l.includes("missing or corrupt")), lines.join("\n"));
+      });
+    }
     await withReplica(origin.url, [], async (url) => {
       const before = origin.count("/chunked");
       const miss = await fetch(url + "/chunked");

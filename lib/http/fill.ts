@@ -26,6 +26,7 @@ import { appendVia } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
 import {
   BodyError,
+  type BodyRead,
   concatStream,
   FORWARD_DROPPED,
   originRequestHeaders,
@@ -275,7 +276,7 @@ export function createFiller(o: FillerOptions): Filler {
       const streamed = fromPeer || (length !== null && length < FILE_SERVE_THRESHOLD)
         ? null
         : await streamToStore(sent, url, res, headers, length, requestTime, responseTime, signal);
-      if (streamed !== null && streamed.kind !== "complete") return streamed;
+      if (streamed !== null && streamed.kind === "streaming") return streamed;
       read = streamed ?? await readBodyUpTo(res.body, cache.maxObjectBytes, length, signal);
     } catch (e) {
       const source = fromPeer ? "peer" : "origin";
@@ -322,7 +323,7 @@ export function createFiller(o: FillerOptions): Filler {
     requestTime: number,
     responseTime: number,
     signal: AbortSignal,
-  ): Promise<StreamingResult | { kind: "complete"; body: Bytes } | null> {
+  ): Promise<StreamingResult | BodyRead | null> {
     const parts = { status: res.status, headers, requestTime, responseTime };
     const target = store ? cache.streamTarget(url, sent, parts) : null;
     if (target === null || res.body === null) return null;
@@ -331,8 +332,10 @@ export function createFiller(o: FillerOptions): Filler {
     let head: Uint8Array[] = [];
     let rest: ReadableStreamDefaultReader<Uint8Array>;
     if (length === null) {
-      const read = await readBodyUpTo(body, FILE_SERVE_THRESHOLD, null, signal);
-      if (read.kind === "complete") return read;
+      const limit = Math.min(FILE_SERVE_THRESHOLD, cache.maxObjectBytes);
+      const read = await readBodyUpTo(body, limit, null, signal);
+      // Complete: the usual path stores it. Past --max-object-bytes already: passed through.
+      if (read.kind === "complete" || limit === cache.maxObjectBytes) return read;
       head = read.head;
       rest = read.rest;
     } else rest = body.getReader();
@@ -344,7 +347,7 @@ export function createFiller(o: FillerOptions): Filler {
     fill.done.then(
       (e) => metrics.originBytes += e.size,
       (e) => {
-        metrics.originErrors++;
+        if (!fill.tooLarge) metrics.originErrors++;
         log(`origin: ${url}: ${(e as Error).message}`);
       },
     );

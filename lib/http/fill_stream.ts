@@ -35,6 +35,7 @@ export class StreamFill {
   #wake: (() => void)[] = [];
   /** Past `maxSize`: the chunk not written and the origin's rest, for one reader to take. */
   #handoff: { chunk: Uint8Array; rest: ReadableStreamDefaultReader<Uint8Array> } | null = null;
+  #tooLarge = false;
   /** Readers with their file open: when none is left, an unclaimed handoff is cancelled. */
   #readers = 0;
 
@@ -64,6 +65,7 @@ export class StreamFill {
         }
         total += chunk.byteLength;
         if (total > opts.maxSize) {
+          this.#tooLarge = true;
           this.#handoff = { chunk, rest };
           controller.error(new Error(`body is larger than ${opts.maxSize} bytes; not stored`));
           return;
@@ -92,6 +94,11 @@ export class StreamFill {
       this.#notify();
       if (this.#readers === 0) this.#dropHandoff();
     });
+  }
+
+  /** Whether the body grew past `maxSize` (then it is not stored). */
+  get tooLarge(): boolean {
+    return this.#tooLarge;
   }
 
   /** Bytes written to the store so far. */
