@@ -48,6 +48,10 @@ Deno.test("one membership serves cache peering and purges", async (t) => {
     routes[p] = { headers: { "cache-control": "max-age=600" }, body: `object ${p}` };
   }
   const origin = await startOrigin(routes);
+  const other = await startOrigin({
+    "/m/2": { headers: { "cache-control": "max-age=600" }, body: "other /m/2" },
+  });
+  let stopped: number | null = null;
   await withTempDir(async (dir) => {
     const nodes: TestNode[] = [];
     try {
@@ -125,23 +129,60 @@ Deno.test("one membership serves cache peering and purges", async (t) => {
         }
       });
 
+      await t.step("a member caching another origin does not answer for ours", async () => {
+        const d = await startNode("d", `${dir}/d`, ["-o", other.url, "--join", a.url]);
+        nodes.push(d);
+        await waitUntil(
+          async () => await seesAlive(d, [a, b, c]),
+          MEMBERSHIP_TIMEOUT_MS,
+          "d to list a, b and c as alive",
+        );
+        equal((await get(`${a.url}/m/2`)).body, "object /m/2");
+        const r = await get(`${d.url}/m/2`);
+        assertEquals([r.status, r.body], [200, "other /m/2"]);
+        equal(other.count("/m/2"), 1);
+        const asked = await tfetch(`${a.url}/m/2`, {
+          headers: { "x-nearcast-peer": "1", "x-nearcast-peer-origin": other.url },
+        });
+        await asked.body?.cancel();
+        equal(asked.status, 504);
+      });
+
+      await t.step("a member that hangs delays a miss by the peer timeout only", async () => {
+        const d = nodes.pop()!;
+        await stopAll([d]);
+        Deno.kill(c.proc.pid, "SIGSTOP");
+        stopped = c.proc.pid;
+        try {
+          // Bounded by the test's request timeout: the miss must not wait on c.
+          const r = await get(`${a.url}/d/2`);
+          assertEquals([r.status, r.body], [200, "object /d/2"]);
+        } finally {
+          Deno.kill(c.proc.pid, "SIGCONT");
+          stopped = null;
+        }
+      });
+
       await t.step("a member that is down is reported as failed", async () => {
         await stopAll([c]);
-        nodes.pop();
+        nodes.splice(nodes.indexOf(c), 1);
         const r = await purge(a, { url: "/m/1" });
         equal(r.status, 200);
-        equal(r.body.members.asked, 2);
+        // c and d are down (still listed): both reported, after the retries.
+        equal(r.body.members.asked, 3);
         assertEquals(r.body.members.acknowledged, ["b"]);
-        equal(r.body.members.failed.length, 1);
-        equal(r.body.members.failed[0].id, "c");
-        match(r.body.members.failed[0].error, /unreachable/);
+        const failed = r.body.members.failed as { id: string; error: string }[];
+        assertEquals(failed.map((f) => f.id).sort(), ["c", "d"]);
+        for (const f of failed) match(f.error, /unreachable/);
         // b still fills from a member or the origin: the dead one does not stall the miss.
         const got = await get(`${b.url}/m/2`);
         equal(got.status, 200);
       });
     } finally {
+      if (stopped !== null) Deno.kill(stopped, "SIGCONT");
       await stopAll(nodes);
       await origin.close();
+      await other.close();
     }
   });
 });

@@ -12,6 +12,7 @@ import type { Filler } from "./fill.ts";
 import {
   isServerWideOptions,
   PEER_HEADER,
+  PEER_ORIGIN_HEADER,
   SERVER_ALLOW,
   UNSUPPORTED_METHODS,
 } from "./forwarding.ts";
@@ -50,6 +51,8 @@ export interface DispatchOptions {
   forward: (req: Request, url: string) => Promise<Response>;
   /** Asked on a cache miss before peers and origin: a response, or null. */
   onMiss?: (req: Request, url: string) => Response | Promise<Response> | null;
+  /** This replica's origin base URL: a peer request naming another one gets a 504. */
+  originBase?: string;
   now: () => number;
 }
 
@@ -87,6 +90,10 @@ export function createDispatcher(
 
     const h = req.headers;
     const isPeer = h.get(PEER_HEADER) !== null;
+    const peerOrigin = isPeer ? h.get(PEER_ORIGIN_HEADER) : null;
+    if (peerOrigin !== null && o.originBase !== undefined && peerOrigin !== o.originBase) {
+      return respond.text(504, `this replica caches ${o.originBase}, not ${peerOrigin}`);
+    }
     const ccHeader = h.get("cache-control");
     let reqCc: CacheControl = EMPTY_CACHE_CONTROL;
     if (ccHeader !== null) reqCc = parseCacheControl(ccHeader);

@@ -20,7 +20,12 @@ import {
 import { type CacheControl, EMPTY_CACHE_CONTROL } from "./cache_control.ts";
 import { Coalescer } from "./coalesce.ts";
 import { StreamFill } from "./fill_stream.ts";
-import { fillForwarded, fillRequestHeaders, PEER_HEADER } from "./forwarding.ts";
+import {
+  fillForwarded,
+  fillRequestHeaders,
+  PEER_HEADER,
+  PEER_ORIGIN_HEADER,
+} from "./forwarding.ts";
 import { evaluateFreshness, type FreshnessVerdict, unstorableReason } from "./freshness.ts";
 import { appendVia } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
@@ -141,10 +146,18 @@ export function createFiller(o: FillerOptions): Filler {
     if (asked.length === 0) return null;
     const headers = fillRequestHeaders(req.headers, sent, via);
     headers.set(PEER_HEADER, "1");
+    // Members may front other origins: they check ours (a `--peers` peer is the operator's).
+    const toMember = new Headers(headers);
+    toMember.set(PEER_ORIGIN_HEADER, originBase);
+    const fixed = new Set(peers);
     let won = false;
     const attempts = asked.map(async (peer) => {
       const signal = AbortSignal.timeout(peerTimeout);
-      const res = await fetch(peer + url, { headers, signal, redirect: "manual" });
+      const res = await fetch(peer + url, {
+        headers: fixed.has(peer) ? headers : toMember,
+        signal,
+        redirect: "manual",
+      });
       if (won || res.status === 504 || res.headers.get("x-cache") === null) {
         await res.body?.cancel();
         throw new Error(`peer ${peer} does not hold ${url}`);

@@ -11,6 +11,11 @@ import { appendVia, connectionNamed, HOP_BY_HOP } from "./headers.ts";
 
 /** Header marking a request from another replica: answered from the cache only. */
 export const PEER_HEADER = "x-nearcast-peer";
+/**
+ * Header of a peer request to a member of the membership: the asking replica's origin. A
+ * replica caching another origin answers 504 (members may front different origins).
+ */
+export const PEER_ORIGIN_HEADER = "x-nearcast-peer-origin";
 
 /**
  * Request headers a fill (GET to fill the cache, from a peer or the origin) forwards from the
@@ -43,6 +48,7 @@ export const NEVER_FORWARDED: ReadonlySet<string> = new Set([
   "if-range",
   "range",
   "x-nearcast-peer",
+  "x-nearcast-peer-origin",
 ]);
 
 /** `User-Agent` of fills: the client's own is not forwarded (origins vary on it unannounced). */

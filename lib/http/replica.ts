@@ -185,6 +185,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       now,
     }),
     onMiss: opts.onMiss,
+    originBase,
     now,
   });
   // A stored body found missing or corrupt: the entry is gone, so this fetches it anew.
