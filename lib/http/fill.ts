@@ -37,7 +37,6 @@ import {
   originRequestHeaders,
   originResponseHeaders,
   readBodyUpTo,
-  withIdleTimeout,
 } from "./origin.ts";
 import type { Responder } from "./respond.ts";
 import { selectPeers } from "./peer_select.ts";
@@ -340,21 +339,20 @@ export function createFiller(o: FillerOptions): Filler {
     const parts = { status: res.status, headers, requestTime, responseTime };
     const target = store ? cache.streamTarget(url, sent, parts) : null;
     if (target === null || res.body === null) return null;
-    // The fill's timer stops once this returns: from here on only a stalled origin fails it.
-    const body = withIdleTimeout(res.body, originTimeout);
     let head: Uint8Array[] = [];
-    let rest: ReadableStreamDefaultReader<Uint8Array>;
     if (length === null) {
       const limit = Math.min(FILE_SERVE_THRESHOLD, cache.maxObjectBytes);
-      const read = await readBodyUpTo(body, limit, null, signal);
+      const read = await readBodyUpTo(res.body, limit, null, signal);
       // Complete: the usual path stores it. Past --max-object-bytes already: passed through.
       if (read.kind === "complete" || limit === cache.maxObjectBytes) return read;
       head = read.head;
-      rest = read.rest;
-    } else rest = body.getReader();
-    const fill = new StreamFill(store!, target.key, target.meta, head, rest, {
+      read.rest.releaseLock();
+    }
+    // The fill's timer stops once this returns: from here on only a stalled origin fails it.
+    const fill = new StreamFill(store!, target.key, target.meta, head, res.body, {
       expectedSize: length,
       maxSize: cache.maxObjectBytes,
+      idleMs: originTimeout,
     });
     const stored = cache.putStored(url, sent, parts, fill.done);
     fill.done.then(

@@ -10,6 +10,7 @@
  */
 
 import type { ObjectStore, StoreEntry } from "../store/types.ts";
+import { BodyError, withIdleTimeout } from "./origin.ts";
 import { FILE_READ_PIECE } from "./serve_body.ts";
 
 /** Options of {@link StreamFill}. */
@@ -21,6 +22,71 @@ export interface StreamFillOptions {
    * the end of what was written continues straight from the origin, the others fail.
    */
   maxSize: number;
+  /** The body fails when the origin sends nothing for this long, ms. */
+  idleMs: number;
+}
+
+/** Bytes read from the origin per call when the body allows reading into one reused buffer. */
+const PULL_BUFFER = 256 * 1024;
+
+/**
+ * Reads a body chunk by chunk, into one reused buffer when the stream is a byte stream (as a
+ * `fetch` body is), so a large body leaves no garbage chunk per read; a chunk returned is valid
+ * until the next read. Fails with a timed-out {@link BodyError} after `idleMs` without data.
+ */
+class Puller {
+  #stream: ReadableStream<Uint8Array>;
+  #idleMs: number;
+  #byob: ReadableStreamBYOBReader | null = null;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #buf: Uint8Array<ArrayBuffer> | null = null;
+
+  constructor(stream: ReadableStream<Uint8Array>, idleMs: number) {
+    this.#stream = stream;
+    this.#idleMs = idleMs;
+    try {
+      this.#byob = stream.getReader({ mode: "byob" });
+    } catch {
+      this.#reader = stream.getReader(); // not a byte stream
+    }
+  }
+
+  /** The next chunk, or null at the end. */
+  async read(): Promise<Uint8Array | null> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const idle = new Promise<"idle">((resolve) => {
+      timer = setTimeout(() => resolve("idle"), this.#idleMs);
+    });
+    try {
+      let pending: Promise<ReadableStreamReadResult<Uint8Array>>;
+      if (this.#byob !== null) {
+        pending = this.#byob.read(this.#buf ?? new Uint8Array(PULL_BUFFER));
+      } else pending = this.#reader!.read();
+      const r = await Promise.race([pending, idle]);
+      if (r === "idle") {
+        this.cancel(new Error("origin idle"));
+        throw new BodyError(`origin sent nothing for ${this.#idleMs} ms`, true);
+      }
+      if (r.done) return null;
+      if (this.#byob !== null) {
+        this.#buf = new Uint8Array(r.value.buffer as ArrayBuffer);
+      }
+      return r.value;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Stops reading and hands the rest of the body over, with the same idle timeout. */
+  release(): ReadableStreamDefaultReader<Uint8Array> {
+    (this.#byob ?? this.#reader)!.releaseLock();
+    this.#byob = this.#reader = null;
+    return withIdleTimeout(this.#stream, this.#idleMs).getReader();
+  }
+
+  cancel(reason: unknown): Promise<void> {
+    return (this.#byob ?? this.#reader)?.cancel(reason).catch(() => {}) ?? Promise.resolve();
+  }
 }
 
 /** A body being written to the store and read back from its temporary file. */
@@ -40,18 +106,19 @@ export class StreamFill {
   #readers = 0;
 
   /**
-   * Starts writing `head` then the rest of `rest` to `store` under `key` with `meta`. `rest`
-   * should error when the origin stalls (see `withIdleTimeout`).
+   * Starts writing `head` then the rest of `body` (unlocked) to `store` under `key` with
+   * `meta`. The body fails when the origin sends nothing for `opts.idleMs`.
    */
   constructor(
     store: ObjectStore,
     key: string,
     meta: string,
     head: Uint8Array[],
-    rest: ReadableStreamDefaultReader<Uint8Array>,
+    body: ReadableStream<Uint8Array>,
     opts: StreamFillOptions,
   ) {
     this.#expected = opts.expectedSize;
+    const puller = new Puller(body, opts.idleMs);
     let i = 0;
     let total = 0;
     const source = new ReadableStream<Uint8Array>({
@@ -59,21 +126,23 @@ export class StreamFill {
         let chunk: Uint8Array;
         if (i < head.length) chunk = head[i++];
         else {
-          const r = await rest.read();
-          if (r.done) return controller.close();
-          chunk = r.value;
+          const got = await puller.read();
+          if (got === null) return controller.close();
+          chunk = got;
         }
         total += chunk.byteLength;
         if (total > opts.maxSize) {
           this.#tooLarge = true;
-          this.#handoff = { chunk, rest };
+          this.#handoff = { chunk: chunk.slice(), rest: puller.release() };
           controller.error(new Error(`body is larger than ${opts.maxSize} bytes; not stored`));
           return;
         }
+        // The store is done with a chunk before it asks for the next one: a view on the
+        // puller's reused buffer is safe to hand over.
         controller.enqueue(chunk);
       },
       cancel: (reason) => {
-        if (this.#handoff === null) return rest.cancel(reason);
+        if (this.#handoff === null) return puller.cancel(reason);
       },
     }, { highWaterMark: 0 });
     this.done = store.putStream(key, meta, source, {
