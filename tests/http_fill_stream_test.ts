@@ -201,3 +201,83 @@ Deno.test("fill stream: a streamed body that stalls for --origin-timeout is cut,
     await origin.close();
   }
 });
+
+/** A fake peer: claims a cache hit of `declared` bytes, sends `sent` of them, and hangs up. */
+function startBrokenPeer(declared: number, sent: number) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  let n = 0;
+  const conns = new Set<Deno.Conn>();
+  const loop = (async () => {
+    for await (const conn of listener) {
+      conns.add(conn);
+      (async () => {
+        try {
+          const buf = new Uint8Array(16 * 1024);
+          let head = "";
+          while (!head.includes("\r\n\r\n")) {
+            const r = await conn.read(buf);
+            if (r === null) return;
+            head += new TextDecoder().decode(buf.subarray(0, r));
+          }
+          n++;
+          await conn.write(new TextEncoder().encode(
+            `HTTP/1.1 200 OK\r\nContent-Length: ${declared}\r\nCache-Control: max-age=600\r\n` +
+              `X-Cache: HIT\r\nConnection: close\r\n\r\n`,
+          ));
+          await conn.write(SLOW.subarray(0, sent));
+        } catch {
+          /* the replica hung up */
+        } finally {
+          conns.delete(conn);
+          try {
+            conn.close();
+          } catch { /* closed */ }
+        }
+      })();
+    }
+  })();
+  return {
+    url: `http://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    count: () => n,
+    async close() {
+      listener.close();
+      for (const c of conns) {
+        try {
+          c.close();
+        } catch { /* closed */ }
+      }
+      await loop.catch(() => {});
+    },
+  };
+}
+
+Deno.test("fill stream: a large body from a peer is stored whole before it is served; a broken peer is passed over", async () => {
+  const origin = await startOrigin({
+    "/big": { headers: { "cache-control": "max-age=600" }, body: SLOW },
+  });
+  const broken = startBrokenPeer(SLOW.length, MiB);
+  try {
+    await withReplica(origin.url, [], async (a) => {
+      ok(same(new Uint8Array(await (await fetch(a + "/big")).arrayBuffer()), SLOW));
+      equal(origin.count("/big"), 1);
+      await withReplica(origin.url, ["--peers", a], async (b) => {
+        const res = await fetch(b + "/big");
+        ok(same(new Uint8Array(await res.arrayBuffer()), SLOW), "from the peer");
+        equal(origin.count("/big"), 1, "the peer answered");
+        const hit = await fetch(b + "/big");
+        equal(hit.headers.get("x-cache"), "HIT");
+        ok(same(new Uint8Array(await hit.arrayBuffer()), SLOW));
+      });
+    });
+    await withReplica(origin.url, ["--peers", broken.url], async (c, lines) => {
+      const res = await fetch(c + "/big");
+      ok(same(new Uint8Array(await res.arrayBuffer()), SLOW), "from the origin after the peer");
+      equal(broken.count(), 1);
+      equal(origin.count("/big"), 2);
+      ok(lines.some((l) => l.startsWith("peer: /big: ")), lines.join("\n"));
+    });
+  } finally {
+    await broken.close();
+    await origin.close();
+  }
+});

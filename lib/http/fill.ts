@@ -285,10 +285,31 @@ export function createFiller(o: FillerOptions): Filler {
     }
     let read;
     try {
-      const streamed = fromPeer || (length !== null && length < FILE_SERVE_THRESHOLD)
+      const streamed = length !== null && length < FILE_SERVE_THRESHOLD
         ? null
-        : await streamToStore(sent, url, res, headers, length, requestTime, responseTime, signal);
-      if (streamed !== null && streamed.kind === "streaming") return streamed;
+        : await streamToStore(
+          sent,
+          url,
+          res,
+          headers,
+          length,
+          requestTime,
+          responseTime,
+          signal,
+          fromPeer,
+        );
+      if (streamed !== null && streamed.kind === "streaming") {
+        if (!fromPeer) return streamed;
+        // From a peer: answered only once stored whole, so a peer whose body fails is still
+        // passed over for the origin (and the body is never held in memory either way).
+        try {
+          await streamed.fill.done;
+        } catch {
+          return null; // logged by streamToStore
+        }
+        const entry = await streamed.stored;
+        return entry === null ? null : { kind: "entry", entry, xcache: "MISS", body: null };
+      }
       read = streamed ?? await readBodyUpTo(res.body, cache.maxObjectBytes, length, signal);
     } catch (e) {
       const source = fromPeer ? "peer" : "origin";
@@ -335,6 +356,7 @@ export function createFiller(o: FillerOptions): Filler {
     requestTime: number,
     responseTime: number,
     signal: AbortSignal,
+    fromPeer: boolean,
   ): Promise<StreamingResult | BodyRead | null> {
     const parts = { status: res.status, headers, requestTime, responseTime };
     const target = store ? cache.streamTarget(url, sent, parts) : null;
@@ -356,10 +378,12 @@ export function createFiller(o: FillerOptions): Filler {
     });
     const stored = cache.putStored(url, sent, parts, fill.done);
     fill.done.then(
-      (e) => metrics.originBytes += e.size,
       (e) => {
-        if (!fill.tooLarge) metrics.originErrors++;
-        log(`origin: ${url}: ${(e as Error).message}`);
+        if (!fromPeer) metrics.originBytes += e.size;
+      },
+      (e) => {
+        if (!fill.tooLarge && !fromPeer) metrics.originErrors++;
+        log(`${fromPeer ? "peer" : "origin"}: ${url}: ${(e as Error).message}`);
       },
     );
     stored.then((entry) => {
