@@ -29,7 +29,16 @@ import {
   sealValid,
   sessionHeaders,
   sessionValid,
+  signedDatagramText,
 } from "./protocol.ts";
+import { answerSigned, readPin, registrationHeaders, writePin } from "./credentials.ts";
+import {
+  newKey,
+  Signer,
+  type StoredKey,
+  validPublicKey,
+  verifySignature,
+} from "../replication/trust.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
 export const MAX_PROBE_COUNT = 5;
@@ -60,8 +69,15 @@ export interface LoadSource {
 export interface AgentOptions extends Registration {
   /** The control API, `HOST:PORT`. */
   announce: string;
-  /** Bearer token for the control API's registration (its `--admin-token`). */
+  /**
+   * The admin token (`--admin-token`): presented only to admit this replica's key (first
+   * registration, or when the DNS server no longer knows the key), never otherwise.
+   */
   adminToken: string | null;
+  /** This replica's key pair (`DIR/node_key.json`); without one, a key made for this process. */
+  nodeKey?: StoredKey;
+  /** Where the DNS server's key is pinned (`DIR/fleet_server.json`); null: in memory only. */
+  pinFile?: string | null;
   load: () => LoadSource;
   /** Paths held (uploads, cached URLs), reported for `/locate`. */
   held?: () => string[];
@@ -104,8 +120,12 @@ function expected(e: unknown): boolean {
     e instanceof RefusedError;
 }
 
-/** The DNS server refused, or its answer is not authentic. */
-class RefusedError extends Error {}
+/** The DNS server refused (`status`), or its answer is not authentic (status 0). */
+class RefusedError extends Error {
+  constructor(message: string, readonly status = 0) {
+    super(message);
+  }
+}
 
 /** See the module doc. */
 export class FleetAgent {
@@ -129,8 +149,12 @@ export class FleetAgent {
   #token = "";
   #heartbeatPort = 0;
   #seq = 0;
-  /** Key of `register` replies: the admin token when the server MACs with it, else "". */
-  #registerKey = "";
+  readonly #nodeKey: StoredKey;
+  readonly #signer: Signer;
+  /** The DNS server's key (pinned): it signs registration answers and `register` replies. */
+  #serverKey: string | null;
+  /** The DNS server refused the key (not admitted, or forgotten): admit it with the token. */
+  #keyRefused = false;
   /** A heartbeat could not be sent (logged once). */
   #sendFailed = false;
   /** Nonces of probe requests seen (replays are refused). */
@@ -150,6 +174,9 @@ export class FleetAgent {
     this.#o = o;
     this.#dns = parseHostPort(o.announce);
     this.#log = o.log ?? (() => {});
+    this.#nodeKey = o.nodeKey ?? newKey();
+    this.#signer = new Signer(o.id, this.#nodeKey);
+    this.#serverKey = readPin(o.pinFile ?? null, o.announce);
   }
 
   get #base(): string {
@@ -191,56 +218,22 @@ export class FleetAgent {
     this.#registering ??= (async () => {
       let delay = REGISTER_BACKOFF_MS;
       while (!this.#ac.signal.aborted) {
+        // The admin token goes only where the key is not admitted (or the server's key is not
+        // known yet): a replica that registered once comes back by its key alone.
+        const admin = this.#o.adminToken;
+        const admitting = admin !== null && (this.#serverKey === null || this.#keyRefused);
         try {
-          const res = await fetch(`${this.#base}/register`, {
-            method: "POST",
-            headers: {
-              "content-type": "application/json",
-              ...(this.#o.adminToken ? { authorization: `Bearer ${this.#o.adminToken}` } : {}),
-            },
-            body: JSON.stringify(
-              {
-                id: this.#o.id,
-                address: this.#o.address,
-                port: this.#o.port,
-                lat: this.#o.lat,
-                lon: this.#o.lon,
-                provider: this.#o.provider,
-              } satisfies Registration,
-            ),
-            signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
-          });
-          const text = await res.text();
-          if (res.status !== 200) throw new RefusedError(`HTTP ${res.status}: ${text.trim()}`);
-          // A server with --admin-token MACs its answer with it; one without sends no MAC
-          // (it takes registrations from loopback only), and then its `register` replies are
-          // sealed with an empty key too.
-          const mac = res.headers.get(MAC_HEADER);
-          const admin = this.#o.adminToken;
-          if (mac !== null && (admin === null || !sealValid(admin, text, mac))) {
-            throw new RefusedError(
-              "the answer's MAC is not the admin token's: not our DNS server?",
-            );
-          }
-          this.#registerKey = mac === null ? "" : admin!;
-          const r = JSON.parse(text) as RegisterReply;
-          this.#token = r.token;
-          this.#heartbeatPort = r.heartbeatPort;
-          this.servers = r.servers;
-          this.version = r.version;
-          this.registered = true;
-          this.stats.registrations++;
-          this.#log(`fleet: registered as ${r.id} (${r.address}) with ${this.#base}`);
-          clearInterval(this.#timer);
-          this.#timer = setInterval(() => this.#beat(), r.intervalMs);
-          this.#beat();
-          this.#heldSent = "";
-          this.#track(this.#reportHeld());
+          await this.#registerOnce(admitting ? admin : null);
+          this.#keyRefused = false;
           return;
         } catch (e) {
           if (this.#ac.signal.aborted) return;
           if (!expected(e)) throw e;
           this.#log(`fleet: cannot register with ${this.#base}: ${(e as Error).message}`);
+          if (e instanceof RefusedError && e.status === 401 && !admitting && admin !== null) {
+            this.#keyRefused = true; // not admitted (any more): admit it now with the token
+            continue;
+          }
           await new Promise<void>((r) => {
             const t = setTimeout(r, delay);
             this.#ac.signal.addEventListener("abort", () => {
@@ -253,6 +246,71 @@ export class FleetAgent {
       }
     })().finally(() => this.#registering = null);
     this.#track(this.#registering);
+  }
+
+  /** One registration, signed with the node key (and `admin` when admitting the key). */
+  async #registerOnce(admin: string | null): Promise<void> {
+    const body = JSON.stringify(
+      {
+        id: this.#o.id,
+        address: this.#o.address,
+        port: this.#o.port,
+        lat: this.#o.lat,
+        lon: this.#o.lon,
+        provider: this.#o.provider,
+        key: this.#nodeKey.publicKey,
+      } satisfies Registration,
+    );
+    const { headers, nonce } = registrationHeaders(this.#signer, "/register", body, admin);
+    const res = await fetch(`${this.#base}/register`, {
+      method: "POST",
+      headers,
+      body,
+      signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
+    });
+    const text = await res.text();
+    if (res.status !== 200) {
+      throw new RefusedError(`HTTP ${res.status}: ${text.trim()}`, res.status);
+    }
+    const r = JSON.parse(text) as RegisterReply;
+    // Whose key signs the answer. Admitting: the key the answer names, MAC'd with the admin
+    // token (a server without one sends no MAC: it admits from loopback only, and its key is
+    // taken as it comes, as its answers were before keys). By the key alone: the pinned key.
+    const mac = res.headers.get(MAC_HEADER);
+    let key: string;
+    if (admin !== null) {
+      if (mac !== null && !sealValid(admin, text, mac)) {
+        throw new RefusedError("the answer's MAC is not the admin token's: not our DNS server?");
+      }
+      key = r.serverKey;
+    } else if (this.#serverKey !== null) key = this.#serverKey;
+    else if (mac === null) key = r.serverKey;
+    else {throw new RefusedError(
+        "no pinned key to check the DNS server's answer: admin token needed",
+      );}
+    if (!validPublicKey(key) || !answerSigned(key, nonce, res.status, res.headers, text)) {
+      // By the key alone, a server with a new key looks like a refusal: admit again (token).
+      throw new RefusedError("the answer is not signed by the DNS server's key", admin ? 0 : 401);
+    }
+    if (key !== this.#serverKey) {
+      this.#serverKey = key;
+      writePin(this.#o.pinFile ?? null, this.#o.announce, key);
+    }
+    this.#token = r.token;
+    this.#heartbeatPort = r.heartbeatPort;
+    this.servers = r.servers;
+    this.version = r.version;
+    this.registered = true;
+    this.stats.registrations++;
+    this.#log(
+      `fleet: registered as ${r.id} (${r.address}) with ${this.#base}` +
+        (admin === null ? " by its key" : ", key admitted with the admin token"),
+    );
+    clearInterval(this.#timer);
+    this.#timer = setInterval(() => this.#beat(), r.intervalMs);
+    this.#beat();
+    this.#heldSent = "";
+    this.#track(this.#reportHeld());
   }
 
   #beat(): void {
@@ -307,9 +365,17 @@ export class FleetAgent {
     const r = d.value as HeartbeatReply;
     if (typeof r !== "object" || r === null || typeof r.seq !== "number") return null;
     if (r.status === "register") {
-      return sealValid(this.#registerKey, d.body, d.mac) ? r : null;
+      // Signed by the DNS server's key, for this replica and a heartbeat not answered yet.
+      const key = this.#serverKey;
+      if (
+        !d.signed || key === null || r.id !== this.#o.id ||
+        !verifySignature(key, signedDatagramText(d.body), d.mac)
+      ) {
+        return null;
+      }
+    } else if (d.signed || this.#token === "" || !sealValid(this.#token, d.body, d.mac)) {
+      return null;
     }
-    if (this.#token === "" || !sealValid(this.#token, d.body, d.mac)) return null;
     if (r.seq <= this.#answered || r.seq > this.#seq) return null; // replayed or never sent
     this.#answered = r.seq;
     return r;

@@ -8,8 +8,9 @@
  * | `GET /servers` | the known-servers list (what heartbeat replies carry) |
  * | `GET /explain?client=IP[&type=A\|AAAA]` | every replica's score and why the answer was chosen |
  * | `GET /locate/PATH[?client=IP]` | the best live replica that holds PATH |
- * | `POST /register` | a replica registers (admin); answers its session token |
+ * | `POST /register` | a replica registers (admin token with its key, or signed by its admitted key) |
  * | `DELETE /replicas/ID` | forget a replica (admin, or the replica's own session token) |
+ * | `DELETE /replicas/ID/credential` | revoke a replica's key and drop it (admin) |
  * | `PUT /replicas/ID/held` | a replica reports the paths it holds (its session token) |
  *
  * Admin routes need `Authorization: Bearer TOKEN` when the server has `--admin-token`; without
@@ -21,7 +22,7 @@
  * @module
  */
 import { bearerToken, REALM, sameSecret } from "../common/auth.ts";
-import { BodyTooLarge, readBodyJson, readBodyText } from "../common/body.ts";
+import { BodyTooLarge, readBodyText } from "../common/body.ts";
 import {
   defaultMaxConns,
   type LimitedServer,
@@ -39,6 +40,7 @@ import {
   MAX_BODY_BYTES,
   MAX_DATAGRAM_BYTES,
   MAX_DATAGRAM_SKEW_MS,
+  NODE_SIGNATURE_HEADER,
   NonceSet,
   openDatagram,
   parseHeartbeat,
@@ -50,8 +52,14 @@ import {
   sealValid,
   SESSION_DIGEST_HEADER,
   sessionValid,
+  signDatagram,
 } from "./protocol.ts";
+import { answerHeaders, nodeSignature, SERVER_SIGNER_ID, signedBy } from "./credentials.ts";
+import { Signer } from "../replication/trust.ts";
 import type { FleetRegistry } from "./registry.ts";
+
+/** Most signed `register` heartbeat replies per second (each costs an Ed25519 signature). */
+export const MAX_REGISTER_REPLIES_PER_S = 200;
 
 /** Attempts to find a port free for both TCP and UDP when asked for port 0. */
 export const BIND_ATTEMPTS = 20;
@@ -118,7 +126,8 @@ const ROUTES = [
   "GET /servers",
   "GET /explain?client=IP[&type=A|AAAA]",
   "GET /locate/PATH[?client=IP]",
-  "POST /register (admin)",
+  "POST /register (admin token, or signed by the replica's admitted key)",
+  "DELETE /replicas/ID/credential (admin: revoke the replica's key)",
   "DELETE /replicas/ID (admin or its session token)",
   "PUT /replicas/ID/held (replica session token)",
 ];
@@ -153,6 +162,10 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
   }
 
   const nonces = new NonceSet();
+  const serverKey = registry.serverKey();
+  const signer = new Signer(SERVER_SIGNER_ID, serverKey);
+  /** Signed `register` replies left this second (signing costs CPU: bounded). */
+  let registerBudget = { second: 0, left: MAX_REGISTER_REPLIES_PER_S };
 
   /**
    * True when `req` carries a valid session MAC of replica `id` (`Nearcast-Session`, see
@@ -181,6 +194,78 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       return error(403, `this token is not replica ${id}'s session token`);
     }
     return unauthorized(`unknown replica ${id} or wrong session token: register again`);
+  }
+
+  /**
+   * `POST /register`: admits the replica's key with the admin token (or from loopback without
+   * one), or takes a registration signed by its admitted key alone (`credentials.ts`).
+   */
+  async function register(req: Request, remote: string): Promise<Response> {
+    const sig = nodeSignature(req);
+    const known = sig !== null && bearerToken(req) === null ? registry.credential(sig.id) : null;
+    if (known === null) {
+      if (sig !== null && bearerToken(req) === null && o.adminToken !== null) {
+        return unauthorized(
+          `replica ${sig.id} has no admitted key (new, or revoked): register once with the ` +
+            "admin token",
+        );
+      }
+      const denied = admin(req, remote);
+      if (denied) return denied;
+    }
+    const text = await readBodyText(req, MAX_BODY_BYTES, "registration body");
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (e) {
+      throw new SyntaxError(`registration body is not JSON: ${(e as Error).message}`);
+    }
+    const reg = parseRegistration(body);
+    if (sig !== null) {
+      if (sig.id !== reg.id) return unauthorized(`signed as ${sig.id}, registering ${reg.id}`);
+      const key = known ?? reg.key;
+      if (key === undefined) {
+        throw new TypeError("Cannot register: a signed registration needs key");
+      }
+      if (reg.key !== undefined && reg.key !== key) {
+        return unauthorized(
+          `another key is admitted for ${reg.id}: only the admin token replaces it`,
+        );
+      }
+      if (!signedBy(req, sig, key, text, nonces)) {
+        return unauthorized(`bad signature of ${reg.id}, stale time or replayed nonce`);
+      }
+      if (registry.isRevoked(key)) {
+        return unauthorized(
+          `the key of ${reg.id} was revoked: make a new one (delete node_key.json)`,
+        );
+      }
+      if (known === null) registry.admit(reg.id, key);
+    } else if (reg.key !== undefined) {
+      throw new TypeError(
+        `Cannot register: a key needs ${NODE_SIGNATURE_HEADER} (proof of the key)`,
+      );
+    }
+    const e = registry.register(reg, remote);
+    monitor.tick(); // check it now: it is answered as soon as the check passes
+    const reply: RegisterReply = {
+      id: e.id,
+      token: e.token,
+      address: e.address,
+      heartbeatPort: udpPort,
+      intervalMs: registry.intervalMs,
+      servers: registry.servers(),
+      version: registry.version,
+      serverKey: serverKey.publicKey,
+    };
+    const out = JSON.stringify(reply);
+    const headers: Record<string, string> = { ...JSON_HEADERS };
+    // MAC'd with the admin token: a replica holding it learns the server's key from this answer;
+    // signed with the server's key for the request's nonce: a replica that pinned the key knows
+    // the session token came from this server, now.
+    if (o.adminToken !== null) headers[MAC_HEADER] = macOf(o.adminToken, out);
+    if (sig !== null) Object.assign(headers, answerHeaders(signer, sig.nonce, 200, out));
+    return new Response(out, { headers });
   }
 
   function clientOf(url: URL, remote: string) {
@@ -249,26 +334,17 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     }
     if (path === "/register") {
       if (m !== "POST") return error(405, "use POST");
+      return await register(req, remote);
+    }
+    const cred = /^\/replicas\/([^/]+)\/credential$/.exec(path);
+    if (cred) {
+      if (m !== "DELETE") return error(405, "use DELETE");
       const denied = admin(req, remote);
       if (denied) return denied;
-      const body = await readBodyJson(req, MAX_BODY_BYTES, "registration body");
-      const e = registry.register(parseRegistration(body), remote);
-      monitor.tick(); // check it now: it is answered as soon as the check passes
-      const reply: RegisterReply = {
-        id: e.id,
-        token: e.token,
-        address: e.address,
-        heartbeatPort: udpPort,
-        intervalMs: registry.intervalMs,
-        servers: registry.servers(),
-        version: registry.version,
-      };
-      if (o.adminToken === null) return json(reply);
-      // MAC'd with the admin token: the replica knows the session token came from this server.
-      const text = JSON.stringify(reply);
-      return new Response(text, {
-        headers: { ...JSON_HEADERS, [MAC_HEADER]: macOf(o.adminToken, text) },
-      });
+      const id = decodeURIComponent(cred[1]);
+      return registry.revoke(id)
+        ? json({ revoked: id })
+        : error(404, `no replica ${id} and no key admitted for it`);
     }
     const held = /^\/replicas\/([^/]+)\/held$/.exec(path);
     if (held) {
@@ -382,9 +458,16 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       if (size < MAX_DATAGRAM_BYTES - 200) reply.servers = servers;
     }
     if (status === "ok" && registry.get(hb.id)?.state !== "alive") monitor.tick();
-    // A `register` answer cannot use a session token the server does not have: the admin
-    // token keys it (empty without one: registration is then open to loopback anyway).
-    return sealDatagram(status === "ok" ? token! : o.adminToken ?? "", reply);
+    if (status === "ok") return sealDatagram(token!, reply);
+    // A `register` answer cannot use a session token the server does not have: it is signed
+    // with the server's key (which the replica pinned), for this id, within a budget.
+    const second = Math.floor(now() / 1000);
+    if (registerBudget.second !== second) {
+      registerBudget = { second, left: MAX_REGISTER_REPLIES_PER_S };
+    }
+    if (registerBudget.left <= 0) return null;
+    registerBudget.left--;
+    return signDatagram((t) => signer.sign(t), { ...reply, id: hb.id });
   }
 
   const loop = (async () => {

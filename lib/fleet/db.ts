@@ -3,9 +3,15 @@
  * restarted server knows its fleet at once. One row per replica; the held-paths list is a
  * JSON column (read once at start, written when a replica reports a change).
  *
+ * Credentials live in their own tables, so they outlive a replica's row (a replica that
+ * deregisters at shutdown comes back by its key): `credentials` (the admitted Ed25519 public
+ * key of each replica id), `revoked` (keys refused for good) and `meta` (the DNS server's own
+ * key pair, which signs its answers to registrations).
+ *
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
+import type { StoredKey } from "../replication/trust.ts";
 
 /** Bumped when the table changes shape; an older file is migrated by recreating the table. */
 export const FLEET_SCHEMA_VERSION = 1;
@@ -51,6 +57,11 @@ export class FleetDb {
           held TEXT NOT NULL DEFAULT '[]');
         PRAGMA user_version = ${FLEET_SCHEMA_VERSION};`);
     }
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS credentials (
+        id TEXT PRIMARY KEY NOT NULL, public_key TEXT NOT NULL, admitted_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS revoked (
+        public_key TEXT PRIMARY KEY NOT NULL, id TEXT NOT NULL, revoked_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);`);
     this.#upsert = this.#db.prepare(
       `INSERT INTO replicas (id, source, address, port, lat, lon, provider, token, registered_at,
          last_heartbeat, state, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -116,6 +127,60 @@ export class FleetDb {
 
   delete(id: string): void {
     this.#delete.run(id);
+  }
+
+  /** The admitted public key of replica `id`, or null. */
+  credential(id: string): string | null {
+    const r = this.#db.prepare("SELECT public_key FROM credentials WHERE id = ?").get(id) as
+      | { public_key: string }
+      | undefined;
+    return r?.public_key ?? null;
+  }
+
+  /** Admits `publicKey` as replica `id`'s credential (replacing an older one). */
+  admit(id: string, publicKey: string, at: number): void {
+    this.#db.prepare(
+      `INSERT INTO credentials (id, public_key, admitted_at) VALUES (?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET public_key = excluded.public_key,
+         admitted_at = excluded.admitted_at`,
+    ).run(id, publicKey, at);
+  }
+
+  /** Revokes replica `id`'s key for good; returns it, or null when it had none. */
+  revoke(id: string, at: number): string | null {
+    const key = this.credential(id);
+    if (key === null) return null;
+    this.#db.exec("BEGIN");
+    try {
+      this.#db.prepare("DELETE FROM credentials WHERE id = ?").run(id);
+      this.#db.prepare(
+        "INSERT OR IGNORE INTO revoked (public_key, id, revoked_at) VALUES (?, ?, ?)",
+      ).run(key, id, at);
+      this.#db.exec("COMMIT");
+    } catch (e) {
+      this.#db.exec("ROLLBACK");
+      throw e;
+    }
+    return key;
+  }
+
+  /** True when `publicKey` was revoked. */
+  isRevoked(publicKey: string): boolean {
+    return this.#db.prepare("SELECT 1 AS x FROM revoked WHERE public_key = ?").get(publicKey) !==
+      undefined;
+  }
+
+  /** The DNS server's key pair: the stored one, else `make()`'s, stored. */
+  serverKey(make: () => StoredKey): StoredKey {
+    const r = this.#db.prepare("SELECT value FROM meta WHERE name = 'server_key'").get() as
+      | { value: string }
+      | undefined;
+    if (r !== undefined) return JSON.parse(r.value) as StoredKey;
+    const k = make();
+    this.#db.prepare("INSERT INTO meta (name, value) VALUES ('server_key', ?)").run(
+      JSON.stringify(k),
+    );
+    return k;
   }
 
   close(): void {

@@ -19,6 +19,7 @@
 
 import { createHash, createHmac } from "node:crypto";
 import { sameSecret } from "../common/auth.ts";
+import { validPublicKey } from "../replication/trust.ts";
 
 /** Default control API port (HTTP on TCP; heartbeats on UDP, same number). */
 export const DEFAULT_CONTROL_PORT = 5380;
@@ -63,6 +64,11 @@ export interface Registration {
   lat: number | null;
   lon: number | null;
   provider: string;
+  /**
+   * The replica's Ed25519 public key (base64 SPKI, its `DIR/node_key.json`): admitted with the
+   * admin token at the first registration; later ones are signed with it.
+   */
+  key?: string;
 }
 
 /** A known server as shared with replicas. */
@@ -85,6 +91,8 @@ export interface RegisterReply {
   intervalMs: number;
   servers: KnownServer[];
   version: number;
+  /** The DNS server's Ed25519 public key: it signs registration answers and `register` replies. */
+  serverKey: string;
 }
 
 /** One UDP heartbeat. */
@@ -108,6 +116,8 @@ export interface HeartbeatReply {
   version: number;
   /** The list when `version` differs from the replica's `known`; null otherwise or too large. */
   servers: KnownServer[] | null;
+  /** The replica the reply is for (`register` replies, which are signed, not MAC'd). */
+  id?: string;
 }
 
 /** Largest difference between a heartbeat's `ts` and the server's clock. */
@@ -120,6 +130,30 @@ export const MAX_DATAGRAM_SKEW_MS = 60_000;
 export const MAC_HEADER = "x-nearcast-mac";
 /** First bytes of a sealed datagram (format version 1). */
 const SEAL_PREFIX = "nc1 ";
+/** First bytes of a datagram signed by the DNS server's key. */
+const SIGNED_PREFIX = "ns1 ";
+/** Length of a base64 Ed25519 signature. */
+const SIG_LENGTH = 88;
+/**
+ * Header of a registration's node signature: `id=ID, ts=MS, nonce=HEX, sig=BASE64`, the
+ * replica's Ed25519 signature of `nearcast-req-v1\nPOST\n/register\nMS\nNONCE\nDIGEST`
+ * (`replication/trust.ts`'s request text) with `x-nearcast-digest: DIGEST` of the body.
+ */
+export const NODE_SIGNATURE_HEADER = "x-nearcast-node-signature";
+
+/** The text a signed datagram's signature covers. */
+export function signedDatagramText(body: string): string {
+  return `nearcast-datagram-v1\n${body}`;
+}
+
+/**
+ * Signs a JSON datagram with `sign` (the DNS server's key): `ns1 SIG\nJSON`, SIG the base64
+ * Ed25519 signature of {@link signedDatagramText}.
+ */
+export function signDatagram(sign: (text: string) => string, value: unknown): Uint8Array {
+  const body = JSON.stringify(value);
+  return new TextEncoder().encode(`${SIGNED_PREFIX}${sign(signedDatagramText(body))}\n${body}`);
+}
 
 /** Seals a JSON datagram: `nc1 HEX\nJSON`, HEX = HMAC-SHA256(key, JSON bytes). */
 export function sealDatagram(key: string, value: unknown): Uint8Array {
@@ -128,18 +162,22 @@ export function sealDatagram(key: string, value: unknown): Uint8Array {
 }
 
 /**
- * Splits a sealed datagram into its MAC, JSON text and parsed value; throws a `TypeError` on
- * another shape. Check the MAC ({@link sealValid}) before trusting the value.
+ * Splits a sealed (`nc1`) or signed (`ns1`) datagram into its MAC or signature, JSON text and
+ * parsed value; throws a `TypeError` on another shape. Check the MAC ({@link sealValid}) or
+ * the signature before trusting the value.
  */
-export function openDatagram(data: Uint8Array): { mac: string; body: string; value: unknown } {
+export function openDatagram(
+  data: Uint8Array,
+): { signed: boolean; mac: string; body: string; value: unknown } {
   if (data.length > MAX_DATAGRAM_BYTES) throw new RangeError("datagram too large");
   const text = new TextDecoder().decode(data);
   const nl = text.indexOf("\n");
-  if (!text.startsWith(SEAL_PREFIX) || nl !== SEAL_PREFIX.length + 64) {
-    throw new TypeError("not a sealed datagram (nc1 MAC\\nJSON)");
+  const signed = text.startsWith(SIGNED_PREFIX) && nl === SIGNED_PREFIX.length + SIG_LENGTH;
+  if (!signed && (!text.startsWith(SEAL_PREFIX) || nl !== SEAL_PREFIX.length + 64)) {
+    throw new TypeError("not a sealed datagram (nc1 MAC\\nJSON or ns1 SIG\\nJSON)");
   }
   const body = text.slice(nl + 1);
-  return { mac: text.slice(SEAL_PREFIX.length, nl), body, value: JSON.parse(body) };
+  return { signed, mac: text.slice(SEAL_PREFIX.length, nl), body, value: JSON.parse(body) };
 }
 
 /** True when `mac` is the MAC of `body` with `key` (compared in constant time). */
@@ -279,7 +317,7 @@ function num(o: Obj, key: string, min: number, max: number, what: string): numbe
 export function parseRegistration(v: unknown): Registration {
   const what = "Cannot register";
   if (!isObj(v)) throw new TypeError(`${what}: the body must be a JSON object`);
-  const known = ["id", "address", "port", "lat", "lon", "provider"];
+  const known = ["id", "address", "port", "lat", "lon", "provider", "key"];
   for (const k of Object.keys(v)) {
     if (!known.includes(k)) throw new TypeError(`${what}: unknown field ${k} (known: ${known})`);
   }
@@ -299,7 +337,14 @@ export function parseRegistration(v: unknown): Registration {
   if (typeof provider !== "string" || provider.length > MAX_PROVIDER_LENGTH) {
     throw new TypeError(`${what}: provider must be a string of at most ${MAX_PROVIDER_LENGTH}`);
   }
-  return { id: v.id, address, port, lat, lon, provider };
+  const reg: Registration = { id: v.id, address, port, lat, lon, provider };
+  if (v.key !== undefined) {
+    if (!validPublicKey(v.key)) {
+      throw new TypeError(`${what}: key must be an Ed25519 public key (base64 SPKI)`);
+    }
+    reg.key = v.key;
+  }
+  return reg;
 }
 
 /** Validates a heartbeat datagram's JSON; throws on a bad shape. */

@@ -20,6 +20,7 @@ import { formatIp, isUnspecified, parseClientIp, unbracket } from "../common/ip.
 import type { LoadSource } from "../dns/policy.ts";
 import { type Replica, ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
 import type { FleetDb, FleetRow } from "./db.ts";
+import { newKey, type StoredKey } from "../replication/trust.ts";
 import {
   type Heartbeat,
   HEARTBEAT_INTERVAL_MS,
@@ -286,6 +287,39 @@ export class FleetRegistry implements LoadSource {
     this.version++;
     this.#log(`fleet: removed ${id}`);
     return true;
+  }
+
+  /** The admitted public key of replica `id` (its credential), or null. */
+  credential(id: string): string | null {
+    return this.#db.credential(id);
+  }
+
+  /** True when `publicKey` was revoked (it is never admitted again). */
+  isRevoked(publicKey: string): boolean {
+    return this.#db.isRevoked(publicKey);
+  }
+
+  /** The DNS server's own key pair (made and stored at first use): it signs its answers. */
+  serverKey(): StoredKey {
+    return this.#db.serverKey(newKey);
+  }
+
+  /** Admits `publicKey` as replica `id`'s credential, replacing an older key. */
+  admit(id: string, publicKey: string): void {
+    if (this.#db.credential(id) === publicKey) return;
+    this.#db.admit(id, publicKey, this.#now());
+    this.#log(`fleet: admitted a key for ${id}`);
+  }
+
+  /**
+   * Revokes replica `id`'s credential and drops it with its session: its registrations,
+   * heartbeats and reports are refused from now on. False when it had neither.
+   */
+  revoke(id: string): boolean {
+    const key = this.#db.revoke(id, this.#now()) !== null;
+    const removed = this.remove(id);
+    if (key) this.#log(`fleet: revoked the key of ${id}`);
+    return key || removed;
   }
 
   /** A heartbeat arrived: `register` when the id/token is unknown (the replica registers again). */

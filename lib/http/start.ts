@@ -206,6 +206,9 @@ export async function startReplicaProcess(
       id,
       port,
       adminToken: c.adminToken,
+      // Its own credential at the DNS server: the node key, admitted once with the admin token.
+      nodeKey: key,
+      pinFile: c.dataDir === null ? null : `${c.dataDir}/fleet_server.json`,
       load: () => ({
         requests: r.metrics.requests,
         hits: r.metrics.hits,

@@ -1,0 +1,256 @@
+/**
+ * Each replica has its own credential at the DNS server: its node key, admitted once with the
+ * admin token. With real processes on loopback: a replica restarts without the admin token (and
+ * with a wrong one) and registers by its key, across a DNS server restart and after the server
+ * forgot its session; a revoked replica is refused and no longer answered while another one is;
+ * a registration signed by another key for the same id is refused.
+ */
+import assert from "node:assert/strict";
+import { answerSigned, registrationHeaders } from "../lib/fleet/credentials.ts";
+import { sealDatagram, sessionHeaders } from "../lib/fleet/protocol.ts";
+import { newKey, Signer, type StoredKey } from "../lib/replication/trust.ts";
+import {
+  http,
+  type Proc,
+  replicaPort,
+  resolveA,
+  startDns,
+  startReplica,
+  waitFor,
+} from "../lib/fleet/_testing.ts";
+
+const ZONE = "cdn.test";
+const TOKEN = "credential-test-token";
+const A = "127.0.0.51";
+const B = "127.0.0.52";
+
+type Row = Record<string, unknown>;
+
+function replica(id: string, host: string, dir: string, control: number, extra: string[]): Proc {
+  return startReplica([
+    "--host",
+    host,
+    "--id",
+    id,
+    "--data",
+    dir,
+    "--announce",
+    `127.0.0.1:${control}`,
+    ...extra,
+  ]);
+}
+
+/** A registration of `id` signed with `key`, with `token` as admin token when given. */
+async function signedRegister(
+  control: number,
+  id: string,
+  key: StoredKey,
+  token: string | null,
+): Promise<{ status: number; body: Row; res: Response; nonce: string; text: string }> {
+  const body = JSON.stringify({ id, address: "127.0.0.99", port: 9, key: key.publicKey });
+  const { headers, nonce } = registrationHeaders(new Signer(id, key), "/register", body, token);
+  const res = await fetch(`http://127.0.0.1:${control}/register`, {
+    method: "POST",
+    headers,
+    body,
+  });
+  const text = await res.text();
+  return { status: res.status, body: JSON.parse(text), res, nonce, text };
+}
+
+async function fleetOf(host: string, p: Proc): Promise<Row> {
+  return (await http(`http://${host}:${await replicaPort(p)}/_cdn/fleet`)).body;
+}
+
+Deno.test({
+  name: "fleet credential: admitted once, then a restart registers by the key alone",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dnsDir = await Deno.makeTempDir({ prefix: "nearcast_cred_dns_" });
+    const aDir = await Deno.makeTempDir({ prefix: "nearcast_cred_a_" });
+    const dnsArgs = ["-n", ZONE, "--data", dnsDir, "--admin-token", TOKEN, "--probe-port", "9"];
+    let dns = await startDns(dnsArgs);
+    const control = dns.control;
+    const base = `http://127.0.0.1:${control}`;
+    const alive = (what: string, id: string, proc: () => Proc) =>
+      waitFor(
+        what,
+        async () => {
+          const rows = (await http(`${base}/replicas`)).body.replicas as Row[];
+          return rows.find((r) => r.id === id && r.state === "alive" && (r.seq as number) >= 1);
+        },
+        30_000,
+        100,
+        () => dns.output() + proc().output(),
+      );
+    let a = replica("a", A, aDir, control, ["--admin-token", TOKEN]);
+    try {
+      await alive("a admitted with the admin token", "a", () => a);
+
+      // Restart the replica without the admin token, and the DNS server on the same database:
+      // the key is still admitted and the server's key is still the pinned one.
+      await a.stop("SIGKILL");
+      await dns.stop("SIGTERM");
+      dns = await startDns([...dnsArgs, "--control", String(control)]);
+      await http(`${base}/replicas/a`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      a = replica("a", A, aDir, control, []);
+      await alive("a registered by its key, without the admin token", "a", () => a);
+      assert.match(a.output(), /registered as a .* by its key/);
+      assert.doesNotMatch(a.output(), /admitted with the admin token/, "no token this time");
+
+      // The server forgets its session: the signed `register` reply makes it register again
+      // by its key.
+      const before = ((await fleetOf(A, a)).stats as Row).registrations as number;
+      const del = await http(`${base}/replicas/a`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(del.status, 200);
+      await waitFor(
+        "a registered again",
+        async () => {
+          const s = (await fleetOf(A, a)).stats as Row;
+          return (s.registrations as number) > before ? s : undefined;
+        },
+        30_000,
+        100,
+        () => dns.output() + a.output(),
+      );
+      await alive("a alive again", "a", () => a);
+
+      // With a wrong admin token, the key alone is enough too (the token is not sent).
+      await a.stop("SIGKILL");
+      a = replica("a", A, aDir, control, ["--admin-token", "wrong-token"]);
+      await waitFor(
+        "a registered by its key with a wrong token",
+        () => /registered as a .* by its key/.test(a.output()) || undefined,
+        30_000,
+        100,
+        () => dns.output() + a.output(),
+      );
+      await alive("a alive", "a", () => a);
+      assert.equal(await resolveA(dns.port, ZONE), A);
+    } finally {
+      await a.stop();
+      await dns.stop("SIGTERM");
+      await Deno.remove(dnsDir, { recursive: true });
+      await Deno.remove(aDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "fleet credential: revoked alone; another key for the same id is refused",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const aDir = await Deno.makeTempDir({ prefix: "nearcast_cred_a_" });
+    const bDir = await Deno.makeTempDir({ prefix: "nearcast_cred_b_" });
+    const dns = await startDns(["-n", ZONE, "--admin-token", TOKEN, "--policy", "geo"]);
+    const base = `http://127.0.0.1:${dns.control}`;
+    const rows = async () => (await http(`${base}/replicas`)).body.replicas as Row[];
+    const a = replica("a", A, aDir, dns.control, ["--admin-token", TOKEN]);
+    const b = replica("b", B, bDir, dns.control, ["--admin-token", TOKEN]);
+    const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      await waitFor(
+        "a and b alive",
+        async () => {
+          const r = await rows();
+          return r.filter((x) => x.state === "alive").length === 2 ? r : undefined;
+        },
+        30_000,
+        100,
+        () => dns.output() + a.output() + b.output(),
+      );
+
+      // Another key for a's id: refused without the admin token, and with a wrong one.
+      const other = newKey();
+      assert.equal((await signedRegister(dns.control, "a", other, null)).status, 401);
+      assert.equal((await signedRegister(dns.control, "a", other, "wrong")).status, 401);
+      const aKey = JSON.parse(await Deno.readTextFile(`${aDir}/node_key.json`)) as StoredKey;
+      // a's own key is accepted alone, and the answer is signed by the server's key.
+      const own = await signedRegister(dns.control, "a", aKey, null);
+      assert.equal(own.status, 200);
+      const serverKey = own.body.serverKey as string;
+      assert.ok(answerSigned(serverKey, own.nonce, 200, own.res.headers, own.text));
+      assert.ok(!answerSigned(serverKey, "0".repeat(32), 200, own.res.headers, own.text));
+
+      // A third replica, c, admitted by hand: its session is used below after revocation.
+      const cKey = newKey();
+      const c = await signedRegister(dns.control, "c", cKey, TOKEN);
+      assert.equal(c.status, 200);
+      const cToken = c.body.token as string;
+
+      // Revocation is admin only.
+      assert.equal((await http(`${base}/replicas/a/credential`, { method: "DELETE" })).status, 401);
+      const revoke = (id: string) =>
+        http(`${base}/replicas/${id}/credential`, {
+          method: "DELETE",
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
+      assert.equal((await revoke("a")).status, 200);
+      assert.equal((await revoke("c")).status, 200);
+      assert.equal((await revoke("nobody")).status, 404);
+
+      // a (which holds the admin token) cannot come back with its key: refused, never answered;
+      // b keeps being answered.
+      assert.equal((await signedRegister(dns.control, "a", aKey, null)).status, 401);
+      assert.equal((await signedRegister(dns.control, "a", aKey, TOKEN)).status, 401);
+      await waitFor(
+        "a refused",
+        () => /cannot register .*HTTP 401/.test(a.output()) || undefined,
+        30_000,
+        100,
+        a.output,
+      );
+      for (let i = 0; i < 20; i++) {
+        assert.equal(await resolveA(dns.port, ZONE, "127.0.0.1"), B);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual((await rows()).map((r) => r.id), ["b"]);
+      assert.equal((await rows())[0].state, "alive");
+
+      // c's session is gone: its held report is refused, its heartbeat is not accepted, and it
+      // cannot register again by its key.
+      const path = "/replicas/c/held";
+      const held = JSON.stringify({ paths: ["/x"] });
+      const put = await fetch(`${base}${path}`, {
+        method: "PUT",
+        headers: sessionHeaders(cToken, "c", "PUT", path, held).headers,
+        body: held,
+      });
+      await put.body?.cancel();
+      assert.equal(put.status, 401);
+      const hb = {
+        id: "c",
+        ts: Date.now(),
+        seq: 1,
+        known: 0,
+        load: { rps: 0, cacheBytes: 0, hitRatio: 0 },
+      };
+      const rejected = async () =>
+        ((await http(`${base}/replicas`)).body.heartbeats as Row).rejectedHeartbeats as number;
+      const r0 = await rejected();
+      await sock.send(sealDatagram(cToken, hb), {
+        transport: "udp",
+        hostname: "127.0.0.1",
+        port: dns.control,
+      });
+      await waitFor("c's heartbeat rejected", async () => (await rejected()) > r0 || undefined);
+      assert.equal((await signedRegister(dns.control, "c", cKey, null)).status, 401);
+      assert.ok(!(await rows()).some((r) => r.id === "c"));
+    } finally {
+      sock.close();
+      await a.stop();
+      await b.stop();
+      await dns.stop("SIGTERM");
+      await Deno.remove(aDir, { recursive: true });
+      await Deno.remove(bDir, { recursive: true });
+    }
+  },
+});
