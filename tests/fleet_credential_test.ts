@@ -46,7 +46,17 @@ async function signedRegister(
   id: string,
   key: StoredKey,
   token: string | null,
-): Promise<{ status: number; body: Row; res: Response; nonce: string; text: string }> {
+): Promise<
+  {
+    status: number;
+    body: Row;
+    res: Response;
+    nonce: string;
+    text: string;
+    headers: Record<string, string>;
+    sentBody: string;
+  }
+> {
   const body = JSON.stringify({ id, address: "127.0.0.99", port: 9, key: key.publicKey });
   const { headers, nonce } = registrationHeaders(new Signer(id, key), "/register", body, token);
   const res = await fetch(`http://127.0.0.1:${control}/register`, {
@@ -55,7 +65,7 @@ async function signedRegister(
     body,
   });
   const text = await res.text();
-  return { status: res.status, body: JSON.parse(text), res, nonce, text };
+  return { status: res.status, body: JSON.parse(text), res, nonce, text, headers, sentBody: body };
 }
 
 async function fleetOf(host: string, p: Proc): Promise<Row> {
@@ -134,6 +144,36 @@ Deno.test({
       );
       await alive("a alive", "a", () => a);
       assert.equal(await resolveA(dns.port, ZONE), A);
+
+      // A revoked key stays revoked across a DNS restart, even with the admin token.
+      const aKey = JSON.parse(await Deno.readTextFile(`${aDir}/node_key.json`)) as StoredKey;
+      const revoked = await http(`${base}/replicas/a/credential`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(revoked.status, 200);
+      await a.stop("SIGKILL");
+      await dns.stop("SIGTERM");
+      dns = await startDns([...dnsArgs, "--control", String(control)]);
+      assert.equal((await signedRegister(control, "a", aKey, TOKEN)).status, 401);
+      assert.ok(
+        !((await http(`${base}/replicas`)).body.replicas as Row[]).some((r) => r.id === "a"),
+      );
+
+      // A DNS server with a new database (and key) does not know a's key: a, holding the token
+      // and the old server key pinned, is refused by its key and has it admitted again.
+      await dns.stop("SIGTERM");
+      const fresh = await Deno.makeTempDir({ prefix: "nearcast_cred_dns2_" });
+      try {
+        dns = await startDns([...dnsArgs, "--data", fresh, "--control", String(control)]);
+        a = replica("a", A, aDir, control, ["--admin-token", TOKEN]);
+        await alive("a admitted again", "a", () => a);
+        assert.match(a.output(), /HTTP 401[\s\S]*key admitted with the admin token/);
+      } finally {
+        await a.stop();
+        await dns.stop("SIGTERM");
+        await Deno.remove(fresh, { recursive: true });
+      }
     } finally {
       await a.stop();
       await dns.stop("SIGTERM");
@@ -176,6 +216,14 @@ Deno.test({
       // a's own key is accepted alone, and the answer is signed by the server's key.
       const own = await signedRegister(dns.control, "a", aKey, null);
       assert.equal(own.status, 200);
+      // The same signed request again (a replay) is refused.
+      const replay = await fetch(`${base}/register`, {
+        method: "POST",
+        headers: own.headers,
+        body: own.sentBody,
+      });
+      await replay.body?.cancel();
+      assert.equal(replay.status, 401);
       const serverKey = own.body.serverKey as string;
       assert.ok(answerSigned(serverKey, own.nonce, 200, own.res.headers, own.text));
       assert.ok(!answerSigned(serverKey, "0".repeat(32), 200, own.res.headers, own.text));
@@ -251,6 +299,43 @@ Deno.test({
       await dns.stop("SIGTERM");
       await Deno.remove(aDir, { recursive: true });
       await Deno.remove(bDir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "fleet credential: signed register replies are bounded per second",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dns = await startDns(["-n", ZONE, "--admin-token", TOKEN]);
+    const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: dns.control };
+      const load = { rps: 0, cacheBytes: 0, hitRatio: 0 };
+      const sent = 500;
+      for (let seq = 1; seq <= sent; seq++) {
+        await sock.send(
+          sealDatagram("guess", { id: "x", ts: Date.now(), seq, known: 0, load }),
+          to,
+        );
+      }
+      let replies = 0;
+      for (;;) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const got = await Promise.race([
+          sock.receive(),
+          new Promise<null>((r) => timer = setTimeout(() => r(null), 1000)),
+        ]).finally(() => clearTimeout(timer));
+        if (got === null) break;
+        assert.match(new TextDecoder().decode(got[0]), /^ns1 \S{88}\n\{.*"status":"register"/);
+        replies++;
+      }
+      // 500 sent within at most two one-second windows of 200 replies each.
+      assert.ok(replies > 0 && replies <= 400, `${replies} replies`);
+    } finally {
+      sock.close();
+      await dns.stop("SIGTERM");
     }
   },
 });

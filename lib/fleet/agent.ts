@@ -1,6 +1,7 @@
 /**
  * The replica's side of the fleet: registers with the DNS server's control API (`--announce
- * HOST:PORT`, with the admin token), sends a UDP heartbeat with its load every interval sealed
+ * HOST:PORT`) signed with its node key, presenting the admin token only to have that key admitted
+ * (`credentials.ts`), sends a UDP heartbeat with its load every interval sealed
  * with the session token (`protocol.ts`), keeps the known-servers list the replies carry (only
  * replies sealed by the DNS server count: forged or replayed ones are dropped), reports the paths it holds, and measures RTT to clients when the DNS
  * server asks (`GET /_cdn/probe`, authenticated with the session token of the registration).

@@ -2,14 +2,16 @@
  * The fleet protocol between replicas and the DNS server's control API: the registration body,
  * the UDP heartbeat and its reply, with the limits and validation both sides share.
  *
- * - `POST /register` (HTTP, JSON {@link Registration}) answers {@link RegisterReply}: a session
+ * - `POST /register` (HTTP, JSON {@link Registration}, signed with the replica's key: see
+ *   `credentials.ts`) answers {@link RegisterReply}: a session
  *   token that every heartbeat and held-paths report carries, and where to send heartbeats.
  * - Heartbeat: one UDP datagram of JSON {@link Heartbeat} every `intervalMs` to the control
  *   port; the server answers {@link HeartbeatReply} with the known-servers list when it changed.
  *   Both are sealed ({@link sealDatagram}): `nc1 HEX\nJSON`, HEX the HMAC-SHA256 of the JSON
  *   bytes keyed with the session token (the token itself is never sent again after the
  *   registration). A `register` reply (the server does not know the id, or the MAC is wrong) is
- *   keyed with the admin token instead, since the server has no session token to use. The
+ *   signed with the DNS server's key instead ({@link signDatagram}), since the server has no
+ *   session token to use. The
  *   server refuses a heartbeat whose `ts` is more than {@link MAX_DATAGRAM_SKEW_MS} from its
  *   clock or whose `seq` is not above the last accepted one; the replica takes a reply only
  *   with a valid MAC and a `seq` it sent and has not had answered yet.
