@@ -224,6 +224,28 @@ Deno.test({
       });
       await replay.body?.cancel();
       assert.equal(replay.status, 401);
+      // A body other than the one signed is refused (400).
+      const signedBody = JSON.stringify({ id: "a", address: A, port: 9, key: aKey.publicKey });
+      const swapped = registrationHeaders(new Signer("a", aKey), "/register", signedBody, null);
+      const swap = await fetch(`${base}/register`, {
+        method: "POST",
+        headers: swapped.headers,
+        body: signedBody.replace(A, "127.0.0.98"),
+      });
+      await swap.body?.cancel();
+      assert.equal(swap.status, 400);
+      // The signature is checked before the body is read: a body that never ends gets 401 at once.
+      const bad = registrationHeaders(new Signer("a", newKey()), "/register", signedBody, null);
+      const stalled = await fetch(`${base}/register`, {
+        method: "POST",
+        headers: bad.headers,
+        body: new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode("{")) }),
+        // @ts-ignore: Deno's fetch takes `duplex` for a streamed body
+        duplex: "half",
+        signal: AbortSignal.timeout(5_000),
+      });
+      await stalled.body?.cancel();
+      assert.equal(stalled.status, 401);
       const serverKey = own.body.serverKey as string;
       assert.ok(answerSigned(serverKey, own.nonce, 200, own.res.headers, own.text));
       assert.ok(!answerSigned(serverKey, "0".repeat(32), 200, own.res.headers, own.text));

@@ -54,7 +54,13 @@ import {
   sessionValid,
   signDatagram,
 } from "./protocol.ts";
-import { answerHeaders, nodeSignature, SERVER_SIGNER_ID, signedBy } from "./credentials.ts";
+import {
+  answerHeaders,
+  digestMatches,
+  nodeSignature,
+  SERVER_SIGNER_ID,
+  signedBy,
+} from "./credentials.ts";
 import { Signer } from "../replication/trust.ts";
 import type { FleetRegistry } from "./registry.ts";
 
@@ -212,6 +218,8 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       }
       const denied = admin(req, remote);
       if (denied) return denied;
+    } else if (!signedBy(req, sig!, known, nonces)) {
+      return unauthorized(`bad signature of ${sig!.id}, stale time or replayed nonce`);
     }
     const text = await readBodyText(req, MAX_BODY_BYTES, "registration body");
     let body: unknown;
@@ -222,6 +230,9 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     }
     const reg = parseRegistration(body);
     if (sig !== null) {
+      if (!digestMatches(req, text)) {
+        return error(400, "the body differs from the digest the signature covers");
+      }
       if (sig.id !== reg.id) return unauthorized(`signed as ${sig.id}, registering ${reg.id}`);
       const key = known ?? reg.key;
       if (key === undefined) {
@@ -232,7 +243,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
           `another key is admitted for ${reg.id}: only the admin token replaces it`,
         );
       }
-      if (!signedBy(req, sig, key, text, nonces)) {
+      if (known === null && !signedBy(req, sig, key, nonces)) {
         return unauthorized(`bad signature of ${reg.id}, stale time or replayed nonce`);
       }
       if (registry.isRevoked(key)) {

@@ -85,21 +85,25 @@ export function nodeSignature(req: Request): NodeSignature | null {
 }
 
 /**
- * True when `f` is `publicKey`'s signature of this request with `bodyText` as its body (the
- * digest header must be the body's), at a time within the skew and with a nonce not seen.
+ * True when `f` is `publicKey`'s signature of this request (method, path, time, nonce and the
+ * digest header: checked before the body is read), at a time within the skew and with a nonce
+ * not seen. The body must then match the digest ({@link digestMatches}).
  */
 export function signedBy(
   req: Request,
   f: NodeSignature,
   publicKey: string,
-  bodyText: string,
   seen: NonceSet,
 ): boolean {
   const digest = req.headers.get(DIGEST_HEADER) ?? "";
-  if (digest !== bodyDigest(bodyText)) return false;
   const u = new URL(req.url);
   const text = requestText(req.method, u.pathname + u.search, f.ts, f.nonce, digest);
   return verifySignature(publicKey, text, f.sig) && seen.fresh(f.nonce, f.ts);
+}
+
+/** True when `bodyText` is what the request's signed digest header describes. */
+export function digestMatches(req: Request, bodyText: string): boolean {
+  return req.headers.get(DIGEST_HEADER) === bodyDigest(bodyText);
 }
 
 /** Headers that sign an answer to the request with nonce `nonce`. */
