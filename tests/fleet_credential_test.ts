@@ -6,7 +6,12 @@
  * a registration signed by another key for the same id is refused.
  */
 import assert from "node:assert/strict";
-import { answerSigned, registrationHeaders } from "../lib/fleet/credentials.ts";
+import {
+  answerSigned,
+  dhSession,
+  newDhKey,
+  registrationHeaders,
+} from "../lib/fleet/credentials.ts";
 import { sealDatagram, sessionHeaders } from "../lib/fleet/protocol.ts";
 import { newKey, Signer, type StoredKey } from "../lib/replication/trust.ts";
 import {
@@ -46,6 +51,7 @@ async function signedRegister(
   id: string,
   key: StoredKey,
   token: string | null,
+  dh?: string,
 ): Promise<
   {
     status: number;
@@ -57,7 +63,7 @@ async function signedRegister(
     sentBody: string;
   }
 > {
-  const body = JSON.stringify({ id, address: "127.0.0.99", port: 9, key: key.publicKey });
+  const body = JSON.stringify({ id, address: "127.0.0.99", port: 9, key: key.publicKey, dh });
   const { headers, nonce } = registrationHeaders(new Signer(id, key), "/register", body, token);
   const res = await fetch(`http://127.0.0.1:${control}/register`, {
     method: "POST",
@@ -251,10 +257,26 @@ Deno.test({
       assert.ok(!answerSigned(serverKey, "0".repeat(32), 200, own.res.headers, own.text));
 
       // A third replica, c, admitted by hand: its session is used below after revocation.
+      // It sends an X25519 key: the session token is derived on both sides, not in the answer.
       const cKey = newKey();
-      const c = await signedRegister(dns.control, "c", cKey, TOKEN);
+      const cDh = newDhKey();
+      const c = await signedRegister(dns.control, "c", cKey, TOKEN, cDh.publicKey);
       assert.equal(c.status, 200);
-      const cToken = c.body.token as string;
+      assert.equal(c.body.token, "");
+      const cToken = dhSession(cDh.privateKey, c.body.dh as string, "c", c.nonce);
+      assert.ok(!c.text.includes(cToken));
+      const path = "/replicas/c/held";
+      const held = JSON.stringify({ paths: ["/x"] });
+      const putHeld = async () => {
+        const res = await fetch(`${base}${path}`, {
+          method: "PUT",
+          headers: sessionHeaders(cToken, "c", "PUT", path, held).headers,
+          body: held,
+        });
+        await res.body?.cancel();
+        return res.status;
+      };
+      assert.equal(await putHeld(), 200, "the derived session token is the server's");
 
       // Revocation is admin only.
       assert.equal((await http(`${base}/replicas/a/credential`, { method: "DELETE" })).status, 401);
@@ -287,15 +309,7 @@ Deno.test({
 
       // c's session is gone: its held report is refused, its heartbeat is not accepted, and it
       // cannot register again by its key.
-      const path = "/replicas/c/held";
-      const held = JSON.stringify({ paths: ["/x"] });
-      const put = await fetch(`${base}${path}`, {
-        method: "PUT",
-        headers: sessionHeaders(cToken, "c", "PUT", path, held).headers,
-        body: held,
-      });
-      await put.body?.cancel();
-      assert.equal(put.status, 401);
+      assert.equal(await putHeld(), 401);
       const hb = {
         id: "c",
         ts: Date.now(),

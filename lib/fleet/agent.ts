@@ -32,7 +32,14 @@ import {
   sessionValid,
   signedDatagramText,
 } from "./protocol.ts";
-import { answerSigned, readPin, registrationHeaders, writePin } from "./credentials.ts";
+import {
+  answerSigned,
+  dhSession,
+  newDhKey,
+  readPin,
+  registrationHeaders,
+  writePin,
+} from "./credentials.ts";
 import {
   newKey,
   Signer,
@@ -251,6 +258,7 @@ export class FleetAgent {
 
   /** One registration, signed with the node key (and `admin` when admitting the key). */
   async #registerOnce(admin: string | null): Promise<void> {
+    const dh = newDhKey();
     const body = JSON.stringify(
       {
         id: this.#o.id,
@@ -260,6 +268,7 @@ export class FleetAgent {
         lon: this.#o.lon,
         provider: this.#o.provider,
         key: this.#nodeKey.publicKey,
+        dh: dh.publicKey,
       } satisfies Registration,
     );
     const { headers, nonce } = registrationHeaders(this.#signer, "/register", body, admin);
@@ -297,7 +306,11 @@ export class FleetAgent {
       this.#serverKey = key;
       writePin(this.#o.pinFile ?? null, this.#o.announce, key);
     }
-    this.#token = r.token;
+    // The session token: derived from the X25519 exchange (never sent), or (an older server)
+    // the one in the answer.
+    this.#token = typeof r.dh === "string"
+      ? dhSession(dh.privateKey, r.dh, this.#o.id, nonce)
+      : r.token;
     this.#heartbeatPort = r.heartbeatPort;
     this.servers = r.servers;
     this.version = r.version;

@@ -56,7 +56,9 @@ import {
 } from "./protocol.ts";
 import {
   answerHeaders,
+  dhSession,
   digestMatches,
+  newDhKey,
   nodeSignature,
   SERVER_SIGNER_ID,
   signedBy,
@@ -257,11 +259,24 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
         `Cannot register: a key needs ${NODE_SIGNATURE_HEADER} (proof of the key)`,
       );
     }
-    const e = registry.register(reg, remote);
+    // With an X25519 exchange the session token is derived on both sides, never sent.
+    let dh: { publicKey: string; token: string } | null = null;
+    if (reg.dh !== undefined) {
+      if (sig === null) throw new TypeError(`Cannot register: dh needs ${NODE_SIGNATURE_HEADER}`);
+      const mine = newDhKey();
+      dh = {
+        publicKey: mine.publicKey,
+        token: dhSession(mine.privateKey, reg.dh, reg.id, sig.nonce),
+      };
+    }
+    const e = dh === null
+      ? registry.register(reg, remote)
+      : registry.register(reg, remote, dh.token);
     monitor.tick(); // check it now: it is answered as soon as the check passes
     const reply: RegisterReply = {
       id: e.id,
-      token: e.token,
+      token: dh === null ? e.token : "",
+      ...(dh === null ? {} : { dh: dh.publicKey }),
       address: e.address,
       heartbeatPort: udpPort,
       intervalMs: registry.intervalMs,

@@ -29,6 +29,13 @@ import {
   verifySignature,
 } from "../replication/trust.ts";
 import { NODE_SIGNATURE_HEADER, type NonceSet } from "./protocol.ts";
+import {
+  createHmac,
+  createPublicKey,
+  diffieHellman,
+  generateKeyPairSync,
+  type KeyObject,
+} from "node:crypto";
 
 /** The id the DNS server signs its answers as. */
 export const SERVER_SIGNER_ID = "dns";
@@ -165,4 +172,39 @@ export function writePin(file: string | null, announce: string, serverKey: strin
   const tmp = `${file}.tmp`;
   Deno.writeTextFileSync(tmp, JSON.stringify({ announce, serverKey }) + "\n", { mode: 0o600 });
   Deno.renameSync(tmp, file);
+}
+
+/** An X25519 key pair made for one registration (its public half base64 SPKI). */
+export function newDhKey(): { publicKey: string; privateKey: KeyObject } {
+  const { publicKey, privateKey } = generateKeyPairSync("x25519");
+  return {
+    publicKey: publicKey.export({ type: "spki", format: "der" }).toString("base64"),
+    privateKey,
+  };
+}
+
+/**
+ * The session token of a registration with an X25519 exchange: HMAC-SHA256 keyed with the
+ * shared secret of `privateKey` and the other side's `peerPublic`, over
+ * `nearcast-session-key-v1\nID\nNONCE` (NONCE of the signed registration), first 128 bits in
+ * hex. Throws a `TypeError` when `peerPublic` is not an X25519 public key.
+ */
+export function dhSession(
+  privateKey: KeyObject,
+  peerPublic: string,
+  id: string,
+  nonce: string,
+): string {
+  let peer: KeyObject;
+  try {
+    peer = createPublicKey({ key: Buffer.from(peerPublic, "base64"), format: "der", type: "spki" });
+  } catch {
+    throw new TypeError("dh must be an X25519 public key (base64 SPKI)");
+  }
+  if (peer.asymmetricKeyType !== "x25519") {
+    throw new TypeError("dh must be an X25519 public key (base64 SPKI)");
+  }
+  const shared = diffieHellman({ privateKey, publicKey: peer });
+  return createHmac("sha256", shared).update(`nearcast-session-key-v1\n${id}\n${nonce}`)
+    .digest("hex").slice(0, 32);
 }

@@ -71,6 +71,11 @@ export interface Registration {
    * admin token at the first registration; later ones are signed with it.
    */
   key?: string;
+  /**
+   * An X25519 public key (base64 SPKI) made for this registration: with the server's (`dh` of
+   * the answer) it derives the session token, which then never travels (`credentials.ts`).
+   */
+  dh?: string;
 }
 
 /** A known server as shared with replicas. */
@@ -85,8 +90,13 @@ export interface KnownServer {
 /** The answer to a registration. */
 export interface RegisterReply {
   id: string;
-  /** Session token: heartbeats, held reports and the server's probe requests carry it. */
+  /**
+   * Session token: heartbeats, held reports and the server's probe requests carry its MAC.
+   * Empty when the registration gave `dh`: both sides derive it instead.
+   */
   token: string;
+  /** The server's X25519 public key for this registration (when the registration gave `dh`). */
+  dh?: string;
   /** The address the server will answer with. */
   address: string;
   heartbeatPort: number;
@@ -319,7 +329,7 @@ function num(o: Obj, key: string, min: number, max: number, what: string): numbe
 export function parseRegistration(v: unknown): Registration {
   const what = "Cannot register";
   if (!isObj(v)) throw new TypeError(`${what}: the body must be a JSON object`);
-  const known = ["id", "address", "port", "lat", "lon", "provider", "key"];
+  const known = ["id", "address", "port", "lat", "lon", "provider", "key", "dh"];
   for (const k of Object.keys(v)) {
     if (!known.includes(k)) throw new TypeError(`${what}: unknown field ${k} (known: ${known})`);
   }
@@ -345,6 +355,12 @@ export function parseRegistration(v: unknown): Registration {
       throw new TypeError(`${what}: key must be an Ed25519 public key (base64 SPKI)`);
     }
     reg.key = v.key;
+  }
+  if (v.dh !== undefined) {
+    if (typeof v.dh !== "string" || !/^[A-Za-z0-9+/=]{40,100}$/.test(v.dh)) {
+      throw new TypeError(`${what}: dh must be an X25519 public key (base64 SPKI)`);
+    }
+    reg.dh = v.dh;
   }
   return reg;
 }

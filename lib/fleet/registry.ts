@@ -243,10 +243,10 @@ export class FleetRegistry implements LoadSource {
 
   /**
    * Adds or replaces a registered replica. `from` is the address the registration came from,
-   * used when it names none. Returns the entry with a new session token. Throws `TypeError`
-   * for an unusable address and `RangeError` when the fleet is full.
+   * used when it names none. Returns the entry with a new session token (`token`, else a random
+   * one). Throws `TypeError` for an unusable address and `RangeError` when the fleet is full.
    */
-  register(reg: Registration, from: string): FleetEntry {
+  register(reg: Registration, from: string, token = newToken()): FleetEntry {
     const address = reg.address !== "" ? reg.address : from;
     const replica = replicaFor(reg.id, address, reg.lat, reg.lon);
     if (!this.#byId.has(reg.id) && this.#byId.size >= MAX_FLEET) {
@@ -262,7 +262,7 @@ export class FleetRegistry implements LoadSource {
         lat: reg.lat,
         lon: reg.lon,
         provider: reg.provider,
-        token: newToken(),
+        token,
         registeredAt: now,
         lastHeartbeat: now,
         state: "pending",
