@@ -231,6 +231,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       throw new SyntaxError(`registration body is not JSON: ${(e as Error).message}`);
     }
     const reg = parseRegistration(body);
+    let admitting: string | null = null;
     if (sig !== null) {
       if (!digestMatches(req, text)) {
         return error(400, "the body differs from the digest the signature covers");
@@ -253,7 +254,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
           `the key of ${reg.id} was revoked: make a new one (delete node_key.json)`,
         );
       }
-      if (known === null) registry.admit(reg.id, key);
+      if (known === null) admitting = key;
     } else if (reg.key !== undefined) {
       throw new TypeError(
         `Cannot register: a key needs ${NODE_SIGNATURE_HEADER} (proof of the key)`,
@@ -272,6 +273,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     const e = dh === null
       ? registry.register(reg, remote)
       : registry.register(reg, remote, dh.token);
+    if (admitting !== null) registry.admit(reg.id, admitting); // once the registration is valid
     monitor.tick(); // check it now: it is answered as soon as the check passes
     const reply: RegisterReply = {
       id: e.id,
