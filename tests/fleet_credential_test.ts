@@ -304,7 +304,7 @@ Deno.test({
         assert.equal(await resolveA(dns.port, ZONE, "127.0.0.1"), B);
         await new Promise((r) => setTimeout(r, 100));
       }
-      assert.deepEqual((await rows()).map((r) => r.id), ["b"]);
+      assert.deepEqual((await rows()).map((r) => [r.id, r.credential]), [["b", true]]);
       assert.equal((await rows())[0].state, "alive");
 
       // c's session is gone: its held report is refused, its heartbeat is not accepted, and it

@@ -463,6 +463,8 @@ export class FleetRegistry implements LoadSource {
       seq: e.seq,
       load: e.load,
       held: e.held.length,
+      /** An admitted key: it may register again without the admin token. */
+      credential: e.source === "registered" && this.#db.credential(e.id) !== null,
     }));
   }
 }
