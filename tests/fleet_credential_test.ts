@@ -12,7 +12,8 @@ import {
   newDhKey,
   registrationHeaders,
 } from "../lib/fleet/credentials.ts";
-import { sealDatagram, sessionHeaders } from "../lib/fleet/protocol.ts";
+import { sealDatagram, sessionHeaders, signDatagram } from "../lib/fleet/protocol.ts";
+import { FleetAgent } from "../lib/fleet/agent.ts";
 import { newKey, Signer, type StoredKey } from "../lib/replication/trust.ts";
 import {
   http,
@@ -371,6 +372,51 @@ Deno.test({
       assert.ok(replies > 0 && replies <= 400, `${replies} replies`);
     } finally {
       sock.close();
+      await dns.stop("SIGTERM");
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "fleet credential: a register reply signed by another key is dropped; the server's is taken",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dns = await startDns(["-n", ZONE, "--admin-token", TOKEN]);
+    const agent = new FleetAgent({
+      id: "r1",
+      address: "127.0.0.1",
+      port: 9,
+      lat: null,
+      lon: null,
+      provider: "",
+      announce: `127.0.0.1:${dns.control}`,
+      adminToken: TOKEN,
+      load: () => ({ requests: 0, hits: 0, misses: 0, cacheBytes: 0 }),
+    });
+    const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    try {
+      agent.start();
+      await waitFor("replies", () => agent.stats.replies >= 2 || undefined, 30_000, 50, dns.output);
+      const to = { transport: "udp" as const, hostname: "127.0.0.1", port: agent.localPort };
+      const other = new Signer("dns", newKey());
+      const bad = agent.stats.badReplies;
+      const seq = agent.stats.heartbeats + 1;
+      const reply = { seq, status: "register", version: 999, servers: null, id: "r1" };
+      await sock.send(signDatagram((t) => other.sign(t), reply), to);
+      await waitFor("dropped", () => agent.stats.badReplies > bad || undefined);
+      assert.equal(agent.stats.registrations, 1);
+      // The server forgets r1: its signed `register` reply is taken and r1 registers by its key.
+      const del = await http(`http://127.0.0.1:${dns.control}/replicas/r1`, {
+        method: "DELETE",
+        headers: { authorization: `Bearer ${TOKEN}` },
+      });
+      assert.equal(del.status, 200);
+      await waitFor("registered again", () => agent.stats.registrations >= 2 || undefined);
+    } finally {
+      sock.close();
+      await agent.close();
       await dns.stop("SIGTERM");
     }
   },
