@@ -8,6 +8,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { concatBytes } from "../lib/common/bytes.ts";
 
 /** Requests per trace. */
 export const REQUESTS = 2_000_000;
@@ -274,13 +275,7 @@ export function traceCsv(ids: Uint32Array, sizes: Uint32Array | number): Uint8Ar
     chunks.push(bytes);
     total += bytes.length;
   }
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 /** Hex SHA-256. */

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { concatBytes } from "./bytes.ts";
+
 /** Thrown when a body is larger than its cap; {@link tooLargeResponse} answers 413 for it. */
 export class BodyTooLarge extends RangeError {
   /** The cap in bytes. */
@@ -77,13 +79,7 @@ export async function readBodyBytes(
     reader.releaseLock();
   }
   if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
+  return concatBytes(chunks, total);
 }
 
 /** {@link readBodyBytes}, decoded as UTF-8 (invalid sequences become U+FFFD). */

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { concatBytes } from "../common/bytes.ts";
+
 /**
  * Most ranges honoured in one request. Beyond this the header is ignored and the full body
  * served, which RFC 9110 §14.2 allows; it bounds the work a hostile header can cause.
@@ -111,13 +113,5 @@ export function buildMultipart(
 ): Uint8Array<ArrayBuffer> {
   const parts = multipartParts(ranges, body.byteLength, contentType, boundary)
     .map((p) => p instanceof Uint8Array ? p : body.subarray(p.start, p.end + 1));
-  let total = 0;
-  for (const p of parts) total += p.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return concatBytes(parts);
 }

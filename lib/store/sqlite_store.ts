@@ -30,9 +30,22 @@
  * @module
  */
 
-import { DatabaseSync, type StatementSync } from "node:sqlite";
-import { createHash } from "node:crypto";
+import { DatabaseSync } from "node:sqlite";
+import { BlobFiles, sha256Hex } from "./_blobs.ts";
+import { putBytes, putStream, type PutTarget } from "./_put.ts";
+import { recover, type RecoveryReport } from "./_recover.ts";
+import {
+  ENTRIES_PAGE,
+  migrate,
+  prepareStatements,
+  type Row,
+  type Statements,
+  toEntry,
+} from "./_schema.ts";
 import type { ObjectStore, OpenBody, PutStreamOptions, StoreEntry } from "./types.ts";
+
+export type { RecoveryReport } from "./_recover.ts";
+export { SCHEMA_VERSION } from "./_schema.ts";
 
 /** Bodies of this many bytes or more live in files (SQLite reads small blobs faster than files, large ones slower). */
 export const DEFAULT_FILE_THRESHOLD = 64 * 1024;
@@ -42,23 +55,10 @@ export const MAX_FILE_THRESHOLD = 16 * 1024 * 1024;
 export const MAX_KEY_LENGTH = 16 * 1024;
 /** Longest metadata string: status and headers as JSON; header blocks are capped far below this. */
 export const MAX_META_LENGTH = 1024 * 1024;
-/** Schema version kept in `PRAGMA user_version`; a newer database is refused, not guessed at. */
-export const SCHEMA_VERSION = 1;
-/** Rows fetched per page by `entries()`, so iterating a large store holds little in memory. */
-const ENTRIES_PAGE = 512;
 /** Reads retried when a concurrent replace unlinks the file being read. */
 const READ_ATTEMPTS = 3;
-/** Bytes per `write` call when a body held in memory goes to a file. */
-const WRITE_CHUNK = 1024 * 1024;
-/** Largest single synchronous write: bounds how long one write holds the event loop. */
-const SYNC_WRITE_PIECE = 256 * 1024;
-/** Bytes read per call when a body file is hashed (streamed, never held whole). */
-const HASH_READ_PIECE = 1024 * 1024;
 
-const SHA256_HEX = /^[0-9a-f]{64}$/;
 const DB_FILE = "store.sqlite";
-const OBJECTS = "objects";
-const TMP = "tmp";
 
 /** Options of {@linkcode openStore}. */
 export interface OpenStoreOptions {
@@ -66,26 +66,6 @@ export interface OpenStoreOptions {
   fileThreshold?: number;
   /** Clock for `storedAt`, in milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
-}
-
-/** What `openStore` found and repaired; exposed for logs and tests. */
-export interface RecoveryReport {
-  /** Temporary files removed (bodies a crash interrupted). */
-  tempFilesRemoved: number;
-  /** Body files removed because no row referenced them. */
-  orphanFilesRemoved: number;
-  /** Rows removed because their file was missing or had the wrong size. */
-  rowsDropped: number;
-}
-
-interface Row {
-  key: string;
-  meta: string;
-  size: number;
-  sha256: string;
-  pinned: number;
-  stored_at: number;
-  in_file: number;
 }
 
 /** A store opened by {@linkcode openStore}. */
@@ -120,149 +100,41 @@ export function openStore(dir: string, options: OpenStoreOptions = {}): SqliteOb
 class Store implements SqliteObjectStore {
   readonly dir: string;
   readonly recovery: RecoveryReport;
-  #threshold: number;
   #now: () => number;
   #db: DatabaseSync;
-  #objects: string;
-  #tmp: string;
+  #blobs: BlobFiles;
   #closed = false;
-  /** Shard directories known to exist. */
-  #shards = new Set<string>();
-  /** Hashes of file bodies being recorded right now: their files must not be unlinked. */
-  #pending = new Map<string, number>();
-  /** File bodies (by hash) and database bodies (by key) whose hash was checked since open. */
-  #verifiedFiles = new Set<string>();
+  /** Database bodies (by key) whose hash was checked since open. */
   #verifiedKeys = new Set<string>();
-  /** Hash checks of body files in progress, by hash: concurrent first reads share one. */
-  #verifying = new Map<string, Promise<boolean>>();
-  #q: {
-    get: StatementSync;
-    getBody: StatementSync;
-    upsert: StatementSync;
-    del: StatementSync;
-    updateMeta: StatementSync;
-    fileRef: StatementSync;
-    delBySha: StatementSync;
-    page: StatementSync;
-  };
+  #q: Statements;
+  /** What the put functions use of this store. */
+  #target: PutTarget;
 
   constructor(dir: string, threshold: number, now: () => number) {
     this.dir = dir;
-    this.#threshold = threshold;
     this.#now = now;
-    this.#objects = `${dir}/${OBJECTS}`;
-    this.#tmp = `${this.#objects}/${TMP}`;
-    Deno.mkdirSync(this.#tmp, { recursive: true });
+    this.#blobs = new BlobFiles(dir);
+    this.#target = {
+      threshold,
+      blobs: this.#blobs,
+      closed: () => this.#closed,
+      checkOpen: (key) => this.#checkOpen("store", key),
+      record: this.#record,
+      release: (sha) => this.#releaseFile(sha),
+    };
     const dbPath = `${dir}/${DB_FILE}`;
     this.#db = new DatabaseSync(dbPath);
     try {
       this.#db.exec("PRAGMA journal_mode = WAL");
       this.#db.exec("PRAGMA synchronous = FULL");
       this.#db.exec("PRAGMA busy_timeout = 5000");
-      this.#migrate(dbPath);
-      this.#q = {
-        get: this.#db.prepare(
-          "SELECT key, meta, size, sha256, pinned, stored_at, in_file FROM objects WHERE key = ?",
-        ),
-        getBody: this.#db.prepare("SELECT body FROM objects WHERE key = ?"),
-        upsert: this.#db.prepare(
-          `INSERT INTO objects (key, meta, size, sha256, pinned, stored_at, in_file, body)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (key) DO UPDATE SET meta = excluded.meta, size = excluded.size,
-             sha256 = excluded.sha256, pinned = excluded.pinned, stored_at = excluded.stored_at,
-             in_file = excluded.in_file, body = excluded.body`,
-        ),
-        del: this.#db.prepare("DELETE FROM objects WHERE key = ?"),
-        updateMeta: this.#db.prepare("UPDATE objects SET meta = ? WHERE key = ?"),
-        fileRef: this.#db.prepare(
-          "SELECT 1 AS one FROM objects WHERE in_file = 1 AND sha256 = ? LIMIT 1",
-        ),
-        delBySha: this.#db.prepare("DELETE FROM objects WHERE in_file = 1 AND sha256 = ?"),
-        page: this.#db.prepare(
-          `SELECT rowid AS id, key, meta, size, sha256, pinned, stored_at, in_file FROM objects
-           WHERE rowid > ? ORDER BY rowid LIMIT ${ENTRIES_PAGE}`,
-        ),
-      };
-      this.recovery = this.#recover();
+      migrate(this.#db, dbPath);
+      this.#q = prepareStatements(this.#db);
+      this.recovery = recover(this.#db, this.#q, this.#blobs);
     } catch (err) {
       this.#db.close();
       throw err;
     }
-  }
-
-  #migrate(dbPath: string): void {
-    const { user_version: version } = this.#db.prepare("PRAGMA user_version").get() as {
-      user_version: number;
-    };
-    if (version > SCHEMA_VERSION) {
-      throw new Error(
-        `Cannot open store "${dbPath}": schema version ${version} is newer than ${SCHEMA_VERSION}`,
-      );
-    }
-    if (version === SCHEMA_VERSION) return;
-    this.#db.exec(`BEGIN IMMEDIATE;
-      CREATE TABLE objects (
-        key TEXT PRIMARY KEY NOT NULL,
-        meta TEXT NOT NULL,
-        size INTEGER NOT NULL CHECK (size >= 0),
-        sha256 TEXT NOT NULL,
-        pinned INTEGER NOT NULL,
-        stored_at INTEGER NOT NULL,
-        in_file INTEGER NOT NULL,
-        body BLOB
-      );
-      CREATE INDEX objects_file_sha ON objects (sha256) WHERE in_file = 1;
-      PRAGMA user_version = ${SCHEMA_VERSION};
-      COMMIT;`);
-  }
-
-  /** Removes temporary and unreferenced files, and rows whose file is missing or wrong. */
-  #recover(): RecoveryReport {
-    const report: RecoveryReport = { tempFilesRemoved: 0, orphanFilesRemoved: 0, rowsDropped: 0 };
-    for (const e of Deno.readDirSync(this.#tmp)) {
-      Deno.removeSync(`${this.#tmp}/${e.name}`, { recursive: true });
-      report.tempFilesRemoved++;
-    }
-    const files = new Map<string, number>(); // sha256 -> size on disk
-    for (const shard of Deno.readDirSync(this.#objects)) {
-      if (!shard.isDirectory || !/^[0-9a-f]{2}$/.test(shard.name)) continue;
-      this.#shards.add(shard.name);
-      for (const f of Deno.readDirSync(`${this.#objects}/${shard.name}`)) {
-        const path = `${this.#objects}/${shard.name}/${f.name}`;
-        if (f.isFile && SHA256_HEX.test(f.name) && f.name.startsWith(shard.name)) {
-          files.set(f.name, Deno.statSync(path).size);
-        }
-      }
-    }
-    const referenced = new Set<string>();
-    const rows = this.#db.prepare("SELECT key, size, sha256 FROM objects WHERE in_file = 1")
-      .all() as unknown as { key: string; size: number; sha256: string }[];
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      for (const r of rows) {
-        if (files.get(r.sha256) === r.size) {
-          referenced.add(r.sha256);
-        } else {
-          this.#q.del.run(r.key);
-          report.rowsDropped++;
-        }
-      }
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
-    for (const sha of files.keys()) {
-      if (!referenced.has(sha)) {
-        Deno.removeSync(this.#filePathOf(sha));
-        report.orphanFilesRemoved++;
-      }
-    }
-    return report;
-  }
-
-  #filePathOf(sha: string): string {
-    return `${this.#objects}/${sha.slice(0, 2)}/${sha}`;
   }
 
   #checkOpen(what: string, key: string): void {
@@ -295,41 +167,18 @@ class Store implements SqliteObjectStore {
     }
   }
 
-  #toEntry(r: Row): StoreEntry {
-    return {
-      key: r.key,
-      meta: r.meta,
-      size: r.size,
-      sha256: r.sha256,
-      pinned: r.pinned === 1,
-      storedAt: r.stored_at,
-    };
-  }
-
   #row(key: string): Row | undefined {
     return this.#q.get.get(key) as unknown as Row | undefined;
   }
 
   /** Unlinks the file of `sha` when no row references it and no put is recording it. */
   #releaseFile(sha: string): void {
-    if (this.#pending.has(sha) || this.#q.fileRef.get(sha) !== undefined) return;
-    this.#verifiedFiles.delete(sha);
-    try {
-      Deno.removeSync(this.#filePathOf(sha));
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err;
-    }
+    if (this.#blobs.isHeld(sha) || this.#q.fileRef.get(sha) !== undefined) return;
+    this.#blobs.remove(sha);
   }
 
   /** Commits a row (replacing any previous one) and releases the previous file if unshared. */
-  #record(
-    key: string,
-    meta: string,
-    size: number,
-    sha: string,
-    pinned: boolean,
-    body: Uint8Array | null,
-  ): StoreEntry {
+  #record: PutTarget["record"] = (key, meta, size, sha, pinned, body) => {
     const storedAt = this.#now();
     const old = this.#row(key);
     if (old !== undefined && old.pinned === 1 && !pinned) {
@@ -339,81 +188,18 @@ class Store implements SqliteObjectStore {
     this.#q.upsert.run(key, meta, size, sha, pinned ? 1 : 0, storedAt, body ? 0 : 1, body);
     this.#verifiedKeys.delete(key);
     // This process hashed the bytes it wrote: a file body needs no check on its first read.
-    if (body === null) this.#verifiedFiles.add(sha);
+    if (body === null) this.#blobs.markVerified(sha);
     if (old && old.in_file === 1 && !(body === null && old.sha256 === sha)) {
       this.#releaseFile(old.sha256);
     }
     return { key, meta, size, sha256: sha, pinned, storedAt };
-  }
-
-  async #ensureShard(sha: string): Promise<string> {
-    const shard = sha.slice(0, 2);
-    const dir = `${this.#objects}/${shard}`;
-    if (!this.#shards.has(shard)) {
-      await Deno.mkdir(dir, { recursive: true });
-      await syncDir(this.#objects);
-      this.#shards.add(shard);
-    }
-    return dir;
-  }
-
-  /** Moves a fsynced temporary file to its content address and fsyncs the shard directory. */
-  async #publish(tmpPath: string, sha: string): Promise<void> {
-    const dir = await this.#ensureShard(sha);
-    await Deno.rename(tmpPath, this.#filePathOf(sha));
-    await syncDir(dir);
-  }
-
-  #newTempPath(): string {
-    return `${this.#tmp}/${crypto.randomUUID()}.tmp`;
-  }
-
-  #hold(sha: string): void {
-    this.#pending.set(sha, (this.#pending.get(sha) ?? 0) + 1);
-  }
-
-  #unhold(sha: string): void {
-    const n = (this.#pending.get(sha) ?? 1) - 1;
-    if (n === 0) this.#pending.delete(sha);
-    else this.#pending.set(sha, n);
-  }
+  };
 
   async put(key: string, meta: string, body: Uint8Array, pinned = false): Promise<StoreEntry> {
     this.#checkKey("store", key);
     this.#checkMeta("store", key, meta);
     this.#checkOpen("store", key);
-    if (!(body instanceof Uint8Array)) {
-      throw new TypeError(`Cannot store "${key}": body must be a Uint8Array`);
-    }
-    if (body.length < this.#threshold) {
-      const sha = createHash("sha256").update(body).digest("hex");
-      return this.#record(key, meta, body.length, sha, pinned, body.slice());
-    }
-    const sha = hex(
-      new Uint8Array(await crypto.subtle.digest("SHA-256", body as Uint8Array<ArrayBuffer>)),
-    );
-    const tmpPath = this.#newTempPath();
-    this.#hold(sha);
-    try {
-      try {
-        using file = await Deno.open(tmpPath, { write: true, createNew: true });
-        for (let off = 0; off < body.length; off += WRITE_CHUNK) {
-          await writeAll(file, body.subarray(off, Math.min(off + WRITE_CHUNK, body.length)));
-        }
-        await file.sync();
-        await this.#publish(tmpPath, sha);
-      } catch (err) {
-        await removeQuietly(tmpPath);
-        throw new Error(`Cannot store "${key}": writing "${tmpPath}" failed: ${err}`, {
-          cause: err,
-        });
-      }
-      this.#checkOpen("store", key);
-      return this.#record(key, meta, body.length, sha, pinned, null);
-    } finally {
-      this.#unhold(sha);
-      if (!this.#closed) this.#releaseFile(sha);
-    }
+    return await putBytes(this.#target, key, meta, body, pinned);
   }
 
   async putStream(
@@ -425,118 +211,14 @@ class Store implements SqliteObjectStore {
     this.#checkKey("store", key);
     this.#checkMeta("store", key, meta);
     this.#checkOpen("store", key);
-    if (!(body instanceof ReadableStream)) {
-      throw new TypeError(`Cannot store "${key}": body must be a ReadableStream`);
-    }
-    const { expectedSize, expectedSha256, onWrite } = opts;
-    const inFile = opts.inFile === true;
-    if (expectedSize !== undefined && (!Number.isSafeInteger(expectedSize) || expectedSize < 0)) {
-      throw new RangeError(
-        `Cannot store "${key}": expectedSize must be a non-negative integer: received ${expectedSize}`,
-      );
-    }
-    if (expectedSha256 !== undefined && !SHA256_HEX.test(expectedSha256)) {
-      throw new SyntaxError(
-        `Cannot store "${key}": expectedSha256 must be 64 lowercase hex digits: received ${expectedSha256}`,
-      );
-    }
-    const pinned = opts.pinned ?? false;
-    const hash = createHash("sha256");
-    const reader = body.getReader();
-    // Bodies below the threshold are gathered in memory (at most `threshold` bytes) and go to
-    // the database; once a body reaches the threshold it continues into a temporary file.
-    const small: Uint8Array[] = [];
-    let size = 0;
-    let file: Deno.FsFile | null = null;
-    const tmpPath = this.#newTempPath();
-    let sha = "";
-    let held = false;
-    const fail = (reason: string, cause?: unknown): Error =>
-      new Error(
-        `Cannot store "${key}": ${reason}${file ? ` (temporary file "${tmpPath}")` : ""}`,
-        { cause },
-      );
-    try {
-      try {
-        while (true) {
-          let chunk: Uint8Array | undefined;
-          try {
-            const r = await reader.read();
-            if (r.done) break;
-            chunk = r.value;
-          } catch (err) {
-            throw fail(`body stream failed after ${size} bytes: ${err}`, err);
-          }
-          if (!(chunk instanceof Uint8Array)) {
-            throw fail(`body stream yielded a ${typeof chunk}, not a Uint8Array`);
-          }
-          size += chunk.length;
-          if (expectedSize !== undefined && size > expectedSize) {
-            throw fail(`body is longer than expectedSize ${expectedSize}`);
-          }
-          hash.update(chunk);
-          if (file === null && size < this.#threshold && !inFile) {
-            small.push(chunk.slice());
-            continue;
-          }
-          if (file === null) {
-            file = await Deno.open(tmpPath, { write: true, createNew: true });
-            for (const c of small) await writeAll(file, c);
-            small.length = 0;
-          }
-          await writeAll(file, chunk);
-          onWrite?.(tmpPath, size);
-        }
-        if (inFile && file === null) {
-          file = await Deno.open(tmpPath, { write: true, createNew: true });
-          onWrite?.(tmpPath, 0);
-        }
-        if (expectedSize !== undefined && size !== expectedSize) {
-          throw fail(`body stream ended after ${size} bytes, expected ${expectedSize}`);
-        }
-        sha = hash.digest("hex");
-        if (expectedSha256 !== undefined && sha !== expectedSha256) {
-          throw fail(`body SHA-256 ${sha} does not match expected ${expectedSha256}`);
-        }
-        this.#checkOpen("store", key);
-        if (file === null) {
-          return this.#record(key, meta, size, sha, pinned, concat(small, size));
-        }
-        await file.sync();
-        file.close();
-        file = null;
-        this.#hold(sha);
-        held = true;
-        await this.#publish(tmpPath, sha);
-      } catch (err) {
-        reader.cancel(err).catch(() => {});
-        if (file !== null) {
-          try {
-            file.close();
-          } catch { /* already closed */ }
-        }
-        await removeQuietly(tmpPath);
-        if (err instanceof Error && err.message.startsWith(`Cannot store "${key}"`)) throw err;
-        throw new Error(`Cannot store "${key}": writing "${tmpPath}" failed: ${err}`, {
-          cause: err,
-        });
-      }
-      this.#checkOpen("store", key);
-      return this.#record(key, meta, size, sha, pinned, null);
-    } finally {
-      reader.releaseLock();
-      if (held) {
-        this.#unhold(sha);
-        if (!this.#closed) this.#releaseFile(sha);
-      }
-    }
+    return await putStream(this.#target, key, meta, body, opts);
   }
 
   head(key: string): StoreEntry | null {
     this.#checkKey("look up", key);
     this.#checkOpen("look up", key);
     const r = this.#row(key);
-    return r ? this.#toEntry(r) : null;
+    return r ? toEntry(r) : null;
   }
 
   async read(key: string): Promise<Uint8Array | null> {
@@ -564,9 +246,9 @@ class Store implements SqliteObjectStore {
       if (r.in_file === 0) {
         const got = await this.#readRow(key, r);
         if (got === "replaced") continue;
-        return got === null ? null : { entry: this.#toEntry(r), bytes: got, file: null };
+        return got === null ? null : { entry: toEntry(r), bytes: got, file: null };
       }
-      const path = this.#filePathOf(r.sha256);
+      const path = this.#blobs.pathOf(r.sha256);
       let file: Deno.FsFile;
       try {
         file = await Deno.open(path, { read: true });
@@ -576,38 +258,25 @@ class Store implements SqliteObjectStore {
         }
         if (this.#closed) return null;
         if (this.#row(key)?.sha256 !== r.sha256) continue;
-        if (!this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+        if (!this.#blobs.isHeld(r.sha256)) this.#dropCorrupt(r.sha256);
         return null;
       }
       let good = false;
       try {
         good = (await file.stat()).size === r.size &&
-          (this.#verifiedFiles.has(r.sha256) || await this.#verifyFile(r.sha256, path));
+          (this.#blobs.isVerified(r.sha256) || await this.#blobs.verify(r.sha256, path));
       } finally {
         if (!good) file.close();
       }
       if (!good) {
-        if (!this.#closed && !this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+        if (!this.#closed && !this.#blobs.isHeld(r.sha256)) this.#dropCorrupt(r.sha256);
         return null;
       }
-      return { entry: this.#toEntry(r), bytes: null, file };
+      return { entry: toEntry(r), bytes: null, file };
     }
     throw new Error(
       `Cannot read "${key}": replaced ${READ_ATTEMPTS} times while being opened in "${this.dir}"`,
     );
-  }
-
-  /** Whether the file at `path` hashes to `sha`, read in pieces; shared by concurrent callers. */
-  #verifyFile(sha: string, path: string): Promise<boolean> {
-    let p = this.#verifying.get(sha);
-    if (p === undefined) {
-      p = hashFile(path).then((got) => {
-        if (got === sha && !this.#closed) this.#verifiedFiles.add(sha);
-        return got === sha;
-      }, () => false).finally(() => this.#verifying.delete(sha));
-      this.#verifying.set(sha, p);
-    }
-    return p;
   }
 
   async #readRow(key: string, r: Row): Promise<Uint8Array | null | "replaced"> {
@@ -615,7 +284,10 @@ class Store implements SqliteObjectStore {
     if (r.in_file === 0) {
       const { body } = this.#q.getBody.get(key) as { body: Uint8Array | null };
       const bytes = body ?? new Uint8Array(0);
-      if (bytes.length !== r.size || !this.#verifiedKeys.has(key) && !(await sameHash(bytes, r))) {
+      if (
+        bytes.length !== r.size ||
+        !this.#verifiedKeys.has(key) && (await sha256Hex(bytes)) !== r.sha256
+      ) {
         // The row may have been replaced while hashing; only drop what was checked.
         if (!stillSame()) return this.#closed ? null : "replaced";
         this.#q.del.run(key);
@@ -624,7 +296,7 @@ class Store implements SqliteObjectStore {
       this.#verifiedKeys.add(key);
       return bytes;
     }
-    const path = this.#filePathOf(r.sha256);
+    const path = this.#blobs.pathOf(r.sha256);
     let bytes: Uint8Array;
     try {
       bytes = await Deno.readFile(path);
@@ -633,17 +305,17 @@ class Store implements SqliteObjectStore {
         throw new Error(`Cannot read "${key}": reading "${path}" failed: ${err}`, { cause: err });
       }
       if (!stillSame()) return this.#closed ? null : "replaced";
-      if (!this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+      if (!this.#blobs.isHeld(r.sha256)) this.#dropCorrupt(r.sha256);
       return null;
     }
     if (
       bytes.length !== r.size ||
-      !this.#verifiedFiles.has(r.sha256) && !(await sameHash(bytes, r))
+      !this.#blobs.isVerified(r.sha256) && (await sha256Hex(bytes)) !== r.sha256
     ) {
-      if (!this.#closed && !this.#pending.has(r.sha256)) this.#dropCorrupt(r.sha256);
+      if (!this.#closed && !this.#blobs.isHeld(r.sha256)) this.#dropCorrupt(r.sha256);
       return null;
     }
-    this.#verifiedFiles.add(r.sha256);
+    this.#blobs.markVerified(r.sha256);
     return bytes;
   }
 
@@ -658,7 +330,7 @@ class Store implements SqliteObjectStore {
     this.#checkKey("look up", key);
     this.#checkOpen("look up", key);
     const r = this.#row(key);
-    return r && r.in_file === 1 ? this.#filePathOf(r.sha256) : null;
+    return r && r.in_file === 1 ? this.#blobs.pathOf(r.sha256) : null;
   }
 
   updateMeta(key: string, meta: string): void {
@@ -683,7 +355,7 @@ class Store implements SqliteObjectStore {
     let after = 0;
     while (!this.#closed) {
       const rows = this.#q.page.all(after) as unknown as (Row & { id: number })[];
-      for (const r of rows) yield this.#toEntry(r);
+      for (const r of rows) yield toEntry(r);
       if (rows.length < ENTRIES_PAGE) return;
       after = rows[rows.length - 1].id;
     }
@@ -692,70 +364,7 @@ class Store implements SqliteObjectStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#blobs.close();
     this.#db.close();
-  }
-}
-
-async function sameHash(bytes: Uint8Array, r: Row): Promise<boolean> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return hex(new Uint8Array(digest)) === r.sha256;
-}
-
-/** Hex SHA-256 of a file, read in {@link HASH_READ_PIECE} pieces through one buffer. */
-async function hashFile(path: string): Promise<string> {
-  using file = await Deno.open(path, { read: true });
-  const hash = createHash("sha256");
-  const buf = new Uint8Array(HASH_READ_PIECE);
-  while (true) {
-    const n = await file.read(buf);
-    if (n === null) break;
-    hash.update(buf.subarray(0, n));
-  }
-  return hash.digest("hex");
-}
-
-function hex(bytes: Uint8Array): string {
-  let s = "";
-  for (const b of bytes) s += b.toString(16).padStart(2, "0");
-  return s;
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.length;
-  }
-  return out;
-}
-
-/**
- * Writes all of `bytes`, synchronously, in pieces of at most {@link SYNC_WRITE_PIECE} bytes.
- *
- * Synchronous on purpose: Deno's async `FsFile.write` holds native memory per write until the
- * file is closed, so a 1 GiB upload streamed through async writes grew a node by ~40-60 MiB
- * (docs/notes/upload.md), while `writeSync` does not grow it and is 4-5x faster. Each piece is a
- * copy into the page cache (well under a millisecond for 256 KiB), so no single call holds the
- * event loop long; between pieces of a stream the caller awaits its source anyway.
- */
-// deno-lint-ignore require-await
-async function writeAll(file: Deno.FsFile, bytes: Uint8Array): Promise<void> {
-  for (let off = 0; off < bytes.length;) {
-    off += file.writeSync(bytes.subarray(off, Math.min(off + SYNC_WRITE_PIECE, bytes.length)));
-  }
-}
-
-/** fsyncs a directory so a rename or a new entry in it survives a power loss. */
-async function syncDir(path: string): Promise<void> {
-  using dir = await Deno.open(path, { read: true });
-  await dir.sync();
-}
-
-async function removeQuietly(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (err) {
-    if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
 }

@@ -9,6 +9,7 @@
 
 import http from "node:http";
 import https from "node:https";
+import { concatBytes } from "../common/bytes.ts";
 
 /** The answer to {@link postStream}. */
 export interface PostResult {
@@ -76,7 +77,7 @@ export function postStream(
       res.on("end", () => {
         if (settled) return;
         settled = true;
-        const text = new TextDecoder().decode(concat(parts));
+        const text = new TextDecoder().decode(concatBytes(parts));
         const headers: [string, string][] = [];
         for (const [k, v] of Object.entries(res.headers)) {
           if (v !== undefined) headers.push([k, Array.isArray(v) ? v.join(", ") : v]);
@@ -131,14 +132,4 @@ export function postStream(
       if (!settled) req.end();
     })().catch(fail);
   });
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
 }
