@@ -25,6 +25,11 @@ const REPLICAS = [
   { id: "r3", host: "127.0.0.33", lat: 35.68, lon: 139.69 },
 ];
 const CONFIG = { ttl: 5, geo: [{ cidr: "127.0.0.0/8", lat: 52.37, lon: 4.9 }] };
+/**
+ * Shared by the DNS server and the replicas: a restarted replica (no `--data`, so a new node
+ * key) is admitted again by the token, as an operator would restart one.
+ */
+const ADMIN_TOKEN = "failover-bench-token";
 
 /** Results of {@link measureFailover}, in ms. */
 export interface FailoverResult {
@@ -137,6 +142,8 @@ export async function measureFailover(
       // by noise and the replica to kill would not be known.
       "--policy",
       "geo",
+      "--admin-token",
+      ADMIN_TOKEN,
     ]);
     const t0 = Date.now();
     let ports: RegExpExecArray | null = null;
@@ -165,6 +172,8 @@ export async function measureFailover(
           `127.0.0.1:${control}`,
           `--lat=${r.lat}`, // "=": parseArgs would take "-0.13" for a flag
           `--lon=${r.lon}`,
+          "--admin-token",
+          ADMIN_TOKEN,
         ]),
       );
     };
@@ -177,8 +186,10 @@ export async function measureFailover(
         const a = await answer();
         if (a !== null && ok(a)) return { ms: performance.now() - begin, a };
         if (performance.now() - begin > ROUND_TIMEOUT_MS) {
+          const r1 = procs.get(REPLICAS[0].id)?.output().slice(-3000) ?? "";
           throw new Error(
-            `timed out waiting for ${what}\n--- dns:\n${dns!.output().slice(-3000)}`,
+            `timed out waiting for ${what}\n--- dns:\n${dns!.output().slice(-3000)}` +
+              `\n--- r1:\n${r1}`,
           );
         }
         await new Promise((r) => setTimeout(r, POLL_MS));
