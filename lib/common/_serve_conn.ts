@@ -68,9 +68,17 @@ const RESPONSE = Object.getOwnPropertySymbols(new Response("")).find((s) =>
   s.description === "response"
 );
 
-type InnerBody = { streamOrStatic?: unknown; length?: number | null } | null | undefined;
+/** Deno's inner body of a response: its stream or static bytes, and its length when known. */
+export type InnerBody =
+  | { streamOrStatic?: unknown; length?: number | null }
+  | null
+  | undefined;
 
-function innerBody(res: Response): InnerBody {
+/**
+ * The inner body of `res` without touching `res.body` (see {@link hasStreamBody}); undefined
+ * when unknown.
+ */
+export function innerBody(res: Response): InnerBody {
   if (RESPONSE === undefined) return undefined;
   return (res as unknown as Record<symbol, { body?: InnerBody } | undefined>)[RESPONSE]?.body;
 }

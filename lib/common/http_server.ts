@@ -23,7 +23,7 @@
  *
  * @module
  */
-import { hasStreamBody, serveOnConnection, staticBodyLength } from "./_serve_conn.ts";
+import { innerBody, serveOnConnection } from "./_serve_conn.ts";
 
 /** Default header timeout: a partial request head is closed within it. */
 export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
@@ -331,7 +331,7 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     };
     conns.add(conn);
     stats.open = conns.size;
-    // Never moves `last` back: a body held in memory may have set it ahead (see watch).
+    // Never moves `last` back: a body held in memory may have set it ahead (see settle).
     const touch = () => {
       const t = Date.now();
       if (t > conn.last) conn.last = t;
@@ -342,11 +342,19 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       conn.active--;
       touch();
     };
-    const watch = (res: Response): Response => {
-      if (hasStreamBody(res)) return new Response(watched(res.body!, touch, done), res);
-      const n = staticBodyLength(res);
-      if (n > 0) conn.last = Math.max(conn.last, Date.now() + n * 1000 / MIN_STATIC_SEND_RATE);
-      done();
+    // The response is handed over: one lookup of its body and one clock read per request
+    // (the hit path's cost). A body held in memory keeps the connection busy for its size at
+    // MIN_STATIC_SEND_RATE past now.
+    const settle = (res: Response): Response => {
+      const b = innerBody(res);
+      if (b?.streamOrStatic instanceof ReadableStream) {
+        touch();
+        return new Response(watched(res.body!, touch, done), res);
+      }
+      conn.active--;
+      const t = Date.now();
+      const until = b ? t + (b.length ?? 0) * 1000 / MIN_STATIC_SEND_RATE : t;
+      if (until > conn.last) conn.last = until;
       return res;
     };
     const failed = (e: unknown): never => {
@@ -355,7 +363,6 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     };
     const wrapped: LimitedHandler = (req, info) => {
       conn.active++;
-      touch();
       const m = req.method;
       if (m !== "GET" && m !== "HEAD" && req.body !== null) {
         // signal: null: the original's signal getter warns about Deno's legacy abort behaviour.
@@ -367,7 +374,11 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       } catch (e) {
         failed(e);
       }
-      return res instanceof Promise ? res.then(watch, failed) : watch(res!);
+      if (!(res instanceof Promise)) return settle(res!);
+      // The head arrived now: the idle timeout runs from here while the handler works. (A
+      // synchronous handler needs no such mark: nothing else runs before settle.)
+      touch();
+      return res.then(settle, failed);
     };
     let server;
     try {
