@@ -421,3 +421,42 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "fleet credential: without --admin-token, a loopback replica restarted with a new key is admitted",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dns = await startDns(["-n", ZONE]);
+    const base = `http://127.0.0.1:${dns.control}`;
+    const args = ["--host", A, "--id", "t", "--announce", `127.0.0.1:${dns.control}`];
+    let t = startReplica(args);
+    const alive = (what: string) =>
+      waitFor(
+        what,
+        async () => {
+          const rows = (await http(`${base}/replicas`)).body.replicas as Row[];
+          return rows.find((r) => r.id === "t" && r.state === "alive" && (r.seq as number) >= 1);
+        },
+        30_000,
+        100,
+        () => dns.output() + t.output(),
+      );
+    try {
+      await alive("t alive");
+      // No --data: the restarted replica has a new key; loopback is the admin here.
+      await t.stop("SIGKILL");
+      assert.equal(
+        (await http(`${base}/replicas/t`, { method: "DELETE" })).status,
+        200,
+        "from loopback without --admin-token",
+      );
+      t = startReplica(args);
+      await alive("t alive again with a new key");
+    } finally {
+      await t.stop();
+      await dns.stop("SIGTERM");
+    }
+  },
+});
