@@ -6,7 +6,7 @@
  */
 import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dns/config.ts";
-import { DNS_EXIT, dnsUsage, parseDnsFlags } from "./lib/dns/flags.ts";
+import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
 import { FleetListenError, startFleetDns } from "./lib/fleet/dns_fleet.ts";
 
 async function main(): Promise<void> {
@@ -23,6 +23,9 @@ async function main(): Promise<void> {
     const what = e instanceof ConfigError ? "--config" : `--data ${a.dataDir}`;
     throw new StartError(`${what}: ${(e as Error).message}`, DNS_EXIT.config);
   }
+  const shares = shareConnections(config.tcp.maxConnections, a.controlLimits.maxConns);
+  if (shares.note !== null) console.log(shares.note);
+  config.tcp.maxConnections = shares.tcp;
   let logged = 0;
   const fleet = await startFleetDns({
     zone: a.name,
@@ -32,7 +35,7 @@ async function main(): Promise<void> {
     codec: a.codec,
     io: a.io,
     controlPort: a.controlPort,
-    controlLimits: a.controlLimits,
+    controlLimits: { ...a.controlLimits, maxConns: shares.control },
     data: a.dataDir ?? ":memory:",
     adminToken: a.adminToken,
     policy: a.policy,

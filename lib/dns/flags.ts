@@ -9,8 +9,10 @@ import { type FlagTable, parseFlags, usage, UsageError } from "../common/cli.ts"
 import {
   DEFAULT_HEADER_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
+  defaultMaxConns,
   type ListenerLimits,
 } from "../common/http_server.ts";
+import { DEFAULT_CONTROL_MAX_CONNS } from "../fleet/control.ts";
 import { DEFAULT_PROBE_PORT } from "../fleet/monitor.ts";
 import { DEFAULT_CONTROL_PORT } from "../fleet/protocol.ts";
 import { DEFAULT_RTT_TTL_MS } from "../fleet/rtt.ts";
@@ -258,4 +260,34 @@ export function parseDnsFlags(
     shortTtl,
     probePort: f.port("probe-port", DEFAULT_PROBE_PORT),
   };
+}
+
+/** How the DNS process's two listeners share the open files it may use for connections. */
+export interface ConnectionShares {
+  /** Cap of DNS-over-TCP connections (the config's `tcp.maxConnections`, lowered if needed). */
+  tcp: number;
+  /** Cap of the control API's connections (`--max-conns`, or its default within the share). */
+  control: number;
+  /** A line to log when the configured TCP cap was lowered; null when it was kept. */
+  note: string | null;
+}
+
+/**
+ * Splits the descriptors a process may spend on connections ({@link defaultMaxConns}: the
+ * open-file limit less a reserve) between DNS over TCP and the control API, so that both under
+ * attack at once cannot reach the limit (past it Deno 2.9.6 can panic, ending the process):
+ * TCP keeps its configured cap up to half of the budget, the control API gets the rest (at most
+ * its default of 512) unless `--max-conns` sets it. Under `ulimit -n 1024`: 256 and 512.
+ */
+export function shareConnections(
+  tcpConfigured: number,
+  controlFlag: number | undefined,
+  budget: number = defaultMaxConns(),
+): ConnectionShares {
+  const tcp = Math.min(tcpConfigured, Math.max(16, Math.floor(budget / 2)));
+  const control = controlFlag ?? Math.min(DEFAULT_CONTROL_MAX_CONNS, Math.max(16, budget - tcp));
+  const note = tcp === tcpConfigured ? null : `dns: tcp.maxConnections ${tcpConfigured} lowered ` +
+    `to ${tcp}: the open-file limit leaves ${budget} descriptors for connections, shared ` +
+    `with the control API (raise it with ulimit -n)`;
+  return { tcp, control, note };
 }

@@ -18,6 +18,10 @@ export const LENGTH_PREFIX = 2;
 export const INITIAL_READ_BUFFER = 4096;
 /** Largest framed message: the 16-bit length allows 65535 octets. */
 export const MAX_FRAME = LENGTH_PREFIX + 65535;
+/** Longest wait after a failed `accept()` (e.g. EMFILE) before the next try. */
+export const MAX_ACCEPT_BACKOFF_MS = 1_000;
+/** Failed accepts are reported (`onError`) at most once per this interval. */
+export const ACCEPT_ERROR_REPORT_MS = 5_000;
 
 /** Options of {@link serveTcp}. */
 export interface TcpOptions {
@@ -43,6 +47,8 @@ export interface TcpStats {
   /** Connections open now. */
   open: number;
   errors: number;
+  /** Failed `accept()` calls (e.g. EMFILE), each followed by a backoff; also in `errors`. */
+  acceptErrors: number;
 }
 
 /** A running TCP server. */
@@ -70,7 +76,14 @@ export function serveTcp(opts: TcpOptions): TcpServer {
   const clients = opts.clients ?? new ClientCache();
   const onError = opts.onError ?? (() => {});
   const listener = Deno.listen({ hostname: opts.hostname, port: opts.port, transport: "tcp" });
-  const stats: TcpStats = { accepted: 0, rejected: 0, idleClosed: 0, open: 0, errors: 0 };
+  const stats: TcpStats = {
+    accepted: 0,
+    rejected: 0,
+    idleClosed: 0,
+    open: 0,
+    errors: 0,
+    acceptErrors: 0,
+  };
   const conns = new Set<Deno.Conn>();
   const tasks = new Set<Promise<void>>();
   let closed = false;
@@ -158,16 +171,28 @@ export function serveTcp(opts: TcpOptions): TcpServer {
   }
 
   async function acceptLoop(): Promise<void> {
+    let backoff = 0;
+    let lastReport = -Infinity;
     while (!closed) {
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
       } catch (e) {
         if (closed) break;
+        // EMFILE and the like repeat until a descriptor is freed: wait (doubling up to
+        // MAX_ACCEPT_BACKOFF_MS) instead of spinning, and report at most once per interval.
         stats.errors++;
-        onError(e);
+        stats.acceptErrors++;
+        const now = Date.now();
+        if (now - lastReport >= ACCEPT_ERROR_REPORT_MS) {
+          lastReport = now;
+          onError(e);
+        }
+        backoff = Math.min(MAX_ACCEPT_BACKOFF_MS, backoff === 0 ? 10 : backoff * 2);
+        await new Promise((r) => setTimeout(r, backoff));
         continue;
       }
+      backoff = 0;
       stats.accepted++;
       if (conns.size >= opts.maxConnections) {
         stats.rejected++;
