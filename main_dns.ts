@@ -7,7 +7,7 @@
 import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dns/config.ts";
 import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
-import { FleetListenError, startFleetDns } from "./lib/fleet/dns_fleet.ts";
+import { FleetListenError, startFleetDns } from "./lib/fleet/dns/dns_fleet.ts";
 
 async function main(): Promise<void> {
   const a = parseDnsFlags(Deno.args, Deno.env.toObject());

@@ -16,7 +16,7 @@ import {
   replicasFromConfig,
   type SteeringClient,
 } from "../lib/dns/steering.ts";
-import { RttCache } from "../lib/fleet/rtt.ts";
+import { RttCache } from "../lib/fleet/dns/rtt.ts";
 import { ourConfig } from "./dns_qps/zone.ts";
 
 const CONFIG = parseConfig(ourConfig(), "bench zone");

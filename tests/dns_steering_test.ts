@@ -7,10 +7,10 @@ import assert from "node:assert/strict";
 import { parseCidr, parseIp } from "../lib/common/ip.ts";
 import type { ReplicaConfig } from "../lib/dns/config.ts";
 import { newSelection, ReplicaSet, replicasFromConfig } from "../lib/dns/steering.ts";
-import { FleetDb } from "../lib/fleet/db.ts";
+import { FleetDb } from "../lib/fleet/dns/db.ts";
 import { DEFAULT_POLICY, POLICIES, type PolicyName, SteeringEngine } from "../lib/dns/policy.ts";
-import { FleetRegistry } from "../lib/fleet/registry.ts";
-import { RttCache } from "../lib/fleet/rtt.ts";
+import { FleetRegistry } from "../lib/fleet/dns/registry.ts";
+import { RttCache } from "../lib/fleet/dns/rtt.ts";
 
 function client(text: string, bits?: number) {
   const ip = parseIp(text)!;

@@ -13,7 +13,7 @@ import {
   registrationHeaders,
 } from "../lib/fleet/credentials.ts";
 import { sealDatagram, sessionHeaders, signDatagram } from "../lib/fleet/protocol.ts";
-import { FleetAgent } from "../lib/fleet/agent.ts";
+import { FleetAgent } from "../lib/fleet/replica/agent.ts";
 import { newKey, Signer, type StoredKey } from "../lib/replication/trust.ts";
 import {
   http,

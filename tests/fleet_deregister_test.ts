@@ -3,7 +3,7 @@
  * (no admin token needed), so a stopping replica is no longer answered.
  */
 import assert from "node:assert/strict";
-import { FleetAgent } from "../lib/fleet/agent.ts";
+import { FleetAgent } from "../lib/fleet/replica/agent.ts";
 import { http, startDns, waitFor } from "../lib/fleet/_testing.ts";
 
 Deno.test({

@@ -6,9 +6,9 @@ import assert from "node:assert/strict";
 import { parseCidr, parseIp } from "../lib/common/ip.ts";
 import type { ReplicaConfig } from "../lib/dns/config.ts";
 import { newSelection, ReplicaSet, replicasFromConfig } from "../lib/dns/steering.ts";
-import { FleetDb } from "../lib/fleet/db.ts";
-import { parseFleetFlags } from "../lib/fleet/flags.ts";
-import { median } from "../lib/fleet/monitor.ts";
+import { FleetDb } from "../lib/fleet/dns/db.ts";
+import { parseFleetFlags } from "../lib/fleet/replica/flags.ts";
+import { median } from "../lib/fleet/dns/monitor.ts";
 import { type PolicyName, SteeringEngine, subnetKey } from "../lib/dns/policy.ts";
 import {
   parseHeartbeat,
@@ -17,8 +17,8 @@ import {
   parseRegistration,
   type Registration,
 } from "../lib/fleet/protocol.ts";
-import { FleetRegistry, HEALTH_INTERVAL_MS } from "../lib/fleet/registry.ts";
-import { RttCache } from "../lib/fleet/rtt.ts";
+import { FleetRegistry, HEALTH_INTERVAL_MS } from "../lib/fleet/dns/registry.ts";
+import { RttCache } from "../lib/fleet/dns/rtt.ts";
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };

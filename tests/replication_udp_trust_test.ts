@@ -6,7 +6,7 @@
  * or a wrong key is refused.
  */
 import assert from "node:assert/strict";
-import { FleetAgent } from "../lib/fleet/agent.ts";
+import { FleetAgent } from "../lib/fleet/replica/agent.ts";
 import { sealDatagram, sessionHeaders } from "../lib/fleet/protocol.ts";
 import { http, startDns, waitFor } from "../lib/fleet/_testing.ts";
 

@@ -12,10 +12,10 @@ import {
   defaultMaxConns,
   type ListenerLimits,
 } from "../common/http_server.ts";
-import { DEFAULT_CONTROL_MAX_CONNS } from "../fleet/control.ts";
-import { DEFAULT_PROBE_PORT } from "../fleet/monitor.ts";
+import { DEFAULT_CONTROL_MAX_CONNS } from "../fleet/dns/control.ts";
+import { DEFAULT_PROBE_PORT } from "../fleet/dns/monitor.ts";
 import { DEFAULT_CONTROL_PORT } from "../fleet/protocol.ts";
-import { DEFAULT_RTT_TTL_MS } from "../fleet/rtt.ts";
+import { DEFAULT_RTT_TTL_MS } from "../fleet/dns/rtt.ts";
 import {
   DEFAULT_OVERLOAD_RPS,
   DEFAULT_POLICY,

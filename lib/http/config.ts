@@ -12,7 +12,7 @@ import {
   defaultMaxConns,
   type ListenerLimits,
 } from "../common/http_server.ts";
-import { type FleetFlags, parseFleetFlags } from "../fleet/flags.ts";
+import { type FleetFlags, parseFleetFlags } from "../fleet/replica/flags.ts";
 import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
 

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { MAC_HEADER, sealValid, sessionHeaders } from "./protocol.ts";
+import { MAC_HEADER, sealValid, sessionHeaders } from "../protocol.ts";
 import type { FleetRegistry } from "./registry.ts";
 import type { RttCache } from "./rtt.ts";
 

@@ -11,7 +11,7 @@
  * @module
  */
 import { DatabaseSync, type StatementSync } from "node:sqlite";
-import type { StoredKey } from "../replication/trust.ts";
+import type { StoredKey } from "../../replication/trust.ts";
 
 /** Bumped when the table changes shape; an older file is migrated by recreating the table. */
 export const FLEET_SCHEMA_VERSION = 1;

@@ -21,17 +21,17 @@
  *
  * @module
  */
-import { bearerToken, REALM, sameSecret } from "../common/auth.ts";
-import { BodyTooLarge, readBodyText } from "../common/body.ts";
+import { bearerToken, REALM, sameSecret } from "../../common/auth.ts";
+import { BodyTooLarge, readBodyText } from "../../common/body.ts";
 import {
   defaultMaxConns,
   type LimitedServer,
   type ListenerLimits,
   serveLimited,
-} from "../common/http_server.ts";
-import { parseClientIp } from "../common/ip.ts";
+} from "../../common/http_server.ts";
+import { parseClientIp } from "../../common/ip.ts";
 import type { FleetMonitor } from "./monitor.ts";
-import type { SteeringEngine } from "../dns/policy.ts";
+import type { SteeringEngine } from "../../dns/policy.ts";
 import {
   bodyDigest,
   type HeartbeatReply,
@@ -53,7 +53,7 @@ import {
   SESSION_DIGEST_HEADER,
   sessionValid,
   signDatagram,
-} from "./protocol.ts";
+} from "../protocol.ts";
 import {
   answerHeaders,
   dhSession,
@@ -62,8 +62,8 @@ import {
   nodeSignature,
   SERVER_SIGNER_ID,
   signedBy,
-} from "./credentials.ts";
-import { Signer } from "../replication/trust.ts";
+} from "../credentials.ts";
+import { Signer } from "../../replication/trust.ts";
 import type { FleetRegistry } from "./registry.ts";
 
 /** Most signed `register` heartbeat replies per second (each costs an Ed25519 signature). */

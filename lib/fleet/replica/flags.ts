@@ -4,9 +4,9 @@
  *
  * @module
  */
-import { isUnspecified, parseIp, unbracket } from "../common/ip.ts";
-import { nameToPath } from "../upload/validate.ts";
-import { MAX_HELD_PATHS, MAX_PROVIDER_LENGTH, parseHostPort } from "./protocol.ts";
+import { isUnspecified, parseIp, unbracket } from "../../common/ip.ts";
+import { nameToPath } from "../../upload/validate.ts";
+import { MAX_HELD_PATHS, MAX_PROVIDER_LENGTH, parseHostPort } from "../protocol.ts";
 
 /** The raw flag values. */
 export interface FleetFlagText {

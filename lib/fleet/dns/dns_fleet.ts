@@ -5,11 +5,11 @@
  *
  * @module
  */
-import type { ListenerLimits } from "../common/http_server.ts";
-import type { DnsConfig } from "../dns/config.ts";
-import { type DnsServer, startDnsServer } from "../dns/server.ts";
-import { type PolicyName, SteeringEngine } from "../dns/policy.ts";
-import { ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
+import type { ListenerLimits } from "../../common/http_server.ts";
+import type { DnsConfig } from "../../dns/config.ts";
+import { type DnsServer, startDnsServer } from "../../dns/server.ts";
+import { type PolicyName, SteeringEngine } from "../../dns/policy.ts";
+import { ReplicaSet, replicasFromConfig } from "../../dns/steering.ts";
 import { type ControlServer, startControl } from "./control.ts";
 import { FleetDb } from "./db.ts";
 import { FleetMonitor } from "./monitor.ts";

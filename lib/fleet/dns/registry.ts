@@ -14,13 +14,13 @@
  *
  * @module
  */
-import { sameSecret } from "../common/auth.ts";
-import type { ReplicaConfig } from "../dns/config.ts";
-import { formatIp, isUnspecified, parseClientIp, unbracket } from "../common/ip.ts";
-import type { LoadSource } from "../dns/policy.ts";
-import { type Replica, ReplicaSet, replicasFromConfig } from "../dns/steering.ts";
+import { sameSecret } from "../../common/auth.ts";
+import type { ReplicaConfig } from "../../dns/config.ts";
+import { formatIp, isUnspecified, parseClientIp, unbracket } from "../../common/ip.ts";
+import type { LoadSource } from "../../dns/policy.ts";
+import { type Replica, ReplicaSet, replicasFromConfig } from "../../dns/steering.ts";
 import type { FleetDb, FleetRow } from "./db.ts";
-import { newKey, type StoredKey } from "../replication/trust.ts";
+import { newKey, type StoredKey } from "../../replication/trust.ts";
 import {
   type Heartbeat,
   HEARTBEAT_INTERVAL_MS,
@@ -28,7 +28,7 @@ import {
   type Load,
   MISSED_HEARTBEATS_DEAD,
   type Registration,
-} from "./protocol.ts";
+} from "../protocol.ts";
 
 /** A heartbeat this many intervals old is late: the replica gets an active health check. */
 export const LATE_FACTOR = 1.5;

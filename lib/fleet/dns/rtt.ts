@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { RttSource } from "../dns/policy.ts";
+import type { RttSource } from "../../dns/policy.ts";
 
 /** Weight of a new sample in the moving average: half, so a changed path shows in 1-2 samples. */
 export const DEFAULT_EWMA_ALPHA = 0.5;

@@ -13,8 +13,8 @@
  *
  * @module
  */
-import { bearerToken, sameSecret } from "../common/auth.ts";
-import { parseClientIp } from "../common/ip.ts";
+import { bearerToken, sameSecret } from "../../common/auth.ts";
+import { parseClientIp } from "../../common/ip.ts";
 import {
   answerMac,
   type HeartbeatReply,
@@ -31,7 +31,7 @@ import {
   sessionHeaders,
   sessionValid,
   signedDatagramText,
-} from "./protocol.ts";
+} from "../protocol.ts";
 import {
   answerSigned,
   dhSession,
@@ -39,14 +39,14 @@ import {
   readPin,
   registrationHeaders,
   writePin,
-} from "./credentials.ts";
+} from "../credentials.ts";
 import {
   newKey,
   Signer,
   type StoredKey,
   validPublicKey,
   verifySignature,
-} from "../replication/trust.ts";
+} from "../../replication/trust.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
 export const MAX_PROBE_COUNT = 5;
