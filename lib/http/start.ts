@@ -17,7 +17,7 @@ import { FleetAgent } from "../fleet/replica/agent.ts";
 import { heldPaths } from "../fleet/replica/flags.ts";
 import { MAX_HELD_PATHS } from "../fleet/protocol.ts";
 import { ReplicationDb } from "../replication/db.ts";
-import { ReplicationNode } from "../replication/node.ts";
+import { ReplicationNode, replicationRoute } from "../replication/node.ts";
 import { loadOrCreateKey } from "../replication/trust.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { openStore } from "../store/sqlite_store.ts";
@@ -28,10 +28,6 @@ import { createReplica, type Replica, serveReplica } from "./replica.ts";
 
 /** Time allowed for in-flight requests and transfers after SIGINT/SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 5_000;
-/** Routes that exist only with a store (uploads and replication). */
-const REPLICATION_ROUTES =
-  /^\/_cdn\/(upload|replicate|manifest|export|heartbeat|servers|files|credentials|purge-peer)(\/|$)/;
-
 /** A running replica process. */
 export interface ReplicaProcess {
   readonly id: string;
@@ -150,7 +146,7 @@ export async function startReplicaProcess(
       const fleet = agent?.handle(req, path) ?? null;
       if (fleet !== null) return fleet;
       if (node !== null) return node.handle(req, path);
-      if (!REPLICATION_ROUTES.test(path)) return null;
+      if (replicationRoute(path) === null) return null; // uploads and replication need a store
       return new Response("503: uploads and replication need a store: start with --data DIR\n", {
         status: 503,
         headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },

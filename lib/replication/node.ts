@@ -236,65 +236,56 @@ export class ReplicationNode {
 
   // ---- routes ----------------------------------------------------------------------------
 
-  /** Answers a `/_cdn/` route of this module, or returns null. */
+  /** Answers a `/_cdn/` route of {@link REPLICATION_ROUTES}, or returns null. */
   handle(req: Request, path: string): Promise<Response> | null {
-    const m = req.method;
+    const route = replicationRoute(path);
+    if (route === null) return null;
+    const rest = route.prefix ? path.slice(route.path.length) : "";
+    return this.#guard(req, route, (caller) => this.#run(route.path, req, caller, rest));
+  }
+
+  /** Runs the route at `path` (auth and method already checked); `rest` follows a prefix. */
+  #run(path: string, req: Request, caller: Caller | null, rest: string): Promise<Response> {
     const admin = this.#admin;
-    if (path === "/_cdn/upload") {
-      return this.#guard(req, ["POST"], "admin", () => this.#upload(req));
-    }
-    if (path === "/_cdn/replicate") {
-      return this.#guard(req, ["POST"], "node", (c) => this.#replicate(req, c!));
-    }
-    if (path === "/_cdn/manifest") {
-      return this.#guard(req, ["GET", "HEAD"], "open", () => this.#manifest(req));
-    }
-    if (path === "/_cdn/export") {
-      return this.#guard(req, ["GET"], "node", (c) => this.#export(req, c!));
-    }
-    if (path === "/_cdn/heartbeat") {
-      return this.#guard(req, ["POST"], "node", (c) => this.#beats.handle(req, c!));
-    }
-    if (path === PURGE_PEER_PATH) {
-      return this.#guard(req, ["POST"], "node", (c) => this.#purge.handle(req, c!));
-    }
-    if (path === "/_cdn/credentials") {
-      return this.#guard(req, ["POST"], "admin", () => admin.admit(req));
-    }
-    if (path === "/_cdn/servers") {
-      return this.#guard(req, ["GET", "HEAD", "POST"], m === "POST" ? "admin" : "open", () => {
+    const m = req.method;
+    switch (path) {
+      case "/_cdn/upload":
+        return this.#upload(req);
+      case "/_cdn/replicate":
+        return this.#replicate(req, caller!);
+      case "/_cdn/manifest":
+        return this.#manifest(req);
+      case "/_cdn/export":
+        return this.#export(req, caller!);
+      case "/_cdn/heartbeat":
+        return this.#beats.handle(req, caller!);
+      case PURGE_PEER_PATH:
+        return this.#purge.handle(req, caller!);
+      case "/_cdn/credentials":
+        return admin.admit(req);
+      case "/_cdn/servers":
         return m === "POST" ? admin.addServer(req) : Promise.resolve(admin.list(req));
-      });
-    }
-    if (path.startsWith("/_cdn/servers/")) {
-      const id = decodeURIComponent(path.slice("/_cdn/servers/".length));
-      return this.#guard(req, ["DELETE"], "admin", () => Promise.resolve(admin.removeServer(id)));
-    }
-    if (path === "/_cdn/files") {
-      return this.#guard(req, ["GET", "HEAD"], "open", () => Promise.resolve(json(this.files())));
-    }
-    if (path.startsWith("/_cdn/files/")) {
-      let name: string;
-      try {
-        name = decodeURIComponent(path.slice("/_cdn/files/".length));
-      } catch {
-        return Promise.resolve(text(400, "file name is not valid percent-encoding"));
-      }
-      return this.#guard(req, ["GET", "HEAD", "DELETE"], m === "DELETE" ? "admin" : "open", () => {
+      case "/_cdn/servers/":
+        return Promise.resolve(admin.removeServer(decodedName(rest, "server id")));
+      case "/_cdn/files":
+        return Promise.resolve(json(this.files()));
+      case "/_cdn/files/": {
+        const name = decodedName(rest, "file name");
         return m === "DELETE" ? this.#delete(name) : Promise.resolve(this.#fileInfo(name));
-      });
+      }
     }
-    return null;
+    throw new Error(`no handler for route ${path}`);
   }
 
   async #guard(
     req: Request,
-    methods: string[],
-    who: "open" | "admin" | "node",
+    route: ReplicationRoute,
     fn: (caller: Caller | null) => Promise<Response>,
   ): Promise<Response> {
-    if (!methods.includes(req.method)) {
+    const who = route.methods[req.method];
+    if (who === undefined) {
       await req.body?.cancel();
+      const methods = Object.keys(route.methods);
       return text(405, `use ${methods.join(" or ")}`, [["allow", methods.join(", ")]]);
     }
     const caller = who === "node" ? this.#auth.check(req) : null;
@@ -525,3 +516,54 @@ export class ReplicationNode {
 }
 
 export type { Version };
+
+/** Who may call a route: anyone, a holder of the admin token, or an admitted node (signed). */
+export type ReplicationAuth = "open" | "admin" | "node";
+
+/** One route of the replication API: a path (or a prefix ending in "/"), and who may call each method. */
+export interface ReplicationRoute {
+  path: string;
+  /** `path` ends in "/" and is followed by a name (percent-encoded). */
+  prefix: boolean;
+  methods: Readonly<Record<string, ReplicationAuth>>;
+}
+
+const OPEN_READ = { GET: "open", HEAD: "open" } as const;
+
+/**
+ * Every route of the replication API (uploads, files, membership, node-to-node), with who may
+ * call each method: auth is checked from this table before any body is read, a method not
+ * listed gets 405 with `Allow`.
+ */
+export const REPLICATION_ROUTES: readonly ReplicationRoute[] = [
+  { path: "/_cdn/upload", prefix: false, methods: { POST: "admin" } },
+  { path: "/_cdn/files", prefix: false, methods: OPEN_READ },
+  { path: "/_cdn/files/", prefix: true, methods: { ...OPEN_READ, DELETE: "admin" } },
+  { path: "/_cdn/credentials", prefix: false, methods: { POST: "admin" } },
+  { path: "/_cdn/servers", prefix: false, methods: { ...OPEN_READ, POST: "admin" } },
+  { path: "/_cdn/servers/", prefix: true, methods: { DELETE: "admin" } },
+  { path: "/_cdn/manifest", prefix: false, methods: OPEN_READ },
+  { path: "/_cdn/replicate", prefix: false, methods: { POST: "node" } },
+  { path: "/_cdn/export", prefix: false, methods: { GET: "node" } },
+  { path: "/_cdn/heartbeat", prefix: false, methods: { POST: "node" } },
+  { path: PURGE_PEER_PATH, prefix: false, methods: { POST: "node" } },
+];
+
+/** The route of {@link REPLICATION_ROUTES} that `path` names, or null. */
+export function replicationRoute(path: string): ReplicationRoute | null {
+  for (const r of REPLICATION_ROUTES) {
+    if (r.prefix ? path.startsWith(r.path) && path.length > r.path.length : path === r.path) {
+      return r;
+    }
+  }
+  return null;
+}
+
+/** A percent-encoded name from a route's path; a 400 refusal when it does not decode. */
+function decodedName(raw: string, what: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    throw new Refusal(400, `${what} is not valid percent-encoding`);
+  }
+}
