@@ -1,10 +1,12 @@
 /**
- * The replication API's route table drives a real replica: every method it lists that needs the
- * admin token or a node signature is refused 401 without one (before any body is read), and a
- * method it does not list gets 405 with the table's `Allow`.
+ * The replica process's one route table (lib/http/routes.ts) drives a real replica: every method
+ * it lists that needs the admin token, a node signature or the DNS session is refused 401
+ * without one (before a large body is read), and a method it does not list gets 405 with the
+ * table's `Allow`.
  */
 import { deepStrictEqual, equal } from "node:assert/strict";
 import { REPLICATION_ROUTES, replicationRoute } from "../lib/replication/node.ts";
+import { REPLICA_ROUTES } from "../lib/http/routes.ts";
 import { startOrigin } from "./_http_origin.ts";
 import { startReplica } from "./_http_replica.ts";
 
@@ -16,17 +18,29 @@ Deno.test("replication routes: the table names each path once and finds prefixed
   }
   equal(replicationRoute("/_cdn/files/"), null); // a prefix needs a name after it
   equal(replicationRoute("/_cdn/purge"), null); // the replica's own API, not replication
+  const paths = REPLICA_ROUTES.map((r) => r.path);
+  equal(new Set(paths).size, paths.length, `a path stands twice: ${paths}`);
 });
 
 Deno.test({
-  name: "replication routes: auth and methods of every route, from the table, on a real replica",
+  name: "replica routes: auth and methods of every route of the one table, on a real replica",
   sanitizeResources: false,
   async fn() {
     const origin = await startOrigin();
     const data = await Deno.makeTempDir();
-    const replica = await startReplica(["-o", origin.url, "--data", data, "--admin-token", "tok"]);
+    // --announce to a closed port: the agent's routes exist while it retries the registration.
+    const replica = await startReplica([
+      "-o",
+      origin.url,
+      "--data",
+      data,
+      "--admin-token",
+      "tok",
+      "--announce",
+      "127.0.0.1:9",
+    ]);
     try {
-      for (const route of REPLICATION_ROUTES) {
+      for (const route of REPLICA_ROUTES) {
         const path = route.prefix ? route.path + "some-name" : route.path;
         const allow = Object.keys(route.methods).join(", ");
         for (const method of METHODS) {

@@ -8,6 +8,7 @@
  */
 
 import { checkBearer } from "../common/auth.ts";
+import { allowOf, type Route } from "../common/routes.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { HttpCache } from "./cache.ts";
 import type { Metrics } from "./metrics.ts";
@@ -19,22 +20,11 @@ export const API_PREFIX = "/_cdn/";
 /** Largest purge request body: a JSON object with one URL or prefix. */
 export const MAX_PURGE_BODY = 16 * 1024;
 
-/** Who may call a route: anyone, or a holder of the admin token (`Authorization: Bearer`). */
-export type RouteAuth = "none" | "admin";
-
-/** One route of the API. */
-export interface ApiRoute {
-  path: string;
-  /** Methods answered; the first is named in a 405's message. */
-  methods: readonly string[];
-  auth: RouteAuth;
-}
-
-/** Every route of the replica's own API. */
-export const API_ROUTES: readonly ApiRoute[] = [
-  { path: "/_cdn/health", methods: ["GET", "HEAD"], auth: "none" },
-  { path: "/_cdn/metrics", methods: ["GET", "HEAD"], auth: "none" },
-  { path: "/_cdn/purge", methods: ["POST"], auth: "admin" },
+/** Every route of the replica's own API (part of the replica's one table, `routes.ts`). */
+export const API_ROUTES: readonly Route[] = [
+  { path: "/_cdn/health", prefix: false, methods: { GET: "open", HEAD: "open" } },
+  { path: "/_cdn/metrics", prefix: false, methods: { GET: "open", HEAD: "open" } },
+  { path: "/_cdn/purge", prefix: false, methods: { POST: "admin" } },
 ];
 
 /** Options of {@link createApi}. */
@@ -146,16 +136,17 @@ export function createApi(
     if (extra !== null) return extra;
     const route = routes.get(path);
     if (route === undefined) return respond.text(404, `no such API: ${path} (see ${known})`);
-    if (route.auth === "admin") {
+    const who = route.methods[req.method];
+    if (who === undefined) {
+      return respond.text(405, `use ${Object.keys(route.methods)[0]}`, [["allow", allowOf(route)]]);
+    }
+    if (who === "admin") {
       const denied = checkBearer(
         req,
         adminToken,
         `${path.slice(API_PREFIX.length)} is disabled: start the replica with --admin-token`,
       );
       if (denied !== null) return denied;
-    }
-    if (!route.methods.includes(req.method)) {
-      return respond.text(405, `use ${route.methods[0]}`, [["allow", route.methods.join(", ")]]);
     }
     return route.run(req);
   };

@@ -24,6 +24,7 @@
  * @module
  */
 
+import { allowOf, findRoute, type Route } from "../common/routes.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { HttpCache } from "../http/cache.ts";
 import { decodeObjectStream, WireError } from "../upload/wire.ts";
@@ -279,14 +280,16 @@ export class ReplicationNode {
 
   async #guard(
     req: Request,
-    route: ReplicationRoute,
+    route: Route,
     fn: (caller: Caller | null) => Promise<Response>,
   ): Promise<Response> {
     const who = route.methods[req.method];
     if (who === undefined) {
       await req.body?.cancel();
-      const methods = Object.keys(route.methods);
-      return text(405, `use ${methods.join(" or ")}`, [["allow", methods.join(", ")]]);
+      return text(405, `use ${Object.keys(route.methods).join(" or ")}`, [[
+        "allow",
+        allowOf(route),
+      ]]);
     }
     const caller = who === "node" ? this.#auth.check(req) : null;
     const refused = who === "admin"
@@ -517,25 +520,14 @@ export class ReplicationNode {
 
 export type { Version };
 
-/** Who may call a route: anyone, a holder of the admin token, or an admitted node (signed). */
-export type ReplicationAuth = "open" | "admin" | "node";
-
-/** One route of the replication API: a path (or a prefix ending in "/"), and who may call each method. */
-export interface ReplicationRoute {
-  path: string;
-  /** `path` ends in "/" and is followed by a name (percent-encoded). */
-  prefix: boolean;
-  methods: Readonly<Record<string, ReplicationAuth>>;
-}
-
 const OPEN_READ = { GET: "open", HEAD: "open" } as const;
 
 /**
  * Every route of the replication API (uploads, files, membership, node-to-node), with who may
  * call each method: auth is checked from this table before any body is read, a method not
- * listed gets 405 with `Allow`.
+ * listed gets 405 with `Allow`. Part of the replica's one table (`lib/http/routes.ts`).
  */
-export const REPLICATION_ROUTES: readonly ReplicationRoute[] = [
+export const REPLICATION_ROUTES: readonly Route[] = [
   { path: "/_cdn/upload", prefix: false, methods: { POST: "admin" } },
   { path: "/_cdn/files", prefix: false, methods: OPEN_READ },
   { path: "/_cdn/files/", prefix: true, methods: { ...OPEN_READ, DELETE: "admin" } },
@@ -550,13 +542,8 @@ export const REPLICATION_ROUTES: readonly ReplicationRoute[] = [
 ];
 
 /** The route of {@link REPLICATION_ROUTES} that `path` names, or null. */
-export function replicationRoute(path: string): ReplicationRoute | null {
-  for (const r of REPLICATION_ROUTES) {
-    if (r.prefix ? path.startsWith(r.path) && path.length > r.path.length : path === r.path) {
-      return r;
-    }
-  }
-  return null;
+export function replicationRoute(path: string): Route | null {
+  return findRoute(REPLICATION_ROUTES, path);
 }
 
 /** A percent-encoded name from a route's path; a 400 refusal when it does not decode. */

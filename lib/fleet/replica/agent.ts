@@ -14,6 +14,7 @@
  * @module
  */
 import { bearerToken, sameSecret } from "../../common/auth.ts";
+import { allowOf, findRoute, type Route } from "../../common/routes.ts";
 import { parseClientIp } from "../../common/ip.ts";
 import {
   answerMac,
@@ -134,6 +135,15 @@ class RefusedError extends Error {
     super(message);
   }
 }
+
+/**
+ * The agent's routes on the replica (part of the replica's one table, `lib/http/routes.ts`):
+ * what it knows of the fleet, and the RTT probes the DNS server asks for.
+ */
+export const AGENT_ROUTES: readonly Route[] = [
+  { path: "/_cdn/fleet", prefix: false, methods: { GET: "open", HEAD: "open" } },
+  { path: "/_cdn/probe", prefix: false, methods: { GET: "session" } },
+];
 
 /** See the module doc. */
 export class FleetAgent {
@@ -477,20 +487,25 @@ export class FleetAgent {
     }
   }
 
-  /** The agent's routes (`/_cdn/probe`, `/_cdn/fleet`), or null for any other path. */
+  /** The agent's routes ({@link AGENT_ROUTES}), or null for any other path. */
   handle(req: Request, path: string): Response | Promise<Response> | null {
-    if (path === "/_cdn/fleet") {
-      return Response.json({
-        id: this.#o.id,
-        announce: this.#o.announce,
-        registered: this.registered,
-        version: this.version,
-        servers: this.servers,
-        stats: this.stats,
-      }, { headers: { "cache-control": "no-store" } });
+    const route = findRoute(AGENT_ROUTES, path);
+    if (route === null) return null;
+    if (route.methods[req.method] === undefined) {
+      return Response.json({ error: `use ${Object.keys(route.methods).join(" or ")}` }, {
+        status: 405,
+        headers: { allow: allowOf(route), "cache-control": "no-store" },
+      });
     }
-    if (path === "/_cdn/probe") return this.#probe(req);
-    return null;
+    if (path === "/_cdn/probe") return this.#probe(req); // checks the session itself
+    return Response.json({
+      id: this.#o.id,
+      announce: this.#o.announce,
+      registered: this.registered,
+      version: this.version,
+      servers: this.servers,
+      stats: this.stats,
+    }, { headers: { "cache-control": "no-store" } });
   }
 
   async #probe(req: Request): Promise<Response> {
