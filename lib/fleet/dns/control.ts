@@ -129,16 +129,66 @@ function tooLarge(e: BodyTooLarge): Response {
   return error(413, e.message);
 }
 
-const ROUTES = [
-  "GET /replicas",
-  "GET /servers",
-  "GET /explain?client=IP[&type=A|AAAA]",
-  "GET /locate/PATH[?client=IP]",
-  "POST /register (admin token, or signed by the replica's admitted key)",
-  "DELETE /replicas/ID/credential (admin: revoke the replica's key)",
-  "DELETE /replicas/ID (admin or its session token)",
-  "PUT /replicas/ID/held (replica session token)",
+/** Who may call a control route (the checks are in the route's handler, named by `auth`). */
+export type ControlAuth =
+  | "open"
+  | "admin"
+  | "admin, or signed by the replica's admitted key"
+  | "the replica's session"
+  | "admin, or the replica's session";
+
+/** One route of the control API. */
+export interface ControlRoute {
+  method: string;
+  /** The path as shown to users (`ID`, `PATH`: a name; `[...]`: optional query). */
+  path: string;
+  pattern: RegExp;
+  auth: ControlAuth;
+}
+
+/**
+ * Every route of the control API, with its method and who may call it: a path no route matches
+ * is 404 (naming these), a method the matching routes do not list is 405 with `Allow`. Bodies
+ * are read only after the route's auth (`readBody*`, capped at {@link MAX_BODY_BYTES}).
+ */
+export const CONTROL_ROUTES: readonly ControlRoute[] = [
+  { method: "GET", path: "/", pattern: /^\/$/, auth: "open" },
+  { method: "GET", path: "/replicas", pattern: /^\/replicas$/, auth: "open" },
+  { method: "GET", path: "/servers", pattern: /^\/servers$/, auth: "open" },
+  {
+    method: "GET",
+    path: "/explain?client=IP[&type=A|AAAA]",
+    pattern: /^\/explain$/,
+    auth: "open",
+  },
+  { method: "GET", path: "/locate/PATH[?client=IP]", pattern: /^\/locate\/./, auth: "open" },
+  {
+    method: "POST",
+    path: "/register",
+    pattern: /^\/register$/,
+    auth: "admin, or signed by the replica's admitted key",
+  },
+  {
+    method: "DELETE",
+    path: "/replicas/ID/credential",
+    pattern: /^\/replicas\/[^/]+\/credential$/,
+    auth: "admin",
+  },
+  {
+    method: "PUT",
+    path: "/replicas/ID/held",
+    pattern: /^\/replicas\/[^/]+\/held$/,
+    auth: "the replica's session",
+  },
+  {
+    method: "DELETE",
+    path: "/replicas/ID",
+    pattern: /^\/replicas\/[^/]+$/,
+    auth: "admin, or the replica's session",
+  },
 ];
+
+const ROUTES = CONTROL_ROUTES.map((r) => `${r.method} ${r.path} (${r.auth})`);
 
 /** Starts the HTTP API and the heartbeat socket; see the module doc. */
 export async function startControl(o: ControlOptions): Promise<ControlServer> {
@@ -319,6 +369,16 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     const url = new URL(req.url);
     const path = url.pathname;
     const m = req.method;
+    const matching = CONTROL_ROUTES.filter((r) => r.pattern.test(path));
+    if (matching.length === 0) {
+      return error(404, `no such route: ${m} ${path} (routes: ${ROUTES.join("; ")})`);
+    }
+    if (!matching.some((r) => r.method === m)) {
+      const allow = matching.map((r) => r.method).join(", ");
+      const res = error(405, `use ${allow}`);
+      res.headers.set("allow", allow);
+      return res;
+    }
     if (path === "/" && m === "GET") return json({ routes: ROUTES });
     if (path === "/replicas" && m === "GET") {
       return json({
@@ -365,12 +425,10 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       });
     }
     if (path === "/register") {
-      if (m !== "POST") return error(405, "use POST");
       return await register(req, remote);
     }
     const cred = /^\/replicas\/([^/]+)\/credential$/.exec(path);
     if (cred) {
-      if (m !== "DELETE") return error(405, "use DELETE");
       const denied = admin(req, remote);
       if (denied) return denied;
       const id = decodeURIComponent(cred[1]);
@@ -380,7 +438,6 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     }
     const held = /^\/replicas\/([^/]+)\/held$/.exec(path);
     if (held) {
-      if (m !== "PUT") return error(405, "use PUT");
       const id = decodeURIComponent(held[1]);
       const mac = parseSession(req) !== null;
       const denied = session(req, id);
@@ -404,7 +461,6 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     }
     const one = /^\/replicas\/([^/]+)$/.exec(path);
     if (one) {
-      if (m !== "DELETE") return error(405, "use DELETE");
       const id = decodeURIComponent(one[1]);
       // A replica may remove itself with its session token: deregistration at shutdown.
       const self = parseSession(req) !== null
