@@ -3,7 +3,7 @@
  * the steering modes and their explanations, and input validation.
  */
 import assert from "node:assert/strict";
-import { parseCidr, parseIp } from "../lib/common/ip.ts";
+import { isLoopback, parseCidr, parseClientIp, parseIp } from "../lib/common/ip.ts";
 import type { ReplicaConfig } from "../lib/dns/config.ts";
 import { newSelection, ReplicaSet, replicasFromConfig } from "../lib/dns/steering.ts";
 import { FleetDb } from "../lib/fleet/dns/db.ts";
@@ -393,4 +393,19 @@ Deno.test("policy latency: static config entries are answered but never measured
   alive(f.registry, "r1", "10.0.0.1");
   policy.select(client("198.51.100.7"), 4, 1, sel);
   assert.deepEqual(asked, ["198.51.100.0/24"], "a registered replica is measured");
+});
+
+Deno.test("ip: isLoopback is 127.0.0.0/8 and ::1 only", () => {
+  const loop = (t: string) => isLoopback(parseClientIp(t)!);
+  assert.deepEqual(
+    ["127.0.0.1", "127.9.8.7", "::1", "::ffff:127.0.0.1"].map(loop),
+    [true, true, true, true],
+  );
+  assert.deepEqual(["128.0.0.1", "::2", "::", "10.0.0.1", "fe80::1"].map(loop), [
+    false,
+    false,
+    false,
+    false,
+    false,
+  ]);
 });

@@ -116,6 +116,13 @@ export function isUnspecified(a: IpAddr): boolean {
   return true;
 }
 
+/** True for `127.0.0.0/8` and `::1` (RFC 1122 §3.2.1.3, RFC 4291 §2.5.3). */
+export function isLoopback(a: IpAddr): boolean {
+  if (a.family === 4) return a.bytes[0] === 127;
+  for (let i = 0; i < 15; i++) if (a.bytes[i] !== 0) return false;
+  return a.bytes[15] === 1;
+}
+
 /** The address of a client as the server sees it: IPv4-mapped IPv6 becomes IPv4. */
 export function parseClientIp(text: string): IpAddr | null {
   const a = parseIp(text);

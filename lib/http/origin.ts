@@ -8,22 +8,6 @@
 import type { Bytes } from "./cache.ts";
 import { appendVia, endToEnd } from "./headers.ts";
 
-/** Request headers never forwarded when the replica fetches to fill its cache. */
-export const FILL_DROPPED: ReadonlySet<string> = new Set([
-  "host",
-  "if-none-match",
-  "if-modified-since",
-  "if-match",
-  "if-unmodified-since",
-  "if-range",
-  "range",
-  "accept-encoding",
-  "content-length",
-  "x-nearcast-peer",
-  "cache-control",
-  "pragma",
-]);
-
 /** Request headers never forwarded on a pass-through (non-GET) request. */
 export const FORWARD_DROPPED: ReadonlySet<string> = new Set([
   "host",

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { fmix32 } from "../cache/hash.ts";
 
 /** Most members of the membership one miss asks (static `--peers` are always asked). */
 export const MAX_MEMBER_PEERS = 3;
@@ -17,13 +18,8 @@ function fnv1a(s: string): number {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  // Final avalanche (murmur3 fmix32), so that near-equal strings spread.
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  // Final avalanche, so that near-equal strings spread.
+  return fmix32(h);
 }
 
 /**

@@ -29,7 +29,7 @@ import {
   type ListenerLimits,
   serveLimited,
 } from "../../common/http_server.ts";
-import { parseClientIp } from "../../common/ip.ts";
+import { isLoopback, parseClientIp } from "../../common/ip.ts";
 import type { FleetMonitor } from "./monitor.ts";
 import type { SteeringEngine } from "../../dns/policy.ts";
 import {
@@ -112,11 +112,10 @@ function error(status: number, message: string): Response {
   return json({ error: message }, status);
 }
 
-function isLoopback(addr: string): boolean {
+/** Whether a peer address (as the socket reports it, IPv4-mapped or not) is loopback. */
+function fromLoopback(addr: string): boolean {
   const ip = parseClientIp(addr);
-  if (ip === null) return false;
-  if (ip.family === 4) return ip.bytes[0] === 127;
-  return ip.bytes.subarray(0, 15).every((b) => b === 0) && ip.bytes[15] === 1;
+  return ip !== null && isLoopback(ip);
 }
 
 function unauthorized(message: string): Response {
@@ -208,7 +207,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
 
   function admin(req: Request, remote: string): Response | null {
     if (o.adminToken === null) {
-      return isLoopback(remote)
+      return fromLoopback(remote)
         ? null
         : error(403, "mutations are accepted from loopback only: start with --admin-token");
     }
@@ -264,7 +263,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
     const byKnown = known !== null && signedBy(req, sig!, known, nonces);
     // Without --admin-token, a loopback client is the admin: a replica restarted there with a
     // new key (no --data) has it admitted, as before credentials.
-    if (!byKnown && o.adminToken === null && isLoopback(remote)) known = null;
+    if (!byKnown && o.adminToken === null && fromLoopback(remote)) known = null;
     if (known === null) {
       if (sig !== null && bearerToken(req) === null && o.adminToken !== null) {
         return unauthorized(
