@@ -1,0 +1,10 @@
+/**
+ * Images: the Lanczos-3 rescaler (WASM, with its TypeScript reference) and quality measures.
+ *
+ * @module
+ */
+export type { Pixels, Resizer } from "./types.ts";
+export { TsResizer } from "./reference.ts";
+export { createWasmResizer, WasmResizer } from "./wasm_resize.ts";
+export { MAX_PIXELS, MAX_SIDE } from "./_common.ts";
+export { psnr } from "./quality.ts";
