@@ -6,6 +6,7 @@
  */
 import { type Cidr, type IpAddr, parseCidr, parseIp } from "../common/ip.ts";
 import { MAX_GEO_ENTRIES } from "./geo.ts";
+import { ConfigError, loadConfigFile } from "../common/config_file.ts";
 
 /** A replica the server may answer with. */
 export interface ReplicaConfig {
@@ -86,15 +87,7 @@ export const DEFAULTS = {
   maxConnections: 256,
 } as const;
 
-/** A config that failed validation; `problems` holds one `file: path: message` per problem. */
-export class ConfigError extends Error {
-  readonly problems: string[];
-  constructor(problems: string[]) {
-    super(problems.join("\n"));
-    this.name = "ConfigError";
-    this.problems = problems;
-  }
-}
+export { ConfigError };
 
 /** The config with no file: no replicas (A/AAAA at the apex are NODATA), default SOA and TCP. */
 export function defaultConfig(): DnsConfig {
@@ -369,17 +362,6 @@ export function parseConfig(text: string, file: string): DnsConfig {
 }
 
 /** Reads and parses a config file; problems (including a missing file) throw {@link ConfigError}. */
-export async function loadConfig(path: string): Promise<DnsConfig> {
-  let text: string;
-  try {
-    const info = await Deno.stat(path);
-    if (info.size > MAX_CONFIG_BYTES) {
-      throw new ConfigError([`${path}: larger than ${MAX_CONFIG_BYTES} bytes (${info.size})`]);
-    }
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    throw new ConfigError([`${path}: cannot read: ${(e as Error).message}`]);
-  }
-  return parseConfig(text, path);
+export function loadConfig(path: string): Promise<DnsConfig> {
+  return loadConfigFile(path, MAX_CONFIG_BYTES, parseConfig);
 }

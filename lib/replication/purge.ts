@@ -14,6 +14,7 @@ import { readJsonObject, Refusal } from "./_http.ts";
 import type { Membership } from "./membership.ts";
 import type { Caller, PeerAuth } from "./peer_auth.ts";
 import { bodyDigest } from "./trust.ts";
+import { sleep } from "../common/sleep.ts";
 
 /** The signed route a member receives a purge on. */
 export const PURGE_PEER_PATH = "/_cdn/purge-peer";
@@ -112,16 +113,4 @@ export class PurgePeers {
     }
     return error;
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    }
-  });
 }

@@ -13,6 +13,7 @@ import type { Membership } from "./membership.ts";
 import type { PeerAuth } from "./peer_auth.ts";
 import { bodyDigest, objectDigest } from "./trust.ts";
 import { TRANSFER_TIMEOUT_MS } from "./sync.ts";
+import { sleep } from "../common/sleep.ts";
 
 /** Push attempts per (peer, name) before giving up; anti-entropy repairs what is left. */
 export const MAX_PUSH_ATTEMPTS = 8;
@@ -127,16 +128,5 @@ export class PushQueues {
   }
 }
 
-/** Waits `ms`, or less when `signal` aborts. */
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(t);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const t = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
+/** Re-exported for the replication modules that import it from here. */
+export { sleep };
