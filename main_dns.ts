@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { listenError, runMain, StartError } from "./lib/common/cli.ts";
+import { listenError, runMain, StartError, UsageError } from "./lib/common/cli.ts";
 import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dns/config.ts";
 import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
 import { FleetListenError, startFleetDns } from "./lib/fleet/dns/dns_fleet.ts";
@@ -14,6 +14,10 @@ async function main(): Promise<void> {
   if (a === "help") {
     console.log(dnsUsage());
     return;
+  }
+  if (a.priceUrl !== null) {
+    // The pricing service's client (lib/price/client.ts) is not on main yet.
+    throw new UsageError("--price: not yet supported (the pricing client is not built yet)");
   }
   let config: DnsConfig;
   try {
@@ -40,6 +44,7 @@ async function main(): Promise<void> {
     adminToken: a.adminToken,
     policy: a.policy,
     weights: a.weights,
+    maxExtraMs: a.maxExtraMs,
     overloadRps: a.overloadRps,
     refreshMs: a.refreshMs,
     rttTtlMs: a.rttTtlMs,

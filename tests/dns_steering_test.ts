@@ -11,6 +11,7 @@ import { FleetDb } from "../lib/fleet/dns/db.ts";
 import { DEFAULT_POLICY, POLICIES, type PolicyName, SteeringEngine } from "../lib/dns/policy.ts";
 import { FleetRegistry } from "../lib/fleet/dns/registry.ts";
 import { RttCache } from "../lib/fleet/dns/rtt.ts";
+import { PriceTable } from "./_price_table.ts";
 
 function client(text: string, bits?: number) {
   const ip = parseIp(text)!;
@@ -41,11 +42,15 @@ const CLIENTS = [
   client("2001:db8:bb::1"), // unlocated IPv6
 ];
 
+/** Prices of the providers below (one provider, "gone-cloud", has no price). */
+const PRICES = { "cheap-cloud": 0.01, "mid-cloud": 0.05, "dear-cloud": 0.09 };
+
 /**
  * A fleet of two statics and four registered replicas (one without a location, one
- * overloaded, one dead) under `mode`, with RTT measured for some subnets.
+ * overloaded, one dead) under `mode`, with RTT measured for some subnets; `priced`: with
+ * providers and a price table (one replica unpriced), and `balanced` with a latency bound.
  */
-function engine(mode: PolicyName, full: boolean) {
+function engine(mode: PolicyName, full: boolean, priced = false) {
   let t = 1_000_000;
   const now = () => t;
   const set = new ReplicaSet(replicasFromConfig(STATICS));
@@ -64,12 +69,14 @@ function engine(mode: PolicyName, full: boolean) {
     shortTtl: 3,
     onMeasure: (subnet) => asked.push(subnet),
     now,
+    prices: priced ? new PriceTable(PRICES) : null,
+    maxExtraMs: priced ? 20 : null,
   });
+  const providers = Object.keys(PRICES).concat("gone-cloud");
+  let added = 0;
   const add = (id: string, address: string, lat: number | null, lon: number | null) => {
-    const e = registry.register(
-      { id, address, port: 8080, lat, lon, provider: "" },
-      "127.0.0.1",
-    );
+    const provider = priced ? providers[added++ % providers.length] : "";
+    const e = registry.register({ id, address, port: 8080, lat, lon, provider }, "127.0.0.1");
     registry.checkStarted(id);
     registry.checkDone(id, true, "HTTP 200");
     return e;
@@ -96,10 +103,14 @@ function engine(mode: PolicyName, full: boolean) {
   return { policy, registry, rtt, asked, tick: (ms: number) => t += ms };
 }
 
-for (const [mode, full] of POLICIES.flatMap((m) => [[m, false], [m, true]] as const)) {
-  const fleet = full ? "with unlocated, overloaded and dead replicas" : "all located and well";
+const VARIANTS = POLICIES.flatMap((m) =>
+  [false, true].flatMap((full) => [[m, full, false], [m, full, true]] as const)
+);
+for (const [mode, full, priced] of VARIANTS) {
+  const fleet = (full ? "with unlocated, overloaded and dead replicas" : "all located and well") +
+    (priced ? ", priced (balanced: within 20 ms)" : "");
   Deno.test(`${mode}, ${fleet}: explain reports the answer select gives, call after call`, () => {
-    const s = engine(mode, full);
+    const s = engine(mode, full, priced);
     const sel = newSelection();
     let calls = 0;
     const unlocated = new Set<string>();
@@ -123,7 +134,9 @@ for (const [mode, full] of POLICIES.flatMap((m) => [[m, false], [m, true]] as co
       }
       if (round === 6) s.tick(6000); // measurements go stale: asked again, answers may change
     }
-    assert.ok(unlocated.size > 1, `an unlocated client rotates: ${[...unlocated]}`);
+    if (priced && mode !== "latency" && mode !== "geo" && mode !== "load") {
+      assert.equal(unlocated.size, 1, `prices decide for an unlocated client: ${[...unlocated]}`);
+    } else assert.ok(unlocated.size > 1, `an unlocated client rotates: ${[...unlocated]}`);
   });
 }
 

@@ -7,6 +7,7 @@
 import { type Cidr, type IpAddr, parseCidr, parseIp } from "../common/ip.ts";
 import { MAX_GEO_ENTRIES } from "./geo.ts";
 import { ConfigError, loadConfigFile } from "../common/config_file.ts";
+import { MAX_PROVIDER_LENGTH } from "../fleet/protocol.ts";
 
 /** A replica the server may answer with. */
 export interface ReplicaConfig {
@@ -16,6 +17,8 @@ export interface ReplicaConfig {
   ipv6: IpAddr | null;
   lat: number;
   lon: number;
+  /** The cloud provider it runs on, as the pricing service names it ("" or absent: unknown). */
+  provider?: string;
 }
 
 /** A geo table row: clients in `cidr` are at (`lat`, `lon`). */
@@ -203,7 +206,7 @@ function show(v: unknown): string {
 }
 
 const TOP_KEYS = ["ttl", "answers", "replicas", "geo", "ns", "soa", "tcp"] as const;
-const REPLICA_KEYS = ["id", "ipv4", "ipv6", "lat", "lon"] as const;
+const REPLICA_KEYS = ["id", "ipv4", "ipv6", "lat", "lon", "provider"] as const;
 const GEO_KEYS = ["cidr", "lat", "lon"] as const;
 const NS_KEYS = ["label", "ipv4", "ipv6"] as const;
 const SOA_KEYS = ["mailbox", "serial", "refresh", "retry", "expire", "minimum", "ttl"] as const;
@@ -253,7 +256,18 @@ function parseReplicas(c: Checker, v: unknown): ReplicaConfig[] {
     }
     const lat = c.degrees(o, "lat", path, 90);
     const lon = c.degrees(o, "lon", path, 180);
-    out.push({ id, ipv4, ipv6, lat, lon });
+    let provider = "";
+    if (typeof o.provider === "string" && o.provider.length <= MAX_PROVIDER_LENGTH) {
+      provider = o.provider;
+    } else if (o.provider !== undefined) {
+      c.fail(
+        `${path}.provider`,
+        `must be a string of at most ${MAX_PROVIDER_LENGTH} characters: received ${
+          show(o.provider)
+        }`,
+      );
+    }
+    out.push({ id, ipv4, ipv6, lat, lon, provider });
   });
   return out;
 }

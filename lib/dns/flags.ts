@@ -21,8 +21,10 @@ import {
   DEFAULT_POLICY,
   DEFAULT_REFRESH_MS,
   DEFAULT_SHORT_TTL,
+  DEFAULT_WEIGHTS,
   POLICIES,
   type PolicyName,
+  type Weights,
 } from "./policy.ts";
 import { CODECS, IO_MODES } from "./server.ts";
 
@@ -93,7 +95,21 @@ export const DNS_FLAGS = {
   weights: {
     type: "string",
     arg: "W",
-    help: "Balanced weights, e.g. latency=1,load=2. Default 1 and 1.",
+    help: "Balanced weights, e.g. latency=1,load=2,price=1: 100 ms of RTT, a full overload\n" +
+      "and 0.10 per GiB weigh the same at weight 1. Default 1 each.",
+  },
+  "max-extra-ms": {
+    type: "string",
+    arg: "MS",
+    help: "Balanced: answer the cheapest replica whose RTT is within MS of the fastest one's\n" +
+      "(instead of the weighted score).",
+  },
+  price: {
+    type: "string",
+    arg: "URL",
+    help: "Pricing service (deno task price) to take provider prices from, for --policy price\n" +
+      "and balanced. Unreachable: the last prices received are kept; unpriced replicas rank\n" +
+      "after priced ones; with no price at all, price plays no part.",
   },
   "overload-rps": {
     type: "string",
@@ -185,7 +201,11 @@ export interface DnsFlagsConfig {
   dataDir: string | null;
   adminToken: string | null;
   policy: PolicyName;
-  weights: { latency: number; load: number };
+  weights: Weights;
+  /** Balanced's latency bound (`--max-extra-ms`), or null: the weighted score. */
+  maxExtraMs: number | null;
+  /** The pricing service's URL, or null. */
+  priceUrl: string | null;
   overloadRps: number;
   refreshMs: number;
   rttTtlMs: number;
@@ -225,13 +245,19 @@ export function parseDnsFlags(
   if (!Number.isInteger(shortTtl)) {
     throw new UsageError(`--short-ttl must be whole seconds: received ${f.string("short-ttl")}`);
   }
-  const weights = { latency: 1, load: 1 };
+  const weights = { ...DEFAULT_WEIGHTS };
   for (const part of (f.string("weights") ?? "").split(",").filter((p) => p.trim() !== "")) {
-    const m = /^\s*(latency|load)\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*$/.exec(part);
+    const m = /^\s*(latency|load|price)\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*$/.exec(part);
     if (m === null) {
-      throw new UsageError(`--weights: latency=N,load=N expected: received ${part}`);
+      throw new UsageError(`--weights: latency=N,load=N,price=N expected: received ${part}`);
     }
-    weights[m[1] as "latency" | "load"] = Number(m[2]);
+    weights[m[1] as keyof Weights] = Number(m[2]);
+  }
+  const priceUrl = f.string("price") ?? null;
+  if (priceUrl !== null && !URL.canParse(priceUrl)) {
+    throw new UsageError(
+      `--price: a URL expected, e.g. http://127.0.0.1:7000: received ${priceUrl}`,
+    );
   }
   const token = f.string("admin-token") ?? env.NEARCAST_ADMIN_TOKEN ?? "";
   const controlLimits: ListenerLimits = {
@@ -254,6 +280,8 @@ export function parseDnsFlags(
     adminToken: token === "" ? null : token,
     policy: f.oneOf("policy", POLICIES, DEFAULT_POLICY),
     weights,
+    maxExtraMs: f.string("max-extra-ms") === undefined ? null : f.number("max-extra-ms", 0, 0),
+    priceUrl,
     overloadRps: f.number("overload-rps", DEFAULT_OVERLOAD_RPS, 1),
     refreshMs: f.duration("rtt-refresh", DEFAULT_REFRESH_MS, 1),
     rttTtlMs: f.duration("rtt-ttl", DEFAULT_RTT_TTL_MS, 1),

@@ -8,7 +8,14 @@
  * | `latency` (default) | measured RTT to the client's /24 or /56; replicas not measured yet rank after the measured ones, by the RTT geography suggests (1 ms per 100 km), then unknown |
  * | `geo` | great-circle distance from the client's geo location |
  * | `load` | requests/s from its heartbeats |
- * | `balanced` | `latency weight × RTT / 100 ms + load weight × rps / overload rps` |
+ * | `price` | the provider's cost per GiB (`price_term.ts`); equal costs by latency, as `latency` ranks |
+ * | `balanced` | `latency weight × RTT / 100 ms + load weight × rps / overload rps + price weight × cost / 0.10 per GiB` |
+ * | `balanced` with `maxExtraMs` X | the cheapest replica whose RTT is within X ms of the fastest one's; then the rest by RTT |
+ *
+ * Prices come from a {@link PriceSource} (the pricing service's feed). A replica without a
+ * price (no provider, a provider the pricing service does not know) ranks after the priced ones
+ * in `price` and `balanced`; with no price at all both fall back to latency (and load), and the
+ * explanation says so. A price is never waited for: the feed holds the latest table.
  *
  * Overloaded replicas (rps above the threshold) rank after every other live one, so they lose
  * their clients to the next best. Equal scores keep config/registration order when the client's
@@ -26,10 +33,17 @@
  */
 import { formatIp, maskIp } from "../common/ip.ts";
 import { type GeoEntry, GeoTable, haversineKm, newGeoMatch } from "./geo.ts";
+import {
+  PRICE_SCALE_PER_GIB,
+  type PriceBasis,
+  type PriceSource,
+  ReplicaCosts,
+  round6,
+} from "./price_term.ts";
 import type { ReplicaSet, Selection, SteeringClient, SteeringPolicy } from "./steering.ts";
 
 /** Policy names for `--policy`. */
-export const POLICIES = ["latency", "geo", "load", "balanced"] as const;
+export const POLICIES = ["latency", "geo", "load", "price", "balanced"] as const;
 export type PolicyName = (typeof POLICIES)[number];
 /** The default: the smallest measured RTT, else geography, else rotation. */
 export const DEFAULT_POLICY: PolicyName = "latency";
@@ -38,6 +52,8 @@ export const DEFAULT_POLICY: PolicyName = "latency";
 export const KM_PER_RTT_MS = 100;
 /** Balanced scoring divides RTT by this: 100 ms of RTT weighs as much as a full overload. */
 export const RTT_SCALE_MS = 100;
+/** Latency's order key: estimated RTTs rank after every measured one (no RTT reaches this). */
+const LATENCY_TIER = 1e9;
 /** Balanced scoring's RTT for a replica with neither a measurement nor a location. */
 export const UNKNOWN_RTT_MS = 150;
 /** Default overload threshold (requests/s): above it a replica loses its clients. */
@@ -88,6 +104,15 @@ export interface RttSource {
 const NO_LOADS: LoadSource = { loadVersion: 0, rps: () => null, measurable: () => false };
 const NO_RTT: RttSource = { size: 0, ttlMs: 0, row: () => undefined };
 
+/** Weights of `balanced`'s score. */
+export interface Weights {
+  latency: number;
+  load: number;
+  price: number;
+}
+/** Default weights: 100 ms of RTT, a full overload and 0.10 per GiB weigh the same. */
+export const DEFAULT_WEIGHTS: Readonly<Weights> = { latency: 1, load: 1, price: 1 };
+
 /** Options of {@link SteeringEngine}. */
 export interface SteeringOptions {
   mode: PolicyName;
@@ -97,8 +122,15 @@ export interface SteeringOptions {
   rtt?: RttSource;
   /** Default: no loads, nothing measurable. */
   loads?: LoadSource;
-  /** Weights of `balanced`; default 1 and 1. */
-  weights?: { latency: number; load: number };
+  /** Weights of `balanced`; default {@link DEFAULT_WEIGHTS}. */
+  weights?: Partial<Weights>;
+  /** Prices by provider; default none (price plays no part). */
+  prices?: PriceSource | null;
+  /**
+   * `balanced` only: answer the cheapest replica whose RTT is within this many ms of the
+   * fastest one's (instead of the weighted score). Default null: the weighted score.
+   */
+  maxExtraMs?: number | null;
   overloadRps?: number;
   refreshMs?: number;
   shortTtl?: number;
@@ -125,6 +157,17 @@ export interface ReplicaScore {
   distanceKm: number | null;
   rps: number | null;
   overloaded: boolean;
+  /** The RTT the mode used: measured, estimated from distance, or the unknown default. */
+  latencyMs: number | null;
+  provider: string;
+  /** Why the replica has or lacks a price. */
+  price: PriceBasis;
+  costPerGiB: number | null;
+  currency: string;
+  /** `balanced`: the price's part of the score (price weight × cost / 0.10); else null. */
+  priceTerm: number | null;
+  /** `balanced` with a bound: whether its RTT is within it; else null. */
+  withinBound: boolean | null;
 }
 
 /** What {@link SteeringEngine.explain} returns. */
@@ -141,6 +184,11 @@ export interface Explanation {
   /** ECS SCOPE PREFIX-LENGTH of the answer. */
   scope: number;
   reason: string;
+  /** The weights (`balanced`) and latency bound in use. */
+  weights: Weights;
+  maxExtraMs: number | null;
+  /** The pricing service's state: configured, reachable, the version of its prices. */
+  prices: { source: boolean; healthy: boolean | null; version: number | string | null };
   replicas: ReplicaScore[];
 }
 
@@ -154,6 +202,9 @@ export class SteeringEngine implements SteeringPolicy {
   readonly #loads: LoadSource;
   readonly #wLat: number;
   readonly #wLoad: number;
+  readonly #wPrice: number;
+  readonly #maxExtra: number;
+  readonly #costs: ReplicaCosts;
   readonly #overload: number;
   readonly #refresh: number;
   readonly #shortTtl: number;
@@ -179,6 +230,10 @@ export class SteeringEngine implements SteeringPolicy {
   #basis = new Uint8Array(0);
   /** Latency mode: 0 measured, 1 estimated from geography, 2 unknown (knowledge before score). */
   #tier = new Uint8Array(0);
+  /** The second key, after the score: the RTT rank where price decides first. */
+  #sub = new Float64Array(0);
+  /** The RTT each replica is ranked with (measured, estimated, or unknown). */
+  #lat = new Float64Array(0);
   #tie = new Int32Array(0);
   #eligible = new Uint8Array(0);
   #rank = new Int32Array(0);
@@ -203,19 +258,31 @@ export class SteeringEngine implements SteeringPolicy {
     this.#geo = new GeoTable(o.geo);
     this.#rtt = o.rtt ?? NO_RTT;
     this.#loads = o.loads ?? NO_LOADS;
-    this.#wLat = o.weights?.latency ?? 1;
-    this.#wLoad = o.weights?.load ?? 1;
+    this.#wLat = o.weights?.latency ?? DEFAULT_WEIGHTS.latency;
+    this.#wLoad = o.weights?.load ?? DEFAULT_WEIGHTS.load;
+    this.#wPrice = o.weights?.price ?? DEFAULT_WEIGHTS.price;
+    this.#maxExtra = o.maxExtraMs ?? -1;
+    this.#costs = new ReplicaCosts(o.prices ?? null);
     this.#overload = o.overloadRps ?? DEFAULT_OVERLOAD_RPS;
     this.#refresh = o.refreshMs ?? DEFAULT_REFRESH_MS;
     this.#shortTtl = o.shortTtl ?? DEFAULT_SHORT_TTL;
     this.#onMeasure = o.onMeasure ?? (() => {});
     this.#now = o.now ?? Date.now;
     for (
-      const [k, v] of [["weights.latency", this.#wLat], ["weights.load", this.#wLoad]] as const
+      const [k, v] of [
+        ["weights.latency", this.#wLat],
+        ["weights.load", this.#wLoad],
+        ["weights.price", this.#wPrice],
+      ] as const
     ) {
       if (!(v >= 0 && Number.isFinite(v))) {
         throw new RangeError(`Cannot create policy: ${k} must be a number >= 0: received ${v}`);
       }
+    }
+    if (o.maxExtraMs != null && !(o.maxExtraMs >= 0 && Number.isFinite(o.maxExtraMs))) {
+      throw new RangeError(
+        `Cannot create policy: maxExtraMs must be a number >= 0: received ${o.maxExtraMs}`,
+      );
     }
     if (!(this.#overload > 0)) {
       throw new RangeError(
@@ -243,6 +310,8 @@ export class SteeringEngine implements SteeringPolicy {
     this.#val = new Float64Array(m);
     this.#basis = new Uint8Array(m);
     this.#tier = new Uint8Array(m);
+    this.#sub = new Float64Array(m);
+    this.#lat = new Float64Array(m);
     this.#tie = new Int32Array(m);
     this.#eligible = new Uint8Array(m);
     this.#rank = new Int32Array(m);
@@ -317,7 +386,13 @@ export class SteeringEngine implements SteeringPolicy {
     const loc = m.entry === -1 ? -1 : this.#locationOf[m.entry];
     const km = loc === -1 ? null : this.#distances(loc);
     const mode = this.mode;
-    const useRtt = mode === "latency" || mode === "balanced";
+    const useRtt = mode === "latency" || mode === "balanced" || mode === "price";
+    const bound = mode === "balanced" && this.#maxExtra >= 0;
+    const costs = this.#costs;
+    costs.refresh(this.#set);
+    const cost = costs.cost, priced = costs.anyPriced;
+    const lat = this.#lat, sub = this.#sub, over = this.#over;
+    let fastest = Infinity, fastestFree = Infinity;
     const subnet = useRtt && (this.#rtt.size > 0 || this.#anyMeasurable) ? this.#key(c) : "";
     const now = subnet === "" ? 0 : this.#now();
     const row = subnet === "" ? undefined : this.#rtt.row(subnet);
@@ -344,9 +419,19 @@ export class SteeringEngine implements SteeringPolicy {
           }
           if (r.live && this.#measurable[i] === 1) wanted = true;
         }
-        if (mode === "balanced") {
-          const lat = b === NONE ? UNKNOWN_RTT_MS : v;
-          v = this.#wLat * lat / RTT_SCALE_MS + this.#wLoad * rps[i] / this.#overload;
+        const ms = b === NONE ? UNKNOWN_RTT_MS : v;
+        lat[i] = ms;
+        // Latency's order: measured, then estimated from distance, then unknown; then by RTT.
+        sub[i] = b === MEASURED ? v : b === GEO ? LATENCY_TIER + v : 2 * LATENCY_TIER;
+        if (ok) {
+          if (ms < fastest) fastest = ms;
+          if (ms < fastestFree && over[i] === 0) fastestFree = ms;
+        }
+        const c = cost[i];
+        if (mode === "price") v = c === c ? c : 0;
+        else if (mode === "balanced") {
+          v = this.#wLat * ms / RTT_SCALE_MS + this.#wLoad * rps[i] / this.#overload +
+            (c === c ? this.#wPrice * c / PRICE_SCALE_PER_GIB : 0);
         }
       } else if (mode === "geo") {
         if (d === d) {
@@ -361,9 +446,25 @@ export class SteeringEngine implements SteeringPolicy {
       if (b === MEASURED && ok) measured = true;
       val[i] = v;
       basis[i] = b;
-      tier[i] = mode === "latency" ? (b === MEASURED ? 0 : b === GEO ? 1 : 2) : 0;
+      tier[i] = mode === "latency"
+        ? (b === MEASURED ? 0 : b === GEO ? 1 : 2)
+        : (mode === "price" || mode === "balanced") && priced && cost[i] !== cost[i]
+        ? 1 // unpriced: after the priced replicas
+        : 0;
       eligible[i] = ok ? 1 : 0;
       rank[i] = -1;
+    }
+    if (bound) {
+      // The cheapest within maxExtra ms of the fastest (not overloaded) replica; the others
+      // after them, by RTT.
+      const limit = (fastestFree < Infinity ? fastestFree : fastest) + this.#maxExtra;
+      for (let i = 0; i < n; i++) {
+        if (lat[i] <= limit) val[i] = cost[i] === cost[i] ? cost[i] : 0;
+        else {
+          tier[i] = 2;
+          val[i] = lat[i];
+        }
+      }
     }
     // Ties keep index order when something is known about the client; otherwise they rotate.
     const rotating = !known || mode === "load";
@@ -371,8 +472,7 @@ export class SteeringEngine implements SteeringPolicy {
     if (rotating && advance && n > 0) this.#next = (start + 1) % n;
     const tie = this.#tie;
     for (let i = 0; i < n; i++) tie[i] = rotating ? (i - start + n) % n : i;
-    // The best `max` by (overloaded, tier, score, tie), one pass each: `max` is small.
-    const over = this.#over;
+    // The best `max` by (overloaded, tier, score, latency, tie), one pass each: `max` is small.
     let count = 0, first = -1;
     while (count < max) {
       let best = -1;
@@ -385,6 +485,8 @@ export class SteeringEngine implements SteeringPolicy {
             if (tier[i] > tier[best]) continue;
           } else if (val[i] !== val[best]) {
             if (val[i] > val[best]) continue;
+          } else if (useRtt && sub[i] !== sub[best]) {
+            if (sub[i] > sub[best]) continue;
           } else if (tie[i] > tie[best]) continue;
         }
         best = i;
@@ -402,12 +504,17 @@ export class SteeringEngine implements SteeringPolicy {
       const bits = c.family === 4 ? IPV4_SUBNET_BITS : IPV6_SUBNET_BITS;
       if (out.scope < bits) out.scope = bits;
     }
+    const byLatency = top === MEASURED ? "latency" : top === GEO ? "geo" : "rotation";
     out.how = mode === "load"
       ? "load"
+      : mode === "price"
+      ? (priced ? "price" : byLatency)
+      : mode === "balanced"
+      ? (known || priced ? "balanced" : "rotation")
       : !known
       ? "rotation"
       : mode === "latency"
-      ? (top === MEASURED ? "latency" : top === GEO ? "geo" : "rotation")
+      ? byLatency
       : mode;
     wanted &&= count > 0;
     out.ttl = useRtt && wanted && top !== MEASURED ? this.#shortTtl : -1;
@@ -430,8 +537,11 @@ export class SteeringEngine implements SteeringPolicy {
     const reps = this.#set.replicas;
     const sel: Selection = { replicas: [], count: 0, scope: 0, how: "rotation", ttl: -1 };
     this.#decide(client, family, Math.max(reps.length, 1), sel, false);
-    const useRtt = this.mode === "latency" || this.mode === "balanced";
+    const mode = this.mode;
+    const useRtt = mode === "latency" || mode === "balanced" || mode === "price";
     const subnet = useRtt ? subnetKey(client.family, client.bytes) : "";
+    const bound = mode === "balanced" && this.#maxExtra >= 0;
+    const priceCounts = mode === "price" || mode === "balanced";
     const loc = this.#location === -1 ? null : this.#geo.entries[this.#location];
     const km = loc === null ? null : this.#distances(this.#locationOf[this.#location]);
     const now = this.#now();
@@ -439,12 +549,20 @@ export class SteeringEngine implements SteeringPolicy {
       const got = this.#subnet === "" ? undefined : this.#rtt.row(this.#subnet)?.get(r.id);
       const e = got !== undefined && now - got.at <= this.#rtt.ttlMs ? got : undefined;
       const d = km === null ? NaN : km[i];
+      const provider = r.provider ?? "";
+      const price = this.#costs.describe(provider);
+      const c = this.#costs.cost[i];
+      const byCost = mode === "price" || (bound && this.#tier[i] !== 2);
       return {
         id: r.id,
         live: r.live,
         eligible: this.#eligible[i] === 1,
         rank: this.#rank[i] === -1 ? null : this.#rank[i],
-        score: Number.isFinite(this.#val[i]) ? round(this.#val[i]) : null,
+        score: !Number.isFinite(this.#val[i]) || (byCost && c !== c)
+          ? null
+          : byCost
+          ? round6(this.#val[i])
+          : round(this.#val[i]),
         basis: BASES[this.#basis[i]],
         rttMs: e ? round(e.ms) : null,
         rttSamples: e?.samples ?? 0,
@@ -452,8 +570,19 @@ export class SteeringEngine implements SteeringPolicy {
         distanceKm: d === d ? Math.round(d) : null,
         rps: this.#loads.rps(r.id),
         overloaded: this.#over[i] === 1,
+        latencyMs: useRtt ? round(this.#lat[i]) : null,
+        provider,
+        price: price.basis,
+        costPerGiB: price.costPerGiB,
+        currency: price.currency,
+        priceTerm: mode === "balanced" && !bound && c === c
+          ? round(this.#wPrice * c / PRICE_SCALE_PER_GIB)
+          : null,
+        withinBound: bound ? this.#tier[i] !== 2 : null,
       };
     });
+    const unpriced = lines.filter((l) => l.eligible && l.price !== "priced");
+    const note = priceCounts ? this.#costs.note(unpriced) : "";
     return {
       client: formatIp(client),
       subnet,
@@ -463,7 +592,14 @@ export class SteeringEngine implements SteeringPolicy {
       how: sel.how,
       ttl: sel.ttl === -1 ? null : sel.ttl,
       scope: sel.scope,
-      reason: reasonFor(this.mode, lines, sel.count, this.#wanted),
+      reason: reasonFor(this.mode, lines, sel.count, this.#wanted, {
+        bound: bound ? this.#maxExtra : null,
+        priced: this.#costs.anyPriced,
+        note,
+      }),
+      weights: { latency: this.#wLat, load: this.#wLoad, price: this.#wPrice },
+      maxExtraMs: bound ? this.#maxExtra : null,
+      prices: this.#costs.state(),
       replicas: lines,
     };
   }
@@ -473,11 +609,26 @@ function round(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
 
+/** What the reason says about price: the latency bound in use, whether any price is known. */
+interface PriceContext {
+  bound: number | null;
+  priced: boolean;
+  /** From {@link ReplicaCosts.note}: unpriced replicas, an unreachable pricing service. */
+  note: string;
+}
+
+function priceText(l: ReplicaScore): string {
+  return l.costPerGiB === null
+    ? `no price: ${l.price}`
+    : `${l.costPerGiB} ${l.currency}/GiB from ${l.provider}`;
+}
+
 function reasonFor(
   mode: PolicyName,
   lines: ReplicaScore[],
   eligible: number,
   measuring: boolean,
+  p: PriceContext,
 ): string {
   if (eligible === 0) return "no live replica has an address of this family: NODATA";
   const top = lines.find((l) => l.rank === 0)!;
@@ -493,7 +644,18 @@ function reasonFor(
     why = `no measurement: RTT estimated from distance (${top.distanceKm} km)`;
   } else if (best === "load") why = `least loaded (${top.rps ?? 0} requests/s)`;
   else why = "nothing known about the client: rotation";
-  if (mode === "balanced") why = `lowest weighted score ${top.score} (${why})`;
+  if (mode === "price") {
+    why = p.priced ? `cheapest (${priceText(top)}; RTT ${top.latencyMs} ms)` : `by latency: ${why}`;
+  } else if (mode === "balanced" && p.bound !== null) {
+    const fastest = Math.min(...lines.filter((l) => l.eligible).map((l) => l.latencyMs!));
+    why = p.priced
+      ? `cheapest within ${p.bound} ms of the fastest (${priceText(top)}; RTT ${top.latencyMs} ` +
+        `ms, fastest ${fastest} ms)`
+      : `within ${p.bound} ms of the fastest, no price known: by latency: ${why}`;
+  } else if (mode === "balanced") {
+    const term = top.priceTerm === null ? "" : `, price term ${top.priceTerm} (${priceText(top)})`;
+    why = `lowest weighted score ${top.score} (${why}${term})`;
+  }
   const measure = measuring ? "; measuring in the background" : "";
-  return `${top.id}: ${why}${over}${skipped}${measure}`;
+  return `${top.id}: ${why}${over}${skipped}${p.note}${measure}`;
 }

@@ -17,6 +17,8 @@ export interface Replica {
   readonly ipv6: Uint32Array | null;
   readonly lat: number;
   readonly lon: number;
+  /** The cloud provider it runs on (prices come by provider); absent or "" when unknown. */
+  readonly provider?: string;
   /** Only live replicas are ever answered with. */
   live: boolean;
 }
@@ -41,6 +43,7 @@ export function replicasFromConfig(list: readonly ReplicaConfig[]): Replica[] {
       : null,
     lat: r.lat,
     lon: r.lon,
+    provider: r.provider ?? "",
     live: true,
   }));
 }
@@ -104,9 +107,10 @@ export interface Selection {
   /**
    * How it was decided: "latency" (the smallest measured round trip), "geo" (the nearest;
    * also in latency mode before a measurement), "rotation" (nothing known about the client),
-   * "load" (least loaded) or "balanced" (weighted score).
+   * "load" (least loaded), "price" (cheapest) or "balanced" (weighted score, or the cheapest
+   * within a latency bound).
    */
-  how: "geo" | "rotation" | "latency" | "load" | "balanced";
+  how: "geo" | "rotation" | "latency" | "load" | "price" | "balanced";
   /** TTL for this answer in seconds, or -1 for the configured one (the handler resets it). */
   ttl: number;
 }

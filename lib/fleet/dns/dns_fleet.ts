@@ -8,7 +8,8 @@
 import type { ListenerLimits } from "../../common/http_server.ts";
 import type { DnsConfig } from "../../dns/config.ts";
 import { type DnsServer, startDnsServer } from "../../dns/server.ts";
-import { type PolicyName, SteeringEngine } from "../../dns/policy.ts";
+import { type PolicyName, SteeringEngine, type Weights } from "../../dns/policy.ts";
+import type { PriceSource } from "../../dns/price_term.ts";
 import { ReplicaSet, replicasFromConfig } from "../../dns/steering.ts";
 import { type ControlServer, startControl } from "./control.ts";
 import { FleetDb } from "./db.ts";
@@ -32,7 +33,11 @@ export interface FleetDnsOptions {
   data: string;
   adminToken: string | null;
   policy: PolicyName;
-  weights?: { latency: number; load: number };
+  weights?: Partial<Weights>;
+  /** Balanced's latency bound in ms (cheapest within it), or null for the weighted score. */
+  maxExtraMs?: number | null;
+  /** Provider prices (the pricing service's feed); null or absent: none. */
+  prices?: PriceSource | null;
   overloadRps?: number;
   refreshMs?: number;
   rttTtlMs?: number;
@@ -94,6 +99,8 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     loads: registry,
     rtt,
     weights: o.weights,
+    maxExtraMs: o.maxExtraMs,
+    prices: o.prices,
     overloadRps: o.overloadRps,
     refreshMs: o.refreshMs,
     shortTtl: o.shortTtl,

@@ -82,6 +82,7 @@ export function replicaFor(
   address: string,
   lat: number | null,
   lon: number | null,
+  provider = "",
 ): Replica {
   const ip = parseClientIp(unbracket(address));
   if (ip === null) throw new TypeError(`Cannot register ${id}: not an IP address: ${address}`);
@@ -96,6 +97,7 @@ export function replicaFor(
     ipv6: ip.family === 6 ? ip : null,
     lat: lat ?? NaN,
     lon: lon ?? NaN,
+    provider,
   }]);
   r.live = false;
   return r;
@@ -142,7 +144,7 @@ export class FleetRegistry implements LoadSource {
         port: 0,
         lat: s.lat,
         lon: s.lon,
-        provider: "",
+        provider: s.provider ?? "",
         token: "",
         registeredAt: now,
         lastHeartbeat: null,
@@ -164,7 +166,7 @@ export class FleetRegistry implements LoadSource {
         continue;
       }
       try {
-        const replica = replicaFor(row.id, row.address, row.lat, row.lon);
+        const replica = replicaFor(row.id, row.address, row.lat, row.lon, row.provider);
         const e = this.#entry(row, replica, now);
         // Known from before the restart: pending until its health check passes, with one
         // missed-heartbeat window of grace for its heartbeats to arrive.
@@ -248,7 +250,7 @@ export class FleetRegistry implements LoadSource {
    */
   register(reg: Registration, from: string, token = newToken()): FleetEntry {
     const address = reg.address !== "" ? reg.address : from;
-    const replica = replicaFor(reg.id, address, reg.lat, reg.lon);
+    const replica = replicaFor(reg.id, address, reg.lat, reg.lon, reg.provider);
     if (!this.#byId.has(reg.id) && this.#byId.size >= MAX_FLEET) {
       throw new RangeError(`Cannot register ${reg.id}: the fleet is full (${MAX_FLEET})`);
     }
