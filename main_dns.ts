@@ -4,20 +4,17 @@
  *
  * @module
  */
-import { listenError, runMain, StartError, UsageError } from "./lib/common/cli.ts";
+import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dns/config.ts";
 import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
 import { FleetListenError, startFleetDns } from "./lib/fleet/dns/dns_fleet.ts";
+import { PriceFeed } from "./lib/price/client.ts";
 
 async function main(): Promise<void> {
   const a = parseDnsFlags(Deno.args, Deno.env.toObject());
   if (a === "help") {
     console.log(dnsUsage());
     return;
-  }
-  if (a.priceUrl !== null) {
-    // The pricing service's client (lib/price/client.ts) is not on main yet.
-    throw new UsageError("--price: not yet supported (the pricing client is not built yet)");
   }
   let config: DnsConfig;
   try {
@@ -30,6 +27,15 @@ async function main(): Promise<void> {
   const shares = shareConnections(config.tcp.maxConnections, a.controlLimits.maxConns);
   if (shares.note !== null) console.log(shares.note);
   config.tcp.maxConnections = shares.tcp;
+  // Prices never hold the server up: with the pricing service down it starts without them,
+  // and the feed keeps trying in the background (README, Steering).
+  const prices = a.priceUrl === null
+    ? null
+    : new PriceFeed(a.priceUrl, { log: (line) => console.log(`dns: ${line}`) });
+  await prices?.start().then(
+    () => console.log(`dns: prices from ${a.priceUrl} (version ${prices.version})`),
+    (e) => console.log(`dns: ${e.message}; going on without prices, retrying`),
+  );
   let logged = 0;
   const fleet = await startFleetDns({
     zone: a.name,
@@ -45,6 +51,7 @@ async function main(): Promise<void> {
     policy: a.policy,
     weights: a.weights,
     maxExtraMs: a.maxExtraMs,
+    prices,
     overloadRps: a.overloadRps,
     refreshMs: a.refreshMs,
     rttTtlMs: a.rttTtlMs,
@@ -76,6 +83,7 @@ async function main(): Promise<void> {
   );
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, async () => {
+      prices?.close();
       await fleet.close();
       console.log(`dns: stopped ${JSON.stringify(server.stats())} (${signal})`);
       Deno.exit(0);

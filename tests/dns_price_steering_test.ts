@@ -11,7 +11,6 @@ import type { ReplicaConfig } from "../lib/dns/config.ts";
 import { parseConfig } from "../lib/dns/config.ts";
 import { parseDnsFlags } from "../lib/dns/flags.ts";
 import { type PolicyName, SteeringEngine, type Weights } from "../lib/dns/policy.ts";
-import { costPerGiB } from "../lib/dns/price_term.ts";
 import { newSelection, ReplicaSet, replicasFromConfig } from "../lib/dns/steering.ts";
 import { RttCache } from "../lib/fleet/dns/rtt.ts";
 import { PriceTable } from "./_price_table.ts";
@@ -60,13 +59,6 @@ function setup(
   };
   return { set, rtt, prices: prices!, policy, answer };
 }
-
-Deno.test("cost per GiB: egress plus the server's hour over its capacity (default 100 GiB/h)", () => {
-  const near = (a: number, b: number) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
-  near(costPerGiB({ egressPerGiB: 0.05, serverPerHour: 1, currency: "USD" }), 0.06);
-  const small = { egressPerGiB: 0.05, serverPerHour: 1, currency: "USD", capacityGiBPerHour: 10 };
-  near(costPerGiB(small), 0.15);
-});
 
 Deno.test("latency picks the nearest, price the cheapest, balanced the cheapest within the bound", () => {
   assert.deepEqual(setup("latency").answer(), ["near", "mid", "far"]);

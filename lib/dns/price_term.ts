@@ -11,15 +11,8 @@
  *
  * @module
  */
+import { costPerGiB, type ProviderPrice } from "../price/client.ts";
 import type { ReplicaSet } from "./steering.ts";
-
-/** The fields of a provider record that steering reads (the pricing service's record). */
-export interface PriceRecord {
-  serverPerHour: number;
-  egressPerGiB: number;
-  currency: string;
-  capacityGiBPerHour?: number;
-}
 
 /** Prices by provider name: `lib/price/client.ts`'s `PriceFeed` is one. */
 export interface PriceSource {
@@ -27,22 +20,19 @@ export interface PriceSource {
   readonly version: number | string;
   /** False while the pricing service cannot be reached (the last prices are kept). */
   readonly healthy: boolean;
-  get(provider: string): PriceRecord | undefined;
+  get(provider: string): ProviderPrice | undefined;
 }
-
-/** Capacity of one server (GiB/h) when the provider record gives none. */
-export const DEFAULT_CAPACITY_GIB_PER_HOUR = 100;
 
 /** Balanced scoring divides cost by this: 0.10 per GiB weighs as much as 100 ms of RTT. */
 export const PRICE_SCALE_PER_GIB = 0.1;
 
-/** The cost of serving one GiB from a provider: egress plus its share of the server's hour. */
-export function costPerGiB(p: PriceRecord): number {
-  return p.egressPerGiB + p.serverPerHour / (p.capacityGiBPerHour ?? DEFAULT_CAPACITY_GIB_PER_HOUR);
-}
-
 /** Why a replica has or lacks a price. */
-export type PriceBasis = "priced" | "no provider" | "unknown provider" | "no pricing service";
+export type PriceBasis =
+  | "priced"
+  | "no provider"
+  | "unknown provider"
+  | "pricing service unreachable"
+  | "no pricing service";
 
 /** Each replica's cost per GiB (NaN: none), refreshed when the replicas or the prices change. */
 export class ReplicaCosts {
@@ -81,7 +71,7 @@ export class ReplicaCosts {
     this.anyPriced = any;
   }
 
-  #record(provider: string): PriceRecord | undefined {
+  #record(provider: string): ProviderPrice | undefined {
     return provider === "" || this.source === null ? undefined : this.source.get(provider);
   }
 
@@ -98,7 +88,9 @@ export class ReplicaCosts {
       ? "no pricing service"
       : provider === ""
       ? "no provider"
-      : "unknown provider";
+      : this.source.healthy
+      ? "unknown provider"
+      : "pricing service unreachable";
     return { basis, costPerGiB: null, currency: "" };
   }
 
