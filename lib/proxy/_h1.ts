@@ -1,0 +1,262 @@
+/**
+ * HTTP/1.1 wire reading for the proxy's upstream client (RFC 9112): a buffered reader over a
+ * connection, the response head parser (bounded: {@link MAX_HEAD_BYTES}, {@link MAX_HEADERS}),
+ * and the body framings (Content-Length, chunked, until close) as pull streams that read from
+ * the socket only when the consumer asks, so a body is never held whole.
+ *
+ * @module
+ */
+
+/** Largest response head accepted from an upstream (status line and headers). */
+export const MAX_HEAD_BYTES = 64 * 1024;
+/** Most header fields in one response head. */
+export const MAX_HEADERS = 200;
+/** Longest chunk-size line (with extensions) or trailer line. */
+const MAX_LINE_BYTES = 4096;
+/** Size of one socket read of a body. */
+const READ_BYTES = 64 * 1024;
+
+/** A malformed or oversized message from an upstream. */
+export class ProtocolError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ProtocolError";
+  }
+}
+
+/** A parsed response head. */
+export interface ResponseHead {
+  /** 0 or 1 (HTTP/1.0 or HTTP/1.1). */
+  minor: number;
+  status: number;
+  reason: string;
+  /** Header fields in order, names lower case. */
+  headers: [string, string][];
+}
+
+/** Reads from a connection through one buffer; bodies take what the head left over first. */
+export class BufReader {
+  #conn: Deno.Conn;
+  #buf = new Uint8Array(16 * 1024);
+  #start = 0;
+  #end = 0;
+  /** Bytes received so far on this connection (all responses). */
+  received = 0;
+
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+
+  /** Reads more into the buffer (growing it up to `cap`); false at end of stream. */
+  async #fill(cap: number): Promise<boolean> {
+    if (this.#start > 0 && this.#start === this.#end) this.#start = this.#end = 0;
+    if (this.#end === this.#buf.length) {
+      const live = this.#end - this.#start;
+      if (live >= cap) throw new ProtocolError(`upstream sent more than ${cap} bytes of head`);
+      if (live * 2 > this.#buf.length) {
+        const next = new Uint8Array(this.#buf.length * 2);
+        next.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = next;
+      } else this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = live;
+    }
+    const n = await this.#conn.read(this.#buf.subarray(this.#end));
+    if (n === null) return false;
+    this.#end += n;
+    this.received += n;
+    return true;
+  }
+
+  /** A line ending in LF (CR stripped), bounded by `cap`; null at end of stream. */
+  async line(cap = MAX_LINE_BYTES): Promise<string | null> {
+    let from = this.#start;
+    for (;;) {
+      const i = this.#buf.subarray(from, this.#end).indexOf(10);
+      if (i >= 0) {
+        const endAt = from + i;
+        const text = new TextDecoder("latin1").decode(this.#buf.subarray(this.#start, endAt));
+        this.#start = endAt + 1;
+        return text.endsWith("\r") ? text.slice(0, -1) : text;
+      }
+      if (this.#end - this.#start > cap) {
+        throw new ProtocolError(`upstream sent a line longer than ${cap} bytes`);
+      }
+      from = this.#end;
+      const startBefore = this.#start;
+      if (!await this.#fill(cap + 2)) return null;
+      from -= startBefore - this.#start; // the buffer may have moved
+    }
+  }
+
+  /**
+   * The next response head, skipping interim (1xx) ones; null when the connection ended
+   * before any byte of it.
+   */
+  async head(): Promise<ResponseHead | null> {
+    for (;;) {
+      const head = await this.#oneHead();
+      if (head === null || head.status >= 200 || head.status === 101) return head;
+    }
+  }
+
+  async #oneHead(): Promise<ResponseHead | null> {
+    const startLine = await this.line(MAX_HEAD_BYTES);
+    if (startLine === null) return null;
+    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(startLine);
+    if (m === null) {
+      throw new ProtocolError(`upstream sent a bad status line: ${JSON.stringify(startLine)}`);
+    }
+    const headers: [string, string][] = [];
+    let bytes = startLine.length;
+    for (;;) {
+      const l = await this.line(MAX_HEAD_BYTES);
+      if (l === null) throw new ProtocolError("upstream closed inside a response head");
+      if (l === "") break;
+      bytes += l.length + 2;
+      if (bytes > MAX_HEAD_BYTES || headers.length >= MAX_HEADERS) {
+        throw new ProtocolError(
+          `upstream response head over ${MAX_HEAD_BYTES} bytes or ${MAX_HEADERS} fields`,
+        );
+      }
+      const colon = l.indexOf(":");
+      if (colon <= 0 || l[0] === " " || l[0] === "\t" || /[\s]/.test(l.slice(0, colon))) {
+        throw new ProtocolError(`upstream sent a bad header line: ${JSON.stringify(l)}`);
+      }
+      headers.push([l.slice(0, colon).toLowerCase(), l.slice(colon + 1).trim()]);
+    }
+    return { minor: Number(m[1]), status: Number(m[2]), reason: m[3] ?? "", headers };
+  }
+
+  /** Up to `max` body bytes: what is buffered, else one socket read; null at end of stream. */
+  async chunk(max: number): Promise<Uint8Array | null> {
+    if (this.#end > this.#start) {
+      const n = Math.min(max, this.#end - this.#start);
+      const out = this.#buf.slice(this.#start, this.#start + n);
+      this.#start += n;
+      return out;
+    }
+    const buf = new Uint8Array(Math.min(max, READ_BYTES));
+    const n = await this.#conn.read(buf);
+    if (n === null) return null;
+    this.received += n;
+    return buf.subarray(0, n);
+  }
+}
+
+/** How a response body is delimited (RFC 9112 §6.3). */
+export type Framing =
+  | { kind: "none" }
+  | { kind: "length"; length: number }
+  | { kind: "chunked" }
+  | { kind: "close" };
+
+/** The framing of a response to a request of `method`. */
+export function responseFraming(method: string, head: ResponseHead): Framing {
+  const s = head.status;
+  if (method === "HEAD" || s === 204 || s === 304 || s < 200) return { kind: "none" };
+  const te = head.headers.filter(([n]) => n === "transfer-encoding").map(([, v]) => v).join(",");
+  if (te !== "") {
+    const last = te.split(",").map((x) => x.trim().toLowerCase()).filter((x) => x !== "").at(-1);
+    return last === "chunked" ? { kind: "chunked" } : { kind: "close" };
+  }
+  const lengths = new Set(
+    head.headers.filter(([n]) => n === "content-length").flatMap(([, v]) =>
+      v.split(",").map((x) => x.trim())
+    ),
+  );
+  if (lengths.size === 0) return { kind: "close" };
+  const [only] = lengths;
+  if (lengths.size > 1 || !/^\d{1,15}$/.test(only)) {
+    throw new ProtocolError(`upstream sent a bad Content-Length: ${[...lengths].join(", ")}`);
+  }
+  return { kind: "length", length: Number(only) };
+}
+
+/**
+ * A pull stream of a body in `framing` read through `r`. `done(reusable)` is called once: with
+ * true when the body ended where its framing says (the connection may carry another
+ * response), false when it failed, was cancelled or ran until close.
+ */
+export function bodyStream(
+  r: BufReader,
+  framing: Framing,
+  done: (reusable: boolean) => void,
+  onChunk: () => void = () => {},
+): ReadableStream<Uint8Array> {
+  let finished = false;
+  const finish = (reusable: boolean) => {
+    if (!finished) {
+      finished = true;
+      done(reusable);
+    }
+  };
+  let left = framing.kind === "length" ? framing.length : 0; // bytes left (chunk or body)
+  let chunkEnd = false; // chunked: the body's last chunk was read
+  const nextChunkSize = async (first: boolean): Promise<void> => {
+    if (!first) {
+      const crlf = await r.line();
+      if (crlf !== "") throw new ProtocolError("upstream chunk not followed by CRLF");
+    }
+    const l = await r.line();
+    if (l === null) throw new ProtocolError("upstream closed inside a chunked body");
+    const m = /^([0-9a-fA-F]{1,13})[ \t]*(;.*)?$/.exec(l);
+    if (m === null) throw new ProtocolError(`upstream sent a bad chunk size: ${JSON.stringify(l)}`);
+    left = parseInt(m[1], 16);
+    if (left === 0) {
+      for (let n = 0;; n++) { // trailers: dropped (hop-by-hop for us)
+        const t = await r.line();
+        if (t === null) throw new ProtocolError("upstream closed inside chunked trailers");
+        if (t === "") break;
+        if (n >= MAX_HEADERS) throw new ProtocolError("upstream sent too many trailers");
+      }
+      chunkEnd = true;
+    }
+  };
+  let firstChunk = true;
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      try {
+        if (framing.kind === "none" || (framing.kind === "length" && left === 0)) {
+          finish(true);
+          c.close();
+          return;
+        }
+        if (framing.kind === "chunked") {
+          if (left === 0) {
+            await nextChunkSize(firstChunk);
+            firstChunk = false;
+          }
+          if (chunkEnd) {
+            finish(true);
+            c.close();
+            return;
+          }
+        }
+        const max = framing.kind === "close" ? READ_BYTES : left;
+        const b = await r.chunk(max);
+        onChunk();
+        if (b === null) {
+          if (framing.kind === "close") {
+            finish(false);
+            c.close();
+            return;
+          }
+          throw new ProtocolError("upstream closed before the end of the body");
+        }
+        if (framing.kind !== "close") left -= b.length;
+        c.enqueue(b);
+        if (framing.kind === "length" && left === 0) {
+          finish(true);
+          c.close();
+        }
+      } catch (e) {
+        finish(false);
+        c.error(e);
+      }
+    },
+    cancel() {
+      finish(false);
+    },
+  }, { highWaterMark: 0 });
+}

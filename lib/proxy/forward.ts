@@ -1,0 +1,124 @@
+/**
+ * Forwarding one request through the proxy: the request as the server gets it (hop-by-hop
+ * headers removed, `Host` from the absolute-form target, our `Via` added), the exchange with
+ * passive measurement and failure accounting, and the response as the client gets it (hop-by-hop
+ * headers removed, `Via`, `X-Nearcast-Server`, `X-Nearcast-Reason`), its body streamed.
+ *
+ * @module
+ */
+
+import { appendVia, endToEnd } from "../http/headers.ts";
+import type { ServerState } from "./server_state.ts";
+import { type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
+
+/** Methods retried on another server when the first fails before answering (without a body). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
+/** Statuses that count as a server failure (its own or its origin's). */
+const FAILURE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
+/** Request headers never forwarded besides hop-by-hop ones (`Expect`: we stream the body). */
+const DROP_REQUEST: ReadonlySet<string> = new Set(["expect"]);
+const NONE: ReadonlySet<string> = new Set();
+
+/** A plain-text answer of the proxy itself. */
+export function proxyText(
+  status: number,
+  text: string,
+  headers: [string, string][] = [],
+): Response {
+  return new Response(`${status}: ${text}\n`, {
+    status,
+    headers: [
+      ["content-type", "text/plain; charset=utf-8"],
+      ["cache-control", "no-store"],
+      ...headers,
+    ],
+  });
+}
+
+/** The request to send upstream for client request `req` aimed at `url`. */
+export function upstreamRequest(req: Request, url: URL, via: string): UpstreamRequest {
+  const headers = endToEnd(req.headers, DROP_REQUEST).filter(([n]) =>
+    n !== "host" && n !== "content-length" && n !== "via"
+  );
+  headers.unshift(["host", url.host]);
+  headers.push(["via", appendVia(req.headers.get("via"), via)]);
+  const len = req.headers.get("content-length");
+  return {
+    method: req.method,
+    target: url.pathname + url.search,
+    headers,
+    body: req.body,
+    bodyLength: req.body !== null && len !== null && /^\d{1,15}$/.test(len) ? Number(len) : null,
+  };
+}
+
+/** The client's response for an upstream response, with our headers added. */
+export function clientResponse(
+  res: UpstreamResponse,
+  via: string,
+  extra: [string, string][],
+): Response {
+  const h = new Headers(res.head.headers);
+  const out = endToEnd(h, NONE).filter(([n]) => n !== "via");
+  out.push(["via", appendVia(h.get("via"), via)], ...extra);
+  const { status, reason } = res.head;
+  if (status < 200 || status > 599) {
+    res.body?.cancel();
+    return proxyText(502, `the server answered status ${status}, which this proxy cannot relay`);
+  }
+  return new Response(res.body, { status, statusText: reason, headers: out });
+}
+
+/** What {@link exchange} needs. */
+export interface ExchangeContext {
+  pool: UpstreamPool;
+  now: () => number;
+  log: (line: string) => void;
+}
+
+/**
+ * Sends `up` to server `s`, counting it in flight until its body ends, and records the
+ * outcome: the time to head as a latency sample, or a failure. Rejects with the pool's
+ * `UpstreamError` when no head came (the server is charged with it unless the client left).
+ */
+export async function exchange(
+  s: ServerState,
+  up: UpstreamRequest,
+  signal: AbortSignal,
+  c: ExchangeContext,
+): Promise<UpstreamResponse> {
+  s.outstanding++;
+  s.requests++;
+  let ended = false;
+  const end = (ok: boolean) => {
+    if (ended) return;
+    ended = true;
+    s.outstanding--;
+    if (!ok && !signal.aborted && s.failed("response body cut short", false, c.now())) {
+      c.log(`proxy: ejected ${s.id}: ${s.lastError}`);
+    }
+  };
+  let res: UpstreamResponse;
+  try {
+    res = await c.pool.request(s.hostname, s.port, { ...up, onEnd: end }, signal);
+  } catch (e) {
+    if (!ended) {
+      ended = true;
+      s.outstanding--;
+    }
+    const why = (e as Error).message;
+    if (!signal.aborted) {
+      const hard = (e as { phase?: string }).phase === "connect";
+      if (s.failed(why, hard, c.now())) c.log(`proxy: ejected ${s.id}: ${why}`);
+    }
+    throw e;
+  }
+  if (FAILURE_STATUSES.has(res.head.status)) {
+    if (s.failed(`answered ${res.head.status}`, false, c.now())) {
+      c.log(`proxy: ejected ${s.id}: answered ${res.head.status} ${CONSECUTIVE_NOTE}`);
+    }
+  } else s.succeeded(res.headMs, c.now());
+  return res;
+}
+
+const CONSECUTIVE_NOTE = "(failures in a row)";

@@ -1,0 +1,334 @@
+/**
+ * The proxy's HTTP/1.1 client to servers, with keep-alive pooling per host and port. It is its
+ * own (over `Deno.connect`) rather than `fetch` because a proxy must pass messages through as
+ * they are: `fetch` decompresses bodies while keeping `Content-Encoding` when the client asked
+ * for gzip, drops the `Host` header and adds `Accept-Language` and `User-Agent`. Owning the
+ * connection also gives the timings the balancer needs (TCP connect, time to response head) and
+ * says whether a failure happened before the server sent a byte (then an idempotent request
+ * may be retried elsewhere).
+ *
+ * Limits: connect timeout, time to the response head, idle time between body bytes; response
+ * heads are bounded (`_h1.ts`). Bodies stream both ways with back-pressure.
+ *
+ * @module
+ */
+
+import { bodyStream, BufReader, ProtocolError, responseFraming, type ResponseHead } from "./_h1.ts";
+
+/** Limits of an {@link UpstreamPool}. */
+export interface PoolOptions {
+  /** Longest TCP connect, ms. */
+  connectTimeoutMs: number;
+  /** Longest wait for a response head once the request head is sent, ms. */
+  headTimeoutMs: number;
+  /** Longest time without a byte while a body moves (either way), ms. */
+  idleTimeoutMs: number;
+  /** Idle kept-alive connections kept per host and port. */
+  maxIdlePerHost: number;
+  /** How long an idle connection is kept, ms (below the servers' own idle timeouts). */
+  keepIdleMs: number;
+}
+
+/** Defaults of {@link PoolOptions}. */
+export const DEFAULT_POOL: PoolOptions = {
+  connectTimeoutMs: 2_000,
+  headTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+  maxIdlePerHost: 64,
+  keepIdleMs: 15_000,
+};
+
+/** Where an exchange failed. */
+export type FailPhase = "connect" | "head";
+
+/** A request that got no response head: nothing was sent to the client yet. */
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    readonly phase: FailPhase,
+    /** True when it failed on a kept-alive connection before any byte came back. */
+    readonly staleReuse = false,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = "UpstreamError";
+  }
+}
+
+/** One request to a server. */
+export interface UpstreamRequest {
+  method: string;
+  /** Origin-form target: path and query. */
+  target: string;
+  /** Header fields to send (a `host` among them); framing headers are added here. */
+  headers: [string, string][];
+  body: ReadableStream<Uint8Array> | null;
+  /** The body's length when known (sent as Content-Length), else it is sent chunked. */
+  bodyLength: number | null;
+  /** Called once when the response body ended (true) or failed or was cancelled (false). */
+  onEnd?: (ok: boolean) => void;
+}
+
+/** A response head from a server, its body streaming. */
+export interface UpstreamResponse {
+  head: ResponseHead;
+  body: ReadableStream<Uint8Array> | null;
+  /** TCP connect time, ms; null on a kept-alive connection. */
+  connectMs: number | null;
+  /** From the request head written to the response head read, ms. */
+  headMs: number;
+}
+
+interface Pooled {
+  conn: Deno.TcpConn;
+  reader: BufReader;
+  idleSince: number;
+}
+
+const enc = new TextEncoder();
+
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  let off = 0;
+  while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+}
+
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed already */ }
+}
+
+/** Kept-alive connections per host and port, and the exchange of one request on them. */
+export class UpstreamPool {
+  readonly options: PoolOptions;
+  #idle = new Map<string, Pooled[]>();
+  #sweep: ReturnType<typeof setInterval>;
+  /** Connections opened, and requests sent on a kept-alive one. */
+  readonly stats = { connects: 0, reused: 0 };
+
+  constructor(options: Partial<PoolOptions> = {}) {
+    this.options = { ...DEFAULT_POOL, ...options };
+    this.#sweep = setInterval(() => this.#expire(), 1_000);
+    Deno.unrefTimer(this.#sweep);
+  }
+
+  /** Closes every idle connection and stops the sweep. */
+  close(): void {
+    clearInterval(this.#sweep);
+    for (const list of this.#idle.values()) for (const p of list) closeQuietly(p.conn);
+    this.#idle.clear();
+  }
+
+  #expire(): void {
+    const old = Date.now() - this.options.keepIdleMs;
+    for (const [key, list] of this.#idle) {
+      const keep = list.filter((p) => p.idleSince > old);
+      for (const p of list) if (p.idleSince <= old) closeQuietly(p.conn);
+      if (keep.length === 0) this.#idle.delete(key);
+      else this.#idle.set(key, keep);
+    }
+  }
+
+  #release(key: string, p: Pooled): void {
+    const list = this.#idle.get(key) ?? [];
+    if (list.length >= this.options.maxIdlePerHost) {
+      closeQuietly(p.conn);
+      return;
+    }
+    p.idleSince = Date.now();
+    list.push(p);
+    this.#idle.set(key, list);
+  }
+
+  /** Opens a TCP connection within the connect timeout; returns it and the time it took. */
+  async connect(hostname: string, port: number): Promise<{ conn: Deno.TcpConn; ms: number }> {
+    const t0 = performance.now();
+    const pending = Deno.connect({ hostname, port });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        pending.then(closeQuietly, () => {});
+        reject(
+          new UpstreamError(
+            `connect timed out after ${this.options.connectTimeoutMs} ms`,
+            "connect",
+          ),
+        );
+      }, this.options.connectTimeoutMs);
+    });
+    try {
+      const conn = await Promise.race([pending, timeout]);
+      this.stats.connects++;
+      conn.setNoDelay(true);
+      return { conn, ms: performance.now() - t0 };
+    } catch (e) {
+      if (e instanceof UpstreamError) throw e;
+      throw new UpstreamError(`cannot connect: ${(e as Error).message}`, "connect", false, {
+        cause: e,
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Sends `req` to `hostname:port` on a kept-alive connection when one is idle (once more on a
+   * new connection when that one turns out closed and the request has no body), else on a new
+   * one. Rejects with {@link UpstreamError} when no response head came; `signal` (the client
+   * left) closes the connection.
+   */
+  async request(
+    hostname: string,
+    port: number,
+    req: UpstreamRequest,
+    signal?: AbortSignal,
+  ): Promise<UpstreamResponse> {
+    const key = `${hostname}:${port}`;
+    const list = this.#idle.get(key);
+    const p = list?.pop();
+    if (p !== undefined) {
+      this.stats.reused++;
+      try {
+        return await this.#exchange(key, p, null, req, signal);
+      } catch (e) {
+        if (!(e instanceof UpstreamError && e.staleReuse && req.body === null)) throw e;
+      }
+    }
+    const { conn, ms } = await this.connect(hostname, port);
+    return this.#exchange(
+      key,
+      { conn, reader: new BufReader(conn), idleSince: 0 },
+      ms,
+      req,
+      signal,
+    );
+  }
+
+  /** Sends `req` on `conn`, which is closed after the response (never pooled). */
+  requestOn(
+    conn: Deno.TcpConn,
+    req: UpstreamRequest,
+    signal?: AbortSignal,
+  ): Promise<UpstreamResponse> {
+    return this.#exchange(
+      null,
+      { conn, reader: new BufReader(conn), idleSince: 0 },
+      null,
+      req,
+      signal,
+    );
+  }
+
+  async #exchange(
+    key: string | null,
+    p: Pooled,
+    connectMs: number | null,
+    req: UpstreamRequest,
+    signal?: AbortSignal,
+  ): Promise<UpstreamResponse> {
+    const { conn, reader } = p;
+    const received = reader.received;
+    let timedOut: string | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const arm = (ms: number, what: string) => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timedOut = what;
+        closeQuietly(conn);
+      }, ms);
+    };
+    const onAbort = () => closeQuietly(conn);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const t0 = performance.now();
+    let sending: Promise<boolean> = Promise.resolve(true);
+    try {
+      arm(this.options.headTimeoutMs, `no response head within ${this.options.headTimeoutMs} ms`);
+      let head = `${req.method} ${req.target} HTTP/1.1\r\n`;
+      for (const [n, v] of req.headers) head += `${n}: ${v}\r\n`;
+      if (req.body !== null) {
+        head += req.bodyLength !== null
+          ? `content-length: ${req.bodyLength}\r\n`
+          : "transfer-encoding: chunked\r\n";
+      }
+      await writeAll(conn, enc.encode(head + "\r\n"));
+      if (req.body !== null) {
+        sending = this.#sendBody(
+          conn,
+          req.body,
+          req.bodyLength === null,
+          () =>
+            arm(
+              this.options.headTimeoutMs,
+              `no response head within ${this.options.headTimeoutMs} ms`,
+            ),
+        );
+      }
+      const h = await reader.head();
+      if (h === null) {
+        throw new UpstreamError(
+          "server closed the connection without answering",
+          "head",
+          connectMs === null && reader.received === received,
+        );
+      }
+      if (h.status === 101) throw new ProtocolError("server switched protocols (not supported)");
+      const framing = responseFraming(req.method, h);
+      const headMs = performance.now() - t0;
+      const reqClose = req.headers.some(([n, v]) => n === "connection" && /close/i.test(v));
+      const keep = h.minor === 1 && !reqClose &&
+        !h.headers.some(([n, v]) => n === "connection" && /close/i.test(v));
+      const finish = async (ok: boolean) => {
+        clearTimeout(timer);
+        req.onEnd?.(ok);
+        signal?.removeEventListener("abort", onAbort);
+        const sent = await sending;
+        if (key !== null && ok && keep && sent && timedOut === null && !signal?.aborted) {
+          this.#release(key, p);
+        } else closeQuietly(conn);
+      };
+      if (framing.kind === "none") {
+        finish(true);
+        return { head: h, body: null, connectMs, headMs };
+      }
+      const idle = `no byte for ${this.options.idleTimeoutMs} ms`;
+      arm(this.options.idleTimeoutMs, idle);
+      const body = bodyStream(reader, framing, finish, () => arm(this.options.idleTimeoutMs, idle));
+      return { head: h, body, connectMs, headMs };
+    } catch (e) {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      closeQuietly(conn);
+      if (e instanceof UpstreamError) throw e;
+      const why = timedOut ?? (signal?.aborted ? "the client left" : (e as Error).message);
+      throw new UpstreamError(
+        why,
+        "head",
+        connectMs === null && reader.received === received && timedOut === null,
+        { cause: e },
+      );
+    }
+  }
+
+  /** Streams a request body; resolves true when it was sent whole. */
+  async #sendBody(
+    conn: Deno.Conn,
+    body: ReadableStream<Uint8Array>,
+    chunked: boolean,
+    touch: () => void,
+  ): Promise<boolean> {
+    try {
+      for await (const b of body) {
+        if (b.length === 0) continue;
+        if (chunked) await writeAll(conn, enc.encode(`${b.length.toString(16)}\r\n`));
+        await writeAll(conn, b);
+        if (chunked) await writeAll(conn, enc.encode("\r\n"));
+        touch();
+      }
+      if (chunked) await writeAll(conn, enc.encode("0\r\n\r\n"));
+      return true;
+    } catch {
+      closeQuietly(conn);
+      return false;
+    }
+  }
+}
