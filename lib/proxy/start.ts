@@ -12,6 +12,7 @@ import { listenError, StartError } from "../common/cli.ts";
 import type { ProxyConfig } from "./config.ts";
 import { createHandler } from "./handler.ts";
 import { Prober } from "./probe.ts";
+import { openPriceFeed } from "./prices.ts";
 import type { PriceLookup, PriceQuote } from "./select.ts";
 import { ServerList } from "./server_list.ts";
 import { UpstreamPool } from "./upstream.ts";
@@ -42,8 +43,8 @@ export interface RunningProxy {
 /** Options of {@link startProxy}. */
 export interface StartOptions {
   log: (line: string) => void;
-  /** Opens the price source for `--price URL`. */
-  openPrices?: (url: string) => PriceSource;
+  /** Opens the price source for `--price URL` (default: the pricing service's feed). */
+  openPrices?: (url: string, log: (line: string) => void) => PriceSource;
 }
 
 /** See the module doc. */
@@ -80,16 +81,12 @@ export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<Runni
     throw new StartError(`--name is required: the node at ${c.node} reports no CDN name`);
   }
   if (c.price !== null) {
-    if (o.openPrices === undefined) throw new StartError("no pricing client in this build");
-    prices = o.openPrices(c.price);
+    prices = (o.openPrices ?? openPriceFeed)(c.price, log);
     try {
       await prices.start();
     } catch (e) {
-      list.close();
-      pool.close();
-      throw new StartError(
-        `cannot reach the pricing service at ${c.price}: ${(e as Error).message}`,
-      );
+      // The feed keeps retrying: until it answers, every price is unknown (README).
+      log(`proxy: no prices yet (retrying): ${(e as Error).message}`);
     }
   }
   prober = new Prober(() => list.servers, { pool, intervalMs: c.probeIntervalMs, now, log });
