@@ -53,6 +53,24 @@ const CONVERT = (() => {
   }
 })();
 
+/** Runs ImageMagick's convert with `args`, `input` on stdin; returns stdout. */
+export async function magick(args: string[], input?: Uint8Array): Promise<Uint8Array> {
+  const cmd = new Deno.Command(CONVERT, {
+    args,
+    stdin: input ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (input) {
+    const w = cmd.stdin.getWriter();
+    await w.write(input);
+    await w.close();
+  }
+  const { code, stdout, stderr } = await cmd.output();
+  if (code !== 0) throw new Error(`convert failed: ${new TextDecoder().decode(stderr)}`);
+  return stdout;
+}
+
 /** ImageMagick's `-filter Lanczos -resize WxH!` of raw RGBA (needs `convert`, Debian imagemagick). */
 export async function magickResize(
   src: Uint8Array,
@@ -61,32 +79,39 @@ export async function magickResize(
   dw: number,
   dh: number,
 ): Promise<Uint8Array> {
-  const cmd = new Deno.Command(CONVERT, {
-    args: [
-      "-size",
-      `${sw}x${sh}`,
-      "-depth",
-      "8",
-      "rgba:-",
-      "-filter",
-      "Lanczos",
-      "-resize",
-      `${dw}x${dh}!`,
-      "-depth",
-      "8",
-      "rgba:-",
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const w = cmd.stdin.getWriter();
-  await w.write(src);
-  await w.close();
-  const { code, stdout, stderr } = await cmd.output();
-  if (code !== 0) throw new Error(`convert failed: ${new TextDecoder().decode(stderr)}`);
-  if (stdout.length !== dw * dh * 4) {
-    throw new Error(`convert gave ${stdout.length} bytes, expected ${dw * dh * 4}`);
+  const out = await magick([
+    "-size",
+    `${sw}x${sh}`,
+    "-depth",
+    "8",
+    "rgba:-",
+    "-filter",
+    "Lanczos",
+    "-resize",
+    `${dw}x${dh}!`,
+    "-depth",
+    "8",
+    "rgba:-",
+  ], src);
+  if (out.length !== dw * dh * 4) {
+    throw new Error(`convert gave ${out.length} bytes, expected ${dw * dh * 4}`);
   }
-  return stdout;
+  return out;
+}
+
+/** A smooth photo-like test image (gradients, soft discs, some texture), opaque. */
+export function softScene(w: number, h: number): Uint8Array {
+  const p = new Uint8Array(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = (y * w + x) * 4;
+      const d = Math.hypot(x - w * 0.3, y - h * 0.4) / w;
+      const t = 20 * Math.sin(x / 7) * Math.cos(y / 11);
+      p[i] = Math.max(0, Math.min(255, Math.round(200 - 300 * d + t)));
+      p[i + 1] = Math.round((150 * y) / h + 50);
+      p[i + 2] = Math.max(0, Math.min(255, Math.round((255 * x) / w - t)));
+      p[i + 3] = 255;
+    }
+  }
+  return p;
 }

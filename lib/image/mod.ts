@@ -8,3 +8,5 @@ export { TsResizer } from "./reference.ts";
 export { createWasmResizer, WasmResizer } from "./wasm_resize.ts";
 export { MAX_PIXELS, MAX_SIDE } from "./_common.ts";
 export { psnr } from "./quality.ts";
+export { type ImageFormat, type ImageInfo, probeImage } from "./probe.ts";
+export { scaledHeight, transcode, type Transcoded, type TranscodeOptions } from "./pipeline.ts";

@@ -1,0 +1,95 @@
+/**
+ * Decode → resize → encode: JPEG or PNG in, JPEG or PNG out, through imagescript's codecs and
+ * our WASM rescaler. The source size is read from the header first and refused above
+ * {@link MAX_PIXELS} before anything is decoded; images are never enlarged.
+ *
+ * @example
+ * ```ts
+ * import { Image } from "imagescript";
+ * import { transcode } from "./pipeline.ts";
+ *
+ * const src = await new Image(64, 32).fill(0xff0000ff).encode();
+ * const out = await transcode(src, { width: 16, format: "jpeg", quality: 80 });
+ * if (out.width !== 16 || out.height !== 8 || out.format !== "jpeg") throw new Error("16x8 JPEG");
+ * ```
+ *
+ * @module
+ */
+import { Image } from "imagescript";
+import { MAX_PIXELS } from "./_common.ts";
+import { type ImageFormat, probeImage } from "./probe.ts";
+import { createWasmResizer, type WasmResizer } from "./wasm_resize.ts";
+
+/** What to produce. */
+export interface TranscodeOptions {
+  /** Target width in pixels; the height keeps the aspect ratio. Default (or ≥ source): unchanged. */
+  width?: number;
+  /** Output format; default: the input's. */
+  format?: ImageFormat;
+  /** JPEG quality 1–100; default 80. Ignored for PNG. */
+  quality?: number;
+}
+
+/** The encoded result. */
+export interface Transcoded {
+  bytes: Uint8Array;
+  format: ImageFormat;
+  width: number;
+  height: number;
+  sourceWidth: number;
+  sourceHeight: number;
+}
+
+let shared: WasmResizer | undefined;
+
+/** Target height for `width` keeping the aspect ratio of `sw`×`sh` (at least 1). */
+export function scaledHeight(sw: number, sh: number, width: number): number {
+  return Math.max(1, Math.round((sh * width) / sw));
+}
+
+/**
+ * Decodes `input` (JPEG or PNG), downsizes it to `options.width` and encodes it. Throws
+ * `SyntaxError` for bytes that are not a JPEG or PNG, `RangeError` for a source over
+ * {@link MAX_PIXELS} or a bad option. The resizer is shared per process unless one is given.
+ */
+export async function transcode(
+  input: Uint8Array,
+  options: TranscodeOptions = {},
+  resizer?: WasmResizer,
+): Promise<Transcoded> {
+  const info = probeImage(input);
+  if (!info) throw new SyntaxError("Cannot transcode image: not a JPEG or PNG");
+  const { width: sw, height: sh } = info;
+  if (sw < 1 || sh < 1 || sw * sh > MAX_PIXELS) {
+    throw new RangeError(
+      `Cannot transcode image: ${sw}x${sh} is outside 1 to ${MAX_PIXELS} pixels`,
+    );
+  }
+  const quality = options.quality ?? 80;
+  if (!Number.isInteger(quality) || quality < 1 || quality > 100) {
+    throw new RangeError(`Cannot transcode image: quality must be 1 to 100: received ${quality}`);
+  }
+  const w = options.width;
+  if (w !== undefined && (!Number.isInteger(w) || w < 1)) {
+    throw new RangeError(`Cannot transcode image: width must be a positive integer: received ${w}`);
+  }
+  const format = options.format ?? info.format;
+  const decoded = await Image.decode(input);
+  if (decoded.width !== sw || decoded.height !== sh) {
+    throw new SyntaxError(
+      `Cannot transcode image: header says ${sw}x${sh}, decoder gave ${decoded.width}x${decoded.height}`,
+    );
+  }
+  let out = decoded;
+  if (w !== undefined && w < sw) {
+    const dh = scaledHeight(sw, sh, w);
+    const r = resizer ?? (shared ??= createWasmResizer());
+    const view = r.resizeView(decoded.bitmap, sw, sh, w, dh);
+    out = new Image(w, dh);
+    out.bitmap.set(view); // copied before any await: the view is only valid until the next call
+  }
+  const bytes = format === "jpeg"
+    ? await out.encodeJPEG(quality as Parameters<Image["encodeJPEG"]>[0])
+    : await out.encode(1);
+  return { bytes, format, width: out.width, height: out.height, sourceWidth: sw, sourceHeight: sh };
+}
