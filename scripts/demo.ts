@@ -29,15 +29,20 @@ export interface DemoOptions {
   controlPort: number;
   httpPort: number;
   originPort: number;
+  /** The pricing service's port. */
+  pricePort: number;
   /** Parent of the replicas' `--data` directories. */
   dataDir: string;
 }
 
-/** The demo's replicas: id, loopback address (as in scripts/demo/cdn.json), location. */
+/**
+ * The demo's replicas: id, loopback address (as in scripts/demo/cdn.json), location, and the
+ * cloud provider it runs on (priced in scripts/demo/prices.json).
+ */
 export const REPLICAS = [
-  { id: "nyc", ip: "127.0.0.11", city: "New York", lat: 40.71, lon: -74.01 },
-  { id: "lon", ip: "127.0.0.12", city: "London", lat: 51.51, lon: -0.13 },
-  { id: "tok", ip: "127.0.0.13", city: "Tokyo", lat: 35.68, lon: 139.69 },
+  { id: "nyc", ip: "127.0.0.11", city: "New York", lat: 40.71, lon: -74.01, provider: "alpha" },
+  { id: "lon", ip: "127.0.0.12", city: "London", lat: 51.51, lon: -0.13, provider: "beta" },
+  { id: "tok", ip: "127.0.0.13", city: "Tokyo", lat: 35.68, lon: 139.69, provider: "gamma" },
 ] as const;
 
 /** The admin token of the demo's replicas (uploads, deletes, purges). */
@@ -73,6 +78,8 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
       `127.0.0.1:${o.controlPort}`,
       `--lat=${r.lat}`,
       `--lon=${r.lon}`,
+      "--provider",
+      r.provider,
     ],
     ready: /fleet: registered as/,
   }));
@@ -81,6 +88,25 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
       name: "origin",
       args: ["run", "-A", `${root}scripts/demo_origin.ts`, "-p", String(o.originPort)],
       ready: /demo origin: serving/,
+    },
+    {
+      name: "price",
+      args: [
+        "run",
+        "-A",
+        `${root}main_price.ts`,
+        "-p",
+        String(o.pricePort),
+        "--host",
+        "127.0.0.1",
+        "--config",
+        `${root}scripts/demo/prices.json`,
+        "--data",
+        `${o.dataDir}/price`,
+        "--admin-token",
+        DEMO_TOKEN,
+      ],
+      ready: /price: serving on/,
     },
     {
       name: "dns",
@@ -103,6 +129,9 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
         // On loopback every RTT is ~0.1 ms: the default (latency) would pick by noise.
         "--policy",
         "geo",
+        // Prices show in /explain (the geo policy does not use them).
+        "--price",
+        `http://127.0.0.1:${o.pricePort}`,
       ],
       ready: /dns: control API on/,
     },
@@ -160,11 +189,29 @@ Live fleet: the replicas registered with the DNS server's control API and heartb
   }                                       # London dies (the demo says so and keeps running); within ~1.5 s ...
   watch -n 0.5 dig +short @127.0.0.1 -p ${dnsPort} cdn.test        # ... 127.0.0.12 gives way to another replica
 
-Origin: http://127.0.0.1:${o.originPort}/   Replicas: ${
+${pricesText(o)}
+Origin: http://127.0.0.1:${o.originPort}/   Pricing: http://127.0.0.1:${o.pricePort}/   Replicas: ${
     REPLICAS.map((r) => `${r.id} http://${r.ip}:${httpPort}/`).join("  ")
   }
 
 Ctrl-C stops everything.
+`;
+}
+
+/** The pricing part of {@link tryThis}: prices, and changing one. */
+function pricesText(o: DemoOptions): string {
+  const price = `http://127.0.0.1:${o.pricePort}`;
+  const patch = `curl -s -X PATCH -H 'Authorization: Bearer ${DEMO_TOKEN}' ` +
+    `-H 'Content-Type: application/json'`;
+  const who = REPLICAS.map((r) => `${r.id} on ${r.provider}`).join(", ");
+  return `Prices: the pricing service holds each provider's cost; each replica names its provider
+(${who}); cost per GiB = egressPerGiB + serverPerHour / 100.
+
+  curl -s ${price}/providers                                       # every provider's record and version
+  curl -s ${price}/providers/gamma                                 # one record (ETag: its version)
+  curl -s 'http://127.0.0.1:${o.controlPort}/explain?client=127.0.0.1'      # each replica's costPerGiB
+  ${patch} -d '{"egressPerGiB":0.2}' ${price}/providers/gamma   # change a price
+  curl -s '${price}/prices?since=VERSION&wait=25'                   # long poll: returns on the next change
 `;
 }
 
@@ -392,6 +439,7 @@ const DEMO_FLAGS = {
     help: "Port of every replica, each on its own address. Default 8080.",
   },
   "origin-port": { type: "string", arg: "PORT", help: "Demo origin port. Default 8000." },
+  "price-port": { type: "string", arg: "PORT", help: "Pricing service port. Default 7000." },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
 
@@ -401,13 +449,15 @@ async function main(): Promise<void> {
     console.log(usage(
       [
         "Usage: deno task demo [--dns-port PORT] [--control-port PORT] [--http-port PORT] [--origin-port PORT]",
+        "                      [--price-port PORT]",
         "",
         "Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin",
         "on 127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers",
         `of each other, replicating uploads among themselves (admin token ${DEMO_TOKEN}), each with its`,
         "own data directory, removed at exit) registering with the DNS server on 127.0.0.1 (UDP and",
         "TCP, control API on --control-port), which steers cdn.test to the live ones. A process that",
-        "dies is reported with the command that restarts it; the others keep running.",
+        "dies is reported with the command that restarts it; the others keep running. The pricing",
+        "service (127.0.0.1, --price-port) holds the cost of each replica's provider.",
       ],
       DEMO_FLAGS,
       ["Exit codes: 0 stopped by Ctrl-C/SIGTERM, 1 a process did not start, 2 bad flag."],
@@ -424,6 +474,7 @@ async function main(): Promise<void> {
     controlPort: port("control-port", 5380),
     httpPort: port("http-port", 8080),
     originPort: port("origin-port", 8000),
+    pricePort: port("price-port", 7000),
   };
   const dataDir = await Deno.makeTempDir({ prefix: "nearcast-demo-" });
   let code = 1;

@@ -1,6 +1,7 @@
 /**
  * `deno task demo`: starts the real processes, the dig commands it prints work and give the
- * answers it promises, its failover step (kill -9 of a replica) leaves the demo and the other
+ * answers it promises, the pricing service holds each replica's provider and its printed PATCH
+ * line changes a price the DNS server's explanation then shows, its failover step (kill -9 of a replica) leaves the demo and the other
  * processes running while DNS stops answering the dead one, its restart command brings the
  * replica back, and SIGTERM stops everything.
  */
@@ -69,6 +70,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
   const httpPort = freeHttpPort();
   const originPort = freeHttpPort();
   const controlPort = freePort();
+  const pricePort = freeHttpPort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -82,6 +84,8 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       String(originPort),
       "--control-port",
       String(controlPort),
+      "--price-port",
+      String(pricePort),
     ],
     stdout: "piped",
     stderr: "piped",
@@ -166,6 +170,29 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       fleet.replicas.map((r: { id: string; state: string }) => `${r.id} ${r.state}`).sort(),
       ["lon alive", "nyc alive", "tok alive"],
     );
+    // Prices: the pricing service holds the three providers, the DNS server's explanation shows
+    // the cost of each replica's provider, and the printed PATCH line changes one.
+    const providers = await (await fetch(`http://127.0.0.1:${pricePort}/providers`)).json();
+    assert.deepEqual(
+      providers.providers.map((p: { name: string }) => p.name),
+      ["alpha", "beta", "gamma"],
+    );
+    const costs = async () => {
+      const url = `http://127.0.0.1:${controlPort}/explain?client=127.0.0.1`;
+      const ex = await (await fetch(url)).json();
+      return Object.fromEntries(
+        ex.replicas.map((r: { id: string; costPerGiB: number }) => [r.id, r.costPerGiB]),
+      );
+    };
+    assert.deepEqual(await costs(), { nyc: 0.095, lon: 0.054, tok: 0.012 });
+    const patch = out.split("\n").find((l) => l.includes("curl -s -X PATCH"))!;
+    const sh = await new Deno.Command("sh", { args: ["-c", patch], stdout: "piped" }).output();
+    assert.equal(sh.code, 0, patch);
+    assert.equal(
+      await poll(async () => (await costs()).tok === 0.202 ? true : null),
+      true,
+      "the DNS server saw the new price",
+    );
     // The printed failover step: kill -9 of lon's pid. The demo reports it and keeps running,
     // nyc and tok keep serving, and the DNS answers stop naming 127.0.0.12.
     const dig = async (source: string) =>
@@ -227,6 +254,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
     assert.equal(status.code, 0, out);
     // Nothing outlives the demo: every port it used is free again.
     const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
+    ports.push(["127.0.0.1", pricePort]);
     for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
     for (const [hostname, p] of ports) {
       await assert.rejects(
@@ -245,9 +273,10 @@ Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closi
   const httpPort = freeHttpPort();
   const originPort = freeHttpPort();
   const controlPort = freePort();
+  const pricePort = freeHttpPort();
   const demo = [Deno.execPath(), "run", "-A", DEMO, "--dns-port", String(port)]
     .concat(["--http-port", String(httpPort), "--origin-port", String(originPort)])
-    .concat(["--control-port", String(controlPort)]).join(" ");
+    .concat(["--control-port", String(controlPort), "--price-port", String(pricePort)]).join(" ");
   // script(1) runs the demo on a pseudo-terminal: its stdin is a terminal, and killing script
   // closes that terminal (SIGHUP to the demo and its children).
   const term = new Deno.Command("script", {
@@ -292,6 +321,7 @@ Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closi
   }
   // The terminal is gone: the demo stops every process it started, the restarted one too.
   const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
+  ports.push(["127.0.0.1", pricePort]);
   for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
   for (const [hostname, p] of ports) {
     const closed = await poll(() =>
