@@ -8,12 +8,21 @@
 import { runMain, StartError } from "./lib/common/cli.ts";
 import { deleteFile, progressReporter, UploadFailure, uploadFile } from "./lib/upload/client.ts";
 import { parseUploadConfig, uploadUsage } from "./lib/upload/config.ts";
+import { trustCa } from "./lib/tls/client.ts";
+import { loadCa } from "./lib/tls/files.ts";
 
 async function main(): Promise<void> {
   const c = parseUploadConfig(Deno.args, Deno.env.toObject());
   if (c === "help") {
     console.log(uploadUsage());
     return;
+  }
+  if (c.ca !== undefined) {
+    try {
+      trustCa(await loadCa(c.ca));
+    } catch (e) {
+      throw new StartError((e as Error).message);
+    }
   }
   try {
     if (c.mode === "delete") {

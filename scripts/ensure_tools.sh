@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages the tests drive when they are missing and we are root: dig and kdig
 # (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests), ImageMagick's
-# convert (image quality tests: the reference downscale).
+# convert (image quality tests: the reference downscale), openssl, tcpdump and pebble (TLS
+# tests: certificates, capture, ACME).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
 need=""
@@ -12,6 +13,9 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v tc >/dev/null 2>&1 || need="$need iproute2"
 # /usr/bin/convert: a stand-in for `convert` may come first on PATH; the tests call the real one.
 [ -x /usr/bin/convert ] || need="$need imagemagick"
+command -v openssl >/dev/null 2>&1 || need="$need openssl"
+command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
+command -v pebble >/dev/null 2>&1 || need="$need pebble"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ensure_tools: missing$need; install them (apt-get install$need) and run again" >&2

@@ -89,10 +89,12 @@ export async function startReplica(args: string[]): Promise<ReplicaProc> {
     await pumps;
   };
   try {
-    const line = await waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//);
-    const port = Number(/:(\d+)\//.exec(line)![1]);
+    // http://127.0.0.1:PORT/ by default; https and another --host with --tls.
+    const line = await waitFor(/listening on https?:\/\/[^/\s]+:(\d+)\//);
+    const [, base, p] = /listening on (https?:\/\/[^/\s]+:(\d+))\//.exec(line)!;
+    const port = Number(p);
     return {
-      url: `http://127.0.0.1:${port}`,
+      url: base,
       port,
       pid: child.pid,
       lines,

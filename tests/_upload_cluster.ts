@@ -32,8 +32,16 @@ export interface TestNode {
   url: string;
 }
 
-/** Starts a node `id` on `dir` (created by the caller) and waits until it reports healthy. */
-export async function startNode(id: string, dir: string, args: string[] = []): Promise<TestNode> {
+/**
+ * Starts a node `id` on `dir` (created by the caller) and waits until it reports healthy
+ * (asked with `healthFetch`: an https node needs one that trusts its CA).
+ */
+export async function startNode(
+  id: string,
+  dir: string,
+  args: string[] = [],
+  healthFetch: (url: string) => Promise<Response> = tfetch,
+): Promise<TestNode> {
   const proc = await startReplica([
     "-o",
     NO_ORIGIN,
@@ -50,7 +58,7 @@ export async function startNode(id: string, dir: string, args: string[] = []): P
   try {
     await waitUntil(
       async () => {
-        const res = await tfetch(`${proc.url}/_cdn/health`);
+        const res = await healthFetch(`${proc.url}/_cdn/health`);
         await res.body?.cancel();
         return res.status === 200;
       },

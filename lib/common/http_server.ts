@@ -17,6 +17,9 @@
  *   flight is closed when no byte moved for that long: request body chunks read and response
  *   body chunks sent both count, so an event stream or long poll that sends keepalives stays
  *   open, and a client that stops reading is dropped.
+ * - **TLS** ({@link LimitedServeOptions.tls}): HTTPS only on the port; the certificate can be
+ *   replaced while running ({@link LimitedServer.setCertificate}, see `lib/tls/listen.ts`). A
+ *   TLS handshake that does not complete counts against the header timeout.
  * - A body held in memory is taken by Deno whole (the request counts as done at once) and written
  *   without progress reports, so its connection gets both timeouts plus the body's size at
  *   {@link MIN_STATIC_SEND_RATE}.
@@ -24,6 +27,7 @@
  * @module
  */
 import { innerBody, serveOnConnection } from "./_serve_conn.ts";
+import { listenTlsSwappable, relistenTls, type TlsKeyPair } from "../tls/listen.ts";
 
 /** Default header timeout: a partial request head is closed within it. */
 export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
@@ -65,6 +69,8 @@ export interface LimitedServeOptions extends ListenerLimits {
   log?: (line: string) => void;
   /** Name in log lines, e.g. `"http"` or `"control"`. */
   name?: string;
+  /** Serve HTTPS only, with this certificate and key (PEM). Default: plain HTTP. */
+  tls?: TlsKeyPair;
 }
 
 /** Counters of a {@link LimitedServer}. */
@@ -141,6 +147,11 @@ export interface LimitedServer {
   readonly finished: Promise<void>;
   /** Stops accepting, lets requests in flight finish, closes idle connections. */
   shutdown(): Promise<void>;
+  /**
+   * Serves new TLS connections with `pair` from now on (connections already open keep theirs).
+   * Throws when the listener is not TLS or the pair is refused; the old one then stays.
+   */
+  setCertificate(pair: TlsKeyPair): void;
 }
 
 /** A handler as for `Deno.serve`. */
@@ -255,7 +266,10 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
   const name = opts.name ?? "http";
   const log = opts.log ?? ((line: string) => console.error(line));
   const onError = opts.onError ?? ((e: unknown) => internalError(e, log, name));
-  const listener = Deno.listen({ hostname: opts.hostname ?? "0.0.0.0", port: opts.port });
+  const hostname = opts.hostname ?? "0.0.0.0";
+  let listener: Deno.Listener = opts.tls === undefined
+    ? Deno.listen({ hostname, port: opts.port })
+    : listenTlsSwappable(hostname, opts.port, opts.tls);
   const addr = listener.addr as Deno.NetAddr;
   const stats: ListenerStats = {
     open: 0,
@@ -396,15 +410,15 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     served.add(p);
   }
 
-  const loop = (async () => {
+  const acceptFrom = async (l: Deno.Listener) => {
     let backoff = 10;
-    while (!stopping) {
+    while (!stopping && l === listener) {
       let tcp: Deno.TcpConn;
       try {
-        tcp = await listener.accept() as Deno.TcpConn;
+        tcp = await l.accept() as Deno.TcpConn;
         backoff = 10;
       } catch (e) {
-        if (stopping || e instanceof Deno.errors.BadResource) break;
+        if (stopping || l !== listener || e instanceof Deno.errors.BadResource) break;
         stats.acceptErrors++;
         rateLog(`accept failed (${conns.size} open, retrying): ${(e as Error).message}`);
         // Free a descriptor if we hold idle ones: the listen queue is waiting.
@@ -415,7 +429,20 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       }
       accept(tcp);
     }
-  })();
+  };
+  let loop = acceptFrom(listener);
+
+  function setCertificate(pair: TlsKeyPair): void {
+    if (opts.tls === undefined) throw new Error(`${name}: not a TLS listener`);
+    if (stopping) return;
+    const old = listener as Deno.TlsListener;
+    listener = relistenTls(old, pair);
+    const before = loop;
+    loop = Promise.all([before, acceptFrom(listener)]).then(() => {});
+    try {
+      old.close();
+    } catch { /* closed */ }
+  }
 
   let finishing: Promise<void> | null = null;
   function shutdown(): Promise<void> {
@@ -454,5 +481,6 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       })();
     },
     shutdown,
+    setCertificate,
   };
 }

@@ -15,6 +15,7 @@ import {
 import { type FleetFlags, parseFleetFlags } from "../fleet/replica/flags.ts";
 import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
+import { parseTlsFlags, TLS_FLAGS, type TlsConfig } from "../tls/flags.ts";
 
 /** Default cache budget. */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -161,6 +162,7 @@ export const HTTP_FLAGS = {
     help: "Longitude of this replica (-180..180), sent on registration.",
   },
   provider: { type: "string", arg: "NAME", help: "Provider name sent on registration (pricing)." },
+  ...TLS_FLAGS,
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
 
@@ -213,6 +215,8 @@ export interface HttpConfig {
   chunkBytes: number;
   /** The live-fleet flags, or null without `--announce`. */
   fleet: FleetFlags | null;
+  /** `--tls` and its files or ACME settings, or null for plain HTTP. */
+  tls: TlsConfig | null;
 }
 
 /**
@@ -286,6 +290,7 @@ export function parseHttpConfig(
     maxUploadBytes: f.size("max-upload-bytes", DEFAULT_MAX_UPLOAD_BYTES),
     chunkBytes: f.size("chunk-bytes", DEFAULT_CHUNK_BYTES, 1, MAX_CHUNK_BYTES),
     fleet,
+    tls: parseTlsFlags(f),
   };
 }
 

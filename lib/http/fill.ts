@@ -41,6 +41,7 @@ import {
 import type { Responder } from "./respond.ts";
 import { selectPeers } from "./peer_select.ts";
 import { serveBody } from "./serve_body.ts";
+import { peerFetch } from "../tls/client.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
 
@@ -152,7 +153,7 @@ export function createFiller(o: FillerOptions): Filler {
     let won = false;
     const attempts = asked.map(async (peer) => {
       const signal = AbortSignal.timeout(peerTimeout);
-      const res = await fetch(peer + url, {
+      const res = await peerFetch(peer + url, {
         headers: fixed.has(peer) ? headers : toMember,
         signal,
         redirect: "manual",

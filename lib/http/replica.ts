@@ -23,6 +23,7 @@
  */
 
 import { type LimitedServer, type ListenerLimits, serveLimited } from "../common/http_server.ts";
+import type { TlsKeyPair } from "../tls/listen.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { createApi } from "./api.ts";
@@ -218,6 +219,8 @@ export interface ServeOptions extends ListenerLimits {
   hostname?: string;
   signal?: AbortSignal;
   onListen?: (addr: Deno.NetAddr) => void;
+  /** HTTPS only, with this certificate (lib/common/http_server.ts). */
+  tls?: TlsKeyPair;
 }
 
 /**

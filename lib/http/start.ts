@@ -25,6 +25,7 @@ import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
 import { preload } from "./preload.ts";
 import { applyPurge } from "./purge.ts";
 import { createReplica, type Replica, serveReplica } from "./replica.ts";
+import { type NodeTls, prepareNodeTls } from "../tls/node_tls.ts";
 
 /** Time allowed for in-flight requests and transfers after SIGINT/SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -109,6 +110,16 @@ export async function startReplicaProcess(
     }
   }
 
+  const scheme = c.tls === null ? "http" : "https";
+  const tls: NodeTls | null = c.tls === null ? null : await prepareNodeTls(c.tls, {
+    identifier: c.fleet?.address ||
+      (c.advertise !== null ? new URL(c.advertise).hostname.replace(/^\[|\]$/g, "") : null) ||
+      (c.host === "0.0.0.0" || c.host === "::" ? null : c.host),
+    host: c.host,
+    dataDir: c.dataDir,
+    log,
+  });
+
   // Listen first (the default id names the port), then build the replica before any request
   // can arrive: nothing below awaits until it exists.
   let replica: Replica | null = null;
@@ -120,11 +131,13 @@ export async function startReplicaProcess(
       ...c.limits,
       port: c.port,
       hostname: c.host,
+      tls: tls?.pair,
     });
   } catch (e) {
     throw listenError(e, `--host ${c.host} --port ${c.port}`, HTTP_EXIT.listen);
   }
   const port = server.addr.port;
+  const stopRenewal = tls?.renew((pair) => server.setCertificate(pair));
   const id = replicaId(c, port, storedId);
   const r = replica = createReplica({
     origin: c.origin,
@@ -181,7 +194,7 @@ export async function startReplicaProcess(
       // One membership: the replicas the DNS server lists are replication peers too.
       discover: () =>
         (agent?.servers ?? []).filter((s) => s.state === "alive").map((s) =>
-          `http://${s.address.includes(":") ? `[${s.address}]` : s.address}:${s.port}`
+          `${scheme}://${s.address.includes(":") ? `[${s.address}]` : s.address}:${s.port}`
         ),
       applyPurge: (t) => applyPurge(r.cache, r.metrics, t),
       log,
@@ -189,11 +202,11 @@ export async function startReplicaProcess(
   }
   const shown = c.host.includes(":") ? `[${c.host}]` : c.host;
   log(
-    `http: listening on http://${shown}:${port}/ (id ${id}, origin ${c.origin}, index ${c.index}, ` +
+    `http: listening on ${scheme}://${shown}:${port}/ (id ${id}, origin ${c.origin}, index ${c.index}, ` +
       `cache ${c.cacheBytes} bytes${c.dataDir === null ? "" : `, data ${c.dataDir}`})`,
   );
   if (node !== null) {
-    const self = c.advertise ?? `http://${c.host === "0.0.0.0" ? "127.0.0.1" : shown}:${port}`;
+    const self = c.advertise ?? `${scheme}://${c.host === "0.0.0.0" ? "127.0.0.1" : shown}:${port}`;
     node.start(self).catch((e) => log(`replication: start failed: ${e}`));
   }
   if (c.fleet !== null) {
@@ -228,6 +241,7 @@ export async function startReplicaProcess(
     shutdown(reason) {
       stopping ??= (async () => {
         log(`http: ${reason}: stopping: no new connections, deregistering, draining requests`);
+        stopRenewal?.();
         // Bounded: transfers still running after the grace period are cut (the store is
         // crash-safe, a cut transfer stores nothing).
         const grace = setTimeout(() => {

@@ -18,7 +18,14 @@ const SIZE_UNITS: Record<string, number> = {
   gib: 1024 ** 3,
 };
 
-const DURATION_UNITS: Record<string, number> = { "": 1, ms: 1, s: 1000, m: 60_000 };
+const DURATION_UNITS: Record<string, number> = {
+  "": 1,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /** Parses a byte size; throws SyntaxError on a malformed value, RangeError when too large. */
 export function parseSize(text: string): number {
@@ -37,7 +44,7 @@ export function parseDuration(text: string): number {
   const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-z]*)\s*$/i.exec(text);
   const unit = m === null ? undefined : DURATION_UNITS[m[2].toLowerCase()];
   if (m === null || unit === undefined) {
-    throw new SyntaxError(`not a duration (e.g. 10s, 500ms, 1m): received ${text}`);
+    throw new SyntaxError(`not a duration (e.g. 10s, 500ms, 1m, 2h, 1d): received ${text}`);
   }
   const ms = Math.round(Number(m[1]) * unit);
   if (!(ms > 0) || ms > 2 ** 31 - 1) {

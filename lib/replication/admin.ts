@@ -19,6 +19,7 @@ import { json, readJsonObject, Refusal, serverUrl } from "./_http.ts";
 import { PeerError, readAll } from "./peer_auth.ts";
 import { ADMIN_MAC_HEADER, hmacHex, validPublicKey } from "./trust.ts";
 import { checkBearer, sameSecret } from "../common/auth.ts";
+import { describeFetchError, peerFetch } from "../tls/client.ts";
 
 /** Largest JSON body of the server and admission APIs: a server list of thousands of nodes. */
 export const MAX_API_BODY = 1024 * 1024;
@@ -136,7 +137,7 @@ export class AdminRoutes {
     try {
       let res: Response;
       try {
-        res = await fetch(`${url}/_cdn/credentials`, {
+        res = await peerFetch(`${url}/_cdn/credentials`, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
           body: JSON.stringify({ id, url: this.#self, key }),
@@ -146,7 +147,7 @@ export class AdminRoutes {
           ]),
         });
       } catch (e) {
-        throw new PeerError(`unreachable: ${(e as Error).message}`, 0, { cause: e });
+        throw new PeerError(`unreachable: ${describeFetchError(e)}`, 0, { cause: e });
       }
       const raw = await readAll(res.body, MAX_API_BODY * 64, url);
       const body = new TextDecoder().decode(raw);
@@ -212,7 +213,7 @@ export class AdminRoutes {
   async #learnId(url: string): Promise<string> {
     let id: unknown;
     try {
-      const res = await fetch(`${url}/_cdn/health`, {
+      const res = await peerFetch(`${url}/_cdn/health`, {
         signal: AbortSignal.timeout(this.#o.requestTimeoutMs),
       });
       id = ((await res.json()) as { nodeId?: unknown }).nodeId;
@@ -220,7 +221,7 @@ export class AdminRoutes {
       throw new Refusal(
         502,
         `cannot reach ${url} to learn its id (${
-          (e as Error).message
+          describeFetchError(e)
         }); pass {"url", "id"} to add a server that is down`,
       );
     }

@@ -21,6 +21,7 @@ import {
   type Signer,
   verifySignature,
 } from "./trust.ts";
+import { describeFetchError, peerFetch } from "../tls/client.ts";
 
 /** Largest JSON answer read from another node (a manifest of ~100 000 names). */
 export const MAX_PEER_ANSWER_BYTES = 64 * 1024 * 1024;
@@ -117,14 +118,14 @@ export class PeerAuth {
     if (init.body !== undefined) headers["content-type"] = "application/json";
     let res: Response;
     try {
-      res = await fetch(`${url}${pathQuery}`, {
+      res = await peerFetch(`${url}${pathQuery}`, {
         method: init.method,
         headers,
         body: init.body,
         signal: init.signal,
       });
     } catch (e) {
-      throw new PeerError(`${url} unreachable: ${(e as Error).message}`, 0, { cause: e });
+      throw new PeerError(`${url} unreachable: ${describeFetchError(e)}`, 0, { cause: e });
     }
     try {
       const v = this.verifyAnswer(url, res.status, res.headers, nonce, init.expect);

@@ -22,6 +22,7 @@ import {
 } from "./wire.ts";
 import { nameError, nameToPath } from "./validate.ts";
 import { postStream } from "./post_stream.ts";
+import { peerFetch, tlsFailure } from "../tls/client.ts";
 
 /** Exit codes of `main_upload.ts`. */
 export const EXIT = {
@@ -135,13 +136,14 @@ function filesPath(name: string): string {
 
 async function send(url: string, init: RequestInit): Promise<Response> {
   try {
-    return await fetch(url, init);
+    return await peerFetch(url, init);
   } catch (e) {
+    const tls = tlsFailure(e);
     throw new UploadFailure(
       EXIT.unreachable,
-      `cannot reach ${new URL(url).origin}: ${
-        (e as Error).message
-      } (is the node running? check --to)`,
+      `cannot reach ${new URL(url).origin}: ${tls ?? (e as Error).message} (${
+        tls === null ? "is the node running? check --to" : "check --ca"
+      })`,
     );
   }
 }

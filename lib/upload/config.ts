@@ -29,6 +29,11 @@ export const UPLOAD_FLAGS = {
     help: "User metadata; repeat for more.",
   },
   token: { type: "string", arg: "TOKEN", help: "The node's admin token (or env NEARCAST_TOKEN)." },
+  ca: {
+    type: "string",
+    arg: "FILE",
+    help: "CA (PEM) an https --to node's certificate must chain to (nodes started with --tls).",
+  },
   "content-type": {
     type: "string",
     arg: "TYPE",
@@ -75,8 +80,10 @@ export type UploadConfig =
     contentType: string | undefined;
     chunkBytes: number;
     quiet: boolean;
+    /** `--ca`: CA file for an https node. */
+    ca?: string;
   }
-  | { mode: "delete"; name: string; to: string; token: string | undefined };
+  | { mode: "delete"; name: string; to: string; token: string | undefined; ca?: string };
 
 /**
  * Parses the client's argv (`env` gives NEARCAST_URL and NEARCAST_TOKEN): "help" for `-h`,
@@ -90,10 +97,11 @@ export function parseUploadConfig(
   if (f.bool("help")) return "help";
   const to = f.httpUrl("to") ?? env.NEARCAST_URL ?? DEFAULT_TO;
   const token = f.string("token") ?? env.NEARCAST_TOKEN;
+  const ca = f.string("ca") === undefined ? {} : { ca: f.string("ca") };
   const del = f.string("delete");
   if (del !== undefined) {
     if (f.positionals.length > 0) throw new UsageError("--delete takes a NAME, not a FILE");
-    return { mode: "delete", name: del, to, token };
+    return { mode: "delete", name: del, to, token, ...ca };
   }
   if (f.positionals.length !== 1) {
     throw new UsageError(`give exactly one FILE to upload: received ${f.positionals.length}`);
@@ -114,5 +122,6 @@ export function parseUploadConfig(
     contentType: f.string("content-type"),
     chunkBytes: f.size("chunk-bytes", DEFAULT_CHUNK_BYTES, 1, MAX_CHUNK_BYTES),
     quiet: f.bool("quiet"),
+    ...ca,
   };
 }

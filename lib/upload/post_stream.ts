@@ -10,6 +10,7 @@
 import http from "node:http";
 import https from "node:https";
 import { concatBytes } from "../common/bytes.ts";
+import { nodeTlsOptions, tlsFailure } from "../tls/client.ts";
 
 /** The answer to {@link postStream}. */
 export interface PostResult {
@@ -54,7 +55,12 @@ export function postStream(
       settled = true;
       reader?.cancel(e).catch(() => {});
       req.destroy();
-      const err = e instanceof Error ? e : new Error(String(e));
+      const tls = tlsFailure(e);
+      const err = tls !== null
+        ? new Error(tls, { cause: e })
+        : e instanceof Error
+        ? e
+        : new Error(String(e));
       stopWrites(err);
       reject(err);
     };
@@ -66,6 +72,8 @@ export function postStream(
       // One connection per transfer, closed after it: an idle keep-alive connection would hold
       // the receiver's graceful shutdown open (Deno.serve waits for its connections).
       agent: false,
+      // --ca: the peer is verified against the fleet's CA (lib/tls/client.ts).
+      ...(mod === https ? nodeTlsOptions() : {}),
       headers: { ...headers, "transfer-encoding": "chunked" },
     }, (res) => {
       const parts: Uint8Array[] = [];

@@ -1,0 +1,84 @@
+/**
+ * A node's TLS at start-up: the certificate from `--cert`/`--key` (checked against `--ca`) or
+ * from ACME (kept, or obtained before listening), the process's trust for calls to other nodes
+ * ({@link trustCa}), and the ACME renewal that swaps the listener's certificate while running.
+ *
+ * @module
+ */
+import { StartError } from "../common/cli.ts";
+import { keptCertificate, obtainCertificate, renewalTime, scheduleRenewal } from "./acme.ts";
+import { trustCa } from "./client.ts";
+import { type CertInfo, loadCa, loadKeyPair } from "./files.ts";
+import type { TlsConfig } from "./flags.ts";
+import type { TlsKeyPair } from "./listen.ts";
+
+/** A node's TLS once its certificate is in hand. */
+export interface NodeTls {
+  pair: TlsKeyPair;
+  info: CertInfo;
+  /** Starts ACME renewal (no-op for `--cert`); `install` swaps the listener's certificate. */
+  renew(install: (pair: TlsKeyPair) => void): () => void;
+}
+
+/** Where the node is: its ACME identifier (advertised address) and data directory. */
+export interface NodeTlsContext {
+  identifier: string | null;
+  host: string;
+  dataDir: string | null;
+  log: (line: string) => void;
+}
+
+function describe(info: CertInfo): string {
+  return `${info.subject} (${info.names}), serial ${info.serial}, valid until ` +
+    info.notAfter.toISOString();
+}
+
+/** Prepares `--tls`; a bad file or a failed ACME order is a {@link StartError} naming it. */
+export async function prepareNodeTls(c: TlsConfig, ctx: NodeTlsContext): Promise<NodeTls> {
+  try {
+    if (c.acme === null) {
+      const { pair, info, caPem } = await loadKeyPair(c.certFile!, c.keyFile!, c.caFile);
+      trustCa(caPem!);
+      ctx.log(`tls: certificate ${describe(info)}; peers verified against --ca ${c.caFile}`);
+      return { pair, info, renew: () => () => {} };
+    }
+    const acmeCfg = c.acme;
+    if (c.caFile !== null) trustCa(await loadCa(c.caFile));
+    const directoryCa = acmeCfg.caFile === null ? null : await loadCa(acmeCfg.caFile, "--acme-ca");
+    if (ctx.identifier === null) {
+      throw new Error("--acme-directory needs the node's address: give --advertise or --host ADDR");
+    }
+    const request = {
+      directory: acmeCfg.directory,
+      email: acmeCfg.email,
+      directoryCa,
+      identifier: ctx.identifier,
+      httpHost: ctx.host,
+      httpPort: acmeCfg.httpPort,
+      stateDir: ctx.dataDir === null ? null : `${ctx.dataDir}/acme`,
+      log: ctx.log,
+    };
+    const kept = await keptCertificate(request.stateDir, ctx.identifier);
+    const first = kept !== null && Date.now() < renewalTime(kept.info, acmeCfg.renewBeforeMs)
+      ? kept
+      : await obtainCertificate(request);
+    if (first === kept) ctx.log(`tls: kept ACME certificate ${describe(first.info)}`);
+    return {
+      ...first,
+      renew: (install) =>
+        scheduleRenewal(
+          first.info,
+          acmeCfg.renewBeforeMs,
+          () => obtainCertificate(request),
+          (pair, info) => {
+            install(pair);
+            ctx.log(`tls: renewed without restart: now serving ${describe(info)}`);
+          },
+          ctx.log,
+        ),
+    };
+  } catch (e) {
+    if (e instanceof StartError) throw e;
+    throw new StartError(`--tls: ${(e as Error).message}`);
+  }
+}

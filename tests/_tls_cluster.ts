@@ -1,0 +1,59 @@
+/**
+ * Test helpers for `--tls`: certificates made by the `certs` task itself, TLS nodes started as
+ * users start them (`main_http.ts` subprocesses on their own loopback address), and a fetch
+ * that trusts the test CA.
+ *
+ * @module
+ */
+import { startNode, type TestNode } from "./_upload_cluster.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** Runs `deno task certs`' script with `args`; throws with its output when it fails. */
+export async function makeCerts(args: string[]): Promise<string> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "scripts/certs.ts", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const out = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+  if (!r.success) throw new Error(`certs ${args.join(" ")} failed:\n${out}`);
+  return out;
+}
+
+/** A fetch that trusts `caFile` (bounded by 10 s). */
+export function caFetch(caFile: string): (url: string, init?: RequestInit) => Promise<Response> {
+  const client = Deno.createHttpClient({ caCerts: [Deno.readTextFileSync(caFile)] });
+  return (url, init = {}) =>
+    fetch(url, { signal: AbortSignal.timeout(10_000), ...init, client } as RequestInit);
+}
+
+/** A TLS node (its `url` is https). */
+export type TlsNode = TestNode;
+
+/**
+ * Starts node `id` on `host` with `--tls` and the files `certDir/NAME.pem`, `NAME-key.pem` and
+ * `ca.pem` (`cert` defaults to `id`); waits until its health answers over HTTPS.
+ */
+export function startTlsNode(
+  id: string,
+  host: string,
+  dataDir: string,
+  certDir: string,
+  extra: string[] = [],
+  cert = id,
+): Promise<TlsNode> {
+  return startNode(id, dataDir, [
+    "--host",
+    host,
+    "--tls",
+    "--cert",
+    `${certDir}/${cert}.pem`,
+    "--key",
+    `${certDir}/${cert}-key.pem`,
+    "--ca",
+    `${certDir}/ca.pem`,
+    ...extra,
+  ], caFetch(`${certDir}/ca.pem`));
+}
