@@ -97,11 +97,15 @@ Deno.test("tls: a replication on the wire shows no file content or token in clea
       conn.close();
       server.close();
       l.close();
-      await new Promise((r) => setTimeout(r, 300));
+      // Written packet by packet: once the control is in the file, so is the replication.
+      await waitUntil(
+        async () => indexOf(await Deno.readFile(`${dir}/cap.pcap`), control) >= 0,
+        10_000,
+        "the control message in clear is found in the capture",
+      );
       await stop();
       const cap = await Deno.readFile(`${dir}/cap.pcap`);
       ok(cap.length > body.length, `the capture holds the transfer (${cap.length} bytes)`);
-      ok(indexOf(cap, control) >= 0, "the control message in clear is found in the capture");
       equal(indexOf(cap, marker), -1, "no fragment of the file appears in clear");
       equal(indexOf(cap, new TextEncoder().encode(TOKEN)), -1, "the admin token never appears");
       equal(indexOf(cap, new TextEncoder().encode("/_cdn/replicate")), -1, "nor request paths");
