@@ -186,6 +186,7 @@ export async function startReplicaProcess(
       db,
       cache: r.cache,
       adminToken: c.adminToken,
+      provider: c.fleet?.provider ?? "",
       maxUploadBytes: c.maxUploadBytes,
       heartbeatMs: c.heartbeatMs,
       requestTimeoutMs: Math.max(2000, c.heartbeatMs * 2),

@@ -5,7 +5,7 @@
  * revokes the node's key). {@link AdminRoutes.admitAt} is the joining node's side.
  *
  * Admission: `POST /_cdn/credentials` with `Authorization: Bearer ADMIN_TOKEN` and
- * `{"id", "url", "key"}` (key: Ed25519 public key, base64 SPKI) answers `{"node", "servers"}`
+ * `{"id", "url", "key", "provider"?}` (key: Ed25519 public key, base64 SPKI) answers `{"node", "servers"}`
  * (the server list with every admitted key) and `x-nearcast-admin-mac: HEX`, the HMAC-SHA256
  * of the answer's body keyed with the admin token, which the joining node checks.
  *
@@ -20,6 +20,7 @@ import { PeerError, readAll } from "./peer_auth.ts";
 import { ADMIN_MAC_HEADER, hmacHex, validPublicKey } from "./trust.ts";
 import { checkBearer, sameSecret } from "../common/auth.ts";
 import { describeFetchError, peerFetch } from "../tls/client.ts";
+import { MAX_PROVIDER_LENGTH } from "../fleet/protocol.ts";
 
 /** Largest JSON body of the server and admission APIs: a server list of thousands of nodes. */
 export const MAX_API_BODY = 1024 * 1024;
@@ -32,6 +33,8 @@ export interface AdminOptions {
   /** This node's public key. */
   key: string;
   adminToken: string | null;
+  /** This node's provider (`--provider`); "" when not stated. */
+  provider?: string;
   members: Membership;
   clock: HybridClock;
   requestTimeoutMs: number;
@@ -67,6 +70,7 @@ export class AdminRoutes {
   setSelf(url: string): boolean {
     this.#self = url;
     const { members, id, key } = this.#o;
+    const provider = this.#o.provider ?? "";
     const me = members.get(id);
     if (me?.removed && me.key === key) {
       this.#o.log(
@@ -75,8 +79,11 @@ export class AdminRoutes {
       );
       return false;
     }
-    if (me === undefined || me.url !== url || me.key !== key || me.removed) {
-      members.merge({ id, url, key, version: this.#o.clock.next(), removed: false });
+    if (
+      me === undefined || me.url !== url || me.key !== key || me.removed ||
+      (me.provider ?? "") !== provider
+    ) {
+      members.merge({ id, url, key, provider, version: this.#o.clock.next(), removed: false });
     }
     return true;
   }
@@ -93,7 +100,7 @@ export class AdminRoutes {
   /** `POST /_cdn/credentials`: admits a node's public key (admin). */
   async admit(req: Request): Promise<Response> {
     const { value: body } = await readJsonObject(req, MAX_API_BODY);
-    const id = body.id, url = serverUrl(body.url), key = body.key;
+    const id = body.id, url = serverUrl(body.url), key = body.key, provider = body.provider ?? "";
     if (typeof id !== "string" || id === "" || id.length > MAX_ID_LENGTH) {
       throw new Refusal(
         400,
@@ -109,13 +116,22 @@ export class AdminRoutes {
     if (!validPublicKey(key)) {
       throw new Refusal(400, "key must be an Ed25519 public key (base64 SPKI)");
     }
+    if (typeof provider !== "string" || provider.length > MAX_PROVIDER_LENGTH) {
+      throw new Refusal(
+        400,
+        `provider must be a string of at most ${MAX_PROVIDER_LENGTH} characters`,
+      );
+    }
     const { members } = this.#o;
     const cur = members.get(id);
     if (cur?.removed && cur.key === key) {
       throw new Refusal(403, `${id} was removed and its key revoked: the node needs a new key`);
     }
-    if (cur === undefined || cur.removed || cur.url !== url || cur.key !== key) {
-      members.merge({ id, url, key, version: this.#o.clock.next(), removed: false });
+    if (
+      cur === undefined || cur.removed || cur.url !== url || cur.key !== key ||
+      (provider !== "" && cur.provider !== provider)
+    ) {
+      members.merge({ id, url, key, provider, version: this.#o.clock.next(), removed: false });
       this.#o.log(`servers: admitted ${id} ${url}`);
       this.#o.onAdded();
     }
@@ -140,7 +156,7 @@ export class AdminRoutes {
         res = await peerFetch(`${url}/_cdn/credentials`, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${adminToken}` },
-          body: JSON.stringify({ id, url: this.#self, key }),
+          body: JSON.stringify({ id, url: this.#self, key, provider: this.#o.provider ?? "" }),
           signal: AbortSignal.any([
             AbortSignal.timeout(this.#o.requestTimeoutMs),
             this.#o.signal,

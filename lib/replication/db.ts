@@ -10,7 +10,7 @@ import { DatabaseSync } from "node:sqlite";
 import type { Version } from "./version.ts";
 
 /** Schema version kept in `PRAGMA user_version`. */
-export const REPLICATION_SCHEMA_VERSION = 2;
+export const REPLICATION_SCHEMA_VERSION = 3;
 
 /**
  * One entry of the server list. `removed` entries are tombstones (they win by version); a
@@ -23,6 +23,8 @@ export interface ServerEntry {
   removed: boolean;
   /** The node's Ed25519 public key (base64 SPKI); empty until it has been admitted. */
   key: string;
+  /** The node's cloud provider (`--provider`, for pricing); empty or absent when unknown. */
+  provider?: string;
 }
 
 /** The durable replication state. */
@@ -43,9 +45,10 @@ export class ReplicationDb {
           `Cannot open ${dir}/replication.sqlite: schema version ${v} is newer than ${REPLICATION_SCHEMA_VERSION}`,
         );
       }
-      if (v === 1) {
+      if (v === 1 || v === 2) {
         this.#db.exec(`BEGIN IMMEDIATE;
-          ALTER TABLE servers ADD COLUMN key TEXT NOT NULL DEFAULT '';
+          ${v === 1 ? "ALTER TABLE servers ADD COLUMN key TEXT NOT NULL DEFAULT '';" : ""}
+          ALTER TABLE servers ADD COLUMN provider TEXT NOT NULL DEFAULT '';
           PRAGMA user_version = ${REPLICATION_SCHEMA_VERSION};
           COMMIT;`);
       } else if (v < REPLICATION_SCHEMA_VERSION) {
@@ -55,7 +58,7 @@ export class ReplicationDb {
             node TEXT NOT NULL);
           CREATE TABLE servers (id TEXT PRIMARY KEY NOT NULL, url TEXT NOT NULL,
             ts INTEGER NOT NULL, node TEXT NOT NULL, removed INTEGER NOT NULL,
-            key TEXT NOT NULL DEFAULT '');
+            key TEXT NOT NULL DEFAULT '', provider TEXT NOT NULL DEFAULT '');
           PRAGMA user_version = ${REPLICATION_SCHEMA_VERSION};
           COMMIT;`);
       }
@@ -97,7 +100,7 @@ export class ReplicationDb {
   }
 
   servers(): ServerEntry[] {
-    const rows = this.#db.prepare("SELECT id, url, ts, node, removed, key FROM servers")
+    const rows = this.#db.prepare("SELECT id, url, ts, node, removed, key, provider FROM servers")
       .all() as unknown as {
         id: string;
         url: string;
@@ -105,6 +108,7 @@ export class ReplicationDb {
         node: string;
         removed: number;
         key: string;
+        provider: string;
       }[];
     return rows.map((r) => ({
       id: r.id,
@@ -112,15 +116,16 @@ export class ReplicationDb {
       version: { ts: r.ts, node: r.node },
       removed: r.removed === 1,
       key: r.key,
+      provider: r.provider,
     }));
   }
 
   putServer(s: ServerEntry): void {
     this.#db.prepare(
-      `INSERT INTO servers (id, url, ts, node, removed, key) VALUES (?, ?, ?, ?, ?, ?)
+      `INSERT INTO servers (id, url, ts, node, removed, key, provider) VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET url = excluded.url, ts = excluded.ts, node = excluded.node,
-         removed = excluded.removed, key = excluded.key`,
-    ).run(s.id, s.url, s.version.ts, s.version.node, s.removed ? 1 : 0, s.key);
+         removed = excluded.removed, key = excluded.key, provider = excluded.provider`,
+    ).run(s.id, s.url, s.version.ts, s.version.node, s.removed ? 1 : 0, s.key, s.provider ?? "");
   }
 
   close(): void {

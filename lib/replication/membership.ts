@@ -11,6 +11,7 @@ import type { ReplicationDb, ServerEntry } from "./db.ts";
 import { compareVersions, type HybridClock } from "./version.ts";
 import { futureVersionError, validPublicKey } from "./trust.ts";
 import { serverUrl } from "./_http.ts";
+import { MAX_PROVIDER_LENGTH } from "../fleet/protocol.ts";
 
 /** Heartbeats missed before a server is shown as not alive. */
 export const MISSED_HEARTBEATS_DEAD = 3;
@@ -98,6 +99,8 @@ export class Membership {
     if (cur !== undefined && compareVersions(e.version, cur.entry.version) <= 0) return false;
     // An entry that names no key (listed by URL, not admitted yet) keeps the known key.
     if (e.key === "" && cur !== undefined) e = { ...e, key: cur.entry.key };
+    // Likewise the provider: only the node itself (or its admission) states it.
+    if (!e.provider && cur?.entry.provider) e = { ...e, provider: cur.entry.provider };
     if (cur?.entry.removed && !e.removed && cur.entry.key !== "" && cur.entry.key === e.key) {
       this.#o.log(`servers: ignored ${e.id}: its key was revoked (it must join with a new key)`);
       return false;
@@ -122,10 +125,12 @@ export class Membership {
       const s = raw as Partial<ServerEntry>;
       const url = serverUrl(s?.url);
       const key = s?.key ?? "";
+      const provider = s?.provider ?? "";
       if (
         typeof s?.id !== "string" || s.id === "" || s.id.length > 256 || url === null ||
         !Number.isSafeInteger(s.version?.ts) || typeof s.version?.node !== "string" ||
-        (key !== "" && !validPublicKey(key))
+        (key !== "" && !validPublicKey(key)) || typeof provider !== "string" ||
+        provider.length > MAX_PROVIDER_LENGTH
       ) {
         this.#o.log(`servers: skipped a malformed entry from ${from}: ${JSON.stringify(raw)}`);
         continue;
@@ -135,7 +140,7 @@ export class Membership {
         this.#o.log(`servers: skipped ${s.id} from ${from}: ${future}`);
         continue;
       }
-      this.merge({ id: s.id, url, version: s.version!, removed: !!s.removed, key });
+      this.merge({ id: s.id, url, version: s.version!, removed: !!s.removed, key, provider });
     }
   }
 
@@ -149,6 +154,7 @@ export class Membership {
       .map((m) => ({
         id: m.entry.id,
         url: m.entry.url,
+        provider: m.entry.provider ?? "",
         self: m.entry.id === self,
         alive: m.entry.id === self || (m.lastSeen !== null && now - m.lastSeen <= deadAfter),
         lastSeenMs: m.lastSeen === null ? null : now - m.lastSeen,

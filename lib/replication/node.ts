@@ -60,6 +60,8 @@ export interface ReplicationOptions {
    * its seeds the first time. Null disables them (node-to-node traffic does not need it).
    */
   adminToken: string | null;
+  /** This node's cloud provider (`--provider`), shown in every node's server list. */
+  provider?: string;
   /** Largest upload accepted (413 beyond). */
   maxUploadBytes: number;
   /** Heartbeat period, ms. */
@@ -85,8 +87,8 @@ export interface ReplicationOptions {
 }
 
 type Defaulted =
-  & Required<Omit<ReplicationOptions, "discover" | "applyPurge">>
-  & Pick<ReplicationOptions, "discover" | "applyPurge">;
+  & Required<Omit<ReplicationOptions, "discover" | "applyPurge" | "provider">>
+  & Pick<ReplicationOptions, "discover" | "applyPurge" | "provider">;
 
 /** Counters shown in `/_cdn/health`. */
 export interface ReplicationStats {
@@ -164,6 +166,7 @@ export class ReplicationNode {
       id: opts.id,
       key: opts.key.publicKey,
       adminToken: opts.adminToken,
+      provider: opts.provider,
       members: this.#members,
       clock: this.#clock,
       requestTimeoutMs: opts.requestTimeoutMs,
