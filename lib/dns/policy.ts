@@ -617,6 +617,15 @@ interface PriceContext {
   note: string;
 }
 
+/** The RTT a replica was ranked with, and where it came from. */
+function rttText(l: ReplicaScore): string {
+  return l.basis === "measured"
+    ? `RTT ${l.latencyMs} ms`
+    : l.basis === "geo"
+    ? `RTT ~${l.latencyMs} ms from distance`
+    : "RTT not measured yet";
+}
+
 function priceText(l: ReplicaScore): string {
   return l.costPerGiB === null
     ? `no price: ${l.price}`
@@ -645,12 +654,12 @@ function reasonFor(
   } else if (best === "load") why = `least loaded (${top.rps ?? 0} requests/s)`;
   else why = "nothing known about the client: rotation";
   if (mode === "price") {
-    why = p.priced ? `cheapest (${priceText(top)}; RTT ${top.latencyMs} ms)` : `by latency: ${why}`;
+    why = p.priced ? `cheapest (${priceText(top)}; ${rttText(top)})` : `by latency: ${why}`;
   } else if (mode === "balanced" && p.bound !== null) {
     const fastest = Math.min(...lines.filter((l) => l.eligible).map((l) => l.latencyMs!));
     why = p.priced
-      ? `cheapest within ${p.bound} ms of the fastest (${priceText(top)}; RTT ${top.latencyMs} ` +
-        `ms, fastest ${fastest} ms)`
+      ? `cheapest within ${p.bound} ms of the fastest (${priceText(top)}; ${rttText(top)}, ` +
+        `fastest ${fastest} ms)`
       : `within ${p.bound} ms of the fastest, no price known: by latency: ${why}`;
   } else if (mode === "balanced") {
     const term = top.priceTerm === null ? "" : `, price term ${top.priceTerm} (${priceText(top)})`;
