@@ -89,3 +89,32 @@ Deno.test("prices: Server-Sent Events deliver one event per version", async () =
     await svc.close();
   }
 });
+
+Deno.test("prices: SIGTERM ends open event streams and long polls, and the service stops", async () => {
+  const svc = await startPrice(["--admin-token", TOKEN]);
+  const ac = new AbortController();
+  try {
+    const stream = await fetch(`${svc.url}/prices`, {
+      headers: { accept: "text/event-stream" },
+      signal: ac.signal,
+    });
+    const reader = stream.body!.getReader();
+    await reader.read(); // the stream is open
+    const v = (await (await fetch(`${svc.url}/prices`)).json()).version;
+    const poll = fetch(`${svc.url}/prices?since=${v}`, { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    const t0 = performance.now();
+    const exited = svc.close().then(() => performance.now() - t0);
+    const timer = setTimeout(() => ac.abort(), 10_000);
+    const ms = await exited;
+    clearTimeout(timer);
+    ok(!ac.signal.aborted, "the service waited for its clients to leave");
+    ok(ms < 10_000, `exited after ${ms} ms`);
+    equal((await poll).status, 304);
+    for (;;) if ((await reader.read()).done) break;
+    match(svc.output(), /price: stopped \(SIGTERM\)/);
+  } finally {
+    ac.abort();
+    await svc.close();
+  }
+});

@@ -26,10 +26,26 @@ export const KEEPALIVE_MS = 15_000;
 export class PriceWatch {
   #tick = Promise.withResolvers<void>();
   #cache: { version: number; text: string } | null = null;
+  #closed = false;
   constructor(readonly db: PriceDb) {}
+
+  /** True after {@link close}. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * At shutdown: wakes every waiter for good (long polls answer 304, event streams end), so
+   * the listener's drain does not wait for subscribers.
+   */
+  close(): void {
+    this.#closed = true;
+    this.#tick.resolve();
+  }
 
   /** Call after every mutation: wakes every waiter. */
   changed(): void {
+    if (this.#closed) return;
     const t = this.#tick;
     this.#tick = Promise.withResolvers<void>();
     t.resolve();
@@ -136,7 +152,7 @@ function events(w: PriceWatch, since: string | null): Response {
         c.enqueue(encoder.encode("retry: 1000\n\n"));
       }
       for (;;) {
-        if (ac.signal.aborted) return c.close();
+        if (ac.signal.aborted || w.closed) return c.close();
         const v = String(w.db.version);
         if (v !== last) {
           last = v;

@@ -82,7 +82,7 @@ export function startPriceService(o: PriceServiceOptions): PriceService {
     db,
     seeded,
     async close() {
-      watch.changed(); // wakes long polls (they answer 304) so shutdown does not wait for them
+      watch.close(); // long polls answer 304 and event streams end: the drain need not wait
       await server.shutdown();
       db.close();
     },
