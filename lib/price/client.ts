@@ -134,7 +134,7 @@ export class PriceFeed {
 
   /**
    * Loads the first snapshot and starts following changes. Rejects when that first load fails
-   * (naming the URL); the feed keeps retrying in the background all the same, so a caller may
+   * (naming the URL; a service that accepts but does not answer fails it after 10 s); the feed keeps retrying in the background all the same, so a caller may
    * log the error and go on with no prices until the service answers. Call it once.
    */
   async start(): Promise<void> {
