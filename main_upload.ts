@@ -41,6 +41,7 @@ async function main(): Promise<void> {
       token: c.token,
       contentType: c.contentType,
       chunkBytes: c.chunkBytes,
+      wire: c.wire,
       progress: bar?.update,
     }).finally(() => bar?.done());
     const where = new URL(r.path, c.to).href;

@@ -8,7 +8,6 @@ import {
   decodeObjectStream,
   encodeObjectStream,
   MAX_LINE_BYTES,
-  type ObjectHeader,
   readLines,
   WireError,
 } from "../lib/upload/wire.ts";
@@ -16,33 +15,7 @@ import { checkHeader, nameError, nameToPath } from "../lib/upload/validate.ts";
 import { compareVersions, HybridClock } from "../lib/replication/version.ts";
 import { progressReporter } from "../lib/upload/client.ts";
 import { bytesOf, sha256 } from "./_upload_cluster.ts";
-
-/** Re-chunks a stream into pieces of the given sizes (cycling), as a network would. */
-function rechunk(bytes: Uint8Array, sizes: number[]): ReadableStream<Uint8Array> {
-  const pieces: Uint8Array[] = [];
-  for (let off = 0, i = 0; off < bytes.length; i++) {
-    const n = sizes[i % sizes.length];
-    pieces.push(bytes.slice(off, off + n));
-    off += n;
-  }
-  return ReadableStream.from(pieces);
-}
-
-async function collect(s: ReadableStream<Uint8Array>): Promise<Uint8Array> {
-  return new Uint8Array(await new Response(s).arrayBuffer());
-}
-
-async function header(body: Uint8Array, extra: Partial<ObjectHeader> = {}): Promise<ObjectHeader> {
-  return {
-    name: "dir/file.bin",
-    contentType: "application/octet-stream",
-    size: body.length,
-    sha256: await sha256(body),
-    mtime: 1,
-    meta: { k: "v" },
-    ...extra,
-  };
-}
+import { collect, header, rechunk } from "./_wire_streams.ts";
 
 Deno.test("wire: round trip over random chunk and network piece sizes", async () => {
   let seed = 42;

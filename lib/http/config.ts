@@ -16,6 +16,7 @@ import { type FleetFlags, parseFleetFlags } from "../fleet/replica/flags.ts";
 import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
 import { parseTlsFlags, TLS_FLAGS, type TlsConfig } from "../tls/flags.ts";
+import { DEFAULT_WIRE, WIRE_ENCODINGS, type WireEncoding } from "../wire/encoding.ts";
 
 /** Default cache budget. */
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -146,6 +147,12 @@ export const HTTP_FLAGS = {
     arg: "SIZE",
     help: "Chunk size of pushes to other nodes (1..8MiB). Default 1MiB.",
   },
+  wire: {
+    type: "string",
+    arg: "json|protobuf",
+    help:
+      "Encoding of what this node sends to others (pushes, heartbeats, manifest and pull requests); it accepts both and answers in the one asked for. Default json.",
+  },
   announce: {
     type: "string",
     arg: "HOST:PORT",
@@ -213,6 +220,8 @@ export interface HttpConfig {
   heartbeatMs: number;
   maxUploadBytes: number;
   chunkBytes: number;
+  /** `--wire`: encoding of node-to-node traffic this node sends. */
+  wire: WireEncoding;
   /** The live-fleet flags, or null without `--announce`. */
   fleet: FleetFlags | null;
   /** `--tls` and its files or ACME settings, or null for plain HTTP. */
@@ -289,6 +298,7 @@ export function parseHttpConfig(
     heartbeatMs: f.duration("heartbeat", 1000, 1),
     maxUploadBytes: f.size("max-upload-bytes", DEFAULT_MAX_UPLOAD_BYTES),
     chunkBytes: f.size("chunk-bytes", DEFAULT_CHUNK_BYTES, 1, MAX_CHUNK_BYTES),
+    wire: f.oneOf("wire", WIRE_ENCODINGS, DEFAULT_WIRE),
     fleet,
     tls: parseTlsFlags(f),
   };

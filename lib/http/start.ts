@@ -191,6 +191,7 @@ export async function startReplicaProcess(
       heartbeatMs: c.heartbeatMs,
       requestTimeoutMs: Math.max(2000, c.heartbeatMs * 2),
       chunkBytes: c.chunkBytes,
+      wire: c.wire,
       seeds,
       // One membership: the replicas the DNS server lists are replication peers too.
       discover: () =>

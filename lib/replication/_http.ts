@@ -6,6 +6,13 @@
 
 import { WireError } from "../upload/wire.ts";
 import { BodyTooLarge, readBodyBytes } from "../common/body.ts";
+import {
+  answerEncoding,
+  bodyEncoding,
+  contentTypeOf,
+  type WireEncoding,
+} from "../wire/encoding.ts";
+import { decodeMessage, encodeMessage, type MessageKind } from "../wire/messages.ts";
 
 /** Why a request was refused: an HTTP status and a message. */
 export class Refusal extends Error {
@@ -19,6 +26,24 @@ export function json(v: unknown, status = 200, extra: [string, string][] = []): 
   return new Response(JSON.stringify(v), {
     status,
     headers: [["content-type", "application/json"], ["cache-control", "no-store"], ...extra],
+  });
+}
+
+/**
+ * An answer of `kind` in the encoding `req` asks for (`Accept`: Protobuf or JSON), never
+ * cached.
+ */
+export function encoded(
+  req: Request,
+  kind: MessageKind,
+  v: unknown,
+  status = 200,
+  extra: [string, string][] = [],
+): Response {
+  const enc = answerEncoding(req.headers);
+  return new Response(encodeMessage(kind, v, enc), {
+    status,
+    headers: [["content-type", contentTypeOf(enc)], ["cache-control", "no-store"], ...extra],
   });
 }
 
@@ -68,11 +93,15 @@ export function serverUrl(v: unknown): string | null {
   }
 }
 
-/** Reads a JSON object body of at most `max` bytes (shared bounded reader); 413 or 400. */
+/**
+ * Reads an object body of at most `max` bytes (shared bounded reader); 413 or 400. JSON, or
+ * for a message `kind`, JSON or Protobuf by its `Content-Type` (`encoding` says which).
+ */
 export async function readJsonObject(
   req: Request,
   max: number,
-): Promise<{ raw: Uint8Array; value: Record<string, unknown> }> {
+  kind?: MessageKind,
+): Promise<{ raw: Uint8Array; value: Record<string, unknown>; encoding: WireEncoding }> {
   let raw: Uint8Array;
   try {
     raw = await readBodyBytes(req, max);
@@ -80,10 +109,22 @@ export async function readJsonObject(
     if (e instanceof BodyTooLarge) throw new Refusal(413, e.message);
     throw new Refusal(400, `cannot read the body: ${(e as Error).message}`);
   }
+  const encoding = kind === undefined ? "json" : bodyEncoding(req.headers);
+  if (encoding === "protobuf") {
+    try {
+      return {
+        raw,
+        value: decodeMessage(kind!, raw, encoding) as Record<string, unknown>,
+        encoding,
+      };
+    } catch (e) {
+      throw new Refusal(400, (e as Error).message);
+    }
+  }
   try {
     const v = JSON.parse(new TextDecoder().decode(raw));
     if (typeof v !== "object" || v === null || Array.isArray(v)) throw new Error();
-    return { raw, value: v };
+    return { raw, value: v, encoding };
   } catch {
     throw new Refusal(400, "body must be a JSON object");
   }

@@ -15,7 +15,7 @@
 import type { ServerEntry } from "./db.ts";
 import type { Membership } from "./membership.ts";
 import type { HybridClock } from "./version.ts";
-import { json, readJsonObject, Refusal, serverUrl } from "./_http.ts";
+import { encoded, json, readJsonObject, Refusal, serverUrl } from "./_http.ts";
 import { PeerError, readAll } from "./peer_auth.ts";
 import { ADMIN_MAC_HEADER, hmacHex, validPublicKey } from "./trust.ts";
 import { checkBearer, sameSecret } from "../common/auth.ts";
@@ -187,9 +187,10 @@ export class AdminRoutes {
     }
   }
 
-  /** `GET /_cdn/servers` (`?all=1` shows removed ones). */
+  /** `GET /_cdn/servers` (`?all=1` shows removed ones), JSON or Protobuf by `Accept`. */
   list(req: Request): Response {
-    return json(this.#o.members.view(new URL(req.url).searchParams.get("all") === "1"));
+    const all = new URL(req.url).searchParams.get("all") === "1";
+    return encoded(req, "servers", this.#o.members.view(all));
   }
 
   /** `POST /_cdn/servers` `{"url", "id"?}` (admin): lists a node (it still needs admission). */

@@ -15,6 +15,8 @@ import type { Membership } from "./membership.ts";
 import { type Caller, type PeerAuth, PeerError } from "./peer_auth.ts";
 import { bodyDigest } from "./trust.ts";
 import { readJsonObject, Refusal, serverUrl } from "./_http.ts";
+import { answerEncoding, contentTypeOf, type WireEncoding } from "../wire/encoding.ts";
+import { encodeMessage } from "../wire/messages.ts";
 
 /** Least time between two admission attempts at a node that refused the last one. */
 export const ADMIT_RETRY_MS = 30_000;
@@ -39,6 +41,8 @@ export interface HeartbeatOptions {
   log: (line: string) => void;
   /** More server URLs, asked on every round (see `ReplicationOptions.discover`). */
   discover?: () => string[];
+  /** Encoding of the heartbeats this node sends (it answers in the one it is asked in). */
+  wire: WireEncoding;
 }
 
 /** See the module doc. */
@@ -62,23 +66,27 @@ export class Heartbeats {
     this.#aliases.add(url);
   }
 
-  #body(): string {
-    return JSON.stringify({
+  #body(wire: WireEncoding): Uint8Array<ArrayBuffer> {
+    return encodeMessage("heartbeat", {
       from: { id: this.#o.id, url: this.#o.admin.selfUrl },
       servers: this.#o.members.entries(),
       digest: this.#o.state.digest(),
-    });
+    }, wire);
   }
 
   /** `POST /_cdn/heartbeat` from an authenticated node: merges its list, answers ours. */
   async handle(req: Request, caller: Caller): Promise<Response> {
-    const { raw, value } = await readJsonObject(req, MAX_API_BODY);
+    const { raw, value } = await readJsonObject(req, MAX_API_BODY, "heartbeat");
     if (bodyDigest(raw) !== caller.digest) {
       throw new Refusal(400, "body differs from the signed digest");
     }
     this.#o.members.mergeList(value.servers, caller.id);
     this.#o.members.seen(caller.id);
-    return this.#o.auth.signed(caller, 200, this.#body());
+    const enc = answerEncoding(req.headers);
+    return this.#o.auth.signed(caller, 200, this.#body(enc), undefined, [[
+      "content-type",
+      contentTypeOf(enc),
+    ]]);
   }
 
   /** Heartbeats every peer and seed at once; resolves with the nodes that answered. */
@@ -137,7 +145,9 @@ export class Heartbeats {
     const { members } = this.#o;
     const r = await this.#o.auth.json(url, "/_cdn/heartbeat", {
       method: "POST",
-      body: this.#body(),
+      body: this.#body(this.#o.wire),
+      wire: this.#o.wire,
+      kind: "heartbeat",
       signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), this.#o.signal]),
       expect: id === "" ? undefined : id,
     });

@@ -5,6 +5,10 @@
  * (`sync.ts`; at start-up before it reports ready, and on every heartbeat), and authenticates
  * every node-to-node call both ways (`trust.ts`, `peer_auth.ts`).
  *
+ * Encodings: every route that takes or answers a record or an object stream reads a body as
+ * JSON or Protobuf by its `Content-Type` and answers in the encoding `Accept` asks for
+ * (`lib/wire/`); what this node sends to others is `wire` (`--wire`, JSON by default).
+ *
  * Routes (all under `/_cdn/`): "admin" needs `Authorization: Bearer ADMIN_TOKEN`, "node" a
  * node signature (`trust.ts`; answered with the node's signature).
  *
@@ -27,11 +31,20 @@
 import { allowOf, findRoute, type Route } from "../common/routes.ts";
 import type { ObjectStore } from "../store/types.ts";
 import type { HttpCache } from "../http/cache.ts";
-import { decodeObjectStream, WireError } from "../upload/wire.ts";
+import { WireError } from "../upload/wire.ts";
+import { decodeObjectStreamAs } from "../wire/object_stream.ts";
+import {
+  answerEncoding,
+  bodyEncoding,
+  contentTypeOf,
+  streamTypeOf,
+  type WireEncoding,
+} from "../wire/encoding.ts";
+import { encodeMessage } from "../wire/messages.ts";
 import { checkHeader, nameError, nameToPath } from "../upload/validate.ts";
 import { HybridClock, type Version } from "./version.ts";
 import type { ReplicationDb } from "./db.ts";
-import { drain, json, Refusal, text } from "./_http.ts";
+import { drain, encoded, json, Refusal, text } from "./_http.ts";
 import { HeldState, sameContent, tombstone, type VersionedHeader } from "./state.ts";
 export type { HeldEntry } from "./state.ts";
 import { Membership } from "./membership.ts";
@@ -82,6 +95,8 @@ export interface ReplicationOptions {
    * members push. Without it, `POST /_cdn/purge-peer` purges nothing.
    */
   applyPurge?: (t: PurgeTarget) => number;
+  /** Encoding of what this node sends (pushes, heartbeats, manifest and pull requests). */
+  wire?: WireEncoding;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -97,6 +112,10 @@ export interface ReplicationStats {
   pushFailures: number;
   pulls: number;
   rejected: number;
+  /** Authorized requests whose body was Protobuf (by `Content-Type`). */
+  protobufBodies: number;
+  /** Authorized requests that asked for a Protobuf answer (by `Accept`). */
+  protobufAnswers: number;
 }
 
 /** The replication side of one node. */
@@ -108,6 +127,8 @@ export class ReplicationNode {
     pushFailures: 0,
     pulls: 0,
     rejected: 0,
+    protobufBodies: 0,
+    protobufAnswers: 0,
   };
   #o: Defaulted;
   #clock: HybridClock;
@@ -128,7 +149,7 @@ export class ReplicationNode {
   #starting: Promise<void> | null = null;
 
   constructor(opts: ReplicationOptions) {
-    this.#o = { now: Date.now, log: (l: string) => console.error(l), ...opts };
+    this.#o = { now: Date.now, log: (l: string) => console.error(l), wire: "json", ...opts };
     const { now, log } = this.#o;
     this.id = opts.id;
     this.#clock = new HybridClock(opts.id, now);
@@ -152,6 +173,7 @@ export class ReplicationNode {
       now,
       log,
       onPulled: () => this.stats.pulls++,
+      wire: this.#o.wire,
     });
     this.#push = new PushQueues({
       state: this.#state,
@@ -161,6 +183,7 @@ export class ReplicationNode {
       signal: this.#ac.signal,
       log,
       stats: this.stats,
+      wire: this.#o.wire,
     });
     this.#admin = new AdminRoutes({
       id: opts.id,
@@ -187,6 +210,7 @@ export class ReplicationNode {
       now,
       log,
       discover: opts.discover,
+      wire: this.#o.wire,
     });
     this.#purge = new PurgePeers({
       members: this.#members,
@@ -272,10 +296,10 @@ export class ReplicationNode {
       case "/_cdn/servers/":
         return Promise.resolve(admin.removeServer(decodedName(rest, "server id")));
       case "/_cdn/files":
-        return Promise.resolve(json(this.files()));
+        return Promise.resolve(encoded(req, "files", this.files()));
       case "/_cdn/files/": {
         const name = decodedName(rest, "file name");
-        return m === "DELETE" ? this.#delete(name) : Promise.resolve(this.#fileInfo(name));
+        return m === "DELETE" ? this.#delete(name) : Promise.resolve(this.#fileInfo(req, name));
       }
     }
     throw new Error(`no handler for route ${path}`);
@@ -305,6 +329,8 @@ export class ReplicationNode {
       this.stats.rejected++;
       return refused;
     }
+    if (bodyEncoding(req.headers) === "protobuf") this.stats.protobufBodies++;
+    if (answerEncoding(req.headers) === "protobuf") this.stats.protobufAnswers++;
     try {
       return await fn(caller);
     } catch (e) {
@@ -323,7 +349,9 @@ export class ReplicationNode {
     let decoded;
     try {
       // The body goes to the store's putStream, done with a chunk before it reads the next.
-      decoded = await decodeObjectStream(req.body, { reuseBuffers: true });
+      decoded = await decodeObjectStreamAs(bodyEncoding(req.headers), req.body, {
+        reuseBuffers: true,
+      });
     } catch (e) {
       if (e instanceof WireError) throw new Refusal(400, e.message);
       throw new Refusal(400, `cannot read the body: ${(e as Error).message}`);
@@ -357,14 +385,15 @@ export class ReplicationNode {
     const path = nameToPath(header.name);
     if (cur !== undefined && !cur.deleted && sameContent(cur, header)) {
       await drain(body);
-      return json({ status: "unchanged", name: header.name, path, version: cur.version }, 200);
+      const v = { status: "unchanged", name: header.name, path, version: cur.version };
+      return encoded(req, "uploadAnswer", v, 200);
     }
     const version = this.#clock.next();
     await this.#state.apply({ ...header, version }, body);
     this.stats.uploads++;
     this.#o.log(`upload: stored ${header.name} (${header.size} bytes, ${header.sha256})`);
     this.#push.pushAll(header.name);
-    return json({
+    return encoded(req, "uploadAnswer", {
       status: "stored",
       name: header.name,
       path,
@@ -390,11 +419,10 @@ export class ReplicationNode {
     return json({ status: "deleted", name, version, wasHeld: held !== undefined && !held.deleted });
   }
 
-  #fileInfo(name: string): Response {
+  #fileInfo(req: Request, name: string): Response {
     const e = this.#state.get(name);
     if (e === undefined) return text(404, `no such file: ${name}`);
-    if (e.deleted) return json({ ...e, path: nameToPath(name) }, 410);
-    return json({ ...e, path: nameToPath(name) });
+    return encoded(req, "file", { ...e, path: nameToPath(name) }, e.deleted ? 410 : 200);
   }
 
   async #replicate(req: Request, caller: Caller): Promise<Response> {
@@ -404,25 +432,32 @@ export class ReplicationNode {
     }
     const result = await this.#state.apply(header as VersionedHeader, body);
     this.#members.seen(caller.id);
-    const answer = JSON.stringify({ result, node: this.id, digest: this.digest() });
-    return this.#auth.signed(caller, 200, answer);
+    const enc = answerEncoding(req.headers);
+    const answer = encodeMessage(
+      "replicateAnswer",
+      { result, node: this.id, digest: this.digest() },
+      enc,
+    );
+    return this.#auth.signed(caller, 200, answer, undefined, [[
+      "content-type",
+      contentTypeOf(enc),
+    ]]);
   }
 
   #manifest(req: Request): Promise<Response> {
-    const body = JSON.stringify(this.manifest());
     if (!req.headers.has("authorization")) {
-      return Promise.resolve(
-        new Response(body, {
-          headers: { "content-type": "application/json", "cache-control": "no-store" },
-        }),
-      );
+      return Promise.resolve(encoded(req, "manifest", this.manifest()));
     }
+    const enc = answerEncoding(req.headers);
+    const body = encodeMessage("manifest", this.manifest(), enc);
     const caller = this.#auth.check(req);
     if (caller === null) {
       this.stats.rejected++;
       return Promise.resolve(text(401, "node authentication failed"));
     }
-    return Promise.resolve(this.#auth.signed(caller, 200, body));
+    return Promise.resolve(
+      this.#auth.signed(caller, 200, body, undefined, [["content-type", contentTypeOf(enc)]]),
+    );
   }
 
   async #export(req: Request, caller: Caller): Promise<Response> {
@@ -430,14 +465,15 @@ export class ReplicationNode {
     if (name === null || nameError(name) !== null) {
       throw new Refusal(400, `export needs ?name=NAME: ${nameError(name)}`);
     }
-    const out = await exportStream(this.#state, name, this.#o.chunkBytes);
+    const enc = answerEncoding(req.headers);
+    const out = await exportStream(this.#state, name, this.#o.chunkBytes, enc);
     if (out === null) return this.#auth.signed(caller, 404, `no such file: ${name}\n`);
     return this.#auth.signed(
       caller,
       200,
       null,
       objectDigest(out.header),
-      [["content-type", "application/x-ndjson"]],
+      [["content-type", streamTypeOf(enc)]],
       out.stream,
     );
   }

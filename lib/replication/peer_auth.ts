@@ -8,6 +8,8 @@
 
 import type { Membership } from "./membership.ts";
 import { BodyTooLarge, readBodyBytes } from "../common/body.ts";
+import { acceptOf, bodyEncoding, contentTypeOf, type WireEncoding } from "../wire/encoding.ts";
+import { decodeMessage, type MessageKind } from "../wire/messages.ts";
 import {
   AUTH_SCHEME,
   bodyDigest,
@@ -31,6 +33,18 @@ export interface Caller {
   id: string;
   nonce: string;
   digest: string;
+}
+
+/**
+ * A signed call: `body` (encoded by the caller) is sent as `wire` (JSON when not given), and
+ * an answer in `wire` is asked for.
+ */
+export interface CallInit {
+  method: string;
+  body?: string | Uint8Array<ArrayBuffer>;
+  signal: AbortSignal;
+  expect?: string;
+  wire?: WireEncoding;
 }
 
 /** A verified answer of another node. */
@@ -109,13 +123,11 @@ export class PeerAuth {
    * Makes a signed call; resolves with the verified answer (its body not read yet: a JSON
    * body must still be checked against `digest`, see {@link PeerAuth.json}).
    */
-  async call(
-    url: string,
-    pathQuery: string,
-    init: { method: string; body?: string; signal: AbortSignal; expect?: string },
-  ): Promise<PeerAnswer> {
+  async call(url: string, pathQuery: string, init: CallInit): Promise<PeerAnswer> {
     const { headers, nonce } = this.sign(init.method, pathQuery, bodyDigest(init.body ?? null));
-    if (init.body !== undefined) headers["content-type"] = "application/json";
+    const wire = init.wire ?? "json";
+    if (init.body !== undefined) headers["content-type"] = contentTypeOf(wire);
+    headers["accept"] = acceptOf(wire);
     let res: Response;
     try {
       res = await peerFetch(`${url}${pathQuery}`, {
@@ -136,11 +148,14 @@ export class PeerAuth {
     }
   }
 
-  /** A signed JSON call: the answer's body checked against its signed digest and parsed. */
+  /**
+   * A signed call answered with a message: the answer's body checked against its signed
+   * digest and decoded, as JSON or (for a `kind`, by its `Content-Type`) as Protobuf.
+   */
   async json(
     url: string,
     pathQuery: string,
-    init: { method: string; body?: string; signal: AbortSignal; expect?: string },
+    init: CallInit & { kind?: MessageKind },
   ): Promise<{ status: number; id: string; value: Record<string, unknown> }> {
     const a = await this.call(url, pathQuery, init);
     const raw = await readAll(a.body, MAX_PEER_ANSWER_BYTES, url);
@@ -148,13 +163,16 @@ export class PeerAuth {
       throw new PeerError(`${url}: the answer's body does not match its signed digest`);
     }
     let value: unknown;
+    const enc = init.kind === undefined ? "json" : bodyEncoding(a.headers);
     try {
-      value = JSON.parse(new TextDecoder().decode(raw));
+      value = decodeMessage(init.kind ?? "heartbeat", raw, enc);
     } catch {
       value = null;
     }
     if (a.status === 200 && (typeof value !== "object" || value === null)) {
-      throw new PeerError(`${url}: the answer is not a JSON object`);
+      throw new PeerError(
+        `${url}: the answer is not a ${enc === "json" ? "JSON" : "Protobuf"} object`,
+      );
     }
     return { status: a.status, id: a.id, value: (value ?? {}) as Record<string, unknown> };
   }
@@ -197,7 +215,7 @@ export class PeerAuth {
   signed(
     caller: Caller,
     status: number,
-    body: string | null,
+    body: string | Uint8Array<ArrayBuffer> | null,
     digest = bodyDigest(body),
     headers: [string, string][] = [["content-type", "application/json"]],
     stream?: ReadableStream<Uint8Array>,

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { WIRE_CONTENT_TYPE, writeObjectStream } from "../upload/wire.ts";
+import { writeObjectStreamAs } from "../wire/object_stream.ts";
+import { acceptOf, streamTypeOf, type WireEncoding } from "../wire/encoding.ts";
 import { postStream } from "../upload/post_stream.ts";
 import type { HeldState } from "./state.ts";
 import type { Membership } from "./membership.ts";
@@ -31,6 +32,8 @@ export interface PushOptions {
   signal: AbortSignal;
   log: (line: string) => void;
   stats: { pushes: number; pushFailures: number };
+  /** Encoding of the pushes. */
+  wire: WireEncoding;
 }
 
 interface Queue {
@@ -112,8 +115,9 @@ export class PushQueues {
       // Read from the stored file into reused buffers: a push holds two lines and a chunk.
       res = await postStream(
         `${url}${path}`,
-        { ...headers, "content-type": WIRE_CONTENT_TYPE },
-        (write) => writeObjectStream(src.header, src.body, this.#o.chunkBytes, write),
+        { ...headers, "content-type": streamTypeOf(this.#o.wire), accept: acceptOf(this.#o.wire) },
+        (write) =>
+          writeObjectStreamAs(this.#o.wire, src.header, src.body, this.#o.chunkBytes, write),
         AbortSignal.any([AbortSignal.timeout(TRANSFER_TIMEOUT_MS), this.#o.signal]),
       );
     } finally {
@@ -121,7 +125,7 @@ export class PushQueues {
     }
     const answer = new Headers(res.headers);
     const { digest } = this.#o.auth.verifyAnswer(url, res.status, answer, nonce, peerId);
-    if (bodyDigest(res.text) !== digest) {
+    if (bodyDigest(res.body) !== digest) {
       throw new Error(`${url}: the answer's body does not match its signed digest`);
     }
     if (res.status !== 200) throw new Error(`${url} answered ${res.status}: ${res.text.trim()}`);

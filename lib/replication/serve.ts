@@ -7,7 +7,8 @@
 
 import type { ObjectStore } from "../store/types.ts";
 import { representationOf, serveFromStore } from "../http/serve_body.ts";
-import { encodeObjectStream } from "../upload/wire.ts";
+import { encodeObjectStreamAs } from "../wire/object_stream.ts";
+import type { WireEncoding } from "../wire/encoding.ts";
 import { nameToPath } from "../upload/validate.ts";
 import { type HeldState, responseHeaders, type VersionedHeader } from "./state.ts";
 import { text } from "./_http.ts";
@@ -32,15 +33,19 @@ export function serveMiss(
   );
 }
 
-/** The held object or tombstone of `name` in the wire format, with its header; null when absent. */
+/**
+ * The held object or tombstone of `name` as an object stream in `wire`, with its header; null
+ * when absent.
+ */
 export async function exportStream(
   state: HeldState,
   name: string,
   chunkBytes: number,
+  wire: WireEncoding,
 ): Promise<{ header: VersionedHeader; stream: ReadableStream<Uint8Array> } | null> {
   const src = await state.exportSource(name);
   if (src === null) return null;
-  const chunks = encodeObjectStream(src.header, src.body, chunkBytes);
+  const chunks = encodeObjectStreamAs(wire, src.header, src.body, chunkBytes);
   const stream = ReadableStream.from((async function* () {
     try {
       yield* chunks;

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { decodeObjectStream } from "../upload/wire.ts";
+import { decodeObjectStreamAs } from "../wire/object_stream.ts";
+import { bodyEncoding, type WireEncoding } from "../wire/encoding.ts";
 import { checkHeader, nameError } from "../upload/validate.ts";
 import type { HeldState, VersionedHeader } from "./state.ts";
 import type { PeerAuth } from "./peer_auth.ts";
@@ -39,6 +40,8 @@ export interface AntiEntropyOptions {
   now: () => number;
   log: (line: string) => void;
   onPulled: () => void;
+  /** Encoding asked for (manifests, pulls); either is accepted. */
+  wire: WireEncoding;
 }
 
 /** See the module doc. */
@@ -74,6 +77,8 @@ export class AntiEntropy {
         method: "GET",
         signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), signal]),
         expect,
+        wire: this.#o.wire,
+        kind: "manifest",
       });
       if (m.status !== 200) {
         return { reachable: false, missing: [], error: `manifest answered ${m.status}` };
@@ -142,12 +147,15 @@ export class AntiEntropy {
         method: "GET",
         signal: AbortSignal.any([AbortSignal.timeout(TRANSFER_TIMEOUT_MS), signal]),
         expect,
+        wire: this.#o.wire,
       });
       if (a.status !== 200 || a.body === null) {
         await a.body?.cancel();
         return `export of ${name} answered ${a.status}`;
       }
-      const d = await decodeObjectStream(a.body, { reuseBuffers: true });
+      const d = await decodeObjectStreamAs(bodyEncoding(a.headers), a.body, {
+        reuseBuffers: true,
+      });
       const h = checkHeader(d.header, true);
       if (typeof h === "string" || objectDigest(h) !== a.digest) {
         await d.body.cancel();

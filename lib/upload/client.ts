@@ -14,12 +14,10 @@
  */
 
 import { createHash } from "node:crypto";
-import {
-  DEFAULT_CHUNK_BYTES,
-  type ObjectHeader,
-  WIRE_CONTENT_TYPE,
-  writeObjectStream,
-} from "./wire.ts";
+import { DEFAULT_CHUNK_BYTES, type ObjectHeader } from "./wire.ts";
+import { writeObjectStreamAs } from "../wire/object_stream.ts";
+import { acceptOf, bodyEncoding, streamTypeOf, type WireEncoding } from "../wire/encoding.ts";
+import { decodeMessage } from "../wire/messages.ts";
 import { nameError, nameToPath } from "./validate.ts";
 import { postStream } from "./post_stream.ts";
 import { peerFetch, tlsFailure } from "../tls/client.ts";
@@ -91,6 +89,8 @@ export interface UploadOptions {
   token?: string;
   contentType?: string;
   chunkBytes?: number;
+  /** Encoding of the upload and of the answers asked for (default JSON). */
+  wire?: WireEncoding;
   /** Called as bytes are sent (and once with `sent === total` at the end). */
   progress?: (sent: number, total: number) => void;
 }
@@ -193,10 +193,14 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
     mtime: Math.floor(stat.mtime?.getTime() ?? 0),
     meta: opts.meta ?? {},
   };
+  const wire = opts.wire ?? "json";
   // Identical content already there: nothing to send.
-  const info = await send(to + filesPath(name), { headers: authHeaders(opts.token) });
+  const info = await send(to + filesPath(name), {
+    headers: { ...authHeaders(opts.token), accept: acceptOf(wire) },
+  });
   if (info.status === 200) {
-    const cur = await info.json() as Partial<ObjectHeader>;
+    const raw = new Uint8Array(await info.arrayBuffer());
+    const cur = decodeMessage("file", raw, bodyEncoding(info.headers)) as Partial<ObjectHeader>;
     if (
       cur.sha256 === sha256 && cur.size === size && cur.contentType === header.contentType &&
       JSON.stringify(sorted(cur.meta ?? {})) === JSON.stringify(sorted(header.meta))
@@ -210,7 +214,8 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
   });
   // The file is read into one reused chunk buffer and encoded into two reused line buffers.
   const body = (write: (bytes: Uint8Array) => Promise<void>) =>
-    writeObjectStream(
+    writeObjectStreamAs(
+      wire,
       header,
       file,
       opts.chunkBytes ?? DEFAULT_CHUNK_BYTES,
@@ -221,7 +226,11 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
   try {
     res = await postStream(
       to + "/_cdn/upload",
-      { "content-type": WIRE_CONTENT_TYPE, ...authHeaders(opts.token) },
+      {
+        "content-type": streamTypeOf(wire),
+        accept: acceptOf(wire),
+        ...authHeaders(opts.token),
+      },
       body,
     );
   } catch (e) {
@@ -240,7 +249,11 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
       `upload of ${name} refused`,
     );
   }
-  const out = JSON.parse(res.text) as { status: "stored" | "unchanged"; path: string };
+  const answerWire = bodyEncoding(new Headers(res.headers));
+  const out = decodeMessage("uploadAnswer", res.body, answerWire) as {
+    status: "stored" | "unchanged";
+    path: string;
+  };
   opts.progress?.(size, size);
   return { status: out.status, name, path: out.path, size, sha256 };
 }

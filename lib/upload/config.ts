@@ -7,6 +7,7 @@
  */
 import { type FlagTable, parseFlags, usage, UsageError } from "../common/cli.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "./wire.ts";
+import { DEFAULT_WIRE, WIRE_ENCODINGS, type WireEncoding } from "../wire/encoding.ts";
 
 /** Where uploads go without `--to` or NEARCAST_URL. */
 export const DEFAULT_TO = "http://127.0.0.1:8080";
@@ -44,6 +45,11 @@ export const UPLOAD_FLAGS = {
     arg: "SIZE",
     help: `Bytes per chunk sent (1..${MAX_CHUNK_BYTES}). Default ${DEFAULT_CHUNK_BYTES}.`,
   },
+  wire: {
+    type: "string",
+    arg: "json|protobuf",
+    help: "Encoding of the upload and of the answers asked for. Default json.",
+  },
   delete: {
     type: "string",
     arg: "NAME",
@@ -79,6 +85,7 @@ export type UploadConfig =
     meta: Record<string, string>;
     contentType: string | undefined;
     chunkBytes: number;
+    wire: WireEncoding;
     quiet: boolean;
     /** `--ca`: CA file for an https node. */
     ca?: string;
@@ -121,6 +128,7 @@ export function parseUploadConfig(
     meta,
     contentType: f.string("content-type"),
     chunkBytes: f.size("chunk-bytes", DEFAULT_CHUNK_BYTES, 1, MAX_CHUNK_BYTES),
+    wire: f.oneOf("wire", WIRE_ENCODINGS, DEFAULT_WIRE),
     quiet: f.bool("quiet"),
     ...ca,
   };

@@ -15,7 +15,10 @@ import { nodeTlsOptions, tlsFailure } from "../tls/client.ts";
 /** The answer to {@link postStream}. */
 export interface PostResult {
   status: number;
+  /** The answer's body as text (UTF-8). */
   text: string;
+  /** The answer's body as bytes (a Protobuf answer). */
+  body: Uint8Array;
   /** The answer's headers (lower-case names; repeated ones joined with `, `). */
   headers: [string, string][];
 }
@@ -85,12 +88,13 @@ export function postStream(
       res.on("end", () => {
         if (settled) return;
         settled = true;
-        const text = new TextDecoder().decode(concatBytes(parts));
+        const bytes = concatBytes(parts);
+        const text = new TextDecoder().decode(bytes);
         const headers: [string, string][] = [];
         for (const [k, v] of Object.entries(res.headers)) {
           if (v !== undefined) headers.push([k, Array.isArray(v) ? v.join(", ") : v]);
         }
-        resolve({ status: res.statusCode ?? 0, text, headers });
+        resolve({ status: res.statusCode ?? 0, text, body: bytes, headers });
         reader?.cancel().catch(() => {});
         stopWrites(new Error("the request was answered before its body was sent"));
       });

@@ -82,6 +82,28 @@ const COALESCE_BYTES = 4 * 1024 * 1024;
 /** Read buffer of a reusing {@link readLines}. */
 const READ_BYTES = 64 * 1024;
 
+/**
+ * How an encoding frames an object stream: the header, each chunk (built in a buffer from
+ * `lineBuffer`, which may be reused once written) and the end. {@link JSON_FRAMER} is the JSON
+ * one; `lib/wire/object_stream_pb.ts` has the Protobuf one.
+ */
+export interface Framer {
+  header(h: ObjectHeader): Uint8Array;
+  chunk(
+    offset: number,
+    bytes: Uint8Array,
+    lineBuffer: (n: number) => Uint8Array | Promise<Uint8Array>,
+  ): Uint8Array | Promise<Uint8Array>;
+  end(): Uint8Array;
+}
+
+/** The JSON framing: one line per header, chunk (base64) and end. */
+export const JSON_FRAMER: Framer = {
+  header: (h) => enc.encode(JSON.stringify(h) + "\n"),
+  chunk: (offset, bytes, lineBuffer) => chunkLine(offset, bytes, lineBuffer),
+  end: () => enc.encode('{"end":true}\n'),
+};
+
 /** Something to read bytes into, like a `Deno.FsFile`: `null` at the end. */
 export interface ByteReader {
   read(p: Uint8Array): Promise<number | null>;
@@ -111,10 +133,11 @@ export function encodeObjectStream(
   body: BodySource,
   chunkSize: number,
   onChunk?: (bytesSoFar: number) => void,
+  framer: Framer = JSON_FRAMER,
 ): ReadableStream<Uint8Array> {
   checkChunkSize(chunkSize);
   return ReadableStream.from(
-    encodeLines(header, body, chunkSize, onChunk, (n) => new Uint8Array(n)),
+    encodeLines(header, body, chunkSize, onChunk, (n) => new Uint8Array(n), framer),
   );
 }
 
@@ -131,6 +154,7 @@ export async function writeObjectStream(
   chunkSize: number,
   write: (line: Uint8Array) => Promise<void>,
   onChunk?: (bytesSoFar: number) => void,
+  framer: Framer = JSON_FRAMER,
 ): Promise<void> {
   checkChunkSize(chunkSize);
   const slots: { buf: Uint8Array | null; busy: Promise<void> }[] = [
@@ -148,7 +172,7 @@ export async function writeObjectStream(
     return slot.buf.subarray(0, n);
   };
   try {
-    for await (const line of encodeLines(header, body, chunkSize, onChunk, lineBuffer)) {
+    for await (const line of encodeLines(header, body, chunkSize, onChunk, lineBuffer, framer)) {
       const done = write(line);
       const slot = lent as { buf: Uint8Array | null; busy: Promise<void> } | null;
       if (slot !== null && slot.buf !== null && line.buffer === slot.buf.buffer) {
@@ -174,10 +198,11 @@ async function* encodeLines(
   chunkSize: number,
   onChunk: ((bytesSoFar: number) => void) | undefined,
   lineBuffer: (n: number) => Uint8Array | Promise<Uint8Array>,
+  framer: Framer,
 ): AsyncGenerator<Uint8Array> {
-  yield enc.encode(JSON.stringify(header) + "\n");
+  yield framer.header(header);
   if (header.deleted) {
-    yield enc.encode('{"end":true}\n');
+    yield framer.end();
     return;
   }
   const size = header.size;
@@ -197,7 +222,7 @@ async function* encodeLines(
     return stage = grown;
   };
   const line = async (bytes: Uint8Array) => {
-    const out = chunkLine(offset, bytes, lineBuffer);
+    const out = framer.chunk(offset, bytes, lineBuffer);
     const l = out instanceof Uint8Array ? out : await out;
     offset += bytes.length;
     onChunk?.(offset);
@@ -236,7 +261,7 @@ async function* encodeLines(
     }
   }
   if (fill > 0) yield await line(stage!.subarray(0, fill));
-  yield enc.encode('{"end":true}\n');
+  yield framer.end();
 }
 
 const LINE_MIDDLE = enc.encode(',"data":"');

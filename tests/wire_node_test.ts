@@ -1,0 +1,242 @@
+/**
+ * End-to-end `--wire`: real nodes (`main_http.ts`) and the upload CLI on loopback.
+ *
+ * - a Protobuf upload is checked like a JSON one (name, size cap, SHA-256, truncation,
+ *   malformed frames) and a bad one stores nothing; the node answers in the encoding asked
+ *   for (`Accept`) on uploads, file records, the manifest and the server list;
+ * - a mixed fleet (one JSON node, two Protobuf nodes) replicates uploads sent in either
+ *   encoding to every node with identical bytes, and every node received Protobuf traffic.
+ */
+import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  bytesOf,
+  converged,
+  get,
+  runUpload,
+  sha256,
+  startNode,
+  stopAll,
+  type TestNode,
+  tfetch,
+  TOKEN,
+  waitUntil,
+  withTempDir,
+} from "./_upload_cluster.ts";
+import { collect } from "./_wire_streams.ts";
+import { encodeObjectStreamAs } from "../lib/wire/object_stream.ts";
+import { FrameSchema } from "../lib/wire/gen/object_pb.ts";
+import { headerToPb } from "../lib/wire/_convert.ts";
+import { decodeMessage, type MessageKind } from "../lib/wire/messages.ts";
+import type { ObjectHeader } from "../lib/upload/wire.ts";
+
+const PB = "application/x-protobuf";
+const CONVERGE_MS = 20_000;
+
+async function post(node: TestNode, body: Uint8Array, accept = "text/plain") {
+  const res = await tfetch(`${node.url}/_cdn/upload`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${TOKEN}`, "content-type": PB, accept },
+    body: body as Uint8Array<ArrayBuffer>,
+  });
+  return {
+    status: res.status,
+    headers: res.headers,
+    body: new Uint8Array(await res.arrayBuffer()),
+  };
+}
+
+/** GET `path` asking for Protobuf; the decoded record of `kind`. */
+async function getPb(node: TestNode, path: string, kind: MessageKind): Promise<unknown> {
+  const res = await tfetch(`${node.url}${path}`, { headers: { accept: PB } });
+  equal(res.headers.get("content-type"), PB, path);
+  return decodeMessage(kind, new Uint8Array(await res.arrayBuffer()), "protobuf");
+}
+
+async function assertNothingStored(node: TestNode, name: string) {
+  const info = await tfetch(`${node.url}/_cdn/files/${name}`);
+  await info.body?.cancel();
+  equal(info.status, 404, `${name} must not be stored`);
+  deepStrictEqual([...Deno.readDirSync(`${node.dir}/objects/tmp`)], [], "no temporary file");
+}
+
+async function healthOf(node: TestNode) {
+  const h = await (await tfetch(`${node.url}/_cdn/health`)).json();
+  return h.replication as { protobufBodies: number; protobufAnswers: number };
+}
+
+Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Accept", async () => {
+  await withTempDir(async (dir) => {
+    const node = await startNode("p", dir, ["--max-upload-bytes", "200000"]);
+    try {
+      const body = bytesOf(100_000, 7);
+      const good: ObjectHeader = {
+        name: "ok.bin",
+        contentType: "application/octet-stream",
+        size: body.length,
+        sha256: await sha256(body),
+        mtime: 0,
+        meta: { who: "test" },
+      };
+      const stream = (h: ObjectHeader, b = body) =>
+        collect(encodeObjectStreamAs("protobuf", h, [b], 65536));
+      const text = (b: Uint8Array) => new TextDecoder().decode(b);
+      const cases: [string, Promise<Uint8Array> | Uint8Array, number, RegExp][] = [
+        ["bad name", stream({ ...good, name: "../x" }), 400, /"\.\." segment/],
+        ["reserved", stream({ ...good, name: "_cdn/health" }), 400, /reserved/],
+        ["too large", stream({ ...good, size: 300_000 }), 413, /limit of 200000 bytes/],
+        ["sha mismatch", stream({ ...good, sha256: "0".repeat(64) }), 400, /does not match/],
+        ["longer", stream({ ...good, size: 1000 }), 400, /longer than the declared size 1000/],
+        ["bad meta", stream({ ...good, meta: { k: "a\u0001" } }), 400, /control characters/],
+        [
+          "truncated",
+          (async () => (await stream(good)).subarray(0, 70_000))(),
+          400,
+          /truncated inside frame \d; nothing stored/,
+        ],
+        [
+          "no end",
+          (async () => {
+            const s = await stream(good);
+            return s.subarray(0, s.length - 3);
+          })(),
+          400,
+          /no end frame\); nothing stored/,
+        ],
+        [
+          "garbage",
+          new Uint8Array([0x05, 0xff, 0xff, 0xff, 0xff, 0xff]),
+          400,
+          /not a valid Protobuf/,
+        ],
+        ["JSON sent as Protobuf", new TextEncoder().encode('{"name":"a"}\n'), 400, /.+/],
+        ["empty", new Uint8Array(0), 400, /empty body/],
+        [
+          "header too long",
+          new Uint8Array([0x80, 0x80, 0x80, 0x01]),
+          400,
+          /frame 0 longer than 65536 bytes/,
+        ],
+      ];
+      for (const [what, bytes, status, re] of cases) {
+        const r = await post(node, await bytes);
+        equal(r.status, status, `${what}: ${text(r.body)}`);
+        match(text(r.body), re, what);
+        await assertNothingStored(node, "ok.bin");
+      }
+      // A header whose 64-bit size does not fit a safe integer.
+      const huge = toBinary(
+        FrameSchema,
+        create(FrameSchema, {
+          kind: { case: "header", value: { ...headerToPb(good), size: 2n ** 63n } },
+        }),
+      );
+      const r = await post(node, new Uint8Array([huge.length, ...huge]));
+      equal(r.status, 400);
+      match(text(r.body), /size must be a non-negative integer/);
+
+      // The good upload, answered in Protobuf when asked.
+      const ok1 = await post(node, await stream(good), PB);
+      equal(ok1.status, 201);
+      equal(ok1.headers.get("content-type"), PB);
+      const answer = decodeMessage("uploadAnswer", ok1.body, "protobuf") as Record<string, unknown>;
+      equal(answer.status, "stored");
+      equal(answer.sha256, good.sha256);
+      equal(await sha256((await get(`${node.url}/ok.bin`)).body), good.sha256);
+
+      // Records in Protobuf decode to what the JSON answers say.
+      const info = await getPb(node, "/_cdn/files/ok.bin", "file");
+      deepStrictEqual(info, await (await tfetch(`${node.url}/_cdn/files/ok.bin`)).json());
+      const manifest = await getPb(node, "/_cdn/manifest", "manifest");
+      deepStrictEqual(manifest, await (await tfetch(`${node.url}/_cdn/manifest`)).json());
+      const files = await getPb(node, "/_cdn/files", "files");
+      deepStrictEqual(files, await (await tfetch(`${node.url}/_cdn/files`)).json());
+      const servers = await getPb(node, "/_cdn/servers", "servers") as { id: string }[];
+      deepStrictEqual(servers.map((s) => s.id), ["p"]);
+
+      // The CLI in Protobuf: the same content again is "unchanged" (read from a Protobuf record).
+      await Deno.writeFile(`${dir}/ok.bin`, body);
+      const cli = await runUpload([
+        `${dir}/ok.bin`,
+        "--to",
+        node.url,
+        "--token",
+        TOKEN,
+        "--wire",
+        "protobuf",
+        "--meta",
+        "who=test",
+        "--content-type",
+        "application/octet-stream",
+      ]);
+      equal(cli.code, 0, cli.err);
+      match(cli.out, /unchanged/);
+      const bad = await runUpload([`${dir}/ok.bin`, "--to", node.url, "--wire", "xml"]);
+      equal(bad.code, 2);
+      match(bad.err, /--wire must be json or protobuf: received xml/);
+    } finally {
+      await stopAll([node]);
+    }
+  });
+});
+
+Deno.test("wire: a mixed fleet (JSON, Protobuf, Protobuf) replicates both ways", async () => {
+  await withTempDir(async (dir) => {
+    const nodes: TestNode[] = [];
+    try {
+      nodes.push(await startNode("a", `${dir}/a`));
+      await Deno.writeTextFile(`${dir}/servers.json`, JSON.stringify([nodes[0].url]));
+      const join = ["--servers", `${dir}/servers.json`, "--wire", "protobuf"];
+      nodes.push(await startNode("b", `${dir}/b`, join));
+      nodes.push(await startNode("c", `${dir}/c`, join));
+      const [a, b, c] = nodes;
+      await waitUntil(
+        async () => {
+          for (const n of nodes) {
+            const list = await (await tfetch(`${n.url}/_cdn/servers`)).json();
+            if (list.length !== 3 || !list.every((s: { alive: boolean }) => s.alive)) return false;
+          }
+          return true;
+        },
+        CONVERGE_MS,
+        "every node to know the three nodes",
+      );
+      // A Protobuf upload to the JSON node, a JSON upload to a Protobuf node.
+      const one = bytesOf(2 * 1024 * 1024 + 17, 3);
+      const two = bytesOf(70_000, 4);
+      await Deno.writeFile(`${dir}/one.bin`, one);
+      await Deno.writeFile(`${dir}/two.bin`, two);
+      const up = (file: string, to: string, wire: string) =>
+        runUpload([file, "--to", to, "--token", TOKEN, "--wire", wire, "--chunk-bytes", "65536"]);
+      let r = await up(`${dir}/one.bin`, a.url, "protobuf");
+      equal(r.code, 0, r.err);
+      r = await up(`${dir}/two.bin`, b.url, "json");
+      equal(r.code, 0, r.err);
+      for (const [name, bytes] of [["one.bin", one], ["two.bin", two]] as const) {
+        const want = await sha256(bytes);
+        for (const n of nodes) {
+          await waitUntil(
+            async () => {
+              const got = await get(`${n.url}/${name}`);
+              return got.status === 200 && (await sha256(got.body)) === want;
+            },
+            CONVERGE_MS,
+            `${name} on ${n.id}`,
+          );
+        }
+      }
+      await waitUntil(() => converged(nodes), CONVERGE_MS, "equal manifests");
+      // The JSON node received Protobuf pushes and heartbeats and answered them in Protobuf;
+      // the Protobuf nodes received JSON from it (their counters count only Protobuf).
+      const ha = await healthOf(a);
+      ok(ha.protobufBodies > 0, `a received ${ha.protobufBodies} Protobuf bodies`);
+      ok(ha.protobufAnswers > 0, `a answered ${ha.protobufAnswers} times in Protobuf`);
+      for (const n of [b, c]) {
+        const h = await healthOf(n);
+        ok(h.protobufBodies > 0, `${n.id} received ${h.protobufBodies} Protobuf bodies`);
+      }
+    } finally {
+      await stopAll(nodes);
+    }
+  });
+});
