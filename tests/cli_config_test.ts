@@ -67,8 +67,11 @@ Deno.test("upload config: upload, delete, errors", () => {
     meta: { k: "v", x: "1=2" },
     contentType: undefined,
     chunkBytes: 1024 * 1024,
+    wire: "json",
     quiet: false,
   });
+  const pb = parseUploadConfig(["a.txt", "--wire", "protobuf"]);
+  assert.equal(pb !== "help" && pb.mode === "upload" && pb.wire, "protobuf");
   assert.deepEqual(parseUploadConfig(["--delete", "a.txt"]), {
     mode: "delete",
     name: "a.txt",
@@ -80,6 +83,7 @@ Deno.test("upload config: upload, delete, errors", () => {
   refused(() => parseUploadConfig(["a", "--to", "n:1"]), /--to: not an http\(s\) URL/);
   refused(() => parseUploadConfig(["a", "--chunk-bytes", "0"]), /--chunk-bytes must be in 1\.\./);
   refused(() => parseUploadConfig(["--delete", "a", "b"]), /--delete takes a NAME/);
+  refused(() => parseUploadConfig(["a", "--wire", "xml"]), /--wire must be json or protobuf/);
 });
 
 Deno.test("cli: unknown flags and missing values name the flag; usage lists every flag", () => {
