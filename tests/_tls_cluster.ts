@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { startNode, type TestNode } from "./_upload_cluster.ts";
+import { runUpload, startNode, type TestNode, TOKEN } from "./_upload_cluster.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 
@@ -56,4 +56,10 @@ export function startTlsNode(
     `${certDir}/ca.pem`,
     ...extra,
   ], caFetch(`${certDir}/ca.pem`));
+}
+
+/** Uploads `file` to the https node `to` with the admin token, trusting `caFile`; exit code 0. */
+export async function uploadTls(file: string, to: string, caFile: string): Promise<void> {
+  const r = await runUpload([file, "--to", to, "--token", TOKEN, "--ca", caFile, "-q"]);
+  if (r.code !== 0) throw new Error(`upload ${file} to ${to} failed (${r.code}): ${r.err}`);
 }

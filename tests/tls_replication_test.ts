@@ -6,8 +6,8 @@
  * replication over TLS; plain HTTP is not answered on a TLS port.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { bytesOf, runUpload, stopAll, TOKEN, waitUntil, withTempDir } from "./_upload_cluster.ts";
-import { caFetch, makeCerts, startTlsNode, type TlsNode } from "./_tls_cluster.ts";
+import { bytesOf, stopAll, TOKEN, waitUntil, withTempDir } from "./_upload_cluster.ts";
+import { caFetch, makeCerts, startTlsNode, type TlsNode, uploadTls } from "./_tls_cluster.ts";
 
 const A = "127.0.0.71", B = "127.0.0.72", C = "127.0.0.73", D = "127.0.0.74";
 
@@ -66,17 +66,7 @@ Deno.test("tls: a replication on the wire shows no file content or token in clea
       const body = bytesOf(256 * 1024, 7);
       for (let i = 0; i + marker.length < body.length; i += 4096) body.set(marker, i);
       await Deno.writeFile(`${dir}/secret.bin`, body);
-      const up = await runUpload([
-        `${dir}/secret.bin`,
-        "--to",
-        nodes[0].url,
-        "--token",
-        TOKEN,
-        "--ca",
-        `${dir}/certs/ca.pem`,
-        "-q",
-      ]);
-      equal(up.code, 0, up.err);
+      await uploadTls(`${dir}/secret.bin`, nodes[0].url, `${dir}/certs/ca.pem`);
       const f = caFetch(`${dir}/certs/ca.pem`);
       await waitUntil(
         async () => {

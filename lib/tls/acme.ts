@@ -44,13 +44,38 @@ async function writePrivate(path: string, text: string): Promise<void> {
   await Deno.rename(tmp, path);
 }
 
-async function accountKey(stateDir: string | null): Promise<string> {
+async function accountKey(stateDir: string | null): Promise<{ pem: string; kept: boolean }> {
   const path = stateDir === null ? null : `${stateDir}/account-key.pem`;
   const kept = path === null ? null : await readOr(path);
-  if (kept !== null) return kept;
+  if (kept !== null) return { pem: kept, kept: true };
   const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
   if (path !== null) await writePrivate(path, key);
-  return key;
+  return { pem: key, kept: false };
+}
+
+/** One ACME client per request, its account found or made once (renewals reuse it). */
+const clients = new WeakMap<AcmeRequest, acme.Client>();
+
+async function accountClient(r: AcmeRequest): Promise<acme.Client> {
+  const known = clients.get(r);
+  if (known !== undefined) return known;
+  const key = await accountKey(r.stateDir);
+  const client = new acme.Client({ directoryUrl: r.directory, accountKey: key.pem });
+  let found = false;
+  if (key.kept) {
+    try {
+      await client.createAccount({ onlyReturnExisting: true });
+      found = true;
+    } catch { /* not at this directory yet: made below */ }
+  }
+  if (!found) {
+    await client.createAccount({
+      termsOfServiceAgreed: true,
+      ...(r.email === null ? {} : { contact: [`mailto:${r.email}`] }),
+    });
+  }
+  clients.set(r, client);
+  return client;
 }
 
 /**
@@ -97,14 +122,7 @@ export async function obtainCertificate(
     acme.axios.defaults.httpsAgent = new https.Agent({ ca: r.directoryCa });
   }
   if (r.stateDir !== null) await Deno.mkdir(r.stateDir, { recursive: true });
-  const client = new acme.Client({
-    directoryUrl: r.directory,
-    accountKey: await accountKey(r.stateDir),
-  });
-  await client.createAccount({
-    termsOfServiceAgreed: true,
-    ...(r.email === null ? {} : { contact: [`mailto:${r.email}`] }),
-  });
+  const client = await accountClient(r);
   const type = isIpAddress(r.identifier) ? "ip" : "dns";
   const order = await client.createOrder({ identifiers: [{ type, value: r.identifier }] });
   const tokens = new Map<string, string>();

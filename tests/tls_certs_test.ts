@@ -1,0 +1,163 @@
+/**
+ * `deno task certs` (a private CA and per-node certificates with the right names), the clear
+ * start-up errors of `--tls` (missing, mismatched, expired or foreign files; flags without
+ * `--tls`), the upload client's `--ca`, and the listener's certificate swap without a restart.
+ */
+import { equal, match, notEqual, ok } from "node:assert/strict";
+import { runReplicaCli } from "./_http_replica.ts";
+import { runUpload, stopAll, TOKEN, withTempDir } from "./_upload_cluster.ts";
+import { makeCerts, startTlsNode, uploadTls } from "./_tls_cluster.ts";
+import { serveLimited } from "../lib/common/http_server.ts";
+
+async function openssl(args: string[], stdin?: string): Promise<string> {
+  const child = new Deno.Command("openssl", {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  return new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+}
+
+Deno.test("tls: certs task makes a CA and per-node certificates with IP and DNS names", async () => {
+  await withTempDir(async (dir) => {
+    const out = `${dir}/c`;
+    await makeCerts([
+      "--out",
+      out,
+      "--nodes",
+      "a=127.0.0.71,b=127.0.0.72+b.cdn.test,dns=127.0.0.1",
+    ]);
+    for (const n of ["a", "b", "dns"]) {
+      equal((await Deno.stat(`${out}/${n}-key.pem`)).mode! & 0o777, 0o600, `${n}-key.pem is 0600`);
+      match(await openssl(["verify", "-CAfile", `${out}/ca.pem`, `${out}/${n}.pem`]), /: OK/);
+    }
+    equal((await Deno.stat(`${out}/ca-key.pem`)).mode! & 0o777, 0o600);
+    const b = await openssl(["x509", "-in", `${out}/b.pem`, "-noout", "-text"]);
+    match(b, /IP Address:127\.0\.0\.72, DNS:b\.cdn\.test/);
+    match(b, /TLS Web Server Authentication/);
+    // A second run keeps the CA: certificates made later chain to the same one.
+    const ca = await Deno.readTextFile(`${out}/ca.pem`);
+    await makeCerts(["--out", out, "--nodes", "c=127.0.0.73"]);
+    equal(await Deno.readTextFile(`${out}/ca.pem`), ca);
+    match(await openssl(["verify", "-CAfile", `${out}/ca.pem`, `${out}/c.pem`]), /: OK/);
+    // Bad lists are usage errors naming the part.
+    const bad = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "scripts/certs.ts", "--out", out, "--nodes", "a=not_an@address"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    equal(bad.code, 2);
+    match(
+      new TextDecoder().decode(bad.stderr),
+      /not an IP address or DNS name: received "not_an@address"/,
+    );
+  });
+});
+
+Deno.test("tls: a node refuses to start on a wrong file, with one clear line", async () => {
+  await withTempDir(async (dir) => {
+    const c = `${dir}/c`;
+    await makeCerts(["--out", c, "--nodes", "a=127.0.0.71,b=127.0.0.72"]);
+    await makeCerts(["--out", `${dir}/other`, "--nodes", "x=127.0.0.71"]);
+    await makeCerts(["--out", c, "--nodes", "old=127.0.0.71", "--days=-1"]);
+    const base = ["-p", "0", "--host", "127.0.0.71", "-o", "http://127.0.0.1:9"];
+    const run = (args: string[]) => runReplicaCli([...base, ...args]);
+    const tls = (cert: string, key: string, ca = `${c}/ca.pem`) =>
+      run(["--tls", "--cert", cert, "--key", key, "--ca", ca]);
+    const cases: [Promise<{ code: number; out: string }>, RegExp][] = [
+      [tls(`${c}/nope.pem`, `${c}/a-key.pem`), /--cert .*nope\.pem: cannot read it: no such file/],
+      [
+        tls(`${c}/a.pem`, `${c}/b-key.pem`),
+        /--key .*b-key\.pem does not belong to --cert .*a\.pem/,
+      ],
+      [tls(`${c}/old.pem`, `${c}/old-key.pem`), /--cert .*old\.pem expired on \d{4}-/],
+      [
+        tls(`${dir}/other/x.pem`, `${dir}/other/x-key.pem`),
+        /--cert .*x\.pem is not signed by --ca .*ca\.pem/,
+      ],
+      [tls(`${c}/a-key.pem`, `${c}/a-key.pem`), /--cert .*a-key\.pem: not a PEM certificate/],
+      [run(["--tls"]), /--tls needs --cert FILE and --key FILE/],
+      [run(["--cert", `${c}/a.pem`]), /--cert needs --tls/],
+      [run(["--tls", "--cert", `${c}/a.pem`, "--key", `${c}/a-key.pem`]), /needs --ca FILE/],
+    ];
+    for (const [p, re] of cases) {
+      const r = await p;
+      equal(r.code, 2, r.out);
+      match(r.out, re);
+    }
+  });
+});
+
+Deno.test("tls: the upload client needs --ca for an https node and says so", async () => {
+  await withTempDir(async (dir) => {
+    await makeCerts(["--out", `${dir}/c`, "--nodes", "a=127.0.0.71"]);
+    const a = await startTlsNode("a", "127.0.0.71", `${dir}/a`, `${dir}/c`);
+    try {
+      await Deno.writeTextFile(`${dir}/f.txt`, "x");
+      const no = await runUpload([`${dir}/f.txt`, "--to", a.url, "--token", TOKEN, "-q"]);
+      equal(no.code, 4, no.err);
+      match(no.err, /TLS: the peer's certificate is not signed by our CA \(--ca\).*check --ca/);
+      const missing = await runUpload([`${dir}/f.txt`, "--to", a.url, "--ca", `${dir}/nope.pem`]);
+      equal(missing.code, 2);
+      match(missing.err, /--ca .*nope\.pem: cannot read it: no such file/);
+      await uploadTls(`${dir}/f.txt`, a.url, `${dir}/c/ca.pem`);
+    } finally {
+      await stopAll([a]);
+    }
+  });
+});
+
+Deno.test("tls: the listener swaps its certificate without a restart; the port stays exclusive", async () => {
+  await withTempDir(async (dir) => {
+    const c = `${dir}/c`;
+    await makeCerts(["--out", c, "--nodes", "one=127.0.0.1,two=127.0.0.1"]);
+    const pair = async (n: string) => ({
+      cert: await Deno.readTextFile(`${c}/${n}.pem`),
+      key: await Deno.readTextFile(`${c}/${n}-key.pem`),
+    });
+    const server = serveLimited(
+      { port: 0, hostname: "127.0.0.1", tls: await pair("one"), onListen: () => {} },
+      () => new Response("ok"),
+    );
+    const client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${c}/ca.pem`)] });
+    const url = `https://127.0.0.1:${server.addr.port}/`;
+    const subject = async () =>
+      await openssl(
+        ["s_client", "-connect", `127.0.0.1:${server.addr.port}`, "-CAfile", `${c}/ca.pem`],
+        "",
+      );
+    try {
+      // Another listener cannot take the port, TLS or not (SO_REUSEPORT is not an opening).
+      let taken = false;
+      try {
+        Deno.listen({ hostname: "127.0.0.1", port: server.addr.port }).close();
+        taken = true;
+      } catch (e) {
+        ok(e instanceof Deno.errors.AddrInUse, String(e));
+      }
+      equal(taken, false);
+      // A kept-alive connection from before the swap goes on; new ones get the new certificate.
+      equal(await (await fetch(url, { client })).text(), "ok");
+      match(await subject(), /subject=CN = one/);
+      server.setCertificate(await pair("two"));
+      const after = await subject();
+      match(after, /subject=CN = two/);
+      match(after, /Verify return code: 0/);
+      equal(await (await fetch(url, { client })).text(), "ok");
+      const fresh = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${c}/ca.pem`)] });
+      equal(await (await fetch(url, { client: fresh })).text(), "ok");
+      fresh.close();
+      notEqual(server.stats.accepted, 0);
+    } finally {
+      client.close();
+      await server.shutdown();
+    }
+  });
+});
