@@ -118,3 +118,31 @@ Deno.test("prices: SIGTERM ends open event streams and long polls, and the servi
     await svc.close();
   }
 });
+
+Deno.test("prices: a short --idle-timeout shortens long polls and keepalives instead of cutting them", async () => {
+  const svc = await startPrice(["--admin-token", TOKEN, "--idle-timeout", "2s"]);
+  const ac = new AbortController();
+  try {
+    const v = (await (await fetch(`${svc.url}/prices`)).json()).version;
+    const t0 = performance.now();
+    const quiet = await fetch(`${svc.url}/prices?since=${v}`); // asks the default 25 s
+    equal(quiet.status, 304);
+    ok(performance.now() - t0 < 10_000);
+    const stream = await fetch(`${svc.url}/prices`, {
+      headers: { accept: "text/event-stream" },
+      signal: ac.signal,
+    });
+    const reader = stream.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    const until = performance.now() + 5000; // past two idle timeouts
+    while (performance.now() < until) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`the event stream was cut: ${text}`);
+      text += value;
+    }
+    match(text, /: keepalive\n\n/);
+  } finally {
+    ac.abort();
+    await svc.close();
+  }
+});

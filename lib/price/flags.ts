@@ -71,8 +71,8 @@ export const PRICE_FLAGS = {
     type: "string",
     arg: "DURATION",
     help: `Close a connection with a request in flight after this without a byte. Default ` +
-      `${DEFAULT_IDLE_TIMEOUT_MS / 1000}s (long polls wait at most 55s; event streams send a ` +
-      `keepalive every 15s).`,
+      `${DEFAULT_IDLE_TIMEOUT_MS / 1000}s. Long polls wait at most 55s and 80% of this; event ` +
+      `streams send a keepalive every 15s or half of this when shorter.`,
   },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;

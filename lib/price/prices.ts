@@ -4,9 +4,11 @@
  *
  * - `?since=V`: long poll. Answers at once when the global version differs from `V`, else
  *   waits for a change up to `wait` seconds (default {@link DEFAULT_WAIT_S}, at most
- *   {@link MAX_WAIT_S}), then answers 200 with the new snapshot or 304.
+ *   {@link MAX_WAIT_S}), then answers 200 with the new snapshot or 304. The wait is also kept
+ *   under the listener's idle timeout (at most 80% of it), which would otherwise cut it.
  * - `Accept: text/event-stream`: Server-Sent Events, one `prices` event per version (the
- *   snapshot as data, the version as id) and a comment line every {@link KEEPALIVE_MS}. A
+ *   snapshot as data, the version as id) and a comment line every {@link KEEPALIVE_MS} (or
+ *   half the idle timeout when shorter). A
  *   `since` or `Last-Event-ID` equal to the current version skips the first event.
  *
  * @module
@@ -14,6 +16,7 @@
 import { toPrice } from "./db.ts";
 import type { PriceDb } from "./db.ts";
 import { etag, json, tagMatches, VERSION_HEADER } from "./_respond.ts";
+import { DEFAULT_IDLE_TIMEOUT_MS } from "../common/http_server.ts";
 
 /** Default long-poll wait, seconds (under common 30 s proxy and client timeouts). */
 export const DEFAULT_WAIT_S = 25;
@@ -27,7 +30,16 @@ export class PriceWatch {
   #tick = Promise.withResolvers<void>();
   #cache: { version: number; text: string } | null = null;
   #closed = false;
-  constructor(readonly db: PriceDb) {}
+  /** Longest long-poll wait, ms. */
+  readonly maxWaitMs: number;
+  /** Interval of event-stream keepalives, ms. */
+  readonly keepaliveMs: number;
+
+  /** `idleTimeoutMs`: the listener's; waits and keepalives stay within it. */
+  constructor(readonly db: PriceDb, idleTimeoutMs = DEFAULT_IDLE_TIMEOUT_MS) {
+    this.maxWaitMs = Math.min(MAX_WAIT_S * 1000, idleTimeoutMs * 0.8);
+    this.keepaliveMs = Math.min(KEEPALIVE_MS, idleTimeoutMs / 2);
+  }
 
   /** True after {@link close}. */
   get closed(): boolean {
@@ -130,7 +142,7 @@ export async function servePrices(req: Request, url: URL, w: PriceWatch): Promis
   if (since === String(w.db.version)) {
     // Not req.signal: Deno warns on reading it; a client that leaves costs a timer of at most
     // MAX_WAIT_S (the connection cap bounds how many).
-    await waitChange(w, wait * 1000, NEVER);
+    await waitChange(w, Math.min(wait * 1000, w.maxWaitMs), NEVER);
     if (since === String(w.db.version)) {
       return json(304, null, w.db.version, { etag: etag(w.db.version) });
     }
@@ -159,7 +171,7 @@ function events(w: PriceWatch, since: string | null): Response {
           c.enqueue(encoder.encode(`id: ${v}\nevent: prices\ndata: ${w.snapshot()}\n\n`));
           return;
         }
-        const changed = await waitChange(w, KEEPALIVE_MS, ac.signal);
+        const changed = await waitChange(w, w.keepaliveMs, ac.signal);
         if (!changed && !ac.signal.aborted) {
           c.enqueue(encoder.encode(": keepalive\n\n"));
           return;

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type ListenerLimits, serveLimited } from "../common/http_server.ts";
+import { type ListenerLimits, resolveLimits, serveLimited } from "../common/http_server.ts";
 import { priceHandler } from "./api.ts";
 import type { PriceConfig } from "./config.ts";
 import { PriceDb } from "./db.ts";
@@ -61,7 +61,7 @@ export function startPriceService(o: PriceServiceOptions): PriceService {
     db.close();
     throw e;
   }
-  const watch = new PriceWatch(db);
+  const watch = new PriceWatch(db, resolveLimits(o.limits).idleTimeoutMs);
   const handler = priceHandler({ watch, adminToken: o.adminToken, log });
   let server;
   try {
