@@ -9,6 +9,8 @@ import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dn
 import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
 import { FleetListenError, startFleetDns } from "./lib/fleet/dns/dns_fleet.ts";
 import { PriceFeed } from "./lib/price/client.ts";
+import { trustCa } from "./lib/tls/client.ts";
+import { loadCa } from "./lib/tls/files.ts";
 
 async function main(): Promise<void> {
   const a = parseDnsFlags(Deno.args, Deno.env.toObject());
@@ -23,6 +25,13 @@ async function main(): Promise<void> {
   } catch (e) {
     const what = e instanceof ConfigError ? "--config" : `--data ${a.dataDir}`;
     throw new StartError(`${what}: ${(e as Error).message}`, DNS_EXIT.config);
+  }
+  if (a.caFile !== null) {
+    try {
+      trustCa(await loadCa(a.caFile));
+    } catch (e) {
+      throw new StartError((e as Error).message);
+    }
   }
   const shares = shareConnections(config.tcp.maxConnections, a.controlLimits.maxConns);
   if (shares.note !== null) console.log(shares.note);
@@ -57,6 +66,7 @@ async function main(): Promise<void> {
     rttTtlMs: a.rttTtlMs,
     shortTtl: a.shortTtl,
     probePort: a.probePort,
+    replicaScheme: a.caFile === null ? "http" : "https",
     // Log the first errors, then one in a thousand: a flood must not become a log flood.
     onError: (e) => (logged++ < 10 || logged % 1000 === 0) && console.error(`dns error:`, e),
     log: (line) => console.log(line),

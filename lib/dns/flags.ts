@@ -131,6 +131,12 @@ export const DNS_FLAGS = {
     arg: "SECONDS",
     help: `TTL of answers not based on a measurement. Default ${DEFAULT_SHORT_TTL}.`,
   },
+  ca: {
+    type: "string",
+    arg: "FILE",
+    help: "Replicas run with --tls: health checks and RTT probe requests go over HTTPS,\n" +
+      "verified against this CA (PEM).",
+  },
   "probe-port": {
     type: "string",
     arg: "PORT",
@@ -211,6 +217,8 @@ export interface DnsFlagsConfig {
   rttTtlMs: number;
   shortTtl: number;
   probePort: number;
+  /** `--ca`: replicas speak HTTPS, verified against this file; null: plain HTTP. */
+  caFile: string | null;
 }
 
 /** Checks a zone name's labels (1..63 octets each, 253 in all); throws naming `--name`. */
@@ -287,6 +295,7 @@ export function parseDnsFlags(
     rttTtlMs: f.duration("rtt-ttl", DEFAULT_RTT_TTL_MS, 1),
     shortTtl,
     probePort: f.port("probe-port", DEFAULT_PROBE_PORT),
+    caFile: f.string("ca") ?? null,
   };
 }
 

@@ -43,6 +43,8 @@ export interface FleetDnsOptions {
   rttTtlMs?: number;
   shortTtl?: number;
   probePort?: number;
+  /** How health checks and probe requests reach replicas: "https" for `--tls` replicas. */
+  replicaScheme?: "http" | "https";
   intervalMs?: number;
   onError?: (e: unknown) => void;
   log?: (line: string) => void;
@@ -91,7 +93,13 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     log,
   });
   const rtt = new RttCache({ ttlMs: o.rttTtlMs });
-  const monitor = new FleetMonitor({ registry, rtt, probePort: o.probePort, log });
+  const monitor = new FleetMonitor({
+    registry,
+    rtt,
+    probePort: o.probePort,
+    scheme: o.replicaScheme,
+    log,
+  });
   const policy = new SteeringEngine({
     mode: o.policy,
     set,

@@ -9,6 +9,7 @@
 import { MAC_HEADER, sealValid, sessionHeaders } from "../protocol.ts";
 import type { FleetRegistry } from "./registry.ts";
 import type { RttCache } from "./rtt.ts";
+import { describeFetchError, peerFetch } from "../../tls/client.ts";
 
 /** How often the registry is asked which checks are due: bounds failure detection latency. */
 export const TICK_MS = 100;
@@ -33,6 +34,8 @@ export interface FleetMonitorOptions {
   rtt: RttCache;
   probePort?: number;
   probeCount?: number;
+  /** "https" when the replicas run with `--tls` (trust: lib/tls/client.ts). Default "http". */
+  scheme?: "http" | "https";
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -72,6 +75,7 @@ export class FleetMonitor {
   readonly #rtt: RttCache;
   readonly #port: number;
   readonly #count: number;
+  readonly #scheme: "http" | "https";
   readonly #now: () => number;
   readonly #log: (line: string) => void;
   readonly #inFlight = new Set<string>();
@@ -85,6 +89,7 @@ export class FleetMonitor {
     this.#rtt = o.rtt;
     this.#port = o.probePort ?? DEFAULT_PROBE_PORT;
     this.#count = o.probeCount ?? DEFAULT_PROBE_COUNT;
+    this.#scheme = o.scheme ?? "http";
     this.#now = o.now ?? Date.now;
     this.#log = o.log ?? (() => {});
   }
@@ -114,7 +119,7 @@ export class FleetMonitor {
     const t0 = performance.now();
     let ok = false, detail: string;
     try {
-      const res = await fetch(`http://${hostPort(e.address, e.port)}/_cdn/health`, {
+      const res = await peerFetch(`${this.#scheme}://${hostPort(e.address, e.port)}/_cdn/health`, {
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
       });
       await res.body?.cancel();
@@ -124,7 +129,7 @@ export class FleetMonitor {
       const name = (err as Error).name;
       detail = name === "TimeoutError"
         ? `no answer in ${HEALTH_TIMEOUT_MS} ms`
-        : (err as Error).message.split("\n")[0];
+        : describeFetchError(err).split("\n")[0];
     }
     if (!ok) this.stats.checkFailures++;
     if (this.#ac.signal.aborted) return;
@@ -171,7 +176,7 @@ export class FleetMonitor {
       // Signed with the replica's session token (not sent); its answer is MAC'd with it.
       const path = `/_cdn/probe?${q}`;
       const { headers, nonce } = sessionHeaders(e.token, id, "GET", path);
-      const res = await fetch(`http://${hostPort(e.address, e.port)}${path}`, {
+      const res = await peerFetch(`${this.#scheme}://${hostPort(e.address, e.port)}${path}`, {
         headers,
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(PROBE_REQUEST_TIMEOUT_MS)]),
       });
@@ -190,7 +195,7 @@ export class FleetMonitor {
     } catch (err) {
       this.stats.probeFailures++;
       if (!this.#ac.signal.aborted) {
-        this.#log(`fleet: probe ${id} -> ${target} failed: ${(err as Error).message}`);
+        this.#log(`fleet: probe ${id} -> ${target} failed: ${describeFetchError(err)}`);
       }
     }
   }
