@@ -26,6 +26,7 @@ export interface ProxyProc {
 /** The parts of `/_proxy/explain` the tests read. */
 export interface Explain {
   choice: string | null;
+  upstream: { connects: number; reused: number };
   reason: string | null;
   servers: {
     id: string;

@@ -58,6 +58,10 @@ Deno.test("proxy: curl and wget through it; headers, bodies, other hosts, CONNEC
     match(a.headers.get("via")!, /nearcast-edge1, 1\.1 nearcast-proxy-\w+$/);
     const b = await curlVia(proxy.url, "http://cdn.test/page.html");
     equal(b.headers.get("x-cache"), "HIT");
+    // Kept alive to the server: more requests reuse the pooled connection.
+    const before = (await proxy.explain()).upstream.reused;
+    for (let i = 0; i < 4; i++) await curlVia(proxy.url, "http://cdn.test/page.html");
+    ok((await proxy.explain()).upstream.reused >= before + 4);
 
     // HEAD keeps the length, sends no body.
     const h = await curlVia(proxy.url, "http://cdn.test/page.html", ["-I"]);

@@ -174,21 +174,24 @@ export function responseFraming(method: string, head: ResponseHead): Framing {
 }
 
 /**
- * A pull stream of a body in `framing` read through `r`. `done(reusable)` is called once: with
- * true when the body ended where its framing says (the connection may carry another
- * response), false when it failed, was cancelled or ran until close.
+ * How a body stream ended: `reuse` where its framing says (the connection may carry another
+ * response), `end` at the close of the connection (a close-delimited body), `error` (the
+ * server broke the framing or the connection), `cancel` (the consumer stopped reading).
  */
+export type BodyEnd = "reuse" | "end" | "error" | "cancel";
+
+/** A pull stream of a body in `framing` read through `r`; `done` is called once (see {@link BodyEnd}). */
 export function bodyStream(
   r: BufReader,
   framing: Framing,
-  done: (reusable: boolean) => void,
+  done: (how: BodyEnd) => void,
   onChunk: () => void = () => {},
 ): ReadableStream<Uint8Array> {
   let finished = false;
-  const finish = (reusable: boolean) => {
+  const finish = (how: BodyEnd) => {
     if (!finished) {
       finished = true;
-      done(reusable);
+      done(how);
     }
   };
   let left = framing.kind === "length" ? framing.length : 0; // bytes left (chunk or body)
@@ -218,7 +221,7 @@ export function bodyStream(
     async pull(c) {
       try {
         if (framing.kind === "none" || (framing.kind === "length" && left === 0)) {
-          finish(true);
+          finish("reuse");
           c.close();
           return;
         }
@@ -228,7 +231,7 @@ export function bodyStream(
             firstChunk = false;
           }
           if (chunkEnd) {
-            finish(true);
+            finish("reuse");
             c.close();
             return;
           }
@@ -238,7 +241,7 @@ export function bodyStream(
         onChunk();
         if (b === null) {
           if (framing.kind === "close") {
-            finish(false);
+            finish("end");
             c.close();
             return;
           }
@@ -247,16 +250,16 @@ export function bodyStream(
         if (framing.kind !== "close") left -= b.length;
         c.enqueue(b);
         if (framing.kind === "length" && left === 0) {
-          finish(true);
+          finish("reuse");
           c.close();
         }
       } catch (e) {
-        finish(false);
+        finish("error");
         c.error(e);
       }
     },
     cancel() {
-      finish(false);
+      finish("cancel");
     },
   }, { highWaterMark: 0 });
 }

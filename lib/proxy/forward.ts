@@ -8,6 +8,7 @@
  */
 
 import { appendVia, endToEnd } from "../http/headers.ts";
+import type { BodyEnd } from "./_h1.ts";
 import type { ServerState } from "./server_state.ts";
 import { type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
 
@@ -78,39 +79,36 @@ export interface ExchangeContext {
 
 /**
  * Sends `up` to server `s`, counting it in flight until its body ends, and records the
- * outcome: the time to head as a latency sample, or a failure. Rejects with the pool's
- * `UpstreamError` when no head came (the server is charged with it unless the client left).
+ * outcome: the time to head as a latency sample, or a failure (a body the client stopped
+ * reading is not one). Rejects with the pool's `UpstreamError` when no head came.
  */
 export async function exchange(
   s: ServerState,
   up: UpstreamRequest,
-  signal: AbortSignal,
   c: ExchangeContext,
 ): Promise<UpstreamResponse> {
   s.outstanding++;
   s.requests++;
   let ended = false;
-  const end = (ok: boolean) => {
+  const end = (how: BodyEnd) => {
     if (ended) return;
     ended = true;
     s.outstanding--;
-    if (!ok && !signal.aborted && s.failed("response body cut short", false, c.now())) {
+    if (how === "error" && s.failed("response body cut short", false, c.now())) {
       c.log(`proxy: ejected ${s.id}: ${s.lastError}`);
     }
   };
   let res: UpstreamResponse;
   try {
-    res = await c.pool.request(s.hostname, s.port, { ...up, onEnd: end }, signal);
+    res = await c.pool.request(s.hostname, s.port, { ...up, onEnd: end });
   } catch (e) {
     if (!ended) {
       ended = true;
       s.outstanding--;
     }
     const why = (e as Error).message;
-    if (!signal.aborted) {
-      const hard = (e as { phase?: string }).phase === "connect";
-      if (s.failed(why, hard, c.now())) c.log(`proxy: ejected ${s.id}: ${why}`);
-    }
+    const hard = (e as { phase?: string }).phase === "connect";
+    if (s.failed(why, hard, c.now())) c.log(`proxy: ejected ${s.id}: ${why}`);
     throw e;
   }
   if (FAILURE_STATUSES.has(res.head.status)) {

@@ -86,6 +86,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
       reason: r.order[0] === undefined ? null : r.reason(r.order[0]),
       panic: r.panic,
       serverList: o.listState(),
+      upstream: { ...o.pool.stats },
       prices: o.priceState(),
       servers: o.servers().map((s) => {
         const q = priceOf(s, o.prices);
@@ -142,7 +143,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     const failed: string[] = [];
     for (const s of r.order.slice(0, tries)) {
       try {
-        const res = await exchange(s, up, req.signal, o);
+        const res = await exchange(s, up, o);
         const retry = failed.length === 0 ? "" : `; retried after ${failed.join("; ")}`;
         return clientResponse(res, o.via, [
           ["x-nearcast-server", s.id],
@@ -151,7 +152,6 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
       } catch (e) {
         if (!(e instanceof UpstreamError)) throw e;
         failed.push(`${s.id} failed (${e.message})`);
-        if (req.signal.aborted) break;
       }
     }
     return proxyText(502, `no CDN server answered: ${failed.join("; ")}`, [
@@ -166,7 +166,6 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
         url.hostname.replace(/^\[|\]$/g, ""),
         port,
         upstreamRequest(req, url, o.via),
-        req.signal,
       );
       return clientResponse(res, o.via, [["x-nearcast-reason", "direct: not the CDN's name"]]);
     } catch (e) {

@@ -13,7 +13,14 @@
  * @module
  */
 
-import { bodyStream, BufReader, ProtocolError, responseFraming, type ResponseHead } from "./_h1.ts";
+import {
+  type BodyEnd,
+  bodyStream,
+  BufReader,
+  ProtocolError,
+  responseFraming,
+  type ResponseHead,
+} from "./_h1.ts";
 
 /** Limits of an {@link UpstreamPool}. */
 export interface PoolOptions {
@@ -65,8 +72,8 @@ export interface UpstreamRequest {
   body: ReadableStream<Uint8Array> | null;
   /** The body's length when known (sent as Content-Length), else it is sent chunked. */
   bodyLength: number | null;
-  /** Called once when the response body ended (true) or failed or was cancelled (false). */
-  onEnd?: (ok: boolean) => void;
+  /** Called once when the response body ends, however (no body: at once, `reuse` or `end`). */
+  onEnd?: (how: BodyEnd) => void;
 }
 
 /** A response head from a server, its body streaming. */
@@ -103,7 +110,7 @@ export class UpstreamPool {
   readonly options: PoolOptions;
   #idle = new Map<string, Pooled[]>();
   #sweep: ReturnType<typeof setInterval>;
-  /** Connections opened, and requests sent on a kept-alive one. */
+  /** Connections opened (probes' included), and requests sent on a kept-alive one. */
   readonly stats = { connects: 0, reused: 0 };
 
   constructor(options: Partial<PoolOptions> = {}) {
@@ -174,14 +181,15 @@ export class UpstreamPool {
   /**
    * Sends `req` to `hostname:port` on a kept-alive connection when one is idle (once more on a
    * new connection when that one turns out closed and the request has no body), else on a new
-   * one. Rejects with {@link UpstreamError} when no response head came; `signal` (the client
-   * left) closes the connection.
+   * one. Rejects with {@link UpstreamError} when no response head came. (No abort signal: a
+   * client that leaves cancels the response body, which closes the connection; before the
+   * head, the head timeout bounds the wait. Deno's `request.signal` also aborts when a
+   * response completes, so it cannot tell a client that left.)
    */
   async request(
     hostname: string,
     port: number,
     req: UpstreamRequest,
-    signal?: AbortSignal,
   ): Promise<UpstreamResponse> {
     const key = `${hostname}:${port}`;
     const list = this.#idle.get(key);
@@ -189,7 +197,7 @@ export class UpstreamPool {
     if (p !== undefined) {
       this.stats.reused++;
       try {
-        return await this.#exchange(key, p, null, req, signal);
+        return await this.#exchange(key, p, null, req);
       } catch (e) {
         if (!(e instanceof UpstreamError && e.staleReuse && req.body === null)) throw e;
       }
@@ -200,7 +208,6 @@ export class UpstreamPool {
       { conn, reader: new BufReader(conn), idleSince: 0 },
       ms,
       req,
-      signal,
     );
   }
 
@@ -208,14 +215,12 @@ export class UpstreamPool {
   requestOn(
     conn: Deno.TcpConn,
     req: UpstreamRequest,
-    signal?: AbortSignal,
   ): Promise<UpstreamResponse> {
     return this.#exchange(
       null,
       { conn, reader: new BufReader(conn), idleSince: 0 },
       null,
       req,
-      signal,
     );
   }
 
@@ -224,7 +229,6 @@ export class UpstreamPool {
     p: Pooled,
     connectMs: number | null,
     req: UpstreamRequest,
-    signal?: AbortSignal,
   ): Promise<UpstreamResponse> {
     const { conn, reader } = p;
     const received = reader.received;
@@ -237,8 +241,6 @@ export class UpstreamPool {
         closeQuietly(conn);
       }, ms);
     };
-    const onAbort = () => closeQuietly(conn);
-    signal?.addEventListener("abort", onAbort, { once: true });
     const t0 = performance.now();
     let sending: Promise<boolean> = Promise.resolve(true);
     try {
@@ -277,17 +279,16 @@ export class UpstreamPool {
       const reqClose = req.headers.some(([n, v]) => n === "connection" && /close/i.test(v));
       const keep = h.minor === 1 && !reqClose &&
         !h.headers.some(([n, v]) => n === "connection" && /close/i.test(v));
-      const finish = async (ok: boolean) => {
+      const finish = async (how: BodyEnd) => {
         clearTimeout(timer);
-        req.onEnd?.(ok);
-        signal?.removeEventListener("abort", onAbort);
+        req.onEnd?.(how);
         const sent = await sending;
-        if (key !== null && ok && keep && sent && timedOut === null && !signal?.aborted) {
+        if (key !== null && how === "reuse" && keep && sent && timedOut === null) {
           this.#release(key, p);
         } else closeQuietly(conn);
       };
       if (framing.kind === "none") {
-        finish(true);
+        finish("reuse");
         return { head: h, body: null, connectMs, headMs };
       }
       const idle = `no byte for ${this.options.idleTimeoutMs} ms`;
@@ -296,10 +297,9 @@ export class UpstreamPool {
       return { head: h, body, connectMs, headMs };
     } catch (e) {
       clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
       closeQuietly(conn);
       if (e instanceof UpstreamError) throw e;
-      const why = timedOut ?? (signal?.aborted ? "the client left" : (e as Error).message);
+      const why = timedOut ?? (e as Error).message;
       throw new UpstreamError(
         why,
         "head",

@@ -1,0 +1,440 @@
+/**
+ * Routing proxy benchmark: cache hits of one replica (`main_http.ts`) through our proxy
+ * (`main_proxy.ts`, the CDN name routed to that replica), through tinyproxy and through Squid
+ * (`cache deny all`: a forward proxy, not a cache) to the same replica, in the same run. Each
+ * proxy is pinned to core 0 (`taskset -c 0`); the replica and wrk share core 1. Every proxy
+ * must answer the same bytes as the replica before it is measured.
+ *
+ * Figures per proxy: requests/s at full load (wrk, `--connections`), then latency p50/p99 at
+ * about half of our proxy's full-load rate (wrk with a per-connection delay), minus the same
+ * load straight to the replica: the latency the proxy adds. Then the peak RSS (VmHWM) of our
+ * proxy while a `--rss-size` body (default 1 GiB) streams through it from a generating origin.
+ *
+ * Usage: deno task bench:proxy [--duration 5] [--connections 32] [--size 1024]
+ *          [--proxies ours,tinyproxy,squid] [--rss-size 1GiB] [--no-pin]
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { fileURLToPath } from "node:url";
+import { parseWrk, type WrkResult } from "../http_rps/_wrk.ts";
+import { parseSize } from "../../lib/http/units.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const START_TIMEOUT_MS = 60_000;
+const MiB = 1024 * 1024;
+/** Goals from the issue: ≥ 1.0× tinyproxy's requests/s; p99 added under 1 ms at half load. */
+const GOAL_RATIO = 1.0;
+const GOAL_P99_ADDED_MS = 1;
+
+const HELP = `Routing proxy benchmark: our proxy vs tinyproxy (and Squid) forwarding cache hits
+
+Usage: deno task bench:proxy [options]
+
+Options:
+  -d, --duration SECONDS   length of each wrk run (default 5)
+  -c, --connections N      wrk connections at full load (default 32)
+      --size BYTES         object size (default 1024)
+      --proxies LIST       ours, tinyproxy, squid (default all three; missing tools are skipped)
+      --rss-size SIZE      body streamed through our proxy for the RSS figure (default 1GiB; 0: skip)
+      --no-pin             do not pin processes to cores
+  -h, --help               show this help
+`;
+
+interface Proc {
+  name: string;
+  child: Deno.ChildProcess;
+  log: () => string;
+}
+const procs: Proc[] = [];
+
+function spawn(name: string, cmd: string, args: string[], pin: string | null): Proc {
+  const [c, a] = pin ? ["taskset", ["-c", pin, cmd, ...args]] : [cmd, args];
+  const child = new Deno.Command(c, {
+    args: a,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let tail = "";
+  for (const s of [child.stdout, child.stderr]) {
+    (async () => {
+      for await (const t of s.pipeThrough(new TextDecoderStream())) tail = (tail + t).slice(-4000);
+    })().catch(() => {});
+  }
+  const p = { name, child, log: () => tail };
+  procs.push(p);
+  return p;
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.allSettled(procs.map(async (p) => {
+    try {
+      p.child.kill("SIGTERM");
+    } catch { /* gone */ }
+    const t = setTimeout(() => {
+      try {
+        p.child.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 5000);
+    await p.child.status;
+    clearTimeout(t);
+  }));
+}
+
+function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** curl through `proxy` (null: direct) until it answers 200; returns the body. */
+async function fetchVia(proxy: string | null, url: string, p: Proc): Promise<Uint8Array> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let exited = false;
+  p.child.status.then(() => exited = true);
+  for (;;) {
+    const out = await new Deno.Command("curl", {
+      args: ["-sf", "--max-time", "5", ...(proxy ? ["-x", proxy] : []), url],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    if (out.success) return out.stdout;
+    if (exited || Date.now() > deadline) {
+      throw new Error(`${p.name} did not answer ${url}:\n${p.log()}`);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+interface Load {
+  connections: number;
+  /** Pause of each connection between requests, ms (0: none). */
+  delayMs: number;
+}
+
+/** wrk against `proxy` (null: straight to the replica) asking for `target`. */
+async function wrk(
+  proxy: string | null,
+  target: string,
+  load: Load,
+  o: Opts,
+): Promise<WrkResult> {
+  const script = await Deno.makeTempFile({ suffix: ".lua" });
+  const path = proxy === null ? new URL(target).pathname : target;
+  await Deno.writeTextFile(
+    script,
+    `request = function() return wrk.format("GET", ${JSON.stringify(path)}) end\n` +
+      (load.delayMs > 0 ? `delay = function() return ${load.delayMs} end\n` : ""),
+  );
+  const url = proxy ?? new URL(target).origin;
+  const args = [
+    "-t1",
+    `-c${load.connections}`,
+    `-d${o.duration}s`,
+    "--latency",
+    "-s",
+    script,
+    url,
+  ];
+  const child = new Deno.Command(o.pin ? "taskset" : "wrk", {
+    args: o.pin ? ["-c", "1", "wrk", ...args] : args,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), o.duration * 1000 + 30_000);
+  const out = await child.output();
+  clearTimeout(timer);
+  await Deno.remove(script);
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`wrk failed through ${proxy}:\n${text}`);
+  const r = parseWrk(text);
+  if (r.socketErrors > 0 || r.non2xx3xx > 0) {
+    console.log(`  note: ${r.socketErrors} socket errors, ${r.non2xx3xx} non-2xx through ${proxy}`);
+  }
+  return r;
+}
+
+interface Opts {
+  duration: number;
+  connections: number;
+  size: number;
+  proxies: string[];
+  rssSize: number;
+  pin: boolean;
+}
+
+function parseOpts(): Opts | null {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      duration: { type: "string", short: "d", default: "5" },
+      connections: { type: "string", short: "c", default: "32" },
+      size: { type: "string", default: "1024" },
+      proxies: { type: "string", default: "ours,tinyproxy,squid" },
+      "rss-size": { type: "string", default: "1GiB" },
+      "no-pin": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(HELP);
+    return null;
+  }
+  const int = (name: string, v: string, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) {
+      throw new RangeError(`--${name} must be an integer >= ${min}: received ${v}`);
+    }
+    return n;
+  };
+  const proxies = values.proxies.split(",").filter((s) => s !== "");
+  for (const p of proxies) {
+    if (!["ours", "tinyproxy", "squid"].includes(p)) {
+      throw new RangeError(`--proxies: unknown proxy ${p} (ours, tinyproxy, squid)`);
+    }
+  }
+  return {
+    duration: int("duration", values.duration, 1),
+    connections: int("connections", values.connections, 1),
+    size: int("size", values.size, 1),
+    proxies,
+    rssSize: parseSize(values["rss-size"]),
+    pin: !values["no-pin"],
+  };
+}
+
+function has(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+async function tinyproxyConf(dir: string, port: number): Promise<string> {
+  const f = `${dir}/tinyproxy.conf`;
+  await Deno.writeTextFile(
+    f,
+    [
+      `Port ${port}`,
+      "Listen 127.0.0.1",
+      "Timeout 600",
+      "MaxClients 1024",
+      "LogLevel Critical",
+      "Allow 127.0.0.1",
+      `PidFile "${dir}/tinyproxy.pid"`,
+    ].join("\n") + "\n",
+  );
+  return f;
+}
+
+async function squidConf(dir: string, port: number): Promise<string> {
+  const f = `${dir}/squid.conf`;
+  await Deno.writeTextFile(
+    f,
+    [
+      `http_port 127.0.0.1:${port}`,
+      "http_access allow localhost",
+      "http_access deny all",
+      "cache deny all",
+      "cache_mem 8 MB",
+      "access_log none",
+      `cache_log ${dir}/squid_cache.log`,
+      `pid_filename ${dir}/squid.pid`,
+      `coredump_dir ${dir}`,
+      "shutdown_lifetime 1 seconds",
+      "workers 1",
+    ].join("\n") + "\n",
+  );
+  return f;
+}
+
+/** Streams `size` bytes from a generating origin through our proxy; answers its VmHWM. */
+async function rssFigure(o: Opts, node: string, pin: string | null): Promise<number> {
+  const chunk = new Uint8Array(256 * 1024).fill(0x62);
+  const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    let left = o.rssSize;
+    return new Response(
+      new ReadableStream({
+        pull(c) {
+          if (left === 0) return c.close();
+          const b = left >= chunk.length ? chunk : chunk.subarray(0, left);
+          left -= b.length;
+          c.enqueue(b);
+        },
+      }),
+      { headers: { "content-length": String(o.rssSize) } },
+    );
+  });
+  const port = freePort();
+  const p = spawn("ours (rss)", Deno.execPath(), [
+    "run",
+    "-A",
+    "main_proxy.ts",
+    "-p",
+    String(port),
+    "--node",
+    node,
+    "--name",
+    "cdn.test",
+  ], pin);
+  try {
+    const url = `http://127.0.0.1:${origin.addr.port}/big`;
+    await fetchVia(`http://127.0.0.1:${port}`, `${url}?warm`, p).catch(() => {});
+    const out = await new Deno.Command("curl", {
+      args: [
+        "-s",
+        "-x",
+        `http://127.0.0.1:${port}`,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{size_download}",
+        url,
+      ],
+      stdout: "piped",
+    }).output();
+    const got = Number(new TextDecoder().decode(out.stdout));
+    if (got !== o.rssSize) throw new Error(`RSS run: received ${got} of ${o.rssSize} bytes`);
+    const status = await Deno.readTextFile(`/proc/${p.child.pid}/status`);
+    return Number(/^VmHWM:\s+(\d+) kB/m.exec(status)![1]) * 1024;
+  } finally {
+    await origin.shutdown();
+  }
+}
+
+async function main(): Promise<void> {
+  const o = parseOpts();
+  if (o === null) return;
+  for (const t of ["wrk", "curl"]) {
+    if (!has(t)) throw new Error(`${t} is needed (apt-get install ${t})`);
+  }
+  if (o.pin && !has("taskset")) throw new Error("taskset is needed (util-linux), or pass --no-pin");
+  const dir = await Deno.makeTempDir({ prefix: "bench_proxy_" });
+  const pinProxy = o.pin ? "0" : null;
+  const pinServer = o.pin ? "1" : null;
+  const body = new Uint8Array(o.size).map((_, i) => 97 + (i % 26));
+  const origin = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response(body, { headers: { "cache-control": "max-age=3600" } }),
+  );
+  try {
+    const rport = freePort();
+    const replica = spawn("replica", Deno.execPath(), [
+      "run",
+      "-A",
+      "main_http.ts",
+      "-p",
+      String(rport),
+      "--host",
+      "127.0.0.1",
+      "-o",
+      `http://127.0.0.1:${origin.addr.port}`,
+    ], pinServer);
+    const direct = `http://127.0.0.1:${rport}/obj.bin`;
+    const want = await fetchVia(null, direct, replica);
+    await fetchVia(null, direct, replica); // a hit from now on
+    const proxies: { name: string; url: string; target: string }[] = [];
+    for (const name of o.proxies) {
+      const port = freePort();
+      const url = `http://127.0.0.1:${port}`;
+      if (name === "ours") {
+        const p = spawn(name, Deno.execPath(), [
+          "run",
+          "-A",
+          "main_proxy.ts",
+          "-p",
+          String(port),
+          "--node",
+          `http://127.0.0.1:${rport}`,
+          "--name",
+          "cdn.test",
+        ], pinProxy);
+        const got = await fetchVia(url, "http://cdn.test/obj.bin", p);
+        if (got.join() !== want.join()) throw new Error("our proxy answered other bytes");
+        proxies.push({ name, url, target: "http://cdn.test/obj.bin" });
+        continue;
+      }
+      if (!has(name)) {
+        console.log(`${name}: not installed, skipped (apt-get install ${name})`);
+        continue;
+      }
+      const p = name === "tinyproxy"
+        ? spawn(name, "tinyproxy", ["-d", "-c", await tinyproxyConf(dir, port)], pinProxy)
+        : spawn(name, "squid", ["-N", "-f", await squidConf(dir, port)], pinProxy);
+      const got = await fetchVia(url, direct, p);
+      if (got.join() !== want.join()) throw new Error(`${name} answered other bytes`);
+      proxies.push({ name, url, target: direct });
+    }
+    console.log(
+      `bench:proxy: ${o.size}-byte cache hits of one replica; proxies on core 0, replica and wrk on core 1; ${o.duration} s runs`,
+    );
+    const full = new Map<string, WrkResult>();
+    for (const p of proxies) {
+      const r = await wrk(p.url, p.target, { connections: o.connections, delayMs: 0 }, o);
+      full.set(p.name, r);
+      console.log(
+        `full load  ${p.name.padEnd(10)} ${r.requestsPerSec.toFixed(0).padStart(7)} req/s  p50 ${
+          r.p50Ms.toFixed(2)
+        } ms  p99 ${r.p99Ms.toFixed(2)} ms`,
+      );
+    }
+    const ours = full.get("ours");
+    const tiny = full.get("tinyproxy");
+    if (ours && tiny) {
+      const ratio = ours.requestsPerSec / tiny.requestsPerSec;
+      console.log(
+        `ours / tinyproxy: ${ratio.toFixed(2)}x (goal >= ${GOAL_RATIO}x: ${
+          ratio >= GOAL_RATIO ? "met" : "not met"
+        })`,
+      );
+    }
+    // Half load: connections that each wait 1 ms between requests, as many as give about half
+    // of our proxy's full-load rate (each does at most ~1000 / (1 + latency) requests/s).
+    const half = (ours ?? [...full.values()][0])?.requestsPerSec ?? 1000;
+    const conns = Math.max(1, Math.round(half / 2 / 1000 * 1.2));
+    const load = { connections: conns, delayMs: 1 };
+    const base = await wrk(null, direct, load, o);
+    console.log(
+      `half load (${conns} connections, 1 ms pause): direct ${
+        base.requestsPerSec.toFixed(0)
+      } req/s  p50 ${base.p50Ms.toFixed(3)} ms  p99 ${base.p99Ms.toFixed(3)} ms`,
+    );
+    for (const p of proxies) {
+      const r = await wrk(p.url, p.target, load, o);
+      const a50 = r.p50Ms - base.p50Ms, a99 = r.p99Ms - base.p99Ms;
+      const goal = p.name === "ours"
+        ? ` (goal p99 added < ${GOAL_P99_ADDED_MS} ms: ${
+          a99 < GOAL_P99_ADDED_MS ? "met" : "not met"
+        })`
+        : "";
+      console.log(
+        `half load  ${p.name.padEnd(10)} ${
+          r.requestsPerSec.toFixed(0).padStart(7)
+        } req/s  added p50 ${a50.toFixed(3)} ms  p99 ${a99.toFixed(3)} ms${goal}`,
+      );
+    }
+    if (o.rssSize > 0 && o.proxies.includes("ours")) {
+      const hwm = await rssFigure(o, `http://127.0.0.1:${rport}`, pinProxy);
+      console.log(
+        `rss: ${(o.rssSize / MiB).toFixed(0)} MiB streamed through our proxy: peak RSS (VmHWM) ${
+          (hwm / MiB).toFixed(1)
+        } MiB (goal < 100 MiB: ${hwm < 100 * MiB ? "met" : "not met"})`,
+      );
+    }
+    const load1 = await Deno.readTextFile("/proc/loadavg");
+    console.log(`load average at the end: ${load1.split(" ").slice(0, 3).join(" ")}`);
+  } finally {
+    await stopAll();
+    await origin.shutdown();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await main();
