@@ -153,6 +153,10 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
       deepStrictEqual(files, await (await tfetch(`${node.url}/_cdn/files`)).json());
       const servers = await getPb(node, "/_cdn/servers", "servers") as { id: string }[];
       deepStrictEqual(servers.map((s) => s.id), ["p"]);
+      // Every field the JSON list shows survives Protobuf (a field added to one and not the
+      // other fails here).
+      const json = await (await tfetch(`${node.url}/_cdn/servers`)).json();
+      deepStrictEqual(servers, json);
 
       // The CLI in Protobuf: the same content again is "unchanged" (read from a Protobuf record).
       await Deno.writeFile(`${dir}/ok.bin`, body);

@@ -310,14 +310,19 @@ Deno.test("wire messages: every kind decodes back to its JSON record", () => {
   };
   const tomb = { ...entry, deleted: true, sha256: "", size: 0, contentType: "", meta: {} };
   const server = { id: "n1", url: "http://127.0.0.1:8080", version: v, removed: false, key: "" };
+  const priced = { ...server, id: "n2", provider: "aws" };
   const records: [MessageKind, unknown][] = [
-    ["heartbeat", { from: { id: "a", url: "http://127.0.0.1:1" }, servers: [server], digest: "d" }],
+    [
+      "heartbeat",
+      { from: { id: "a", url: "http://127.0.0.1:1" }, servers: [server, priced], digest: "d" },
+    ],
     ["manifest", { node: "a", digest: "f".repeat(64), entries: [entry, tomb] }],
     ["files", [entry]],
     ["file", { ...entry, path: "/x/y.bin" }],
     ["servers", [{
       id: "n1",
       url: "http://127.0.0.1:8080",
+      provider: "",
       self: true,
       alive: true,
       lastSeenMs: null,
@@ -327,6 +332,7 @@ Deno.test("wire messages: every kind decodes back to its JSON record", () => {
     }, {
       id: "n2",
       url: "http://127.0.0.1:8081",
+      provider: "gcp",
       self: false,
       alive: false,
       lastSeenMs: 1500,

@@ -69,23 +69,27 @@ function serverToPb(s: Rec) {
     version: versionToPb(s.version),
     removed: s.removed === true,
     key: str(s.key),
+    provider: str(s.provider),
   };
 }
 
 function serverFromPb(s: ServerEntry): Rec {
-  return {
+  const out: Rec = {
     id: s.id,
     url: s.url,
     version: versionFromPb(s.version),
     removed: s.removed,
     key: s.key,
   };
+  if (s.provider !== "") out.provider = s.provider;
+  return out;
 }
 
 function viewToPb(v: Rec) {
   return {
     id: str(v.id),
     url: str(v.url),
+    provider: str(v.provider),
     self: v.self === true,
     alive: v.alive === true,
     lastSeenMs: typeof v.lastSeenMs === "number" ? u64(v.lastSeenMs) : undefined,
@@ -99,6 +103,7 @@ function viewFromPb(v: ServerView): Rec {
   return {
     id: v.id,
     url: v.url,
+    provider: v.provider,
     self: v.self,
     alive: v.alive,
     lastSeenMs: v.lastSeenMs === undefined ? null : num(v.lastSeenMs),

@@ -17,7 +17,7 @@ import type { Message } from "@bufbuild/protobuf";
  */
 export const file_fleet: GenFile = /*@__PURE__*/
   fileDesc(
-    "CgtmbGVldC5wcm90bxILbmVhcmNhc3QudjEihwIKDU1hbmlmZXN0RW50cnkSDAoEbmFtZRgBIAEoCRIlCgd2ZXJzaW9uGAIgASgLMhQubmVhcmNhc3QudjEuVmVyc2lvbhIPCgdkZWxldGVkGAMgASgIEg4KBnNoYTI1NhgEIAEoDBIMCgRzaXplGAUgASgEEhQKDGNvbnRlbnRfdHlwZRgGIAEoCRINCgVtdGltZRgHIAEoBBIyCgRtZXRhGAggAygLMiQubmVhcmNhc3QudjEuTWFuaWZlc3RFbnRyeS5NZXRhRW50cnkSDAoEcGF0aBgJIAEoCRorCglNZXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJVCghNYW5pZmVzdBIMCgRub2RlGAEgASgJEg4KBmRpZ2VzdBgCIAEoCRIrCgdlbnRyaWVzGAMgAygLMhoubmVhcmNhc3QudjEuTWFuaWZlc3RFbnRyeSJrCgtTZXJ2ZXJFbnRyeRIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSJQoHdmVyc2lvbhgDIAEoCzIULm5lYXJjYXN0LnYxLlZlcnNpb24SDwoHcmVtb3ZlZBgEIAEoCBILCgNrZXkYBSABKAkiIgoHTm9kZVJlZhIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkiagoJSGVhcnRiZWF0EiIKBGZyb20YASABKAsyFC5uZWFyY2FzdC52MS5Ob2RlUmVmEikKB3NlcnZlcnMYAiADKAsyGC5uZWFyY2FzdC52MS5TZXJ2ZXJFbnRyeRIOCgZkaWdlc3QYAyABKAkiuAEKClNlcnZlclZpZXcSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEgwKBHNlbGYYAyABKAgSDQoFYWxpdmUYBCABKAgSGQoMbGFzdF9zZWVuX21zGAUgASgESACIAQESDwoHcmVtb3ZlZBgGIAEoCBIQCghhZG1pdHRlZBgHIAEoCBIlCgd2ZXJzaW9uGAggASgLMhQubmVhcmNhc3QudjEuVmVyc2lvbkIPCg1fbGFzdF9zZWVuX21zIjYKClNlcnZlckxpc3QSKAoHc2VydmVycxgBIAMoCzIXLm5lYXJjYXN0LnYxLlNlcnZlclZpZXdiBnByb3RvMw",
+    "CgtmbGVldC5wcm90bxILbmVhcmNhc3QudjEihwIKDU1hbmlmZXN0RW50cnkSDAoEbmFtZRgBIAEoCRIlCgd2ZXJzaW9uGAIgASgLMhQubmVhcmNhc3QudjEuVmVyc2lvbhIPCgdkZWxldGVkGAMgASgIEg4KBnNoYTI1NhgEIAEoDBIMCgRzaXplGAUgASgEEhQKDGNvbnRlbnRfdHlwZRgGIAEoCRINCgVtdGltZRgHIAEoBBIyCgRtZXRhGAggAygLMiQubmVhcmNhc3QudjEuTWFuaWZlc3RFbnRyeS5NZXRhRW50cnkSDAoEcGF0aBgJIAEoCRorCglNZXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJVCghNYW5pZmVzdBIMCgRub2RlGAEgASgJEg4KBmRpZ2VzdBgCIAEoCRIrCgdlbnRyaWVzGAMgAygLMhoubmVhcmNhc3QudjEuTWFuaWZlc3RFbnRyeSJ9CgtTZXJ2ZXJFbnRyeRIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkSJQoHdmVyc2lvbhgDIAEoCzIULm5lYXJjYXN0LnYxLlZlcnNpb24SDwoHcmVtb3ZlZBgEIAEoCBILCgNrZXkYBSABKAkSEAoIcHJvdmlkZXIYBiABKAkiIgoHTm9kZVJlZhIKCgJpZBgBIAEoCRILCgN1cmwYAiABKAkiagoJSGVhcnRiZWF0EiIKBGZyb20YASABKAsyFC5uZWFyY2FzdC52MS5Ob2RlUmVmEikKB3NlcnZlcnMYAiADKAsyGC5uZWFyY2FzdC52MS5TZXJ2ZXJFbnRyeRIOCgZkaWdlc3QYAyABKAkiygEKClNlcnZlclZpZXcSCgoCaWQYASABKAkSCwoDdXJsGAIgASgJEgwKBHNlbGYYAyABKAgSDQoFYWxpdmUYBCABKAgSGQoMbGFzdF9zZWVuX21zGAUgASgESACIAQESDwoHcmVtb3ZlZBgGIAEoCBIQCghhZG1pdHRlZBgHIAEoCBIlCgd2ZXJzaW9uGAggASgLMhQubmVhcmNhc3QudjEuVmVyc2lvbhIQCghwcm92aWRlchgJIAEoCUIPCg1fbGFzdF9zZWVuX21zIjYKClNlcnZlckxpc3QSKAoHc2VydmVycxgBIAMoCzIXLm5lYXJjYXN0LnYxLlNlcnZlclZpZXdiBnByb3RvMw",
     [file_object],
   );
 
@@ -145,6 +145,13 @@ export type ServerEntry = Message<"nearcast.v1.ServerEntry"> & {
    * @generated from field: string key = 5;
    */
   key: string;
+
+  /**
+   * The node's cloud provider (`--provider`); empty when unknown.
+   *
+   * @generated from field: string provider = 6;
+   */
+  provider: string;
 };
 
 /**
@@ -254,6 +261,11 @@ export type ServerView = Message<"nearcast.v1.ServerView"> & {
    * @generated from field: nearcast.v1.Version version = 8;
    */
   version?: Version | undefined;
+
+  /**
+   * @generated from field: string provider = 9;
+   */
+  provider: string;
 };
 
 /**
