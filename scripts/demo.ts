@@ -31,6 +31,8 @@ export interface DemoOptions {
   originPort: number;
   /** The pricing service's port. */
   pricePort: number;
+  /** The routing proxy's port. */
+  proxyPort: number;
   /** Parent of the replicas' `--data` directories. */
   dataDir: string;
 }
@@ -44,6 +46,15 @@ export const REPLICAS = [
   { id: "lon", ip: "127.0.0.12", city: "London", lat: 51.51, lon: -0.13, provider: "beta" },
   { id: "tok", ip: "127.0.0.13", city: "Tokyo", lat: 35.68, lon: 139.69, provider: "gamma" },
 ] as const;
+
+/**
+ * The proxy's latency bound: on loopback every server answers within it even on a loaded
+ * machine (a cold miss included), so the demo's proxy choice follows the prices.
+ */
+const PROXY_MAX_EXTRA_MS = 500;
+
+/** The CDN's name (the DNS zone, and the host the proxy routes). */
+const ZONE = "cdn.test";
 
 /** The admin token of the demo's replicas (uploads, deletes, purges). */
 export const DEMO_TOKEN = "demo-token";
@@ -117,7 +128,7 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
         "-p",
         String(o.dnsPort),
         "-n",
-        "cdn.test",
+        ZONE,
         "--host",
         "127.0.0.1",
         "--config",
@@ -136,6 +147,27 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
       ready: /dns: control API on/,
     },
     ...replicas,
+    {
+      name: "proxy",
+      args: [
+        "run",
+        "-A",
+        `${root}main_proxy.ts`,
+        "-p",
+        String(o.proxyPort),
+        "--mode",
+        "balanced",
+        "--max-extra-ms",
+        String(PROXY_MAX_EXTRA_MS),
+        "--node",
+        `http://${REPLICAS[0].ip}:${o.httpPort}`,
+        "--price",
+        `http://127.0.0.1:${o.pricePort}`,
+        "--name",
+        ZONE,
+      ],
+      ready: /proxy: listening on/,
+    },
   ];
 }
 
@@ -198,19 +230,34 @@ Ctrl-C stops everything.
 `;
 }
 
-/** The pricing part of {@link tryThis}: prices, and changing one. */
+/** The pricing and proxy part of {@link tryThis}: prices, the proxy's choice, and a flip. */
 function pricesText(o: DemoOptions): string {
   const price = `http://127.0.0.1:${o.pricePort}`;
+  const proxy = `http://127.0.0.1:${o.proxyPort}`;
   const patch = `curl -s -X PATCH -H 'Authorization: Bearer ${DEMO_TOKEN}' ` +
     `-H 'Content-Type: application/json'`;
+  const via =
+    `curl -si -x ${proxy} http://${ZONE}/index.html -o /dev/null -D - | grep -i '^x-nearcast'`;
   const who = REPLICAS.map((r) => `${r.id} on ${r.provider}`).join(", ");
   return `Prices: the pricing service holds each provider's cost; each replica names its provider
 (${who}); cost per GiB = egressPerGiB + serverPerHour / 100.
 
   curl -s ${price}/providers                                       # every provider's record and version
-  curl -s ${price}/providers/gamma                                 # one record (ETag: its version)
+  curl -s http://${
+    REPLICAS[0].ip
+  }:${o.httpPort}/_cdn/servers                  # every server's id, URL and provider
   curl -s 'http://127.0.0.1:${o.controlPort}/explain?client=127.0.0.1'      # each replica's costPerGiB
-  ${patch} -d '{"egressPerGiB":0.2}' ${price}/providers/gamma   # change a price
+
+The routing proxy (${proxy}, --mode balanced --max-extra-ms ${PROXY_MAX_EXTRA_MS}: the cheapest server
+within ${PROXY_MAX_EXTRA_MS} ms of the fastest; on loopback they all are, so price decides) picks a server
+per request and says which and why:
+
+  ${via}   # server tok (gamma, the cheapest)
+  wget -qSO /dev/null -e use_proxy=yes -e http_proxy=${proxy} http://${ZONE}/index.html 2>&1 | grep -i x-nearcast   # server tok
+  curl -s ${proxy}/_proxy/explain                                  # every server's score
+  ${patch} -d '{"egressPerGiB":0.2}' ${price}/providers/gamma   # tok becomes the dearest ...
+  ${via}   # server lon (beta, now the cheapest), within a second
+  ${patch} -d '{"egressPerGiB":0.01}' ${price}/providers/gamma  # back: server tok again
   curl -s '${price}/prices?since=VERSION&wait=25'                   # long poll: returns on the next change
 `;
 }
@@ -440,6 +487,7 @@ const DEMO_FLAGS = {
   },
   "origin-port": { type: "string", arg: "PORT", help: "Demo origin port. Default 8000." },
   "price-port": { type: "string", arg: "PORT", help: "Pricing service port. Default 7000." },
+  "proxy-port": { type: "string", arg: "PORT", help: "Routing proxy port. Default 3128." },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
 
@@ -449,7 +497,7 @@ async function main(): Promise<void> {
     console.log(usage(
       [
         "Usage: deno task demo [--dns-port PORT] [--control-port PORT] [--http-port PORT] [--origin-port PORT]",
-        "                      [--price-port PORT]",
+        "                      [--price-port PORT] [--proxy-port PORT]",
         "",
         "Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin",
         "on 127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers",
@@ -457,7 +505,8 @@ async function main(): Promise<void> {
         "own data directory, removed at exit) registering with the DNS server on 127.0.0.1 (UDP and",
         "TCP, control API on --control-port), which steers cdn.test to the live ones. A process that",
         "dies is reported with the command that restarts it; the others keep running. The pricing",
-        "service (127.0.0.1, --price-port) holds the cost of each replica's provider.",
+        "service (127.0.0.1, --price-port) holds the cost of each replica's provider; the routing",
+        "proxy (127.0.0.1, --proxy-port, mode balanced) picks a replica per request by latency and price.",
       ],
       DEMO_FLAGS,
       ["Exit codes: 0 stopped by Ctrl-C/SIGTERM, 1 a process did not start, 2 bad flag."],
@@ -475,6 +524,7 @@ async function main(): Promise<void> {
     httpPort: port("http-port", 8080),
     originPort: port("origin-port", 8000),
     pricePort: port("price-port", 7000),
+    proxyPort: port("proxy-port", 3128),
   };
   const dataDir = await Deno.makeTempDir({ prefix: "nearcast-demo-" });
   let code = 1;

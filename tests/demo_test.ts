@@ -1,7 +1,9 @@
 /**
  * `deno task demo`: starts the real processes, the dig commands it prints work and give the
  * answers it promises, the pricing service holds each replica's provider and its printed PATCH
- * line changes a price the DNS server's explanation then shows, its failover step (kill -9 of a replica) leaves the demo and the other
+ * line changes a price the DNS server's explanation then shows, the printed curl and wget lines
+ * through the routing proxy are answered by the server they name (X-Nearcast-Server) and flip
+ * with the price, its failover step (kill -9 of a replica) leaves the demo and the other
  * processes running while DNS stops answering the dead one, its restart command brings the
  * replica back, and SIGTERM stops everything.
  */
@@ -71,6 +73,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
   const originPort = freeHttpPort();
   const controlPort = freePort();
   const pricePort = freeHttpPort();
+  const proxyPort = freeHttpPort();
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -86,21 +89,26 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       String(controlPort),
       "--price-port",
       String(pricePort),
+      "--proxy-port",
+      String(proxyPort),
     ],
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
   }).spawn();
   let out = "";
+  /** Standard output alone: its lines are whole (stderr chunks may land mid-line in `out`). */
+  let stdout = "";
   let up: () => void = () => {};
   const isUp = new Promise<void>((r) => (up = r));
-  const pump = async (s: ReadableStream<Uint8Array>) => {
+  const pump = async (s: ReadableStream<Uint8Array>, isStdout: boolean) => {
     for await (const t of s.pipeThrough(new TextDecoderStream())) {
       out += t;
+      if (isStdout) stdout += t;
       if (out.includes("Ctrl-C stops everything")) up();
     }
   };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const pumps = Promise.all([pump(child.stdout, true), pump(child.stderr, false)]);
   try {
     await within(Promise.race([isUp, child.status]), READY_MS, "demo start");
     assert.match(out, /Ctrl-C stops everything/, out);
@@ -185,9 +193,43 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       );
     };
     assert.deepEqual(await costs(), { nyc: 0.095, lon: 0.054, tok: 0.012 });
-    const patch = out.split("\n").find((l) => l.includes("curl -s -X PATCH"))!;
-    const sh = await new Deno.Command("sh", { args: ["-c", patch], stdout: "piped" }).output();
-    assert.equal(sh.code, 0, patch);
+    const servers = await (await fetch(`http://127.0.0.11:${httpPort}/_cdn/servers`)).json();
+    assert.deepEqual(
+      servers.map((s: { id: string; provider: string }) => `${s.id} ${s.provider}`).sort(),
+      ["lon beta", "nyc alpha", "tok gamma"],
+    );
+    // The proxy lines, in the order printed: each curl/wget through the proxy is answered by the
+    // server its comment names (X-Nearcast-Server), and the PATCH lines flip the choice.
+    const printed = stdout.split("\n").map((l) => l.trim());
+    const flow = printed.filter((l) =>
+      l.includes(`-x http://127.0.0.1:${proxyPort} `) || l.includes("http_proxy=") ||
+      l.includes("-X PATCH")
+    );
+    let routed = 0;
+    for (const line of flow) {
+      const sh = () => new Deno.Command("sh", { args: ["-c", line], stdout: "piped" }).output();
+      if (line.includes("-X PATCH")) {
+        assert.equal((await sh()).code, 0, line);
+        continue;
+      }
+      const want = /# server (\w+)/.exec(line)?.[1];
+      if (want === undefined) continue;
+      const got = await poll(async () => {
+        const text = new TextDecoder().decode((await sh()).stdout);
+        const id = /x-nearcast-server: (\S+)/i.exec(text)?.[1];
+        return id === want ? text : null;
+      });
+      assert.ok(got, `${line}: not answered by ${want}`);
+      assert.match(got, /x-nearcast-reason: .+/i, line);
+      routed++;
+    }
+    assert.equal(routed, 3, flow.join("\n"));
+    const explainLine = printed.find((l) => l.includes("/_proxy/explain"))!;
+    const ex = await new Deno.Command("sh", { args: ["-c", explainLine], stdout: "piped" })
+      .output();
+    assert.match(new TextDecoder().decode(ex.stdout), /tok/, explainLine);
+    const patch = printed.find((l) => l.includes('"egressPerGiB":0.2'))!;
+    assert.equal((await new Deno.Command("sh", { args: ["-c", patch] }).output()).code, 0);
     assert.equal(
       await poll(async () => (await costs()).tok === 0.202 ? true : null),
       true,
@@ -254,7 +296,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
     assert.equal(status.code, 0, out);
     // Nothing outlives the demo: every port it used is free again.
     const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
-    ports.push(["127.0.0.1", pricePort]);
+    ports.push(["127.0.0.1", pricePort], ["127.0.0.1", proxyPort]);
     for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
     for (const [hostname, p] of ports) {
       await assert.rejects(
@@ -274,9 +316,11 @@ Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closi
   const originPort = freeHttpPort();
   const controlPort = freePort();
   const pricePort = freeHttpPort();
+  const proxyPort = freeHttpPort();
   const demo = [Deno.execPath(), "run", "-A", DEMO, "--dns-port", String(port)]
     .concat(["--http-port", String(httpPort), "--origin-port", String(originPort)])
-    .concat(["--control-port", String(controlPort), "--price-port", String(pricePort)]).join(" ");
+    .concat(["--control-port", String(controlPort), "--price-port", String(pricePort)])
+    .concat(["--proxy-port", String(proxyPort)]).join(" ");
   // script(1) runs the demo on a pseudo-terminal: its stdin is a terminal, and killing script
   // closes that terminal (SIGHUP to the demo and its children).
   const term = new Deno.Command("script", {
@@ -321,7 +365,7 @@ Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closi
   }
   // The terminal is gone: the demo stops every process it started, the restarted one too.
   const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
-  ports.push(["127.0.0.1", pricePort]);
+  ports.push(["127.0.0.1", pricePort], ["127.0.0.1", proxyPort]);
   for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
   for (const [hostname, p] of ports) {
     const closed = await poll(() =>
