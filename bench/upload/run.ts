@@ -7,8 +7,11 @@
  * - peak RSS (`VmHWM`) of the upload client (`main_upload.ts`, a subprocess) and of each node
  *   for one 1 GiB upload.
  *
- * `deno run -A bench/upload/run.ts [--big 1GiB] [--runs 5] [--skip-big]` (see --help). Writes a
- * table to stdout and JSON to bench/.out/upload.json.
+ * Each part runs once per `--wire` encoding (default both, JSON then Protobuf), on fresh nodes
+ * started with that `--wire` and a client uploading in it: the table's `wire` column.
+ *
+ * `deno run -A bench/upload/run.ts [--big 1GiB] [--runs 5] [--skip-big] [--wire json,protobuf]`
+ * (see --help). Writes a table to stdout and JSON to bench/.out/upload.json.
  *
  * @module
  */
@@ -16,6 +19,7 @@
 import { parseArgs } from "node:util";
 import { uploadFile } from "../../lib/upload/client.ts";
 import { parseSize } from "../../lib/http/units.ts";
+import { parseWire, type WireEncoding } from "../../lib/wire/encoding.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TOKEN = "bench-token";
@@ -39,6 +43,10 @@ const FLAGS = {
     help: "V8 flags for the memory run's processes, e.g. --max-old-space-size=32.",
   },
   "skip-big": { type: "boolean", help: "Skip the memory run." },
+  wire: {
+    type: "string",
+    help: "Encodings to run, comma-separated (nodes and client). Default json,protobuf.",
+  },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
 
@@ -46,6 +54,8 @@ const FLAGS = {
 let nodeChunk = 1024 * 1024;
 /** `--v8-flags=...` for the client and nodes of the memory run, if `--v8` was given. */
 let v8Args: string[] = [];
+/** `--wire` of the nodes being started. */
+let nodeWire: WireEncoding = "json";
 
 interface Node {
   id: string;
@@ -76,6 +86,8 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
     "8GiB",
     "--chunk-bytes",
     String(nodeChunk),
+    "--wire",
+    nodeWire,
   ];
   if (join !== null) args.push("--join", join);
   const child = new Deno.Command(Deno.execPath(), {
@@ -199,61 +211,67 @@ async function main() {
   const runs = Number(values.runs ?? "9");
   const bigSize = parseSize(values.big ?? "1GiB");
   const bigChunk = parseSize(values["big-chunk"] ?? "1MiB");
+  const wires = (values.wire ?? "json,protobuf").split(",").map(parseWire);
   const dir = await Deno.makeTempDir({ prefix: "nearcast-bench-upload-" });
   const nodes: Node[] = [];
   const results: Record<string, unknown> = { cores: navigator.hardwareConcurrency };
   try {
-    nodes.push(...await cluster(`${dir}/small`));
     const rows: string[] = [
-      "| size | runs | upload time (median) | upload throughput | propagation to all 3 (median) | (min..max) |",
-      "| --- | --- | --- | --- | --- | --- |",
+      "| wire | size | runs | upload time (median) | upload throughput | propagation to all 3 (median) | (min..max) |",
+      "| --- | --- | --- | --- | --- | --- | --- |",
     ];
     const sizes: [string, number, number][] = [
       ["1 KiB", 1024, runs],
       ["1 MiB", 1024 * 1024, runs],
       ["100 MiB", 100 * 1024 * 1024, Math.max(1, Math.floor(runs / 3))],
     ];
-    for (const [label, size, n] of runs > 0 ? sizes : []) {
-      const uploadMs: number[] = [];
-      const propMs: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const file = `${dir}/f-${size}-${i}.bin`;
-        await writeRandomFile(file, size);
-        const t0 = performance.now();
-        const r = await uploadFile({
-          file,
-          to: nodes[i % 3].url,
-          token: TOKEN,
-          name: `b/${size}-${i}`,
-        });
-        const t1 = performance.now();
-        await until(() => hasEverywhere(nodes, `b/${size}-${i}`, r.sha256));
-        const t2 = performance.now();
-        uploadMs.push(t1 - t0);
-        propMs.push(t2 - t0);
-        await Deno.remove(file);
+    for (const wire of runs > 0 ? wires : []) {
+      nodeWire = wire;
+      nodes.push(...await cluster(`${dir}/small-${wire}`));
+      for (const [label, size, n] of sizes) {
+        const uploadMs: number[] = [];
+        const propMs: number[] = [];
+        for (let i = 0; i < n; i++) {
+          const file = `${dir}/f-${size}-${i}.bin`;
+          await writeRandomFile(file, size);
+          const t0 = performance.now();
+          const r = await uploadFile({
+            file,
+            to: nodes[i % 3].url,
+            token: TOKEN,
+            name: `b/${size}-${i}`,
+            wire,
+          });
+          const t1 = performance.now();
+          await until(() => hasEverywhere(nodes, `b/${size}-${i}`, r.sha256));
+          const t2 = performance.now();
+          uploadMs.push(t1 - t0);
+          propMs.push(t2 - t0);
+          await Deno.remove(file);
+        }
+        const up = median(uploadMs);
+        results[`${wire} ${label}`] = { runs: n, uploadMs, propagationMs: propMs };
+        rows.push(
+          `| ${wire} | ${label} | ${n} | ${up.toFixed(1)} ms | ${
+            (size / 1048576 / (up / 1000)).toFixed(1)
+          } MiB/s | ` +
+            `${median(propMs).toFixed(1)} ms | ${Math.min(...propMs).toFixed(1)}..${
+              Math.max(...propMs).toFixed(1)
+            } ms |`,
+        );
+        console.error(`upload bench: ${wire} ${label} done`);
       }
-      const up = median(uploadMs);
-      results[label] = { runs: n, uploadMs, propagationMs: propMs };
-      rows.push(
-        `| ${label} | ${n} | ${up.toFixed(1)} ms | ${
-          (size / 1048576 / (up / 1000)).toFixed(1)
-        } MiB/s | ` +
-          `${median(propMs).toFixed(1)} ms | ${Math.min(...propMs).toFixed(1)}..${
-            Math.max(...propMs).toFixed(1)
-          } ms |`,
-      );
-      console.error(`upload bench: ${label} done`);
+      await stopNodes(nodes.splice(0));
+      await Deno.remove(`${dir}/small-${wire}`, { recursive: true });
     }
     if (runs > 0) console.log(rows.join("\n"));
 
-    if (!values["skip-big"]) {
+    for (const wire of values["skip-big"] ? [] : wires) {
       // Fresh nodes, so their peak RSS is this upload's; they push in the same chunk size.
       nodeChunk = bigChunk;
+      nodeWire = wire;
       if (values.v8 !== undefined) v8Args = [`--v8-flags=${values.v8}`];
-      await stopNodes(nodes.splice(0));
-      await Deno.remove(`${dir}/small`, { recursive: true });
-      nodes.push(...await cluster(`${dir}/big`));
+      nodes.push(...await cluster(`${dir}/big-${wire}`));
       const file = `${dir}/big.bin`;
       await writeRandomFile(file, bigSize);
       const before = nodes.map((n) => peakRss(n.pid) ?? 0);
@@ -274,6 +292,8 @@ async function main() {
           "big.bin",
           "--chunk-bytes",
           String(bigChunk),
+          "--wire",
+          wire,
         ],
         stdout: "piped",
         stderr: "piped",
@@ -290,7 +310,7 @@ async function main() {
       await until(() => hasEverywhere(nodes, "big.bin", sha));
       const t2 = performance.now();
       const nodePeaks = nodes.map((n) => peakRss(n.pid) ?? 0);
-      results.big = {
+      results[`${wire} big`] = {
         size: bigSize,
         chunk: bigChunk,
         uploadMs: t1 - t0,
@@ -300,7 +320,7 @@ async function main() {
         nodePeakRss: nodePeaks,
       };
       console.log(
-        `\n${mib(bigSize)} MiB upload: client ${((t1 - t0) / 1000).toFixed(1)} s ` +
+        `\n${wire}: ${mib(bigSize)} MiB upload: client ${((t1 - t0) / 1000).toFixed(1)} s ` +
           `(${
             (bigSize / 1048576 / ((t1 - t0) / 1000)).toFixed(1)
           } MiB/s, process start included), ` +
@@ -308,6 +328,9 @@ async function main() {
           `peak RSS: client ${mib(clientPeak)} MiB; nodes ${nodePeaks.map(mib).join(", ")} MiB ` +
           `(receiving node first; before the upload: ${before.map(mib).join(", ")} MiB)`,
       );
+      await stopNodes(nodes.splice(0));
+      await Deno.remove(`${dir}/big-${wire}`, { recursive: true });
+      await Deno.remove(file);
     }
     await Deno.mkdir(`${ROOT}bench/.out`, { recursive: true });
     await Deno.writeTextFile(`${ROOT}bench/.out/upload.json`, JSON.stringify(results, null, 2));
