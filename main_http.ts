@@ -1,13 +1,15 @@
 /**
  * The caching HTTP replica: `deno task http -p PORT -o ORIGIN [--host ADDR] [...]`.
  * Flags, defaults and exit codes: `lib/http/config.ts` (`--help`); start-up and shutdown:
- * `lib/http/start.ts`.
+ * `lib/http/start.ts`. With `--heap compact` (the default) the process first re-executes itself
+ * in place with the V8 flags of {@link REPLICA_HEAP_FLAGS} (`lib/common/v8_heap.ts`), so the
+ * replica's modules are loaded only after that.
  *
  * @module
  */
 import { runMain } from "./lib/common/cli.ts";
-import { httpUsage, parseHttpConfig } from "./lib/http/config.ts";
-import { startReplicaProcess } from "./lib/http/start.ts";
+import { applyV8Flags } from "./lib/common/v8_heap.ts";
+import { httpUsage, parseHttpConfig, REPLICA_HEAP_FLAGS } from "./lib/http/config.ts";
 
 async function main(): Promise<void> {
   const config = parseHttpConfig(Deno.args, Deno.env.toObject());
@@ -15,6 +17,11 @@ async function main(): Promise<void> {
     console.log(httpUsage());
     return;
   }
+  if (config.heap === "compact") {
+    const heap = applyV8Flags(REPLICA_HEAP_FLAGS);
+    if (!heap.applied) console.log(`http: --heap compact not applied: ${heap.reason}`);
+  }
+  const { startReplicaProcess } = await import("./lib/http/start.ts");
   const replica = await startReplicaProcess(config, (line) => console.log(line));
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, async () => {

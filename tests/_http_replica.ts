@@ -26,10 +26,17 @@ export interface ReplicaProc {
   kill9(): Promise<void>;
 }
 
+/** How to run deno: its flags before the script (default `-A`) and added environment. */
+export interface SpawnOptions {
+  denoFlags?: string[];
+  env?: Record<string, string>;
+}
+
 /** Starts a replica with `args` (after `-p 0 --host 127.0.0.1`). */
-export async function startReplica(args: string[]): Promise<ReplicaProc> {
+export async function startReplica(args: string[], opts: SpawnOptions = {}): Promise<ReplicaProc> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "-p", "0", "--host", "127.0.0.1", ...args],
+    args: ["run", ...opts.denoFlags ?? ["-A"], MAIN, "-p", "0", "--host", "127.0.0.1", ...args],
+    env: opts.env,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

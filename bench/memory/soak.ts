@@ -36,6 +36,7 @@ const FLAGS = {
     type: "string",
     help: "Share of requests for large objects (half of them ranges). Default 0.005.",
   },
+  heap: { type: "string", help: "Replica --heap: compact (its default) or v8 (V8's defaults)." },
   v8: { type: "string", help: "V8 flags for the replica, e.g. --max-semi-space-size=1." },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
@@ -106,7 +107,13 @@ function startOrigin(largeBytes: number) {
   };
 }
 
-async function startReplica(origin: string, cacheBytes: string, dir: string, v8: string[]) {
+async function startReplica(
+  origin: string,
+  cacheBytes: string,
+  dir: string,
+  v8: string[],
+  heap: string,
+) {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -125,6 +132,8 @@ async function startReplica(origin: string, cacheBytes: string, dir: string, v8:
       dir,
       "--cache-bytes",
       cacheBytes,
+      "--heap",
+      heap,
     ],
     cwd: ROOT,
     stdout: "piped",
@@ -195,7 +204,7 @@ async function main() {
   const origin = startOrigin(largeBytes);
   const dir = await Deno.makeTempDir({ prefix: "nearcast_soak_" });
   const v8 = values.v8 === undefined ? [] : [`--v8-flags=${values.v8}`];
-  const replica = await startReplica(origin.url, cacheBytes, dir, v8);
+  const replica = await startReplica(origin.url, cacheBytes, dir, v8, values.heap ?? "compact");
   try {
     await new Promise((r) => setTimeout(r, 1000));
     const idle = memory(replica.pid)!.rss;

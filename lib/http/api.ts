@@ -8,6 +8,7 @@
  */
 
 import { checkBearer } from "../common/auth.ts";
+import { memoryGauges } from "../common/process_metrics.ts";
 import { allowOf, type Route } from "../common/routes.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { HttpCache } from "./cache.ts";
@@ -112,6 +113,7 @@ export function createApi(
         value: cache.usedBytes,
       },
       nearcast_http_cache_budget_bytes: { help: "Cache byte budget.", value: cache.budget },
+      ...memoryGauges(),
     }) + (o.moreMetrics?.() ?? "");
     return new Response(text, {
       headers: {

@@ -22,6 +22,15 @@ import { DEFAULT_WIRE, WIRE_ENCODINGS, type WireEncoding } from "../wire/encodin
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 /** Default upload limit: larger than any single asset a CDN should serve, small enough to bound disk use per request. */
 export const DEFAULT_MAX_UPLOAD_BYTES = 4 * 1024 * 1024 * 1024;
+/**
+ * V8 flags of `--heap compact`: a 1 MiB young generation (V8's default lets it grow to 16 MiB
+ * per semi-space, held through the whole run) and `--optimize-for-size`, which among others makes
+ * V8 grow its old generation by smaller steps past what is live. No hard heap limit: a replica
+ * holding more live data than expected collects more often instead of stopping. Measured by
+ * `deno task bench:memory` (docs/benchmarks.md).
+ */
+export const REPLICA_HEAP_FLAGS = ["--max-semi-space-size=1", "--optimize-for-size"];
+
 /** Default listening port. */
 export const DEFAULT_PORT = 8080;
 
@@ -115,6 +124,14 @@ export const HTTP_FLAGS = {
     help: "Bearer token for /_cdn/purge (or env NEARCAST_ADMIN_TOKEN). Purge is off without one.",
   },
   index: { type: "string", arg: "KIND", help: "Cache index implementation: wasm (default) or ts." },
+  heap: {
+    type: "string",
+    arg: "MODE",
+    help:
+      "V8 heap sizing: compact (default: 1 MiB young generation, --optimize-for-size, applied\n" +
+      "by re-executing the process in place; keeps memory near the cache budget) or v8 (V8's\n" +
+      "defaults). --v8-flags given to deno still win.",
+  },
   servers: {
     type: "string",
     arg: "FILE",
@@ -214,6 +231,8 @@ export interface HttpConfig {
   dataDir: string | null;
   adminToken: string | null;
   index: "wasm" | "ts";
+  /** `--heap`: V8 heap sizing (see {@link REPLICA_HEAP_FLAGS}). */
+  heap: "compact" | "v8";
   serversFile: string | null;
   join: string | null;
   advertise: string | null;
@@ -292,6 +311,7 @@ export function parseHttpConfig(
     dataDir,
     adminToken: token === "" ? null : token,
     index: f.oneOf("index", ["wasm", "ts"] as const, "wasm"),
+    heap: f.oneOf("heap", ["compact", "v8"] as const, "compact"),
     serversFile,
     join,
     advertise,

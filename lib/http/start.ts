@@ -205,7 +205,9 @@ export async function startReplicaProcess(
   const shown = c.host.includes(":") ? `[${c.host}]` : c.host;
   log(
     `http: listening on ${scheme}://${shown}:${port}/ (id ${id}, origin ${c.origin}, index ${c.index}, ` +
-      `cache ${c.cacheBytes} bytes${c.dataDir === null ? "" : `, data ${c.dataDir}`})`,
+      `heap ${c.heap}, cache ${c.cacheBytes} bytes${
+        c.dataDir === null ? "" : `, data ${c.dataDir}`
+      })`,
   );
   if (node !== null) {
     const self = c.advertise ?? `${scheme}://${c.host === "0.0.0.0" ? "127.0.0.1" : shown}:${port}`;
