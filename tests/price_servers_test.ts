@@ -6,6 +6,8 @@
 import { equal } from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { ReplicationDb } from "../lib/replication/db.ts";
+import { PROTOBUF_TYPE } from "../lib/wire/encoding.ts";
+import { decodeMessage } from "../lib/wire/messages.ts";
 import {
   startNode,
   stopAll,
@@ -34,46 +36,74 @@ function deadAnnounce(): string {
   return `127.0.0.1:${port}`;
 }
 
-Deno.test("server list: every node shows each server's id, URL and provider", async () => {
-  await withTempDir(async (dir) => {
-    const nodes: TestNode[] = [];
-    const announce = deadAnnounce();
-    try {
-      const a = await startNode("a", `${dir}/a`, ["--announce", announce, "--provider", "aws"]);
-      nodes.push(a);
-      const b = await startNode("b", `${dir}/b`, [
-        "--join",
-        a.url,
-        "--announce",
-        announce,
-        "--provider",
-        "gcp",
-      ]);
-      nodes.push(b);
-      const c = await startNode("c", `${dir}/c`, ["--join", a.url]);
-      nodes.push(c);
-      const want: Record<string, [string, string]> = {
-        a: [a.url, "aws"],
-        b: [b.url, "gcp"],
-        c: [c.url, ""],
-      };
-      const complete = async (n: TestNode) => {
-        const v = await view(n);
-        return Object.entries(want).every(([id, [url, provider]]) =>
-          v.some((s) => s.id === id && s.url === url && s.provider === provider && s.alive)
+for (const wire of ["json", "protobuf"]) {
+  Deno.test(`server list: every node shows each server's id, URL and provider (--wire ${wire})`, async () => {
+    await withTempDir(async (dir) => {
+      const nodes: TestNode[] = [];
+      const announce = deadAnnounce();
+      const w = ["--wire", wire];
+      try {
+        const a = await startNode("a", `${dir}/a`, [
+          ...w,
+          "--announce",
+          announce,
+          "--provider",
+          "aws",
+        ]);
+        nodes.push(a);
+        const startB = (provider: string) =>
+          startNode("b", `${dir}/b`, [
+            ...w,
+            "--join",
+            a.url,
+            "--announce",
+            announce,
+            "--provider",
+            provider,
+          ]);
+        const b = await startB("gcp");
+        nodes.push(b);
+        const c = await startNode("c", `${dir}/c`, [...w, "--join", a.url]);
+        nodes.push(c);
+        const want: Record<string, [string, string]> = {
+          a: [a.url, "aws"],
+          b: [b.url, "gcp"],
+          c: [c.url, ""],
+        };
+        const complete = async (n: TestNode) => {
+          const v = await view(n);
+          return Object.entries(want).every(([id, [url, provider]]) =>
+            v.some((s) => s.id === id && s.url === url && s.provider === provider && s.alive)
+          );
+        };
+        await waitUntil(
+          async () => await complete(a) && await complete(b) && await complete(c),
+          20_000,
+          "every node to list a (aws), b (gcp) and c (no provider)",
         );
-      };
-      await waitUntil(
-        async () => await complete(a) && await complete(b) && await complete(c),
-        20_000,
-        "every node to list a (aws), b (gcp) and c (no provider)",
-      );
-      for (const n of nodes) equal((await view(n)).length, 3);
-    } finally {
-      await stopAll(nodes);
-    }
+        for (const n of nodes) equal((await view(n)).length, 3);
+
+        // b comes back on another provider: the others learn it from heartbeats alone.
+        await b.proc.close();
+        const b2 = await startB("azure");
+        nodes[1] = b2;
+        want.b = [b2.url, "azure"];
+        await waitUntil(
+          async () => await complete(a) && await complete(c),
+          20_000,
+          "a and c to list b on azure",
+        );
+        // The list in Protobuf carries the provider too.
+        const res = await tfetch(`${a.url}/_cdn/servers`, { headers: { accept: PROTOBUF_TYPE } });
+        equal(res.headers.get("content-type"), PROTOBUF_TYPE);
+        const pb = decodeMessage("servers", new Uint8Array(await res.arrayBuffer()), "protobuf");
+        equal((pb as View[]).find((s) => s.id === "b")?.provider, "azure");
+      } finally {
+        await stopAll(nodes);
+      }
+    });
   });
-});
+}
 
 Deno.test("server list: a replication database of schema 2 gains the provider column", async () => {
   await withTempDir(async (dir) => {
