@@ -13,6 +13,11 @@
  * `deno run -A bench/upload/run.ts [--big 1GiB] [--runs 5] [--skip-big] [--wire json,protobuf]`
  * (see --help). Writes a table to stdout and JSON to bench/.out/upload.json.
  *
+ * `--tls` instead compares plain HTTP with `--tls` (certificates from lib/tls/certs.ts): 1 MiB
+ * and 100 MiB uploads on three fresh nodes per mode, median upload and propagation times, the
+ * nodes' peak RSS and the upload client's (a subprocess, one 100 MiB upload); JSON to
+ * bench/.out/upload_tls.json.
+ *
  * @module
  */
 
@@ -20,6 +25,8 @@ import { parseArgs } from "node:util";
 import { uploadFile } from "../../lib/upload/client.ts";
 import { parseSize } from "../../lib/http/units.ts";
 import { parseWire, type WireEncoding } from "../../lib/wire/encoding.ts";
+import { makeCa, makeCert } from "../../lib/tls/certs.ts";
+import { peerFetch, trustCa } from "../../lib/tls/client.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TOKEN = "bench-token";
@@ -47,6 +54,10 @@ const FLAGS = {
     type: "string",
     help: "Encodings to run, comma-separated (nodes and client). Default json,protobuf.",
   },
+  tls: {
+    type: "boolean",
+    help: "Compare plain HTTP and --tls (1 MiB x runs, 100 MiB x runs/3; json) instead.",
+  },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } as const;
 
@@ -56,6 +67,8 @@ let nodeChunk = 1024 * 1024;
 let v8Args: string[] = [];
 /** `--wire` of the nodes being started. */
 let nodeWire: WireEncoding = "json";
+/** With `--tls`: the directory of ca.pem and the nodes' certificates for nodes started now. */
+let tlsCerts: string | null = null;
 
 interface Node {
   id: string;
@@ -90,6 +103,10 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
     nodeWire,
   ];
   if (join !== null) args.push("--join", join);
+  if (tlsCerts !== null) {
+    args.push("--tls", "--cert", `${tlsCerts}/${id}.pem`, "--key", `${tlsCerts}/${id}-key.pem`);
+    args.push("--ca", `${tlsCerts}/ca.pem`);
+  }
   const child = new Deno.Command(Deno.execPath(), {
     args,
     stdout: "piped",
@@ -103,14 +120,14 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
     const { value, done } = await lines.read();
     if (done) throw new Error(`node ${id} exited:\n${text}`);
     text += value;
-    const m = /listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(text);
+    const m = /listening on (https?:\/\/127\.0\.0\.1:\d+)\//.exec(text);
     if (m !== null) {
       // Keep draining stdout so the node never blocks on a full pipe.
       (async () => {
         while (!(await lines.read()).done) { /* discard */ }
       })();
       const node = { id, url: m[1], pid: child.pid, child };
-      await until(async () => (await fetch(`${node.url}/_cdn/health`)).status === 200);
+      await until(async () => (await peerFetch(`${node.url}/_cdn/health`)).status === 200);
       return node;
     }
   }
@@ -126,7 +143,7 @@ async function cluster(dir: string): Promise<Node[]> {
     await startNode("c", `${dir}/c`, a.url),
   ];
   await until(async () => {
-    const list = await (await fetch(`${a.url}/_cdn/servers`)).json();
+    const list = await (await peerFetch(`${a.url}/_cdn/servers`)).json();
     return list.length === 3;
   });
   return nodes;
@@ -179,7 +196,7 @@ async function writeRandomFile(path: string, size: number): Promise<void> {
 
 async function hasEverywhere(nodes: Node[], name: string, sha: string): Promise<boolean> {
   const all = await Promise.all(nodes.map(async (n) => {
-    const res = await fetch(`${n.url}/_cdn/files/${name}`);
+    const res = await peerFetch(`${n.url}/_cdn/files/${name}`);
     if (res.status !== 200) {
       await res.body?.cancel();
       return false;
@@ -195,6 +212,152 @@ function median(xs: number[]): number {
 }
 
 const mib = (n: number) => (n / 1048576).toFixed(1);
+
+/**
+ * Uploads `n` random files of `size` bytes in-process (to the nodes in turn); each upload's
+ * time and its propagation time (until every node lists its SHA-256), ms.
+ */
+async function timeUploads(
+  nodes: Node[],
+  dir: string,
+  size: number,
+  n: number,
+  wire: WireEncoding = "json",
+): Promise<{ uploadMs: number[]; propMs: number[] }> {
+  const uploadMs: number[] = [];
+  const propMs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const file = `${dir}/f-${size}-${i}.bin`;
+    await writeRandomFile(file, size);
+    const t0 = performance.now();
+    const r = await uploadFile({
+      file,
+      to: nodes[i % 3].url,
+      token: TOKEN,
+      name: `b/${size}-${i}`,
+      wire,
+    });
+    const t1 = performance.now();
+    await until(() => hasEverywhere(nodes, `b/${size}-${i}`, r.sha256));
+    const t2 = performance.now();
+    uploadMs.push(t1 - t0);
+    propMs.push(t2 - t0);
+    await Deno.remove(file);
+  }
+  return { uploadMs, propMs };
+}
+
+/** Runs `main_upload.ts` on `file` to `to`; its time (ms, process start included) and peak RSS. */
+async function clientRun(
+  file: string,
+  to: string,
+  name: string,
+  extra: string[],
+): Promise<{ ms: number; peak: number; sha: string }> {
+  const t0 = performance.now();
+  const client = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      ...v8Args,
+      `${ROOT}main_upload.ts`,
+      file,
+      "--to",
+      to,
+      "--token",
+      TOKEN,
+      "-q",
+      "--name",
+      name,
+      ...extra,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let peak = 0;
+  const poll = setInterval(() => {
+    peak = Math.max(peak, peakRss(client.pid) ?? 0);
+  }, 20);
+  const out = await client.output();
+  clearInterval(poll);
+  const ms = performance.now() - t0;
+  if (out.code !== 0) throw new Error(`client failed: ${new TextDecoder().decode(out.stderr)}`);
+  const sha = /sha256 ([0-9a-f]{64})/.exec(new TextDecoder().decode(out.stdout))![1];
+  return { ms, peak, sha };
+}
+
+/**
+ * `--tls`: plain HTTP, then `--tls`, each on three fresh nodes: 1 MiB x `runs` and 100 MiB x
+ * `runs/3` (median upload and propagation times), one 100 MiB upload by the client process
+ * (its peak RSS), then the nodes' peak RSS.
+ */
+async function tlsCompare(dir: string, runs: number): Promise<Record<string, unknown>> {
+  const certs = `${dir}/certs`;
+  await makeCa(certs);
+  for (const id of ["a", "b", "c"]) await makeCert(certs, { name: id, addresses: ["127.0.0.1"] });
+  trustCa(await Deno.readTextFile(`${certs}/ca.pem`));
+  const out: Record<string, Record<string, unknown>> = {};
+  const sizes: [string, number, number][] = [
+    ["1 MiB", 1024 * 1024, runs],
+    ["100 MiB", 100 * 1024 * 1024, Math.max(1, Math.floor(runs / 3))],
+  ];
+  for (const mode of ["plain", "tls"] as const) {
+    tlsCerts = mode === "tls" ? certs : null;
+    const nodes = await cluster(`${dir}/${mode}`);
+    try {
+      const r: Record<string, unknown> = {};
+      for (const [label, size, n] of sizes) r[label] = await timeUploads(nodes, dir, size, n);
+      const file = `${dir}/client.bin`;
+      await writeRandomFile(file, 100 * 1024 * 1024);
+      const c = await clientRun(
+        file,
+        nodes[0].url,
+        "client.bin",
+        mode === "tls" ? ["--ca", `${certs}/ca.pem`] : [],
+      );
+      await until(() => hasEverywhere(nodes, "client.bin", c.sha));
+      await Deno.remove(file);
+      r.client100MiB = { ms: c.ms, peakRss: c.peak };
+      r.nodePeakRss = nodes.map((nd) => peakRss(nd.pid) ?? 0);
+      out[mode] = r;
+      console.error(`upload bench: ${mode} done`);
+    } finally {
+      await stopNodes(nodes);
+    }
+  }
+  tlsCerts = null;
+  const med = (mode: string, label: string, k: "uploadMs" | "propMs") =>
+    median((out[mode][label] as Record<string, number[]>)[k]);
+  const rows = [
+    "| size | runs | upload, plain | upload, TLS | propagation to all 3, plain | propagation, TLS | TLS cost (propagation) |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const [label, , n] of sizes) {
+    const [pu, tu] = [med("plain", label, "uploadMs"), med("tls", label, "uploadMs")];
+    const [pp, tp] = [med("plain", label, "propMs"), med("tls", label, "propMs")];
+    rows.push(
+      `| ${label} | ${n} | ${pu.toFixed(1)} ms | ${tu.toFixed(1)} ms | ${pp.toFixed(1)} ms | ` +
+        `${tp.toFixed(1)} ms | ${((tp / pp - 1) * 100).toFixed(0)}% |`,
+    );
+  }
+  const rss = (mode: string) => {
+    const r = out[mode];
+    const c = r.client100MiB as { ms: number; peakRss: number };
+    return `| ${mode} | ${(c.ms / 1000).toFixed(2)} s | ${mib(c.peakRss)} MiB | ` +
+      `${(r.nodePeakRss as number[]).map(mib).join(", ")} MiB |`;
+  };
+  console.log(
+    [
+      ...rows,
+      "",
+      "| mode | 100 MiB by the client process | client peak RSS | nodes' peak RSS (a, b, c) |",
+      "| --- | --- | --- | --- |",
+      rss("plain"),
+      rss("tls"),
+    ].join("\n"),
+  );
+  return out;
+}
 
 async function main() {
   const { values } = parseArgs({
@@ -215,6 +378,19 @@ async function main() {
   const dir = await Deno.makeTempDir({ prefix: "nearcast-bench-upload-" });
   const nodes: Node[] = [];
   const results: Record<string, unknown> = { cores: navigator.hardwareConcurrency };
+  if (values.tls) {
+    try {
+      results.tls = await tlsCompare(dir, runs);
+      await Deno.mkdir(`${ROOT}bench/.out`, { recursive: true });
+      await Deno.writeTextFile(
+        `${ROOT}bench/.out/upload_tls.json`,
+        JSON.stringify(results, null, 2),
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+    return;
+  }
   try {
     const rows: string[] = [
       "| wire | size | runs | upload time (median) | upload throughput | propagation to all 3 (median) | (min..max) |",
@@ -229,26 +405,7 @@ async function main() {
       nodeWire = wire;
       nodes.push(...await cluster(`${dir}/small-${wire}`));
       for (const [label, size, n] of sizes) {
-        const uploadMs: number[] = [];
-        const propMs: number[] = [];
-        for (let i = 0; i < n; i++) {
-          const file = `${dir}/f-${size}-${i}.bin`;
-          await writeRandomFile(file, size);
-          const t0 = performance.now();
-          const r = await uploadFile({
-            file,
-            to: nodes[i % 3].url,
-            token: TOKEN,
-            name: `b/${size}-${i}`,
-            wire,
-          });
-          const t1 = performance.now();
-          await until(() => hasEverywhere(nodes, `b/${size}-${i}`, r.sha256));
-          const t2 = performance.now();
-          uploadMs.push(t1 - t0);
-          propMs.push(t2 - t0);
-          await Deno.remove(file);
-        }
+        const { uploadMs, propMs } = await timeUploads(nodes, dir, size, n, wire);
         const up = median(uploadMs);
         results[`${wire} ${label}`] = { runs: n, uploadMs, propagationMs: propMs };
         rows.push(
@@ -276,37 +433,13 @@ async function main() {
       await writeRandomFile(file, bigSize);
       const before = nodes.map((n) => peakRss(n.pid) ?? 0);
       const t0 = performance.now();
-      const client = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          ...v8Args,
-          `${ROOT}main_upload.ts`,
-          file,
-          "--to",
-          nodes[0].url,
-          "--token",
-          TOKEN,
-          "-q",
-          "--name",
-          "big.bin",
-          "--chunk-bytes",
-          String(bigChunk),
-          "--wire",
-          wire,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
-      let clientPeak = 0;
-      const poll = setInterval(() => {
-        clientPeak = Math.max(clientPeak, peakRss(client.pid) ?? 0);
-      }, 20);
-      const out = await client.output();
-      clearInterval(poll);
+      const { peak: clientPeak, sha } = await clientRun(file, nodes[0].url, "big.bin", [
+        "--chunk-bytes",
+        String(bigChunk),
+        "--wire",
+        wire,
+      ]);
       const t1 = performance.now();
-      if (out.code !== 0) throw new Error(`client failed: ${new TextDecoder().decode(out.stderr)}`);
-      const sha = /sha256 ([0-9a-f]{64})/.exec(new TextDecoder().decode(out.stdout))![1];
       await until(() => hasEverywhere(nodes, "big.bin", sha));
       const t2 = performance.now();
       const nodePeaks = nodes.map((n) => peakRss(n.pid) ?? 0);
