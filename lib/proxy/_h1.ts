@@ -15,6 +15,7 @@ export const MAX_HEADERS = 200;
 const MAX_LINE_BYTES = 4096;
 /** Size of one socket read of a body. */
 const READ_BYTES = 64 * 1024;
+const latin1 = new TextDecoder("latin1");
 
 /** A malformed or oversized message from an upstream. */
 export class ProtocolError extends Error {
@@ -75,7 +76,7 @@ export class BufReader {
       const i = this.#buf.subarray(from, this.#end).indexOf(10);
       if (i >= 0) {
         const endAt = from + i;
-        const text = new TextDecoder("latin1").decode(this.#buf.subarray(this.#start, endAt));
+        const text = latin1.decode(this.#buf.subarray(this.#start, endAt));
         this.#start = endAt + 1;
         return text.endsWith("\r") ? text.slice(0, -1) : text;
       }
@@ -126,6 +127,21 @@ export class BufReader {
       headers.push([l.slice(0, colon).toLowerCase(), l.slice(colon + 1).trim()]);
     }
     return { minor: Number(m[1]), status: Number(m[2]), reason: m[3] ?? "", headers };
+  }
+
+  /** Exactly `n` body bytes, read straight into the result past what is buffered. */
+  async exact(n: number): Promise<Uint8Array<ArrayBuffer>> {
+    const out = new Uint8Array(n);
+    const have = Math.min(n, this.#end - this.#start);
+    out.set(this.#buf.subarray(this.#start, this.#start + have));
+    this.#start += have;
+    for (let off = have; off < n;) {
+      const got = await this.#conn.read(out.subarray(off));
+      if (got === null) throw new ProtocolError("upstream closed before the end of the body");
+      this.received += got;
+      off += got;
+    }
+    return out;
   }
 
   /** Up to `max` body bytes: what is buffered, else one socket read; null at end of stream. */

@@ -64,7 +64,7 @@ export function clientResponse(
   out.push(["via", appendVia(h.get("via"), via)], ...extra);
   const { status, reason } = res.head;
   if (status < 200 || status > 599) {
-    res.body?.cancel();
+    if (res.body instanceof ReadableStream) res.body.cancel();
     return proxyText(502, `the server answered status ${status}, which this proxy cannot relay`);
   }
   return new Response(res.body, { status, statusText: reason, headers: out });

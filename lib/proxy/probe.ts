@@ -47,7 +47,7 @@ export async function probeOnce(
       bodyLength: null,
     });
     conn = null; // owned by the exchange now
-    await res.body?.cancel();
+    if (res.body instanceof ReadableStream) await res.body.cancel();
     const status = res.head.status;
     s.lastProbe = { at: o.now(), ok: status < 400, status };
     if (status >= 400) {

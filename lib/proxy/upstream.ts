@@ -22,6 +22,9 @@ import {
   type ResponseHead,
 } from "./_h1.ts";
 
+/** Largest body read whole before the response is handed on (see {@link UpstreamResponse}). */
+export const SMALL_BODY_BYTES = 64 * 1024;
+
 /** Limits of an {@link UpstreamPool}. */
 export interface PoolOptions {
   /** Longest TCP connect, ms. */
@@ -79,7 +82,12 @@ export interface UpstreamRequest {
 /** A response head from a server, its body streaming. */
 export interface UpstreamResponse {
   head: ResponseHead;
-  body: ReadableStream<Uint8Array> | null;
+  /**
+   * The body: bytes read whole when it is at most {@link SMALL_BODY_BYTES} (Deno sends a body
+   * held in memory on its fast path, and the connection goes back to the pool at once), else
+   * a stream; null when there is none.
+   */
+  body: Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array> | null;
   /** TCP connect time, ms; null on a kept-alive connection. */
   connectMs: number | null;
   /** From the request head written to the response head read, ms. */
@@ -293,6 +301,12 @@ export class UpstreamPool {
       }
       const idle = `no byte for ${this.options.idleTimeoutMs} ms`;
       arm(this.options.idleTimeoutMs, idle);
+      if (framing.kind === "length" && framing.length <= SMALL_BODY_BYTES) {
+        // A failure here is still before the client got a byte (retried like one before head).
+        const bytes = await reader.exact(framing.length);
+        finish("reuse");
+        return { head: h, body: bytes, connectMs, headMs };
+      }
       const body = bodyStream(reader, framing, finish, () => arm(this.options.idleTimeoutMs, idle));
       return { head: h, body, connectMs, headMs };
     } catch (e) {
