@@ -153,7 +153,8 @@ async function wrk(
   if (!out.success) throw new Error(`wrk failed through ${proxy}:\n${text}`);
   const r = parseWrk(text);
   if (r.socketErrors > 0 || r.non2xx3xx > 0) {
-    console.log(`  note: ${r.socketErrors} socket errors, ${r.non2xx3xx} non-2xx through ${proxy}`);
+    const line = /Socket errors:.*/.exec(text)?.[0] ?? `${r.socketErrors} socket errors`;
+    console.log(`  note through ${proxy}: ${line}, ${r.non2xx3xx} non-2xx`);
   }
   return r;
 }
