@@ -11,6 +11,8 @@ command -v kdig >/dev/null 2>&1 || need="$need knot-dnsutils"
 command -v curl >/dev/null 2>&1 || need="$need curl"
 command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v tc >/dev/null 2>&1 || need="$need iproute2"
+command -v wget >/dev/null 2>&1 || need="$need wget"
+command -v chromium >/dev/null 2>&1 || need="$need chromium"
 # /usr/bin/convert: a stand-in for `convert` may come first on PATH; the tests call the real one.
 [ -x /usr/bin/convert ] || need="$need imagemagick"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"

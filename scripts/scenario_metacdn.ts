@@ -12,10 +12,14 @@
  * Latency picks r1, price r3, balanced (the cheapest within {@link MAX_EXTRA_MS} ms of the
  * fastest) r2; balanced flips to r1 when alpha's price falls (through the pricing API), when
  * r2's delay grows past the bound, and when r2 is killed, and back each time. Decisions are
- * read by dig from the DNS server (restarted with `--policy latency|price|balanced`, registry
- * kept in `--data`), and `/explain` says why. Every step waits for its expected answer within
- * a generous bound and fails with the processes' output otherwise. Needs root, iproute2, dig,
- * curl and the TUN device; namespaces are named `dp-*` and removed even on failure.
+ * read two ways from the client: by dig from the DNS server (restarted with
+ * `--policy latency|price|balanced`, registry kept in `--data`; `/explain` says why), and through
+ * three routing proxies on the client (`main_proxy.ts --mode latency|price|balanced`) with curl,
+ * wget and headless Chromium (`X-Nearcast-Server`/`X-Nearcast-Reason`; Chromium loads a page
+ * whose script asks `/_cdn/health` through the same proxy which server it reached). Every step
+ * waits for its expected answer within a generous bound and fails with the processes' output
+ * otherwise. Needs root, iproute2, dig, curl, wget, Chromium and the TUN device (a missing
+ * tool is named); namespaces are named `dp-*` and removed even on failure.
  * `tests/metacdn_scenario_test.ts` runs it.
  *
  * @module
@@ -32,6 +36,18 @@ export const MAX_EXTRA_MS = 60;
 const ZONE = "cdn.test";
 const TOKEN = "metacdn-token";
 const DNS_PORT = 53, CONTROL_PORT = 5380, PRICE_PORT = 7000, ORIGIN_PORT = 8000, HTTP_PORT = 8080;
+/** The client's three proxies, one per mode. */
+export const PROXIES = { latency: 3128, price: 3129, balanced: 3130 } as const;
+type Mode = keyof typeof PROXIES;
+/** The page Chromium loads: its script asks, through the same proxy, which server answered. */
+const PAGE = `<!doctype html><title>metacdn scenario</title><p id="server">loading</p>
+<script>
+fetch("/_cdn/health", { cache: "no-store" }).then((r) => r.json())
+  .then((h) => document.getElementById("server").textContent = "served by " + h.id);
+</script>
+`;
+/** The tools the scenario drives, and the Debian package of each. */
+const TOOLS = { dig: "dnsutils", curl: "curl", wget: "wget", chromium: "chromium" } as const;
 /** Longest wait for one decision: re-measurement (1 s refresh), heartbeats, price long poll. */
 const DECISION_BOUND_MS = 30_000;
 
@@ -94,15 +110,119 @@ class Scenario {
     this.procs.delete(name);
   }
 
+  /** A replica; r2 and r3 join r1's server list (what the proxies read). */
   startReplica(r: (typeof REPLICAS)[number]): void {
     const dns = this.addr("dns");
+    const join = r.name === "r1" ? [] : ["--join", `http://${this.addr("r1")}:${HTTP_PORT}`];
     this.start(r.name, r.name, [
       ...denoRun("main_http.ts"),
       ...["-p", String(HTTP_PORT), "--host", this.addr(r.name)],
-      ...["-o", `http://${dns}:${ORIGIN_PORT}`, "--id", r.name],
+      ...["-o", `http://${dns}:${ORIGIN_PORT}`, "--id", r.name, "--data", `${this.dir}/${r.name}`],
       ...["--announce", `${dns}:${CONTROL_PORT}`, "--admin-token", TOKEN],
-      ...["--provider", r.provider],
+      ...["--provider", r.provider, ...join],
     ]);
+  }
+
+  /** The client's proxy for `mode`, from r1's server list and the pricing service. */
+  startProxy(mode: Mode): void {
+    this.start(`proxy-${mode}`, "client", [
+      ...denoRun("main_proxy.ts"),
+      ...["-p", String(PROXIES[mode]), "--mode", mode, "--name", ZONE],
+      ...["--node", `http://${this.addr("r1")}:${HTTP_PORT}`],
+      ...["--price", `http://${this.addr("dns")}:${PRICE_PORT}`, "--decay", "3s"],
+      ...(mode === "balanced" ? ["--max-extra-ms", String(MAX_EXTRA_MS)] : []),
+    ]);
+  }
+
+  /** Waits until every proxy lists the three servers. */
+  proxiesReady(): Promise<unknown> {
+    return waitFor(
+      "the proxies to know the three servers",
+      async () => {
+        for (const port of Object.values(PROXIES)) {
+          const r = await this.t.run("client", [
+            ...["curl", "-sS", "-m", "5", `http://127.0.0.1:${port}/_proxy/explain`],
+          ]);
+          if (r.code !== 0) return undefined;
+          const servers = JSON.parse(r.stdout).servers as { alive: boolean }[];
+          if (servers.filter((x) => x.alive).length < REPLICAS.length) return undefined;
+        }
+        return true;
+      },
+      40_000,
+      200,
+      this.logs,
+    );
+  }
+
+  /**
+   * One request for the page through the proxy for `mode` with `tool`: the server that
+   * answered and why ("" when none did).
+   */
+  async viaProxy(tool: "curl" | "wget" | "chromium", mode: Mode) {
+    const proxy = `http://127.0.0.1:${PROXIES[mode]}`;
+    const page = `http://${ZONE}/index.html`;
+    if (tool === "chromium") {
+      const r = await this.t.run("client", [
+        ...["chromium", "--headless", "--no-sandbox", "--disable-gpu"],
+        ...[`--user-data-dir=${this.dir}/chromium`, `--proxy-server=${proxy}`],
+        ...["--virtual-time-budget=10000", "--dump-dom", page],
+      ]);
+      const loaded = r.stdout.includes("<title>metacdn scenario</title>");
+      const id = /served by (\w+)/.exec(r.stdout)?.[1] ?? "";
+      return { server: loaded ? id : "", reason: loaded ? "page loaded" : r.stderr.slice(-300) };
+    }
+    const r = tool === "curl"
+      ? await this.t.run("client", [
+        ...["curl", "-sS", "-m", "10", "-o", "/dev/null", "-D", "-", "-x", proxy, page],
+      ])
+      : await this.t.run("client", [
+        ...["wget", "-q", "-S", "-O", "/dev/null", "-T", "10", "-t", "1"],
+        ...["-e", "use_proxy=yes", "-e", `http_proxy=${proxy}`, page],
+      ]);
+    const head = tool === "curl" ? r.stdout : r.stderr; // wget -S prints the head on stderr
+    return {
+      server: /x-nearcast-server: *(\S+)/i.exec(head)?.[1] ?? "",
+      reason: /x-nearcast-reason: *(.*)/i.exec(head)?.[1]?.trim() ?? head.slice(-300),
+    };
+  }
+
+  /** Waits until a request through the `mode` proxy with `tool` is served by `want`. */
+  async expectProxy(
+    step: string,
+    tool: "curl" | "wget" | "chromium",
+    mode: Mode,
+    want: ReplicaName,
+  ) {
+    const t0 = performance.now();
+    let got = { server: "", reason: "" };
+    try {
+      await waitFor(
+        `${step}: ${tool} through the ${mode} proxy to reach ${want}`,
+        async () => (got = await this.viaProxy(tool, mode)).server === want ? true : undefined,
+        DECISION_BOUND_MS,
+        200,
+        () => `last: ${JSON.stringify(got)}\n${this.logs()}`,
+      );
+    } finally {
+      const ms = performance.now() - t0;
+      const via = `${tool} -x ${mode} proxy`;
+      this.decisions.push({ step, via, expected: want, got: got.server, reason: got.reason, ms });
+      this.log(
+        `  ${via} -> ${got.server || "(none)"} (expected ${want}, ${
+          ms.toFixed(0)
+        } ms): ${got.reason}`,
+      );
+    }
+  }
+
+  /** The same decision by dig and through the `mode` proxy (curl, and wget/Chromium if `all`). */
+  async expect(step: string, mode: Mode, want: ReplicaName, all = false): Promise<void> {
+    await this.expectDns(step, want);
+    await this.expectProxy(step, "curl", mode, want);
+    if (!all) return;
+    await this.expectProxy(step, "wget", mode, want);
+    await this.expectProxy(step, "chromium", mode, want);
   }
 
   /**
@@ -191,6 +311,14 @@ class Scenario {
 /** Runs the whole scenario; throws at the first decision that does not come. */
 export async function runMetacdnScenario(o: ScenarioOptions): Promise<Decision[]> {
   await checkEnvironment();
+  const missing = await missingTools();
+  if (missing.length > 0) {
+    throw new Error(
+      `metacdn scenario needs ${missing.join(", ")}: apt-get install ${
+        missing.map((m) => TOOLS[m]).join(" ")
+      }`,
+    );
+  }
   const log = o.log;
   const dir = await Deno.makeTempDir({ prefix: "nearcast_metacdn_" });
   let s: Scenario | undefined;
@@ -220,39 +348,61 @@ export async function runMetacdnScenario(o: ScenarioOptions): Promise<Decision[]
     await Deno.writeTextFile(`${dir}/prices.json`, JSON.stringify({ providers: prices }));
     s.start("price", "dns", [
       ...denoRun("main_price.ts"),
-      ...["-p", String(PRICE_PORT), "--config", `${dir}/prices.json`, "--admin-token", TOKEN],
+      ...["-p", String(PRICE_PORT), "--host", "0.0.0.0", "--config", `${dir}/prices.json`],
+      ...["--admin-token", TOKEN],
     ]);
+    await Deno.mkdir(`${dir}/site`);
+    await Deno.writeTextFile(`${dir}/site/index.html`, PAGE);
     s.start("origin", "dns", [
       ...denoRun("scripts/demo_origin.ts"),
-      ...["-p", String(ORIGIN_PORT), "--host", "0.0.0.0"],
+      ...["-p", String(ORIGIN_PORT), "--host", "0.0.0.0", "--dir", `${dir}/site`],
     ]);
     await s.startDns(["latency"], false);
-    REPLICAS.forEach((r) => s!.startReplica(r));
+    s.startReplica(REPLICAS[0]);
+    await waitFor(
+      "r1's server list",
+      () =>
+        t.run("r1", [
+          ...["curl", "-sf", "-m", "2", `http://${s!.addr("r1")}:${HTTP_PORT}/_cdn/health`],
+        ]).then((r) => r.code === 0 ? true : undefined),
+      40_000,
+      200,
+      s.logs,
+    );
+    REPLICAS.slice(1).forEach((r) => s!.startReplica(r));
     await s.aliveReplicas(REPLICAS.length);
+    for (const mode of Object.keys(PROXIES) as Mode[]) s.startProxy(mode);
+    await s.proxiesReady();
 
-    log("1. DNS --policy latency: the nearest");
-    await s.expectDns("latency", "r1");
-    log("2. DNS --policy price: the cheapest");
+    const proxy = (mode: Mode) => `proxy --mode ${mode} on 127.0.0.1:${PROXIES[mode]}`;
+    log(`1. latency: the nearest (DNS --policy latency; ${proxy("latency")})`);
+    await s.expect("latency", "latency", "r1", true);
+    log(`2. price: the cheapest (DNS --policy price; ${proxy("price")})`);
     await s.startDns(["price"]);
-    await s.expectDns("price", "r3");
-    log(`3. DNS --policy balanced --max-extra-ms ${MAX_EXTRA_MS}: the cheapest within the bound`);
+    await s.expect("price", "price", "r3", true);
+    log(
+      `3. balanced: the cheapest within ${MAX_EXTRA_MS} ms of the fastest (DNS --policy ` +
+        `balanced --max-extra-ms ${MAX_EXTRA_MS}; ${
+          proxy("balanced")
+        } --max-extra-ms ${MAX_EXTRA_MS})`,
+    );
     await s.startDns(["balanced", "--max-extra-ms", String(MAX_EXTRA_MS)]);
-    await s.expectDns("balanced", "r2");
+    await s.expect("balanced", "balanced", "r2", true);
     log("4. alpha's price falls below beta's (pricing API): balanced flips to r1, then back");
     await s.setPrice("alpha", 0.001);
-    await s.expectDns("balanced, alpha cheaper", "r1");
+    await s.expect("balanced, alpha cheaper", "balanced", "r1");
     await s.setPrice("alpha", 0.09);
-    await s.expectDns("balanced, alpha's price restored", "r2");
+    await s.expect("balanced, alpha's price restored", "balanced", "r2");
     log("5. r2's delay grows to 120 ms, past the bound: balanced flips to r1, then back");
     await t.setDelay("client", "r2", 120);
-    await s.expectDns("balanced, r2 slow", "r1");
+    await s.expect("balanced, r2 slow", "balanced", "r1");
     await t.setDelay("client", "r2", 40);
-    await s.expectDns("balanced, r2's delay restored", "r2");
+    await s.expect("balanced, r2's delay restored", "balanced", "r2");
     log("6. r2 is killed (kill -9): balanced flips to r1; restarted: back to r2");
     await s.stop("r2");
-    await s.expectDns("balanced, r2 killed", "r1");
+    await s.expect("balanced, r2 killed", "balanced", "r1");
     s.startReplica(REPLICAS[1]);
-    await s.expectDns("balanced, r2 back", "r2");
+    await s.expect("balanced, r2 back", "balanced", "r2");
     return s.decisions;
   } finally {
     if (s) await Promise.all([...s.procs.values()].map((p) => p.stop()));
@@ -261,12 +411,22 @@ export async function runMetacdnScenario(o: ScenarioOptions): Promise<Decision[]
   }
 }
 
+/** The tools of {@link TOOLS} not on PATH. */
+async function missingTools(): Promise<(keyof typeof TOOLS)[]> {
+  const out: (keyof typeof TOOLS)[] = [];
+  for (const tool of Object.keys(TOOLS) as (keyof typeof TOOLS)[]) {
+    const r = await new Deno.Command("sh", { args: ["-c", `command -v ${tool}`] }).output();
+    if (r.code !== 0) out.push(tool);
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   if (Deno.args.includes("-h") || Deno.args.includes("--help")) {
     console.log(
       "Usage: deno task scenario:metacdn\n\nRuns the meta-CDN scenario (module doc of " +
         "scripts/scenario_metacdn.ts) in network namespaces dp-*: needs root, iproute2, dig, " +
-        "curl and /dev/net/tun. Prints each step and decision; exit 0 when every decision " +
+        "curl, wget, chromium and /dev/net/tun. Prints each step and decision; exit 0 when every decision " +
         "came as expected, 1 otherwise.",
     );
     return;
