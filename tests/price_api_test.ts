@@ -209,6 +209,7 @@ Deno.test("price API: bad bodies get 400 naming the field, and change nothing", 
     await plain.body?.cancel();
     const big = await send(u, "PUT", { ...AWS, pad: "x".repeat(100_000) }, TOKEN);
     equal(big.status, 413);
+    ok(big.headers.has("nearcast-price-version"), "every answer carries the version");
     await big.body?.cancel();
   });
 });

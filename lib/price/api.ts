@@ -163,6 +163,8 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
       }
     }
     const res = await route_(req, url, route);
+    // The shared 413 carries no version: every answer of the API does.
+    if (!res.headers.has(VERSION_HEADER)) res.headers.set(VERSION_HEADER, String(db.version));
     return req.method === "HEAD" ? new Response(null, res) : res;
   };
 
