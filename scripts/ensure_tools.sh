@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages the tests drive when they are missing and we are root: dig and kdig
 # (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests), ImageMagick's
-# convert (image quality tests: the reference downscale), openssl, tcpdump and pebble (TLS
+# convert (image tests: the reference downscale and JPEG decoder), photos from
+# lomiri-wallpapers-16.04 (JPEG decoder tests, bench:image), openssl, tcpdump and pebble (TLS
 # tests: certificates, capture, ACME).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
@@ -18,6 +19,8 @@ command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
 command -v pebble >/dev/null 2>&1 || need="$need pebble"
+# Real photos for the JPEG decoder tests and bench:image (Ubuntu wallpaper contest photos).
+[ -f /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg ] || need="$need lomiri-wallpapers-16.04"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "ensure_tools: missing$need; install them (apt-get install$need) and run again" >&2

@@ -32,9 +32,10 @@ Deno.test("JPEG in, PNG and JPEG q80 out: within bounds of ImageMagick's decode 
     );
     const info = probeImage(png.bytes);
     equal(`${info?.format} ${info?.width}x${info?.height}`, "png 240x135");
-    // Measured 51.2 dB (the two JPEG decoders differ by a level here and there).
+    // Measured 50.9 dB (soft scene) and 41.4 dB (zone plate: decoding at 1/2 in the DCT domain
+    // before the Lanczos resize loses some of what a full decode keeps near Nyquist).
     const lossless = psnr(await decodeRgba(png.bytes), ref);
-    ok(lossless >= 45, `${name} PNG: ${lossless.toFixed(2)} dB`);
+    ok(lossless >= (name === "soft scene" ? 45 : 38), `${name} PNG: ${lossless.toFixed(2)} dB`);
     const jq = await transcode(jpg, { width: 240, quality: 80 });
     equal(jq.format, "jpeg");
     equal(probeImage(jq.bytes)?.format, "jpeg");

@@ -1,6 +1,8 @@
 /**
- * Decode → resize → encode: JPEG or PNG in, JPEG or PNG out, through imagescript's codecs and
- * our WASM rescaler. The source size is read from the header first and refused above
+ * Decode → resize → encode: JPEG or PNG in, JPEG or PNG out. A JPEG that is downsized to half its
+ * width or less is decoded by our WASM decoder at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
+ * at least twice the target width, then resized with Lanczos-3 (sharp's shrink-on-load); other
+ * decodes (PNG, full size, JPEG kinds our decoder refuses) and all encodes use imagescript. The source size is read from the header first and refused above
  * {@link MAX_PIXELS} before anything is decoded; images are never enlarged.
  *
  * @example
@@ -17,6 +19,7 @@
  */
 import { Image } from "imagescript";
 import { MAX_PIXELS } from "./_common.ts";
+import { createJpegDecoder, type JpegDecoder, jpegShiftFor } from "./jpeg.ts";
 import { type ImageFormat, probeImage } from "./probe.ts";
 import { createWasmResizer, type WasmResizer } from "./wasm_resize.ts";
 
@@ -41,6 +44,38 @@ export interface Transcoded {
 }
 
 let shared: WasmResizer | undefined;
+let sharedJpeg: JpegDecoder | undefined;
+
+/**
+ * Decodes at 1/2^shift with our decoder and resizes to `w` wide; `undefined` if the decoder
+ * does not handle this JPEG (the caller falls back to imagescript).
+ */
+function scaledJpeg(
+  input: Uint8Array,
+  shift: number,
+  sw: number,
+  sh: number,
+  w: number,
+  r: WasmResizer,
+): Image | undefined {
+  const d = (sharedJpeg ??= createJpegDecoder());
+  let decoded;
+  try {
+    decoded = d.decode(input, shift, true);
+  } catch (e) {
+    if (e instanceof RangeError) return undefined; // a kind of JPEG it does not decode
+    throw e;
+  }
+  if (decoded.width !== sw || decoded.height !== sh) {
+    throw new SyntaxError(
+      `Cannot transcode image: header says ${sw}x${sh}, decoder found ${decoded.width}x${decoded.height}`,
+    );
+  }
+  const dh = scaledHeight(sw, sh, w);
+  const out = new Image(w, dh);
+  out.bitmap.set(r.resizeView(decoded.pixels, decoded.outWidth, decoded.outHeight, w, dh));
+  return out;
+}
 
 /** Target height for `width` keeping the aspect ratio of `sw`×`sh` (at least 1). */
 export function scaledHeight(sw: number, sh: number, width: number): number {
@@ -74,19 +109,26 @@ export async function transcode(
     throw new RangeError(`Cannot transcode image: width must be a positive integer: received ${w}`);
   }
   const format = options.format ?? info.format;
-  const decoded = await Image.decode(input);
-  if (decoded.width !== sw || decoded.height !== sh) {
-    throw new SyntaxError(
-      `Cannot transcode image: header says ${sw}x${sh}, decoder gave ${decoded.width}x${decoded.height}`,
-    );
+  const r = resizer ?? (shared ??= createWasmResizer());
+  let out: Image | undefined;
+  if (info.format === "jpeg" && w !== undefined && w < sw) {
+    const shift = jpegShiftFor(sw, 2 * w);
+    if (shift > 0) out = scaledJpeg(input, shift, sw, sh, w, r);
   }
-  let out = decoded;
-  if (w !== undefined && w < sw) {
-    const dh = scaledHeight(sw, sh, w);
-    const r = resizer ?? (shared ??= createWasmResizer());
-    const view = r.resizeView(decoded.bitmap, sw, sh, w, dh);
-    out = new Image(w, dh);
-    out.bitmap.set(view); // copied before any await: the view is only valid until the next call
+  if (!out) {
+    const decoded = await Image.decode(input);
+    if (decoded.width !== sw || decoded.height !== sh) {
+      throw new SyntaxError(
+        `Cannot transcode image: header says ${sw}x${sh}, decoder gave ${decoded.width}x${decoded.height}`,
+      );
+    }
+    out = decoded;
+    if (w !== undefined && w < sw) {
+      const dh = scaledHeight(sw, sh, w);
+      out = new Image(w, dh);
+      // Copied before any await: the view is only valid until the resizer's next call.
+      out.bitmap.set(r.resizeView(decoded.bitmap, sw, sh, w, dh));
+    }
   }
   const bytes = format === "jpeg"
     ? await out.encodeJPEG(quality as Parameters<Image["encodeJPEG"]>[0])
