@@ -162,13 +162,14 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
         return denied;
       }
     }
-    const res = await route_(req, url, route);
+    const res = await dispatch(req, url, route);
     // The shared 413 carries no version: every answer of the API does.
     if (!res.headers.has(VERSION_HEADER)) res.headers.set(VERSION_HEADER, String(db.version));
     return req.method === "HEAD" ? new Response(null, res) : res;
   };
 
-  async function route_(req: Request, url: URL, route: Route): Promise<Response> {
+  /** Answers an allowed, authorized request. */
+  async function dispatch(req: Request, url: URL, route: Route): Promise<Response> {
     if (route.path === "/prices") return await servePrices(req, url, watch);
     const inm = req.headers.get("if-none-match");
     if (route.path === "/providers") {
@@ -176,14 +177,8 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
       if (inm !== null && tagMatches(inm, tag, true)) {
         return json(304, null, db.version, { etag: tag });
       }
-      return json(
-        200,
-        { version: String(db.version), providers: db.all().map(toPrice) },
-        db.version,
-        {
-          etag: tag,
-        },
-      );
+      const all = { version: String(db.version), providers: db.all().map(toPrice) };
+      return json(200, all, db.version, { etag: tag });
     }
     let name: string;
     try {
