@@ -41,6 +41,7 @@ import {
   round6,
 } from "./price_term.ts";
 import type { ReplicaSet, Selection, SteeringClient, SteeringPolicy } from "./steering.ts";
+import { reasonFor } from "./_reason.ts";
 
 /** Policy names for `--policy`. */
 export const POLICIES = ["latency", "geo", "load", "price", "balanced"] as const;
@@ -389,8 +390,9 @@ export class SteeringEngine implements SteeringPolicy {
     const useRtt = mode === "latency" || mode === "balanced" || mode === "price";
     const bound = mode === "balanced" && this.#maxExtra >= 0;
     const costs = this.#costs;
-    costs.refresh(this.#set);
-    const cost = costs.cost, priced = costs.anyPriced;
+    const pricing = mode === "price" || mode === "balanced";
+    if (pricing) costs.refresh(this.#set);
+    const cost = costs.cost, priced = pricing && costs.anyPriced;
     const lat = this.#lat, sub = this.#sub, over = this.#over;
     let fastest = Infinity, fastestFree = Infinity;
     const subnet = useRtt && (this.#rtt.size > 0 || this.#anyMeasurable) ? this.#key(c) : "";
@@ -427,9 +429,9 @@ export class SteeringEngine implements SteeringPolicy {
           if (ms < fastest) fastest = ms;
           if (ms < fastestFree && over[i] === 0) fastestFree = ms;
         }
-        const c = cost[i];
-        if (mode === "price") v = c === c ? c : 0;
+        if (mode === "price") v = cost[i] === cost[i] ? cost[i] : 0;
         else if (mode === "balanced") {
+          const c = cost[i];
           v = this.#wLat * ms / RTT_SCALE_MS + this.#wLoad * rps[i] / this.#overload +
             (c === c ? this.#wPrice * c / PRICE_SCALE_PER_GIB : 0);
         }
@@ -448,7 +450,7 @@ export class SteeringEngine implements SteeringPolicy {
       basis[i] = b;
       tier[i] = mode === "latency"
         ? (b === MEASURED ? 0 : b === GEO ? 1 : 2)
-        : (mode === "price" || mode === "balanced") && priced && cost[i] !== cost[i]
+        : priced && cost[i] !== cost[i]
         ? 1 // unpriced: after the priced replicas
         : 0;
       eligible[i] = ok ? 1 : 0;
@@ -607,64 +609,4 @@ export class SteeringEngine implements SteeringPolicy {
 
 function round(x: number): number {
   return Math.round(x * 1000) / 1000;
-}
-
-/** What the reason says about price: the latency bound in use, whether any price is known. */
-interface PriceContext {
-  bound: number | null;
-  priced: boolean;
-  /** From {@link ReplicaCosts.note}: unpriced replicas, an unreachable pricing service. */
-  note: string;
-}
-
-/** The RTT a replica was ranked with, and where it came from. */
-function rttText(l: ReplicaScore): string {
-  return l.basis === "measured"
-    ? `RTT ${l.latencyMs} ms`
-    : l.basis === "geo"
-    ? `RTT ~${l.latencyMs} ms from distance`
-    : "RTT not measured yet";
-}
-
-function priceText(l: ReplicaScore): string {
-  return l.costPerGiB === null
-    ? `no price: ${l.price}`
-    : `${l.costPerGiB} ${l.currency}/GiB from ${l.provider}`;
-}
-
-function reasonFor(
-  mode: PolicyName,
-  lines: ReplicaScore[],
-  eligible: number,
-  measuring: boolean,
-  p: PriceContext,
-): string {
-  if (eligible === 0) return "no live replica has an address of this family: NODATA";
-  const top = lines.find((l) => l.rank === 0)!;
-  const shed = lines.filter((l) => l.overloaded && l.eligible).map((l) => l.id);
-  const over = shed.length ? `; overloaded (ranked last): ${shed.join(", ")}` : "";
-  const dead = lines.filter((l) => !l.live).map((l) => l.id);
-  const skipped = dead.length ? `; not live (never answered): ${dead.join(", ")}` : "";
-  const best = top.basis;
-  let why: string;
-  if (best === "measured") why = `lowest measured RTT (${top.rttMs} ms)`;
-  else if (best === "geo" && mode === "geo") why = `nearest (${top.distanceKm} km)`;
-  else if (best === "geo") {
-    why = `no measurement: RTT estimated from distance (${top.distanceKm} km)`;
-  } else if (best === "load") why = `least loaded (${top.rps ?? 0} requests/s)`;
-  else why = "nothing known about the client: rotation";
-  if (mode === "price") {
-    why = p.priced ? `cheapest (${priceText(top)}; ${rttText(top)})` : `by latency: ${why}`;
-  } else if (mode === "balanced" && p.bound !== null) {
-    const fastest = Math.min(...lines.filter((l) => l.eligible).map((l) => l.latencyMs!));
-    why = p.priced
-      ? `cheapest within ${p.bound} ms of the fastest (${priceText(top)}; ${rttText(top)}, ` +
-        `fastest ${fastest} ms)`
-      : `within ${p.bound} ms of the fastest, no price known: by latency: ${why}`;
-  } else if (mode === "balanced") {
-    const term = top.priceTerm === null ? "" : `, price term ${top.priceTerm} (${priceText(top)})`;
-    why = `lowest weighted score ${top.score} (${why}${term})`;
-  }
-  const measure = measuring ? "; measuring in the background" : "";
-  return `${top.id}: ${why}${over}${skipped}${p.note}${measure}`;
 }
