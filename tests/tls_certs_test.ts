@@ -86,6 +86,10 @@ Deno.test("tls: a node refuses to start on a wrong file, with one clear line", a
       [run(["--tls"]), /--tls needs --cert FILE and --key FILE/],
       [run(["--cert", `${c}/a.pem`]), /--cert needs --tls/],
       [run(["--tls", "--cert", `${c}/a.pem`, "--key", `${c}/a-key.pem`]), /needs --ca FILE/],
+      [
+        run(["--tls", "--acme-directory", "https://127.0.0.1:4/dir"]),
+        /--acme-directory https:\/\/127\.0\.0\.1:4\/dir: cannot get it: .*Connection refused/,
+      ],
     ];
     for (const [p, re] of cases) {
       const r = await p;

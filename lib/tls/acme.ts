@@ -10,6 +10,7 @@
 import https from "node:https";
 import acme from "acme-client";
 import { isIpAddress } from "./certs.ts";
+import { describeFetchError } from "./client.ts";
 import { type CertInfo, checkKeyPair } from "./files.ts";
 import type { TlsKeyPair } from "./listen.ts";
 
@@ -114,10 +115,28 @@ function challengeServer(
   });
 }
 
+/**
+ * Fetches the directory once with Deno's own client, so an unreachable or untrusted directory is
+ * one clear line (acme-client's own retries end in an unhelpful TypeError there).
+ */
+async function checkDirectory(r: AcmeRequest): Promise<void> {
+  const client = Deno.createHttpClient({ caCerts: r.directoryCa === null ? [] : [r.directoryCa] });
+  try {
+    const res = await fetch(r.directory, { client, signal: AbortSignal.timeout(10_000) });
+    await res.body?.cancel();
+    if (res.status !== 200) throw new Error(`answered ${res.status}`);
+  } catch (e) {
+    throw new Error(`--acme-directory ${r.directory}: cannot get it: ${describeFetchError(e)}`);
+  } finally {
+    client.close();
+  }
+}
+
 /** Obtains a new certificate (and key) for `r.identifier`; keeps it in `r.stateDir`. */
 export async function obtainCertificate(
   r: AcmeRequest,
 ): Promise<{ pair: TlsKeyPair; info: CertInfo }> {
+  await checkDirectory(r);
   if (r.directoryCa !== null) {
     acme.axios.defaults.httpsAgent = new https.Agent({ ca: r.directoryCa });
   }

@@ -68,7 +68,14 @@ export function tlsFailure(e: unknown): string | null {
   return null;
 }
 
-/** {@link tlsFailure}, else the error's own message. */
+/**
+ * {@link tlsFailure}, else the error's message followed by its first cause's when the message
+ * alone says little (fetch's "fetch failed" keeps the reason in `cause`).
+ */
 export function describeFetchError(e: unknown): string {
-  return tlsFailure(e) ?? (e as Error)?.message ?? String(e);
+  const tls = tlsFailure(e);
+  if (tls !== null) return tls;
+  const msg = (e as Error)?.message ?? String(e);
+  const cause = (e as Error)?.cause;
+  return cause instanceof Error && cause.message !== "" ? `${msg}: ${cause.message}` : msg;
 }
