@@ -10,3 +10,15 @@ export { MAX_PIXELS, MAX_SIDE } from "./_common.ts";
 export { psnr } from "./quality.ts";
 export { type ImageFormat, type ImageInfo, probeImage } from "./probe.ts";
 export { scaledHeight, transcode, type Transcoded, type TranscodeOptions } from "./pipeline.ts";
+export { createJpegDecoder, type DecodedJpeg, JpegDecoder, jpegShiftFor } from "./jpeg.ts";
+export {
+  checkLadder,
+  DEFAULT_LADDER,
+  type ImageParams,
+  type Ladder,
+  parseImageParams,
+  rungFor,
+} from "./ladder.ts";
+export { ACCEPT_CH, type ClientHints, parseClientHints } from "./client_hints.ts";
+export { chooseVariant, type Variant, variantKey, type VariantRequest } from "./variant.ts";
+export { prefixOf, ThroughputEstimator } from "./throughput.ts";
