@@ -44,18 +44,21 @@ export function startTlsNode(
   extra: string[] = [],
   cert = id,
 ): Promise<TlsNode> {
-  return startNode(id, dataDir, [
-    "--host",
-    host,
+  return startNode(
+    id,
+    dataDir,
+    ["--host", host, ...tlsArgs(certDir, cert), ...extra],
+    caFetch(`${certDir}/ca.pem`),
+  );
+}
+
+/** `--tls --cert DIR/NAME.pem --key DIR/NAME-key.pem --ca DIR/ca.pem`. */
+export function tlsArgs(certDir: string, name: string): string[] {
+  return [
     "--tls",
-    "--cert",
-    `${certDir}/${cert}.pem`,
-    "--key",
-    `${certDir}/${cert}-key.pem`,
-    "--ca",
-    `${certDir}/ca.pem`,
-    ...extra,
-  ], caFetch(`${certDir}/ca.pem`));
+    ...["--cert", `${certDir}/${name}.pem`, "--key", `${certDir}/${name}-key.pem`],
+    ...["--ca", `${certDir}/ca.pem`],
+  ];
 }
 
 /** Uploads `file` to the https node `to` with the admin token, trusting `caFile`; exit code 0. */

@@ -13,7 +13,7 @@ import {
   startReplica,
   waitFor,
 } from "../lib/fleet/_testing.ts";
-import { makeCerts } from "./_tls_cluster.ts";
+import { makeCerts, tlsArgs } from "./_tls_cluster.ts";
 import { withTempDir } from "./_upload_cluster.ts";
 
 const ZONE = "cdn.test";
@@ -51,13 +51,7 @@ for (const withCa of [true, false]) {
           `127.0.0.1:${dns.control}`,
           "--admin-token",
           TOKEN,
-          "--tls",
-          "--cert",
-          `${dir}/c/t1.pem`,
-          "--key",
-          `${dir}/c/t1-key.pem`,
-          "--ca",
-          `${dir}/c/ca.pem`,
+          ...tlsArgs(`${dir}/c`, "t1"),
         ]);
         const out = () => dns.output() + replica!.output();
         if (withCa) {

@@ -53,6 +53,12 @@ export const PROXY_FLAGS = {
     arg: "HOST[,HOST...]",
     help: "The CDN's host name(s) routed to a chosen server. Default: the name the node reports.",
   },
+  ca: {
+    type: "string",
+    arg: "FILE",
+    help: "The CDN's nodes run with --tls: ask and reach them over HTTPS, verified against " +
+      "this CA (PEM).",
+  },
   other: {
     type: "string",
     arg: "forward|refuse",
@@ -134,6 +140,8 @@ export interface ProxyConfig {
   pool: PoolOptions;
   ejection: EjectionPolicy;
   limits: Required<ListenerLimits>;
+  /** `--ca`: the nodes speak HTTPS, verified against this file (absent: plain HTTP). */
+  caFile?: string;
 }
 
 /** Usage text. */
@@ -198,6 +206,7 @@ export function parseProxyConfig(argv: string[]): ProxyConfig | "help" {
       idleTimeoutMs: idle,
     },
     ejection,
+    ...(f.string("ca") === undefined ? {} : { caFile: f.string("ca") }),
     limits: {
       maxConns: f.int("max-conns", defaultMaxConns(), 1),
       headerTimeoutMs: f.duration("header-timeout", DEFAULT_HEADER_TIMEOUT_MS, 1),

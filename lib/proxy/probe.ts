@@ -29,7 +29,7 @@ export async function probeOnce(
   o: ProberOptions,
   sample = true,
 ): Promise<boolean> {
-  let conn: Deno.TcpConn | null = null;
+  let conn: Deno.Conn | null = null;
   try {
     const c = await o.pool.connect(s.hostname, s.port);
     conn = c.conn;

@@ -9,6 +9,7 @@
  */
 
 import { type EjectionPolicy, type ServerInfo, ServerState } from "./server_state.ts";
+import { describeFetchError, peerFetch } from "../tls/client.ts";
 
 /** Largest server list body read. */
 const MAX_LIST_BYTES = 4 * 1024 * 1024;
@@ -44,7 +45,7 @@ export function parseServerList(body: unknown): ServerInfo[] {
 }
 
 async function getJson(url: string, timeoutMs: number): Promise<{ status: number; body: unknown }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  const res = await peerFetch(url, { signal: AbortSignal.timeout(timeoutMs) });
   const len = Number(res.headers.get("content-length") ?? 0);
   if (len > MAX_LIST_BYTES) {
     await res.body?.cancel();
@@ -116,7 +117,7 @@ export class ServerList {
         this.last = { at: Date.now(), from: base, error: null };
         return;
       } catch (e) {
-        errors.push(`${base}: ${(e as Error).message}`);
+        errors.push(`${base}: ${describeFetchError(e)}`);
       }
     }
     const error = `no node answered the server list (${errors.join("; ")})`;

@@ -16,6 +16,8 @@ import { openPriceFeed } from "./prices.ts";
 import type { PriceLookup, PriceQuote } from "./select.ts";
 import { ServerList } from "./server_list.ts";
 import { UpstreamPool } from "./upstream.ts";
+import { trustCa } from "../tls/client.ts";
+import { loadCa } from "../tls/files.ts";
 
 /** Exit code when the proxy cannot listen. */
 export const PROXY_EXIT_LISTEN = 4;
@@ -51,7 +53,16 @@ export interface StartOptions {
 export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<RunningProxy> {
   const { log } = o;
   const now = () => performance.now();
-  const pool = new UpstreamPool(c.pool);
+  let caPem: string | null = null;
+  if (c.caFile !== undefined) {
+    try {
+      caPem = await loadCa(c.caFile);
+    } catch (e) {
+      throw new StartError((e as Error).message);
+    }
+    trustCa(caPem);
+  }
+  const pool = new UpstreamPool(caPem === null ? c.pool : { ...c.pool, caCerts: [caPem] });
   let prober: Prober | null = null;
   const list = new ServerList({
     node: c.node,

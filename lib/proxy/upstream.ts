@@ -37,6 +37,8 @@ export interface PoolOptions {
   maxIdlePerHost: number;
   /** How long an idle connection is kept, ms (below the servers' own idle timeouts). */
   keepIdleMs: number;
+  /** Servers speak TLS, verified against these CAs (PEM; `--ca`); absent: plain TCP. */
+  caCerts?: string[];
 }
 
 /** Defaults of {@link PoolOptions}. */
@@ -95,7 +97,7 @@ export interface UpstreamResponse {
 }
 
 interface Pooled {
-  conn: Deno.TcpConn;
+  conn: Deno.Conn;
   reader: BufReader;
   idleSince: number;
 }
@@ -156,9 +158,12 @@ export class UpstreamPool {
   }
 
   /** Opens a TCP connection within the connect timeout; returns it and the time it took. */
-  async connect(hostname: string, port: number): Promise<{ conn: Deno.TcpConn; ms: number }> {
+  async connect(hostname: string, port: number): Promise<{ conn: Deno.Conn; ms: number }> {
     const t0 = performance.now();
-    const pending = Deno.connect({ hostname, port });
+    const caCerts = this.options.caCerts;
+    const pending: Promise<Deno.Conn> = caCerts === undefined
+      ? Deno.connect({ hostname, port })
+      : Deno.connectTls({ hostname, port, caCerts });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -174,7 +179,7 @@ export class UpstreamPool {
     try {
       const conn = await Promise.race([pending, timeout]);
       this.stats.connects++;
-      conn.setNoDelay(true);
+      (conn as Deno.TcpConn).setNoDelay?.(true);
       return { conn, ms: performance.now() - t0 };
     } catch (e) {
       if (e instanceof UpstreamError) throw e;
@@ -221,7 +226,7 @@ export class UpstreamPool {
 
   /** Sends `req` on `conn`, which is closed after the response (never pooled). */
   requestOn(
-    conn: Deno.TcpConn,
+    conn: Deno.Conn,
     req: UpstreamRequest,
   ): Promise<UpstreamResponse> {
     return this.#exchange(
