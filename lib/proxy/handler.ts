@@ -39,6 +39,8 @@ export interface HandlerOptions extends ExchangeContext {
   priceState: () => unknown;
   /** Where the server list came from, for explain. */
   listState: () => unknown;
+  /** The client listener's counters, for explain. */
+  listenerState?: () => unknown;
   mode: Mode;
   maxExtraMs: number;
   pick: "best" | "p2c";
@@ -87,6 +89,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
       panic: r.panic,
       serverList: o.listState(),
       upstream: { ...o.pool.stats },
+      listener: o.listenerState?.() ?? null,
       prices: o.priceState(),
       servers: o.servers().map((s) => {
         const q = priceOf(s, o.prices);

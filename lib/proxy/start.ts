@@ -121,6 +121,7 @@ export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<Runni
     prices: lookup,
     priceState: () => prices?.state() ?? null,
     listState: () => ({ node: c.node, ...list.last, agoMs: Math.round(Date.now() - list.last.at) }),
+    listenerState: () => server === undefined ? null : { ...server.stats },
     mode: c.mode,
     maxExtraMs: c.maxExtraMs,
     pick: c.pick,
@@ -129,7 +130,7 @@ export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<Runni
     isSelf,
     via,
   });
-  let server: LimitedServer;
+  let server: LimitedServer | undefined;
   try {
     server = serveLimited({
       port: c.port,
