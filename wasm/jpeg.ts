@@ -32,7 +32,10 @@ const HT_FAST: usize = 0;
 const HT_MAXCODE: usize = 1024;
 const HT_VALOFF: usize = HT_MAXCODE + 18 * 4;
 const HT_VALUES: usize = HT_VALOFF + 17 * 4;
-const HT_SIZE: usize = HT_VALUES + 256;
+// AC tables also get fastAc[512] i32: for a 9-bit window holding a whole code and its value
+// bits, (value << 8) | (run << 4) | (code length + value length); 0 = take the slow path.
+const HT_FASTAC: usize = HT_VALUES + 256;
+const HT_SIZE: usize = HT_FASTAC + 512 * 4;
 const FAST_BITS: i32 = 9;
 
 let qtBase: usize = 0;
@@ -313,9 +316,28 @@ function readDHT(p: usize, e: usize): i32 {
       code <<= 1;
     }
     store<i32>(t + HT_MAXCODE + (17 << 2), 0x7fffffff);
+    if (tc == 1) buildFastAc(t);
     p += 17 + <usize>total;
   }
   return OK;
+}
+
+/** Fills an AC table's fastAc from its fast table (see HT_FASTAC). */
+function buildFastAc(t: usize): void {
+  for (let i = 0; i < 1 << FAST_BITS; i++) {
+    const e = <i32>load<u16>(t + HT_FAST + (<usize>i << 1));
+    let entry = 0;
+    if (e != 0) {
+      const len = e >> 8;
+      const run = (e >> 4) & 15;
+      const size = e & 15;
+      if (size != 0 && len + size <= FAST_BITS) {
+        const bits = ((i << len) & ((1 << FAST_BITS) - 1)) >> (FAST_BITS - size);
+        entry = (extend(bits, size) << 8) | (run << 4) | (len + size);
+      }
+    }
+    store<i32>(t + HT_FASTAC + (<usize>i << 2), entry);
+  }
 }
 
 function readSOF(p: usize, e: usize, marker: i32, shift: i32): i32 {
@@ -394,6 +416,16 @@ function blockBaseline(c: i32, blk: usize): void {
   store<i32>(cPred + (<usize>(c) << 2), load<i32>(cPred + (<usize>(c) << 2)) + diff);
   store<i16>(blk, <i16>load<i32>(cPred + (<usize>(c) << 2)));
   for (let k = 1; k < 64; k++) {
+    fill();
+    const fast = load<i32>(ac + HT_FASTAC + (<usize>(bitBuf >>> (32 - FAST_BITS)) << 2));
+    if (fast != 0) {
+      const used = fast & 15;
+      bitBuf <<= used;
+      bitCnt -= used;
+      k += (fast >> 4) & 15;
+      if (k < 64) store<i16>(blk + (<usize>load<u8>(ZIGZAG + <usize>k) << 1), <i16>(fast >> 8));
+      continue;
+    }
     const rs = decodeHuff(ac);
     const r = rs >> 4;
     const s = rs & 15;
@@ -431,6 +463,16 @@ function blockACFirst(c: i32, blk: usize): void {
   }
   const ac = htBase + <usize>(4 + load<i32>(cTa + (<usize>(c) << 2))) * HT_SIZE;
   for (let k = ss; k <= se; k++) {
+    fill();
+    const fast = load<i32>(ac + HT_FASTAC + (<usize>(bitBuf >>> (32 - FAST_BITS)) << 2));
+    if (fast != 0) {
+      const used = fast & 15;
+      bitBuf <<= used;
+      bitCnt -= used;
+      k += (fast >> 4) & 15;
+      if (k < 64) store<i16>(blk + (<usize>load<u8>(ZIGZAG + <usize>k) << 1), <i16>((fast >> 8) << al));
+      continue;
+    }
     const rs = decodeHuff(ac);
     const r = rs >> 4;
     const s = rs & 15;
