@@ -33,17 +33,10 @@ import {
   type WireEncoding,
 } from "../lib/wire/encoding.ts";
 import { checkHeader } from "../lib/upload/validate.ts";
+import { readJsonObject, Refusal } from "../lib/replication/_http.ts";
 import { bytesOf, sha256 } from "./_upload_cluster.ts";
-import { collect, header, rechunk } from "./_wire_streams.ts";
+import { collect, header, mutate, rechunk, rng } from "./_wire_streams.ts";
 import { concatBytes } from "../lib/common/bytes.ts";
-
-/** A deterministic generator (LCG): a failure reproduces. */
-function rng(seed: number) {
-  return (n: number) => {
-    seed = (seed * 1103515245 + 12345) >>> 0;
-    return seed % n;
-  };
-}
 
 /** Varint length prefix + bytes. */
 function delimited(msg: Uint8Array): Uint8Array {
@@ -203,30 +196,6 @@ Deno.test("wire pb: hostile streams fail with a WireError", async () => {
   ok(pulled <= 2, `read ${pulled} pieces before refusing`);
 });
 
-/** One random mutation: flip, drop, duplicate, truncate or insert bytes. */
-function mutate(rand: (n: number) => number, src: Uint8Array): Uint8Array {
-  const b = src.slice();
-  switch (rand(5)) {
-    case 0:
-      for (let i = 0; i < 1 + rand(4); i++) b[rand(b.length)] ^= 1 << rand(8);
-      return b;
-    case 1: {
-      const at = rand(b.length);
-      return concat(b.subarray(0, at), b.subarray(at + 1 + rand(16)));
-    }
-    case 2: {
-      const at = rand(b.length);
-      return concat(b.subarray(0, at), b.subarray(at, at + rand(32)), b.subarray(at));
-    }
-    case 3:
-      return b.subarray(0, rand(b.length));
-    default: {
-      const at = rand(b.length);
-      return concat(b.subarray(0, at), bytesOf(1 + rand(8), rand(1000)), b.subarray(at));
-    }
-  }
-}
-
 for (const wire of ["json", "protobuf"] as WireEncoding[]) {
   Deno.test(`wire fuzz (${wire}): mutated streams give a WireError or fail the checks, never a crash`, async () => {
     const rand = rng(wire === "json" ? 11 : 13);
@@ -379,4 +348,36 @@ Deno.test("wire: encodings by Content-Type and Accept; --wire values", () => {
   equal(answerEncoding(h({ accept: "application/x-protobuf;q=0" })), "json");
   equal(parseWire("protobuf"), "protobuf");
   throws(() => parseWire("xml"), /--wire must be json or protobuf: received xml/);
+});
+
+Deno.test("wire: a record body in Protobuf is read bounded and refused clearly when malformed", async () => {
+  const req = (body: Uint8Array, type = "application/x-protobuf") =>
+    new Request("http://n/", {
+      method: "POST",
+      headers: { "content-type": type },
+      body: body as Uint8Array<ArrayBuffer>,
+    });
+  const beat = { from: { id: "a", url: "http://127.0.0.1:1" }, servers: [], digest: "d" };
+  const good = await readJsonObject(
+    req(encodeMessage("heartbeat", beat, "protobuf")),
+    1024,
+    "heartbeat",
+  );
+  equal(good.encoding, "protobuf");
+  deepStrictEqual(good.value, beat);
+  await rejects(
+    readJsonObject(req(new Uint8Array([0x0a, 0xff])), 1024, "heartbeat"),
+    (e: Error) =>
+      e instanceof Refusal && e.status === 400 &&
+      /heartbeat body is not a valid Protobuf message/.test(e.message),
+  );
+  await rejects(
+    readJsonObject(req(new Uint8Array(2048)), 1024, "heartbeat"),
+    (e: Error) => e instanceof Refusal && e.status === 413,
+  );
+  // Without a message kind (admission, server changes), a body is JSON whatever it says.
+  await rejects(
+    readJsonObject(req(encodeMessage("heartbeat", beat, "protobuf")), 1024),
+    (e: Error) => e instanceof Refusal && e.status === 400 && /JSON object/.test(e.message),
+  );
 });

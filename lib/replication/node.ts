@@ -44,7 +44,7 @@ import { encodeMessage } from "../wire/messages.ts";
 import { checkHeader, nameError, nameToPath } from "../upload/validate.ts";
 import { HybridClock, type Version } from "./version.ts";
 import type { ReplicationDb } from "./db.ts";
-import { drain, encoded, json, Refusal, text } from "./_http.ts";
+import { bodyRefusal, drain, encoded, json, Refusal, text } from "./_http.ts";
 import { HeldState, sameContent, tombstone, type VersionedHeader } from "./state.ts";
 export type { HeldEntry } from "./state.ts";
 import { Membership } from "./membership.ts";
@@ -334,9 +334,10 @@ export class ReplicationNode {
     try {
       return await fn(caller);
     } catch (e) {
-      if (e instanceof Refusal) {
+      if (e instanceof Refusal || e instanceof WireError) {
+        // A malformed body is the sender's fault wherever it was noticed: a 400, never a 500.
         this.stats.rejected++;
-        return text(e.status, e.message);
+        return text(e instanceof Refusal ? e.status : 400, e.message);
       }
       this.#o.log(`replication: ${req.method} ${new URL(req.url).pathname}: ${(e as Error).stack}`);
       return text(500, `internal error: ${(e as Error).message}`);
@@ -384,7 +385,11 @@ export class ReplicationNode {
     const cur = this.#state.get(header.name);
     const path = nameToPath(header.name);
     if (cur !== undefined && !cur.deleted && sameContent(cur, header)) {
-      await drain(body);
+      // The same content: the body is still read to its end and checked (a malformed one is a
+      // 400, not an "unchanged").
+      await drain(body).catch((e) => {
+        throw bodyRefusal(e);
+      });
       const v = { status: "unchanged", name: header.name, path, version: cur.version };
       return encoded(req, "uploadAnswer", v, 200);
     }
