@@ -10,7 +10,7 @@ import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/f
 import { FleetListenError, startFleetDns } from "./lib/fleet/dns/dns_fleet.ts";
 import { PriceFeed } from "./lib/price/client.ts";
 import { trustCa } from "./lib/tls/client.ts";
-import { loadCa } from "./lib/tls/files.ts";
+import { loadCa, loadKeyPair } from "./lib/tls/files.ts";
 
 async function main(): Promise<void> {
   const a = parseDnsFlags(Deno.args, Deno.env.toObject());
@@ -26,12 +26,15 @@ async function main(): Promise<void> {
     const what = e instanceof ConfigError ? "--config" : `--data ${a.dataDir}`;
     throw new StartError(`${what}: ${(e as Error).message}`, DNS_EXIT.config);
   }
-  if (a.caFile !== null) {
-    try {
-      trustCa(await loadCa(a.caFile));
-    } catch (e) {
-      throw new StartError((e as Error).message);
+  let controlTls;
+  try {
+    if (a.caFile !== null) trustCa(await loadCa(a.caFile));
+    if (a.controlTls !== null) {
+      const t = a.controlTls;
+      controlTls = (await loadKeyPair(t.certFile, t.keyFile, a.caFile)).pair;
     }
+  } catch (e) {
+    throw new StartError((e as Error).message);
   }
   const shares = shareConnections(config.tcp.maxConnections, a.controlLimits.maxConns);
   if (shares.note !== null) console.log(shares.note);
@@ -67,6 +70,7 @@ async function main(): Promise<void> {
     shortTtl: a.shortTtl,
     probePort: a.probePort,
     replicaScheme: a.caFile === null ? "http" : "https",
+    controlTls,
     // Log the first errors, then one in a thousand: a flood must not become a log flood.
     onError: (e) => (logged++ < 10 || logged % 1000 === 0) && console.error(`dns error:`, e),
     log: (line) => console.log(line),
@@ -87,7 +91,9 @@ async function main(): Promise<void> {
   console.log(
     fleet.control === null
       ? `dns: no control API (--control off): static replicas only, policy ${a.policy}`
-      : `dns: control API on http://${shown}:${fleet.control.port}/ (heartbeats udp ` +
+      : `dns: control API on ${
+        controlTls ? "https" : "http"
+      }://${shown}:${fleet.control.port}/ (heartbeats udp ` +
         `${fleet.control.port}, policy ${a.policy}, ${fleet.registry.entries().length} ` +
         `replicas known, registry ${registry})`,
   );

@@ -1,7 +1,8 @@
 /**
  * The DNS server's health checks reach a `--tls` replica when started with `--ca`: the replica
- * registers over the control API, its health is checked over HTTPS verified against the CA, it
- * becomes alive and is answered. Without `--ca` the same replica never passes a check (the
+ * registers over the control API (served over HTTPS with the DNS server's own certificate,
+ * `--cert`/`--key`, the replica announcing `https://`), its health is checked over HTTPS verified
+ * against the CA, it becomes alive and is answered; plain HTTP to the control API is refused. Without `--ca` the same replica never passes a check (the
  * DNS server speaks plain HTTP to a TLS-only port) and is not answered.
  */
 import assert from "node:assert/strict";
@@ -13,7 +14,7 @@ import {
   startReplica,
   waitFor,
 } from "../lib/fleet/_testing.ts";
-import { makeCerts, tlsArgs } from "./_tls_cluster.ts";
+import { caFetch, makeCerts, tlsArgs } from "./_tls_cluster.ts";
 import { withTempDir } from "./_upload_cluster.ts";
 
 const ZONE = "cdn.test";
@@ -22,15 +23,18 @@ const R = "127.0.0.75";
 
 type Row = Record<string, unknown>;
 
-async function replicaRow(control: number): Promise<Row | undefined> {
-  const rows = (await http(`http://127.0.0.1:${control}/replicas`)).body.replicas as Row[];
-  return rows.find((x) => x.id === "t1");
+async function replicaRow(base: string, ca: string | null): Promise<Row | undefined> {
+  const res = ca === null ? await http(`${base}/replicas`) : {
+    body: await (await caFetch(ca)(`${base}/replicas`)).json() as Record<string, unknown>,
+  };
+  return (res.body.replicas as Row[]).find((x) => x.id === "t1");
 }
 
 for (const withCa of [true, false]) {
   Deno.test(`tls: DNS health checks ${withCa ? "reach" : "cannot reach"} a TLS replica ${withCa ? "with" : "without"} --ca`, async () => {
     await withTempDir(async (dir) => {
-      await makeCerts(["--out", `${dir}/c`, "--nodes", `t1=${R}`]);
+      await makeCerts(["--out", `${dir}/c`, "--nodes", `t1=${R},dns=127.0.0.1`]);
+      // With --ca, the control API is HTTPS too (--cert/--key) and the replica announces https.
       const dns = await startDns([
         "-n",
         ZONE,
@@ -38,7 +42,16 @@ for (const withCa of [true, false]) {
         TOKEN,
         "--probe-port",
         "9",
-        ...(withCa ? ["--ca", `${dir}/c/ca.pem`] : []),
+        ...(withCa
+          ? [
+            "--ca",
+            `${dir}/c/ca.pem`,
+            "--cert",
+            `${dir}/c/dns.pem`,
+            "--key",
+            `${dir}/c/dns-key.pem`,
+          ]
+          : []),
       ]);
       let replica: Proc | null = null;
       try {
@@ -48,17 +61,20 @@ for (const withCa of [true, false]) {
           "--id",
           "t1",
           "--announce",
-          `127.0.0.1:${dns.control}`,
+          `${withCa ? "https://" : ""}127.0.0.1:${dns.control}`,
           "--admin-token",
           TOKEN,
           ...tlsArgs(`${dir}/c`, "t1"),
         ]);
         const out = () => dns.output() + replica!.output();
+        const ca = withCa ? `${dir}/c/ca.pem` : null;
+        const base = `${withCa ? "https" : "http"}://127.0.0.1:${dns.control}`;
+        const row = () => replicaRow(base, ca);
         if (withCa) {
           await waitFor(
             "t1 alive",
             async () => {
-              const r = await replicaRow(dns.control);
+              const r = await row();
               return r?.state === "alive" ? r : undefined;
             },
             30_000,
@@ -66,12 +82,19 @@ for (const withCa of [true, false]) {
             out,
           );
           assert.equal(await resolveA(dns.port, ZONE), R);
+          let plain = true;
+          try {
+            await http(`http://127.0.0.1:${dns.control}/replicas`);
+          } catch {
+            plain = false;
+          }
+          assert.equal(plain, false, "the control API must not answer plain HTTP");
         } else {
           // Registered, checked, and never alive: the check's detail says why.
           const r = await waitFor(
             "t1 checked and failing",
             async () => {
-              const r = await replicaRow(dns.control);
+              const r = await row();
               return r !== undefined && r.state !== "alive" &&
                   /health|check/i.test(String(r.reason))
                 ? r
@@ -82,7 +105,7 @@ for (const withCa of [true, false]) {
             out,
           );
           await new Promise((res) => setTimeout(res, 1500));
-          const later = await replicaRow(dns.control);
+          const later = await row();
           assert.notEqual(later?.state, "alive", `without --ca: ${JSON.stringify(r)}`);
           assert.equal(await resolveA(dns.port, ZONE), "");
         }

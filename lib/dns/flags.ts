@@ -131,6 +131,13 @@ export const DNS_FLAGS = {
     arg: "SECONDS",
     help: `TTL of answers not based on a measurement. Default ${DEFAULT_SHORT_TTL}.`,
   },
+  cert: {
+    type: "string",
+    arg: "FILE",
+    help: "Serve the control API over HTTPS only with this certificate (PEM; needs --key).\n" +
+      "Replicas then --announce https://HOST:PORT.",
+  },
+  key: { type: "string", arg: "FILE", help: "The --cert's private key (PEM)." },
   ca: {
     type: "string",
     arg: "FILE",
@@ -219,6 +226,8 @@ export interface DnsFlagsConfig {
   probePort: number;
   /** `--ca`: replicas speak HTTPS, verified against this file; null: plain HTTP. */
   caFile: string | null;
+  /** `--cert`/`--key`: the control API's certificate and key files, or null for plain HTTP. */
+  controlTls: { certFile: string; keyFile: string } | null;
 }
 
 /** Checks a zone name's labels (1..63 octets each, 253 in all); throws naming `--name`. */
@@ -296,7 +305,20 @@ export function parseDnsFlags(
     shortTtl,
     probePort: f.port("probe-port", DEFAULT_PROBE_PORT),
     caFile: f.string("ca") ?? null,
+    controlTls: controlTls(f.string("cert"), f.string("key")),
   };
+}
+
+/** `--cert` and `--key` together, or neither. */
+function controlTls(
+  certFile: string | undefined,
+  keyFile: string | undefined,
+): { certFile: string; keyFile: string } | null {
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new UsageError("--cert and --key go together (the control API's certificate)");
+  }
+  return { certFile, keyFile };
 }
 
 /** How the DNS process's two listeners share the open files it may use for connections. */

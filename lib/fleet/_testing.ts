@@ -105,7 +105,7 @@ export async function startDns(args: string[]): Promise<DnsProc> {
     const m = await waitFor(
       "the DNS server's ports",
       async () => {
-        const m = /port (\d+) \(udp[\s\S]*control API on http:\/\/\S+:(\d+)\//.exec(p.output());
+        const m = /port (\d+) \(udp[\s\S]*control API on https?:\/\/\S+:(\d+)\//.exec(p.output());
         if (m) return m;
         const status = await Promise.race([p.child.status, Promise.resolve(null)]);
         if (status) throw new Error(`exited ${status.code}: ${p.output()}`);

@@ -173,7 +173,8 @@ export const HTTP_FLAGS = {
   announce: {
     type: "string",
     arg: "HOST:PORT",
-    help: "DNS control API to register with and heartbeat to (live fleet).",
+    help: "DNS control API to register with and heartbeat to (live fleet); " +
+      "https://HOST:PORT for one served with --cert (verified against --ca).",
   },
   lat: {
     type: "string",

@@ -65,6 +65,7 @@ import {
 } from "../credentials.ts";
 import { Signer } from "../../replication/trust.ts";
 import type { FleetRegistry } from "./registry.ts";
+import type { TlsKeyPair } from "../../tls/listen.ts";
 
 /** Most signed `register` heartbeat replies per second (each costs an Ed25519 signature). */
 export const MAX_REGISTER_REPLIES_PER_S = 200;
@@ -86,6 +87,8 @@ export interface ControlOptions {
   now?: () => number;
   /** Limits of the HTTP listener; the connection cap defaults to {@link DEFAULT_CONTROL_MAX_CONNS}. */
   limits?: ListenerLimits;
+  /** Serve HTTPS only with this certificate (`--cert`/`--key`). */
+  tls?: TlsKeyPair;
   log?: (line: string) => void;
 }
 
@@ -494,6 +497,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       ...o.limits,
       hostname: o.hostname,
       port: o.port,
+      tls: o.tls,
       signal: ac.signal,
       name: "control",
       log,

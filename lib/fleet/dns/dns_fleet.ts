@@ -16,6 +16,7 @@ import { FleetDb } from "./db.ts";
 import { FleetMonitor } from "./monitor.ts";
 import { FleetRegistry } from "./registry.ts";
 import { RttCache } from "./rtt.ts";
+import type { TlsKeyPair } from "../../tls/listen.ts";
 
 /** Options of {@link startFleetDns}. */
 export interface FleetDnsOptions {
@@ -43,6 +44,8 @@ export interface FleetDnsOptions {
   rttTtlMs?: number;
   shortTtl?: number;
   probePort?: number;
+  /** The control API's certificate (HTTPS only), or absent for plain HTTP. */
+  controlTls?: TlsKeyPair;
   /** How health checks and probe requests reach replicas: "https" for `--tls` replicas. */
   replicaScheme?: "http" | "https";
   intervalMs?: number;
@@ -137,6 +140,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       answers: o.config.answers,
       adminToken: o.adminToken,
       limits: o.controlLimits,
+      tls: o.controlTls,
       log,
     });
   } catch (e) {

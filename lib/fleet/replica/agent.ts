@@ -48,6 +48,7 @@ import {
   validPublicKey,
   verifySignature,
 } from "../../replication/trust.ts";
+import { peerFetch } from "../../tls/client.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
 export const MAX_PROBE_COUNT = 5;
@@ -190,7 +191,7 @@ export class FleetAgent {
 
   constructor(o: AgentOptions) {
     this.#o = o;
-    this.#dns = parseHostPort(o.announce);
+    this.#dns = parseHostPort(o.announce.replace(/^https:\/\//i, ""));
     this.#log = o.log ?? (() => {});
     this.#nodeKey = o.nodeKey ?? newKey();
     this.#signer = new Signer(o.id, this.#nodeKey);
@@ -199,7 +200,9 @@ export class FleetAgent {
 
   get #base(): string {
     const h = this.#dns.host;
-    return `http://${h.includes(":") ? `[${h}]` : h}:${this.#dns.port}`;
+    // `--announce https://HOST:PORT`: a control API served with --cert (verified with --ca).
+    const scheme = /^https:\/\//i.test(this.#o.announce) ? "https" : "http";
+    return `${scheme}://${h.includes(":") ? `[${h}]` : h}:${this.#dns.port}`;
   }
 
   /**
@@ -282,7 +285,7 @@ export class FleetAgent {
       } satisfies Registration,
     );
     const { headers, nonce } = registrationHeaders(this.#signer, "/register", body, admin);
-    const res = await fetch(`${this.#base}/register`, {
+    const res = await peerFetch(`${this.#base}/register`, {
       method: "POST",
       headers,
       body,
@@ -442,7 +445,7 @@ export class FleetAgent {
       .map((b) => b.toString(16).padStart(2, "0")).join("");
     const q = `replica=${encodeURIComponent(this.#o.id)}&nonce=${nonce}`;
     try {
-      const res = await fetch(`${this.#base}/servers?${q}`, {
+      const res = await peerFetch(`${this.#base}/servers?${q}`, {
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(REQUEST_TIMEOUT_MS)]),
       });
       const text = await res.text();
@@ -471,7 +474,7 @@ export class FleetAgent {
     const path = `/replicas/${encodeURIComponent(this.#o.id)}/held`;
     const { headers } = sessionHeaders(this.#token, this.#o.id, "PUT", path, text);
     try {
-      const res = await fetch(`${this.#base}${path}`, {
+      const res = await peerFetch(`${this.#base}${path}`, {
         method: "PUT",
         headers: { "content-type": "application/json", ...headers },
         body: text,
@@ -567,7 +570,7 @@ export class FleetAgent {
     const url = `${this.#base}/replicas/${encodeURIComponent(this.#o.id)}`;
     try {
       const path = new URL(url).pathname;
-      const res = await fetch(url, {
+      const res = await peerFetch(url, {
         method: "DELETE",
         headers: sessionHeaders(token, this.#o.id, "DELETE", path).headers,
         signal: AbortSignal.timeout(DEREGISTER_TIMEOUT_MS),

@@ -46,7 +46,7 @@ export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
     if (given) throw new SyntaxError("--lat, --lon and --provider need --announce HOST:PORT");
     return null;
   }
-  parseHostPort(f.announce);
+  parseHostPort(f.announce.replace(/^https:\/\//i, "")); // https://: a TLS control API
   const deg = (flag: string, text: string | undefined, limit: number) => {
     if (text === undefined) return null;
     const n = Number(text);
