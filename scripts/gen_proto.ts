@@ -1,26 +1,56 @@
 /**
  * Generates the Protobuf code (`lib/wire/gen/*_pb.ts`) from `proto/*.proto` with protobuf-es:
- * buf (`npm:@bufbuild/buf`) compiles the schemas and runs `protoc-gen-es` (template
- * `proto/buf.gen.yaml`), then `deno fmt` formats the output so it is checked in as generated.
+ * buf (`npm:@bufbuild/buf`) compiles the schemas and runs the `protoc-gen-es` plugin, then
+ * `deno fmt` formats the output, which is checked in. The generator's versions are the ones
+ * pinned in deno.json's imports (`@bufbuild/buf`, `@bufbuild/protoc-gen-es`, the latter equal to
+ * the runtime `@bufbuild/protobuf`: `tests/wire_gen_test.ts` checks both).
  *
  * `deno task gen:proto [--out DIR]`: DIR is the output base (default: the repository); the
- * staleness test (`tests/wire_gen_test.ts`) generates into a temporary one and compares.
+ * staleness test generates into a temporary one and compares.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 
-/** Versions of the generator (the runtime `@bufbuild/protobuf` is pinned in deno.json). */
-export const BUF = "npm:@bufbuild/buf@1.75.0";
-
 const ROOT = new URL("../", import.meta.url).pathname;
+
+/** The npm specifiers pinned in deno.json's imports. */
+export function pinned(): { buf: string; plugin: string; runtime: string } {
+  const { imports } = JSON.parse(Deno.readTextFileSync(`${ROOT}deno.json`)) as {
+    imports: Record<string, string>;
+  };
+  const get = (name: string) => {
+    const v = imports[name];
+    if (v === undefined) throw new Error(`deno.json imports must pin ${name}`);
+    return v;
+  };
+  return {
+    buf: get("@bufbuild/buf"),
+    plugin: get("@bufbuild/protoc-gen-es"),
+    runtime: get("@bufbuild/protobuf"),
+  };
+}
+
+/** buf's generation template (v2), as JSON: `proto/` in, `lib/wire/gen` out (under `-o`). */
+function template(plugin: string): string {
+  return JSON.stringify({
+    version: "v2",
+    inputs: [{ directory: "proto" }],
+    plugins: [{
+      local: ["./deno", "run", "--allow-read", "--allow-env", plugin],
+      out: "lib/wire/gen",
+      opt: "target=ts,import_extension=ts",
+    }],
+  });
+}
 
 /** Runs buf into `outBase` (files land in `outBase/lib/wire/gen`), then formats them. */
 export async function generate(outBase: string): Promise<string> {
   const deno = `${ROOT}deno`;
+  const { buf, plugin } = pinned();
   const gen = await new Deno.Command(deno, {
-    args: ["run", "-A", BUF, "generate", "--template", "proto/buf.gen.yaml", "-o", outBase],
+    args: ["run", "-A", buf, "generate", "--template", template(plugin), "-o", outBase],
     cwd: ROOT,
     stdout: "inherit",
     stderr: "inherit",
