@@ -289,7 +289,7 @@ async function rssFigure(o: Opts, node: string, pin: string | null): Promise<num
   ], pin);
   try {
     const url = `http://127.0.0.1:${origin.addr.port}/big`;
-    await fetchVia(`http://127.0.0.1:${port}`, `${url}?warm`, p).catch(() => {});
+    await fetchVia(null, `http://127.0.0.1:${port}/_proxy/explain`, p); // listening
     const out = await new Deno.Command("curl", {
       args: [
         "-s",
@@ -403,9 +403,10 @@ async function main(): Promise<void> {
       );
     }
     // Half load: connections that each wait 1 ms between requests, as many as give about half
-    // of our proxy's full-load rate (each does at most ~1000 / (1 + latency) requests/s).
-    const half = (ours ?? [...full.values()][0])?.requestsPerSec ?? 1000;
-    const conns = Math.max(1, Math.round(half / 2 / 1000 * 1.2));
+    // of our proxy's full-load rate; one such connection straight to the replica calibrates.
+    const max = (ours ?? [...full.values()][0])?.requestsPerSec ?? 1000;
+    const one = await wrk(null, direct, { connections: 1, delayMs: 1 }, { ...o, duration: 1 });
+    const conns = Math.max(1, Math.round(max / 2 / one.requestsPerSec));
     const load = { connections: conns, delayMs: 1 };
     const base = await wrk(null, direct, load, o);
     console.log(
