@@ -23,7 +23,8 @@ const FLAGS = {
   days: {
     type: "string",
     arg: "N",
-    help: "Validity of the node certificates in days (negative: already expired, for tests). " +
+    help: "Validity of the node certificates in days (negative, as --days=-1: already expired, " +
+      "for tests). " +
       "Default 825.",
   },
   help: { type: "boolean", short: "h", help: "Show this help." },

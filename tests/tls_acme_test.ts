@@ -3,7 +3,8 @@
  * started here with its own TLS certificate from the `certs` task: two nodes each obtain their
  * certificate with a real HTTP-01 challenge (Pebble fetches the token from the node's address),
  * replicate to each other verified against Pebble's root, and renew before expiry without a
- * restart (Pebble issues 20-second certificates): the served serial changes, the process stays.
+ * restart (Pebble issues 20-second certificates): the served serial changes, the process stays;
+ * a restart reuses the kept certificate.
  */
 import { equal, notEqual, ok } from "node:assert/strict";
 import { startNode, stopAll, waitUntil, withTempDir } from "./_upload_cluster.ts";
@@ -139,6 +140,15 @@ Deno.test("tls: ACME certificates from Pebble, replication between them, renewal
       const res = await f(`${a.url}/_cdn/health`);
       equal(res.status, 200);
       await res.body?.cancel();
+
+      // A restart reuses the certificate kept in --data DIR/acme while it is not due.
+      await stopAll(nodes.splice(0, 1));
+      const a2 = await acmeNode("a", A, ["--acme-renew-before", "3s"]);
+      nodes.push(a2);
+      const kept = await a2.proc.waitFor(/tls: kept ACME certificate .*serial ([0-9A-F]+)/);
+      const keptSerial = /serial ([0-9A-F]+)/.exec(kept)![1];
+      equal(await servedSerial(A, Number(new URL(a2.url).port)), keptSerial);
+      ok(!a2.proc.lines.some((l) => /tls: ACME certificate for/.test(l)), "no new order");
     } finally {
       await stopAll(nodes);
       await pebble.stop();
