@@ -160,6 +160,13 @@ Deno.test("proxy: curl and wget through it; headers, bodies, other hosts, CONNEC
     equal(own.status, 404);
     match(await own.text(), /\/_proxy\/explain/);
 
+    // A request head over 32 KiB is refused.
+    const big = await curlVia(proxy.url, "http://cdn.test/page.html", [
+      "-H",
+      `X-Big: ${"x".repeat(40_000)}`,
+    ]);
+    equal(big.status, 431);
+
     // A request carrying this proxy's Via token is a loop.
     const token = /nearcast-proxy-\w+/.exec(a.headers.get("via")!)![0];
     const loop = await curlVia(proxy.url, "http://cdn.test/page.html", ["-H", `Via: 1.1 ${token}`]);

@@ -215,6 +215,17 @@ Deno.test("UpstreamPool: chunked, 1xx skipped, close-delimited, bad heads refuse
         s.close();
       }
     }
+    // A kept-alive connection the server closed meanwhile: the request goes again on a new one.
+    const once = rawServer("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    const p2 = new UpstreamPool();
+    for (let i = 0; i < 2; i++) {
+      const r = await p2.request("127.0.0.1", once.port, GET);
+      equal(new TextDecoder().decode(r.body as Uint8Array), "ok");
+      await new Promise((r) => setTimeout(r, 50)); // the server's close arrives
+    }
+    deepStrictEqual(p2.stats, { connects: 2, reused: 1 });
+    p2.close();
+    once.close();
     // A small body cut short fails the request (nothing was relayed yet); a large one errors
     // its stream.
     const small = rawServer("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc");
