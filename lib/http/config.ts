@@ -124,6 +124,12 @@ export const HTTP_FLAGS = {
     help: "Bearer token for /_cdn/purge (or env NEARCAST_ADMIN_TOKEN). Purge is off without one.",
   },
   index: { type: "string", arg: "KIND", help: "Cache index implementation: wasm (default) or ts." },
+  images: {
+    type: "string",
+    arg: "MODE",
+    help: "Image variants: off (default) or on-the-fly (JPEG/PNG resized per request to the\n" +
+      "ladder 320/640/1280/original from ?w= ?q= ?fmt=, Client Hints and measured throughput).",
+  },
   heap: {
     type: "string",
     arg: "MODE",
@@ -232,6 +238,8 @@ export interface HttpConfig {
   dataDir: string | null;
   adminToken: string | null;
   index: "wasm" | "ts";
+  /** `--images`: serve image variants (lib/image/serve.ts) or not. */
+  images: "off" | "on-the-fly";
   /** `--heap`: V8 heap sizing (see {@link REPLICA_HEAP_FLAGS}). */
   heap: "compact" | "v8";
   serversFile: string | null;
@@ -312,6 +320,7 @@ export function parseHttpConfig(
     dataDir,
     adminToken: token === "" ? null : token,
     index: f.oneOf("index", ["wasm", "ts"] as const, "wasm"),
+    images: f.oneOf("images", ["off", "on-the-fly"] as const, "off"),
     heap: f.oneOf("heap", ["compact", "v8"] as const, "compact"),
     serversFile,
     join,

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { ImageLayer } from "../image/serve.ts";
 import { type LimitedServer, listenerMetrics } from "../common/http_server.ts";
 import { hashKey } from "../cache/hash.ts";
 import { TsLfru } from "../cache/lfru.ts";
@@ -127,7 +128,12 @@ export async function startReplicaProcess(
   let node: ReplicationNode | null = null;
   let server: LimitedServer;
   try {
-    server = serveReplica({ handler: (req) => replica!.handler(req) } as Replica, {
+    const images = c.images === "on-the-fly" ? new ImageLayer() : null;
+    const handler = (req: Request, info?: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
+      images && info
+        ? images.handle(req, info.remoteAddr.hostname, (r) => replica!.handler(r))
+        : replica!.handler(req);
+    server = serveReplica({ handler } as Replica, {
       ...c.limits,
       port: c.port,
       hostname: c.host,

@@ -1,0 +1,258 @@
+/**
+ * The replica's image layer (`--images on-the-fly`): in front of the replica's handler, a GET
+ * for a `.jpg`, `.jpeg` or `.png` path is served as the ladder rung {@link chooseVariant} picks
+ * from `?w=`/`?q=`/`?fmt=`, Client Hints and the client's measured throughput. The original is
+ * fetched through the replica's handler with those parameters removed, so the cache keeps one
+ * original per image; variants are computed on the fly (one computation per variant key at a
+ * time, at most `concurrency` at once, at most `timeoutMs` before the original is served
+ * instead) and kept in a small byte-bounded LRU of their own. Responses carry `Accept-CH`,
+ * `X-Nearcast-Variant` and the `Vary` of what was used.
+ *
+ * Not yet: pre-computed ladders, variants in the replica's own cache and store.
+ *
+ * @module
+ */
+import { concatBytes } from "../common/bytes.ts";
+import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
+import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
+import { transcode } from "./pipeline.ts";
+import { probeImage } from "./probe.ts";
+import { ThroughputEstimator } from "./throughput.ts";
+import { chooseVariant, variantKey } from "./variant.ts";
+
+const IMAGE_PATH = /\.(jpe?g|png)$/i;
+const IMAGE_TYPE = /^image\/(jpeg|png)\s*(;|$)/i;
+
+/** Options of {@link ImageLayer}. */
+export interface ImageLayerOptions {
+  ladder?: Ladder;
+  /** Largest original transcoded (bytes); larger ones are passed through. Default 32 MiB. */
+  maxSourceBytes?: number;
+  /** Byte budget of the variant LRU. Default 32 MiB. */
+  cacheBytes?: number;
+  /** Variants computed at once (each holds one full decode). Default 2. */
+  concurrency?: number;
+  /** Longest wait for a variant before the original is served. Default 5 s. */
+  timeoutMs?: number;
+  throughput?: ThroughputEstimator;
+}
+
+/** Counters for tests and metrics. */
+export interface ImageStats {
+  computed: number;
+  cacheHits: number;
+  timeouts: number;
+  originals: number;
+}
+
+type Next = (req: Request) => Response | Promise<Response>;
+
+/** The image layer; {@link handle} wraps the replica's handler. */
+export class ImageLayer {
+  readonly stats: ImageStats = { computed: 0, cacheHits: 0, timeouts: 0, originals: 0 };
+  readonly throughput: ThroughputEstimator;
+  readonly #ladder: Ladder;
+  readonly #maxSource: number;
+  readonly #budget: number;
+  readonly #timeout: number;
+  readonly #lru = new Map<string, Uint8Array<ArrayBuffer>>();
+  #lruBytes = 0;
+  readonly #inflight = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+  #slots: number;
+  readonly #waiting: (() => void)[] = [];
+
+  constructor(o: ImageLayerOptions = {}) {
+    this.#ladder = o.ladder ?? DEFAULT_LADDER;
+    this.#maxSource = o.maxSourceBytes ?? 32 * 1024 * 1024;
+    this.#budget = o.cacheBytes ?? 32 * 1024 * 1024;
+    this.#slots = o.concurrency ?? 2;
+    this.#timeout = o.timeoutMs ?? 5000;
+    this.throughput = o.throughput ?? new ThroughputEstimator();
+  }
+
+  /** Serves `req` from client address `ip`, fetching originals through `next`. */
+  async handle(req: Request, ip: string, next: Next): Promise<Response> {
+    if (req.method !== "GET" && req.method !== "HEAD") return next(req);
+    const url = new URL(req.url);
+    if (!IMAGE_PATH.test(url.pathname)) return next(req);
+    const parsed = parseImageParams(url, this.#ladder);
+    if (!parsed.ok) {
+      return new Response(`Cannot serve image variant: ${parsed.message}\n`, {
+        status: 400,
+        headers: { "content-type": "text/plain; charset=utf-8", "accept-ch": ACCEPT_CH },
+      });
+    }
+    for (const p of ["w", "q", "fmt"]) url.searchParams.delete(p);
+    const res = await next(new Request(url, { method: "GET", headers: req.headers }));
+    const type = res.headers.get("content-type") ?? "";
+    const declared = res.headers.get("content-length");
+    if (
+      res.status !== 200 || !IMAGE_TYPE.test(type) || res.body === null ||
+      (declared !== null && !(Number(declared) <= this.#maxSource))
+    ) {
+      return req.method === "HEAD" ? new Response(null, res) : res;
+    }
+    // A miss streams from the origin without a length: read up to the cap, else pass it on.
+    const read = await readCapped(res.body, this.#maxSource);
+    if (read instanceof ReadableStream) {
+      return new Response(req.method === "HEAD" ? null : read, res);
+    }
+    const original = read;
+    const length = original.length;
+    const info = probeImage(original);
+    const headers = new Headers(res.headers);
+    headers.set("accept-ch", ACCEPT_CH);
+    if (!info) return this.#send(req, ip, original, headers);
+    const v = chooseVariant({
+      ladder: this.#ladder,
+      sourceWidth: info.width,
+      sourceFormat: info.format,
+      params: parsed.params,
+      hints: parseClientHints(req.headers),
+      measuredBps: this.throughput.estimate(ip),
+    });
+    const vary = [headers.get("vary"), ...v.vary].filter((x) => x).join(", ");
+    if (vary !== "") headers.set("vary", vary);
+    if (v.network) headers.set("cache-control", "private");
+    const same = v.width === "original" && v.format === info.format &&
+      (v.format === "png" || v.quality === this.#ladder.qualities[0]);
+    if (same) {
+      headers.set("x-nearcast-variant", v.header);
+      this.stats.originals++;
+      return this.#send(req, ip, original, headers);
+    }
+    const key = variantKey(`${url.pathname}${url.search}|${res.headers.get("etag") ?? length}`, v);
+    let bytes = this.#get(key);
+    if (bytes) this.stats.cacheHits++;
+    else {
+      bytes = await this.#compute(key, original, {
+        width: v.width === "original" ? undefined : v.width,
+        format: v.format,
+        quality: v.quality,
+      });
+    }
+    if (!bytes) {
+      this.stats.timeouts++;
+      headers.set("x-nearcast-variant", "w=orig;timeout");
+      return this.#send(req, ip, original, headers);
+    }
+    headers.set("x-nearcast-variant", v.header);
+    headers.set("content-type", `image/${v.format}`);
+    headers.delete("etag"); // a variant is other bytes than the original's validator names
+    headers.delete("content-range");
+    return this.#send(req, ip, bytes, headers);
+  }
+
+  /** The response, with its drain time recorded for the client's throughput estimate. */
+  #send(req: Request, ip: string, body: Uint8Array<ArrayBuffer>, headers: Headers): Response {
+    headers.set("content-length", String(body.length));
+    if (req.method === "HEAD") return new Response(null, { status: 200, headers });
+    const est = this.throughput;
+    let start = 0, sent = 0;
+    const chunk = 64 * 1024;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (start === 0) start = performance.now();
+        if (sent >= body.length) {
+          est.record(ip, body.length, performance.now() - start);
+          c.close();
+          return;
+        }
+        const end = Math.min(body.length, sent + chunk);
+        c.enqueue(body.subarray(sent, end));
+        sent = end;
+      },
+    }, { highWaterMark: 0 });
+    return new Response(stream, { status: 200, headers });
+  }
+
+  #get(key: string): Uint8Array<ArrayBuffer> | undefined {
+    const b = this.#lru.get(key);
+    if (b) {
+      this.#lru.delete(key);
+      this.#lru.set(key, b);
+    }
+    return b;
+  }
+
+  #put(key: string, b: Uint8Array<ArrayBuffer>): void {
+    if (b.length > this.#budget) return;
+    this.#lru.set(key, b);
+    this.#lruBytes += b.length;
+    while (this.#lruBytes > this.#budget) {
+      const [k, old] = this.#lru.entries().next().value!;
+      this.#lru.delete(k);
+      this.#lruBytes -= old.length;
+    }
+  }
+
+  /** The variant's bytes (computed once per key at a time), or undefined after the timeout. */
+  async #compute(
+    key: string,
+    original: Uint8Array,
+    opts: Parameters<typeof transcode>[1],
+  ): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    let p = this.#inflight.get(key);
+    if (!p) {
+      p = this.#run(async () => {
+        const out = await transcode(original, opts);
+        this.stats.computed++;
+        return out.bytes as Uint8Array<ArrayBuffer>;
+      });
+      this.#inflight.set(key, p);
+      p.then((b) => this.#put(key, b), () => {}).finally(() => this.#inflight.delete(key));
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((r) =>
+      timer = setTimeout(() => r(undefined), this.#timeout)
+    );
+    try {
+      return await Promise.race([p, late]);
+    } catch {
+      return undefined; // a variant that cannot be made: serve the original
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Runs `f` when one of the `concurrency` slots is free. */
+  async #run<T>(f: () => Promise<T>): Promise<T> {
+    while (this.#slots === 0) await new Promise<void>((r) => this.#waiting.push(r));
+    this.#slots--;
+    try {
+      return await f();
+    } finally {
+      this.#slots++;
+      this.#waiting.shift()?.();
+    }
+  }
+}
+
+/** The whole body if it has at most `cap` bytes, else a stream replaying what was read, then the rest. */
+async function readCapped(
+  body: ReadableStream<Uint8Array>,
+  cap: number,
+): Promise<Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>> {
+  const reader = body.getReader();
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  while (true) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    n += value.length;
+    if (n > cap) {
+      return new ReadableStream<Uint8Array>({
+        async pull(c) {
+          const next = chunks.shift();
+          if (next) return c.enqueue(next);
+          const r = await reader.read();
+          if (r.done) c.close();
+          else c.enqueue(r.value);
+        },
+        cancel: (why) => reader.cancel(why),
+      });
+    }
+  }
+  return concatBytes(chunks, n);
+}

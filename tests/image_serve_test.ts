@@ -1,0 +1,101 @@
+/**
+ * `--images on-the-fly` on a real replica process in front of a test origin serving a JPEG and a
+ * PNG: ladder parameters, 400 off the ladder, Client Hints, the original once in the cache, and
+ * the default (`--images off`) leaving images alone.
+ */
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { startOrigin } from "./_http_origin.ts";
+import { startReplica } from "./_http_replica.ts";
+import { magick, softScene } from "./_image_helpers.ts";
+import { probeImage } from "../lib/image/probe.ts";
+
+const W = 1600, H = 900;
+
+async function fixtures() {
+  const raw = ["-size", `${W}x${H}`, "-depth", "8", "rgba:-"];
+  const jpg = new Uint8Array(await magick([...raw, "-quality", "90", "jpg:-"], softScene(W, H)));
+  const png = new Uint8Array(await magick([...raw, "png:-"], softScene(W, H)));
+  return await startOrigin({
+    "/photo.jpg": {
+      body: jpg,
+      headers: { "content-type": "image/jpeg", "cache-control": "max-age=600" },
+    },
+    "/logo.png": {
+      body: png,
+      headers: { "content-type": "image/png", "cache-control": "max-age=600" },
+    },
+    "/page.html": {
+      body: "<p>hi</p>",
+      headers: { "content-type": "text/html", "cache-control": "max-age=600" },
+    },
+  }).then((origin) => ({ origin, jpg }));
+}
+
+async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await fetch(url, { headers });
+  const body = new Uint8Array(await res.arrayBuffer());
+  return { res, body, info: probeImage(body) };
+}
+
+Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 400 off the ladder", async () => {
+  const { origin, jpg } = await fixtures();
+  const replica = await startReplica(["-o", origin.url, "--images", "on-the-fly"]);
+  try {
+    const base = replica.url;
+    const a = await get(`${base}/photo.jpg?w=640`);
+    equal(a.res.status, 200);
+    equal(a.res.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=jpeg");
+    equal(`${a.info?.format} ${a.info?.width}x${a.info?.height}`, "jpeg 640x360");
+    ok(a.res.headers.get("accept-ch")?.includes("Sec-CH-Width"));
+    equal(a.res.headers.get("etag"), null);
+
+    const bad = await get(`${base}/photo.jpg?w=641`);
+    equal(bad.res.status, 400);
+    ok(new TextDecoder().decode(bad.body).includes("?w= must be one of 320, 640, 1280 or orig"));
+
+    const png = await get(`${base}/photo.jpg?w=320&fmt=png`);
+    equal(`${png.res.headers.get("content-type")} ${png.info?.width}`, "image/png 320");
+
+    const slow = await get(`${base}/photo.jpg`, { "save-data": "on" });
+    equal(slow.res.headers.get("x-nearcast-variant"), "w=640;q=50;fmt=jpeg");
+    ok(slow.res.headers.get("vary")?.toLowerCase().includes("save-data"));
+    equal(slow.res.headers.get("cache-control"), "private");
+
+    const wide = await get(`${base}/photo.jpg`, {
+      "sec-ch-viewport-width": "600",
+      "sec-ch-dpr": "2",
+    });
+    equal(wide.res.headers.get("x-nearcast-variant"), "w=1280;q=80;fmt=jpeg");
+
+    // No hints on a fast loopback link: the original bytes, as the origin sent them.
+    const orig = await get(`${base}/photo.jpg`);
+    equal(orig.res.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=jpeg");
+    deepStrictEqual(orig.body, jpg);
+
+    const again = await get(`${base}/photo.jpg?w=640`);
+    deepStrictEqual(again.body, a.body);
+    equal(origin.count("/photo.jpg"), 1, "the original is fetched once and cached");
+
+    const logo = await get(`${base}/logo.png?w=320`);
+    equal(`${logo.info?.format} ${logo.info?.width}`, "png 320");
+    const page = await get(`${base}/page.html?w=640`);
+    equal(page.res.headers.get("x-nearcast-variant"), null); // not an image: untouched
+  } finally {
+    await replica.close();
+    await origin.close();
+  }
+});
+
+Deno.test("--images off (the default): images pass through untouched", async () => {
+  const { origin, jpg } = await fixtures();
+  const replica = await startReplica(["-o", origin.url]);
+  try {
+    const a = await get(`${replica.url}/photo.jpg?w=641`, { "save-data": "on" });
+    equal(a.res.status, 200);
+    equal(a.res.headers.get("x-nearcast-variant"), null);
+    deepStrictEqual(a.body, jpg);
+  } finally {
+    await replica.close();
+    await origin.close();
+  }
+});
