@@ -8,6 +8,8 @@ import { startOrigin } from "./_http_origin.ts";
 import { startReplica } from "./_http_replica.ts";
 import { magick, softScene } from "./_image_helpers.ts";
 import { probeImage } from "../lib/image/probe.ts";
+import { ImageLayer } from "../lib/image/serve.ts";
+import { ThroughputEstimator } from "../lib/image/throughput.ts";
 
 const W = 1600, H = 900;
 
@@ -98,4 +100,44 @@ Deno.test("--images off (the default): images pass through untouched", async () 
     await replica.close();
     await origin.close();
   }
+});
+
+Deno.test("image layer: the measured throughput decides without hints; coalesced; timeout serves the original", async () => {
+  const jpg = new Uint8Array(
+    await magick(["-size", "1600x900", "-depth", "8", "rgba:-", "jpg:-"], softScene(1600, 900)),
+  );
+  let fetches = 0;
+  const next = (req: Request) => {
+    fetches++;
+    equal(new URL(req.url).search, "", "parameters are removed before the cache");
+    return new Response(jpg, { headers: { "content-type": "image/jpeg" } });
+  };
+  const throughput = new ThroughputEstimator();
+  throughput.record("192.0.2.7", 100_000, 2000); // 400 kbit/s: very constrained
+  const layer = new ImageLayer({ throughput });
+  const slow = await layer.handle(new Request("http://cdn.test/a.jpg"), "192.0.2.7", next);
+  equal(slow.headers.get("x-nearcast-variant"), "w=640;q=50;fmt=jpeg");
+  equal(slow.headers.get("cache-control"), "private");
+  await slow.body?.cancel();
+  const fast = await layer.handle(new Request("http://cdn.test/a.jpg"), "198.51.100.1", next);
+  equal(fast.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=jpeg");
+  await fast.arrayBuffer();
+  // A drained response teaches the estimate about its client's prefix.
+  ok(layer.throughput.estimate("198.51.100.99") !== undefined);
+
+  const many = await Promise.all(
+    Array.from(
+      { length: 6 },
+      () => layer.handle(new Request("http://cdn.test/a.jpg?w=320"), "203.0.113.5", next),
+    ),
+  );
+  const bodies = await Promise.all(many.map((r) => r.arrayBuffer()));
+  ok(bodies.every((b) => b.byteLength === bodies[0].byteLength));
+  equal(layer.stats.computed, 2, "one computation for 640 q50, one for the six 320 requests");
+  equal(fetches, 8);
+
+  const hasty = new ImageLayer({ timeoutMs: 1 });
+  const late = await hasty.handle(new Request("http://cdn.test/a.jpg?w=1280"), "203.0.113.5", next);
+  equal(late.headers.get("x-nearcast-variant"), "w=orig;timeout");
+  deepStrictEqual(new Uint8Array(await late.arrayBuffer()), jpg);
 });
