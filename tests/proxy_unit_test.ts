@@ -10,6 +10,7 @@ import { ServerState } from "../lib/proxy/server_state.ts";
 import { parseServerList } from "../lib/proxy/server_list.ts";
 import { parseProxyConfig } from "../lib/proxy/config.ts";
 import { UpstreamPool } from "../lib/proxy/upstream.ts";
+import { clientResponse } from "../lib/proxy/forward.ts";
 
 Deno.test("PeakEwma: peaks at once, decays towards lower samples with time", () => {
   const e = new PeakEwma(1000);
@@ -84,6 +85,9 @@ Deno.test("rank: ejected servers are skipped; all ejected is panic; p2c draws tw
   equal(rank([a, b, c], opts("latency")).order[0].id, "b");
   b.info = { ...b.info, alive: false }; // the node says it is dead
   equal(rank([a, b, c], opts("latency")).order[0].id, "c");
+  b.lastProbe = { at: 0, ok: true, status: 200 }; // but it answers this proxy's probes
+  equal(rank([a, b, c], opts("latency")).order[0].id, "b");
+  b.lastProbe = { at: 0, ok: false, status: null };
   c.failed("x", true, 0);
   const p = rank([a, b, c], opts("latency"));
   ok(p.panic);
@@ -239,4 +243,30 @@ Deno.test("UpstreamPool: chunked, 1xx skipped, close-delimited, bad heads refuse
   } finally {
     pool.close();
   }
+});
+
+Deno.test("clientResponse: hop-by-hop dropped, Via appended; what cannot be relayed is a 502", async () => {
+  const head = (headers: [string, string][], status = 200) => ({
+    head: { minor: 1, status, reason: "OK", headers },
+    body: new TextEncoder().encode("ok"),
+    connectMs: null,
+    headMs: 1,
+  });
+  const ok1 = clientResponse(
+    head([["connection", "x-a"], ["x-a", "1"], ["keep-alive", "t=5"], ["via", "1.1 s"], [
+      "x-b",
+      "2",
+    ]]),
+    "1.1 p",
+    [["x-nearcast-server", "s"]],
+  );
+  deepStrictEqual([...ok1.headers], [["via", "1.1 s, 1.1 p"], ["x-b", "2"], [
+    "x-nearcast-server",
+    "s",
+  ]]);
+  equal(await ok1.text(), "ok");
+  const bad = clientResponse(head([["x-c", "a\0b"]]), "1.1 p", []);
+  equal(bad.status, 502);
+  match(await bad.text(), /cannot relay/);
+  equal(clientResponse(head([], 600), "1.1 p", []).status, 502);
 });

@@ -59,15 +59,21 @@ export function clientResponse(
   via: string,
   extra: [string, string][],
 ): Response {
-  const h = new Headers(res.head.headers);
-  const out = endToEnd(h, NONE).filter(([n]) => n !== "via");
-  out.push(["via", appendVia(h.get("via"), via)], ...extra);
   const { status, reason } = res.head;
-  if (status < 200 || status > 599) {
+  const refuse = (why: string) => {
     if (res.body instanceof ReadableStream) res.body.cancel();
-    return proxyText(502, `the server answered status ${status}, which this proxy cannot relay`);
+    return proxyText(502, `the server answered ${why}, which this proxy cannot relay`);
+  };
+  if (status < 200 || status > 599) return refuse(`status ${status}`);
+  try {
+    const h = new Headers(res.head.headers);
+    const out = endToEnd(h, NONE).filter(([n]) => n !== "via");
+    out.push(["via", appendVia(h.get("via"), via)], ...extra);
+    return new Response(res.body, { status, statusText: reason, headers: out });
+  } catch (e) {
+    if (!(e instanceof TypeError)) throw e;
+    return refuse(`a header or reason phrase (${e.message})`);
   }
-  return new Response(res.body, { status, statusText: reason, headers: out });
 }
 
 /** What {@link exchange} needs. */

@@ -12,7 +12,8 @@
  *   estimate without the in-flight factor, so concurrency alone does not push the cheapest
  *   server out of it (its answers slowing down does).
  *
- * Eligible servers: listed alive by the node and not ejected. When none is, every server is
+ * Eligible servers: not ejected, and listed alive by the node or answering this proxy's last
+ * probe. When none is, every server is
  * tried in the same order ("panic", as Envoy does) rather than failing outright. A server with
  * no latency sample yet ranks after measured ones in latency terms; one whose provider has no
  * price ranks after priced ones in price terms.

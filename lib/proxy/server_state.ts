@@ -77,9 +77,14 @@ export class ServerState {
     return now < this.ejectedUntil;
   }
 
-  /** Whether the server may take requests at `now`: listed alive and not ejected. */
+  /**
+   * Whether the server may take requests at `now`: not ejected, and listed alive by the node or
+   * answering this proxy's last probe (the client's own view wins over the node's heartbeats:
+   * a node restarted and not heartbeating yet, or cut off from the listing node only, still
+   * serves this client).
+   */
   eligible(now: number): boolean {
-    return this.info.alive && !this.ejected(now);
+    return !this.ejected(now) && (this.info.alive || this.lastProbe?.ok === true);
   }
 
   /** Load-aware expected latency, ms: estimate × (in flight + 1); null before any sample. */

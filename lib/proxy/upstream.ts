@@ -22,6 +22,9 @@ import {
   type ResponseHead,
 } from "./_h1.ts";
 
+/** Most idle kept-alive connections over all hosts (`--other forward` reaches many). */
+export const MAX_IDLE_TOTAL = 512;
+
 /** Largest body read whole before the response is handed on (see {@link UpstreamResponse}). */
 export const SMALL_BODY_BYTES = 64 * 1024;
 
@@ -119,6 +122,7 @@ function closeQuietly(conn: Deno.Conn): void {
 export class UpstreamPool {
   readonly options: PoolOptions;
   #idle = new Map<string, Pooled[]>();
+  #idleCount = 0;
   #sweep: ReturnType<typeof setInterval>;
   /** Connections opened (probes' included), and requests sent on a kept-alive one. */
   readonly stats = { connects: 0, reused: 0 };
@@ -134,6 +138,7 @@ export class UpstreamPool {
     clearInterval(this.#sweep);
     for (const list of this.#idle.values()) for (const p of list) closeQuietly(p.conn);
     this.#idle.clear();
+    this.#idleCount = 0;
   }
 
   #expire(): void {
@@ -141,6 +146,7 @@ export class UpstreamPool {
     for (const [key, list] of this.#idle) {
       const keep = list.filter((p) => p.idleSince > old);
       for (const p of list) if (p.idleSince <= old) closeQuietly(p.conn);
+      this.#idleCount -= list.length - keep.length;
       if (keep.length === 0) this.#idle.delete(key);
       else this.#idle.set(key, keep);
     }
@@ -148,12 +154,13 @@ export class UpstreamPool {
 
   #release(key: string, p: Pooled): void {
     const list = this.#idle.get(key) ?? [];
-    if (list.length >= this.options.maxIdlePerHost) {
+    if (list.length >= this.options.maxIdlePerHost || this.#idleCount >= MAX_IDLE_TOTAL) {
       closeQuietly(p.conn);
       return;
     }
     p.idleSince = Date.now();
     list.push(p);
+    this.#idleCount++;
     this.#idle.set(key, list);
   }
 
@@ -208,6 +215,7 @@ export class UpstreamPool {
     const list = this.#idle.get(key);
     const p = list?.pop();
     if (p !== undefined) {
+      this.#idleCount--;
       this.stats.reused++;
       try {
         return await this.#exchange(key, p, null, req);
