@@ -274,19 +274,23 @@ export class UpstreamPool {
           : "transfer-encoding: chunked\r\n";
       }
       await writeAll(conn, enc.encode(head + "\r\n"));
+      const headWait = `no response head within ${this.options.headTimeoutMs} ms`;
+      const idle = `no byte for ${this.options.idleTimeoutMs} ms`;
+      let headed = false;
       if (req.body !== null) {
+        // Every chunk sent restarts the timer that runs: the head's before it came, else idle.
         sending = this.#sendBody(
           conn,
           req.body,
           req.bodyLength === null,
           () =>
-            arm(
-              this.options.headTimeoutMs,
-              `no response head within ${this.options.headTimeoutMs} ms`,
-            ),
+            headed
+              ? arm(this.options.idleTimeoutMs, idle)
+              : arm(this.options.headTimeoutMs, headWait),
         );
       }
       const h = await reader.head();
+      headed = true;
       if (h === null) {
         throw new UpstreamError(
           "server closed the connection without answering",
@@ -312,7 +316,6 @@ export class UpstreamPool {
         finish("reuse");
         return { head: h, body: null, connectMs, headMs };
       }
-      const idle = `no byte for ${this.options.idleTimeoutMs} ms`;
       arm(this.options.idleTimeoutMs, idle);
       if (framing.kind === "length" && framing.length <= SMALL_BODY_BYTES) {
         // A failure here is still before the client got a byte (retried like one before head).
