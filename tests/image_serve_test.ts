@@ -141,3 +141,37 @@ Deno.test("image layer: the measured throughput decides without hints; coalesced
   equal(late.headers.get("x-nearcast-variant"), "w=orig;timeout");
   deepStrictEqual(new Uint8Array(await late.arrayBuffer()), jpg);
 });
+
+Deno.test("precompute and both: the ladder is made in the background after the first request", async () => {
+  const jpg = new Uint8Array(
+    await magick(["-size", "1600x900", "-depth", "8", "rgba:-", "jpg:-"], softScene(1600, 900)),
+  );
+  const next = () => new Response(jpg, { headers: { "content-type": "image/jpeg" } });
+  const settle = async (layer: ImageLayer) => {
+    for (let i = 0; i < 600 && layer.precomputing; i++) await new Promise((r) => setTimeout(r, 50));
+    equal(layer.precomputing, false, "the ladder was not finished within 30 s");
+  };
+  const pre = new ImageLayer({ mode: "precompute" });
+  const first = await pre.handle(new Request("http://cdn.test/a.jpg?w=640"), "203.0.113.5", next);
+  equal(first.headers.get("x-nearcast-variant"), "w=orig;pending"); // never waits
+  await first.arrayBuffer();
+  await settle(pre);
+  // 320, 640, 1280 at q80 and q50, and the original at q50.
+  equal(pre.stats.precomputed, 7);
+  const ready = await pre.handle(new Request("http://cdn.test/a.jpg?w=640"), "203.0.113.5", next);
+  equal(ready.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=jpeg");
+  equal(probeImage(new Uint8Array(await ready.arrayBuffer()))?.width, 640);
+  equal(pre.stats.cacheHits, 1);
+  equal(pre.stats.computed, 7, "nothing computed for the request itself");
+
+  const both = new ImageLayer({ mode: "both" });
+  const now = await both.handle(
+    new Request("http://cdn.test/a.jpg?w=320&q=50"),
+    "203.0.113.5",
+    next,
+  );
+  equal(now.headers.get("x-nearcast-variant"), "w=320;q=50;fmt=jpeg"); // on the fly
+  await now.arrayBuffer();
+  await settle(both);
+  equal(both.stats.computed, 7, "the background skipped the variant already made");
+});

@@ -127,8 +127,9 @@ export const HTTP_FLAGS = {
   images: {
     type: "string",
     arg: "MODE",
-    help: "Image variants: off (default) or on-the-fly (JPEG/PNG resized per request to the\n" +
-      "ladder 320/640/1280/original from ?w= ?q= ?fmt=, Client Hints and measured throughput).",
+    help: "Image variants: off (default), on-the-fly, precompute or both (JPEG/PNG resized to\n" +
+      "the ladder 320/640/1280/original from ?w= ?q= ?fmt=, Client Hints and measured throughput;\n" +
+      "precompute makes an image's ladder in the background after its first request).",
   },
   heap: {
     type: "string",
@@ -239,7 +240,7 @@ export interface HttpConfig {
   adminToken: string | null;
   index: "wasm" | "ts";
   /** `--images`: serve image variants (lib/image/serve.ts) or not. */
-  images: "off" | "on-the-fly";
+  images: "off" | "on-the-fly" | "precompute" | "both";
   /** `--heap`: V8 heap sizing (see {@link REPLICA_HEAP_FLAGS}). */
   heap: "compact" | "v8";
   serversFile: string | null;
@@ -320,7 +321,7 @@ export function parseHttpConfig(
     dataDir,
     adminToken: token === "" ? null : token,
     index: f.oneOf("index", ["wasm", "ts"] as const, "wasm"),
-    images: f.oneOf("images", ["off", "on-the-fly"] as const, "off"),
+    images: f.oneOf("images", ["off", "on-the-fly", "precompute", "both"] as const, "off"),
     heap: f.oneOf("heap", ["compact", "v8"] as const, "compact"),
     serversFile,
     join,

@@ -128,7 +128,7 @@ export async function startReplicaProcess(
   let node: ReplicationNode | null = null;
   let server: LimitedServer;
   try {
-    const images = c.images === "on-the-fly" ? new ImageLayer() : null;
+    const images = c.images === "off" ? null : new ImageLayer({ mode: c.images });
     const handler = (req: Request, info?: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
       images && info
         ? images.handle(req, info.remoteAddr.hostname, (r) => replica!.handler(r))

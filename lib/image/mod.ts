@@ -22,4 +22,4 @@ export {
 export { ACCEPT_CH, type ClientHints, parseClientHints } from "./client_hints.ts";
 export { chooseVariant, type Variant, variantKey, type VariantRequest } from "./variant.ts";
 export { prefixOf, ThroughputEstimator } from "./throughput.ts";
-export { ImageLayer, type ImageLayerOptions, type ImageStats } from "./serve.ts";
+export { ImageLayer, type ImageLayerOptions, type ImageMode, type ImageStats } from "./serve.ts";

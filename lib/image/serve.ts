@@ -1,5 +1,6 @@
 /**
- * The replica's image layer (`--images on-the-fly`): in front of the replica's handler, a GET
+ * The replica's image layer (`--images on-the-fly|precompute|both`): in front of the replica's
+ * handler, a GET
  * for a `.jpg`, `.jpeg` or `.png` path is served as the ladder rung {@link chooseVariant} picks
  * from `?w=`/`?q=`/`?fmt=`, Client Hints and the client's measured throughput. The original is
  * fetched through the replica's handler with those parameters removed, so the cache keeps one
@@ -8,7 +9,13 @@
  * instead) and kept in a small byte-bounded LRU of their own. Responses carry `Accept-CH`,
  * `X-Nearcast-Variant` and the `Vary` of what was used.
  *
- * Not yet: pre-computed ladders, variants in the replica's own cache and store.
+ * Modes: `on-the-fly` computes a missing variant for the request; `precompute` never makes a
+ * request wait: after the first request for an image it computes the image's whole ladder in the
+ * background, one variant at a time, and serves the original (`X-Nearcast-Variant:
+ * w=orig;pending`) until the wanted one is ready; `both` does both.
+ *
+ * Not yet: variants in the replica's own cache and store, precomputing when an object enters the
+ * store (here it starts at the first request through this layer).
  *
  * @module
  */
@@ -16,7 +23,7 @@ import { concatBytes } from "../common/bytes.ts";
 import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
 import { transcode } from "./pipeline.ts";
-import { probeImage } from "./probe.ts";
+import { type ImageFormat, probeImage } from "./probe.ts";
 import { ThroughputEstimator } from "./throughput.ts";
 import { chooseVariant, variantKey } from "./variant.ts";
 
@@ -25,6 +32,8 @@ const IMAGE_TYPE = /^image\/(jpeg|png)\s*(;|$)/i;
 
 /** Options of {@link ImageLayer}. */
 export interface ImageLayerOptions {
+  /** Default on-the-fly. */
+  mode?: ImageMode;
   ladder?: Ladder;
   /** Largest original transcoded (bytes); larger ones are passed through. Default 32 MiB. */
   maxSourceBytes?: number;
@@ -37,9 +46,21 @@ export interface ImageLayerOptions {
   throughput?: ThroughputEstimator;
 }
 
+/** How variants are made (see the module doc). */
+export type ImageMode = "on-the-fly" | "precompute" | "both";
+
+/** Images whose ladder waits for the background worker, at most. */
+const PRECOMPUTE_QUEUE = 16;
+/** Images remembered as scheduled (the oldest are forgotten first). */
+const SCHEDULED_MAX = 10_000;
+
 /** Counters for tests and metrics. */
 export interface ImageStats {
   computed: number;
+  /** Variants made by the background worker (also counted in `computed`). */
+  precomputed: number;
+  /** Requests answered with the original because their variant was not ready (precompute). */
+  pending: number;
   cacheHits: number;
   timeouts: number;
   originals: number;
@@ -49,7 +70,14 @@ type Next = (req: Request) => Response | Promise<Response>;
 
 /** The image layer; {@link handle} wraps the replica's handler. */
 export class ImageLayer {
-  readonly stats: ImageStats = { computed: 0, cacheHits: 0, timeouts: 0, originals: 0 };
+  readonly stats: ImageStats = {
+    computed: 0,
+    precomputed: 0,
+    pending: 0,
+    cacheHits: 0,
+    timeouts: 0,
+    originals: 0,
+  };
   readonly throughput: ThroughputEstimator;
   readonly #ladder: Ladder;
   readonly #maxSource: number;
@@ -60,8 +88,13 @@ export class ImageLayer {
   readonly #inflight = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
   #slots: number;
   readonly #waiting: (() => void)[] = [];
+  readonly #mode: ImageMode;
+  readonly #scheduled = new Set<string>();
+  readonly #queue: (() => Promise<void>)[] = [];
+  #working = false;
 
   constructor(o: ImageLayerOptions = {}) {
+    this.#mode = o.mode ?? "on-the-fly";
     this.#ladder = o.ladder ?? DEFAULT_LADDER;
     this.#maxSource = o.maxSourceBytes ?? 32 * 1024 * 1024;
     this.#budget = o.cacheBytes ?? 32 * 1024 * 1024;
@@ -103,6 +136,8 @@ export class ImageLayer {
     const headers = new Headers(res.headers);
     headers.set("accept-ch", ACCEPT_CH);
     if (!info) return this.#send(req, ip, original, headers);
+    const base = `${url.pathname}${url.search}|${res.headers.get("etag") ?? length}`;
+    if (this.#mode !== "on-the-fly") this.#schedule(base, original, info.width, info.format);
     const v = chooseVariant({
       ladder: this.#ladder,
       sourceWidth: info.width,
@@ -121,10 +156,14 @@ export class ImageLayer {
       this.stats.originals++;
       return this.#send(req, ip, original, headers);
     }
-    const key = variantKey(`${url.pathname}${url.search}|${res.headers.get("etag") ?? length}`, v);
+    const key = variantKey(base, v);
     let bytes = this.#get(key);
     if (bytes) this.stats.cacheHits++;
-    else {
+    else if (this.#mode === "precompute") {
+      this.stats.pending++;
+      headers.set("x-nearcast-variant", "w=orig;pending");
+      return this.#send(req, ip, original, headers);
+    } else {
       bytes = await this.#compute(key, original, {
         width: v.width === "original" ? undefined : v.width,
         format: v.format,
@@ -192,6 +231,25 @@ export class ImageLayer {
     original: Uint8Array,
     opts: Parameters<typeof transcode>[1],
   ): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<undefined>((r) =>
+      timer = setTimeout(() => r(undefined), this.#timeout)
+    );
+    try {
+      return await Promise.race([this.#start(key, original, opts), late]);
+    } catch {
+      return undefined; // a variant that cannot be made: serve the original
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** The computation of `key`: the one in flight, or a new one (stored in the LRU when done). */
+  #start(
+    key: string,
+    original: Uint8Array,
+    opts: Parameters<typeof transcode>[1],
+  ): Promise<Uint8Array<ArrayBuffer>> {
     let p = this.#inflight.get(key);
     if (!p) {
       p = this.#run(async () => {
@@ -202,17 +260,60 @@ export class ImageLayer {
       this.#inflight.set(key, p);
       p.then((b) => this.#put(key, b), () => {}).finally(() => this.#inflight.delete(key));
     }
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<undefined>((r) =>
-      timer = setTimeout(() => r(undefined), this.#timeout)
-    );
-    try {
-      return await Promise.race([p, late]);
-    } catch {
-      return undefined; // a variant that cannot be made: serve the original
-    } finally {
-      clearTimeout(timer);
+    return p;
+  }
+
+  /** Queues the whole ladder of an image for the background worker (once per image). */
+  #schedule(base: string, original: Uint8Array, width: number, format: ImageFormat): void {
+    if (this.#scheduled.has(base) || this.#queue.length >= PRECOMPUTE_QUEUE) return;
+    this.#scheduled.add(base);
+    if (this.#scheduled.size > SCHEDULED_MAX) {
+      this.#scheduled.delete(this.#scheduled.values().next().value!);
     }
+    this.#queue.push(async () => {
+      const widths: (number | "original")[] = this.#ladder.widths.filter((w) => w < width);
+      widths.push("original");
+      for (const w of widths) {
+        for (const quality of this.#ladder.qualities) {
+          const v = chooseVariant({
+            ladder: this.#ladder,
+            sourceWidth: width,
+            sourceFormat: format,
+            params: { width: w, quality },
+            hints: { used: [] },
+          });
+          const same = w === "original" &&
+            (format === "png" || quality === this.#ladder.qualities[0]);
+          const key = variantKey(base, v);
+          if (same || this.#lru.has(key)) continue;
+          try {
+            await this.#start(key, original, {
+              width: w === "original" ? undefined : w,
+              format,
+              quality,
+            });
+            this.stats.precomputed++;
+          } catch { /* an image that cannot be transcoded: nothing to keep */ }
+          await new Promise((r) => setTimeout(r, 0)); // let requests run between variants
+        }
+      }
+    });
+    if (!this.#working) this.#work();
+  }
+
+  /** The background worker: one image's ladder at a time, one variant at a time. */
+  async #work(): Promise<void> {
+    this.#working = true;
+    try {
+      for (let job = this.#queue.shift(); job; job = this.#queue.shift()) await job();
+    } finally {
+      this.#working = false;
+    }
+  }
+
+  /** True while the background worker has work (for tests). */
+  get precomputing(): boolean {
+    return this.#working;
   }
 
   /** Runs `f` when one of the `concurrency` slots is free. */
