@@ -214,6 +214,24 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
       ]);
       equal(cli.code, 0, cli.err);
       match(cli.out, /unchanged/);
+      // The node keeps its encoded manifest until the digest changes: a new file shows at once.
+      const more = bytesOf(5000, 9);
+      const moreHeader = {
+        ...good,
+        name: "more.bin",
+        size: more.length,
+        sha256: await sha256(more),
+      };
+      const stored = await post(
+        node,
+        await collect(encodeObjectStreamAs("protobuf", moreHeader, [more], 4096)),
+      );
+      equal(stored.status, 201);
+      const after = await getPb(node, "/_cdn/manifest", "manifest") as {
+        entries: { name: string }[];
+      };
+      ok(after.entries.some((e) => e.name === "more.bin"), "the Protobuf manifest lists more.bin");
+      deepStrictEqual(after, await (await tfetch(`${node.url}/_cdn/manifest`)).json());
       const bad = await runUpload([`${dir}/ok.bin`, "--to", node.url, "--wire", "xml"]);
       equal(bad.code, 2);
       match(bad.err, /--wire must be json or protobuf: received xml/);
