@@ -80,3 +80,12 @@ Deno.test("refuses non-images, oversized sources (before decoding) and bad optio
   await rejects(transcode(jpg, { quality: 0 }), /quality must be 1 to 100: received 0/);
   await rejects(transcode(jpg, { width: 12.5 }), /width must be a positive integer/);
 });
+
+Deno.test("maxPixels lowers the source limit", async () => {
+  const jpg = await magick([...rawArgs, "jpg:-"], softScene(W, H));
+  await rejects(
+    transcode(jpg, { width: 100, maxPixels: 500_000 }),
+    /960x540 is outside 1 to 500000 pixels/,
+  );
+  equal((await transcode(jpg, { width: 100, maxPixels: 600_000 })).width, 100);
+});

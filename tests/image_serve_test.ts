@@ -175,3 +175,18 @@ Deno.test("precompute and both: the ladder is made in the background after the f
   await settle(both);
   equal(both.stats.computed, 7, "the background skipped the variant already made");
 });
+
+Deno.test("a source over the layer's pixel limit is served as it is", async () => {
+  const jpg = new Uint8Array(
+    await magick(["-size", "400x300", "-depth", "8", "rgba:-", "jpg:-"], softScene(400, 300)),
+  );
+  const layer = new ImageLayer({ maxPixels: 100_000 });
+  const res = await layer.handle(
+    new Request("http://cdn.test/a.jpg?w=320"),
+    "203.0.113.5",
+    () => new Response(jpg, { headers: { "content-type": "image/jpeg" } }),
+  );
+  equal(res.headers.get("x-nearcast-variant"), "w=orig;too-large");
+  deepStrictEqual(new Uint8Array(await res.arrayBuffer()), jpg);
+  equal(layer.stats.computed, 0);
+});

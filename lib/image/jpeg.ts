@@ -83,6 +83,11 @@ export class JpegDecoder {
     this.#x = new WebAssembly.Instance(wasmModule()).exports as unknown as Exports;
   }
 
+  /** Bytes of linear memory the module holds now (it grows for larger images, never shrinks). */
+  get memoryBytes(): number {
+    return this.#x.memory.buffer.byteLength;
+  }
+
   /**
    * Decodes `bytes` at scale 1/2^`shift`. With `lowpass`, a scaled block is the inverse DCT of
    * its lowest coefficients only (a sharper cut-off, better before a further resize: the

@@ -31,7 +31,15 @@ export interface TranscodeOptions {
   format?: ImageFormat;
   /** JPEG quality 1–100; default 80. Ignored for PNG. */
   quality?: number;
+  /** Largest source (width × height) accepted; default and at most {@link MAX_PIXELS}. */
+  maxPixels?: number;
 }
+
+/**
+ * WASM memory never shrinks: a shared decoder or resizer that grew past this for a large image
+ * is dropped after the call (and a new one made for the next), so the memory can be collected.
+ */
+export const KEEP_WASM_BYTES = 128 * 1024 * 1024;
 
 /** The encoded result. */
 export interface Transcoded {
@@ -95,9 +103,10 @@ export async function transcode(
   const info = probeImage(input);
   if (!info) throw new SyntaxError("Cannot transcode image: not a JPEG or PNG");
   const { width: sw, height: sh } = info;
-  if (sw < 1 || sh < 1 || sw * sh > MAX_PIXELS) {
+  const maxPixels = Math.min(options.maxPixels ?? MAX_PIXELS, MAX_PIXELS);
+  if (sw < 1 || sh < 1 || sw * sh > maxPixels) {
     throw new RangeError(
-      `Cannot transcode image: ${sw}x${sh} is outside 1 to ${MAX_PIXELS} pixels`,
+      `Cannot transcode image: ${sw}x${sh} is outside 1 to ${maxPixels} pixels`,
     );
   }
   const quality = options.quality ?? 80;
@@ -130,6 +139,8 @@ export async function transcode(
       out.bitmap.set(r.resizeView(decoded.bitmap, sw, sh, w, dh));
     }
   }
+  if (shared && shared.memoryBytes > KEEP_WASM_BYTES) shared = undefined;
+  if (sharedJpeg && sharedJpeg.memoryBytes > KEEP_WASM_BYTES) sharedJpeg = undefined;
   const bytes = format === "jpeg"
     ? await out.encodeJPEG(quality as Parameters<Image["encodeJPEG"]>[0])
     : await out.encode(1);

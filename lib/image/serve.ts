@@ -37,6 +37,8 @@ export interface ImageLayerOptions {
   ladder?: Ladder;
   /** Largest original transcoded (bytes); larger ones are passed through. Default 32 MiB. */
   maxSourceBytes?: number;
+  /** Largest original transcoded (width × height); larger ones are served as they are. Default 25 M. */
+  maxPixels?: number;
   /** Byte budget of the variant LRU. Default 32 MiB. */
   cacheBytes?: number;
   /** Variants computed at once (each holds one full decode). Default 2. */
@@ -81,6 +83,7 @@ export class ImageLayer {
   readonly throughput: ThroughputEstimator;
   readonly #ladder: Ladder;
   readonly #maxSource: number;
+  readonly #maxPixels: number;
   readonly #budget: number;
   readonly #timeout: number;
   readonly #lru = new Map<string, Uint8Array<ArrayBuffer>>();
@@ -97,6 +100,7 @@ export class ImageLayer {
     this.#mode = o.mode ?? "on-the-fly";
     this.#ladder = o.ladder ?? DEFAULT_LADDER;
     this.#maxSource = o.maxSourceBytes ?? 32 * 1024 * 1024;
+    this.#maxPixels = o.maxPixels ?? 25_000_000;
     this.#budget = o.cacheBytes ?? 32 * 1024 * 1024;
     this.#slots = o.concurrency ?? 2;
     this.#timeout = o.timeoutMs ?? 5000;
@@ -136,6 +140,10 @@ export class ImageLayer {
     const headers = new Headers(res.headers);
     headers.set("accept-ch", ACCEPT_CH);
     if (!info) return this.#send(req, ip, original, headers);
+    if (info.width * info.height > this.#maxPixels) {
+      headers.set("x-nearcast-variant", "w=orig;too-large");
+      return this.#send(req, ip, original, headers);
+    }
     const base = `${url.pathname}${url.search}|${res.headers.get("etag") ?? length}`;
     if (this.#mode !== "on-the-fly") this.#schedule(base, original, info.width, info.format);
     const v = chooseVariant({
@@ -168,6 +176,7 @@ export class ImageLayer {
         width: v.width === "original" ? undefined : v.width,
         format: v.format,
         quality: v.quality,
+        maxPixels: this.#maxPixels,
       });
     }
     if (!bytes) {
@@ -291,6 +300,7 @@ export class ImageLayer {
               width: w === "original" ? undefined : w,
               format,
               quality,
+              maxPixels: this.#maxPixels,
             });
             this.stats.precomputed++;
           } catch { /* an image that cannot be transcoded: nothing to keep */ }
