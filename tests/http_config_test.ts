@@ -31,6 +31,8 @@ Deno.test("http config: defaults", () => {
   assert.equal(c.index, "wasm");
   assert.equal(c.adminToken, null);
   assert.equal(c.fleet, null);
+  assert.equal(c.wire, "json");
+  assert.equal(parse(["-o", "o", "--wire", "protobuf"]).wire, "protobuf");
   assert.equal(parseHttpConfig(["-h"]), "help");
 });
 
@@ -64,6 +66,7 @@ Deno.test("http config: errors name the flag and the value", () => {
     /--heartbeat: duration must be in 1 ms\.\.24 days: received 0s/,
   );
   refused(["-o", "o", "--index", "btree"], /--index must be wasm or ts: received btree/);
+  refused(["-o", "o", "--wire", "xml"], /--wire must be json or protobuf: received xml/);
   refused(
     ["-o", "o", "--peers", "a.example"],
     /--peers: not an http\(s\) URL: received a\.example/,
