@@ -113,8 +113,10 @@ export async function exchange(
       s.outstanding--;
     }
     const why = (e as Error).message;
-    const hard = (e as { phase?: string }).phase === "connect";
-    if (s.failed(why, hard, c.now())) c.log(`proxy: ejected ${s.id}: ${why}`);
+    const phase = (e as { phase?: string }).phase;
+    if (phase !== "local" && s.failed(why, phase === "connect", c.now())) {
+      c.log(`proxy: ejected ${s.id}: ${why}`);
+    }
     throw e;
   }
   if (FAILURE_STATUSES.has(res.head.status)) {

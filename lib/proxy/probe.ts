@@ -63,6 +63,7 @@ export async function probeOnce(
       conn?.close();
     } catch { /* closed */ }
     s.lastProbe = { at: o.now(), ok: false, status: null };
+    if ((e as { phase?: string }).phase === "local") return false; // our descriptors, not it
     if (s.failed(`probe: ${(e as Error).message}`, true, o.now())) {
       o.log(`proxy: ejected ${s.id}: probe failed: ${(e as Error).message}`);
     }

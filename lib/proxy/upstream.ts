@@ -21,9 +21,14 @@ import {
   responseFraming,
   type ResponseHead,
 } from "./_h1.ts";
+import { openFileLimit } from "../common/http_server.ts";
 
-/** Most idle kept-alive connections over all hosts (`--other forward` reaches many). */
-export const MAX_IDLE_TOTAL = 512;
+/**
+ * Most idle kept-alive connections over all hosts (`--other forward` reaches many): 512, or an
+ * eighth of the open-file limit when that is lower, so idle connections never take the
+ * descriptors that the listener leaves to server connections (`defaultMaxConns`).
+ */
+export const MAX_IDLE_TOTAL = Math.min(512, Math.floor((openFileLimit() ?? 4096) / 8));
 
 /** Largest body read whole before the response is handed on (see {@link UpstreamResponse}). */
 export const SMALL_BODY_BYTES = 64 * 1024;
@@ -53,8 +58,8 @@ export const DEFAULT_POOL: PoolOptions = {
   keepIdleMs: 15_000,
 };
 
-/** Where an exchange failed. */
-export type FailPhase = "connect" | "head";
+/** Where an exchange failed (`local`: this process could not open a socket). */
+export type FailPhase = "connect" | "head" | "local";
 
 /** A request that got no response head: nothing was sent to the client yet. */
 export class UpstreamError extends Error {
@@ -190,9 +195,10 @@ export class UpstreamPool {
       return { conn, ms: performance.now() - t0 };
     } catch (e) {
       if (e instanceof UpstreamError) throw e;
-      throw new UpstreamError(`cannot connect: ${(e as Error).message}`, "connect", false, {
-        cause: e,
-      });
+      const why = (e as Error).message;
+      // Out of descriptors here is this process's trouble, not the server's.
+      const phase = /too many open files|os error 2[34]\b/i.test(why) ? "local" : "connect";
+      throw new UpstreamError(`cannot connect: ${why}`, phase, false, { cause: e });
     } finally {
       clearTimeout(timer);
     }
