@@ -35,7 +35,7 @@ Deno.test("proxy: latency mode, retry after a kill, ejection, membership followe
     try {
       const a = await startNode("a", `${dir}/a`, ["-o", origin.url]);
       nodes.push(a);
-      for (const [id, ms] of [["b", 150], ["c", 300]] as const) {
+      for (const [id, ms] of [["b", 300], ["c", 600]] as const) {
         const d = startDelayer(ms);
         delayers.push(d);
         // The node advertises the delayer: every other node and the proxy reach it through it.
