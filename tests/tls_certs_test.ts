@@ -118,6 +118,47 @@ Deno.test("tls: the upload client needs --ca for an https node and says so", asy
   });
 });
 
+/**
+ * `TCP_NODELAY` of this process's established sockets whose local port is `port` (the server
+ * side of connections to a listener in this process), read with libc's getsockopt.
+ */
+function serverSideNoDelay(port: number): number[] {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const inodes = new Set<string>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    for (const line of Deno.readTextFileSync(file).split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && f[1].endsWith(hex) && f[3] === "01") inodes.add(f[9]);
+    }
+  }
+  const libc = Deno.dlopen("libc.so.6", {
+    getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  });
+  const out: number[] = [];
+  try {
+    for (const e of Deno.readDirSync("/proc/self/fd")) {
+      let target = "";
+      try {
+        target = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      } catch { /* closed meanwhile */ }
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m === null || !inodes.has(m[1])) continue;
+      const v = new Int32Array(1), len = new Uint32Array([4]);
+      libc.symbols.getsockopt(
+        Number(e.name),
+        6,
+        1,
+        new Uint8Array(v.buffer),
+        new Uint8Array(len.buffer),
+      );
+      out.push(v[0]);
+    }
+  } finally {
+    libc.close();
+  }
+  return out;
+}
+
 Deno.test("tls: the listener swaps its certificate without a restart; the port stays exclusive", async () => {
   await withTempDir(async (dir) => {
     const c = `${dir}/c`;
@@ -159,6 +200,14 @@ Deno.test("tls: the listener swaps its certificate without a restart; the port s
       equal(await (await fetch(url, { client: fresh })).text(), "ok");
       fresh.close();
       notEqual(server.stats.accepted, 0);
+      // Accepted TLS connections have TCP_NODELAY (Deno sets it on plain TCP ones only): without
+      // it each kept-alive response waited ~40 ms for the client's delayed ACK.
+      const held = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${c}/ca.pem`)] });
+      equal(await (await fetch(url, { client: held })).text(), "ok");
+      const flags = serverSideNoDelay(server.addr.port);
+      ok(flags.length > 0, "found the accepted connection's socket");
+      ok(flags.every((v) => v === 1), `TCP_NODELAY on accepted TLS connections: ${flags}`);
+      held.close();
     } finally {
       client.close();
       await server.shutdown();

@@ -269,7 +269,7 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
   const hostname = opts.hostname ?? "0.0.0.0";
   let listener: Deno.Listener = opts.tls === undefined
     ? Deno.listen({ hostname, port: opts.port })
-    : listenTlsSwappable(hostname, opts.port, opts.tls);
+    : listenTlsSwappable(hostname, opts.port, opts.tls, log);
   const addr = listener.addr as Deno.NetAddr;
   const stats: ListenerStats = {
     open: 0,
@@ -436,7 +436,7 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     if (opts.tls === undefined) throw new Error(`${name}: not a TLS listener`);
     if (stopping) return;
     const old = listener as Deno.TlsListener;
-    listener = relistenTls(old, pair);
+    listener = relistenTls(old, pair, log);
     const before = loop;
     loop = Promise.all([before, acceptFrom(listener)]).then(() => {});
     try {

@@ -12,6 +12,8 @@
  * @module
  */
 
+import { noDelayOnListeners } from "./_nodelay.ts";
+
 /** A PEM certificate chain and its PEM private key. */
 export interface TlsKeyPair {
   cert: string;
@@ -27,15 +29,37 @@ export function listenTlsSwappable(
   hostname: string,
   port: number,
   pair: TlsKeyPair,
+  log: (line: string) => void = console.error,
 ): Deno.TlsListener {
   const probe = Deno.listen({ hostname, port });
   const bound = (probe.addr as Deno.NetAddr).port;
   probe.close();
-  return Deno.listenTls({ hostname, port: bound, ...pair, reusePort: true });
+  return noDelay(Deno.listenTls({ hostname, port: bound, ...pair, reusePort: true }), log);
 }
 
 /** A second TLS listener on `old`'s address and port with `pair` (close `old` after it). */
-export function relistenTls(old: Deno.TlsListener, pair: TlsKeyPair): Deno.TlsListener {
+export function relistenTls(
+  old: Deno.TlsListener,
+  pair: TlsKeyPair,
+  log: (line: string) => void = console.error,
+): Deno.TlsListener {
   const { hostname, port } = old.addr as Deno.NetAddr;
-  return Deno.listenTls({ hostname, port, ...pair, reusePort: true });
+  return noDelay(Deno.listenTls({ hostname, port, ...pair, reusePort: true }), log);
 }
+
+/** Applies `TCP_NODELAY` to the listener's sockets (see `_nodelay.ts`); says once when it cannot. */
+function noDelay(l: Deno.TlsListener, log: (line: string) => void): Deno.TlsListener {
+  try {
+    noDelayOnListeners((l.addr as Deno.NetAddr).port);
+  } catch (e) {
+    if (!warned) {
+      warned = true;
+      log(
+        `tls: cannot set TCP_NODELAY on the listener (${(e as Error).message}): ` +
+          "requests on kept-alive TLS connections may wait ~40 ms for delayed ACKs",
+      );
+    }
+  }
+  return l;
+}
+let warned = false;
