@@ -24,6 +24,7 @@ import {
 } from "./forward.ts";
 import { formatMs, formatPrice, type Mode, type PriceLookup, priceOf, rank } from "./select.ts";
 import type { ServerState } from "./server_state.ts";
+import { newCounters, renderMetrics } from "./metrics.ts";
 import { UpstreamError } from "./upstream.ts";
 
 /**
@@ -32,7 +33,7 @@ import { UpstreamError } from "./upstream.ts";
  */
 export const MAX_REQUEST_HEAD_BYTES = 32 * 1024;
 /** The proxy's own routes. */
-export const PROXY_ROUTES = ["/_proxy/explain"];
+export const PROXY_ROUTES = ["/_proxy/explain", "/_proxy/metrics"];
 
 /** What the handler needs. */
 export interface HandlerOptions extends ExchangeContext {
@@ -44,6 +45,8 @@ export interface HandlerOptions extends ExchangeContext {
   listState: () => unknown;
   /** The client listener's counters, for explain. */
   listenerState?: () => unknown;
+  /** The client listener's metrics lines (Prometheus text). */
+  listenerMetrics?: () => string;
   mode: Mode;
   maxExtraMs: number;
   pick: "best" | "p2c";
@@ -66,6 +69,7 @@ function headBytes(h: Headers): number {
 /** The handler of the proxy's listener; see the module doc. */
 export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): unknown } {
   const random = o.random ?? Math.random;
+  const counters = newCounters();
   const viaToken = o.via.split(" ")[1];
   const rankNow = () =>
     rank(o.servers(), {
@@ -125,11 +129,27 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
   }
 
   function own(req: Request, url: URL): Response {
-    if (url.pathname === "/_proxy/explain") {
-      if (req.method !== "GET" && req.method !== "HEAD") {
-        return proxyText(405, "use GET", [["allow", "GET, HEAD"]]);
-      }
+    const route = PROXY_ROUTES.find((r) => r === url.pathname);
+    if (route !== undefined && req.method !== "GET" && req.method !== "HEAD") {
+      return proxyText(405, "use GET", [["allow", "GET, HEAD"]]);
+    }
+    if (route === "/_proxy/explain") {
       return Response.json(explain(), { headers: { "cache-control": "no-store" } });
+    }
+    if (route === "/_proxy/metrics") {
+      const text = renderMetrics(
+        o.servers(),
+        counters,
+        o.pool.stats,
+        o.now(),
+        o.listenerMetrics?.() ?? "",
+      );
+      return new Response(text, {
+        headers: {
+          "content-type": "text/plain; version=0.0.4; charset=utf-8",
+          "cache-control": "no-store",
+        },
+      });
     }
     return proxyText(
       404,
@@ -142,6 +162,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
   async function toCdn(req: Request, url: URL): Promise<Response> {
     const r = rankNow();
     if (r.order.length === 0) {
+      counters.failed++;
       return proxyText(503, "no CDN server is known (the server list is empty)");
     }
     const up = upstreamRequest(req, url, o.via);
@@ -150,6 +171,8 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     for (const s of r.order.slice(0, tries)) {
       try {
         const res = await exchange(s, up, o);
+        counters.cdn++;
+        if (failed.length > 0) counters.retried++;
         const retry = failed.length === 0 ? "" : `; retried after ${failed.join("; ")}`;
         return clientResponse(res, o.via, [
           ["x-nearcast-server", s.id],
@@ -160,6 +183,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
         failed.push(`${s.id} failed (${e.message})`);
       }
     }
+    counters.failed++;
     return proxyText(502, `no CDN server answered: ${failed.join("; ")}`, [
       ["x-nearcast-reason", failed.join("; ")],
     ]);
@@ -167,6 +191,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
 
   async function direct(req: Request, url: URL): Promise<Response> {
     const port = Number(url.port || 80);
+    counters.direct++;
     try {
       const res = await o.pool.request(
         url.hostname.replace(/^\[|\]$/g, ""),
@@ -206,6 +231,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     const host = url.hostname.toLowerCase().replace(/\.$/, "");
     if (o.names().includes(host)) return toCdn(req, url);
     if (o.other === "refuse") {
+      counters.refused++;
       return proxyText(
         403,
         `${url.host} is not the CDN's name (${
