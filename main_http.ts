@@ -31,7 +31,10 @@ async function main(): Promise<void> {
     });
   }
   // No config reload yet: a hang-up (closed terminal, `kill -HUP`) must not stop the replica.
-  Deno.addSignalListener("SIGHUP", () => {
+  Deno.addSignalListener("SIGHUP", async () => {
+    // `--tls --cert`: re-read the certificate files (rotated by the operator); nothing else.
+    const reloaded = replica.reloadCertificate();
+    if (reloaded !== null) return console.log(await reloaded);
     console.log("http: SIGHUP ignored (no config reload yet; restart to apply new flags)");
   });
 }

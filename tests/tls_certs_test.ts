@@ -118,6 +118,37 @@ Deno.test("tls: the upload client needs --ca for an https node and says so", asy
   });
 });
 
+/** Serial of the certificate `host:port` serves, and of a PEM file, as openssl prints them. */
+async function servedSerial(host: string, port: number): Promise<string> {
+  const out = await openssl(["s_client", "-connect", `${host}:${port}`], "");
+  const pem = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(out)![0];
+  return (await openssl(["x509", "-noout", "-serial"], pem)).trim();
+}
+
+Deno.test("tls: SIGHUP reloads rotated --cert/--key files; a bad file keeps the old one", async () => {
+  await withTempDir(async (dir) => {
+    const c = `${dir}/c`;
+    await makeCerts(["--out", c, "--nodes", "a=127.0.0.71"]);
+    const a = await startTlsNode("a", "127.0.0.71", `${dir}/a`, c);
+    try {
+      const port = Number(new URL(a.url).port);
+      const before = await servedSerial("127.0.0.71", port);
+      await makeCerts(["--out", c, "--nodes", "a=127.0.0.71"]); // rotated: new key and serial
+      const rotated = (await openssl(["x509", "-in", `${c}/a.pem`, "-noout", "-serial"])).trim();
+      notEqual(rotated, before);
+      Deno.kill(a.proc.pid, "SIGHUP");
+      await a.proc.waitFor(/tls: reloaded --cert and --key: now serving CN=a/);
+      equal(await servedSerial("127.0.0.71", port), rotated);
+      await Deno.writeTextFile(`${c}/a.pem`, "not a certificate\n");
+      Deno.kill(a.proc.pid, "SIGHUP");
+      await a.proc.waitFor(/tls: reload refused, still serving the old certificate: .*not a PEM/);
+      equal(await servedSerial("127.0.0.71", port), rotated);
+    } finally {
+      await stopAll([a]);
+    }
+  });
+});
+
 /**
  * `TCP_NODELAY` of this process's established sockets whose local port is `port` (the server
  * side of connections to a listener in this process), read with libc's getsockopt.

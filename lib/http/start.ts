@@ -26,7 +26,7 @@ import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
 import { preload } from "./preload.ts";
 import { applyPurge } from "./purge.ts";
 import { createReplica, type Replica, serveReplica } from "./replica.ts";
-import { type NodeTls, prepareNodeTls } from "../tls/node_tls.ts";
+import { describe as describeCert, type NodeTls, prepareNodeTls } from "../tls/node_tls.ts";
 
 /** Time allowed for in-flight requests and transfers after SIGINT/SIGTERM. */
 export const SHUTDOWN_GRACE_MS = 5_000;
@@ -39,6 +39,11 @@ export interface ReplicaProcess {
    * requests finish (at most {@link SHUTDOWN_GRACE_MS}), then closes everything.
    */
   shutdown(reason: string): Promise<void>;
+  /**
+   * With `--tls --cert`: reads the certificate files again and serves new connections with
+   * them; the line to log. Null without such files (plain HTTP, or ACME).
+   */
+  reloadCertificate(): Promise<string> | null;
 }
 
 async function readFileFor(flag: string, path: string): Promise<string> {
@@ -248,6 +253,16 @@ export async function startReplicaProcess(
   return {
     id,
     port,
+    reloadCertificate() {
+      if (tls === null || c.tls?.acme !== null) return null;
+      return tls.reload().then(
+        (next) => {
+          server.setCertificate(next!.pair);
+          return `tls: reloaded --cert and --key: now serving ${describeCert(next!.info)}`;
+        },
+        (e) => `tls: reload refused, still serving the old certificate: ${(e as Error).message}`,
+      );
+    },
     shutdown(reason) {
       stopping ??= (async () => {
         log(`http: ${reason}: stopping: no new connections, deregistering, draining requests`);

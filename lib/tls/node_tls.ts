@@ -18,6 +18,11 @@ export interface NodeTls {
   info: CertInfo;
   /** Starts ACME renewal (no-op for `--cert`); `install` swaps the listener's certificate. */
   renew(install: (pair: TlsKeyPair) => void): () => void;
+  /**
+   * `--cert`/`--key`: reads and checks the files again (as at start) and returns the new pair;
+   * null with ACME (renewed by itself). Throws naming the file when it is not usable.
+   */
+  reload(): Promise<{ pair: TlsKeyPair; info: CertInfo } | null>;
 }
 
 /** Where the node is: its ACME identifier (advertised address) and data directory. */
@@ -28,7 +33,8 @@ export interface NodeTlsContext {
   log: (line: string) => void;
 }
 
-function describe(info: CertInfo): string {
+/** One line naming a certificate: subject, names, serial, expiry. */
+export function describe(info: CertInfo): string {
   return `${info.subject} (${info.names}), serial ${info.serial}, valid until ` +
     info.notAfter.toISOString();
 }
@@ -40,7 +46,11 @@ export async function prepareNodeTls(c: TlsConfig, ctx: NodeTlsContext): Promise
       const { pair, info, caPem } = await loadKeyPair(c.certFile!, c.keyFile!, c.caFile);
       trustCa(caPem!);
       ctx.log(`tls: certificate ${describe(info)}; peers verified against --ca ${c.caFile}`);
-      return { pair, info, renew: () => () => {} };
+      const reload = async () => {
+        const next = await loadKeyPair(c.certFile!, c.keyFile!, c.caFile);
+        return { pair: next.pair, info: next.info };
+      };
+      return { pair, info, renew: () => () => {}, reload };
     }
     const acmeCfg = c.acme;
     if (c.caFile !== null) trustCa(await loadCa(c.caFile));
@@ -65,6 +75,7 @@ export async function prepareNodeTls(c: TlsConfig, ctx: NodeTlsContext): Promise
     if (first === kept) ctx.log(`tls: kept ACME certificate ${describe(first.info)}`);
     return {
       ...first,
+      reload: () => Promise.resolve(null),
       renew: (install) =>
         scheduleRenewal(
           first.info,
