@@ -54,6 +54,12 @@ Deno.test("wire: hostile streams fail with a WireError", async () => {
     ["bad base64", `${JSON.stringify(h)}\n{"offset":0,"data":"A=AA"}\n`, /base64/],
     ["not an object", `${JSON.stringify(h)}\n[1]\n`, /expected offset 0/],
     ["after end", `${JSON.stringify(h)}\n{"end":true}\n{"end":true}\n`, /data after the end line/],
+    ["empty chunk", `${JSON.stringify(h)}\n{"offset":0,"data":""}\n`, /empty chunk at 0/],
+    [
+      "empty chunk, spaced",
+      `${JSON.stringify(h)}\n{"offset": 0, "data": ""}\n`,
+      /empty chunk at 0/,
+    ],
   ];
   for (const [what, text, re] of cases) {
     const d = await decodeObjectStream(ReadableStream.from([enc.encode(text)]));

@@ -144,6 +144,7 @@ Deno.test("wire pb: hostile streams fail with a WireError", async () => {
       /longer than the declared size 2/,
     ],
     ["after end", concat(hf, end, end), /data after the end frame/],
+    ["empty chunk", concat(hf, chunk(0, new Uint8Array(0)), end), /empty chunk at 0/],
     ["second header", concat(hf, hf), /a second header frame/],
     ["empty frame", concat(hf, delimited(new Uint8Array(0))), /neither a chunk nor the end/],
     [

@@ -411,6 +411,14 @@ function parseChunkLine(
 const dec = new TextDecoder();
 
 /**
+ * An empty chunk: no encoder sends one, and refusing them bounds the number of chunks (and so
+ * the bytes read) by the declared size.
+ */
+export function emptyChunk(offset: number): WireError {
+  return new WireError(`empty chunk at ${offset}: every chunk carries at least one byte`);
+}
+
+/**
  * Decodes a wire stream: resolves with the header (parsed JSON, not yet validated: see
  * `validate.ts`) and the body as a stream that errors with a {@link WireError} when a chunk is
  * malformed, out of order, past `header.size`, or when the stream ends before `{"end":true}`.
@@ -461,6 +469,7 @@ export async function decodeObjectStream(
         if (fast.offset !== offset) {
           throw new WireError(`chunk out of order: expected offset ${offset}, got ${fast.offset}`);
         }
+        if (fast.bytes === 0) throw emptyChunk(offset);
         offset += fast.bytes;
         if (typeof size === "number" && offset > size) {
           throw new WireError(`body longer than the declared size ${size}`);
@@ -510,6 +519,7 @@ export async function decodeObjectStream(
         throw new WireError(`chunk at ${offset}: data must be a base64 string`);
       }
       const bytes = Buffer.from(line.data, "base64");
+      if (bytes.length === 0) throw emptyChunk(offset);
       offset += bytes.length;
       if (typeof size === "number" && offset > size) {
         throw new WireError(`body longer than the declared size ${size}`);

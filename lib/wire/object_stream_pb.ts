@@ -22,7 +22,13 @@
  */
 
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Framer, MAX_CHUNK_BYTES, MAX_HEADER_LINE, WireError } from "../upload/wire.ts";
+import {
+  emptyChunk,
+  type Framer,
+  MAX_CHUNK_BYTES,
+  MAX_HEADER_LINE,
+  WireError,
+} from "../upload/wire.ts";
 import { type Frame, FrameSchema } from "./gen/object_pb.ts";
 import { headerFromPb, headerToPb } from "./_convert.ts";
 
@@ -242,9 +248,10 @@ export async function decodeObjectStreamPb(
             throw new WireError(`chunk out of order: expected offset ${offset}, got ${at}`);
           }
           const data = f.kind.value.data;
+          if (data.length === 0) throw emptyChunk(offset);
           offset += data.length;
           if (offset > size) throw new WireError(`body longer than the declared size ${size}`);
-          if (data.length > 0) yield data;
+          yield data;
           break;
         }
         case "end":
