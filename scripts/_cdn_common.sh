@@ -162,12 +162,16 @@ remote() {
   return "$rc"
 }
 
-# copy FILE REMOTE_PATH: scp FILE to the current host.
+# copy FILE REMOTE_PATH: copies FILE to the current host over ssh (`cat >`: the host needs no
+# scp or sftp server), to REMOTE_PATH.part first, renamed once complete.
 copy() {
-  scp -q -F "$WORK/ssh_config" -P "$H_PORT" "$1" "$SSH_USER@$H_SSH:$2" 2>"$WORK/scp_err.${HOSTNUM:-0}"
+  ssh -F "$WORK/ssh_config" -p "$H_PORT" "$SSH_USER@$H_SSH" \
+    "cat >$(q "$2.part") && mv $(q "$2.part") $(q "$2")" <"$1" 2>"$WORK/scp_err.${HOSTNUM:-0}"
   rc=$?
   [ "$rc" = 0 ] || {
-    if [ "$rc" = 255 ]; then explain_ssh "$WORK/scp_err.${HOSTNUM:-0}"; else cat "$WORK/scp_err.${HOSTNUM:-0}"; fi
+    if [ "$rc" = 255 ]; then explain_ssh "$WORK/scp_err.${HOSTNUM:-0}"; else
+      echo "copying $1 to $H_SSH:$2 failed: $(head -n 3 "$WORK/scp_err.${HOSTNUM:-0}")"
+    fi
   }
   rm -f "$WORK/scp_err.${HOSTNUM:-0}"
   return "$rc"

@@ -3,7 +3,7 @@
 # (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests), ImageMagick's
 # convert (image tests: the reference downscale and JPEG decoder), photos from
 # lomiri-wallpapers-16.04 (JPEG decoder tests, bench:image), openssl, tcpdump and pebble (TLS
-# tests: certificates, capture, ACME).
+# tests: certificates, capture, ACME), OpenSSH's sshd and ssh-keygen (deploy scripts' test).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
 need=""
@@ -20,6 +20,8 @@ command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
 command -v pebble >/dev/null 2>&1 || need="$need pebble"
 # Real photos for the JPEG decoder tests and bench:image (Ubuntu wallpaper contest photos).
+[ -x /usr/sbin/sshd ] || need="$need openssh-server"
+command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"
 [ -f /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg ] || need="$need lomiri-wallpapers-16.04"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then

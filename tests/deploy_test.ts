@@ -1,0 +1,419 @@
+/**
+ * scripts/deployCDN.sh, runCDN.sh and stopCDN.sh against real OpenSSH servers: one network
+ * namespace per host (dpl-h1 DNS server, dpl-h2 and dpl-h3 replicas), each with its own sshd
+ * (test-only config, generated keys), bridged to an operator namespace (dpl-op) that holds the
+ * origin and runs the scripts as an operator would. Needs root, sshd, ip, dig and curl; reuses
+ * dist/'s release when it is there (else builds it).
+ */
+import assert from "node:assert/strict";
+import { parseFleet } from "../scripts/fleet_file.ts";
+import { buildRelease, releaseName } from "../scripts/dist.ts";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const OP = "dpl-op";
+const HOSTS = [1, 2, 3];
+const PORT = 8053;
+const dec = new TextDecoder();
+
+Deno.test("fleet file: errors name their key, defaults are filled in", () => {
+  const hosts = parseFleet({
+    dns: [{ ssh: "10.0.0.1", address: "10.0.0.1" }],
+    replicas: [{ ssh: "r1", address: "10.0.0.2", lon: -74.01, id: "nyc", sshPort: 2222 }],
+    controlPort: 5390,
+  });
+  assert.equal(hosts[0].dir, "~/nearcast");
+  assert.equal(hosts[0].controlPort, 5390);
+  assert.equal(hosts[1].sshPort, 2222);
+  assert.throws(
+    () =>
+      parseFleet({
+        dns: [{ ssh: "a", address: "b", colour: 1 }],
+        replicas: [{ ssh: "a b", address: "c", lat: 91 }],
+      }),
+    (e: Error) =>
+      /dns\[0\]\.colour: unknown key/.test(e.message) &&
+      /replicas\[0\]\.ssh: required/.test(e.message) &&
+      /replicas\[0\]\.lat: must be a number from -90 to 90/.test(e.message),
+  );
+  assert.throws(() => parseFleet({ dns: [] }), /dns: must be a non-empty list/);
+});
+
+async function sh(cmd: string, args: string[], opts: { ok?: boolean; cwd?: string } = {}) {
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: opts.cwd ?? ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).output();
+  const r = { code: out.code, out: dec.decode(out.stdout), err: dec.decode(out.stderr) };
+  if (opts.ok && out.code !== 0) {
+    throw new Error(`${cmd} ${args.join(" ")}: exit ${out.code}\n${r.out}\n${r.err}`);
+  }
+  return r;
+}
+
+const inNs = (ns: string, cmd: string, ...args: string[]) =>
+  sh("ip", ["netns", "exec", ns, cmd, ...args]);
+
+async function cleanNetns() {
+  for (const ns of [OP, ...HOSTS.map((i) => `dpl-h${i}`)]) {
+    await sh("ip", ["netns", "del", ns]);
+  }
+}
+
+async function waitFor<T>(what: string, ms: number, f: () => Promise<T | null>): Promise<T> {
+  const end = Date.now() + ms;
+  while (true) {
+    const v = await f();
+    if (v !== null) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+async function release(): Promise<string> {
+  const path = `${ROOT}dist/${releaseName()}.tar.gz`;
+  try {
+    await Deno.stat(path);
+    return path;
+  } catch {
+    return (await buildRelease(`${ROOT}dist`)).path;
+  }
+}
+
+Deno.test({
+  name: "deploy, run, serve, upload, failover, stop over SSH (sshd in 3 namespaces)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const work = await Deno.makeTempDir({ prefix: "nearcast-deploy-test-" });
+    const children: Deno.ChildProcess[] = [];
+    const tarball = await release();
+    const ops = (script: string, ...args: string[]) =>
+      inNs(OP, "sh", `${ROOT}scripts/${script}`, ...args);
+    try {
+      await cleanNetns();
+      // Network: a bridge in the operator's namespace, one veth to each host's namespace.
+      const ip = (...a: string[]) => sh("ip", a, { ok: true });
+      await ip("netns", "add", OP);
+      await ip("-n", OP, "link", "set", "lo", "up");
+      await ip("-n", OP, "link", "add", "dplbr", "type", "bridge");
+      await ip("-n", OP, "addr", "add", "10.77.0.254/24", "dev", "dplbr");
+      await ip("-n", OP, "link", "set", "dplbr", "up");
+      // Keys: the operator's (and a wrong one), the hosts' host key.
+      for (const k of ["key", "wrong_key", "host_key"]) {
+        await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${work}/${k}`], {
+          ok: true,
+        });
+      }
+      await Deno.copyFile(`${work}/key.pub`, `${work}/authorized_keys`);
+      await Deno.mkdir("/run/sshd", { recursive: true });
+      for (const i of HOSTS) {
+        const ns = `dpl-h${i}`;
+        await ip("netns", "add", ns);
+        await ip(
+          "link",
+          "add",
+          `dpl${i}`,
+          "netns",
+          ns,
+          "type",
+          "veth",
+          "peer",
+          "name",
+          `dplp${i}`,
+          "netns",
+          OP,
+        );
+        await ip("-n", OP, "link", "set", `dplp${i}`, "master", "dplbr", "up");
+        await ip("-n", ns, "addr", "add", `10.77.0.${i}/24`, "dev", `dpl${i}`);
+        await ip("-n", ns, "link", "set", `dpl${i}`, "up");
+        await ip("-n", ns, "link", "set", "lo", "up");
+        await Deno.writeTextFile(
+          `${work}/sshd_${i}.conf`,
+          [
+            "Port 22",
+            `ListenAddress 10.77.0.${i}`,
+            `HostKey ${work}/host_key`,
+            `AuthorizedKeysFile ${work}/authorized_keys`,
+            "PermitRootLogin prohibit-password",
+            "PasswordAuthentication no",
+            "KbdInteractiveAuthentication no",
+            "UsePAM no",
+            "StrictModes no",
+            "PidFile none",
+            "",
+          ].join("\n"),
+        );
+        children.push(
+          new Deno.Command("ip", {
+            args: [
+              "netns",
+              "exec",
+              ns,
+              "/usr/sbin/sshd",
+              "-D",
+              "-e",
+              "-f",
+              `${work}/sshd_${i}.conf`,
+            ],
+            stdout: "null",
+            stderr: "null",
+            stdin: "null",
+          }).spawn(),
+        );
+      }
+      const site = `${work}/site`;
+      await Deno.mkdir(site);
+      await Deno.writeTextFile(`${site}/hello.txt`, "hello from the origin\n");
+      children.push(
+        new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            OP,
+            "python3",
+            "-m",
+            "http.server",
+            "8000",
+            "--bind",
+            "10.77.0.254",
+            "--directory",
+            site,
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
+      );
+      const fleet = {
+        dns: [{ ssh: "10.77.0.1", address: "10.77.0.1", dir: `${work}/h1` }],
+        replicas: [
+          {
+            ssh: "10.77.0.2",
+            address: "10.77.0.2",
+            dir: `${work}/h2`,
+            id: "r2",
+            lat: 40.7,
+            lon: -74,
+          },
+          {
+            ssh: "10.77.0.3",
+            address: "10.77.0.3",
+            dir: `${work}/h3`,
+            id: "r3",
+            lat: 51.5,
+            lon: -0.1,
+          },
+        ],
+      };
+      await Deno.writeTextFile(`${work}/fleet.json`, JSON.stringify(fleet));
+      await Deno.writeTextFile(`${work}/websites.txt`, "/hello.txt\n");
+      const common = [
+        "-p",
+        String(PORT),
+        "-o",
+        "http://10.77.0.254:8000",
+        "-n",
+        "cdn.test",
+        "-u",
+        "root",
+        "-i",
+        `${work}/key`,
+        "-f",
+        `${work}/fleet.json`,
+        "-r",
+        tarball,
+      ];
+      const show = (r: { code: number; out: string; err: string }) =>
+        `exit ${r.code}\n${r.out}\n${r.err}`;
+      for (const i of HOSTS) {
+        await waitFor(
+          `sshd on dpl-h${i}`,
+          10_000,
+          async () =>
+            (await inNs(OP, "bash", "-c", `exec 3<>/dev/tcp/10.77.0.${i}/22`)).code === 0
+              ? true
+              : null,
+        );
+      }
+
+      // A fleet file error names its key and touches no host.
+      await Deno.writeTextFile(
+        `${work}/bad.json`,
+        JSON.stringify({ ...fleet, dns: [{ ssh: "x", address: "y", port: 1 }] }),
+      );
+      let r = await ops("deployCDN.sh", ...common, "-f", `${work}/bad.json`);
+      assert.equal(r.code, 2, show(r));
+      assert.match(r.err, /dns\[0\]\.port: unknown key/);
+      // A wrong key and an unreachable host: clear messages, nothing changed.
+      r = await ops("deployCDN.sh", ...common, "-i", `${work}/wrong_key`);
+      assert.equal(r.code, 2, show(r));
+      assert.match(r.out, /SSH refused the key .*wrong_key for root@10\.77\.0\.1/, show(r));
+      await Deno.writeTextFile(
+        `${work}/far.json`,
+        JSON.stringify({
+          ...fleet,
+          dns: [{ ssh: "10.77.0.9", address: "10.77.0.9", dir: `${work}/h9` }],
+        }),
+      );
+      r = await ops("deployCDN.sh", ...common, "-f", `${work}/far.json`);
+      assert.equal(r.code, 2, show(r));
+      assert.match(
+        r.out,
+        /dns\[0\] 10\.77\.0\.9: FAILED\n {2}unreachable: 10\.77\.0\.9 port 22/,
+        show(r),
+      );
+      assert.match(r.err, /nothing was changed/);
+
+      // Deploy twice: the second copies nothing.
+      r = await ops("deployCDN.sh", ...common);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(
+        r.out.match(/copied \(\d+ MiB\) and unpacked, websites\.txt copied, admin token written/g)
+          ?.length,
+        3,
+        show(r),
+      );
+      const token = (await Deno.readTextFile(`${work}/h1/admin_token`)).trim();
+      assert.match(token, /^[0-9a-f]{48}$/);
+      assert.equal((await Deno.readTextFile(`${work}/h3/admin_token`)).trim(), token);
+      r = await ops("deployCDN.sh", ...common);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(r.out.match(/up to date in .*: nothing copied/g)?.length, 3, show(r));
+      assert.doesNotMatch(r.out, /copied \(|websites\.txt copied|token written/);
+
+      // Run: DNS, then replicas; each healthy.
+      r = await ops("runCDN.sh", ...common);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(r.out.match(/started \(pid \d+\), healthy/g)?.length, 3, show(r));
+      r = await ops("runCDN.sh", "--status", ...common);
+      assert.equal(r.code, 0, show(r));
+
+      const dig = async () =>
+        (await inNs(
+          OP,
+          "dig",
+          "+short",
+          "+time=2",
+          "+tries=1",
+          "@10.77.0.1",
+          "-p",
+          String(PORT),
+          "cdn.test",
+          "A",
+        )).out.trim();
+      const answer = await waitFor("a DNS answer", 30_000, async () => {
+        const a = await dig();
+        return /^10\.77\.0\.[23]$/.test(a) ? a : null;
+      });
+      const curl = async (url: string) => (await inNs(OP, "curl", "-s", "-m", "5", url)).out;
+      assert.equal(await curl(`http://${answer}:${PORT}/hello.txt`), "hello from the origin\n");
+
+      // An upload to one replica reaches both.
+      await Deno.writeTextFile(`${work}/up.txt`, "uploaded once, served by all\n");
+      r = await inNs(
+        OP,
+        `${work}/h2/${releaseName()}/bin/upload`,
+        `${work}/up.txt`,
+        "--to",
+        `http://10.77.0.2:${PORT}`,
+        "--name",
+        "up.txt",
+        "--token",
+        token,
+        "-q",
+      );
+      assert.equal(r.code, 0, show(r));
+      for (const host of ["10.77.0.2", "10.77.0.3"]) {
+        await waitFor(
+          `up.txt on ${host}`,
+          20_000,
+          async () =>
+            (await curl(`http://${host}:${PORT}/up.txt`)) === "uploaded once, served by all\n"
+              ? true
+              : null,
+        );
+      }
+
+      // A killed replica is dropped from the answers.
+      const pid3 = Number((await Deno.readTextFile(`${work}/h3/run/httpserver.pid`)).trim());
+      Deno.kill(pid3, "SIGKILL");
+      await waitFor("r3 dropped from answers", 30_000, async () => {
+        for (let k = 0; k < 5; k++) if ((await dig()) !== "10.77.0.2") return null;
+        return true;
+      });
+      r = await ops("runCDN.sh", "--status", ...common);
+      assert.equal(r.code, 3, show(r));
+      assert.match(
+        r.out,
+        /replica\[1\] 10\.77\.0\.3 \(r3\): ok\n {2}httpserver: not running \(stale pid file/,
+        show(r),
+      );
+
+      // Stop: each host reports; the dead one's pid file is stale.
+      r = await ops("stopCDN.sh", ...common);
+      assert.equal(r.code, 0, show(r));
+      assert.match(r.out, /httpserver stopped/);
+      assert.match(r.out, /httpserver: not running \(stale pid file/);
+      assert.match(r.out, /dnsserver stopped/);
+
+      // A port in use: run fails, names it, and stops what it started (the DNS server).
+      children.push(
+        new Deno.Command("ip", {
+          args: [
+            "netns",
+            "exec",
+            "dpl-h2",
+            "python3",
+            "-c",
+            `import socket,time
+s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("10.77.0.2", ${PORT})); s.listen(); time.sleep(300)`,
+          ],
+          stdout: "null",
+          stderr: "null",
+        }).spawn(),
+      );
+      await new Promise((res) => setTimeout(res, 500));
+      r = await ops("runCDN.sh", ...common);
+      assert.equal(r.code, 1, show(r));
+      assert.match(r.out + r.err, /httpserver exited at start/, show(r));
+      assert.match(r.out + r.err, /in use/i, show(r));
+      assert.match(r.err, /stopping what this run started:[\s\S]*dnsserver stopped/, show(r));
+      children.pop()!.kill("SIGKILL");
+
+      // Nothing of ours left running or listening (sshd aside).
+      for (const i of HOSTS) {
+        const ss = await inNs(`dpl-h${i}`, "ss", "-Htulnp");
+        const left = ss.out.split("\n").filter((l) => l.trim() && !/sshd/.test(l));
+        assert.deepEqual(left, [], `dpl-h${i} still listens:\n${ss.out}`);
+      }
+      const ours = [];
+      for await (const e of Deno.readDir("/proc")) {
+        if (!/^\d+$/.test(e.name)) continue;
+        const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+        if (cmd.includes(`${work}/h`)) ours.push(`${e.name}: ${cmd.replaceAll("\0", " ")}`);
+      }
+      assert.deepEqual(ours, []);
+    } finally {
+      for (const c of children) {
+        try {
+          c.kill("SIGKILL");
+        } catch { /* gone */ }
+        await c.status;
+      }
+      // Anything the scripts started that a failed assertion left behind.
+      for await (const e of Deno.readDir("/proc")) {
+        if (!/^\d+$/.test(e.name)) continue;
+        const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
+        if (cmd.includes(`${work}/h`)) {
+          try {
+            Deno.kill(Number(e.name), "SIGKILL");
+          } catch { /* gone */ }
+        }
+      }
+      await cleanNetns();
+      await Deno.remove(work, { recursive: true }).catch(() => {});
+    }
+  },
+});
