@@ -88,6 +88,9 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const work = await Deno.makeTempDir({ prefix: "nearcast-deploy-test-" });
+    const t0 = Date.now();
+    const phase = (what: string) =>
+      console.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
     const children: Deno.ChildProcess[] = [];
     const tarball = await release();
     const ops = (script: string, ...args: string[]) =>
@@ -266,6 +269,7 @@ Deno.test({
       );
       assert.match(r.err, /nothing was changed/);
 
+      phase("errors checked");
       // Deploy twice: the second copies nothing.
       r = await ops("deployCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
@@ -283,6 +287,7 @@ Deno.test({
       assert.equal(r.out.match(/up to date in .*: nothing copied/g)?.length, 3, show(r));
       assert.doesNotMatch(r.out, /copied \(|websites\.txt copied|token written/);
 
+      phase("deployed twice");
       // Run: DNS, then replicas; each healthy.
       r = await ops("runCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
@@ -310,6 +315,7 @@ Deno.test({
       const curl = async (url: string) => (await inNs(OP, "curl", "-s", "-m", "5", url)).out;
       assert.equal(await curl(`http://${answer}:${PORT}/hello.txt`), "hello from the origin\n");
 
+      phase("run, dig, curl");
       // An upload to one replica reaches both.
       await Deno.writeTextFile(`${work}/up.txt`, "uploaded once, served by all\n");
       r = await inNs(
@@ -336,6 +342,7 @@ Deno.test({
         );
       }
 
+      phase("upload replicated");
       // A killed replica is dropped from the answers.
       const pid3 = Number((await Deno.readTextFile(`${work}/h3/run/httpserver.pid`)).trim());
       Deno.kill(pid3, "SIGKILL");
@@ -351,6 +358,7 @@ Deno.test({
         show(r),
       );
 
+      phase("killed replica dropped");
       // Stop: each host reports; the dead one's pid file is stale.
       r = await ops("stopCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
@@ -358,6 +366,7 @@ Deno.test({
       assert.match(r.out, /httpserver: not running \(stale pid file/);
       assert.match(r.out, /dnsserver stopped/);
 
+      phase("stopped");
       // A port in use: run fails, names it, and stops what it started (the DNS server).
       children.push(
         new Deno.Command("ip", {
@@ -395,6 +404,20 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
         if (cmd.includes(`${work}/h`)) ours.push(`${e.name}: ${cmd.replaceAll("\0", " ")}`);
       }
       assert.deepEqual(ours, []);
+
+      // A host whose key changed is refused, with its own message.
+      const other = (await Deno.readTextFile(`${work}/wrong_key.pub`)).split(" ").slice(0, 2).join(
+        " ",
+      );
+      await Deno.writeTextFile(`${work}/.nearcast_known_hosts`, `10.77.0.1 ${other}\n`);
+      r = await ops("runCDN.sh", "--status", ...common);
+      assert.equal(r.code, 1, show(r));
+      assert.match(
+        r.out,
+        /host key of 10\.77\.0\.1 differs from the one in .*\.nearcast_known_hosts/,
+        show(r),
+      );
+      phase("done");
     } finally {
       for (const c of children) {
         try {
