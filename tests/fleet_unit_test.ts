@@ -351,7 +351,15 @@ Deno.test("protocol and flags reject bad input with clear errors", () => {
   assert.equal(parseFleetFlags({ host: "0.0.0.0" }), null);
   assert.throws(() => parseFleetFlags({ host: "0.0.0.0", lat: "1" }), /need --announce/);
   const f = parseFleetFlags({ announce: "127.0.0.1:5380", host: "0.0.0.0", lat: "1", lon: "2" });
-  assert.deepEqual(f, { announce: "127.0.0.1:5380", address: "", lat: 1, lon: 2, provider: "" });
+  assert.deepEqual(f, { announce: ["127.0.0.1:5380"], address: "", lat: 1, lon: 2, provider: "" });
+  // Several DNS servers: repeated and comma-separated, in order, without repeats.
+  assert.deepEqual(
+    parseFleetFlags({ announce: ["a:1, https://b:2", "[::1]:3"], host: "0.0.0.0" })!.announce,
+    ["a:1", "https://b:2", "[::1]:3"],
+  );
+  assert.throws(() => parseFleetFlags({ announce: ["a:1", "A:1"], host: "0.0.0.0" }), /twice/);
+  assert.throws(() => parseFleetFlags({ announce: "a:1,,b:2", host: "0.0.0.0" }), /empty/);
+  assert.throws(() => parseFleetFlags({ announce: "a:1,b", host: "0.0.0.0" }), /HOST:PORT/);
   assert.equal(
     parseFleetFlags({ announce: "h:1", host: "0.0.0.0", advertise: "http://10.0.0.5:8080" })!
       .address,

@@ -79,10 +79,17 @@ Deno.test("http config: errors name the flag and the value", () => {
   refused(["-o", "o", "--join", "http://x:1"], /need --data DIR/);
   refused(["-o", "o", "--chunk-bytes", "9MiB"], /--chunk-bytes must be in 1\.\.8388608 bytes/);
   refused(["-o", "o", "--lat", "10"], /need --announce/);
+  refused(["-o", "o", "--announce", "a:1", "--announce", "a:1"], /--announce: a:1 is given twice/);
   refused(
     ["-o", "o", "--announce", "127.0.0.1:5380", "--lat", "100", "--lon", "0"],
     /--lat must be/,
   );
+});
+
+Deno.test("http config: --announce repeated or comma-separated names several DNS servers", () => {
+  const c = parse(["-o", "o", "--announce", "127.0.0.1:5380,127.0.0.2:5380", "--announce", "h:1"]);
+  assert.deepEqual(c.fleet!.announce, ["127.0.0.1:5380", "127.0.0.2:5380", "h:1"]);
+  assert.equal(parse(["-o", "o"]).fleet, null);
 });
 
 Deno.test("http config: admin token from the flag or the environment", () => {

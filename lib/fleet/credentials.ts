@@ -149,28 +149,49 @@ export function answerSigned(
 }
 
 /**
+ * The DNS server keys pinned in `file` by announce target: `{"announce", "serverKey"}` for
+ * one (the shape every version reads), `{"servers": {ANNOUNCE: KEY, ...}}` for several. Empty
+ * for no file or a damaged one (the replica then needs the admin token to learn the keys again).
+ */
+function readPins(file: string): Record<string, string> {
+  let v: { announce?: unknown; serverKey?: unknown; servers?: unknown };
+  try {
+    v = JSON.parse(Deno.readTextFileSync(file));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return {};
+    throw e;
+  }
+  const out: Record<string, string> = {};
+  if (typeof v?.announce === "string" && validPublicKey(v.serverKey)) {
+    out[v.announce] = v.serverKey;
+  }
+  if (typeof v?.servers === "object" && v.servers !== null) {
+    for (const [a, k] of Object.entries(v.servers)) if (validPublicKey(k)) out[a] = k;
+  }
+  return out;
+}
+
+/**
  * The DNS server key pinned in `file` for `announce`, or null (no file, another server, or a
  * damaged file: the replica then needs the admin token to learn the key again).
  */
 export function readPin(file: string | null, announce: string): string | null {
   if (file === null) return null;
-  try {
-    const v = JSON.parse(Deno.readTextFileSync(file)) as {
-      announce?: unknown;
-      serverKey?: unknown;
-    };
-    return v.announce === announce && validPublicKey(v.serverKey) ? v.serverKey : null;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound || e instanceof SyntaxError) return null;
-    throw e;
-  }
+  const pins = readPins(file);
+  return Object.hasOwn(pins, announce) ? pins[announce] : null;
 }
 
-/** Pins the DNS server's key for `announce` in `file` (written atomically, mode 0600). */
+/**
+ * Pins the DNS server's key for `announce` in `file`, keeping the other servers' pins (written
+ * atomically, mode 0600).
+ */
 export function writePin(file: string | null, announce: string, serverKey: string): void {
   if (file === null) return;
+  const pins = { ...readPins(file), [announce]: serverKey };
+  const entries = Object.entries(pins);
+  const value = entries.length === 1 ? { announce, serverKey } : { servers: pins };
   const tmp = `${file}.tmp`;
-  Deno.writeTextFileSync(tmp, JSON.stringify({ announce, serverKey }) + "\n", { mode: 0o600 });
+  Deno.writeTextFileSync(tmp, JSON.stringify(value) + "\n", { mode: 0o600 });
   Deno.renameSync(tmp, file);
 }
 

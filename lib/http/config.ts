@@ -179,9 +179,12 @@ export const HTTP_FLAGS = {
   },
   announce: {
     type: "string",
+    multiple: true,
     arg: "HOST:PORT",
     help: "DNS control API to register with and heartbeat to (live fleet); " +
-      "https://HOST:PORT for one served with --cert (verified against --ca).",
+      "https://HOST:PORT for one served with --cert (verified against --ca). Repeat it, or " +
+      "give a comma-separated list, to announce to several DNS servers (each keeps its own " +
+      "registry).",
   },
   lat: {
     type: "string",
@@ -290,7 +293,7 @@ export function parseHttpConfig(
   let fleet: FleetFlags | null;
   try {
     fleet = parseFleetFlags({
-      announce: f.string("announce"),
+      announce: f.list("announce"),
       lat: f.string("lat"),
       lon: f.string("lon"),
       provider: f.string("provider"),

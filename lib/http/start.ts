@@ -14,7 +14,7 @@ import { TsLfru } from "../cache/lfru.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import { createWasmLfru } from "../cache/wasm_lfru.ts";
 import { checkHttpUrl, listenError, StartError } from "../common/cli.ts";
-import { FleetAgent } from "../fleet/replica/agent.ts";
+import { ReplicaFleet } from "../fleet/replica/fleet.ts";
 import { heldPaths } from "../fleet/replica/flags.ts";
 import { MAX_HELD_PATHS } from "../fleet/protocol.ts";
 import { ReplicationDb } from "../replication/db.ts";
@@ -129,7 +129,7 @@ export async function startReplicaProcess(
   // Listen first (the default id names the port), then build the replica before any request
   // can arrive: nothing below awaits until it exists.
   let replica: Replica | null = null;
-  let agent: FleetAgent | null = null;
+  let agent: ReplicaFleet | null = null;
   let node: ReplicationNode | null = null;
   let server: LimitedServer;
   try {
@@ -225,7 +225,7 @@ export async function startReplicaProcess(
     node.start(self).catch((e) => log(`replication: start failed: ${e}`));
   }
   if (c.fleet !== null) {
-    agent = new FleetAgent({
+    agent = new ReplicaFleet({
       ...c.fleet,
       id,
       port,

@@ -8,7 +8,12 @@
 import type { ListenerLimits } from "../../common/http_server.ts";
 import type { DnsConfig } from "../../dns/config.ts";
 import { type DnsServer, startDnsServer } from "../../dns/server.ts";
-import { type PolicyName, SteeringEngine, type Weights } from "../../dns/policy.ts";
+import {
+  DEFAULT_REFRESH_MS,
+  type PolicyName,
+  SteeringEngine,
+  type Weights,
+} from "../../dns/policy.ts";
 import type { PriceSource } from "../../dns/price_term.ts";
 import { ReplicaSet, replicasFromConfig } from "../../dns/steering.ts";
 import { type ControlServer, startControl } from "./control.ts";
@@ -100,6 +105,8 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     registry,
     rtt,
     probePort: o.probePort,
+    // Replicas share a result this recent between the DNS servers that ask for it.
+    probeMaxAgeMs: o.refreshMs ?? DEFAULT_REFRESH_MS,
     scheme: o.replicaScheme,
     log,
   });

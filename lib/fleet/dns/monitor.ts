@@ -34,6 +34,12 @@ export interface FleetMonitorOptions {
   rtt: RttCache;
   probePort?: number;
   probeCount?: number;
+  /**
+   * `maxAge` of probe requests, ms: a replica answers from its result for the subnet when it is
+   * this recent (another DNS server asked), instead of probing again. The steering refresh
+   * interval: a server refreshing a measurement never gets back one as old as its own. Default 0.
+   */
+  probeMaxAgeMs?: number;
   /** "https" when the replicas run with `--tls` (trust: lib/tls/client.ts). Default "http". */
   scheme?: "http" | "https";
   now?: () => number;
@@ -75,6 +81,7 @@ export class FleetMonitor {
   readonly #rtt: RttCache;
   readonly #port: number;
   readonly #count: number;
+  readonly #maxAge: number;
   readonly #scheme: "http" | "https";
   readonly #now: () => number;
   readonly #log: (line: string) => void;
@@ -89,6 +96,7 @@ export class FleetMonitor {
     this.#rtt = o.rtt;
     this.#port = o.probePort ?? DEFAULT_PROBE_PORT;
     this.#count = o.probeCount ?? DEFAULT_PROBE_COUNT;
+    this.#maxAge = o.probeMaxAgeMs ?? 0;
     this.#scheme = o.scheme ?? "http";
     this.#now = o.now ?? Date.now;
     this.#log = o.log ?? (() => {});
@@ -171,6 +179,7 @@ export class FleetMonitor {
       target,
       port: String(this.#port),
       count: String(this.#count),
+      maxAge: String(this.#maxAge),
     });
     try {
       // Signed with the replica's session token (not sent); its answer is MAC'd with it.

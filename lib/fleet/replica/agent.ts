@@ -3,21 +3,17 @@
  * HOST:PORT`) signed with its node key, presenting the admin token only to have that key admitted
  * (`credentials.ts`), sends a UDP heartbeat with its load every interval sealed
  * with the session token (`protocol.ts`), keeps the known-servers list the replies carry (only
- * replies sealed by the DNS server count: forged or replayed ones are dropped), reports the paths it holds, and measures RTT to clients when the DNS
- * server asks (`GET /_cdn/probe`, authenticated with the session token of the registration).
+ * replies sealed by the DNS server count: forged or replayed ones are dropped), reports the
+ * paths it holds, and tells whether a probe request (`GET /_cdn/probe`) is authenticated with
+ * the session token of its registration ({@link FleetAgent.session}).
  *
- * Routes it adds to the replica: `GET /_cdn/probe?target=IP[&port=N][&count=K]` (TCP connect
- * times in ms; a refused connection times the round trip as well as an accepted one) and
- * `GET /_cdn/fleet` (registration state and the known-servers list, for other modules such as
- * replication).
+ * One agent talks to one DNS server; a replica announcing to several runs one per server
+ * (`fleet.ts`), each with its own registration, session and heartbeats.
  *
  * @module
  */
 import { bearerToken, sameSecret } from "../../common/auth.ts";
-import { allowOf, findRoute, type Route } from "../../common/routes.ts";
-import { parseClientIp } from "../../common/ip.ts";
 import {
-  answerMac,
   type HeartbeatReply,
   type KnownServer,
   MAC_HEADER,
@@ -50,12 +46,6 @@ import {
 } from "../../replication/trust.ts";
 import { peerFetch } from "../../tls/client.ts";
 
-/** Most connects one probe request may ask for: bounds the work a request causes. */
-export const MAX_PROBE_COUNT = 5;
-/** Probe requests handled at once; more get 503 (bounds sockets and scans). */
-export const MAX_CONCURRENT_PROBES = 8;
-/** Longest wait for one connect: beyond, the path is too slow to be the best anyway. */
-export const PROBE_CONNECT_TIMEOUT_MS = 1_000;
 /** First delay before retrying a failed registration; doubled up to {@link REGISTER_BACKOFF_MAX_MS}. */
 export const REGISTER_BACKOFF_MS = 250;
 /** Longest delay between registration attempts. */
@@ -64,6 +54,18 @@ export const REGISTER_BACKOFF_MAX_MS = 5_000;
 export const REQUEST_TIMEOUT_MS = 5_000;
 /** How often the held paths are compared with what was last reported. */
 export const HELD_INTERVAL_MS = 5_000;
+/**
+ * Heartbeats without an authentic reply, while replies this agent cannot verify arrive, after
+ * which it registers again: the DNS server restarted without its data, and its `register`
+ * replies are signed with a key this replica has not pinned.
+ */
+export const SILENT_BEATS_REREGISTER = 5;
+/**
+ * Heartbeats without any reply after which the agent registers again (the server moved its
+ * heartbeat port, or lost this replica): long enough that a DNS server restarted on its data
+ * finds the replica's heartbeats again without a registration.
+ */
+export const MUTE_BEATS_REREGISTER = 30;
 /** Time allowed for deregistration at shutdown: a stopping replica must not hang on it. */
 export const DEREGISTER_TIMEOUT_MS = 1_000;
 
@@ -94,33 +96,6 @@ export interface AgentOptions extends Registration {
   log?: (line: string) => void;
 }
 
-/** One TCP connect time to `target:port` in ms, or null when it neither connected nor was refused. */
-export async function connectTime(target: string, port: number): Promise<number | null> {
-  const t0 = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const connecting = Deno.connect({ hostname: target, port, transport: "tcp" });
-  try {
-    const conn = await Promise.race([
-      connecting,
-      new Promise<null>((resolve) =>
-        timer = setTimeout(() => resolve(null), PROBE_CONNECT_TIMEOUT_MS)
-      ),
-    ]);
-    const ms = performance.now() - t0;
-    if (conn === null) {
-      connecting.then((c) => c.close(), () => {}); // close it if it connects after all
-      return null;
-    }
-    conn.close();
-    return ms;
-  } catch (e) {
-    // RST: the SYN went there and the refusal came back, one round trip.
-    return e instanceof Deno.errors.ConnectionRefused ? performance.now() - t0 : null;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * True for the failures a request to the DNS server can meet: unreachable or cut (`TypeError`
  * from fetch), timed out or aborted (`DOMException`), an answer that is not JSON.
@@ -137,15 +112,6 @@ class RefusedError extends Error {
   }
 }
 
-/**
- * The agent's routes on the replica (part of the replica's one table, `lib/http/routes.ts`):
- * what it knows of the fleet, and the RTT probes the DNS server asks for.
- */
-export const AGENT_ROUTES: readonly Route[] = [
-  { path: "/_cdn/fleet", prefix: false, methods: { GET: "open", HEAD: "open" } },
-  { path: "/_cdn/probe", prefix: false, methods: { GET: "session" } },
-];
-
 /** See the module doc. */
 export class FleetAgent {
   /** The known-servers list from the latest heartbeat reply (or registration). */
@@ -158,7 +124,6 @@ export class FleetAgent {
     replies: 0,
     /** Datagrams dropped: not sealed by the DNS server, replayed, or not a reply. */
     badReplies: 0,
-    probes: 0,
     heldReports: 0,
   };
   readonly #o: AgentOptions;
@@ -181,11 +146,15 @@ export class FleetAgent {
   /** Highest `seq` answered so far (replies at or below it are replays). */
   #answered = 0;
   #timer: ReturnType<typeof setInterval> | undefined;
+  #intervalMs = 1000;
+  /** When the latest authentic reply (or the registration) arrived (performance.now). */
+  #lastReply = 0;
+  /** A reply this agent could not verify arrived since the latest authentic one. */
+  #unverified = false;
   #heldTimer: ReturnType<typeof setInterval> | undefined;
   #heldSent = "";
   #sock: Deno.DatagramConn | null = null;
   #registering: Promise<void> | null = null;
-  #probing = 0;
   #last = { at: performance.now(), requests: 0 };
   readonly #tasks = new Set<Promise<unknown>>();
 
@@ -334,6 +303,9 @@ export class FleetAgent {
         (admin === null ? " by its key" : ", key admitted with the admin token"),
     );
     clearInterval(this.#timer);
+    this.#intervalMs = r.intervalMs;
+    this.#lastReply = performance.now();
+    this.#unverified = false;
     this.#timer = setInterval(() => this.#beat(), r.intervalMs);
     this.#beat();
     this.#heldSent = "";
@@ -343,8 +315,19 @@ export class FleetAgent {
   #beat(): void {
     const sock = this.#sock;
     if (sock === null || !this.registered) return;
-    const l = this.#o.load();
     const now = performance.now();
+    const beats = this.#unverified ? SILENT_BEATS_REREGISTER : MUTE_BEATS_REREGISTER;
+    if (now - this.#lastReply > beats * this.#intervalMs) {
+      this.#log(
+        `fleet: no authentic reply from ${this.#base} for ${beats} heartbeats` +
+          `${this.#unverified ? " (unverified ones came)" : ""}: registering again`,
+      );
+      this.#unverified = false;
+      clearInterval(this.#timer);
+      this.#register();
+      return;
+    }
+    const l = this.#o.load();
     const secs = (now - this.#last.at) / 1000;
     const rps = secs > 0 ? Math.max(0, l.requests - this.#last.requests) / secs : 0;
     this.#last = { at: now, requests: l.requests };
@@ -421,9 +404,12 @@ export class FleetAgent {
       const r = this.#authentic(data);
       if (r === null) {
         this.stats.badReplies++;
+        this.#unverified = true;
         continue;
       }
       this.stats.replies++;
+      this.#lastReply = performance.now();
+      this.#unverified = false;
       if (r.status === "register") {
         this.#log("fleet: the DNS server does not know this replica: registering again");
         clearInterval(this.#timer);
@@ -490,72 +476,27 @@ export class FleetAgent {
     }
   }
 
-  /** The agent's routes ({@link AGENT_ROUTES}), or null for any other path. */
-  handle(req: Request, path: string): Response | Promise<Response> | null {
-    const route = findRoute(AGENT_ROUTES, path);
-    if (route === null) return null;
-    if (route.methods[req.method] === undefined) {
-      return Response.json({ error: `use ${Object.keys(route.methods).join(" or ")}` }, {
-        status: 405,
-        headers: { allow: allowOf(route), "cache-control": "no-store" },
-      });
-    }
-    if (path === "/_cdn/probe") return this.#probe(req); // checks the session itself
-    return Response.json({
-      id: this.#o.id,
-      announce: this.#o.announce,
-      registered: this.registered,
-      version: this.version,
-      servers: this.servers,
-      stats: this.stats,
-    }, { headers: { "cache-control": "no-store" } });
+  /** The DNS control API this agent registers with, as given to `--announce`. */
+  get announce(): string {
+    return this.#o.announce;
   }
 
-  async #probe(req: Request): Promise<Response> {
-    const err = (status: number, error: string) =>
-      Response.json({ error }, { status, headers: { "cache-control": "no-store" } });
-    if (req.method !== "GET") return err(405, "use GET");
-    // The DNS server signs with this replica's session MAC (older ones send the token).
+  /**
+   * The session of a request the DNS server signed for this replica (`Nearcast-Session` MAC
+   * with this registration's token, or an older server's bearer token), or null when it is not
+   * this agent's server's. `nonce` (null for a bearer token) is what the answer's MAC covers.
+   */
+  session(req: Request): { token: string; nonce: string | null } | null {
     const f = parseSession(req);
+    if (f !== null) {
+      return f.id === this.#o.id && sessionValid(req, f, this.#token, this.#nonces)
+        ? { token: this.#token, nonce: f.nonce }
+        : null;
+    }
     const given = bearerToken(req);
-    const ok = f !== null
-      ? f.id === this.#o.id && sessionValid(req, f, this.#token, this.#nonces)
-      : this.#token !== "" && given !== null && sameSecret(given, this.#token);
-    if (!ok) {
-      return err(401, "probes are for the DNS server: Authorization: Nearcast-Session (or Bearer)");
-    }
-    const q = new URL(req.url).searchParams;
-    const target = q.get("target") ?? "";
-    const ip = parseClientIp(target);
-    if (ip === null) return err(400, `target must be an IP address: received ${target}`);
-    const port = Number(q.get("port") ?? "80");
-    if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      return err(400, `port must be 1..65535: received ${q.get("port")}`);
-    }
-    const count = Number(q.get("count") ?? "3");
-    if (!Number.isInteger(count) || count < 1 || count > MAX_PROBE_COUNT) {
-      return err(400, `count must be 1..${MAX_PROBE_COUNT}: received ${q.get("count")}`);
-    }
-    if (this.#probing >= MAX_CONCURRENT_PROBES) return err(503, "too many probes in flight");
-    this.#probing++;
-    this.stats.probes++;
-    try {
-      const samples: number[] = [];
-      for (let i = 0; i < count; i++) {
-        const ms = await connectTime(target, port);
-        if (ms !== null) samples.push(Math.round(ms * 100) / 100);
-      }
-      const body = JSON.stringify({ target, port, method: "tcp-connect", samples });
-      const headers: Record<string, string> = {
-        "content-type": "application/json",
-        "cache-control": "no-store",
-      };
-      // The answer is MAC'd for the DNS server: samples it can trust came from this replica.
-      if (f !== null) headers[MAC_HEADER] = answerMac(this.#token, f.nonce, body);
-      return new Response(body, { headers });
-    } finally {
-      this.#probing--;
-    }
+    return this.#token !== "" && given !== null && sameSecret(given, this.#token)
+      ? { token: this.#token, nonce: null }
+      : null;
   }
 
   /**

@@ -10,7 +10,8 @@ import { MAX_HELD_PATHS, MAX_PROVIDER_LENGTH, parseHostPort } from "../protocol.
 
 /** The raw flag values. */
 export interface FleetFlagText {
-  announce?: string;
+  /** Each `--announce` given (repeated); each may list several, comma-separated. */
+  announce?: string | string[];
   lat?: string;
   lon?: string;
   provider?: string;
@@ -22,7 +23,8 @@ export interface FleetFlagText {
 
 /** What the agent needs from the flags. */
 export interface FleetFlags {
-  announce: string;
+  /** The DNS control APIs, `HOST:PORT` or `https://HOST:PORT`, in the order given. */
+  announce: string[];
   address: string;
   lat: number | null;
   lon: number | null;
@@ -42,11 +44,11 @@ function isWildcard(addr: string): boolean {
  */
 export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
   const given = [f.lat, f.lon, f.provider].some((v) => v !== undefined);
-  if (f.announce === undefined) {
+  const announce = parseAnnounce(f.announce);
+  if (announce.length === 0) {
     if (given) throw new SyntaxError("--lat, --lon and --provider need --announce HOST:PORT");
     return null;
   }
-  parseHostPort(f.announce.replace(/^https:\/\//i, "")); // https://: a TLS control API
   const deg = (flag: string, text: string | undefined, limit: number) => {
     if (text === undefined) return null;
     const n = Number(text);
@@ -84,7 +86,32 @@ export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
       );
     }
   }
-  return { announce: f.announce, address, lat, lon, provider };
+  return { announce, address, lat, lon, provider };
+}
+
+/**
+ * The DNS servers of `--announce` (repeated, each possibly a comma-separated list), checked
+ * (`HOST:PORT` or `https://HOST:PORT`) and without repeats. Throws a `SyntaxError` naming the
+ * value at fault.
+ */
+export function parseAnnounce(given: string | string[] | undefined): string[] {
+  const texts = given === undefined ? [] : typeof given === "string" ? [given] : given;
+  const out: string[] = [];
+  const seen = new Set<string>();
+  for (const text of texts) {
+    const parts = text.split(",").map((s) => s.trim());
+    for (const part of parts) {
+      if (part === "") {
+        throw new SyntaxError(`--announce: an empty DNS server in the list: received ${text}`);
+      }
+      const hp = parseHostPort(part.replace(/^https:\/\//i, "")); // https://: a TLS control API
+      const key = `${hp.host.toLowerCase()}:${hp.port}`;
+      if (seen.has(key)) throw new SyntaxError(`--announce: ${part} is given twice`);
+      seen.add(key);
+      out.push(part);
+    }
+  }
+  return out;
 }
 
 /**
