@@ -62,7 +62,12 @@ export function tlsArgs(certDir: string, name: string): string[] {
 }
 
 /** Uploads `file` to the https node `to` with the admin token, trusting `caFile`; exit code 0. */
-export async function uploadTls(file: string, to: string, caFile: string): Promise<void> {
-  const r = await runUpload([file, "--to", to, "--token", TOKEN, "--ca", caFile, "-q"]);
+export async function uploadTls(
+  file: string,
+  to: string,
+  caFile: string,
+  extra: string[] = [],
+): Promise<void> {
+  const r = await runUpload([file, "--to", to, "--token", TOKEN, "--ca", caFile, "-q", ...extra]);
   if (r.code !== 0) throw new Error(`upload ${file} to ${to} failed (${r.code}): ${r.err}`);
 }

@@ -53,57 +53,88 @@ async function tcpdump(file: string, hosts: string[]): Promise<() => Promise<voi
   };
 }
 
-Deno.test("tls: a replication on the wire shows no file content or token in clear", async () => {
-  await withTempDir(async (dir) => {
-    await makeCerts(["--out", `${dir}/certs`, "--nodes", `a=${A},b=${B}`]);
-    const nodes: TlsNode[] = [];
-    try {
-      const stop = await tcpdump(`${dir}/cap.pcap`, [A, B]);
-      nodes.push(await startTlsNode("a", A, `${dir}/a`, `${dir}/certs`));
-      nodes.push(await startTlsNode("b", B, `${dir}/b`, `${dir}/certs`, ["--join", nodes[0].url]));
-      // A file whose every 4 KiB repeats a marker: any clear fragment of it would show one.
-      const marker = new TextEncoder().encode(`SECRET-CONTENT-${crypto.randomUUID()}`);
-      const body = bytesOf(256 * 1024, 7);
-      for (let i = 0; i + marker.length < body.length; i += 4096) body.set(marker, i);
-      await Deno.writeFile(`${dir}/secret.bin`, body);
-      await uploadTls(`${dir}/secret.bin`, nodes[0].url, `${dir}/certs/ca.pem`);
-      const f = caFetch(`${dir}/certs/ca.pem`);
-      await waitUntil(
-        async () => {
-          const res = await f(`${nodes[1].url}/secret.bin`);
-          const got = new Uint8Array(await res.arrayBuffer());
-          return res.status === 200 && got.length === body.length && indexOf(got, marker) === 0;
-        },
-        20_000,
-        "b serves the file replicated from a over TLS",
-      );
-      // Control: the same capture does see bytes sent in clear between the two addresses.
-      const control = new TextEncoder().encode(`CLEAR-CONTROL-${crypto.randomUUID()}`);
-      const l = Deno.listen({ hostname: A, port: 0 });
-      const conn = await Deno.connect({ hostname: A, port: (l.addr as Deno.NetAddr).port });
-      const server = await l.accept();
-      await conn.write(control);
-      await server.read(new Uint8Array(256));
-      conn.close();
-      server.close();
-      l.close();
-      // Written packet by packet: once the control is in the file, so is the replication.
-      await waitUntil(
-        async () => indexOf(await Deno.readFile(`${dir}/cap.pcap`), control) >= 0,
-        10_000,
-        "the control message in clear is found in the capture",
-      );
-      await stop();
-      const cap = await Deno.readFile(`${dir}/cap.pcap`);
-      ok(cap.length > body.length, `the capture holds the transfer (${cap.length} bytes)`);
-      equal(indexOf(cap, marker), -1, "no fragment of the file appears in clear");
-      equal(indexOf(cap, new TextEncoder().encode(TOKEN)), -1, "the admin token never appears");
-      equal(indexOf(cap, new TextEncoder().encode("/_cdn/replicate")), -1, "nor request paths");
-    } finally {
-      await stopAll(nodes);
-    }
+/**
+ * The marker as it would travel in clear: raw (Protobuf, GET bodies) and base64 at each of the
+ * three alignments (JSON chunk lines), each base64 form cut to the groups the marker fills alone.
+ */
+function clearForms(marker: Uint8Array): Uint8Array[] {
+  const forms = [marker];
+  for (let k = 0; k < 3; k++) {
+    const part = marker.subarray(k, k + Math.floor((marker.length - k) / 3) * 3);
+    forms.push(new TextEncoder().encode(btoa(String.fromCharCode(...part))));
+  }
+  return forms;
+}
+
+for (const wire of ["json", "protobuf"]) {
+  Deno.test(`tls: a replication on the wire (${wire}) shows no file content or token in clear`, async () => {
+    await withTempDir(async (dir) => {
+      await makeCerts(["--out", `${dir}/certs`, "--nodes", `a=${A},b=${B}`]);
+      const nodes: TlsNode[] = [];
+      try {
+        const stop = await tcpdump(`${dir}/cap.pcap`, [A, B]);
+        nodes.push(await startTlsNode("a", A, `${dir}/a`, `${dir}/certs`, ["--wire", wire]));
+        nodes.push(
+          await startTlsNode("b", B, `${dir}/b`, `${dir}/certs`, [
+            "--join",
+            nodes[0].url,
+            "--wire",
+            wire,
+          ]),
+        );
+        // A file whose every 4 KiB repeats a marker: any clear fragment of it would show one.
+        const marker = new TextEncoder().encode(`SECRET-CONTENT-${crypto.randomUUID()}`);
+        const body = bytesOf(256 * 1024, 7);
+        for (let i = 0; i + marker.length < body.length; i += 4096) body.set(marker, i);
+        await Deno.writeFile(`${dir}/secret.bin`, body);
+        await uploadTls(`${dir}/secret.bin`, nodes[0].url, `${dir}/certs/ca.pem`, [
+          "--wire",
+          wire,
+        ]);
+        const f = caFetch(`${dir}/certs/ca.pem`);
+        await waitUntil(
+          async () => {
+            const res = await f(`${nodes[1].url}/secret.bin`);
+            const got = new Uint8Array(await res.arrayBuffer());
+            return res.status === 200 && got.length === body.length && indexOf(got, marker) === 0;
+          },
+          20_000,
+          "b serves the file replicated from a over TLS",
+        );
+        // Control: the same capture does see bytes sent in clear between the two addresses.
+        const control = new TextEncoder().encode(`CLEAR-CONTROL-${crypto.randomUUID()}`);
+        const l = Deno.listen({ hostname: A, port: 0 });
+        const conn = await Deno.connect({ hostname: A, port: (l.addr as Deno.NetAddr).port });
+        const server = await l.accept();
+        await conn.write(control);
+        await server.read(new Uint8Array(256));
+        conn.close();
+        server.close();
+        l.close();
+        // Written packet by packet: once the control is in the file, so is the replication.
+        await waitUntil(
+          async () => indexOf(await Deno.readFile(`${dir}/cap.pcap`), control) >= 0,
+          10_000,
+          "the control message in clear is found in the capture",
+        );
+        await stop();
+        const cap = await Deno.readFile(`${dir}/cap.pcap`);
+        ok(cap.length > body.length, `the capture holds the transfer (${cap.length} bytes)`);
+        for (const form of clearForms(marker)) {
+          equal(
+            indexOf(cap, form),
+            -1,
+            `no fragment of the file appears in clear (${form.length} B form)`,
+          );
+        }
+        equal(indexOf(cap, new TextEncoder().encode(TOKEN)), -1, "the admin token never appears");
+        equal(indexOf(cap, new TextEncoder().encode("/_cdn/replicate")), -1, "nor request paths");
+      } finally {
+        await stopAll(nodes);
+      }
+    });
   });
-});
+}
 
 Deno.test("tls: a node with another CA's certificate, or an expired one, is refused", async () => {
   await withTempDir(async (dir) => {
