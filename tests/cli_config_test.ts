@@ -26,7 +26,7 @@ Deno.test("dns flags: defaults and the control port rule", () => {
   assert.equal(c.controlPort, DEFAULT_CONTROL_PORT);
   assert.equal(c.policy, DEFAULT_POLICY);
   assert.equal(c.codec, "wasm");
-  assert.deepEqual(c.weights, { latency: 1, load: 1 });
+  assert.deepEqual(c.weights, { latency: 1, load: 1, price: 1 });
   assert.equal(c.adminToken, null);
   assert.equal(dns(["-p", "0", "-n", "z"]).controlPort, 0, "-p 0: a free control port too");
   assert.equal(dns(["-p", "0", "-n", "z", "--control", "off"]).controlPort, null);
@@ -34,6 +34,7 @@ Deno.test("dns flags: defaults and the control port rule", () => {
   assert.deepEqual(dns(["-p", "0", "-n", "z", "--weights", "load=2"]).weights, {
     latency: 1,
     load: 2,
+    price: 1,
   });
   assert.equal(parseDnsFlags(["--help"]), "help");
 });
