@@ -1,10 +1,9 @@
 /**
  * Our JPEG decoder (`wasm/jpeg.ts`) against libjpeg (through ImageMagick, Debian imagemagick):
  * the same file decoded at the same scale by both, PSNR over RGB with a bound per case. libjpeg's
- * scaled decoding is requested with `-define jpeg:size=`. Where a subsampled chroma plane must
- * still be enlarged we replicate its samples, which is libjpeg's `do_fancy_upsampling = FALSE`
- * (`-define jpeg:fancy-upsampling=off`); the remaining differences come from the IDCT arithmetic
- * (float here, integer in libjpeg).
+ * scaled decoding is requested with `-define jpeg:size=`; its default chroma upsampling
+ * (`do_fancy_upsampling`, triangle filter) is what our decoder implements too. The remaining
+ * differences come from the IDCT arithmetic (float here, integer in libjpeg).
  * Corpus: synthetic images encoded by ImageMagick in every layout we claim (baseline,
  * progressive, restart intervals, 4:2:0, 4:2:2, 4:4:4, grey, odd sizes) and real photos from
  * Debian's lomiri-wallpapers-16.04 (installed by scripts/ensure_tools.sh).
@@ -22,8 +21,7 @@ const BOUND_DB = 55;
 async function libjpeg(jpg: Uint8Array, w: number, h: number, shift: number) {
   const size = `${Math.floor(w / 2 ** shift)}x${Math.floor(h / 2 ** shift)}`;
   return await magick(
-    ["-define", `jpeg:size=${size}`, "-define", "jpeg:fancy-upsampling=off", "jpg:-"]
-      .concat(["-depth", "8", "rgba:-"]),
+    ["-define", `jpeg:size=${size}`, "jpg:-", "-depth", "8", "rgba:-"],
     jpg,
   );
 }

@@ -63,6 +63,7 @@ let outH: i32 = 0;
 let outPtr: usize = 0;
 let adobeTransform: i32 = -1;
 let minN: i32 = 8; // the scaled block size of a component with the largest sampling factors
+let upPtr: usize = 0; // scratch rows of fancy-upsampled chroma
 
 // Components (up to 3): id, h, v, tq, blocks per line/column (allocated), coefficient plane,
 // DC predictor, scaled IDCT size, plane (pixels) pointer and width.
@@ -400,6 +401,8 @@ function layout(): i32 {
   }
   outPtr = top;
   top += <usize>outW * <usize>outH * 4 + 16;
+  upPtr = align16(top); // two upsampled chroma rows (fancy upsampling), with room for 2·cw > outW
+  top = upPtr + 2 * (<usize>outW + 64);
   if (!ensure(top)) return E_MEMORY;
   for (let c = 0; c < ncomp; c++) memory.fill(load<usize>(cCoef + (<usize>(c) << 2)), 0, <usize>load<i32>(cBw + (<usize>(c) << 2)) * <usize>load<i32>(cBh + (<usize>(c) << 2)) * 128);
   return OK;
@@ -735,21 +738,91 @@ const rowPtr: usize = memory.data(16); // usize[3]: plane row of each component 
 const rh: usize = memory.data(16); // i32[3]: horizontal replication ratio
 const rv: usize = memory.data(16); // i32[3]: vertical replication ratio
 
+const fancy: usize = memory.data(16); // i32[3]: 0 none, 1 h2v1, 2 h2v2 fancy upsampling
+const realW: usize = memory.data(16); // i32[3]: the component's real width at its IDCT size
+const realH: usize = memory.data(16); // i32[3]: the same, height
+
 /**
- * Writes RGBA: each component's sample replicated by its remaining ratio (hmax·minN / (h·N)
- * across, the same down) to the output size, then YCbCr -> RGB.
+ * libjpeg's fancy upsampling (jdsample.c) of component c into `dst` for output row y: across,
+ * 3/4 of the nearer sample and 1/4 of the further one; h2v2 first mixes rows the same way
+ * (3/4 this row, 1/4 the row above for an upper output row, below for a lower one, the edge row
+ * repeated at the top and bottom), with libjpeg's rounding. Same integers as libjpeg.
+ */
+function upsampleRow(c: i32, y: i32, dst: usize): void {
+  const mode = load<i32>(fancy + (<usize>c << 2));
+  const w = load<i32>(realW + (<usize>c << 2));
+  const h = load<i32>(realH + (<usize>c << 2));
+  const pw = <usize>load<i32>(cPw + (<usize>c << 2));
+  const plane = load<usize>(cPlane + (<usize>c << 2));
+  if (mode == 1) {
+    const p = plane + <usize>y * pw;
+    let v = <i32>load<u8>(p);
+    store<u8>(dst, <u8>v);
+    store<u8>(dst + 1, <u8>((v * 3 + <i32>load<u8>(p + 1) + 2) >> 2));
+    for (let i = 1; i < w - 1; i++) {
+      v = <i32>load<u8>(p + <usize>i) * 3;
+      store<u8>(dst + (<usize>i << 1), <u8>((v + <i32>load<u8>(p + <usize>(i - 1)) + 1) >> 2));
+      store<u8>(dst + (<usize>i << 1) + 1, <u8>((v + <i32>load<u8>(p + <usize>(i + 1)) + 2) >> 2));
+    }
+    v = <i32>load<u8>(p + <usize>(w - 1));
+    store<u8>(dst + (<usize>(w - 1) << 1), <u8>((v * 3 + <i32>load<u8>(p + <usize>(w - 2)) + 1) >> 2));
+    store<u8>(dst + (<usize>(w - 1) << 1) + 1, <u8>v);
+    return;
+  }
+  const row = y >> 1;
+  const near = (y & 1) == 0 ? (row > 0 ? row - 1 : 0) : (row + 1 < h ? row + 1 : h - 1);
+  const p0 = plane + <usize>row * pw;
+  const p1 = plane + <usize>near * pw;
+  let last = 0;
+  let cur = <i32>load<u8>(p0) * 3 + <i32>load<u8>(p1);
+  let next = <i32>load<u8>(p0 + 1) * 3 + <i32>load<u8>(p1 + 1);
+  store<u8>(dst, <u8>((cur * 4 + 8) >> 4));
+  store<u8>(dst + 1, <u8>((cur * 3 + next + 7) >> 4));
+  last = cur;
+  cur = next;
+  for (let i = 1; i < w - 1; i++) {
+    next = <i32>load<u8>(p0 + <usize>(i + 1)) * 3 + <i32>load<u8>(p1 + <usize>(i + 1));
+    store<u8>(dst + (<usize>i << 1), <u8>((cur * 3 + last + 8) >> 4));
+    store<u8>(dst + (<usize>i << 1) + 1, <u8>((cur * 3 + next + 7) >> 4));
+    last = cur;
+    cur = next;
+  }
+  store<u8>(dst + (<usize>(w - 1) << 1), <u8>((cur * 3 + last + 8) >> 4));
+  store<u8>(dst + (<usize>(w - 1) << 1) + 1, <u8>((cur * 4 + 7) >> 4));
+}
+
+/**
+ * Writes RGBA: each chroma component upsampled as libjpeg does by default (fancy h2v1 or h2v2
+ * where the remaining ratio is 2 across and 1 or 2 down, its IDCT is larger than 1x1 and it is
+ * more than 2 samples wide), else its samples replicated by the remaining ratio (hmax·minN /
+ * (h·N) across, the same down); then YCbCr -> RGB.
  */
 function colour(): void {
   let pow2 = true;
   for (let c = 0; c < ncomp; c++) {
     const ch = load<i32>(cH + (<usize>c << 2)), cv = load<i32>(cV + (<usize>c << 2));
     const n = load<i32>(cN + (<usize>c << 2));
-    store<i32>(rh + (<usize>c << 2), (hmax * minN) / (ch * n));
-    store<i32>(rv + (<usize>c << 2), (vmax * minN) / (cv * n));
+    const h = (hmax * minN) / (ch * n), v = (vmax * minN) / (cv * n);
+    // The component's real size at its IDCT size (libjpeg's downsampled_width/height).
+    const w = (width * ch * n + hmax * 8 - 1) / (hmax * 8);
+    const ht = (height * cv * n + vmax * 8 - 1) / (vmax * 8);
+    store<i32>(realW + (<usize>c << 2), w);
+    store<i32>(realH + (<usize>c << 2), ht);
+    let mode = 0;
+    if (c > 0 && n > 1 && h == 2 && (v == 1 || v == 2) && w > 2) mode = v;
+    store<i32>(fancy + (<usize>c << 2), mode);
+    store<i32>(rh + (<usize>c << 2), mode ? 1 : h);
+    store<i32>(rv + (<usize>c << 2), v);
     if (log2(load<i32>(rh + (<usize>c << 2))) < 0) pow2 = false;
   }
   for (let y = 0; y < outH; y++) {
     for (let c = 0; c < ncomp; c++) {
+      if (load<i32>(fancy + (<usize>c << 2))) {
+        const dst = upPtr + <usize>(c - 1) * (<usize>outW + 64);
+        upsampleRow(c, y, dst);
+        store<usize>(rowPtr + (<usize>c << 2), dst);
+        continue;
+      }
       const r = load<i32>(rv + (<usize>c << 2));
       store<usize>(
         rowPtr + (<usize>c << 2),

@@ -1,9 +1,9 @@
 /**
- * Decode → resize → encode: JPEG or PNG in, JPEG or PNG out. A JPEG that is downsized to half its
- * width or less is decoded by our WASM decoder at the smallest DCT scale (1/2, 1/4, 1/8) that keeps
- * at least twice the target width, then resized with Lanczos-3 (sharp's shrink-on-load); other
- * decodes (PNG, full size, JPEG kinds our decoder refuses) and all encodes use imagescript. The source size is read from the header first and refused above
- * {@link MAX_PIXELS} before anything is decoded; images are never enlarged.
+ * Decode → resize → encode: JPEG or PNG in, JPEG or PNG out. A JPEG is decoded by our WASM decoder
+ * at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps at least twice the target width, then
+ * resized with Lanczos-3 (sharp's shrink-on-load); PNGs and the JPEG kinds our decoder refuses are
+ * decoded by imagescript, and imagescript encodes. The source size is read from the header first
+ * and refused above {@link MAX_PIXELS} before anything is decoded; images are never enlarged.
  *
  * @example
  * ```ts
@@ -55,15 +55,15 @@ let shared: WasmResizer | undefined;
 let sharedJpeg: JpegDecoder | undefined;
 
 /**
- * Decodes at 1/2^shift with our decoder and resizes to `w` wide; `undefined` if the decoder
- * does not handle this JPEG (the caller falls back to imagescript).
+ * Decodes at 1/2^shift with our decoder and resizes to `w` wide (`undefined`: no resize);
+ * `undefined` if the decoder does not handle this JPEG (the caller falls back to imagescript).
  */
-function scaledJpeg(
+function ourJpeg(
   input: Uint8Array,
   shift: number,
   sw: number,
   sh: number,
-  w: number,
+  w: number | undefined,
   r: WasmResizer,
 ): Image | undefined {
   const d = (sharedJpeg ??= createJpegDecoder());
@@ -78,6 +78,11 @@ function scaledJpeg(
     throw new SyntaxError(
       `Cannot transcode image: header says ${sw}x${sh}, decoder found ${decoded.width}x${decoded.height}`,
     );
+  }
+  if (w === undefined) {
+    const full = new Image(sw, sh);
+    full.bitmap.set(decoded.pixels);
+    return full;
   }
   const dh = scaledHeight(sw, sh, w);
   const out = new Image(w, dh);
@@ -120,9 +125,9 @@ export async function transcode(
   const format = options.format ?? info.format;
   const r = resizer ?? (shared ??= createWasmResizer());
   let out: Image | undefined;
-  if (info.format === "jpeg" && w !== undefined && w < sw) {
-    const shift = jpegShiftFor(sw, 2 * w);
-    if (shift > 0) out = scaledJpeg(input, shift, sw, sh, w, r);
+  if (info.format === "jpeg") {
+    const resize = w !== undefined && w < sw ? w : undefined;
+    out = ourJpeg(input, resize ? jpegShiftFor(sw, 2 * resize) : 0, sw, sh, resize, r);
   }
   if (!out) {
     const decoded = await Image.decode(input);
