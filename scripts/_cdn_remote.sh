@@ -124,10 +124,11 @@ start_dns() {
 }
 
 start_replica() {
-  # ANNOUNCE: every DNS server's HOST:PORT, space-separated. Until the replica takes --announce
-  # more than once, it announces to the first one.
+  # ANNOUNCE: every DNS server's HOST:PORT, space-separated. A release whose --help does not say
+  # --announce may be repeated announces to the first one only.
   set -- -p "$PORT" --host "$ADDR" -o "$ORIGIN" --data "$A/data/http"
-  if "$R/bin/httpserver" --help 2>&1 | grep -A2 -e '--announce' | grep -qi 'repeat'; then
+  if "$R/bin/httpserver" --help 2>&1 | awk '/--announce/ { f = 1; print; next } f && /^ *-/ { f = 0 } f' |
+    grep -qi 'repeat'; then
     for a in $ANNOUNCE; do set -- "$@" --announce "$a"; done
   else
     set -- "$@" --announce "${ANNOUNCE%% *}"

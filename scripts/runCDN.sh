@@ -61,6 +61,7 @@ failed() {
   exit 1
 }
 
+trap 'echo "interrupted: stopCDN.sh stops what was started" >&2; exit 130' INT TERM
 echo "starting the DNS servers"
 on_hosts start_dns_host "$(dns_hosts)" || failed
 echo "starting the first replica"

@@ -313,7 +313,20 @@ Deno.test({
         return /^10\.77\.0\.[23]$/.test(a) ? a : null;
       });
       const curl = async (url: string) => (await inNs(OP, "curl", "-s", "-m", "5", url)).out;
-      assert.equal(await curl(`http://${answer}:${PORT}/hello.txt`), "hello from the origin\n");
+      // websites.txt was the replicas' --preload: the first request finds it held (a hit, or
+      // revalidated: the origin sends no freshness).
+      const head = await inNs(
+        OP,
+        "curl",
+        "-s",
+        "-m",
+        "5",
+        "-D",
+        "-",
+        `http://${answer}:${PORT}/hello.txt`,
+      );
+      assert.match(head.out, /^x-cache: (HIT|REVALIDATED)/im, head.out);
+      assert.match(head.out, /hello from the origin\n$/);
 
       phase("run, dig, curl");
       // An upload to one replica reaches both.
