@@ -7,7 +7,7 @@
  * @module
  */
 
-import { appendVia, endToEnd } from "../http/headers.ts";
+import { appendVia, endToEnd, HOP_BY_HOP } from "../http/headers.ts";
 import type { BodyEnd } from "./_h1.ts";
 import type { ServerState } from "./server_state.ts";
 import { type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
@@ -18,7 +18,6 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS"
 const FAILURE_STATUSES: ReadonlySet<number> = new Set([502, 503, 504]);
 /** Request headers never forwarded besides hop-by-hop ones (`Expect`: we stream the body). */
 const DROP_REQUEST: ReadonlySet<string> = new Set(["expect"]);
-const NONE: ReadonlySet<string> = new Set();
 
 /** A plain-text answer of the proxy itself. */
 export function proxyText(
@@ -66,14 +65,42 @@ export function clientResponse(
   };
   if (status < 200 || status > 599) return refuse(`status ${status}`);
   try {
-    const h = new Headers(res.head.headers);
-    const out = endToEnd(h, NONE).filter(([n]) => n !== "via");
-    out.push(["via", appendVia(h.get("via"), via)], ...extra);
+    const out = endToEndList(res.head.headers, via);
+    out.push(...extra);
     return new Response(res.body, { status, statusText: reason, headers: out });
   } catch (e) {
     if (!(e instanceof TypeError)) throw e;
     return refuse(`a header or reason phrase (${e.message})`);
   }
+}
+
+/**
+ * A server's header list (names lower case) without hop-by-hop fields (RFC 9110 §7.6.1: the
+ * `HOP_BY_HOP` list, `Proxy-*`, and the names `Connection` lists), its `Via` values joined with
+ * ours appended. Built from the list directly: no intermediate `Headers` on the hot path.
+ */
+export function endToEndList(
+  list: readonly [string, string][],
+  ours: string,
+): [string, string][] {
+  let named: Set<string> | null = null;
+  for (const [n, v] of list) {
+    if (n !== "connection") continue;
+    named ??= new Set();
+    for (const part of v.split(",")) {
+      const t = part.trim().toLowerCase();
+      if (t !== "") named.add(t);
+    }
+  }
+  let via: string | null = null;
+  const out: [string, string][] = [];
+  for (const [n, v] of list) {
+    if (HOP_BY_HOP.has(n) || n.startsWith("proxy-") || named?.has(n)) continue;
+    if (n === "via") via = via === null ? v : `${via}, ${v}`;
+    else out.push([n, v]);
+  }
+  out.push(["via", appendVia(via, ours)]);
+  return out;
 }
 
 /** What {@link exchange} needs. */
