@@ -58,6 +58,14 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
     const png = await get(`${base}/photo.jpg?w=320&fmt=png`);
     equal(`${png.res.headers.get("content-type")} ${png.info?.width}`, "image/png 320");
 
+    const webp = await get(`${base}/photo.jpg?w=640`, { accept: "image/avif,image/webp,*/*" });
+    equal(webp.res.headers.get("content-type"), "image/webp");
+    equal(webp.res.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=webp");
+    const magic = new TextDecoder().decode(webp.body.subarray(0, 4)) +
+      new TextDecoder().decode(webp.body.subarray(8, 12));
+    equal(magic, "RIFFWEBP");
+    ok(webp.res.headers.get("vary")?.toLowerCase().includes("accept"));
+
     const slow = await get(`${base}/photo.jpg`, { "save-data": "on" });
     equal(slow.res.headers.get("x-nearcast-variant"), "w=640;q=50;fmt=jpeg");
     ok(slow.res.headers.get("vary")?.toLowerCase().includes("save-data"));

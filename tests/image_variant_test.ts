@@ -30,7 +30,7 @@ Deno.test("URL parameters must name a rung of the ladder", () => {
     ["?w=640.0", /\?w= must be one of/],
     ["?w=640&w=320", /\?w= given more than once/],
     ["?q=81", /\?q= must be one of 80, 50: received "81"/],
-    ["?fmt=webp", /\?fmt= must be one of jpeg, png: received "webp"/],
+    ["?fmt=gif", /\?fmt= must be one of jpeg, png, webp: received "gif"/],
     [`?w=${"9".repeat(100)}`, /received "9{32}…"/],
   ];
   for (const [q, re] of bad) {
@@ -100,7 +100,7 @@ Deno.test("variant: display hints pick the smallest covering rung", () => {
     req({ viewportWidth: 400, dpr: 3, used: ["sec-ch-viewport-width", "sec-ch-dpr"] }),
   );
   equal(v.header, "w=1280;q=80;fmt=jpeg"); // 1200 physical px
-  deepStrictEqual(v.vary, ["sec-ch-viewport-width", "sec-ch-dpr"]);
+  deepStrictEqual(v.vary, ["sec-ch-viewport-width", "sec-ch-dpr", "accept"]);
   equal(v.network, false);
   equal(chooseVariant(req({ width: 1500, used: ["sec-ch-width"] })).width, "original");
 });
@@ -112,12 +112,16 @@ Deno.test("variant: slow links get the reduced quality and smaller rungs, fast o
   const threeG = chooseVariant(req({ ect: "3g", used: ["ect"] }));
   equal(threeG.header, "w=1280;q=50;fmt=jpeg");
   equal(threeG.network, true);
-  deepStrictEqual(threeG.vary, ["ect"]);
+  deepStrictEqual(threeG.vary, ["ect", "accept"]);
   equal(chooseVariant(req({ saveData: true, used: ["save-data"] })).header, "w=640;q=50;fmt=jpeg");
   equal(chooseVariant(req({ downlinkMbps: 0.4, used: ["downlink"] })).link, "very constrained");
   // Downlink is never in Vary: the response is network-dependent and marked so instead.
   const slow = chooseVariant(req({ downlinkMbps: 1, used: ["downlink"] }));
-  deepStrictEqual([slow.vary, slow.network, slow.header], [[], true, "w=1280;q=50;fmt=jpeg"]);
+  deepStrictEqual([slow.vary, slow.network, slow.header], [
+    ["accept"],
+    true,
+    "w=1280;q=50;fmt=jpeg",
+  ]);
   // Akamai's threshold: RTT ≥ 300 ms is constrained, from a hint or the fleet's measurement.
   equal(chooseVariant(req({}, { measuredRttMs: 320 })).link, "constrained");
   equal(chooseVariant(req({}, { measuredRttMs: 120 })).link, "fast");
@@ -176,4 +180,23 @@ Deno.test("throughput: per prefix, converges within a few responses, expires, bo
   equal(prefixOf("2001:db8:aa:bbcc::1"), "2001:db8:aa:bb00::/56");
   equal(prefixOf("::ffff:192.0.2.1"), "192.0.2.0/24");
   equal(prefixOf("not an ip"), undefined);
+});
+
+Deno.test("variant: WebP for downscaled JPEGs when Accept has it; originals and PNGs keep theirs", () => {
+  const webp = chooseVariant(req({ width: 600, used: ["sec-ch-width"] }, { acceptsWebp: true }));
+  equal(webp.header, "w=640;q=80;fmt=webp");
+  deepStrictEqual(webp.vary, ["sec-ch-width", "accept"]);
+  equal(chooseVariant(req({}, { acceptsWebp: true })).header, "w=orig;q=80;fmt=jpeg");
+  const png = chooseVariant(
+    req({ width: 600, used: [] }, { acceptsWebp: true, sourceFormat: "png" }),
+  );
+  deepStrictEqual([png.header, png.vary], ["w=640;q=80;fmt=png", []]);
+  const asked = chooseVariant(
+    req({ width: 600, used: [] }, { acceptsWebp: true, params: { format: "jpeg" } }),
+  );
+  deepStrictEqual([asked.header, asked.vary], ["w=640;q=80;fmt=jpeg", []]);
+  deepStrictEqual(parseImageParams(url("?w=320&fmt=webp"), DEFAULT_LADDER), {
+    ok: true,
+    params: { width: 320, format: "webp" },
+  });
 });

@@ -4,7 +4,7 @@
  * A replica serves an image in a small fixed set of widths (320, 640, 1280 px and the original)
  * and two JPEG quality levels, so a client spraying widths cannot make it compute or cache more
  * than `widths.length + 1` × `qualities.length` × formats variants of an image. `?w=`, `?q=` and
- * `?fmt=` must name a rung: `?w=640` works, `?w=641` is a 400 with the allowed values.
+ * `?fmt=` (jpeg, png, webp) must name a rung: `?w=640` works, `?w=641` is a 400 with the allowed values.
  *
  * @example
  * ```ts
@@ -18,7 +18,7 @@
  *
  * @module
  */
-import type { ImageFormat } from "./probe.ts";
+import type { OutputFormat } from "./probe.ts";
 
 /** The ladder: widths in px (ascending; the original is always a rung too) and qualities. */
 export interface Ladder {
@@ -32,7 +32,7 @@ export interface Ladder {
 export const DEFAULT_LADDER: Ladder = { widths: [320, 640, 1280], qualities: [80, 50] };
 
 /** Output formats a client may ask for with `?fmt=`. */
-export const FORMATS: readonly ImageFormat[] = ["jpeg", "png"];
+export const FORMATS: readonly OutputFormat[] = ["jpeg", "png", "webp"];
 
 /** Checks a ladder from configuration; throws `RangeError` naming what is wrong. */
 export function checkLadder(l: Ladder): Ladder {
@@ -62,7 +62,7 @@ export interface ImageParams {
   /** A ladder width, or `"original"` (`?w=orig`). */
   width?: number | "original";
   quality?: number;
-  format?: ImageFormat;
+  format?: OutputFormat;
 }
 
 /** The parsed parameters, or a 400 message. */
@@ -102,9 +102,9 @@ export function parseImageParams(url: URL, ladder: Ladder): ParamsResult {
   if (fmt !== null) {
     const f = fmt === "jpg" ? "jpeg" : fmt;
     if (!(FORMATS as readonly string[]).includes(f)) {
-      return { ok: false, message: `?fmt= must be one of jpeg, png: received ${clip(fmt)}` };
+      return { ok: false, message: `?fmt= must be one of jpeg, png, webp: received ${clip(fmt)}` };
     }
-    params.format = f as ImageFormat;
+    params.format = f as OutputFormat;
   }
   return { ok: true, params };
 }

@@ -2,7 +2,7 @@
  * Decode → resize → encode: JPEG or PNG in, JPEG or PNG out. A JPEG is decoded by our WASM decoder
  * at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps at least twice the target width, then
  * resized with Lanczos-3 (sharp's shrink-on-load); PNGs and the JPEG kinds our decoder refuses are
- * decoded by imagescript, and imagescript encodes. The source size is read from the header first
+ * decoded by imagescript, and imagescript encodes (JPEG, PNG, lossy WebP). The source size is read from the header first
  * and refused above {@link MAX_PIXELS} before anything is decoded; images are never enlarged.
  *
  * @example
@@ -20,7 +20,7 @@
 import { Image } from "imagescript";
 import { MAX_PIXELS } from "./_common.ts";
 import { createJpegDecoder, type JpegDecoder, jpegShiftFor } from "./jpeg.ts";
-import { type ImageFormat, probeImage } from "./probe.ts";
+import { type OutputFormat, probeImage } from "./probe.ts";
 import { createWasmResizer, type WasmResizer } from "./wasm_resize.ts";
 
 /** What to produce. */
@@ -28,8 +28,8 @@ export interface TranscodeOptions {
   /** Target width in pixels; the height keeps the aspect ratio. Default (or ≥ source): unchanged. */
   width?: number;
   /** Output format; default: the input's. */
-  format?: ImageFormat;
-  /** JPEG quality 1–100; default 80. Ignored for PNG. */
+  format?: OutputFormat;
+  /** JPEG and WebP quality 1–100; default 80. Ignored for PNG. */
   quality?: number;
   /** Largest source (width × height) accepted; default and at most {@link MAX_PIXELS}. */
   maxPixels?: number;
@@ -44,7 +44,7 @@ export const KEEP_WASM_BYTES = 128 * 1024 * 1024;
 /** The encoded result. */
 export interface Transcoded {
   bytes: Uint8Array;
-  format: ImageFormat;
+  format: OutputFormat;
   width: number;
   height: number;
   sourceWidth: number;
@@ -148,6 +148,8 @@ export async function transcode(
   if (sharedJpeg && sharedJpeg.memoryBytes > KEEP_WASM_BYTES) sharedJpeg = undefined;
   const bytes = format === "jpeg"
     ? await out.encodeJPEG(quality as Parameters<Image["encodeJPEG"]>[0])
+    : format === "webp"
+    ? await out.encodeWEBP(quality as Parameters<Image["encodeWEBP"]>[0])
     : await out.encode(1);
   return { bytes, format, width: out.width, height: out.height, sourceWidth: sw, sourceHeight: sh };
 }

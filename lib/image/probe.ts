@@ -15,8 +15,11 @@
  * @module
  */
 
-/** The formats the image pipeline decodes and encodes. */
+/** The formats the image pipeline decodes (and encodes). */
 export type ImageFormat = "jpeg" | "png";
+
+/** The formats the image pipeline encodes: the decoded ones and WebP. */
+export type OutputFormat = ImageFormat | "webp";
 
 /** What the header says. */
 export interface ImageInfo {

