@@ -270,3 +270,39 @@ Deno.test("clientResponse: hop-by-hop dropped, Via appended; what cannot be rela
   match(await bad.text(), /cannot relay/);
   equal(clientResponse(head([], 600), "1.1 p", []).status, 502);
 });
+
+Deno.test("UpstreamPool: head and idle timeouts close a stalled server's connection", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  (async () => {
+    for await (const c of l) {
+      held.push(c);
+      const buf = new Uint8Array(4096);
+      const n = await c.read(buf);
+      const text = new TextDecoder().decode(buf.subarray(0, n ?? 0));
+      // /body: a head and part of a body, then nothing; anything else: nothing at all.
+      if (text.startsWith("GET /body ")) {
+        await c.write(
+          new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 200000\r\n\r\nabc"),
+        );
+      }
+    }
+  })().catch(() => {});
+  const port = (l.addr as Deno.NetAddr).port;
+  const pool = new UpstreamPool({ headTimeoutMs: 300, idleTimeoutMs: 300 });
+  try {
+    const t0 = performance.now();
+    await rejects(pool.request("127.0.0.1", port, GET), /no response head within 300 ms/);
+    ok(performance.now() - t0 < 5_000);
+    const res = await pool.request("127.0.0.1", port, { ...GET, target: "/body" });
+    await rejects(new Response(res.body as ReadableStream).text());
+  } finally {
+    pool.close();
+    l.close();
+    for (const c of held) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+  }
+});

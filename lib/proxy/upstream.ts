@@ -104,6 +104,16 @@ export interface UpstreamResponse {
   headMs: number;
 }
 
+/** How often head and idle deadlines are checked, ms. */
+const WATCHDOG_MS = 100;
+
+/** A deadline of one exchange. */
+interface Watch {
+  deadline: number;
+  why: string;
+  fire(): void;
+}
+
 interface Pooled {
   conn: Deno.Conn;
   reader: BufReader;
@@ -129,6 +139,8 @@ export class UpstreamPool {
   #idle = new Map<string, Pooled[]>();
   #idleCount = 0;
   #sweep: ReturnType<typeof setInterval>;
+  #watches = new Set<Watch>();
+  #watchdog: ReturnType<typeof setInterval>;
   /** Connections opened (probes' included), and requests sent on a kept-alive one. */
   readonly stats = { connects: 0, reused: 0 };
 
@@ -136,11 +148,24 @@ export class UpstreamPool {
     this.options = { ...DEFAULT_POOL, ...options };
     this.#sweep = setInterval(() => this.#expire(), 1_000);
     Deno.unrefTimer(this.#sweep);
+    // Head and idle timeouts: checked every WATCHDOG_MS (they are seconds long), so a request
+    // costs no timer of its own.
+    this.#watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const w of this.#watches) {
+        if (now >= w.deadline) {
+          this.#watches.delete(w);
+          w.fire();
+        }
+      }
+    }, WATCHDOG_MS);
+    Deno.unrefTimer(this.#watchdog);
   }
 
   /** Closes every idle connection and stops the sweep. */
   close(): void {
     clearInterval(this.#sweep);
+    clearInterval(this.#watchdog);
     for (const list of this.#idle.values()) for (const p of list) closeQuietly(p.conn);
     this.#idle.clear();
     this.#idleCount = 0;
@@ -260,14 +285,21 @@ export class UpstreamPool {
     const { conn, reader } = p;
     const received = reader.received;
     let timedOut: string | null = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const arm = (ms: number, what: string) => {
-      clearTimeout(timer);
-      timer = setTimeout(() => {
-        timedOut = what;
+    // One deadline checked by the pool's watchdog, not a timer per request (see #watchdog).
+    const watch: Watch = {
+      deadline: 0,
+      why: "",
+      fire: () => {
+        timedOut = watch.why;
         closeQuietly(conn);
-      }, ms);
+      },
     };
+    const arm = (ms: number, what: string) => {
+      watch.deadline = Date.now() + ms;
+      watch.why = what;
+      this.#watches.add(watch);
+    };
+    const disarm = () => this.#watches.delete(watch);
     const t0 = performance.now();
     let sending: Promise<boolean> = Promise.resolve(true);
     try {
@@ -311,7 +343,7 @@ export class UpstreamPool {
       const keep = h.minor === 1 && !reqClose &&
         !h.headers.some(([n, v]) => n === "connection" && /close/i.test(v));
       const finish = async (how: BodyEnd) => {
-        clearTimeout(timer);
+        disarm();
         req.onEnd?.(how);
         const sent = await sending;
         if (key !== null && how === "reuse" && keep && sent && timedOut === null) {
@@ -332,7 +364,7 @@ export class UpstreamPool {
       const body = bodyStream(reader, framing, finish, () => arm(this.options.idleTimeoutMs, idle));
       return { head: h, body, connectMs, headMs };
     } catch (e) {
-      clearTimeout(timer);
+      disarm();
       closeQuietly(conn);
       if (e instanceof UpstreamError) throw e;
       const why = timedOut ?? (e as Error).message;
