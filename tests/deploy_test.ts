@@ -1,6 +1,7 @@
 /**
  * scripts/deployCDN.sh, runCDN.sh and stopCDN.sh against real OpenSSH servers: one network
- * namespace per host (dpl-h1 DNS server, dpl-h2 and dpl-h3 replicas), each with its own sshd
+ * namespace per host (dpl-h1 two DNS servers on two addresses, dpl-h2 and dpl-h3 replicas), each
+ * with its own sshd
  * (test-only config, generated keys), bridged to an operator namespace (dpl-op) that holds the
  * origin and runs the scripts as an operator would. Needs root, sshd, ip, dig and curl; reuses
  * dist/'s release when it is there (else builds it).
@@ -132,6 +133,7 @@ Deno.test({
         await ip("-n", OP, "link", "set", `dplp${i}`, "master", "dplbr", "up");
         await ip("-n", ns, "addr", "add", `10.77.0.${i}/24`, "dev", `dpl${i}`);
         await ip("-n", ns, "link", "set", `dpl${i}`, "up");
+        if (i === 1) await ip("-n", ns, "addr", "add", "10.77.0.11/24", "dev", "dpl1");
         await ip("-n", ns, "link", "set", "lo", "up");
         await Deno.writeTextFile(
           `${work}/sshd_${i}.conf`,
@@ -190,7 +192,11 @@ Deno.test({
         }).spawn(),
       );
       const fleet = {
-        dns: [{ ssh: "10.77.0.1", address: "10.77.0.1", dir: `${work}/h1` }],
+        dns: [
+          { ssh: "10.77.0.1", address: "10.77.0.1", dir: `${work}/h1` },
+          // A second DNS server on the same host (its own address and install folder).
+          { ssh: "10.77.0.1", address: "10.77.0.11", dir: `${work}/h1b` },
+        ],
         replicas: [
           {
             ssh: "10.77.0.2",
@@ -276,7 +282,7 @@ Deno.test({
       assert.equal(
         r.out.match(/copied \(\d+ MiB\) and unpacked, websites\.txt copied, admin token written/g)
           ?.length,
-        3,
+        4,
         show(r),
       );
       const token = (await Deno.readTextFile(`${work}/h1/admin_token`)).trim();
@@ -284,25 +290,26 @@ Deno.test({
       assert.equal((await Deno.readTextFile(`${work}/h3/admin_token`)).trim(), token);
       r = await ops("deployCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.out.match(/up to date in .*: nothing copied/g)?.length, 3, show(r));
+      assert.equal(r.out.match(/up to date in .*: nothing copied/g)?.length, 4, show(r));
       assert.doesNotMatch(r.out, /copied \(|websites\.txt copied|token written/);
 
       phase("deployed twice");
       // Run: DNS, then replicas; each healthy.
       r = await ops("runCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
-      assert.equal(r.out.match(/started \(pid \d+\), healthy/g)?.length, 3, show(r));
-      r = await ops("runCDN.sh", "--status", ...common);
+      assert.equal(r.out.match(/started \(pid \d+\), healthy/g)?.length, 4, show(r));
+      r = await ops("statusCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
+      assert.equal(r.out.match(/running \(pid \d+\), healthy/g)?.length, 4, show(r));
 
-      const dig = async () =>
+      const dig = async (server = "10.77.0.1") =>
         (await inNs(
           OP,
           "dig",
           "+short",
           "+time=2",
           "+tries=1",
-          "@10.77.0.1",
+          `@${server}`,
           "-p",
           String(PORT),
           "cdn.test",
@@ -312,6 +319,17 @@ Deno.test({
         const a = await dig();
         return /^10\.77\.0\.[23]$/.test(a) ? a : null;
       });
+      // Replicas announce to both DNS servers once the release's --announce is repeatable
+      // (else to the first only: the second then answers nothing).
+      const help = await inNs(OP, `${work}/h2/${releaseName()}/bin/httpserver`, "--help");
+      const toAll = /--announce[\s\S]*repeat/i.test(help.out.split(/\n\s+--lat/)[0]);
+      if (toAll) {
+        await waitFor(
+          "an answer from the second DNS server",
+          30_000,
+          async () => /^10\.77\.0\.[23]$/.test(await dig("10.77.0.11")) ? true : null,
+        );
+      }
       const curl = async (url: string) => (await inNs(OP, "curl", "-s", "-m", "5", url)).out;
       // websites.txt was the replicas' --preload: the first request finds it held (a hit, or
       // revalidated: the origin sends no freshness).
@@ -360,7 +378,10 @@ Deno.test({
       const pid3 = Number((await Deno.readTextFile(`${work}/h3/run/httpserver.pid`)).trim());
       Deno.kill(pid3, "SIGKILL");
       await waitFor("r3 dropped from answers", 30_000, async () => {
-        for (let k = 0; k < 5; k++) if ((await dig()) !== "10.77.0.2") return null;
+        for (let k = 0; k < 5; k++) {
+          if ((await dig()) !== "10.77.0.2") return null;
+          if (toAll && (await dig("10.77.0.11")) !== "10.77.0.2") return null;
+        }
         return true;
       });
       r = await ops("runCDN.sh", "--status", ...common);
