@@ -66,6 +66,14 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
     equal(magic, "RIFFWEBP");
     ok(webp.res.headers.get("vary")?.toLowerCase().includes("accept"));
 
+    // Ranges and validators of the original are not applied to a variant: the whole variant.
+    const ranged = await get(`${base}/photo.jpg?w=640`, {
+      range: "bytes=0-99",
+      "if-none-match": "*",
+    });
+    equal(ranged.res.status, 200);
+    deepStrictEqual(ranged.body, a.body);
+
     const slow = await get(`${base}/photo.jpg`, { "save-data": "on" });
     equal(slow.res.headers.get("x-nearcast-variant"), "w=640;q=50;fmt=jpeg");
     ok(slow.res.headers.get("vary")?.toLowerCase().includes("save-data"));

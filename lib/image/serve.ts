@@ -29,6 +29,7 @@ import { chooseVariant, variantKey } from "./variant.ts";
 
 const IMAGE_PATH = /\.(jpe?g|png)$/i;
 const IMAGE_TYPE = /^image\/(jpeg|png)\s*(;|$)/i;
+const CONDITIONAL = ["range", "if-range", "if-none-match", "if-modified-since", "if-match"];
 
 /** Options of {@link ImageLayer}. */
 export interface ImageLayerOptions {
@@ -120,7 +121,11 @@ export class ImageLayer {
       });
     }
     for (const p of ["w", "q", "fmt"]) url.searchParams.delete(p);
-    const res = await next(new Request(url, { method: "GET", headers: req.headers }));
+    // The whole original, always: a range or a 304 of the original says nothing about a variant
+    // (the layer answers 200 with the full variant; conditionals and ranges are not served yet).
+    const inner = new Headers(req.headers);
+    for (const h of CONDITIONAL) inner.delete(h);
+    const res = await next(new Request(url, { method: "GET", headers: inner }));
     const type = res.headers.get("content-type") ?? "";
     const declared = res.headers.get("content-length");
     if (
