@@ -10,6 +10,9 @@
  *   for comparison) against `sharp(jpeg).resize(480).jpeg({quality: 80})`; PSNR of both outputs
  *   (decoded by ImageMagick) against ImageMagick's full decode + Lanczos resize.
  *
+ * - the ladder: every variant `--images precompute` would make of the photo, and WebP for the
+ *   downscaled ones: bytes and CPU time each (storage and CPU overhead of precomputing).
+ *
  * Times are medians of wall time and of process CPU time (user + system, every thread), the
  * latter less disturbed when other work shares the machine.
  *
@@ -29,6 +32,7 @@ import sharp from "sharp";
 import { createWasmResizer } from "../../lib/image/wasm_resize.ts";
 import { TsResizer } from "../../lib/image/reference.ts";
 import { scaledHeight, transcode } from "../../lib/image/pipeline.ts";
+import { DEFAULT_LADDER } from "../../lib/image/ladder.ts";
 import { createJpegDecoder, jpegShiftFor } from "../../lib/image/jpeg.ts";
 import { probeImage } from "../../lib/image/probe.ts";
 import { psnr } from "../../lib/image/quality.ts";
@@ -260,6 +264,46 @@ console.log(
   }x cpu (goal <= 2.0x)`,
 );
 
+// ---- the ladder: what precomputing one image costs ------------------------------------------
+// Every rung `--images precompute` makes for this photo (DEFAULT_LADDER), in the source format,
+// and WebP for the downscaled ones: bytes and CPU time (median of 3) per variant.
+const ladder: { variant: string; bytes: number; cpuMs: number }[] = [];
+for (const w of [...DEFAULT_LADDER.widths, undefined]) {
+  for (const quality of DEFAULT_LADDER.qualities) {
+    for (const format of ["jpeg", "webp"] as const) {
+      if (w === undefined && (format === "webp" || quality === DEFAULT_LADDER.qualities[0])) {
+        continue;
+      }
+      const costs: number[] = [];
+      let bytes = 0;
+      for (let i = 0; i < 3; i++) {
+        const c = await cost(async () => {
+          bytes = (await transcode(jpeg, { width: w, quality, format }, wasm)).bytes.length;
+        });
+        costs.push(c.cpu);
+      }
+      ladder.push({
+        variant: `w=${w ?? "orig"};q=${quality};fmt=${format}`,
+        bytes,
+        cpuMs: median(costs),
+      });
+    }
+  }
+}
+console.log(`ladder of this photo (original ${jpeg.length} bytes): variant, bytes, CPU ms`);
+for (const l of ladder) {
+  console.log(`  ${l.variant.padEnd(22)} ${String(l.bytes).padStart(8)} ${f(l.cpuMs)}`);
+}
+const jpegRungs = ladder.filter((l) => l.variant.endsWith("jpeg"));
+const sum = (xs: typeof ladder, k: "bytes" | "cpuMs") => xs.reduce((n, l) => n + l[k], 0);
+console.log(
+  `  JPEG ladder: ${sum(jpegRungs, "bytes")} bytes (${
+    (100 * sum(jpegRungs, "bytes") / jpeg.length).toFixed(1)
+  } % of the original), ${sum(jpegRungs, "cpuMs").toFixed(1)} ms CPU; with WebP: ${
+    sum(ladder, "bytes")
+  } bytes, ${sum(ladder, "cpuMs").toFixed(1)} ms`,
+);
+
 await Deno.mkdir(OUT, { recursive: true });
 Deno.writeTextFileSync(
   `${OUT}result.json`,
@@ -284,6 +328,7 @@ Deno.writeTextFileSync(
         psnr: pipePsnr,
         bytes: { ours: oursJpeg.length, sharp: sharpJpeg.length },
       },
+      ladder,
     },
     null,
     2,
