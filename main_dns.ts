@@ -56,6 +56,7 @@ async function main(): Promise<void> {
     port: a.port,
     codec: a.codec,
     io: a.io,
+    rrl: a.rrl,
     controlPort: a.controlPort,
     controlLimits: { ...a.controlLimits, maxConns: shares.control },
     data: a.dataDir ?? ":memory:",
@@ -84,7 +85,8 @@ async function main(): Promise<void> {
   const server = fleet.dns;
   console.log(
     `dns: serving ${a.name} on ${a.host} port ${server.port} (udp+tcp, codec ${a.codec}, ` +
-      `io ${a.io}, ${config.replicas.length} replicas)`,
+      `io ${a.io}, ${config.replicas.length} replicas, ` +
+      (a.rrl.rate > 0 ? `rrl ${a.rrl.rate}/s slip ${a.rrl.slip})` : "rrl off)"),
   );
   const shown = a.host.includes(":") ? `[${a.host}]` : a.host;
   const registry = a.dataDir ? `${a.dataDir}/fleet.sqlite` : "in memory";

@@ -341,7 +341,8 @@ async function startServer(
       ? [`${root}bench/dns_qps/udp_server.ts`, kind.slice(4)]
       : [`${root}main_dns.ts`, kind];
     // No control API: nothing but DNS on the CPU, and no fixed control port to collide on.
-    const extra = entry.endsWith("main_dns.ts") ? ["--control", "off"] : [];
+    // No response rate limiting: dnsperf is one client flooding (NSD runs with rrl off too).
+    const extra = entry.endsWith("main_dns.ts") ? ["--control", "off", "--rrl-rate", "0"] : [];
     children.push(
       new Deno.Command("taskset", {
         args: [

@@ -27,6 +27,14 @@ import {
   type Weights,
 } from "./policy.ts";
 import { CODECS, IO_MODES } from "./server.ts";
+import { type Cidr, parseCidr } from "../common/ip.ts";
+import {
+  DEFAULT_RRL_RATE,
+  DEFAULT_RRL_SLIP,
+  RRL_IPV4_PREFIX,
+  RRL_IPV6_PREFIX,
+  type RrlOptions,
+} from "./rrl.ts";
 
 /** The batched path is the only one that reaches the throughput goal (docs/benchmarks.md). */
 export const DEFAULT_IO: (typeof IO_MODES)[number] = Deno.build.os === "linux"
@@ -68,6 +76,25 @@ export const DNS_FLAGS = {
     arg: "MODE",
     help: `UDP transport: mmsg (batched recvmmsg/sendmmsg through FFI) or portable (Deno\n` +
       `sockets). Default ${DEFAULT_IO}.`,
+  },
+  "rrl-rate": {
+    type: "string",
+    arg: "N",
+    help: `UDP response rate limit: responses/s per client prefix (/${RRL_IPV4_PREFIX}, ` +
+      `/${RRL_IPV6_PREFIX}) and response\nkind. Default ${DEFAULT_RRL_RATE}; 0 turns it off. ` +
+      `TCP is never limited.`,
+  },
+  "rrl-slip": {
+    type: "string",
+    arg: "K",
+    help: `Every Kth rate-limited response goes out truncated (TC, so clients retry over\n` +
+      `TCP); the others are dropped. Default ${DEFAULT_RRL_SLIP}; 0 drops them all.`,
+  },
+  "rrl-exempt": {
+    type: "string",
+    multiple: true,
+    arg: "CIDR",
+    help: "Never rate-limit clients in CIDR (repeatable), e.g. 10.0.0.0/8. Default none.",
   },
   control: {
     type: "string",
@@ -207,6 +234,8 @@ export interface DnsFlagsConfig {
   host: string;
   codec: (typeof CODECS)[number];
   io: (typeof IO_MODES)[number];
+  /** UDP response rate limiting; a rate of 0: off. */
+  rrl: RrlOptions & { exempt: Cidr[] };
   /** Null: no control API (`--control off`). */
   controlPort: number | null;
   /** Limits of the control API's listener (lib/common/http_server.ts). */
@@ -289,6 +318,17 @@ export function parseDnsFlags(
     host: f.string("host") ?? "127.0.0.1",
     codec: f.oneOf("codec", CODECS, "wasm"),
     io: f.oneOf("io", IO_MODES, DEFAULT_IO),
+    rrl: {
+      rate: f.number("rrl-rate", DEFAULT_RRL_RATE, 0),
+      slip: f.int("rrl-slip", DEFAULT_RRL_SLIP, 0),
+      exempt: f.list("rrl-exempt").map((text) => {
+        try {
+          return parseCidr(text);
+        } catch (e) {
+          throw new UsageError(`--rrl-exempt ${(e as Error).message}`);
+        }
+      }),
+    },
     controlPort: f.string("control") === "off"
       ? null
       : f.port("control", port === 0 ? 0 : DEFAULT_CONTROL_PORT),

@@ -20,6 +20,7 @@ import {
 import type { DnsConfig } from "./config.ts";
 import { familyBits, type IpAddr } from "../common/ip.ts";
 import { newSelection, type Selection, type SteeringPolicy } from "./steering.ts";
+import { type RateLimiter, responseKind, RrlAction } from "./rrl.ts";
 
 /** A client's address: `bytes` has 16 entries, an IPv4 address uses the first 4. */
 export interface ClientAddr {
@@ -30,7 +31,7 @@ export interface ClientAddr {
 /** RR CLASS IN (RFC 1035 §3.2.4); other classes are REFUSED. */
 const CLASS_IN = 1;
 /** RFC 1035 §4.1.1: the TC flag is bit 1 of the third header octet. */
-const TC_BYTE = 2, TC_BIT = 0x02;
+const TC_BYTE = 2, TC_BIT = 0x02, AA_BIT = 0x04;
 /** RFC 7871 §6: ECS FAMILY 1 is IPv4, 2 is IPv6. */
 const ECS_IPV4 = 1;
 
@@ -73,6 +74,8 @@ export interface HandlerOptions {
   serverIpv6?: IpAddr | null;
   /** Called with each caught exception (after counting it). */
   onError?: (error: unknown) => void;
+  /** Response rate limiting of UDP answers (`rrl.ts`); absent or null: none. */
+  rrl?: RateLimiter | null;
 }
 
 /** Big-endian u32 from 4 bytes at `at`. */
@@ -93,6 +96,8 @@ export class DnsHandler {
   readonly #nsV4: number;
   readonly #nsV6: Uint32Array | null;
   readonly #onError: (error: unknown) => void;
+  /** UDP response rate limiting, or null. */
+  readonly rrl: RateLimiter | null;
   // Reused per query, so answering allocates nothing.
   readonly #q: Query = newQuery();
   readonly #sel: Selection = newSelection();
@@ -124,6 +129,7 @@ export class DnsHandler {
       ? Uint32Array.of(word(v6.bytes, 0), word(v6.bytes, 4), word(v6.bytes, 8), word(v6.bytes, 12))
       : null;
     this.#onError = opts.onError ?? (() => {});
+    this.rrl = opts.rrl ?? null;
   }
 
   /**
@@ -140,6 +146,7 @@ export class DnsHandler {
       parsed = true;
       const n = this.#answer(ptr, q, client, tcp);
       if (n === 0) c.dropped++;
+      else if (!tcp && this.rrl !== null) return this.#rateLimit(ptr, n, q, client);
       return n;
     } catch (e) {
       c.errors++;
@@ -148,6 +155,26 @@ export class DnsHandler {
       } catch { /* a failing logger must not kill the server */ }
       return this.#servfail(ptr, q, tcp, parsed);
     }
+  }
+
+  /**
+   * Charges the finished UDP response of `n` bytes at `ptr` to its client's bucket: the
+   * response as it is, the same truncated to header, question and OPT with TC set (a slip), or
+   * nothing.
+   */
+  #rateLimit(ptr: number, n: number, q: Query, client: ClientAddr): number {
+    const m = this.codec.memory;
+    const kind = responseKind(m[ptr + 3] & 0x0f, (m[ptr + 6] << 8) | m[ptr + 7]);
+    const action = this.rrl!.decide(client, kind);
+    if (action === RrlAction.SEND) return n;
+    if (action === RrlAction.DROP) return 0;
+    // The question is still in place at offset 12: begin() rebuilds the header around it.
+    const aa = (m[ptr + TC_BYTE] & AA_BIT) !== 0;
+    const rcode = q.status === ParseStatus.BADVERS ? Rcode.BADVERS : m[ptr + 3] & 0x0f;
+    this.codec.begin(ptr, q, rcode, aa, this.#limit(q, false));
+    const len = this.codec.finish(0);
+    m[ptr + TC_BYTE] |= TC_BIT;
+    return len;
   }
 
   /** SERVFAIL after an exception, when the parsed query can be trusted; else nothing. */

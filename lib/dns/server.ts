@@ -23,6 +23,7 @@ import { DEFAULT_POLICY, SteeringEngine } from "./policy.ts";
 import { ReplicaSet, replicasFromConfig, type SteeringPolicy } from "./steering.ts";
 import { serveTcp, type TcpServer } from "./tcp.ts";
 import { serveUdp } from "./udp.ts";
+import { RateLimiter, type RrlOptions } from "./rrl.ts";
 
 /** Codec implementations: the WebAssembly one, or the TypeScript reference. */
 export const CODECS = ["wasm", "ts"] as const;
@@ -63,6 +64,11 @@ export interface DnsServerOptions {
   replicas?: ReplicaSet;
   /** Called with each exception the handler or a transport caught. */
   onError?: (error: unknown) => void;
+  /**
+   * Response rate limiting of UDP answers; absent or a rate of 0: none (the command line's
+   * default is 200/s, `lib/dns/flags.ts`).
+   */
+  rrl?: RrlOptions;
 }
 
 /** A running server. */
@@ -119,6 +125,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     serverIpv4: bound?.family === 4 && !isWildcard ? bound : null,
     serverIpv6: bound?.family === 6 && !isWildcard ? bound : null,
     onError: opts.onError,
+    rrl: opts.rrl && opts.rrl.rate > 0 ? new RateLimiter(opts.rrl) : null,
   });
   const clients = new ClientCache();
   const slotBase = codec.scratchBase;
@@ -184,6 +191,10 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     replicas,
     stats() {
       const out: Record<string, number> = { ...handler.counters.snapshot() };
+      const rrl = handler.rrl?.counters;
+      out.rrl_limited = rrl?.limited ?? 0;
+      out.rrl_slipped = rrl?.slipped ?? 0;
+      out.rrl_dropped = rrl?.dropped ?? 0;
       for (const [k, v] of Object.entries(u.stats)) out[`udp_${k}`] = v as number;
       for (const [k, v] of Object.entries(t.stats)) out[`tcp_${k}`] = v as number;
       return out;

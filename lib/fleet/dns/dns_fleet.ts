@@ -8,6 +8,7 @@
 import type { ListenerLimits } from "../../common/http_server.ts";
 import type { DnsConfig } from "../../dns/config.ts";
 import { type DnsServer, startDnsServer } from "../../dns/server.ts";
+import type { RrlOptions } from "../../dns/rrl.ts";
 import {
   DEFAULT_REFRESH_MS,
   type PolicyName,
@@ -54,6 +55,8 @@ export interface FleetDnsOptions {
   /** How health checks and probe requests reach replicas: "https" for `--tls` replicas. */
   replicaScheme?: "http" | "https";
   intervalMs?: number;
+  /** UDP response rate limiting (absent: none). */
+  rrl?: RrlOptions;
   onError?: (e: unknown) => void;
   log?: (line: string) => void;
 }
@@ -136,6 +139,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       io: o.io,
       policy,
       replicas: set,
+      rrl: o.rrl,
       onError: o.onError,
     });
     control = o.controlPort === null ? null : await startControl({
