@@ -52,7 +52,7 @@ Deno.test("the example config parses, with defaults filled in", () => {
     0x10,
   ]);
   assert.equal(c.geo[0].cidr.prefix, 24);
-  assert.equal(c.ns.label, "ns1");
+  assert.deepEqual(c.ns, [{ label: "ns1", ipv4: null, ipv6: null }]);
   assert.equal(c.soa.minimum, DEFAULTS.minimum);
   assert.equal(c.tcp.idleTimeoutMs, DEFAULTS.idleTimeoutMs);
   const all = parseConfig(
@@ -66,12 +66,29 @@ Deno.test("the example config parses, with defaults filled in", () => {
     "x.json",
   );
   assert.equal(all.answers, 3);
-  assert.equal(all.ns.label, "dns");
+  assert.deepEqual(all.ns.map((n) => n.label), ["dns"], "one object: the older form");
+  assert.deepEqual(all.ns[0].ipv4?.bytes.slice(0, 4), Uint8Array.of(127, 0, 0, 1));
   assert.deepEqual(
     [all.soa.serial, all.soa.minimum, all.soa.ttl, all.soa.mailbox],
     [7, 4, 5, "ops"],
   );
   assert.deepEqual(all.tcp, { idleTimeoutMs: 500, maxConnections: 3 });
+});
+
+Deno.test("ns: a list of name servers, labels ns1, ns2, ... by default", () => {
+  const c = parseConfig(
+    JSON.stringify({
+      ...GOOD,
+      ns: [{ ipv4: "127.0.0.1" }, { label: "b", ipv4: "127.0.0.2", ipv6: "::2" }, {}],
+    }),
+    "x.json",
+  );
+  assert.deepEqual(c.ns.map((n) => n.label), ["ns1", "b", "ns3"]);
+  assert.deepEqual(c.ns.map((n) => [n.ipv4 !== null, n.ipv6 !== null]), [
+    [true, false],
+    [true, true],
+    [false, false],
+  ]);
 });
 
 Deno.test("every bad value is reported with the file and the key path", () => {
@@ -146,6 +163,13 @@ Deno.test("every bad value is reported with the file and the key path", () => {
     ],
     [{ ...GOOD, ns: { label: "a.b" } }, "cdn.json: ns.label: must be one DNS label"],
     [{ ...GOOD, ns: { ipv4: "::1" } }, "cdn.json: ns.ipv4: must be an IPv4 address string"],
+    [{ ...GOOD, ns: [{}, { ipv6: "1.2.3.4" }] }, "cdn.json: ns[1].ipv6: must be an IPv6 address"],
+    [{ ...GOOD, ns: [] }, "cdn.json: ns: must list at least one name server"],
+    [{ ...GOOD, ns: Array(9).fill({}) }, "cdn.json: ns: must have at most 8 entries"],
+    [
+      { ...GOOD, ns: [{ label: "A" }, { label: "a" }] },
+      'cdn.json: ns[1].label: repeats the label of ns[0]: "a"',
+    ],
     [
       { ...GOOD, soa: { serial: 2 ** 32 } },
       "cdn.json: soa.serial: must be an integer from 0 to 4294967295",
@@ -244,8 +268,10 @@ Deno.test("the config examples in README.md, docs/notes/dns.md and the demo conf
   for (const file of ["../README.md", "../docs/notes/dns.md"]) {
     const text = await Deno.readTextFile(new URL(file, import.meta.url));
     const blocks = [...text.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]);
-    // Only the DNS config examples (README has other JSON): those with a "replicas" key.
-    for (const b of blocks.filter((b) => b.includes('"replicas"'))) parseConfig(b, file.slice(3));
+    // Only the DNS config examples (README has other JSON): those with a "replicas" key, but
+    // not the deploy scripts' fleet files (a "dns" key).
+    const configs = blocks.filter((b) => b.includes('"replicas"') && !b.includes('"dns"'));
+    for (const b of configs) parseConfig(b, file.slice(3));
   }
   const doc = await Deno.readTextFile(new URL("../docs/notes/dns.md", import.meta.url));
   const blocks = [...doc.matchAll(/```json\n([\s\S]*?)```/g)].map((m) => m[1]);

@@ -273,3 +273,45 @@ for (const extra of [["--io", "portable"], ["--io", "mmsg"], ["--codec", "ts"]])
     }
   });
 }
+
+Deno.test("dns server lists several name servers: NS, glue, SOA MNAME, their A/AAAA", async () => {
+  const config = {
+    ...CONFIG,
+    ns: [
+      { label: "ns1", ipv4: "127.0.0.1" },
+      { label: "ns2", ipv4: "127.0.0.2", ipv6: "2001:db8::53" },
+      { label: "dns3", ipv6: "2001:db8::3" },
+    ],
+  };
+  // Two servers with the same config (two DNS servers of one fleet) answer the same.
+  const servers = [await startServer(ZONE, config), await startServer(ZONE, config)];
+  try {
+    for (const { port } of servers) {
+      const ns = await dig(port, "cdn.test", "NS");
+      assertAuthoritative(ns, "NOERROR");
+      assert.deepEqual(answers(ns), ["ns1.cdn.test.", "ns2.cdn.test.", "dns3.cdn.test."], ns.raw);
+      assert.deepEqual(
+        ns.additional.filter((r) => r.type !== "OPT").map((r) => [r.name, r.type, r.data]),
+        [
+          ["ns1.cdn.test.", "A", "127.0.0.1"],
+          ["ns2.cdn.test.", "A", "127.0.0.2"],
+          ["ns2.cdn.test.", "AAAA", "2001:db8::53"],
+          ["dns3.cdn.test.", "AAAA", "2001:db8::3"],
+        ],
+        ns.raw,
+      );
+      const tcp = await kdig(port, "+tcp", "cdn.test", "NS");
+      assert.deepEqual(answers(tcp), answers(ns), tcp.raw);
+      const soa = await dig(port, "cdn.test", "SOA");
+      assert.match(soa.answer[0]?.data ?? "", /^ns1\.cdn\.test\. hostmaster\.cdn\.test\. /);
+      assert.deepEqual(answers(await dig(port, "NS2.cdn.test", "A")), ["127.0.0.2"]);
+      assert.deepEqual(answers(await dig(port, "ns2.cdn.test", "AAAA")), ["2001:db8::53"]);
+      const v4less = await dig(port, "dns3.cdn.test", "A");
+      assertAuthoritative(v4less, "NOERROR");
+      assertSoaAuthority(v4less);
+      assert.equal((await dig(port, "ns3.cdn.test", "A")).status, "NXDOMAIN");
+    }
+  } finally {
+    for (const s of servers) await s.close();
+  }
+});

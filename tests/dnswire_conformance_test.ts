@@ -687,6 +687,9 @@ for (const [codec] of CODECS) {
     assert.throws(() => dc.addA(0, 0, -1, 1), RangeError);
     assert.throws(() => dc.addA(0, 0, 1, 2 ** 33), RangeError);
     assert.throws(() => dc.addSOA(7), RangeError);
+    // One name server host configured: host 1 and owner NSHOST + 1 do not exist.
+    assert.throws(() => dc.addNS(0, 1), /host must be 0\.\.0/);
+    assert.throws(() => dc.addA(0, Owner.NSHOST + 1, 1, 1), /owner 0\.\.1/);
     assert.throws(() => dc.finish(129), RangeError);
     assert.equal(dc.finish(0), OUT_QUERY.length); // nothing was written by the failed calls
   });
@@ -707,12 +710,40 @@ for (const [codec] of CODECS) {
     assert.throws(() => dc.configure({ ...ZONE, zone: "a..b" }), RangeError);
     assert.throws(() => dc.configure({ ...ZONE, zone: `${"a".repeat(64)}.test` }), RangeError);
     assert.throws(() => dc.configure({ ...ZONE, nsLabel: "ns 1" }), SyntaxError);
+    assert.throws(() => dc.configure({ ...ZONE, moreNsLabels: ["ns2", "a.b"] }), SyntaxError);
+    assert.throws(() => dc.configure({ ...ZONE, moreNsLabels: Array(8).fill("n") }), RangeError);
     assert.throws(() => dc.configure({ ...ZONE, serial: -1 }), RangeError);
     assert.throws(() => dc.configure({ ...ZONE, zone: `${"a.".repeat(126)}test` }), RangeError);
     dc.configure({ ...ZONE, zone: "CDN.Test." }); // case and trailing dot are fine
     const [q] = parseAt(dc, APEX_QUERY, 16);
     assert.equal(q.zoneOffset, 12);
   });
+
+  codecTest(
+    codec,
+    "several name server hosts: each NS and glue name compressed on its own",
+    (dc) => {
+      dc.configure({ ...ZONE, moreNsLabels: ["ns2"] });
+      const [q, ptr] = parseAt(dc, APEX_QUERY, 17);
+      dc.begin(ptr, q, 0, true, 512);
+      dc.addNS(Section.ANSWER, 0);
+      dc.addNS(Section.ANSWER, 1);
+      dc.addA(Section.ADDITIONAL, Owner.NSHOST + 1, 5, 0x7f000002);
+      dc.addA(Section.ADDITIONAL, Owner.NSHOST, 5, 0x7f000001);
+      const n = dc.finish(0);
+      const m = dc.memory.subarray(ptr, ptr + n);
+      const end = q.questionEnd;
+      // NS 1: owner -> zone (12), rdata "ns1" + pointer to the zone; NS 2 likewise with "ns2".
+      const ns = (at: number, label: string) =>
+        [0xc0, 12, 0, 2, 0, 1, 0, 0, 1, 44, 0, 6, 3, ...new TextEncoder().encode(label), 0xc0, 12]
+          .every((b, i) => m[at + i] === b);
+      assert.ok(ns(end, "ns1") && ns(end + 18, "ns2"), `${[...m.subarray(end)]}`);
+      // Glue: owners point at each host's name in its NS rdata (offsets end+12 and end+30).
+      assert.deepEqual([...m.subarray(end + 36, end + 38)], [0xc0, end + 30]);
+      assert.deepEqual([...m.subarray(end + 52, end + 54)], [0xc0, end + 12]);
+      assert.deepEqual([m[6], m[7], m[10], m[11]], [0, 2, 0, 3], "2 NS; 2 glue and the OPT");
+    },
+  );
 
   codecTest(codec, "memory never grows or detaches", (dc) => {
     const before = dc.memory.buffer;

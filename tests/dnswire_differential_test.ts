@@ -51,6 +51,19 @@ const ZONES: ZoneConfig[] = [
     minimum: 900,
     soaTtl: 30,
   },
+  {
+    // Several name server hosts: each compressed on its own, the first is the SOA MNAME.
+    zone: "multi.test",
+    nsLabel: "ns1",
+    moreNsLabels: ["ns2", "b".repeat(63), "NS4", "n5", "n6", "n7", "n8"],
+    mailLabel: "hostmaster",
+    serial: 7,
+    refresh: 3600,
+    retry: 600,
+    expire: 86400,
+    minimum: 60,
+    soaTtl: 300,
+  },
 ];
 
 function show(q: Query): string {
@@ -67,6 +80,8 @@ interface Script {
   aa: boolean;
   limit: number;
   steps: number[];
+  /** Per step, the name server host of NS records and NSHOST owners (modulo those configured). */
+  hosts: number[];
   scope: number;
 }
 
@@ -84,16 +99,31 @@ function drawScript(r: Rng, q: Query): Script {
     const step = r.int(10);
     steps.push(step === 9 && steps.includes(9) ? 8 : step); // one bulk step at most
   }
+  const hosts = steps.map(() => r.int(8));
   const max = q.ecsFamily === 1 ? 32 : 128;
-  return { rcode, aa: r.chance(0.8), limit, steps, scope: r.chance(0.5) ? 0 : r.range(0, max) };
+  return {
+    rcode,
+    aa: r.chance(0.8),
+    limit,
+    steps,
+    hosts,
+    scope: r.chance(0.5) ? 0 : r.range(0, max),
+  };
 }
 
 /** Runs a script; returns the response bytes. Owner.QNAME steps are skipped without a question. */
-function respond(c: DnsCodec, ptr: number, q: Query, s: Script): Uint8Array {
+function respond(
+  c: DnsCodec,
+  ptr: number,
+  q: Query,
+  s: Script,
+  nsHosts: number,
+): Uint8Array {
   const hasQuestion = q.qnameLength > 0 && q.status !== ParseStatus.FORMERR;
   c.begin(ptr, q, s.rcode, s.aa, s.limit);
-  for (const step of s.steps) {
-    const owner = (step % 2 === 0 || step === 9) && hasQuestion ? Owner.QNAME : Owner.NSHOST;
+  for (const [i, step] of s.steps.entries()) {
+    const host = s.hosts[i] % nsHosts;
+    const owner = (step % 2 === 0 || step === 9) && hasQuestion ? Owner.QNAME : Owner.NSHOST + host;
     switch (step) {
       case 0:
       case 1:
@@ -110,10 +140,10 @@ function respond(c: DnsCodec, ptr: number, q: Query, s: Script): Uint8Array {
         c.addSOA(Section.ANSWER);
         break;
       case 6:
-        c.addNS(Section.AUTHORITY);
+        c.addNS(Section.AUTHORITY, host);
         break;
       case 7:
-        c.addNS(Section.ANSWER);
+        c.addNS(Section.ANSWER, host);
         break;
       case 8:
         c.addA(Section.ADDITIONAL, owner, 300, 0xc0000201);
@@ -167,8 +197,9 @@ for (const [zi, zone] of ZONES.entries()) {
       if (qr.ecsFamily !== 0) ecs++;
       if (qr.status === ParseStatus.DROP) continue;
       const script = drawScript(new Rng(seed * 31 + i), qr);
-      const a = respond(ref, ptr, qr, script);
-      const b = respond(wasm, ptr, qw, script);
+      const hosts = 1 + (zone.moreNsLabels?.length ?? 0);
+      const a = respond(ref, ptr, qr, script, hosts);
+      const b = respond(wasm, ptr, qw, script, hosts);
       if (hexOf(a) !== hexOf(b)) {
         assert.fail(
           `response differs at ${where}\nscript ${JSON.stringify(script)}\nreference ${

@@ -16,6 +16,9 @@ const SAVED_ECS: usize = INFO + 128; // ECS address kept from begin to finish
 const CFG_ZONE: usize = INFO + 1024; // zone in wire form, lower case
 const CFG_NS: usize = CFG_ZONE + 256; // length byte + nsLabel
 const CFG_MAIL: usize = CFG_NS + 64; // length byte + mailLabel
+const CFG_MORE_NS: usize = CFG_MAIL + 64; // 7 × (length byte + label): moreNsLabels
+const NS_PTRS: usize = INFO + 512; // i32 per name server host: where its name was written
+const MAX_NS_HOSTS: i32 = 8;
 
 // Info field byte offsets.
 const F_STATUS: usize = 0;
@@ -91,6 +94,7 @@ export function layout(which: i32): i32 {
 // ---- Configuration ---------------------------------------------------------------------------
 let zoneLen: i32 = 0; // 0: not configured (nothing is in zone)
 let nsLen: i32 = 0;
+let nsHosts: i32 = 1;
 let mailLen: i32 = 0;
 let serial: u32 = 0;
 let refresh: u32 = 0;
@@ -99,7 +103,10 @@ let expire: u32 = 0;
 let minimum: u32 = 0;
 let soaTtl: u32 = 0;
 
-/** The host has written the zone, nsLabel and mailLabel (wire form) into the config region. */
+/**
+ * The host has written the zone, nsLabel, mailLabel and the `nsHosts_ - 1` further name-server
+ * labels (wire form) into the config region.
+ */
 export function configure(
   zoneLength: i32,
   nsLength: i32,
@@ -110,9 +117,11 @@ export function configure(
   expire_: u32,
   minimum_: u32,
   soaTtl_: u32,
+  nsHosts_: i32,
 ): void {
   zoneLen = zoneLength;
   nsLen = nsLength;
+  nsHosts = nsHosts_ < 1 ? 1 : nsHosts_ > MAX_NS_HOSTS ? MAX_NS_HOSTS : nsHosts_;
   mailLen = mailLength;
   serial = serial_;
   refresh = refresh_;
@@ -361,7 +370,6 @@ let anCount: i32 = 0;
 let nsCount: i32 = 0;
 let arCount: i32 = 0;
 let zonePtr: i32 = -1;
-let nsHostPtr: i32 = -1;
 let willOpt: bool = false;
 let echoEcs: bool = false;
 let dnssecOk: bool = false;
@@ -401,7 +409,7 @@ export function begin(
   nsCount = 0;
   arCount = 0;
   zonePtr = keep && zoneOffset >= 0 ? zoneOffset : -1;
-  nsHostPtr = -1;
+  for (let i = 0; i < nsHosts; i++) store<i32>(NS_PTRS + (<usize>i << 2), -1);
   willOpt = answerable && (bits & 4) != 0;
   echoEcs = willOpt && status == ST_OK && ecsFamily_ != 0;
   dnssecOk = (bits & 8) != 0;
@@ -456,9 +464,21 @@ function fits(size: i32): bool {
   return zonePtr >= 0 || pos < POINTER_LIMIT;
 }
 // @ts-ignore: decorator
-@inline function nsHostRefSize(zoneKnown: bool): i32 {
-  if (nsHostPtr >= 0) return 2;
-  return nsLen + (zoneKnown ? 2 : zoneLen);
+@inline function nsHostPtr(host: i32): i32 {
+  return load<i32>(NS_PTRS + (<usize>host << 2));
+}
+// @ts-ignore: decorator
+@inline function nsHostSrc(host: i32): usize {
+  return host == 0 ? CFG_NS : CFG_MORE_NS + <usize>(host - 1) * 64;
+}
+// @ts-ignore: decorator
+@inline function nsHostLen(host: i32): i32 {
+  return host == 0 ? nsLen : rd8(nsHostSrc(host)) + 1;
+}
+// @ts-ignore: decorator
+@inline function nsHostRefSize(host: i32, zoneKnown: bool): i32 {
+  if (nsHostPtr(host) >= 0) return 2;
+  return nsHostLen(host) + (zoneKnown ? 2 : zoneLen);
 }
 
 function zoneRef(): void {
@@ -471,15 +491,16 @@ function zoneRef(): void {
   if (at < POINTER_LIMIT) zonePtr = at;
 }
 
-function nsHostRef(): void {
-  if (nsHostPtr >= 0) {
-    put16(0xc000 | nsHostPtr);
+function nsHostRef(host: i32): void {
+  const ptr = nsHostPtr(host);
+  if (ptr >= 0) {
+    put16(0xc000 | ptr);
     return;
   }
   const at = pos;
-  putBytes(CFG_NS, nsLen);
+  putBytes(nsHostSrc(host), nsHostLen(host));
   zoneRef();
-  if (at < POINTER_LIMIT) nsHostPtr = at;
+  if (at < POINTER_LIMIT) store<i32>(NS_PTRS + (<usize>host << 2), at);
 }
 
 function count(section: i32): void {
@@ -490,7 +511,7 @@ function count(section: i32): void {
 
 function addressHead(owner: i32, type: i32, ttl: u32, rdlen: i32): void {
   if (owner == OWNER_QNAME) put16(0xc000 | HEADER);
-  else nsHostRef();
+  else nsHostRef(owner - 1);
   put16(type);
   put16(CLASS_IN);
   put32(ttl);
@@ -499,7 +520,7 @@ function addressHead(owner: i32, type: i32, ttl: u32, rdlen: i32): void {
 
 // @ts-ignore: decorator
 @inline function ownerSize(owner: i32): i32 {
-  return owner == OWNER_QNAME ? 2 : nsHostRefSize(zonePtr >= 0);
+  return owner == OWNER_QNAME ? 2 : nsHostRefSize(owner - 1, zonePtr >= 0);
 }
 
 /** Appends an A record unless it does not fit. */
@@ -532,7 +553,7 @@ export function addAAAA(
 /** Appends the zone's SOA record unless it does not fit. */
 export function addSOA(section: i32): void {
   const known = zonePointableAfter();
-  const mname = nsHostRefSize(known);
+  const mname = nsHostRefSize(0, known);
   const rname = mailLen + (known ? 2 : zoneLen);
   if (!fits(zoneRefSize() + 10 + mname + rname + 20)) return;
   zoneRef();
@@ -541,7 +562,7 @@ export function addSOA(section: i32): void {
   // RFC 2308 §5: the SOA of a negative answer carries min(TTL, MINIMUM).
   put32(section == SECTION_AUTHORITY && minimum < soaTtl ? minimum : soaTtl);
   put16(mname + rname + 20);
-  nsHostRef();
+  nsHostRef(0);
   putBytes(CFG_MAIL, mailLen);
   zoneRef();
   put32(serial);
@@ -552,16 +573,16 @@ export function addSOA(section: i32): void {
   count(section);
 }
 
-/** Appends the zone's NS record unless it does not fit. */
-export function addNS(section: i32): void {
-  const rdlen = nsHostRefSize(zonePointableAfter());
+/** Appends an NS record of the zone (name server host `host`) unless it does not fit. */
+export function addNS(section: i32, host: i32): void {
+  const rdlen = nsHostRefSize(host, zonePointableAfter());
   if (!fits(zoneRefSize() + 10 + rdlen)) return;
   zoneRef();
   put16(TYPE_NS);
   put16(CLASS_IN);
   put32(soaTtl);
   put16(rdlen);
-  nsHostRef();
+  nsHostRef(host);
   count(section);
 }
 

@@ -8,6 +8,7 @@ import { type Cidr, type IpAddr, parseCidr, parseIp } from "../common/ip.ts";
 import { MAX_GEO_ENTRIES } from "./geo.ts";
 import { ConfigError, loadConfigFile } from "../common/config_file.ts";
 import { MAX_PROVIDER_LENGTH } from "../fleet/protocol.ts";
+import { MAX_NS_HOSTS } from "../dnswire/types.ts";
 
 /** A replica the server may answer with. */
 export interface ReplicaConfig {
@@ -19,6 +20,13 @@ export interface ReplicaConfig {
   lon: number;
   /** The cloud provider it runs on, as the pricing service names it ("" or absent: unknown). */
   provider?: string;
+}
+
+/** A name server host of the zone: `LABEL.ZONE` and its addresses (glue). */
+export interface NsConfig {
+  label: string;
+  ipv4: IpAddr | null;
+  ipv6: IpAddr | null;
 }
 
 /** A geo table row: clients in `cidr` are at (`lat`, `lon`). */
@@ -36,8 +44,12 @@ export interface DnsConfig {
   answers: number;
   replicas: ReplicaConfig[];
   geo: GeoConfig[];
-  /** The name server host `LABEL.ZONE` and its addresses (null: the server's own address). */
-  ns: { label: string; ipv4: IpAddr | null; ipv6: IpAddr | null };
+  /**
+   * The zone's name server hosts `LABEL.ZONE` with their addresses, at least one: all of them
+   * are answered in NS queries, the first is the SOA MNAME, and its addresses default to the
+   * server's own (null elsewhere: no address record).
+   */
+  ns: NsConfig[];
   soa: {
     /** First label of the RNAME mailbox (`hostmaster` → hostmaster.ZONE). */
     mailbox: string;
@@ -99,7 +111,7 @@ export function defaultConfig(): DnsConfig {
     answers: DEFAULTS.answers,
     replicas: [],
     geo: [],
-    ns: { label: DEFAULTS.nsLabel, ipv4: null, ipv6: null },
+    ns: [{ label: DEFAULTS.nsLabel, ipv4: null, ipv6: null }],
     soa: {
       mailbox: DEFAULTS.mailbox,
       serial: DEFAULTS.serial,
@@ -209,6 +221,8 @@ const TOP_KEYS = ["ttl", "answers", "replicas", "geo", "ns", "soa", "tcp"] as co
 const REPLICA_KEYS = ["id", "ipv4", "ipv6", "lat", "lon", "provider"] as const;
 const GEO_KEYS = ["cidr", "lat", "lon"] as const;
 const NS_KEYS = ["label", "ipv4", "ipv6"] as const;
+/** Most name server hosts (the codec's limit: NS answers stay well within 512 octets). */
+export const MAX_NS = MAX_NS_HOSTS;
 const SOA_KEYS = ["mailbox", "serial", "refresh", "retry", "expire", "minimum", "ttl"] as const;
 const TCP_KEYS = ["idleTimeoutMs", "maxConnections"] as const;
 
@@ -309,6 +323,31 @@ function parseGeo(c: Checker, v: unknown): GeoConfig[] {
 }
 
 /**
+ * `ns`: a list of name server hosts (`[{label, ipv4, ipv6}, ...]`, labels `ns1`, `ns2`, ... by
+ * default), or one object (the older form, the same as a list of one).
+ */
+function parseNs(c: Checker, v: unknown): NsConfig[] {
+  const single = !Array.isArray(v);
+  const items = single ? [v] : list(c, v, "ns", MAX_NS);
+  if (Array.isArray(v) && v.length === 0) c.fail("ns", "must list at least one name server");
+  const out: NsConfig[] = [];
+  const seen = new Map<string, number>();
+  items.forEach((item, i) => {
+    const path = single ? "ns" : `ns[${i}]`;
+    const o = c.object(item, path, NS_KEYS);
+    if (!o) return;
+    const label = c.label(o, "label", path, `ns${i + 1}`);
+    const key = label.toLowerCase();
+    if (seen.has(key)) {
+      c.fail(`${path}.label`, `repeats the label of ns[${seen.get(key)}]: "${label}"`);
+    }
+    seen.set(key, i);
+    out.push({ label, ipv4: c.address(o, "ipv4", path, 4), ipv6: c.address(o, "ipv6", path, 6) });
+  });
+  return out;
+}
+
+/**
  * Parses and validates config text. `file` names the file in messages. Throws a
  * {@link ConfigError} listing every problem (`cdn.json: replicas[1].lat: must be ...`).
  */
@@ -327,15 +366,7 @@ export function parseConfig(text: string, file: string): DnsConfig {
   const answers = c.integer(top, "answers", "", 1, MAX_ANSWERS, d.answers);
   const replicas = parseReplicas(c, top.replicas);
   const geo = parseGeo(c, top.geo);
-  const ns = d.ns;
-  if (top.ns !== undefined) {
-    const o = c.object(top.ns, "ns", NS_KEYS);
-    if (o) {
-      ns.label = c.label(o, "label", "ns", d.ns.label);
-      ns.ipv4 = c.address(o, "ipv4", "ns", 4);
-      ns.ipv6 = c.address(o, "ipv6", "ns", 6);
-    }
-  }
+  const ns = top.ns === undefined ? d.ns : parseNs(c, top.ns);
   const soa = d.soa;
   if (top.soa !== undefined) {
     const o = c.object(top.soa, "soa", SOA_KEYS);

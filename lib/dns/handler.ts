@@ -91,10 +91,12 @@ export class DnsHandler {
   readonly #ttl: number;
   readonly #answers: number;
   readonly #nsTtl: number;
-  /** The name server host label, lower case, as char codes. */
-  readonly #nsLabel: Uint8Array;
-  readonly #nsV4: number;
-  readonly #nsV6: Uint32Array | null;
+  /** The name server host labels, lower case, as char codes (index = the codec's host). */
+  readonly #nsLabels: Uint8Array[];
+  /** Per host, its IPv4 address as a u32, or -1. */
+  readonly #nsV4: number[];
+  /** Per host, its IPv6 address as four u32 words, or null. */
+  readonly #nsV6: (Uint32Array | null)[];
   readonly #onError: (error: unknown) => void;
   /** UDP response rate limiting, or null. */
   readonly rrl: RateLimiter | null;
@@ -108,7 +110,8 @@ export class DnsHandler {
     this.codec = codec;
     codec.configure({
       zone: opts.zone,
-      nsLabel: config.ns.label,
+      nsLabel: config.ns[0].label,
+      moreNsLabels: config.ns.slice(1).map((n) => n.label),
       mailLabel: config.soa.mailbox,
       serial: config.soa.serial,
       refresh: config.soa.refresh,
@@ -121,13 +124,25 @@ export class DnsHandler {
     this.#ttl = config.ttl;
     this.#answers = config.answers;
     this.#nsTtl = config.soa.ttl;
-    this.#nsLabel = Uint8Array.from(config.ns.label.toLowerCase(), (c) => c.charCodeAt(0));
-    const v4 = config.ns.ipv4 ?? opts.serverIpv4 ?? null;
-    const v6 = config.ns.ipv6 ?? opts.serverIpv6 ?? null;
-    this.#nsV4 = v4 && v4.family === 4 ? word(v4.bytes, 0) : -1;
-    this.#nsV6 = v6 && v6.family === 6
-      ? Uint32Array.of(word(v6.bytes, 0), word(v6.bytes, 4), word(v6.bytes, 8), word(v6.bytes, 12))
-      : null;
+    this.#nsLabels = config.ns.map((n) =>
+      Uint8Array.from(n.label.toLowerCase(), (c) => c.charCodeAt(0))
+    );
+    // The first host defaults to this server's own addresses; the others have only theirs.
+    this.#nsV4 = config.ns.map((n, i) => {
+      const v4 = n.ipv4 ?? (i === 0 ? opts.serverIpv4 ?? null : null);
+      return v4 && v4.family === 4 ? word(v4.bytes, 0) : -1;
+    });
+    this.#nsV6 = config.ns.map((n, i) => {
+      const v6 = n.ipv6 ?? (i === 0 ? opts.serverIpv6 ?? null : null);
+      return v6 && v6.family === 6
+        ? Uint32Array.of(
+          word(v6.bytes, 0),
+          word(v6.bytes, 4),
+          word(v6.bytes, 8),
+          word(v6.bytes, 12),
+        )
+        : null;
+    });
     this.#onError = opts.onError ?? (() => {});
     this.rrl = opts.rrl ?? null;
   }
@@ -242,25 +257,32 @@ export class DnsHandler {
       return this.#finish(ptr, Rcode.REFUSED, 0);
     }
     if (q.labelsBeforeZone === 0) return this.#apex(ptr, q, client, limit);
-    if (q.labelsBeforeZone === 1 && this.#isNsHost(ptr, q)) return this.#nsHost(ptr, q, limit);
+    const host = q.labelsBeforeZone === 1 ? this.#nsHostOf(ptr, q) : -1;
+    if (host >= 0) return this.#nsHost(ptr, q, limit, host);
     // RFC 1034 §4.3.2: a name that does not exist in our zone; the SOA lets resolvers cache it.
     codec.begin(ptr, q, Rcode.NXDOMAIN, true, limit);
     codec.addSOA(Section.AUTHORITY);
     return this.#finish(ptr, Rcode.NXDOMAIN, 0);
   }
 
-  /** True when the one label before the zone is the name server label (ASCII case-insensitive). */
-  #isNsHost(ptr: number, q: Query): boolean {
+  /**
+   * The name server host whose label is the one label before the zone (ASCII
+   * case-insensitive), or -1.
+   */
+  #nsHostOf(ptr: number, q: Query): number {
     const m = this.codec.memory;
-    const label = this.#nsLabel;
     // The question name starts at offset 12 (RFC 1035 §4.1.1) with the label's length octet.
     const at = ptr + 12;
-    if (m[at] !== label.length || q.zoneOffset !== 12 + 1 + label.length) return false;
-    for (let i = 0; i < label.length; i++) {
-      const c = m[at + 1 + i];
-      if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== label[i]) return false;
+    next: for (let h = 0; h < this.#nsLabels.length; h++) {
+      const label = this.#nsLabels[h];
+      if (m[at] !== label.length || q.zoneOffset !== 12 + 1 + label.length) continue;
+      for (let i = 0; i < label.length; i++) {
+        const c = m[at + 1 + i];
+        if ((c >= 0x41 && c <= 0x5a ? c | 0x20 : c) !== label[i]) continue next;
+      }
+      return h;
     }
-    return true;
+    return -1;
   }
 
   /** NOERROR with no answers and the SOA in authority (RFC 2308 §2.2). */
@@ -283,37 +305,38 @@ export class DnsHandler {
         codec.begin(ptr, q, Rcode.NOERROR, true, limit);
         codec.addSOA(Section.ANSWER);
         return this.#finish(ptr, Rcode.NOERROR, 0);
-      case Type.NS:
+      case Type.NS: {
+        // Every name server, then the glue of each (all are in the zone).
         codec.begin(ptr, q, Rcode.NOERROR, true, limit);
-        codec.addNS(Section.ANSWER);
-        this.#nsAddresses(Section.ADDITIONAL, Owner.NSHOST, true, true);
+        const hosts = this.#nsLabels.length;
+        for (let h = 0; h < hosts; h++) codec.addNS(Section.ANSWER, h);
+        for (let h = 0; h < hosts; h++) this.#nsAddresses(Section.ADDITIONAL, h, true, true);
         return this.#finish(ptr, Rcode.NOERROR, 0);
+      }
       default:
         return this.#nodata(ptr, q, limit, 0);
     }
   }
 
-  #nsAddresses(section: number, owner: number, v4: boolean, v6: boolean): number {
-    let n = 0;
-    if (v4 && this.#nsV4 !== -1) {
-      this.codec.addA(section, owner, this.#nsTtl, this.#nsV4);
-      n++;
-    }
-    const w = this.#nsV6;
-    if (v6 && w !== null) {
-      this.codec.addAAAA(section, owner, this.#nsTtl, w[0], w[1], w[2], w[3]);
-      n++;
-    }
-    return n;
+  /**
+   * Adds name server host `host`'s addresses, owned by its name (glue) or, with `asQname`, by
+   * the question name.
+   */
+  #nsAddresses(section: number, host: number, v4: boolean, v6: boolean, asQname = false): void {
+    const owner = asQname ? Owner.QNAME : Owner.NSHOST + host;
+    const a = this.#nsV4[host];
+    if (v4 && a !== -1) this.codec.addA(section, owner, this.#nsTtl, a);
+    const w = this.#nsV6[host];
+    if (v6 && w !== null) this.codec.addAAAA(section, owner, this.#nsTtl, w[0], w[1], w[2], w[3]);
   }
 
-  #nsHost(ptr: number, q: Query, limit: number): number {
+  #nsHost(ptr: number, q: Query, limit: number, host: number): number {
     const t = q.qtype;
     const v4 = t === Type.A || t === Type.ANY, v6 = t === Type.AAAA || t === Type.ANY;
-    const has = (v4 && this.#nsV4 !== -1) || (v6 && this.#nsV6 !== null);
+    const has = (v4 && this.#nsV4[host] !== -1) || (v6 && this.#nsV6[host] !== null);
     if (!has) return this.#nodata(ptr, q, limit, 0);
     this.codec.begin(ptr, q, Rcode.NOERROR, true, limit);
-    this.#nsAddresses(Section.ANSWER, Owner.QNAME, v4, v6);
+    this.#nsAddresses(Section.ANSWER, host, v4, v6, true);
     return this.#finish(ptr, Rcode.NOERROR, 0);
   }
 

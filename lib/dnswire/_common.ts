@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Limits, type Query, type ZoneConfig } from "./types.ts";
+import { Limits, MAX_NS_HOSTS, type Query, type ZoneConfig } from "./types.ts";
 
 /** WebAssembly page size. */
 export const PAGE = 65536;
@@ -52,6 +52,8 @@ export const CONFIG_ZONE = INFO_OFFSET + 1024;
 export const CONFIG_NS_LABEL = CONFIG_ZONE + 256;
 /** Wire form of the mailbox label: length byte then the label (64 bytes). */
 export const CONFIG_MAIL_LABEL = CONFIG_NS_LABEL + 64;
+/** Wire forms of the further name-server labels (`moreNsLabels`), 64 bytes each. */
+export const CONFIG_MORE_NS_LABELS = CONFIG_MAIL_LABEL + 64;
 
 /** RFC 1035 §4.1.1: a DNS header is 12 octets. */
 export const HEADER = 12;
@@ -79,6 +81,8 @@ export interface WireConfig {
   zoneLabels: number;
   /** `nsLabel` as a length byte and the label. */
   nsLabel: Uint8Array;
+  /** Every name-server label so (`nsLabel`, then `moreNsLabels`). */
+  nsLabels: Uint8Array[];
   /** `mailLabel` as a length byte and the label. */
   mailLabel: Uint8Array;
   serial: number;
@@ -140,8 +144,25 @@ export function encodeConfig(cfg: ZoneConfig): WireConfig {
     o += p.length;
   }
   const nsLabel = encodeLabel("nsLabel", cfg.nsLabel);
+  const more = cfg.moreNsLabels ?? [];
+  if (!Array.isArray(more) || more.length > MAX_NS_HOSTS - 1) {
+    throw new RangeError(
+      `Cannot configure the DNS codec: moreNsLabels must be an array of at most ${
+        MAX_NS_HOSTS - 1
+      } labels`,
+    );
+  }
+  const nsLabels = [
+    nsLabel,
+    ...more.map((l, i) => {
+      if (typeof l !== "string") {
+        throw new TypeError(`Cannot configure the DNS codec: moreNsLabels[${i}] must be a string`);
+      }
+      return encodeLabel(`moreNsLabels[${i}]`, l);
+    }),
+  ];
   const mailLabel = encodeLabel("mailLabel", cfg.mailLabel);
-  const longest = Math.max(nsLabel.length, mailLabel.length) + zone.length;
+  const longest = Math.max(...nsLabels.map((l) => l.length), mailLabel.length) + zone.length;
   if (longest > Limits.NAME) {
     throw new RangeError(
       `Cannot configure the DNS codec: names under "${cfg.zone}" would take ${longest} octets, more than ${Limits.NAME}`,
@@ -151,6 +172,7 @@ export function encodeConfig(cfg: ZoneConfig): WireConfig {
     zone,
     zoneLabels: parts.length,
     nsLabel,
+    nsLabels,
     mailLabel,
     serial: checkU32("serial", cfg.serial),
     refresh: checkU32("refresh", cfg.refresh),
@@ -216,11 +238,19 @@ export function clampLimit(ptr: number, limit: number): number {
   return Math.min(l, MEMORY_BYTES - ptr);
 }
 
-/** Checks `addA`/`addAAAA` common arguments. */
-export function checkRecord(section: number, owner: number, ttl: number): void {
-  if ((section !== 0 && section !== 1 && section !== 2) || (owner !== 0 && owner !== 1)) {
+/**
+ * Checks `addA`/`addAAAA` common arguments; `hosts` is the number of name server hosts
+ * configured (owners `Owner.NSHOST + i` for i below it).
+ */
+export function checkRecord(section: number, owner: number, ttl: number, hosts = 1): void {
+  if (
+    (section !== 0 && section !== 1 && section !== 2) || !Number.isInteger(owner) || owner < 0 ||
+    owner > Math.max(1, hosts)
+  ) {
     throw new RangeError(
-      `Cannot add DNS record: section must be 0..2 and owner 0..1: received section ${section}, owner ${owner}`,
+      `Cannot add DNS record: section must be 0..2 and owner 0..${
+        Math.max(1, hosts)
+      } (0: the question, 1 + i: name server host i of ${hosts}): received section ${section}, owner ${owner}`,
     );
   }
   if ((ttl >>> 0) !== ttl) {
@@ -241,6 +271,17 @@ export function checkWord(what: string, v: number): void {
 export function checkSection(section: number): void {
   if (section !== 0 && section !== 1 && section !== 2) {
     throw new RangeError(`Cannot add DNS record: section must be 0..2: received ${section}`);
+  }
+}
+
+/** Checks `addNS`'s host: one of the `hosts` name server hosts configured. */
+export function checkNsHost(host: number, hosts: number): void {
+  if (!Number.isInteger(host) || host < 0 || host >= Math.max(1, hosts)) {
+    throw new RangeError(
+      `Cannot add NS record: host must be 0..${
+        Math.max(1, hosts) - 1
+      } (the name server hosts configured): received ${host}`,
+    );
   }
 }
 

@@ -32,6 +32,7 @@
  */
 import {
   checkBegin,
+  checkNsHost,
   checkParse,
   checkRecord,
   checkScope,
@@ -54,6 +55,7 @@ import {
 import {
   type DnsCodec,
   Limits,
+  MAX_NS_HOSTS,
   Owner,
   ParseStatus,
   type Query,
@@ -106,7 +108,8 @@ export class ReferenceCodec implements DnsCodec {
   #hasQuestion = false;
   #counts = [0, 0, 0];
   #zonePtr = -1;
-  #nsHostPtr = -1;
+  /** Per name server host, where its name was last written (-1: not yet). */
+  #nsHostPtrs: number[] = new Array(MAX_NS_HOSTS).fill(-1);
   #willOpt = false;
   #echoEcs = false;
   #dnssecOk = false;
@@ -117,6 +120,11 @@ export class ReferenceCodec implements DnsCodec {
 
   configure(zone: ZoneConfig): void {
     this.#cfg = encodeConfig(zone);
+  }
+
+  /** Name server hosts configured (1 before `configure`: the checks then say to configure). */
+  get #hosts(): number {
+    return this.#cfg?.nsLabels.length ?? 1;
   }
 
   parse(ptr: number, len: number, q: Query): void {
@@ -302,7 +310,7 @@ export class ReferenceCodec implements DnsCodec {
     this.#hasQuestion = keep;
     this.#counts[0] = this.#counts[1] = this.#counts[2] = 0;
     this.#zonePtr = keep && q.zoneOffset >= 0 ? q.zoneOffset : -1;
-    this.#nsHostPtr = -1;
+    this.#nsHostPtrs.fill(-1);
     this.#willOpt = answerable && q.edns;
     this.#echoEcs = this.#willOpt && s === ParseStatus.OK && q.ecsFamily !== 0;
     this.#dnssecOk = q.dnssecOk;
@@ -364,9 +372,9 @@ export class ReferenceCodec implements DnsCodec {
   #zonePointableAfter(): boolean {
     return this.#zonePtr >= 0 || this.#pos < POINTER_LIMIT;
   }
-  #nsHostRefSize(cfg: WireConfig, zoneKnown: boolean): number {
-    if (this.#nsHostPtr >= 0) return 2;
-    return cfg.nsLabel.length + (zoneKnown ? 2 : cfg.zone.length);
+  #nsHostRefSize(cfg: WireConfig, host: number, zoneKnown: boolean): number {
+    if (this.#nsHostPtrs[host] >= 0) return 2;
+    return cfg.nsLabels[host].length + (zoneKnown ? 2 : cfg.zone.length);
   }
 
   #zoneRef(cfg: WireConfig): void {
@@ -375,18 +383,18 @@ export class ReferenceCodec implements DnsCodec {
     this.#bytes(cfg.zone);
     if (at < POINTER_LIMIT) this.#zonePtr = at;
   }
-  #nsHostRef(cfg: WireConfig): void {
-    if (this.#nsHostPtr >= 0) return this.#u16(0xc000 | this.#nsHostPtr);
+  #nsHostRef(cfg: WireConfig, host: number): void {
+    if (this.#nsHostPtrs[host] >= 0) return this.#u16(0xc000 | this.#nsHostPtrs[host]);
     const at = this.#pos;
-    this.#bytes(cfg.nsLabel);
+    this.#bytes(cfg.nsLabels[host]);
     this.#zoneRef(cfg);
-    if (at < POINTER_LIMIT) this.#nsHostPtr = at;
+    if (at < POINTER_LIMIT) this.#nsHostPtrs[host] = at;
   }
 
   /** Writes owner, TYPE, CLASS, TTL and RDLENGTH of an address record. */
   #addressHead(cfg: WireConfig, owner: number, type: number, ttl: number, rdlen: number): void {
     if (owner === Owner.QNAME) this.#u16(0xc000 | HEADER);
-    else this.#nsHostRef(cfg);
+    else this.#nsHostRef(cfg, owner - Owner.NSHOST);
     this.#u16(type);
     this.#u16(CLASS_IN);
     this.#u32(ttl);
@@ -395,18 +403,18 @@ export class ReferenceCodec implements DnsCodec {
 
   /** Checks an address record's owner (state included) and returns its size on the wire. */
   #ownerSize(what: string, owner: number): number {
-    const cfg = this.#check(what, owner === Owner.NSHOST);
+    const cfg = this.#check(what, owner >= Owner.NSHOST);
     if (owner === Owner.QNAME) {
       if (!this.#hasQuestion) {
         throw stateError(`${what}: the response has no question for an Owner.QNAME record`);
       }
       return 2;
     }
-    return this.#nsHostRefSize(cfg, this.#zonePtr >= 0);
+    return this.#nsHostRefSize(cfg, owner - Owner.NSHOST, this.#zonePtr >= 0);
   }
 
   addA(section: number, owner: number, ttl: number, ipv4: number): void {
-    checkRecord(section, owner, ttl);
+    checkRecord(section, owner, ttl, this.#hosts);
     checkWord("ipv4", ipv4);
     if (!this.#fits(this.#ownerSize("add A record", owner) + 10 + 4)) return;
     this.#addressHead(this.#cfg as WireConfig, owner, Type.A, ttl, 4);
@@ -423,7 +431,7 @@ export class ReferenceCodec implements DnsCodec {
     w2: number,
     w3: number,
   ): void {
-    checkRecord(section, owner, ttl);
+    checkRecord(section, owner, ttl, this.#hosts);
     checkWord("w0", w0);
     checkWord("w1", w1);
     checkWord("w2", w2);
@@ -442,7 +450,7 @@ export class ReferenceCodec implements DnsCodec {
     const cfg = this.#check("add SOA record", true);
     const known = this.#zonePointableAfter();
     const zoneLater = known ? 2 : cfg.zone.length;
-    const mname = this.#nsHostRefSize(cfg, known);
+    const mname = this.#nsHostRefSize(cfg, 0, known);
     const rname = cfg.mailLabel.length + zoneLater;
     if (!this.#fits(this.#zoneRefSize(cfg) + 10 + mname + rname + 20)) return;
     this.#zoneRef(cfg);
@@ -450,7 +458,7 @@ export class ReferenceCodec implements DnsCodec {
     this.#u16(CLASS_IN);
     this.#u32(section === Section.AUTHORITY ? Math.min(cfg.soaTtl, cfg.minimum) : cfg.soaTtl);
     this.#u16(mname + rname + 20);
-    this.#nsHostRef(cfg);
+    this.#nsHostRef(cfg, 0);
     this.#bytes(cfg.mailLabel);
     this.#zoneRef(cfg);
     this.#u32(cfg.serial);
@@ -461,17 +469,18 @@ export class ReferenceCodec implements DnsCodec {
     this.#counts[section]++;
   }
 
-  addNS(section: number): void {
+  addNS(section: number, host = 0): void {
     checkSection(section);
+    checkNsHost(host, this.#hosts);
     const cfg = this.#check("add NS record", true);
-    const rdlen = this.#nsHostRefSize(cfg, this.#zonePointableAfter());
+    const rdlen = this.#nsHostRefSize(cfg, host, this.#zonePointableAfter());
     if (!this.#fits(this.#zoneRefSize(cfg) + 10 + rdlen)) return;
     this.#zoneRef(cfg);
     this.#u16(Type.NS);
     this.#u16(CLASS_IN);
     this.#u32(cfg.soaTtl);
     this.#u16(rdlen);
-    this.#nsHostRef(cfg);
+    this.#nsHostRef(cfg, host);
     this.#counts[section]++;
   }
 

@@ -47,7 +47,10 @@ export const Section = { ANSWER: 0, AUTHORITY: 1, ADDITIONAL: 2 } as const;
 export const Owner = {
   /** The question name (a pointer to offset 12). */
   QNAME: 0,
-  /** The name server host `NSLABEL.ZONE` (a pointer to where it was last written). */
+  /**
+   * The name server host `NSLABEL.ZONE` (a pointer to where it was last written); `NSHOST + i`
+   * is the i-th of `moreNsLabels` after it (i from 1).
+   */
   NSHOST: 1,
 } as const;
 
@@ -79,12 +82,20 @@ export const Limits = {
   TCP: 65535,
 } as const;
 
+/** Most name server hosts a zone may have (`nsLabel` and `moreNsLabels`). */
+export const MAX_NS_HOSTS = 8;
+
 /** Zone data the codec writes (SOA, NS). Set once with `configure`. */
 export interface ZoneConfig {
   /** Zone apex, e.g. `cdn.test` (no trailing dot needed; matched case-insensitively). */
   zone: string;
-  /** First label of the name server host, e.g. `ns1` for `ns1.cdn.test`. */
+  /** First label of the name server host, e.g. `ns1` for `ns1.cdn.test` (the SOA MNAME). */
   nsLabel: string;
+  /**
+   * First labels of further name server hosts of the zone (`ns2` for `ns2.cdn.test`), at most
+   * `MAX_NS_HOSTS - 1`: `addNS(section, i)` and `Owner.NSHOST + i` name the i-th (from 1).
+   */
+  moreNsLabels?: readonly string[];
   /** First label of the SOA RNAME mailbox, e.g. `hostmaster`. */
   mailLabel: string;
   serial: number;
@@ -194,8 +205,11 @@ export interface DnsCodec {
   ): void;
   /** Appends the zone's SOA record; in AUTHORITY its TTL is min(soaTtl, minimum) (RFC 2308 §5). */
   addSOA(section: number): void;
-  /** Appends the zone's NS record (`NSLABEL.ZONE`, compressed against the question). */
-  addNS(section: number): void;
+  /**
+   * Appends an NS record of the zone (`NSLABEL.ZONE`, compressed against the question): host 0
+   * is `nsLabel`, host i the i-th of `moreNsLabels`.
+   */
+  addNS(section: number, host?: number): void;
   /**
    * Appends the OPT record when the query had one (payload 1232, version 0, DO copied,
    * extended RCODE for BADVERS, ECS echoed with `ecsScope` as SCOPE PREFIX-LENGTH) and

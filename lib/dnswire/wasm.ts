@@ -21,6 +21,7 @@
  */
 import {
   checkBegin,
+  checkNsHost,
   checkParse,
   checkRecord,
   checkScope,
@@ -28,6 +29,7 @@ import {
   checkWord,
   clampLimit,
   CONFIG_MAIL_LABEL,
+  CONFIG_MORE_NS_LABELS,
   CONFIG_NS_LABEL,
   CONFIG_ZONE,
   encodeConfig,
@@ -56,6 +58,7 @@ interface Exports {
     expire: number,
     minimum: number,
     soaTtl: number,
+    nsHosts: number,
   ): void;
   parse(ptr: number, len: number): number;
   begin(
@@ -82,7 +85,7 @@ interface Exports {
     w3: number,
   ): void;
   addSOA(section: number): void;
-  addNS(section: number): void;
+  addNS(section: number, host: number): void;
   finish(ecsScope: number): number;
 }
 
@@ -97,6 +100,8 @@ class WasmCodec implements DnsCodec {
   readonly #info: Int32Array;
   readonly #ecs: Uint8Array;
   #configured = false;
+  /** Name server hosts configured (1 before `configure`: the checks then say to configure). */
+  #hosts = 1;
   #building = false;
   #hasQuestion = false;
   #echoIpv4 = false;
@@ -134,6 +139,9 @@ class WasmCodec implements DnsCodec {
     m.set(c.zone, CONFIG_ZONE);
     m.set(c.nsLabel, CONFIG_NS_LABEL);
     m.set(c.mailLabel, CONFIG_MAIL_LABEL);
+    for (let i = 1; i < c.nsLabels.length; i++) {
+      m.set(c.nsLabels[i], CONFIG_MORE_NS_LABELS + (i - 1) * 64);
+    }
     this.#x.configure(
       c.zone.length,
       c.nsLabel.length,
@@ -144,7 +152,9 @@ class WasmCodec implements DnsCodec {
       c.expire,
       c.minimum,
       c.soaTtl,
+      c.nsLabels.length,
     );
+    this.#hosts = c.nsLabels.length;
     this.#configured = true;
   }
 
@@ -211,9 +221,9 @@ class WasmCodec implements DnsCodec {
   }
 
   addA(section: number, owner: number, ttl: number, ipv4: number): void {
-    checkRecord(section, owner, ttl);
+    checkRecord(section, owner, ttl, this.#hosts);
     checkWord("ipv4", ipv4);
-    this.#check("add A record", owner, owner === Owner.NSHOST);
+    this.#check("add A record", owner, owner >= Owner.NSHOST);
     this.#x.addA(section, owner, ttl, ipv4);
   }
 
@@ -226,12 +236,12 @@ class WasmCodec implements DnsCodec {
     w2: number,
     w3: number,
   ): void {
-    checkRecord(section, owner, ttl);
+    checkRecord(section, owner, ttl, this.#hosts);
     checkWord("w0", w0);
     checkWord("w1", w1);
     checkWord("w2", w2);
     checkWord("w3", w3);
-    this.#check("add AAAA record", owner, owner === Owner.NSHOST);
+    this.#check("add AAAA record", owner, owner >= Owner.NSHOST);
     this.#x.addAAAA(section, owner, ttl, w0, w1, w2, w3);
   }
 
@@ -241,10 +251,11 @@ class WasmCodec implements DnsCodec {
     this.#x.addSOA(section);
   }
 
-  addNS(section: number): void {
+  addNS(section: number, host = 0): void {
     checkSection(section);
+    checkNsHost(host, this.#hosts);
     this.#check("add NS record", -1, true);
-    this.#x.addNS(section);
+    this.#x.addNS(section, host);
   }
 
   finish(ecsScope: number): number {
