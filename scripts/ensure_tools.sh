@@ -3,7 +3,7 @@
 # (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests), ImageMagick's
 # convert (image tests: the reference downscale and JPEG decoder), photos from
 # lomiri-wallpapers-16.04 (JPEG decoder tests, bench:image), openssl, tcpdump and pebble (TLS
-# tests: certificates, capture, ACME), OpenSSH's sshd and ssh-keygen (deploy scripts' test).
+# tests: certificates, capture, ACME), promtool from prometheus (metrics test), OpenSSH's sshd and ssh-keygen (deploy scripts' test).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
 need=""
@@ -19,6 +19,8 @@ command -v chromium >/dev/null 2>&1 || need="$need chromium"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"
 command -v tcpdump >/dev/null 2>&1 || need="$need tcpdump"
 command -v pebble >/dev/null 2>&1 || need="$need pebble"
+# promtool checks every process's /metrics (tests/metrics_promtool_test.ts).
+command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 # Real photos for the JPEG decoder tests and bench:image (Ubuntu wallpaper contest photos).
 [ -x /usr/sbin/sshd ] || need="$need openssh-server"
 command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"

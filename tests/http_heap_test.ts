@@ -47,8 +47,8 @@ Deno.test("--heap compact (default): same PID re-executed with the V8 flags; v8:
     assert.equal(environOf(plain.pid).has("DENO_V8_FLAGS"), false);
     assert.equal(await get(plain, "/a"), "hello");
     // A 1 MiB semi-space takes the young generation's 3 x 32 MiB reserve out of the limit.
-    const small = await gauge(compact, "nearcast_v8_heap_limit_bytes");
-    const big = await gauge(plain, "nearcast_v8_heap_limit_bytes");
+    const small = await gauge(compact, "nearcast_http_v8_heap_limit_bytes");
+    const big = await gauge(plain, "nearcast_http_v8_heap_limit_bytes");
     assert.ok(big - small >= 64 * MiB, `limits: compact ${small}, v8 ${big}`);
     assert.ok(await gauge(compact, "process_resident_memory_bytes") > 10 * MiB);
   } finally {
@@ -69,7 +69,7 @@ Deno.test("--heap compact: DENO_V8_FLAGS given by the user win and are kept", as
       env.get("DENO_V8_FLAGS"),
       `${REPLICA_HEAP_FLAGS.join(",")},--max-old-space-size=300`,
     );
-    const limit = await gauge(r, "nearcast_v8_heap_limit_bytes");
+    const limit = await gauge(r, "nearcast_http_v8_heap_limit_bytes");
     assert.ok(limit > 290 * MiB && limit < 320 * MiB, `limit ${limit}`);
     assert.equal(await get(r, "/a"), "hello");
   } finally {

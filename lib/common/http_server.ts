@@ -27,6 +27,7 @@
  * @module
  */
 import { innerBody, serveOnConnection } from "./_serve_conn.ts";
+import type { Exposition } from "./prometheus.ts";
 import { listenTlsSwappable, relistenTls, type TlsKeyPair } from "../tls/listen.ts";
 
 /** Default header timeout: a partial request head is closed within it. */
@@ -90,52 +91,40 @@ export interface ListenerStats {
 }
 
 /**
- * The listener's limits and counters in Prometheus text format, names prefixed with `prefix`
- * (e.g. `nearcast_http`): `PREFIX_connections_open` and `PREFIX_connections_max` (gauges), and
- * counters `PREFIX_connections_accepted_total`, `..._refused_total`, `..._evicted_total`,
+ * Writes the listener's limits and counters into `e` (under its prefix, e.g. `nearcast_http`):
+ * `PREFIX_connections_open` and `PREFIX_connections_max` (gauges), and counters
+ * `PREFIX_connections_accepted_total`, `..._refused_total`, `..._evicted_total`,
  * `..._header_timeouts_total`, `..._idle_timeouts_total`, `PREFIX_accept_errors_total`.
  */
-export function listenerMetrics(
-  prefix: string,
+export function writeListenerMetrics(
+  e: Exposition,
   stats: ListenerStats,
   limits: Required<ListenerLimits>,
-): string {
-  const lines: string[] = [];
-  const one = (type: string, name: string, help: string, value: number) =>
-    lines.push(
-      `# HELP ${prefix}_${name} ${help}`,
-      `# TYPE ${prefix}_${name} ${type}`,
-      `${prefix}_${name} ${value}`,
-    );
-  one("gauge", "connections_open", "Client connections open.", stats.open);
-  one("gauge", "connections_max", "Connection cap (--max-conns).", limits.maxConns);
-  one("counter", "connections_accepted_total", "Connections accepted.", stats.accepted);
-  one(
-    "counter",
+): void {
+  e.gauge("connections_open", "Client connections open.", stats.open);
+  e.gauge("connections_max", "Connection cap (--max-conns).", limits.maxConns);
+  e.counter("connections_accepted_total", "Connections accepted.", stats.accepted);
+  e.counter(
     "connections_refused_total",
     "Connections closed at once: at the cap with every connection busy.",
     stats.refused,
   );
-  one(
-    "counter",
+  e.counter(
     "connections_evicted_total",
     "Idle connections closed to make room at the cap or after an accept error.",
     stats.evicted,
   );
-  one(
-    "counter",
+  e.counter(
     "connections_header_timeouts_total",
     "Connections closed without a complete request head within --header-timeout.",
     stats.headerTimeouts,
   );
-  one(
-    "counter",
+  e.counter(
     "connections_idle_timeouts_total",
     "Connections closed after --idle-timeout without a byte while a request was in flight.",
     stats.idleTimeouts,
   );
-  one("counter", "accept_errors_total", "Failed accepts (EMFILE...), retried.", stats.acceptErrors);
-  return lines.join("\n") + "\n";
+  e.counter("accept_errors_total", "Failed accepts (EMFILE...), retried.", stats.acceptErrors);
 }
 
 /** A running listener. */

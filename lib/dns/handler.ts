@@ -47,6 +47,8 @@ export class DnsCounters {
   truncated = 0;
   /** Responses by RCODE (index = extended RCODE, 0..23). */
   readonly rcodes = new Array<number>(24).fill(0);
+  /** Parsed questions by QTYPE (index = QTYPE, 0..65535). */
+  readonly qtypes = new Uint32Array(65536);
 
   /** A plain-object copy with RCODE names, for logs and the control API. */
   snapshot(): Record<string, number> {
@@ -242,6 +244,7 @@ export class DnsHandler {
         codec.begin(ptr, q, Rcode.BADVERS, false, limit);
         return this.#finish(ptr, Rcode.BADVERS, 0);
       case ParseStatus.OK:
+        this.counters.qtypes[q.qtype]++;
         break;
       default:
         throw new RangeError(`Cannot answer: unknown parse status ${q.status}`);

@@ -141,7 +141,8 @@ export interface SteeringOptions {
 }
 
 const MEASURED = 0, GEO = 1, LOAD = 2, NONE = 3;
-const BASES = ["measured", "geo", "load", "none"] as const;
+/** What an answer's first replica was ranked on (`/explain`'s `basis`, metrics' label). */
+export const BASES = ["measured", "geo", "load", "none"] as const;
 type Basis = (typeof BASES)[number];
 
 /** One replica's line in an explanation. */
@@ -229,6 +230,8 @@ export class SteeringEngine implements SteeringPolicy {
   // Per decision scratch, grown to the fleet size.
   #val = new Float64Array(0);
   #basis = new Uint8Array(0);
+  /** Answers (not explanations) by the basis of their first replica, indexed as {@link BASES}. */
+  readonly answersByBasis = [0, 0, 0, 0];
   /** Latency mode: 0 measured, 1 estimated from geography, 2 unknown (knowledge before score). */
   #tier = new Uint8Array(0);
   /** The second key, after the score: the RTT rank where price decides first. */
@@ -500,6 +503,7 @@ export class SteeringEngine implements SteeringPolicy {
     }
     out.count = count;
     const top = first === -1 ? NONE : basis[first];
+    if (advance) this.answersByBasis[top]++;
     out.scope = m.scope;
     if (measured) {
       // The answer depends on the client's /24 (or /56): say so to ECS resolvers.

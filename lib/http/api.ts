@@ -8,7 +8,8 @@
  */
 
 import { checkBearer } from "../common/auth.ts";
-import { memoryGauges } from "../common/process_metrics.ts";
+import { writeMemoryGauges } from "../common/process_metrics.ts";
+import { Exposition, metricsResponse } from "../common/prometheus.ts";
 import { allowOf, type Route } from "../common/routes.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { HttpCache } from "./cache.ts";
@@ -47,8 +48,8 @@ export interface ApiOptions {
   purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** More health fields; `ready: false` makes health answer 503. */
   health?: () => { ready: boolean; [field: string]: unknown };
-  /** More metrics lines in Prometheus text format (the listener's counters). */
-  moreMetrics?: () => string;
+  /** Writes more metrics (the listener's counters, replication). */
+  moreMetrics?: (e: Exposition) => void;
   now: () => number;
 }
 
@@ -104,24 +105,18 @@ export function createApi(
     }, { status: more.ready ? 200 : 503, headers: { "cache-control": "no-store", via } });
   }
 
-  function metricsText(): Response {
+  function metricsText(req: Request): Response {
     metrics.evictions = cache.evictions;
-    const text = metrics.render({
-      nearcast_http_cache_entries: { help: "Entries in the cache.", value: cache.count },
-      nearcast_http_cache_bytes: {
-        help: "Bytes held by the cache index.",
-        value: cache.usedBytes,
-      },
-      nearcast_http_cache_budget_bytes: { help: "Cache byte budget.", value: cache.budget },
-      ...memoryGauges(),
-    }) + (o.moreMetrics?.() ?? "");
-    return new Response(text, {
-      headers: {
-        "content-type": "text/plain; version=0.0.4; charset=utf-8",
-        "cache-control": "no-store",
-        via,
-      },
-    });
+    const e = new Exposition("nearcast_http");
+    metrics.write(e);
+    e.gauge("cache_entries", "Entries in the cache.", cache.count);
+    e.gauge("cache_bytes", "Bytes held by the cache index.", cache.usedBytes);
+    e.gauge("cache_budget_bytes", "Cache byte budget.", cache.budget);
+    writeMemoryGauges(e);
+    o.moreMetrics?.(e);
+    const res = metricsResponse(e.text(), req.method === "HEAD");
+    res.headers.set("via", via);
+    return res;
   }
 
   const handlers: Record<string, Handler> = {

@@ -23,6 +23,7 @@
  */
 
 import { type LimitedServer, type ListenerLimits, serveLimited } from "../common/http_server.ts";
+import type { Exposition } from "../common/prometheus.ts";
 import type { TlsKeyPair } from "../tls/listen.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
@@ -81,8 +82,8 @@ export interface ReplicaOptions {
   extraApi?: (req: Request, path: string) => Response | Promise<Response> | null;
   /** More `/_cdn/health` fields; `ready: false` makes it answer 503 (still catching up). */
   health?: () => { ready: boolean; [field: string]: unknown };
-  /** More `/_cdn/metrics` lines in Prometheus text format (the listener's counters). */
-  moreMetrics?: () => string;
+  /** Writes more `/_cdn/metrics` (the listener's counters, replication). */
+  moreMetrics?: (e: Exposition) => void;
   /**
    * Asked on a cache miss before peers and origin (uploaded files the index had no room for):
    * a response, or null.

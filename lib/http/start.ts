@@ -8,7 +8,8 @@
  * @module
  */
 import { ImageLayer } from "../image/serve.ts";
-import { type LimitedServer, listenerMetrics } from "../common/http_server.ts";
+import { type LimitedServer, writeListenerMetrics } from "../common/http_server.ts";
+import { writeReplicationMetrics } from "../replication/metrics.ts";
 import { hashKey } from "../cache/hash.ts";
 import { TsLfru } from "../cache/lfru.ts";
 import type { CacheIndex } from "../cache/types.ts";
@@ -186,7 +187,10 @@ export async function startReplicaProcess(
         replication: node.stats,
       },
     onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
-    moreMetrics: () => listenerMetrics("nearcast_http", server.stats, server.limits),
+    moreMetrics: (e) => {
+      writeListenerMetrics(e, server.stats, server.limits);
+      if (node !== null) writeReplicationMetrics(e, node);
+    },
   });
   if (store !== null && db !== null) {
     log(`http: loaded ${r.cache.load()} cached entries from ${c.dataDir}`);

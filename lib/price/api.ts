@@ -18,6 +18,8 @@
 import { checkBearer } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import { allowOf, findRoute, type Route } from "../common/routes.ts";
+import { type Exposition, metricsResponse } from "../common/prometheus.ts";
+import { PriceMetrics } from "./metrics.ts";
 import { toPrice } from "./db.ts";
 import { checkProvider, fieldOf, mergePatch, NAME_RE, type ProviderFields } from "./record.ts";
 import { type PriceWatch, servePrices } from "./prices.ts";
@@ -37,6 +39,7 @@ export const PRICE_ROUTES: readonly Route[] = [
     methods: { GET: "open", HEAD: "open", PUT: "admin", PATCH: "admin", DELETE: "admin" },
   },
   { path: "/prices", prefix: false, methods: { GET: "open", HEAD: "open" } },
+  { path: "/metrics", prefix: false, methods: { GET: "open", HEAD: "open" } },
 ];
 
 /** What the handler needs. */
@@ -45,6 +48,8 @@ export interface PriceApiOptions {
   /** Bearer token for mutations; null: mutations are refused with 403. */
   adminToken: string | null;
   log?: (line: string) => void;
+  /** Writes the listener's and the process's figures into `/metrics`. */
+  moreMetrics?: (e: Exposition) => void;
 }
 
 /** The request handler of the pricing service. */
@@ -52,6 +57,7 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
   const { watch } = o;
   const db = watch.db;
   const log = o.log ?? (() => {});
+  const metrics = new PriceMetrics();
 
   function current(name: string): string | null {
     const r = db.get(name);
@@ -142,6 +148,12 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
 
   return async function handle(req: Request): Promise<Response> {
     const url = new URL(req.url);
+    const res = await answer(req, url);
+    metrics.count(findRoute(PRICE_ROUTES, url.pathname)?.path ?? "none", req.method, res.status);
+    return res;
+  };
+
+  async function answer(req: Request, url: URL): Promise<Response> {
     const route = findRoute(PRICE_ROUTES, url.pathname);
     if (route === null) return error(404, `no such route: ${url.pathname}`, db.version);
     const auth = route.methods[req.method];
@@ -166,11 +178,14 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
     // The shared 413 carries no version: every answer of the API does.
     if (!res.headers.has(VERSION_HEADER)) res.headers.set(VERSION_HEADER, String(db.version));
     return req.method === "HEAD" ? new Response(null, res) : res;
-  };
+  }
 
   /** Answers an allowed, authorized request. */
   async function dispatch(req: Request, url: URL, route: Route): Promise<Response> {
     if (route.path === "/prices") return await servePrices(req, url, watch);
+    if (route.path === "/metrics") {
+      return metricsResponse(metrics.text(db, o.moreMetrics ?? (() => {})));
+    }
     const inm = req.headers.get("if-none-match");
     if (route.path === "/providers") {
       const tag = etag(db.version);

@@ -5,7 +5,14 @@
  *
  * @module
  */
-import { type ListenerLimits, resolveLimits, serveLimited } from "../common/http_server.ts";
+import {
+  type LimitedServer,
+  type ListenerLimits,
+  resolveLimits,
+  serveLimited,
+  writeListenerMetrics,
+} from "../common/http_server.ts";
+import { writeMemoryGauges } from "../common/process_metrics.ts";
 import { priceHandler } from "./api.ts";
 import type { PriceConfig } from "./config.ts";
 import { PriceDb } from "./db.ts";
@@ -62,8 +69,16 @@ export function startPriceService(o: PriceServiceOptions): PriceService {
     throw e;
   }
   const watch = new PriceWatch(db, resolveLimits(o.limits).idleTimeoutMs);
-  const handler = priceHandler({ watch, adminToken: o.adminToken, log });
-  let server;
+  const handler = priceHandler({
+    watch,
+    adminToken: o.adminToken,
+    log,
+    moreMetrics: (e) => {
+      if (server !== undefined) writeListenerMetrics(e, server.stats, server.limits);
+      writeMemoryGauges(e);
+    },
+  });
+  let server: LimitedServer | undefined;
   try {
     server = serveLimited({
       ...o.limits,
@@ -78,12 +93,12 @@ export function startPriceService(o: PriceServiceOptions): PriceService {
     throw e;
   }
   return {
-    port: server.addr.port,
+    port: server!.addr.port,
     db,
     seeded,
     async close() {
       watch.close(); // long polls answer 304 and event streams end: the drain need not wait
-      await server.shutdown();
+      await server!.shutdown();
       db.close();
     },
   };

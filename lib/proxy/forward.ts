@@ -146,6 +146,7 @@ export async function exchange(
     }
     throw e;
   }
+  s.headSeconds.observe(res.headMs / 1000);
   if (FAILURE_STATUSES.has(res.head.status)) {
     if (s.failed(`answered ${res.head.status}`, false, c.now())) {
       c.log(`proxy: ejected ${s.id}: answered ${res.head.status} ${CONSECUTIVE_NOTE}`);

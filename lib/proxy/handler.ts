@@ -24,7 +24,9 @@ import {
 } from "./forward.ts";
 import { formatMs, formatPrice, type Mode, type PriceLookup, priceOf, rank } from "./select.ts";
 import type { ServerState } from "./server_state.ts";
-import { newCounters, renderMetrics } from "./metrics.ts";
+import { newCounters, writeProxyMetrics } from "./metrics.ts";
+import { Exposition, metricsResponse } from "../common/prometheus.ts";
+import { writeMemoryGauges } from "../common/process_metrics.ts";
 import { UpstreamError } from "./upstream.ts";
 
 /**
@@ -45,8 +47,8 @@ export interface HandlerOptions extends ExchangeContext {
   listState: () => unknown;
   /** The client listener's counters, for explain. */
   listenerState?: () => unknown;
-  /** The client listener's metrics lines (Prometheus text). */
-  listenerMetrics?: () => string;
+  /** Writes the client listener's metrics. */
+  listenerMetrics?: (e: Exposition) => void;
   mode: Mode;
   maxExtraMs: number;
   pick: "best" | "p2c";
@@ -137,19 +139,11 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
       return Response.json(explain(), { headers: { "cache-control": "no-store" } });
     }
     if (route === "/_proxy/metrics") {
-      const text = renderMetrics(
-        o.servers(),
-        counters,
-        o.pool.stats,
-        o.now(),
-        o.listenerMetrics?.() ?? "",
-      );
-      return new Response(text, {
-        headers: {
-          "content-type": "text/plain; version=0.0.4; charset=utf-8",
-          "cache-control": "no-store",
-        },
-      });
+      const e = new Exposition("nearcast_proxy");
+      writeProxyMetrics(e, o.servers(), counters, o.pool.stats, o.mode, o.now());
+      o.listenerMetrics?.(e);
+      writeMemoryGauges(e);
+      return metricsResponse(e.text(), req.method === "HEAD");
     }
     return proxyText(
       404,

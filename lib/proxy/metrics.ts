@@ -1,12 +1,13 @@
 /**
  * `GET /_proxy/metrics`: the proxy's figures in Prometheus text format. Per server (label
- * `server`): the latency estimate, requests in flight, requests and failures so far, whether it
+ * `server`): the latency estimate, the upstream latency histogram, requests in flight, requests and failures so far, whether it
  * is ejected; for the proxy: requests by how they were routed, server connections opened and
- * reused, and the client listener's counters (`listenerMetrics`).
+ * reused, the client listener's counters and the process's memory.
  *
  * @module
  */
 
+import type { Exposition } from "../common/prometheus.ts";
 import type { ServerState } from "./server_state.ts";
 
 /** Counters of the handler, by outcome. */
@@ -27,67 +28,50 @@ export function newCounters(): ProxyCounters {
   return { cdn: 0, retried: 0, failed: 0, direct: 0, refused: 0 };
 }
 
-const label = (v: string) => v.replace(/["\\\n]/g, (c) => c === "\n" ? "\\n" : `\\${c}`);
-
-/** The metrics text; `more` is appended (the listener's lines). */
-export function renderMetrics(
+/** Writes the proxy's figures into `e` (prefix `nearcast_proxy`). */
+export function writeProxyMetrics(
+  e: Exposition,
   servers: readonly ServerState[],
   counters: ProxyCounters,
   upstream: { connects: number; reused: number },
+  mode: string,
   now: number,
-  more = "",
-): string {
-  const out: string[] = [];
-  const family = (name: string, type: string, help: string, rows: [string, number][]) => {
-    out.push(`# HELP nearcast_proxy_${name} ${help}`, `# TYPE nearcast_proxy_${name} ${type}`);
-    for (const [labels, v] of rows) out.push(`nearcast_proxy_${name}${labels} ${v}`);
-  };
+): void {
   const per = (f: (s: ServerState) => number) =>
-    servers.map((s) => [`{server="${label(s.id)}"}`, f(s)] as [string, number]);
-  family(
-    "server_latency_ms",
-    "gauge",
-    "Peak-EWMA latency estimate (time to response head), ms; NaN before a sample.",
-    per((s) => s.latency.value ?? NaN),
+    servers.map((s) => [{ server: s.id }, f(s)] as const);
+  e.gauge(
+    "server_latency_seconds",
+    "Peak-EWMA latency estimate (time to response head), seconds; NaN before a sample.",
+    per((s) => s.latency.value === null ? NaN : s.latency.value / 1000),
   );
-  family(
-    "server_in_flight",
-    "gauge",
-    "Requests in flight to the server.",
-    per((s) => s.outstanding),
-  );
-  family(
-    "server_ejected",
-    "gauge",
-    "1 while the server is ejected.",
-    per((s) => s.ejected(now) ? 1 : 0),
-  );
-  family(
+  e.gauge("server_in_flight", "Requests in flight to the server.", per((s) => s.outstanding));
+  e.gauge("server_ejected", "1 while the server is ejected.", per((s) => s.ejected(now) ? 1 : 0));
+  e.counter(
     "server_requests_total",
-    "counter",
-    "Requests sent to the server.",
-    per((s) => s.requests),
+    "Requests sent to the server, by the mode that chose it.",
+    servers.map((s) => [{ server: s.id, mode }, s.requests] as const),
   );
-  family(
-    "server_failures_total",
-    "counter",
-    "Failures charged to the server.",
-    per((s) => s.failures),
+  e.counter("server_failures_total", "Failures charged to the server.", per((s) => s.failures));
+  e.histogram(
+    "upstream_latency_seconds",
+    "Time to the response head of requests forwarded to a server (probes excluded).",
+    servers.map((s) => [{ server: s.id }, s.headSeconds] as const),
   );
-  family("requests_total", "counter", "Requests by how they were handled.", [
-    ['{outcome="cdn"}', counters.cdn],
-    ['{outcome="cdn_retried"}', counters.retried],
-    ['{outcome="cdn_failed"}', counters.failed],
-    ['{outcome="direct"}', counters.direct],
-    ['{outcome="refused"}', counters.refused],
+  e.counter("requests_total", "Requests by how they were handled.", [
+    [{ outcome: "cdn" }, counters.cdn],
+    [{ outcome: "cdn_retried" }, counters.retried],
+    [{ outcome: "cdn_failed" }, counters.failed],
+    [{ outcome: "direct" }, counters.direct],
+    [{ outcome: "refused" }, counters.refused],
   ]);
-  family("upstream_connects_total", "counter", "Server connections opened (probes included).", [[
-    "",
+  e.counter(
+    "upstream_connects_total",
+    "Server connections opened (probes included).",
     upstream.connects,
-  ]]);
-  family("upstream_reused_total", "counter", "Requests sent on a kept-alive server connection.", [[
-    "",
+  );
+  e.counter(
+    "upstream_reused_total",
+    "Requests sent on a kept-alive server connection.",
     upstream.reused,
-  ]]);
-  return out.join("\n") + "\n" + more;
+  );
 }

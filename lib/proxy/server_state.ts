@@ -13,6 +13,7 @@
  */
 
 import { PeakEwma } from "./peak_ewma.ts";
+import { Histogram } from "../common/prometheus.ts";
 
 /** Failures in a row (other than connect and probe failures) that eject a server. */
 export const CONSECUTIVE_FAILURES = 3;
@@ -47,6 +48,8 @@ export class ServerState {
   readonly latency: PeakEwma;
   /** TCP connect time (Peak-EWMA of the probes' connects), ms. */
   readonly connect: PeakEwma;
+  /** Time to response head of forwarded requests (not probes), seconds. */
+  readonly headSeconds = new Histogram();
   outstanding = 0;
   requests = 0;
   failures = 0;

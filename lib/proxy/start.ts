@@ -7,7 +7,7 @@
  */
 
 import { isLoopback, parseIp } from "../common/ip.ts";
-import { type LimitedServer, listenerMetrics, serveLimited } from "../common/http_server.ts";
+import { type LimitedServer, serveLimited, writeListenerMetrics } from "../common/http_server.ts";
 import { listenError, StartError } from "../common/cli.ts";
 import type { ProxyConfig } from "./config.ts";
 import { createHandler } from "./handler.ts";
@@ -122,8 +122,9 @@ export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<Runni
     priceState: () => prices?.state() ?? null,
     listState: () => ({ node: c.node, ...list.last, agoMs: Math.round(Date.now() - list.last.at) }),
     listenerState: () => server === undefined ? null : { ...server.stats },
-    listenerMetrics: () =>
-      server === undefined ? "" : listenerMetrics("nearcast_proxy", server.stats, server.limits),
+    listenerMetrics: (e) => {
+      if (server !== undefined) writeListenerMetrics(e, server.stats, server.limits);
+    },
     mode: c.mode,
     maxExtraMs: c.maxExtraMs,
     pick: c.pick,

@@ -224,6 +224,17 @@ export class ReplicationNode {
     });
   }
 
+  /** When a peer's digest was first seen to differ from ours, since they last all matched. */
+  #divergedSince: number | null = null;
+
+  /**
+   * Replication lag, seconds: how long some peer's manifest digest has differed from ours (as
+   * heartbeats see it), 0 while every answering peer has the same.
+   */
+  lagSeconds(now = Date.now()): number {
+    return this.#divergedSince === null ? 0 : Math.max(0, now - this.#divergedSince) / 1000;
+  }
+
   /** True once the start-up catch-up is done. */
   get ready(): boolean {
     return this.#catchUp.done;
@@ -508,6 +519,9 @@ export class ReplicationNode {
   async #heartbeatRound(sync: boolean): Promise<{ url: string; id: string }[]> {
     this.#state.checkStore();
     const answered = await this.#beats.round();
+    const differs = answered.some((a) => a.digest !== this.digest());
+    if (!differs) this.#divergedSince = null;
+    else this.#divergedSince ??= Date.now();
     if (sync) {
       for (const a of answered) {
         if (a.digest !== this.digest()) this.#track(this.#sync.sync(a.url, a.id));

@@ -6,6 +6,7 @@
  * | --- | --- |
  * | `GET /replicas` | every replica: state and why, last heartbeat, load, held paths count |
  * | `GET /servers` | the known-servers list (what heartbeat replies carry) |
+ * | `GET /metrics` | Prometheus text format (`metrics.ts`) |
  * | `GET /explain?client=IP[&type=A\|AAAA]` | every replica's score and why the answer was chosen |
  * | `GET /locate/PATH[?client=IP]` | the best live replica that holds PATH |
  * | `POST /register` | a replica registers (admin token with its key, or signed by its admitted key) |
@@ -65,6 +66,8 @@ import {
 } from "../credentials.ts";
 import { Signer } from "../../replication/trust.ts";
 import type { FleetRegistry } from "./registry.ts";
+import { controlMetrics } from "./metrics.ts";
+import type { Exposition } from "../../common/prometheus.ts";
 import type { TlsKeyPair } from "../../tls/listen.ts";
 
 /** Most signed `register` heartbeat replies per second (each costs an Ed25519 signature). */
@@ -89,6 +92,8 @@ export interface ControlOptions {
   limits?: ListenerLimits;
   /** Serve HTTPS only with this certificate (`--cert`/`--key`). */
   tls?: TlsKeyPair;
+  /** Writes the DNS server's figures into `GET /metrics` (`metrics.ts`). */
+  metrics?: (e: Exposition) => void;
   log?: (line: string) => void;
 }
 
@@ -157,6 +162,7 @@ export const CONTROL_ROUTES: readonly ControlRoute[] = [
   { method: "GET", path: "/", pattern: /^\/$/, auth: "open" },
   { method: "GET", path: "/replicas", pattern: /^\/replicas$/, auth: "open" },
   { method: "GET", path: "/servers", pattern: /^\/servers$/, auth: "open" },
+  { method: "GET", path: "/metrics", pattern: /^\/metrics$/, auth: "open" },
   {
     method: "GET",
     path: "/explain?client=IP[&type=A|AAAA]",
@@ -382,6 +388,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       return res;
     }
     if (path === "/" && m === "GET") return json({ routes: ROUTES });
+    if (path === "/metrics") return controlMetrics(o, stats, http);
     if (path === "/replicas" && m === "GET") {
       return json({
         policy: policy.mode,

@@ -19,6 +19,7 @@ import type { PriceSource } from "../../dns/price_term.ts";
 import { ReplicaSet, replicasFromConfig } from "../../dns/steering.ts";
 import { type ControlServer, startControl } from "./control.ts";
 import { FleetDb } from "./db.ts";
+import { writeDnsMetrics } from "./metrics.ts";
 import { FleetMonitor } from "./monitor.ts";
 import { FleetRegistry } from "./registry.ts";
 import { RttCache } from "./rtt.ts";
@@ -152,6 +153,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       adminToken: o.adminToken,
       limits: o.controlLimits,
       tls: o.controlTls,
+      metrics: (e) => writeDnsMetrics(e, { dns: dns!, registry, policy, monitor }),
       log,
     });
   } catch (e) {

@@ -10,6 +10,10 @@ import { MAC_HEADER, sealValid, sessionHeaders } from "../protocol.ts";
 import type { FleetRegistry } from "./registry.ts";
 import type { RttCache } from "./rtt.ts";
 import { describeFetchError, peerFetch } from "../../tls/client.ts";
+import { Histogram } from "../../common/prometheus.ts";
+
+/** Bounds of the RTT histogram, seconds (1 ms to 1 s). */
+export const RTT_BUCKETS_SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1];
 
 /** How often the registry is asked which checks are due: bounds failure detection latency. */
 export const TICK_MS = 100;
@@ -69,6 +73,8 @@ export function median(xs: number[]): number {
 
 /** See the module doc. */
 export class FleetMonitor {
+  /** Medians of the RTT measurements replicas reported, seconds. */
+  readonly rttSeconds = new Histogram(RTT_BUCKETS_SECONDS);
   readonly stats: MonitorStats = {
     checks: 0,
     checkFailures: 0,
@@ -200,7 +206,9 @@ export class FleetMonitor {
       if (res.status !== 200 || samples.length === 0) {
         throw new Error(`HTTP ${res.status}: ${JSON.stringify(body).slice(0, 200)}`);
       }
-      if (this.#registry.get(id) === e) this.#rtt.record(subnet, id, median(samples));
+      const ms = median(samples);
+      this.rttSeconds.observe(ms / 1000);
+      if (this.#registry.get(id) === e) this.#rtt.record(subnet, id, ms);
     } catch (err) {
       this.stats.probeFailures++;
       if (!this.#ac.signal.aborted) {
