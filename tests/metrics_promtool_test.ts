@@ -96,6 +96,7 @@ Deno.test({
           "nearcast_dns_measurements_total",
           "nearcast_dns_rtt_seconds",
           "nearcast_dns_heartbeats_total",
+          "nearcast_dns_rrl_responses_total",
           "process_resident_memory_bytes",
         ]);
         match(d, /^nearcast_dns_questions_total\{type="A"\} [1-9]/m);
