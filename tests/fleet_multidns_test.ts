@@ -4,7 +4,7 @@
  * replica alive and heartbeated; the killed one, restarted without its data, gets the replica
  * back by a new registration. Probe requests from both servers for one subnet cost one probe
  * (the replica shares its recent result); the Prober's sharing rules are unit-tested with a fake
- * clock.
+ * clock. A `--tls` replica announces to an `https://` control API and a plain one at once.
  */
 import assert from "node:assert/strict";
 import {
@@ -20,6 +20,8 @@ import { parseIp } from "../lib/common/ip.ts";
 import { MAX_SHARE_MS, Prober } from "../lib/fleet/replica/probe.ts";
 import { readPin, writePin } from "../lib/fleet/credentials.ts";
 import { newKey } from "../lib/replication/trust.ts";
+import { caFetch, makeCerts, tlsArgs } from "./_tls_cluster.ts";
+import { withTempDir } from "./_upload_cluster.ts";
 
 const ZONE = "cdn.test";
 const TOKEN = "multidns-test-token";
@@ -197,4 +199,56 @@ Deno.test("fleet: the pin file keeps every DNS server's key; one pin keeps the o
   } finally {
     Deno.removeSync(file);
   }
+});
+
+Deno.test({
+  name: "fleet: a --tls replica announces to an https:// control API and a plain one at once",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    await withTempDir(async (dir) => {
+      const R = "127.0.0.62";
+      await makeCerts(["--out", `${dir}/c`, "--nodes", `t2=${R},dns=127.0.0.1`]);
+      const common = ["-n", ZONE, "--admin-token", TOKEN, "--probe-port", "9"];
+      const ca = ["--ca", `${dir}/c/ca.pem`]; // health checks of a --tls replica over HTTPS
+      const cert = ["--cert", `${dir}/c/dns.pem`, "--key", `${dir}/c/dns-key.pem`];
+      const a = await startDns([...common, ...ca, ...cert]); // control API over HTTPS
+      const b = await startDns([...common, ...ca]); // control API over plain HTTP
+      const replica = startReplica([
+        "--host",
+        R,
+        "--id",
+        "t2",
+        "--announce",
+        `https://127.0.0.1:${a.control}`,
+        "--announce",
+        `127.0.0.1:${b.control}`,
+        "--admin-token",
+        TOKEN,
+        ...tlsArgs(`${dir}/c`, "t2"),
+      ]);
+      const out = () => a.output() + b.output() + replica.output();
+      try {
+        const viaTls = caFetch(`${dir}/c/ca.pem`);
+        await waitFor(
+          "t2 alive at both",
+          async () => {
+            const rowA = ((await (await viaTls(`https://127.0.0.1:${a.control}/replicas`)).json())
+              .replicas as Row[]).find((r) => r.id === "t2");
+            const rowB = await row(b, "t2");
+            return rowA?.state === "alive" && rowB?.state === "alive" ? true : undefined;
+          },
+          30_000,
+          100,
+          out,
+        );
+        assert.equal(await resolveA(a.port, ZONE), R);
+        assert.equal(await resolveA(b.port, ZONE), R);
+      } finally {
+        await replica.stop();
+        await a.stop();
+        await b.stop();
+      }
+    });
+  },
 });
