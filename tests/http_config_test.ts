@@ -4,7 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { UsageError } from "../lib/common/cli.ts";
-import { type HttpConfig, parseHttpConfig, parseOrigin, replicaId } from "../lib/http/config.ts";
+import {
+  type HttpConfig,
+  httpUsage,
+  parseHttpConfig,
+  parseOrigin,
+  replicaId,
+} from "../lib/http/config.ts";
 
 function parse(argv: string[], env: Record<string, string> = {}): HttpConfig {
   const c = parseHttpConfig(argv, env);
@@ -90,6 +96,11 @@ Deno.test("http config: --announce repeated or comma-separated names several DNS
   const c = parse(["-o", "o", "--announce", "127.0.0.1:5380,127.0.0.2:5380", "--announce", "h:1"]);
   assert.deepEqual(c.fleet!.announce, ["127.0.0.1:5380", "127.0.0.2:5380", "h:1"]);
   assert.equal(parse(["-o", "o"]).fleet, null);
+  // The deploy scripts read "repeat" in --announce's help, up to the next line starting with "-".
+  const lines = httpUsage().split("\n");
+  const at = lines.findIndex((l) => l.includes("--announce"));
+  const end = lines.findIndex((l, i) => i > at && /^ *-/.test(l));
+  assert.match(lines.slice(at, end).join(" "), /repeat/i);
 });
 
 Deno.test("http config: admin token from the flag or the environment", () => {

@@ -181,10 +181,10 @@ export const HTTP_FLAGS = {
     type: "string",
     multiple: true,
     arg: "HOST:PORT",
-    help: "DNS control API to register with and heartbeat to (live fleet); " +
-      "https://HOST:PORT for one served with --cert (verified against --ca). Repeat it, or " +
-      "give a comma-separated list, to announce to several DNS servers (each keeps its own " +
-      "registry).",
+    // "Repeat" comes first: scripts/_cdn_remote.sh reads it from --help up to the next flag.
+    help: "DNS control API to register with and heartbeat to (live fleet). Repeat it, or give " +
+      "a comma-separated list, to announce to several DNS servers (each keeps its own " +
+      "registry). https://HOST:PORT for one served with --cert (verified against --ca).",
   },
   lat: {
     type: "string",
