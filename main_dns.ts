@@ -57,6 +57,7 @@ async function main(): Promise<void> {
     codec: a.codec,
     io: a.io,
     rrl: a.rrl,
+    tcpPerClient: a.tcpPerClient,
     controlPort: a.controlPort,
     controlLimits: { ...a.controlLimits, maxConns: shares.control },
     data: a.dataDir ?? ":memory:",

@@ -28,6 +28,7 @@ import {
 } from "./policy.ts";
 import { CODECS, IO_MODES } from "./server.ts";
 import { type Cidr, parseCidr } from "../common/ip.ts";
+import { DEFAULT_TCP_PER_CLIENT } from "./tcp.ts";
 import {
   DEFAULT_RRL_RATE,
   DEFAULT_RRL_SLIP,
@@ -95,6 +96,11 @@ export const DNS_FLAGS = {
     multiple: true,
     arg: "CIDR",
     help: "Never rate-limit clients in CIDR (repeatable), e.g. 10.0.0.0/8. Default none.",
+  },
+  "tcp-per-client": {
+    type: "string",
+    arg: "N",
+    help: `Most DNS-over-TCP connections per client address. Default ${DEFAULT_TCP_PER_CLIENT}.`,
   },
   control: {
     type: "string",
@@ -236,6 +242,8 @@ export interface DnsFlagsConfig {
   io: (typeof IO_MODES)[number];
   /** UDP response rate limiting; a rate of 0: off. */
   rrl: RrlOptions & { exempt: Cidr[] };
+  /** Most TCP connections per client address. */
+  tcpPerClient: number;
   /** Null: no control API (`--control off`). */
   controlPort: number | null;
   /** Limits of the control API's listener (lib/common/http_server.ts). */
@@ -329,6 +337,7 @@ export function parseDnsFlags(
         }
       }),
     },
+    tcpPerClient: f.int("tcp-per-client", DEFAULT_TCP_PER_CLIENT, 1),
     controlPort: f.string("control") === "off"
       ? null
       : f.port("control", port === 0 ? 0 : DEFAULT_CONTROL_PORT),

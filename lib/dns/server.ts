@@ -69,6 +69,8 @@ export interface DnsServerOptions {
    * default is 200/s, `lib/dns/flags.ts`).
    */
   rrl?: RrlOptions;
+  /** Most TCP connections per client address (default 16, `tcp.ts`). */
+  tcpPerClient?: number;
 }
 
 /** A running server. */
@@ -164,6 +166,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
       slot: tcpSlot,
       idleTimeoutMs: config.tcp.idleTimeoutMs,
       maxConnections: config.tcp.maxConnections,
+      perClient: opts.tcpPerClient,
       clients,
       onError: opts.onError,
     });

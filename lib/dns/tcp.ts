@@ -2,7 +2,13 @@
  * DNS over TCP (RFC 7766): each message has a 2-octet length prefix (RFC 1035 §4.2.2); a
  * connection carries any number of queries, pipelined ones are answered in order, reads may
  * end anywhere in a message, a connection with no complete query for the idle timeout is
- * closed, and connections beyond the cap are closed at once.
+ * closed, and connections beyond the caps are closed at once.
+ *
+ * Two limits keep idle connections from locking clients out: each client address may hold at
+ * most `perClient` connections, and connections that have not yet sent a complete query may take
+ * at most the slots left after a reserved share ({@link RESERVED_SHARE}) of `maxConnections`;
+ * when they reach that share, or the table is full, the oldest of them is closed to let the new
+ * one in. Connections that have sent a query are never evicted for a newcomer.
  *
  * The handler is synchronous, so one packet slot in codec memory serves every connection: a
  * query is copied in, answered in place, and the response copied out before the next one.
@@ -23,6 +29,11 @@ export const MAX_ACCEPT_BACKOFF_MS = 1_000;
 /** Failed accepts are reported (`onError`) at most once per this interval. */
 export const ACCEPT_ERROR_REPORT_MS = 5_000;
 
+/** Default most connections per client address. */
+export const DEFAULT_TCP_PER_CLIENT = 16;
+/** Share of `maxConnections` kept for connections that have sent a complete query. */
+export const RESERVED_SHARE = 0.25;
+
 /** Options of {@link serveTcp}. */
 export interface TcpOptions {
   hostname: string;
@@ -32,6 +43,8 @@ export interface TcpOptions {
   slot: number;
   idleTimeoutMs: number;
   maxConnections: number;
+  /** Most connections per client address (default {@link DEFAULT_TCP_PER_CLIENT}). */
+  perClient?: number;
   clients?: ClientCache;
   /** Called with connection errors (after counting them). */
   onError?: (error: unknown) => void;
@@ -40,8 +53,12 @@ export interface TcpOptions {
 /** Connection-level counts of a TCP server. */
 export interface TcpStats {
   accepted: number;
-  /** Closed at once because `maxConnections` were open. */
+  /** Closed at once: `maxConnections` open, all of them having sent a query. */
   rejected: number;
+  /** Closed at once because their address already held `perClient` connections. */
+  perClientRejected: number;
+  /** Closed, before sending a complete query, to make room for a newer connection. */
+  evicted: number;
   /** Closed by the idle timeout. */
   idleClosed: number;
   /** Connections open now. */
@@ -79,12 +96,23 @@ export function serveTcp(opts: TcpOptions): TcpServer {
   const stats: TcpStats = {
     accepted: 0,
     rejected: 0,
+    perClientRejected: 0,
+    evicted: 0,
     idleClosed: 0,
     open: 0,
     errors: 0,
     acceptErrors: 0,
   };
+  const perClient = opts.perClient ?? DEFAULT_TCP_PER_CLIENT;
+  const freshCap = Math.max(
+    1,
+    opts.maxConnections - Math.floor(opts.maxConnections * RESERVED_SHARE),
+  );
   const conns = new Set<Deno.Conn>();
+  /** Connections with no complete query yet, oldest first. */
+  const fresh = new Set<Deno.Conn>();
+  /** Open connections per client address. */
+  const byClient = new Map<string, number>();
   const tasks = new Set<Promise<void>>();
   let closed = false;
 
@@ -119,8 +147,37 @@ export function serveTcp(opts: TcpOptions): TcpServer {
     return off;
   }
 
-  async function serveConn(conn: Deno.Conn): Promise<void> {
-    const client = clients.get((conn.remoteAddr as Deno.NetAddr).hostname);
+  /** Forgets `conn` in every table (once: eviction and the connection's end both call it). */
+  function release(conn: Deno.Conn, host: string): void {
+    if (!conns.delete(conn)) return;
+    fresh.delete(conn);
+    const n = (byClient.get(host) ?? 1) - 1;
+    if (n === 0) byClient.delete(host);
+    else byClient.set(host, n);
+    stats.open--;
+  }
+
+  /** Whether `conn` from `host` may be served; evicts the oldest fresh connection if needed. */
+  function admit(host: string): boolean {
+    if ((byClient.get(host) ?? 0) >= perClient) {
+      stats.perClientRejected++;
+      return false;
+    }
+    if (conns.size >= opts.maxConnections || fresh.size >= freshCap) {
+      const oldest = fresh.values().next().value;
+      if (oldest === undefined) {
+        stats.rejected++;
+        return false;
+      }
+      stats.evicted++;
+      release(oldest, (oldest.remoteAddr as Deno.NetAddr).hostname);
+      closeQuietly(oldest);
+    }
+    return true;
+  }
+
+  async function serveConn(conn: Deno.Conn, host: string): Promise<void> {
+    const client = clients.get(host);
     let buf = new Uint8Array(INITIAL_READ_BUFFER);
     let have = 0;
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -150,6 +207,7 @@ export function serveTcp(opts: TcpOptions): TcpServer {
           buf.copyWithin(0, used, have);
           have -= used;
           arm(); // idle time counts from the last complete query
+          fresh.delete(conn);
         }
         for (const frame of out) await writeAll(conn, frame);
       }
@@ -164,8 +222,7 @@ export function serveTcp(opts: TcpOptions): TcpServer {
       }
     } finally {
       clearTimeout(timer);
-      conns.delete(conn);
-      stats.open--;
+      release(conn, host);
       closeQuietly(conn);
     }
   }
@@ -194,14 +251,16 @@ export function serveTcp(opts: TcpOptions): TcpServer {
       }
       backoff = 0;
       stats.accepted++;
-      if (conns.size >= opts.maxConnections) {
-        stats.rejected++;
+      const host = (conn.remoteAddr as Deno.NetAddr).hostname;
+      if (!admit(host)) {
         closeQuietly(conn);
         continue;
       }
       conns.add(conn);
+      fresh.add(conn);
+      byClient.set(host, (byClient.get(host) ?? 0) + 1);
       stats.open++;
-      const task = serveConn(conn);
+      const task = serveConn(conn, host);
       tasks.add(task);
       task.finally(() => tasks.delete(task));
     }

@@ -58,6 +58,8 @@ export interface FleetDnsOptions {
   intervalMs?: number;
   /** UDP response rate limiting (absent: none). */
   rrl?: RrlOptions;
+  /** Most DNS-over-TCP connections per client address (default 16). */
+  tcpPerClient?: number;
   onError?: (e: unknown) => void;
   log?: (line: string) => void;
 }
@@ -141,6 +143,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       policy,
       replicas: set,
       rrl: o.rrl,
+      tcpPerClient: o.tcpPerClient,
       onError: o.onError,
     });
     control = o.controlPort === null ? null : await startControl({
