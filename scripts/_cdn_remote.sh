@@ -123,11 +123,19 @@ start_dns() {
     --control "$CPORT" --data "$A/data/dns"
 }
 
+# announce_help: the --help text of --announce (its line and its continuation lines, which are
+# indented further than the next flag's line).
+announce_help() {
+  awk '/--announce/ && !f { f = 1; print; next }
+       f && match($0, /^ *-/) && RLENGTH < 10 { exit }
+       f { print }'
+}
+
 start_replica() {
   # ANNOUNCE: every DNS server's HOST:PORT, space-separated. A release whose --help does not say
   # --announce may be repeated announces to the first one only.
   set -- -p "$PORT" --host "$ADDR" -o "$ORIGIN" --data "$A/data/http"
-  if "$R/bin/httpserver" --help 2>&1 | awk '/--announce/ { f = 1; print; next } f && /^ *-/ { f = 0 } f' |
+  if "$R/bin/httpserver" --help 2>&1 | announce_help |
     grep -qi 'repeat'; then
     for a in $ANNOUNCE; do set -- "$@" --announce "$a"; done
   else

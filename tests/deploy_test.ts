@@ -1,10 +1,9 @@
 /**
  * scripts/deployCDN.sh, runCDN.sh and stopCDN.sh against real OpenSSH servers: one network
  * namespace per host (dpl-h1 two DNS servers on two addresses, dpl-h2 and dpl-h3 replicas), each
- * with its own sshd
- * (test-only config, generated keys), bridged to an operator namespace (dpl-op) that holds the
+ * with its own sshd (test-only config, generated keys), bridged to an operator namespace (dpl-op) that holds the
  * origin and runs the scripts as an operator would. Needs root, sshd, ip, dig and curl; reuses
- * dist/'s release when it is there (else builds it).
+ * dist/'s release when it is there (else builds it), or env NEARCAST_TEST_RELEASE.
  */
 import assert from "node:assert/strict";
 import { parseFleet } from "../scripts/fleet_file.ts";
@@ -73,7 +72,10 @@ async function waitFor<T>(what: string, ms: number, f: () => Promise<T | null>):
   }
 }
 
+/** The release: env NEARCAST_TEST_RELEASE, else dist/'s (built when missing). */
 async function release(): Promise<string> {
+  const given = Deno.env.get("NEARCAST_TEST_RELEASE");
+  if (given) return given;
   const path = `${ROOT}dist/${releaseName()}.tar.gz`;
   try {
     await Deno.stat(path);
@@ -323,6 +325,7 @@ Deno.test({
       // (else to the first only: the second then answers nothing).
       const help = await inNs(OP, `${work}/h2/${releaseName()}/bin/httpserver`, "--help");
       const toAll = /--announce[\s\S]*repeat/i.test(help.out.split(/\n\s+--lat/)[0]);
+      phase(`replicas announce to every DNS server: ${toAll}`);
       if (toAll) {
         await waitFor(
           "an answer from the second DNS server",
@@ -452,6 +455,17 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
         show(r),
       );
       phase("done");
+    } catch (e) {
+      // The end of every process's log, to tell why.
+      for (const h of ["h1", "h1b", "h2", "h3"]) {
+        for (const k of ["dnsserver", "httpserver"]) {
+          const log = await Deno.readTextFile(`${work}/${h}/logs/${k}.log`).catch(() => null);
+          if (log !== null) {
+            console.error(`--- ${h} ${k}.log\n${log.split("\n").slice(-15).join("\n")}`);
+          }
+        }
+      }
+      throw e;
     } finally {
       for (const c of children) {
         try {
