@@ -100,6 +100,14 @@ Deno.test({
       assert.equal(await resolveA(a.port, ZONE, OTHER_CLIENT), R1);
       await measured(a, OTHER_CLIENT);
       assert.deepEqual((await fleet()).probes, { probes: 2, shared: 1 });
+      const metrics = await (await fetch(`http://${R1}:${rport}/_cdn/metrics`)).text();
+      for (
+        const line of [
+          'nearcast_http_fleet_probes_total{result="probed"} 2',
+          'nearcast_http_fleet_probes_total{result="shared"} 1',
+          `nearcast_http_fleet_registered{dns="127.0.0.1:${b.control}"} 1`,
+        ]
+      ) assert.ok(metrics.includes(line), `${line} in\n${metrics}`);
 
       // kill -9 B: A keeps answering r1, which keeps heartbeating A.
       await b.stop("SIGKILL");

@@ -16,6 +16,7 @@ import type { CacheIndex } from "../cache/types.ts";
 import { createWasmLfru } from "../cache/wasm_lfru.ts";
 import { checkHttpUrl, listenError, StartError } from "../common/cli.ts";
 import { ReplicaFleet } from "../fleet/replica/fleet.ts";
+import { writeFleetMetrics } from "../fleet/replica/metrics.ts";
 import { heldPaths } from "../fleet/replica/flags.ts";
 import { MAX_HELD_PATHS } from "../fleet/protocol.ts";
 import { ReplicationDb } from "../replication/db.ts";
@@ -190,6 +191,7 @@ export async function startReplicaProcess(
     moreMetrics: (e) => {
       writeListenerMetrics(e, server.stats, server.limits);
       if (node !== null) writeReplicationMetrics(e, node);
+      if (agent !== null) writeFleetMetrics(e, agent);
     },
   });
   if (store !== null && db !== null) {
