@@ -300,6 +300,10 @@ Deno.test({
       r = await ops("runCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
       assert.equal(r.out.match(/started \(pid \d+\), healthy/g)?.length, 4, show(r));
+      // A second run leaves the running processes alone.
+      r = await ops("runCDN.sh", ...common);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(r.out.match(/already running \(pid \d+\), left as it is/g)?.length, 4, show(r));
       r = await ops("statusCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
       assert.equal(r.out.match(/running \(pid \d+\), healthy/g)?.length, 4, show(r));
