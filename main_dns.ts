@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
 import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dns/config.ts";
 import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
@@ -13,9 +14,11 @@ import { trustCa } from "./lib/tls/client.ts";
 import { loadCa, loadKeyPair } from "./lib/tls/files.ts";
 
 async function main(): Promise<void> {
-  const a = parseDnsFlags(Deno.args, Deno.env.toObject());
+  const { format, rest } = takeLogFlag(Deno.args);
+  const logger = new Logger({ process: "dns", format });
+  const a = parseDnsFlags(rest, Deno.env.toObject());
   if (a === "help") {
-    console.log(dnsUsage());
+    console.log(`${dnsUsage()}\n${LOG_USAGE}`);
     return;
   }
   let config: DnsConfig;
@@ -37,16 +40,16 @@ async function main(): Promise<void> {
     throw new StartError((e as Error).message);
   }
   const shares = shareConnections(config.tcp.maxConnections, a.controlLimits.maxConns);
-  if (shares.note !== null) console.log(shares.note);
+  if (shares.note !== null) logger.line(shares.note);
   config.tcp.maxConnections = shares.tcp;
   // Prices never hold the server up: with the pricing service down it starts without them,
   // and the feed keeps trying in the background (README, Steering).
   const prices = a.priceUrl === null
     ? null
-    : new PriceFeed(a.priceUrl, { log: (line) => console.log(`dns: ${line}`) });
+    : new PriceFeed(a.priceUrl, { log: (line) => logger.line(`dns: ${line}`) });
   await prices?.start().then(
-    () => console.log(`dns: prices from ${a.priceUrl} (version ${prices.version})`),
-    (e) => console.log(`dns: ${e.message}; going on without prices, retrying`),
+    () => logger.line(`dns: prices from ${a.priceUrl} (version ${prices.version})`),
+    (e) => logger.line(`dns: ${e.message}; going on without prices, retrying`),
   );
   let logged = 0;
   const fleet = await startFleetDns({
@@ -74,8 +77,10 @@ async function main(): Promise<void> {
     replicaScheme: a.caFile === null ? "http" : "https",
     controlTls,
     // Log the first errors, then one in a thousand: a flood must not become a log flood.
-    onError: (e) => (logged++ < 10 || logged % 1000 === 0) && console.error(`dns error:`, e),
-    log: (line) => console.log(line),
+    onError: (e) =>
+      (logged++ < 10 || logged % 1000 === 0) &&
+      logger.error(`dns error: ${(e as Error)?.stack ?? String(e)}`),
+    log: logger.line,
   }).catch((e) => {
     if (!(e instanceof FleetListenError)) throw e;
     const flags = e.socket === "dns"
@@ -84,14 +89,14 @@ async function main(): Promise<void> {
     throw listenError(e.cause, flags, DNS_EXIT.listen);
   });
   const server = fleet.dns;
-  console.log(
+  logger.line(
     `dns: serving ${a.name} on ${a.host} port ${server.port} (udp+tcp, codec ${a.codec}, ` +
       `io ${a.io}, ${config.replicas.length} replicas, ` +
       (a.rrl.rate > 0 ? `rrl ${a.rrl.rate}/s slip ${a.rrl.slip})` : "rrl off)"),
   );
   const shown = a.host.includes(":") ? `[${a.host}]` : a.host;
   const registry = a.dataDir ? `${a.dataDir}/fleet.sqlite` : "in memory";
-  console.log(
+  logger.line(
     fleet.control === null
       ? `dns: no control API (--control off): static replicas only, policy ${a.policy}`
       : `dns: control API on ${
@@ -104,13 +109,13 @@ async function main(): Promise<void> {
     Deno.addSignalListener(signal, async () => {
       prices?.close();
       await fleet.close();
-      console.log(`dns: stopped ${JSON.stringify(server.stats())} (${signal})`);
+      logger.line(`dns: stopped ${JSON.stringify(server.stats())} (${signal})`);
       Deno.exit(0);
     });
   }
   // No config reload yet: a hang-up (closed terminal, `kill -HUP`) must not stop the server.
   Deno.addSignalListener("SIGHUP", () => {
-    console.log("dns: SIGHUP ignored (no config reload yet; restart to apply a new --config)");
+    logger.line("dns: SIGHUP ignored (no config reload yet; restart to apply a new --config)");
   });
 }
 

@@ -7,22 +7,25 @@
  *
  * @module
  */
+import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
 import { runMain } from "./lib/common/cli.ts";
 import { applyV8Flags } from "./lib/common/v8_heap.ts";
 import { httpUsage, parseHttpConfig, REPLICA_HEAP_FLAGS } from "./lib/http/config.ts";
 
 async function main(): Promise<void> {
-  const config = parseHttpConfig(Deno.args, Deno.env.toObject());
+  const { format, rest } = takeLogFlag(Deno.args);
+  const logger = new Logger({ process: "http", format });
+  const config = parseHttpConfig(rest, Deno.env.toObject());
   if (config === "help") {
-    console.log(httpUsage());
+    console.log(`${httpUsage()}\n${LOG_USAGE}`);
     return;
   }
   if (config.heap === "compact") {
     const heap = applyV8Flags(REPLICA_HEAP_FLAGS);
-    if (!heap.applied) console.log(`http: --heap compact not applied: ${heap.reason}`);
+    if (!heap.applied) logger.line(`http: --heap compact not applied: ${heap.reason}`);
   }
   const { startReplicaProcess } = await import("./lib/http/start.ts");
-  const replica = await startReplicaProcess(config, (line) => console.log(line));
+  const replica = await startReplicaProcess(config, logger.line);
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, async () => {
       await replica.shutdown(signal);
@@ -34,8 +37,8 @@ async function main(): Promise<void> {
   Deno.addSignalListener("SIGHUP", async () => {
     // `--tls --cert`: re-read the certificate files (rotated by the operator); nothing else.
     const reloaded = replica.reloadCertificate();
-    if (reloaded !== null) return console.log(await reloaded);
-    console.log("http: SIGHUP ignored (no config reload yet; restart to apply new flags)");
+    if (reloaded !== null) return logger.line(await reloaded);
+    logger.line("http: SIGHUP ignored (no config reload yet; restart to apply new flags)");
   });
 }
 

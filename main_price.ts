@@ -5,15 +5,18 @@
  *
  * @module
  */
+import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
 import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, loadConfig, type PriceConfig } from "./lib/price/config.ts";
 import { parsePriceFlags, PRICE_EXIT, priceUsage } from "./lib/price/flags.ts";
 import { startPriceService, StoreError } from "./lib/price/server.ts";
 
 async function main(): Promise<void> {
-  const a = parsePriceFlags(Deno.args, Deno.env.toObject());
+  const { format, rest } = takeLogFlag(Deno.args);
+  const logger = new Logger({ process: "price", format });
+  const a = parsePriceFlags(rest, Deno.env.toObject());
   if (a === "help") {
-    console.log(priceUsage());
+    console.log(`${priceUsage()}\n${LOG_USAGE}`);
     return;
   }
   let config: PriceConfig = { providers: {} };
@@ -33,14 +36,14 @@ async function main(): Promise<void> {
       adminToken: a.adminToken,
       config,
       limits: a.limits,
-      log: (line) => console.log(line),
+      log: logger.line,
     });
   } catch (e) {
     if (e instanceof StoreError) throw new StartError(`--data: ${e.message}`, PRICE_EXIT.config);
     throw listenError(e, `--host ${a.host} --port ${a.port}`, PRICE_EXIT.listen);
   }
   const shown = a.host.includes(":") ? `[${a.host}]` : a.host;
-  console.log(
+  logger.line(
     `price: serving on http://${shown}:${service.port}/ (${service.db.size} providers, ` +
       `version ${service.db.version}, store ${
         a.dataDir ? `${a.dataDir}/price.sqlite` : "in memory"
@@ -51,12 +54,12 @@ async function main(): Promise<void> {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, async () => {
       await service.close();
-      console.log(`price: stopped (${signal})`);
+      logger.line(`price: stopped (${signal})`);
       Deno.exit(PRICE_EXIT.ok);
     });
   }
   Deno.addSignalListener("SIGHUP", () => {
-    console.log("price: SIGHUP ignored (no config reload; restart to apply a new --config)");
+    logger.line("price: SIGHUP ignored (no config reload; restart to apply a new --config)");
   });
 }
 

@@ -6,17 +6,20 @@
  *
  * @module
  */
+import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
 import { runMain } from "./lib/common/cli.ts";
 import { parseProxyConfig, proxyUsage } from "./lib/proxy/config.ts";
 import { startProxy } from "./lib/proxy/start.ts";
 
 async function main(): Promise<void> {
-  const config = parseProxyConfig(Deno.args);
+  const { format, rest } = takeLogFlag(Deno.args);
+  const logger = new Logger({ process: "proxy", format });
+  const config = parseProxyConfig(rest);
   if (config === "help") {
-    console.log(proxyUsage());
+    console.log(`${proxyUsage()}\n${LOG_USAGE}`);
     return;
   }
-  const proxy = await startProxy(config, { log: (line) => console.log(line) });
+  const proxy = await startProxy(config, { log: logger.line });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, async () => {
       await proxy.shutdown();

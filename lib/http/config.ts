@@ -103,6 +103,17 @@ export const HTTP_FLAGS = {
     help: "Close a connection with a request in flight after this long without a byte " +
       "either way. Default 60s.",
   },
+  "access-log": {
+    type: "string",
+    arg: "FILE|-",
+    help: "Append one line per request (cache status, upstream time) to FILE, or - for stdout.",
+  },
+  "access-log-format": {
+    type: "string",
+    arg: "FORMAT",
+    help: "combined (default: Apache/nginx combined, then cache status and upstream seconds)\n" +
+      "or json (one object a line).",
+  },
   preload: {
     type: "string",
     arg: "FILE",
@@ -238,6 +249,9 @@ export interface HttpConfig {
   /** Limits of the listener (lib/common/http_server.ts). */
   limits: Required<ListenerLimits>;
   preloadFile: string | null;
+  /** `--access-log`: a file, `-` for standard output, or null for none. */
+  accessLog: string | null;
+  accessLogFormat: "combined" | "json";
   preloadConcurrency: number;
   dataDir: string | null;
   adminToken: string | null;
@@ -320,6 +334,8 @@ export function parseHttpConfig(
       idleTimeoutMs: f.duration("idle-timeout", DEFAULT_IDLE_TIMEOUT_MS, 1),
     },
     preloadFile: f.string("preload") ?? null,
+    accessLog: f.string("access-log") ?? null,
+    accessLogFormat: f.oneOf("access-log-format", ["combined", "json"] as const, "combined"),
     preloadConcurrency: f.int("preload-concurrency", 8, 1),
     dataDir,
     adminToken: token === "" ? null : token,

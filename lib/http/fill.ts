@@ -42,6 +42,7 @@ import type { Responder } from "./respond.ts";
 import { selectPeers } from "./peer_select.ts";
 import { serveBody } from "./serve_body.ts";
 import { peerFetch } from "../tls/client.ts";
+import { noteUpstream } from "./access_log.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
 
@@ -210,9 +211,11 @@ export function createFiller(o: FillerOptions): Filler {
       metrics.originRequests++;
       res = await fetch(originBase + url, { headers, signal: ac.signal, redirect: "manual" });
       metrics.observeOriginLatency((now() - requestTime) / 1000);
+      noteUpstream(req, (now() - requestTime) / 1000);
     } catch (e) {
       clearTimeout(timer);
       metrics.originErrors++;
+      noteUpstream(req, (now() - requestTime) / 1000);
       const timedOut = ac.signal.aborted;
       const message = timedOut
         ? `origin did not answer within ${originTimeout} ms`

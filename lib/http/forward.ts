@@ -10,6 +10,7 @@ import type { HttpCache } from "./cache.ts";
 import type { Metrics } from "./metrics.ts";
 import { FORWARD_DROPPED, originRequestHeaders, originResponseHeaders } from "./origin.ts";
 import type { Responder } from "./respond.ts";
+import { noteUpstream } from "./access_log.ts";
 
 /** Options of {@link createForwarder}. */
 export interface ForwarderOptions {
@@ -53,9 +54,9 @@ export function createForwarder(
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(new Error("origin timeout")), originTimeout);
     let res: Response;
+    const t0 = now();
     try {
       metrics.originRequests++;
-      const t0 = now();
       res = await fetch(originBase + url, {
         method: req.method,
         headers: originRequestHeaders(req.headers, FORWARD_DROPPED, respond.via),
@@ -64,8 +65,10 @@ export function createForwarder(
         signal: ac.signal,
       });
       metrics.observeOriginLatency((now() - t0) / 1000);
+      noteUpstream(req, (now() - t0) / 1000);
     } catch (e) {
       metrics.originErrors++;
+      noteUpstream(req, (now() - t0) / 1000);
       const timedOut = ac.signal.aborted;
       return respond.text(
         timedOut ? 504 : 502,

@@ -26,6 +26,7 @@ import type { ObjectStore } from "../store/types.ts";
 import { openStore } from "../store/sqlite_store.ts";
 import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
 import { preload } from "./preload.ts";
+import { openAccessLog, withAccessLog } from "./access_log.ts";
 import { applyPurge } from "./purge.ts";
 import { createReplica, type Replica, serveReplica } from "./replica.ts";
 import { describe as describeCert, type NodeTls, prepareNodeTls } from "../tls/node_tls.ts";
@@ -134,12 +135,16 @@ export async function startReplicaProcess(
   let agent: ReplicaFleet | null = null;
   let node: ReplicationNode | null = null;
   let server: LimitedServer;
+  const accessLog = c.accessLog === null ? null : openAccessLog(c.accessLog);
   try {
     const images = c.images === "off" ? null : new ImageLayer({ mode: c.images });
-    const handler = (req: Request, info?: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-      images && info
-        ? images.handle(req, info.remoteAddr.hostname, (r) => replica!.handler(r))
-        : replica!.handler(req);
+    const handler = withAccessLog(
+      (req, info) =>
+        images && info
+          ? images.handle(req, info.remoteAddr.hostname, (r) => replica!.handler(r))
+          : replica!.handler(req),
+      { access: accessLog?.write ?? null, format: c.accessLogFormat, log },
+    );
     server = serveReplica({ handler } as Replica, {
       ...c.limits,
       port: c.port,
@@ -283,6 +288,7 @@ export async function startReplicaProcess(
         await Promise.all([server.shutdown(), agent?.deregister()]);
         await node?.close();
         await r.close();
+        accessLog?.close();
         log("http: stopped");
       })();
       return stopping;

@@ -1,0 +1,121 @@
+/**
+ * The replica's access log (`--access-log FILE|-`, `--access-log-format combined|json`) and
+ * its log of origin failures: every 502 and 504 answer is logged with its cause (the answer's
+ * message), with or without an access log.
+ *
+ * Combined lines are Apache's and nginx's combined format followed by the cache status
+ * (`X-Cache`: HIT, MISS, STALE...; `-` for none) and the origin's time to response headers in
+ * seconds (`-` when the request did not reach the origin). The bytes field is the answer's
+ * `Content-Length` (`-` when it streams without one). JSON lines carry the same as fields.
+ *
+ * @module
+ */
+
+/** What the origin time of a request is recorded against (the client's request). */
+const upstreamSeconds = new WeakMap<Request, number>();
+
+/** Records that answering `req` took `seconds` at the origin (time to response headers). */
+export function noteUpstream(req: Request, seconds: number): void {
+  upstreamSeconds.set(req, seconds);
+}
+
+/** A request handler of the listener. */
+export type AccessHandler = (
+  req: Request,
+  info?: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
+
+/** Options of {@link withAccessLog}. */
+export interface AccessLogOptions {
+  /** Where access lines go, or null for no access log. */
+  access: ((line: string) => void) | null;
+  format: "combined" | "json";
+  /** The process's log (origin failures). */
+  log: (line: string) => void;
+  now?: () => Date;
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+const pad = (n: number) => String(n).padStart(2, "0");
+
+/** `[03/Dec/2026:20:03:11 +0000]`'s inside, in UTC. */
+export function clfTime(d: Date): string {
+  return `${pad(d.getUTCDate())}/${MONTHS[d.getUTCMonth()]}/${d.getUTCFullYear()}:` +
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
+}
+
+/** A header value quoted for a combined line (`"` and `\` escaped, controls dropped). */
+function quoted(v: string | null): string {
+  if (v === null || v === "") return '"-"';
+  // deno-lint-ignore no-control-regex
+  return `"${v.replace(/[\x00-\x1f\x7f]/g, "").replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** Wraps `handler`: logs each answer (when asked) and every 502/504 with its cause. */
+export function withAccessLog(handler: AccessHandler, o: AccessLogOptions): AccessHandler {
+  const now = o.now ?? (() => new Date());
+  return async (req, info) => {
+    const start = performance.now();
+    const res = await handler(req, info);
+    const url = new URL(req.url);
+    const target = url.pathname + url.search;
+    if (res.status === 502 || res.status === 504) {
+      const body = await res.clone().text().catch(() => "");
+      const cause = body.replace(/^\d{3}: /, "").trim().slice(0, 500) || "(no message)";
+      o.log(`http: ${res.status} ${req.method} ${target}: ${cause}`);
+    }
+    if (o.access === null) return res;
+    const upstream = upstreamSeconds.get(req);
+    const fields = {
+      time: now(),
+      remote: info?.remoteAddr.hostname ?? "-",
+      method: req.method,
+      target,
+      status: res.status,
+      bytes: res.headers.get("content-length"),
+      referer: req.headers.get("referer"),
+      userAgent: req.headers.get("user-agent"),
+      cache: res.headers.get("x-cache"),
+      upstream: upstream === undefined ? null : Math.round(upstream * 1e6) / 1e6,
+      duration: Math.round((performance.now() - start) * 1e3) / 1e6,
+    };
+    o.access(
+      o.format === "json"
+        ? JSON.stringify({
+          time: fields.time.toISOString(),
+          remote: fields.remote,
+          method: fields.method,
+          target: fields.target,
+          status: fields.status,
+          bytes: fields.bytes === null ? null : Number(fields.bytes),
+          referer: fields.referer,
+          userAgent: fields.userAgent,
+          cache: fields.cache,
+          upstreamSeconds: fields.upstream,
+          durationSeconds: fields.duration,
+        })
+        : `${fields.remote} - - [${clfTime(fields.time)}] ` +
+          `${quoted(`${req.method} ${target} HTTP/1.1`)} ${fields.status} ${fields.bytes ?? "-"} ` +
+          `${quoted(fields.referer)} ${quoted(fields.userAgent)} ${fields.cache ?? "-"} ` +
+          `${fields.upstream ?? "-"}`,
+    );
+    return res;
+  };
+}
+
+/** A writer of whole lines to `path` (appended, created), or to standard output for `-`. */
+export function openAccessLog(path: string): { write: (line: string) => void; close(): void } {
+  const enc = new TextEncoder();
+  const file = path === "-" ? null : Deno.openSync(path, { append: true, create: true });
+  const out = file ?? Deno.stdout;
+  return {
+    write(line) {
+      const bytes = enc.encode(line + "\n");
+      let off = 0;
+      while (off < bytes.length) off += out.writeSync(bytes.subarray(off));
+    },
+    close() {
+      file?.close();
+    },
+  };
+}
