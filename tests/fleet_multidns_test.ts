@@ -18,6 +18,7 @@ import {
 } from "../lib/fleet/_testing.ts";
 import { parseIp } from "../lib/common/ip.ts";
 import { MAX_SHARE_MS, Prober } from "../lib/fleet/replica/probe.ts";
+import { ReplicaFleet } from "../lib/fleet/replica/fleet.ts";
 import { readPin, writePin } from "../lib/fleet/credentials.ts";
 import { newKey } from "../lib/replication/trust.ts";
 import { caFetch, makeCerts, tlsArgs } from "./_tls_cluster.ts";
@@ -259,4 +260,36 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("fleet: the known servers of several DNS servers merge, alive wins", async () => {
+  const fleetOptions = () => ({
+    announce: ["127.0.0.1:1", "127.0.0.2:1"],
+    id: "me",
+    address: "",
+    port: 1,
+    lat: null,
+    lon: null,
+    provider: "",
+    adminToken: null,
+    load: () => ({ requests: 0, hits: 0, misses: 0, cacheBytes: 0 }),
+  });
+  const fleet = new ReplicaFleet(fleetOptions());
+  const s = (id: string, state: string) => ({
+    id,
+    address: "10.0.0.1",
+    port: 1,
+    state,
+    provider: "",
+  });
+  fleet.agents[0].servers = [s("a", "alive"), s("b", "dead")];
+  fleet.agents[1].servers = [s("b", "alive"), s("c", "pending")];
+  assert.deepEqual(fleet.servers.map((x) => [x.id, x.state]), [
+    ["a", "alive"],
+    ["b", "alive"],
+    ["c", "pending"],
+  ]);
+  assert.equal(fleet.registered, false);
+  assert.throws(() => new ReplicaFleet({ ...fleetOptions(), announce: [] }), /no DNS server/);
+  await fleet.close();
 });
