@@ -62,6 +62,22 @@ failed() {
 }
 
 trap 'echo "interrupted: stopCDN.sh stops what was started" >&2; exit 130' INT TERM
+# Before starting anything: every host answers and holds the release.
+ready_host() {
+  remote probe >"$WORK/probe.$HOSTNUM" || {
+    grep -v '^[A-Z_]*=' "$WORK/probe.$HOSTNUM"
+    return 1
+  }
+  if [ "$(keyval RELEASE "$WORK/probe.$HOSTNUM")" = - ]; then
+    echo "$NAME is not installed in $(keyval DIR "$WORK/probe.$HOSTNUM"): run deployCDN.sh first"
+    return 1
+  fi
+}
+echo "checking $(printf '%s\n' "$HOSTS" | grep -c .) hosts"
+on_hosts ready_host "$HOSTS" >"$WORK/ready" || {
+  grep -v ': ok$' "$WORK/ready" >&2
+  die "nothing was started"
+}
 echo "starting the DNS servers"
 on_hosts start_dns_host "$(dns_hosts)" || failed
 echo "starting the first replica"

@@ -277,6 +277,12 @@ Deno.test({
       );
       assert.match(r.err, /nothing was changed/);
 
+      // run before deploy, or with a host unreachable: nothing is started.
+      r = await ops("runCDN.sh", ...common, "-f", `${work}/far.json`);
+      assert.equal(r.code, 2, show(r));
+      assert.match(r.err, /dns\[0\] 10\.77\.0\.9: FAILED\n {2}unreachable: /, show(r));
+      assert.match(r.err, /not installed in .*\/h2: run deployCDN\.sh first/, show(r));
+      assert.match(r.err, /nothing was started/, show(r));
       phase("errors checked");
       // Deploy twice: the second copies nothing.
       r = await ops("deployCDN.sh", ...common);
