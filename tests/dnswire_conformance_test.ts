@@ -299,6 +299,37 @@ function chainQuery(hops: number): Uint8Array {
 
 // ---- Hostile table: each is FORMERR unless said otherwise -------------------------------------
 
+/** Hostile cases whose question does not parse: their FORMERR is a bare header. */
+const BAD_QUESTION = new Set([
+  "QDCOUNT 0",
+  "QDCOUNT 2",
+  "QDCOUNT 2 with two questions",
+  "pointer in the question",
+  "label of 64 octets",
+  "reserved label type 0x40",
+  "reserved label type 0x80",
+  "name of 256 octets",
+  "question without QTYPE/QCLASS",
+]);
+/** Hostile cases with a well-formed OPT record (an option in it, or what follows, is bad). */
+const WELL_FORMED_OPT = new Set([
+  "ARCOUNT larger than the records",
+  "two OPT records",
+  "OPT options not filling RDLENGTH",
+  "OPT option header cut",
+  "ECS family 3",
+  "ECS family 0",
+  "ECS IPv4 prefix 33",
+  "ECS IPv6 prefix 129",
+  "ECS scope not 0",
+  "ECS address too long",
+  "ECS address too short",
+  "ECS non-zero bits past the prefix",
+  "ECS option shorter than 4",
+  "two ECS options",
+  "trailing garbage after OPT",
+]);
+
 const FORMERR_CASES: [string, Uint8Array][] = [
   ["QDCOUNT 0", buildQuery({ noQuestion: true })],
   ["QDCOUNT 2", buildQuery({ qdcount: 2 })],
@@ -507,16 +538,34 @@ for (const [codec] of CODECS) {
     codecTest(codec, `hostile: ${name} → FORMERR`, (dc) => {
       const [q, ptr] = parseAt(dc, packet, 1);
       assert.equal(q.status, ParseStatus.FORMERR);
-      assert.equal(q.edns, false);
-      assert.equal(q.qnameLength, 0);
-      // The FORMERR response is the header alone: ID kept, QR set, QDCOUNT 0.
+      // RFC 6891 §7: the question is echoed when it parsed, and the OPT record kept when the
+      // query's was well-formed (only an option in it, or what follows, was not).
+      const question = !BAD_QUESTION.has(name);
+      assert.equal(q.qnameLength > 0, question, "question parsed");
+      assert.equal(q.edns, WELL_FORMED_OPT.has(name), "OPT kept");
+      assert.equal(q.ecsFamily, 0);
       dc.begin(ptr, q, Rcode.FORMERR, false, 512);
-      assert.equal(dc.finish(0), 12);
-      const m = dc.memory.subarray(ptr, ptr + 12);
+      const n = dc.finish(0);
+      assert.equal(n, q.questionEnd + (q.edns ? 11 : 0));
+      const m = dc.memory.subarray(ptr, ptr + n);
       assert.deepEqual([...m.subarray(0, 2)], [...packet.subarray(0, 2)]);
       assert.equal(m[2] & 0x80, 0x80);
       assert.equal(m[3] & 15, Rcode.FORMERR);
-      assert.deepEqual([...m.subarray(4)], zeros(8));
+      assert.deepEqual([...m.subarray(4, 12)], [
+        0,
+        question ? 1 : 0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        q.edns ? 1 : 0,
+      ]);
+      assert.deepEqual([...m.subarray(12, q.questionEnd)], [...packet.subarray(12, q.questionEnd)]);
+      if (q.edns) {
+        // Root owner, TYPE OPT, our payload size, extended RCODE 0, version 0, no options.
+        assert.deepEqual([...m.subarray(q.questionEnd, q.questionEnd + 5)], [0, 0, 41, 4, 0xd0]);
+      }
     });
   }
 
@@ -593,22 +642,28 @@ for (const [codec] of CODECS) {
     assert.deepEqual([...dc.memory.subarray(ptr, ptr + len)], [...expect]);
   });
 
-  codecTest(codec, "golden response: NOTIMP echoes the question and OPT without ECS", (dc) => {
-    const p = buildQuery({
-      flags: (4 << 11) | 0x100,
-      additionals: [optRecord({ options: [ecsOption(1, 8, 0, [10])] })],
-    });
-    const [q, ptr] = parseAt(dc, p, 9);
-    assert.equal(q.status, ParseStatus.NOTIMP);
-    dc.begin(ptr, q, Rcode.NOTIMP, false, 512);
-    const len = dc.finish(8);
-    const d = dnsPacket.decode(Buffer.from(dc.memory.subarray(ptr, ptr + len)));
-    assert.equal(d.opcode, "NOTIFY");
-    assert.equal(d.rcode, "NOTIMP");
-    assert.equal(d.questions?.length, 1);
-    // deno-lint-ignore no-explicit-any
-    assert.deepEqual((d.additionals?.[0] as any).options, []);
-  });
+  codecTest(
+    codec,
+    "golden response: NOTIMP echoes the question and OPT without ECS, RD and CD clear",
+    (dc) => {
+      const p = buildQuery({
+        flags: (4 << 11) | 0x100 | 0x10, // NOTIFY with RD and CD
+        additionals: [optRecord({ options: [ecsOption(1, 8, 0, [10])] })],
+      });
+      const [q, ptr] = parseAt(dc, p, 9);
+      assert.equal(q.status, ParseStatus.NOTIMP);
+      dc.begin(ptr, q, Rcode.NOTIMP, false, 512);
+      const len = dc.finish(8);
+      // genreport's opcodeflg: RD and CD are not copied into NOTIMP.
+      assert.deepEqual([dc.memory[ptr + 2] & 0x01, dc.memory[ptr + 3] & 0x10], [0, 0]);
+      const d = dnsPacket.decode(Buffer.from(dc.memory.subarray(ptr, ptr + len)));
+      assert.equal(d.opcode, "NOTIFY");
+      assert.equal(d.rcode, "NOTIMP");
+      assert.equal(d.questions?.length, 1);
+      // deno-lint-ignore no-explicit-any
+      assert.deepEqual((d.additionals?.[0] as any).options, []);
+    },
+  );
 
   codecTest(codec, "size cap: a record past the limit sets TC and drops every later one", (dc) => {
     const [q, ptr] = parseAt(dc, APEX_QUERY, 10);

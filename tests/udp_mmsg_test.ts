@@ -215,8 +215,10 @@ Deno.test("batched UDP: an IPv4 client of a dual-stack [::] socket is reported a
   }
 });
 
-Deno.test("batched UDP: datagrams larger than a slot are dropped and counted", async () => {
+Deno.test("batched UDP: datagrams larger than a slot are handed cut to handle, counted", async () => {
   const memory = new Uint8Array(9 * 512); // 8 slots, then a guard area that must stay zero
+  const echo = xorEcho(memory);
+  const cuts: number[] = [];
   const server = serveUdpBatched({
     hostname: "127.0.0.1",
     port: 0,
@@ -224,7 +226,11 @@ Deno.test("batched UDP: datagrams larger than a slot are dropped and counted", a
     slotBase: 0,
     slotSize: 512,
     slots: 8,
-    handle: xorEcho(memory),
+    handle: (ptr, len, client, cut) => {
+      if (!cut) return echo(ptr, len, client);
+      cuts.push(len, memory[ptr]);
+      return 0;
+    },
   });
   const sock = client("127.0.0.1");
   try {
@@ -238,6 +244,7 @@ Deno.test("batched UDP: datagrams larger than a slot are dropped and counted", a
     const got = await receiveN(sock, 1);
     assert.deepEqual(got[0], expected(small, 4, V4_LOOPBACK));
     assert.equal(server.stats.truncated, 2);
+    assert.deepEqual(cuts, [512, 7, 512, 8]);
     assert.equal(server.stats.received, 3);
     assert.equal(server.stats.sent, 1);
     // The big ones filled their slots and nothing past the last one.

@@ -190,6 +190,10 @@ function resetEdns(): void {
   v_udp_size = 0;
   v_edns_version = 0;
   v_dnssec_ok = 0;
+  resetEcs();
+}
+
+function resetEcs(): void {
   v_ecs_family = 0;
   v_ecs_source = 0;
   store<u64>(INFO_ECS, 0);
@@ -227,9 +231,14 @@ export function parse(ptr: usize, len: i32): i32 {
   if (opcode != 0) {
     status = ST_NOTIMP;
     if (qd == 1 && question(ptr, len) && !records(ptr, len, an, ns, ar)) resetEdns();
-  } else if (qd != 1 || !question(ptr, len) || !records(ptr, len, an, ns, ar)) {
+  } else if (qd != 1 || !question(ptr, len)) {
     status = ST_FORMERR;
     resetBody();
+  } else if (!records(ptr, len, an, ns, ar)) {
+    // RFC 6891 §7: the question is echoed, and the OPT record kept when the query's was
+    // well-formed (only what follows it, or an option inside it, was not).
+    status = ST_FORMERR;
+    resetEcs();
   } else {
     status = v_edns != 0 && v_edns_version > 0 ? ST_BADVERS : ST_OK;
   }
@@ -394,10 +403,13 @@ export function begin(
   rcode: i32,
   limit_: i32,
 ): void {
-  const answerable = status == ST_OK || status == ST_NOTIMP || status == ST_BADVERS;
+  const answerable = status == ST_OK || status == ST_NOTIMP || status == ST_BADVERS ||
+    status == ST_FORMERR;
   const keep = answerable && qnameLength > 0;
+  // RD and CD are copied, except to NOTIMP: an opcode we do not know may give them no meaning.
+  const copy = status != ST_NOTIMP;
   const flags = 0x8000 | (opcode << 11) | ((bits & 16) != 0 ? 0x400 : 0) |
-    ((bits & 1) != 0 ? 0x100 : 0) | ((bits & 2) != 0 ? 0x10 : 0) | (rcode & 15);
+    (copy && (bits & 1) != 0 ? 0x100 : 0) | (copy && (bits & 2) != 0 ? 0x10 : 0) | (rcode & 15);
   wr16(ptr + 2, flags);
   wr16(ptr + 4, keep ? 1 : 0);
   store<u32>(ptr + 6, 0);

@@ -45,6 +45,8 @@ export class DnsCounters {
   errors = 0;
   /** Responses with TC set (answers trimmed to the client's UDP size). */
   truncated = 0;
+  /** UDP datagrams longer than a packet slot (cut on receipt), answered FORMERR. */
+  oversized = 0;
   /** Responses by RCODE (index = extended RCODE, 0..23). */
   readonly rcodes = new Array<number>(24).fill(0);
   /** Parsed questions by QTYPE (index = QTYPE, 0..65535). */
@@ -57,6 +59,7 @@ export class DnsCounters {
       dropped: this.dropped,
       errors: this.errors,
       truncated: this.truncated,
+      oversized: this.oversized,
     };
     for (const [name, code] of Object.entries(Rcode)) out[name] = this.rcodes[code];
     return out;
@@ -151,9 +154,11 @@ export class DnsHandler {
 
   /**
    * Answers the query of `len` bytes at `ptr` in `codec.memory` in place; returns the response
-   * length, 0 to send nothing. `tcp` lifts the size limit to 65535. Never throws.
+   * length, 0 to send nothing. `tcp` lifts the size limit to 65535. `cut`: the datagram was
+   * longer than its slot and these are its first `len` bytes; it is answered FORMERR (with the
+   * question when that parsed). Never throws.
    */
-  respond(ptr: number, len: number, client: ClientAddr, tcp: boolean): number {
+  respond(ptr: number, len: number, client: ClientAddr, tcp: boolean, cut = false): number {
     const c = this.counters;
     c.queries++;
     const q = this.#q;
@@ -161,6 +166,10 @@ export class DnsHandler {
     try {
       this.codec.parse(ptr, len, q);
       parsed = true;
+      if (cut) {
+        c.oversized++;
+        if (q.status !== ParseStatus.DROP) q.status = ParseStatus.FORMERR;
+      }
       const n = this.#answer(ptr, q, client, tcp);
       if (n === 0) c.dropped++;
       else if (!tcp && this.rrl !== null) return this.#rateLimit(ptr, n, q, client);

@@ -143,7 +143,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
         slotBase,
         slotSize: UDP_SLOT_SIZE,
         slots: UDP_SLOTS,
-        handle: (ptr, len, client) => handler.respond(ptr, len, client, false),
+        handle: (ptr, len, client, cut) => handler.respond(ptr, len, client, false, cut),
       });
     }
     return serveUdp({

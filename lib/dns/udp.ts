@@ -23,7 +23,9 @@ export interface UdpOptions {
   handler: DnsHandler;
   /** Offset of the first packet slot in `handler.codec.memory`. */
   slotBase: number;
-  /** Bytes per slot: the largest datagram read (longer ones are cut and answered FORMERR). */
+  /**
+   * Bytes per slot: datagrams of this length or more are taken as cut and answered FORMERR.
+   */
   slotSize: number;
   /** Number of slots: responses that may be in flight at once. */
   slots: number;
@@ -102,7 +104,8 @@ export function serveUdp(opts: UdpOptions): UdpServer {
       }
       stats.received++;
       const client = clients.get((addr as Deno.NetAddr).hostname);
-      const n = handler.respond(base, len, client, false);
+      // Deno reports no truncation: a datagram filling the slot is taken as cut (longer).
+      const n = handler.respond(base, len, client, false, len === slotSize);
       if (n > 0) {
         inFlight[slot] = conn.send(views[slot].subarray(0, n), addr).then(
           sent[slot],

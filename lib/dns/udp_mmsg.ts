@@ -49,7 +49,7 @@ export interface BatchedUdpOptions {
   memory: Uint8Array;
   /** Offset in `memory` of the first packet slot. */
   slotBase: number;
-  /** Bytes per slot: the largest datagram accepted; larger ones are dropped and counted. */
+  /** Bytes per slot: the largest datagram read whole; larger ones are cut and counted. */
   slotSize: number;
   /** Number of slots: the most datagrams read (and answered) per system call. */
   slots: number;
@@ -57,8 +57,9 @@ export interface BatchedUdpOptions {
    * Answers the datagram of `len` bytes at `ptr` (an offset into `memory`) in place and returns
    * the response length (at most `slotSize`); 0 sends nothing. `client` is reused: read it during
    * the call only. An exception drops that datagram and is counted in `stats.handlerErrors`.
+   * `cut`: the datagram was longer than a slot and `len` bytes of it (a whole slot) are there.
    */
-  handle(ptr: number, len: number, client: ClientAddr): number;
+  handle(ptr: number, len: number, client: ClientAddr, cut: boolean): number;
 }
 
 /** Counters of a {@link BatchedUdpServer}; the object is live (updated in place). */
@@ -69,7 +70,7 @@ export interface BatchedUdpStats {
   sent: number;
   /** `recvmmsg` calls that returned at least one datagram. */
   batches: number;
-  /** Datagrams larger than a slot, dropped unanswered. */
+  /** Datagrams larger than a slot, handed to `handle` cut to the slot (`cut` true). */
   truncated: number;
   /** Datagrams dropped because `handle` threw or returned a bad length. */
   handlerErrors: number;
@@ -361,10 +362,8 @@ export function serveUdpBatched(opts: BatchedUdpOptions): BatchedUdpServer {
     let m = 0;
     for (let i = 0; i < n; i++) {
       const h = (RECV_HDRS + i * L.MMSGHDR) >> 2;
-      if (u32[h + (L.MSG_FLAGS >> 2)] & C.MSG_TRUNC) {
-        stats.truncated++;
-        continue;
-      }
+      const cut = (u32[h + (L.MSG_FLAGS >> 2)] & C.MSG_TRUNC) !== 0;
+      if (cut) stats.truncated++;
       const nb = NAMES + i * L.SOCKADDR_STORAGE;
       const fam = u8[nb] | (u8[nb + 1] << 8);
       if (fam === C.AF_INET) {
@@ -387,7 +386,12 @@ export function serveUdpBatched(opts: BatchedUdpOptions): BatchedUdpServer {
       }
       let r: number;
       try {
-        r = opts.handle(slotBase + i * slotSize, u32[h + (L.MSG_LEN >> 2)], client);
+        r = opts.handle(
+          slotBase + i * slotSize,
+          cut ? slotSize : u32[h + (L.MSG_LEN >> 2)],
+          client,
+          cut,
+        );
       } catch {
         stats.handlerErrors++;
         continue;

@@ -84,6 +84,11 @@ function resetEdns(q: Query): void {
   q.udpSize = 0;
   q.ednsVersion = 0;
   q.dnssecOk = false;
+  resetEcs(q);
+}
+
+/** Resets the ECS fields of `q`. */
+function resetEcs(q: Query): void {
   q.ecsFamily = 0;
   q.ecsSourcePrefix = 0;
   q.ecsAddress.fill(0);
@@ -154,9 +159,16 @@ export class ReferenceCodec implements DnsCodec {
       }
       return;
     }
-    if (qd !== 1 || !this.#question(ptr, len, q) || !this.#records(ptr, len, q, an, ns, ar)) {
+    if (qd !== 1 || !this.#question(ptr, len, q)) {
       q.status = ParseStatus.FORMERR;
       resetBody(q);
+      return;
+    }
+    if (!this.#records(ptr, len, q, an, ns, ar)) {
+      // RFC 6891 §7: the question is echoed, and the OPT record kept when the query's was
+      // well-formed (only what follows it, or an option inside it, was not).
+      q.status = ParseStatus.FORMERR;
+      resetEcs(q);
       return;
     }
     q.status = q.edns && q.ednsVersion > 0 ? ParseStatus.BADVERS : ParseStatus.OK;
@@ -294,10 +306,12 @@ export class ReferenceCodec implements DnsCodec {
     const m = this.memory;
     const s = q.status;
     const answerable = s === ParseStatus.OK || s === ParseStatus.NOTIMP ||
-      s === ParseStatus.BADVERS;
+      s === ParseStatus.BADVERS || s === ParseStatus.FORMERR;
     const keep = answerable && q.qnameLength > 0;
-    const flags = 0x8000 | (q.opcode << 11) | (aa ? 0x400 : 0) | (q.rd ? 0x100 : 0) |
-      (q.cd ? 0x10 : 0) | (rcode & 15);
+    // RD and CD are copied, except to NOTIMP: an opcode we do not know may give them no meaning.
+    const copy = s !== ParseStatus.NOTIMP;
+    const flags = 0x8000 | (q.opcode << 11) | (aa ? 0x400 : 0) | (copy && q.rd ? 0x100 : 0) |
+      (copy && q.cd ? 0x10 : 0) | (rcode & 15);
     m[ptr + 2] = flags >> 8;
     m[ptr + 3] = flags & 0xff;
     m[ptr + 4] = 0;

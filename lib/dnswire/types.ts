@@ -30,7 +30,10 @@ export const Rcode = {
 export const ParseStatus = {
   /** A well-formed QUERY: answer it. */
   OK: 0,
-  /** Header readable, rest malformed: answer FORMERR (header only, QDCOUNT 0). */
+  /**
+   * Header readable, rest malformed: answer FORMERR, with the question when it parsed and the
+   * OPT record when the query's was well-formed (RFC 6891 §7); else header only, QDCOUNT 0.
+   */
   FORMERR: 1,
   /** Opcode other than QUERY: answer NOTIMP (question echoed when it parsed). */
   NOTIMP: 2,
@@ -182,9 +185,9 @@ export interface DnsCodec {
   parse(ptr: number, len: number, q: Query): void;
   /**
    * Starts the response to the query last parsed at `ptr`, in place: keeps ID and OPCODE, sets
-   * QR, AA (when `aa`), copies RD and CD (RFC 4035 §3.2.2), clears RA/Z/AD and TC, sets RCODE
-   * (low 4 bits of `rcode`; the upper 8 go in the OPT record), keeps the question when
-   * `q.status` is OK, NOTIMP or BADVERS and it parsed (QDCOUNT 1, else 0 and records start at
+   * QR, AA (when `aa`), copies RD and CD (RFC 4035 §3.2.2; cleared for NOTIMP), clears RA/Z/AD
+   * and TC, sets RCODE (low 4 bits of `rcode`; the upper 8 go in the OPT record), keeps the
+   * question when `q.status` is not DROP and it parsed (QDCOUNT 1, else 0 and records start at
    * 12), zeroes AN/NS/AR counts. `limit` is the most bytes the whole response may take; it is
    * clamped to [12, 65535]. Header, question and OPT are always written (TC is set if even they
    * do not fit). Reads these fields of `q`: status, opcode, rd, cd, questionEnd, qnameLength,
