@@ -157,7 +157,10 @@ Deno.test("proxy: curl and wget through it; headers, bodies, other hosts, CONNEC
     equal(ex.servers[0].id, "edge1");
     ok(ex.servers[0].latencyMs !== null && ex.servers[0].latencyMs > 0);
     const metrics = await (await fetch(`${proxy.url}/_proxy/metrics`)).text();
-    match(metrics, /^nearcast_proxy_server_requests_total\{server="edge1"\} [1-9]\d*$/m);
+    match(
+      metrics,
+      /^nearcast_proxy_server_requests_total\{server="edge1",mode="latency"\} [1-9]\d*$/m,
+    );
     match(metrics, /^nearcast_proxy_requests_total\{outcome="direct"\} [1-9]\d*$/m);
     match(metrics, /^nearcast_proxy_connections_open \d+$/m);
     const own = await fetch(`${proxy.url}/elsewhere`);

@@ -10,6 +10,8 @@
 import { checkBearer } from "../common/auth.ts";
 import { writeMemoryGauges } from "../common/process_metrics.ts";
 import { Exposition, metricsResponse } from "../common/prometheus.ts";
+import { statusResponse } from "../common/status_page.ts";
+import { listCache } from "./cache_list.ts";
 import { allowOf, type Route } from "../common/routes.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import type { HttpCache } from "./cache.ts";
@@ -27,6 +29,8 @@ export const API_ROUTES: readonly Route[] = [
   { path: "/_cdn/health", prefix: false, methods: { GET: "open", HEAD: "open" } },
   { path: "/_cdn/metrics", prefix: false, methods: { GET: "open", HEAD: "open" } },
   { path: "/_cdn/purge", prefix: false, methods: { POST: "admin" } },
+  { path: "/_cdn/cache", prefix: false, methods: { GET: "admin", HEAD: "admin" } },
+  { path: "/_cdn/", prefix: false, methods: { GET: "open", HEAD: "open" } },
 ];
 
 /** Options of {@link createApi}. */
@@ -119,7 +123,45 @@ export function createApi(
     return res;
   }
 
+  function cacheList(req: Request): Response {
+    try {
+      const page = listCache(cache, new URL(req.url).searchParams, now());
+      return Response.json(page, { headers: { "cache-control": "no-store", via } });
+    } catch (e) {
+      if (e instanceof RangeError) return respond.text(400, e.message);
+      throw e;
+    }
+  }
+
+  function root(req: Request): Response {
+    const more = o.health?.() ?? { ready: true };
+    const state = {
+      id: o.id,
+      origin: o.originBase,
+      status: more.ready ? "ok" : "syncing",
+      entries: cache.count,
+      usedBytes: cache.usedBytes,
+      budgetBytes: cache.budget,
+      uptimeSeconds: Math.floor((now() - startedAt) / 1000),
+    };
+    const links = [
+      ["/_cdn/health", "health and state (JSON)"],
+      ["/_cdn/metrics", "metrics (Prometheus text)"],
+      ["/_cdn/cache?limit=100", "what this replica holds (JSON, admin token)"],
+    ] as const;
+    const res = statusResponse(req, {
+      title: `Nearcast replica ${o.id}`,
+      what: `A caching HTTP replica of ${o.originBase}: its own routes are under /_cdn/.`,
+      state: Object.entries(state),
+      links,
+    }, { what: "nearcast replica", ...state, links: links.map(([href]) => href) });
+    res.headers.set("via", via);
+    return res;
+  }
+
   const handlers: Record<string, Handler> = {
+    "/_cdn/": root,
+    "/_cdn/cache": cacheList,
     "/_cdn/health": health,
     "/_cdn/metrics": metricsText,
     "/_cdn/purge": purge,

@@ -157,7 +157,14 @@ export class HttpCache {
     const slot = this.#index.get(this.#h[0], this.#h[1]);
     if (slot < 0) return null;
     const e = this.#slots[slot];
-    return e !== undefined && e.key === key ? e : null;
+    if (e === undefined || e.key !== key) return null;
+    e.hits++;
+    return e;
+  }
+
+  /** Every entry held, in no order, without counting a use (`/_cdn/cache`). */
+  *entries(): IterableIterator<CacheEntry> {
+    for (const e of this.#slots) if (e !== undefined) yield e;
   }
 
   /** The entry for `key` without counting a use. */
@@ -510,6 +517,7 @@ export class HttpCache {
       verified: true,
       outHeaders: [],
       hitAge: -1,
+      hits: 0,
       hitTemplate: null,
     };
     this.#derive(entry, facts);

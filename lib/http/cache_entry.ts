@@ -77,6 +77,8 @@ export interface CacheEntry {
    * re-validating it (several times cheaper than building a Response with headers).
    */
   hitAge: number;
+  /** Lookups that found this entry (`HttpCache.get`) since it was stored. */
+  hits: number;
   hitTemplate: Response | null;
 }
 

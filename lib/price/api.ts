@@ -19,7 +19,7 @@ import { checkBearer } from "../common/auth.ts";
 import { BodyTooLarge, readBodyJson, tooLargeResponse } from "../common/body.ts";
 import { allowOf, findRoute, type Route } from "../common/routes.ts";
 import { type Exposition, metricsResponse } from "../common/prometheus.ts";
-import { PriceMetrics } from "./metrics.ts";
+import { PriceMetrics, rootPage } from "./metrics.ts";
 import { toPrice } from "./db.ts";
 import { checkProvider, fieldOf, mergePatch, NAME_RE, type ProviderFields } from "./record.ts";
 import { type PriceWatch, servePrices } from "./prices.ts";
@@ -40,6 +40,7 @@ export const PRICE_ROUTES: readonly Route[] = [
   },
   { path: "/prices", prefix: false, methods: { GET: "open", HEAD: "open" } },
   { path: "/metrics", prefix: false, methods: { GET: "open", HEAD: "open" } },
+  { path: "/", prefix: false, methods: { GET: "open", HEAD: "open" } },
 ];
 
 /** What the handler needs. */
@@ -183,6 +184,7 @@ export function priceHandler(o: PriceApiOptions): (req: Request) => Promise<Resp
   /** Answers an allowed, authorized request. */
   async function dispatch(req: Request, url: URL, route: Route): Promise<Response> {
     if (route.path === "/prices") return await servePrices(req, url, watch);
+    if (route.path === "/") return rootPage(req, db);
     if (route.path === "/metrics") {
       return metricsResponse(metrics.text(db, o.moreMetrics ?? (() => {})));
     }

@@ -1,12 +1,30 @@
 /**
  * `GET /metrics` of the pricing service (Prometheus text format, prefix `nearcast_price`):
  * requests by route, method and status, the providers held and the price version, the
- * listener's counters and the process's memory.
+ * listener's counters and the process's memory. And `GET /`: what the service is, for a
+ * browser (HTML) or as JSON.
  *
  * @module
  */
 import { Exposition } from "../common/prometheus.ts";
 import type { PriceDb } from "./db.ts";
+import { statusResponse } from "../common/status_page.ts";
+
+/** `GET /`: what the service is, its state and links (HTML for a browser, else JSON). */
+export function rootPage(req: Request, db: PriceDb): Response {
+  const state = { providers: db.all().length, version: db.version };
+  const links = [
+    ["/providers", "every provider's prices (JSON)"],
+    ["/prices", "the price feed: long poll or event stream (JSON)"],
+    ["/metrics", "metrics (Prometheus text)"],
+  ] as const;
+  return statusResponse(req, {
+    title: "Nearcast pricing service",
+    what: "Providers' prices per GiB by region, for the DNS server and the routing proxy.",
+    state: Object.entries(state),
+    links,
+  }, { what: "nearcast pricing service", ...state, links: links.map(([href]) => href) });
+}
 
 const METHODS = new Set(["GET", "HEAD", "PUT", "PATCH", "DELETE", "POST", "OPTIONS"]);
 

@@ -27,6 +27,7 @@ import type { ServerState } from "./server_state.ts";
 import { newCounters, writeProxyMetrics } from "./metrics.ts";
 import { Exposition, metricsResponse } from "../common/prometheus.ts";
 import { writeMemoryGauges } from "../common/process_metrics.ts";
+import { statusResponse } from "../common/status_page.ts";
 import { UpstreamError } from "./upstream.ts";
 
 /**
@@ -35,7 +36,7 @@ import { UpstreamError } from "./upstream.ts";
  */
 export const MAX_REQUEST_HEAD_BYTES = 32 * 1024;
 /** The proxy's own routes. */
-export const PROXY_ROUTES = ["/_proxy/explain", "/_proxy/metrics"];
+export const PROXY_ROUTES = ["/_proxy/", "/_proxy/explain", "/_proxy/metrics"];
 
 /** What the handler needs. */
 export interface HandlerOptions extends ExchangeContext {
@@ -134,6 +135,30 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     const route = PROXY_ROUTES.find((r) => r === url.pathname);
     if (route !== undefined && req.method !== "GET" && req.method !== "HEAD") {
       return proxyText(405, "use GET", [["allow", "GET, HEAD"]]);
+    }
+    if (route === "/_proxy/") {
+      const page = {
+        mode: o.mode,
+        names: o.names(),
+        servers: o.servers().length,
+        eligible: o.servers().filter((s) => s.eligible(o.now())).length,
+      };
+      const links = [
+        ["/_proxy/explain", "servers, their scores and the current choice (JSON)"],
+        ["/_proxy/metrics", "metrics (Prometheus text)"],
+      ] as const;
+      return statusResponse(req, {
+        title: "Nearcast routing proxy",
+        what: "An HTTP proxy that sends requests for the CDN's name to the server its mode " +
+          "ranks first, and other requests on as they are.",
+        state: [
+          ["mode", page.mode],
+          ["CDN names", page.names.join(" ")],
+          ["servers", page.servers],
+          ["eligible", page.eligible],
+        ],
+        links,
+      }, { what: "nearcast routing proxy", ...page, links: links.map(([href]) => href) });
     }
     if (route === "/_proxy/explain") {
       return Response.json(explain(), { headers: { "cache-control": "no-store" } });

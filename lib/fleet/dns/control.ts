@@ -67,6 +67,8 @@ import {
 import { Signer } from "../../replication/trust.ts";
 import type { FleetRegistry } from "./registry.ts";
 import { controlMetrics } from "./metrics.ts";
+import { controlRootPage } from "./root_page.ts";
+import { wantsHtml } from "../../common/status_page.ts";
 import type { Exposition } from "../../common/prometheus.ts";
 import type { TlsKeyPair } from "../../tls/listen.ts";
 
@@ -387,7 +389,9 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       res.headers.set("allow", allow);
       return res;
     }
-    if (path === "/" && m === "GET") return json({ routes: ROUTES });
+    if (path === "/" && m === "GET") {
+      return wantsHtml(req) ? controlRootPage(registry, policy) : json({ routes: ROUTES });
+    }
     if (path === "/metrics") return controlMetrics(o, stats, http);
     if (path === "/replicas" && m === "GET") {
       return json({
