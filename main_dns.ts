@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
+import { Logger, takeLogFlag, withLogUsage } from "./lib/common/log.ts";
 import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, defaultConfig, type DnsConfig, loadConfig } from "./lib/dns/config.ts";
 import { DNS_EXIT, dnsUsage, parseDnsFlags, shareConnections } from "./lib/dns/flags.ts";
@@ -18,7 +18,7 @@ async function main(): Promise<void> {
   const logger = new Logger({ process: "dns", format });
   const a = parseDnsFlags(rest, Deno.env.toObject());
   if (a === "help") {
-    console.log(`${dnsUsage()}\n${LOG_USAGE}`);
+    console.log(withLogUsage(dnsUsage()));
     return;
   }
   let config: DnsConfig;

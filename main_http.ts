@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
+import { Logger, takeLogFlag, withLogUsage } from "./lib/common/log.ts";
 import { runMain } from "./lib/common/cli.ts";
 import { applyV8Flags } from "./lib/common/v8_heap.ts";
 import { httpUsage, parseHttpConfig, REPLICA_HEAP_FLAGS } from "./lib/http/config.ts";
@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   const logger = new Logger({ process: "http", format });
   const config = parseHttpConfig(rest, Deno.env.toObject());
   if (config === "help") {
-    console.log(`${httpUsage()}\n${LOG_USAGE}`);
+    console.log(withLogUsage(httpUsage()));
     return;
   }
   if (config.heap === "compact") {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
+import { Logger, takeLogFlag, withLogUsage } from "./lib/common/log.ts";
 import { listenError, runMain, StartError } from "./lib/common/cli.ts";
 import { ConfigError, loadConfig, type PriceConfig } from "./lib/price/config.ts";
 import { parsePriceFlags, PRICE_EXIT, priceUsage } from "./lib/price/flags.ts";
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const logger = new Logger({ process: "price", format });
   const a = parsePriceFlags(rest, Deno.env.toObject());
   if (a === "help") {
-    console.log(`${priceUsage()}\n${LOG_USAGE}`);
+    console.log(withLogUsage(priceUsage()));
     return;
   }
   let config: PriceConfig = { providers: {} };

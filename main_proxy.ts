@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { LOG_USAGE, Logger, takeLogFlag } from "./lib/common/log.ts";
+import { Logger, takeLogFlag, withLogUsage } from "./lib/common/log.ts";
 import { runMain } from "./lib/common/cli.ts";
 import { parseProxyConfig, proxyUsage } from "./lib/proxy/config.ts";
 import { startProxy } from "./lib/proxy/start.ts";
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const logger = new Logger({ process: "proxy", format });
   const config = parseProxyConfig(rest);
   if (config === "help") {
-    console.log(`${proxyUsage()}\n${LOG_USAGE}`);
+    console.log(withLogUsage(proxyUsage()));
     return;
   }
   const proxy = await startProxy(config, { log: logger.line });

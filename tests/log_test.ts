@@ -5,7 +5,7 @@
  * an access log. The shared logger (`lib/common/log.ts`) strips ANSI colour.
  */
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { Logger, takeLogFlag } from "../lib/common/log.ts";
+import { Logger, takeLogFlag, withLogUsage } from "../lib/common/log.ts";
 import { startDns } from "../lib/fleet/_testing.ts";
 import { startOrigin } from "./_http_origin.ts";
 import { startReplica } from "./_http_replica.ts";
@@ -60,6 +60,14 @@ Deno.test("log: Logger text and json, fields, no ANSI, --log parsing", () => {
     message = (e as Error).message;
   }
   equal(message, "--log must be text or json: received xml");
+  const usage = withLogUsage(
+    "Usage: x\n  -p, --port N    Port.\n  -h, --help      Show this help.",
+  );
+  deepEqual(usage.split("\n").slice(2, 5), [
+    "  --log FORMAT    Log format: text (default: one human line each) or json",
+    "                  (one object a line: time, level, process, pid, msg, fields).",
+    "  -h, --help      Show this help.",
+  ]);
 });
 
 Deno.test({

@@ -157,7 +157,26 @@ export function takeLogFlag(args: readonly string[]): { format: LogFormat; rest:
   return { format, rest };
 }
 
-/** The `--log` line of every process's `--help`. */
-export const LOG_USAGE =
-  "  --log FORMAT  Log events as text (default: one human line each) or json\n" +
-  "                (one object a line: time, level, process, pid, msg, fields).";
+const LOG_HELP = [
+  "Log format: text (default: one human line each) or json",
+  "(one object a line: time, level, process, pid, msg, fields).",
+];
+
+/**
+ * `usage` (a process's `--help`) with the `--log FORMAT` option added before its `--help`
+ * line, aligned with it; at the end when it has none.
+ */
+export function withLogUsage(usage: string): string {
+  const lines = usage.split("\n");
+  const at = lines.findIndex((l) => /^\s+(-h, )?--help\s/.test(l));
+  if (at < 0) return `${usage}\n  --log FORMAT  ${LOG_HELP.join(" ")}`;
+  const m = /^(\s+)(-h, )?--help(\s+)/.exec(lines[at])!;
+  const column = m[0].length;
+  const head = `${m[1]}--log FORMAT`;
+  const added = [
+    head.padEnd(column) + LOG_HELP[0],
+    ...LOG_HELP.slice(1).map((t) => " ".repeat(column) + t),
+  ];
+  lines.splice(at, 0, ...added);
+  return lines.join("\n");
+}
