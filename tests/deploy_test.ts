@@ -413,6 +413,17 @@ Deno.test({
       assert.match(r.out, /httpserver: not running \(stale pid file/);
       assert.match(r.out, /dnsserver stopped/);
 
+      // A pid file naming someone else's process (a reused pid): removed, nothing killed.
+      const origin = children[children.length - 1];
+      await Deno.writeTextFile(`${work}/h3/run/httpserver.pid`, `${origin.pid}\n`);
+      r = await ops("stopCDN.sh", ...common);
+      assert.equal(r.code, 0, show(r));
+      assert.match(
+        r.out,
+        new RegExp(`httpserver: not running \\(stale pid file, pid ${origin.pid}, removed\\)`),
+        show(r),
+      );
+      assert.equal(await curl("http://10.77.0.254:8000/hello.txt"), "hello from the origin\n");
       phase("stopped");
       // A port in use: run fails, names it, and stops what it started (the DNS server).
       children.push(
