@@ -154,7 +154,7 @@ export async function get(
 }
 
 /** Runs `fn` with a fresh temporary directory, removed afterwards even on failure. */
-export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promise<T> {
   const dir = await Deno.makeTempDir({ prefix: "nearcast-upload-" });
   try {
     return await fn(dir);

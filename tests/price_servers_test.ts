@@ -106,7 +106,7 @@ for (const wire of ["json", "protobuf"]) {
 }
 
 Deno.test("server list: a replication database of schema 2 gains the provider column", async () => {
-  await withTempDir(async (dir) => {
+  await withTempDir((dir) => {
     const old = new DatabaseSync(`${dir}/replication.sqlite`);
     old.exec(`CREATE TABLE kv (k TEXT PRIMARY KEY NOT NULL, v TEXT NOT NULL);
       CREATE TABLE tombstones (name TEXT PRIMARY KEY NOT NULL, ts INTEGER NOT NULL,
