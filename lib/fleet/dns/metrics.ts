@@ -102,6 +102,11 @@ export function writeDnsMetrics(e: Exposition, s: DnsMetricsSources): void {
   }
   e.counter("transport_events_total", "DNS socket counters by transport and event.", events);
   e.gauge("tcp_connections_open", "DNS over TCP connections open.", t.tcp_open ?? 0);
+  e.counter(
+    "oversized_datagrams_total",
+    "UDP datagrams over 4096 bytes (answered FORMERR).",
+    t.oversized ?? 0,
+  );
   e.counter("rrl_responses_total", "UDP responses over the rate limit, by what was done.", [
     [{ action: "limited" }, t.rrl_limited ?? 0],
     [{ action: "slipped" }, t.rrl_slipped ?? 0],
