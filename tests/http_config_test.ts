@@ -85,6 +85,8 @@ Deno.test("http config: errors name the flag and the value", () => {
   refused(["-o", "o", "--join", "http://x:1"], /need --data DIR/);
   refused(["-o", "o", "--chunk-bytes", "9MiB"], /--chunk-bytes must be in 1\.\.8388608 bytes/);
   refused(["-o", "o", "--lat", "10"], /need --announce/);
+  assert.equal(parse(["-o", "o", "--provider", "aws"]).provider, "aws", "--provider alone");
+  assert.equal(parse(["-o", "o"]).provider, "");
   refused(["-o", "o", "--announce", "a:1", "--announce", "a:1"], /--announce: a:1 is given twice/);
   refused(
     ["-o", "o", "--announce", "127.0.0.1:5380", "--lat", "100", "--lon", "0"],

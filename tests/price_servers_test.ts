@@ -28,7 +28,7 @@ async function view(node: TestNode): Promise<View[]> {
   return await (await tfetch(`${node.url}/_cdn/servers`)).json();
 }
 
-/** `--provider` needs `--announce`: a port where no DNS server listens is enough here. */
+/** An `--announce` target where no DNS server listens (node a registers nowhere). */
 function deadAnnounce(): string {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -56,9 +56,7 @@ for (const wire of ["json", "protobuf"]) {
             ...w,
             "--join",
             a.url,
-            "--announce",
-            announce,
-            "--provider",
+            "--provider", // without --announce: a node of an uploads-only fleet
             provider,
           ]);
         const b = await startB("gcp");

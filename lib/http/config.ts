@@ -207,7 +207,12 @@ export const HTTP_FLAGS = {
     arg: "DEG",
     help: "Longitude of this replica (-180..180), sent on registration.",
   },
-  provider: { type: "string", arg: "NAME", help: "Provider name sent on registration (pricing)." },
+  provider: {
+    type: "string",
+    arg: "NAME",
+    help: "Cloud provider this node runs on, as the pricing service names it: sent on\n" +
+      "registration with the DNS servers and shown in every node's server list.",
+  },
   ...TLS_FLAGS,
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
@@ -240,6 +245,8 @@ export interface HttpConfig {
   id: string | null;
   /** Normalised origin base URL without a trailing slash, e.g. `http://127.0.0.1:8000`. */
   origin: string;
+  /** `--provider` ("" when not given): on registration and in every node's server list. */
+  provider: string;
   cacheBytes: number;
   maxObjectBytes: number;
   originTimeoutMs: number;
@@ -322,6 +329,7 @@ export function parseHttpConfig(
     host,
     id,
     origin,
+    provider: f.string("provider") ?? "",
     cacheBytes,
     maxObjectBytes: f.size("max-object-bytes", cacheBytes),
     originTimeoutMs,

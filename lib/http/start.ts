@@ -208,7 +208,7 @@ export async function startReplicaProcess(
       db,
       cache: r.cache,
       adminToken: c.adminToken,
-      provider: c.fleet?.provider ?? "",
+      provider: c.provider,
       maxUploadBytes: c.maxUploadBytes,
       heartbeatMs: c.heartbeatMs,
       requestTimeoutMs: Math.max(2000, c.heartbeatMs * 2),

@@ -43,10 +43,11 @@ function isWildcard(addr: string): boolean {
  * registration came from.
  */
 export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
-  const given = [f.lat, f.lon, f.provider].some((v) => v !== undefined);
+  const given = [f.lat, f.lon].some((v) => v !== undefined);
   const announce = parseAnnounce(f.announce);
   if (announce.length === 0) {
-    if (given) throw new SyntaxError("--lat, --lon and --provider need --announce HOST:PORT");
+    if (given) throw new SyntaxError("--lat and --lon need --announce HOST:PORT");
+    checkProvider(f.provider ?? "");
     return null;
   }
   const deg = (flag: string, text: string | undefined, limit: number) => {
@@ -63,10 +64,7 @@ export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
   if ((lat === null) !== (lon === null)) {
     throw new SyntaxError("give both --lat and --lon, or neither");
   }
-  const provider = f.provider ?? "";
-  if (provider.length > MAX_PROVIDER_LENGTH) {
-    throw new RangeError(`--provider: at most ${MAX_PROVIDER_LENGTH} characters`);
-  }
+  const provider = checkProvider(f.provider ?? "");
   let address = "";
   if (f.advertise !== undefined) {
     address = URL.canParse(f.advertise) && f.advertise.includes("://")
@@ -87,6 +85,14 @@ export function parseFleetFlags(f: FleetFlagText): FleetFlags | null {
     }
   }
   return { announce, address, lat, lon, provider };
+}
+
+/** `--provider`'s value when valid (it also names the node in every server list). */
+export function checkProvider(provider: string): string {
+  if (provider.length > MAX_PROVIDER_LENGTH) {
+    throw new RangeError(`--provider: at most ${MAX_PROVIDER_LENGTH} characters`);
+  }
+  return provider;
 }
 
 /**
