@@ -5,7 +5,7 @@
  * and an OPT record (RFC 6891 §7), so a client does not conclude the server lacks EDNS.
  */
 import assert from "node:assert/strict";
-import { readHeader, startServer, udpClient } from "../lib/dns/_testing.ts";
+import { dig, readHeader, startServer, udpClient } from "../lib/dns/_testing.ts";
 
 const ZONE = "cdn.test";
 const CONFIG = { replicas: [{ id: "a", ipv4: "192.0.2.1", lat: 10, lon: 10 }] };
@@ -49,3 +49,14 @@ for (const io of ["portable", "mmsg"]) {
     assert.equal(JSON.parse(m[1]).oversized, 1, m[1]);
   });
 }
+
+Deno.test("FORMERR: dig +header-only (no question, EDNS) sees the OPT record", async () => {
+  const server = await startServer(ZONE, CONFIG);
+  try {
+    const r = await dig(server.port, "+header-only");
+    assert.equal(r.status, "FORMERR");
+    assert.equal(r.udpSize, 1232, r.raw);
+  } finally {
+    await server.close();
+  }
+});

@@ -302,6 +302,7 @@ function chainQuery(hops: number): Uint8Array {
 /** Hostile cases whose question does not parse: their FORMERR is a bare header. */
 const BAD_QUESTION = new Set([
   "QDCOUNT 0",
+  "QDCOUNT 0 with an OPT record (dig +header-only)",
   "QDCOUNT 2",
   "QDCOUNT 2 with two questions",
   "pointer in the question",
@@ -313,6 +314,7 @@ const BAD_QUESTION = new Set([
 ]);
 /** Hostile cases with a well-formed OPT record (an option in it, or what follows, is bad). */
 const WELL_FORMED_OPT = new Set([
+  "QDCOUNT 0 with an OPT record (dig +header-only)",
   "ARCOUNT larger than the records",
   "two OPT records",
   "OPT options not filling RDLENGTH",
@@ -332,6 +334,10 @@ const WELL_FORMED_OPT = new Set([
 
 const FORMERR_CASES: [string, Uint8Array][] = [
   ["QDCOUNT 0", buildQuery({ noQuestion: true })],
+  [
+    "QDCOUNT 0 with an OPT record (dig +header-only)",
+    buildQuery({ noQuestion: true, additionals: [optRecord({})] }),
+  ],
   ["QDCOUNT 2", buildQuery({ qdcount: 2 })],
   [
     "QDCOUNT 2 with two questions",

@@ -231,6 +231,11 @@ export function parse(ptr: usize, len: i32): i32 {
   if (opcode != 0) {
     status = ST_NOTIMP;
     if (qd == 1 && question(ptr, len) && !records(ptr, len, an, ns, ar)) resetEdns();
+  } else if (qd == 0) {
+    // No question (e.g. dig +header-only): FORMERR, with the OPT record if it is well-formed.
+    status = ST_FORMERR;
+    records(ptr, len, an, ns, ar);
+    resetEcs();
   } else if (qd != 1 || !question(ptr, len)) {
     status = ST_FORMERR;
     resetBody();

@@ -159,6 +159,13 @@ export class ReferenceCodec implements DnsCodec {
       }
       return;
     }
+    if (qd === 0) {
+      // No question (e.g. dig +header-only): FORMERR, with the OPT record if it is well-formed.
+      q.status = ParseStatus.FORMERR;
+      this.#records(ptr, len, q, an, ns, ar);
+      resetEcs(q);
+      return;
+    }
     if (qd !== 1 || !this.#question(ptr, len, q)) {
       q.status = ParseStatus.FORMERR;
       resetBody(q);
