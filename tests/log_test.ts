@@ -78,6 +78,7 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "nearcast_log_" });
     const origin = await startOrigin({
       "/a.txt": { body: "alpha\n", headers: { "cache-control": "max-age=60" } },
+      "/bad.txt": { status: 502, body: "x".repeat(100_000) },
     });
     const access = `${dir}/access.log`;
     const stops: (() => Promise<void>)[] = [() => origin.close()];
@@ -98,7 +99,7 @@ Deno.test({
         equal(await res.text(), "alpha\n");
       }
       const rows = (await Deno.readTextFile(access)).trim().split("\n").map((l) => JSON.parse(l));
-      equal(rows.length, 2);
+      equal(rows.length, 2, JSON.stringify(rows));
       equal(rows[0].cache, "MISS");
       equal(rows[0].status, 200);
       equal(rows[0].target, "/a.txt");
@@ -107,6 +108,14 @@ Deno.test({
       equal(typeof rows[0].upstreamSeconds, "number", JSON.stringify(rows[0]));
       equal(rows[1].cache, "HIT");
       equal(rows[1].upstreamSeconds, null);
+      // The origin's own 502 is relayed as it is and logged as the origin's answer.
+      const relayed = await fetch(`${r.url}/bad.txt`);
+      equal(relayed.status, 502);
+      equal((await relayed.text()).length, 100_000);
+      await r.waitFor(
+        /"level":"warn",.*"msg":"origin failure: 502 GET \/bad\.txt: the origin answered 502"/,
+        10_000,
+      );
       const events = allJson(r.lines.join("\n"), "http");
       ok(events.some((e) => /^listening on http/.test(String(e.msg))), JSON.stringify(events));
 
@@ -116,7 +125,7 @@ Deno.test({
       const res = await fetch(`${down.url}/gone.txt`);
       equal(res.status, 502);
       await res.body?.cancel();
-      await down.waitFor(/http: 502 GET \/gone\.txt: origin unreachable/, 10_000);
+      await down.waitFor(/^http: origin failure: 502 GET \/gone\.txt: origin unreachable/, 10_000);
       const line = await down.waitFor(/"GET \/gone\.txt HTTP\/1\.1" 502/, 10_000);
       match(
         line,

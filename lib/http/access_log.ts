@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { concatBytes } from "../common/bytes.ts";
 
 /** What the origin time of a request is recorded against (the client's request). */
 const upstreamSeconds = new WeakMap<Request, number>();
@@ -51,6 +52,35 @@ function quoted(v: string | null): string {
   return `"${v.replace(/[\x00-\x1f\x7f]/g, "").replace(/["\\]/g, (c) => `\\${c}`)}"`;
 }
 
+/** Largest own error text read for its cause. */
+const MAX_CAUSE_BYTES = 4096;
+
+/**
+ * Why a 502/504 was answered: the message of our own short text answer, or, for an origin's
+ * answer relayed as it is (it carries `X-Cache`), that the origin answered so; its body is
+ * never read here.
+ */
+async function causeOf(res: Response): Promise<string> {
+  if (res.headers.has("x-cache")) return `the origin answered ${res.status}`;
+  if (!(res.headers.get("content-type") ?? "").startsWith("text/plain")) return "(no message)";
+  const reader = res.clone().body?.getReader();
+  if (reader === undefined) return "(no message)";
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    while (n < MAX_CAUSE_BYTES) {
+      const r = await reader.read();
+      if (r.done) break;
+      parts.push(r.value);
+      n += r.value.length;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  const text = new TextDecoder().decode(concatBytes(parts).subarray(0, MAX_CAUSE_BYTES));
+  return text.replace(/^\d{3}: /, "").trim().slice(0, 500) || "(no message)";
+}
+
 /** Wraps `handler`: logs each answer (when asked) and every 502/504 with its cause. */
 export function withAccessLog(handler: AccessHandler, o: AccessLogOptions): AccessHandler {
   const now = o.now ?? (() => new Date());
@@ -60,9 +90,7 @@ export function withAccessLog(handler: AccessHandler, o: AccessLogOptions): Acce
     const url = new URL(req.url);
     const target = url.pathname + url.search;
     if (res.status === 502 || res.status === 504) {
-      const body = await res.clone().text().catch(() => "");
-      const cause = body.replace(/^\d{3}: /, "").trim().slice(0, 500) || "(no message)";
-      o.log(`http: ${res.status} ${req.method} ${target}: ${cause}`);
+      o.log(`http: origin failure: ${res.status} ${req.method} ${target}: ${await causeOf(res)}`);
     }
     if (o.access === null) return res;
     const upstream = upstreamSeconds.get(req);
