@@ -27,7 +27,7 @@ const root = new URL("../../", import.meta.url).pathname;
 const ZONE = "cdn.test";
 const ANSWERS = 64;
 
-/** cdn.test A with an OPT record of payload 1232 (49 bytes). */
+/** cdn.test A with an OPT record of payload 1232 (37 bytes). */
 function query(id: number): Uint8Array {
   return Uint8Array.from([
     id >> 8,
