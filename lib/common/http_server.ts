@@ -29,6 +29,7 @@
 import { innerBody, serveOnConnection } from "./_serve_conn.ts";
 import type { Exposition } from "./prometheus.ts";
 import { listenTlsSwappable, relistenTls, type TlsKeyPair } from "../tls/listen.ts";
+import { negotiateError } from "./error_body.ts";
 
 /** Default header timeout: a partial request head is closed within it. */
 export const DEFAULT_HEADER_TIMEOUT_MS = 30_000;
@@ -377,11 +378,11 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       } catch (e) {
         failed(e);
       }
-      if (!(res instanceof Promise)) return settle(res!);
+      if (!(res instanceof Promise)) return settle(negotiateError(req, res!));
       // The head arrived now: the idle timeout runs from here while the handler works. (A
       // synchronous handler needs no such mark: nothing else runs before settle.)
       touch();
-      return res.then(settle, failed);
+      return res.then((r) => settle(negotiateError(req, r)), failed);
     };
     let server;
     try {

@@ -11,6 +11,7 @@ import { appendVia } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
 import { withIdleTimeout } from "./origin.ts";
 import { serveBody } from "./serve_body.ts";
+import { ownError } from "../common/error_body.ts";
 
 /** Options of {@link Responder}. */
 export interface ResponderOptions {
@@ -58,7 +59,7 @@ export class Responder {
       ["via", this.via],
     ];
     if (extra !== undefined) headers.push(...extra);
-    return new Response(`${status}: ${message}\n`, { status, headers });
+    return ownError(new Response(`${status}: ${message}\n`, { status, headers }), message);
   }
 
   /** An entry's response headers with `Age` and `X-Cache`. */

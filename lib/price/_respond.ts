@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { ownError } from "../common/error_body.ts";
 
 /** Header carrying the global version on every response of the service. */
 export const VERSION_HEADER = "nearcast-price-version";
@@ -30,11 +31,8 @@ export function json(
 
 /** A JSON error `{"error", "field"?}`. */
 export function error(status: number, message: string, version: number, field?: string): Response {
-  return json(
-    status,
-    field === undefined ? { error: message } : { error: message, field },
-    version,
-  );
+  const body = field === undefined ? { error: message } : { error: message, field };
+  return ownError(json(status, body, version), message);
 }
 
 /**

@@ -11,6 +11,7 @@ import { appendVia, endToEnd, HOP_BY_HOP } from "../http/headers.ts";
 import type { BodyEnd } from "./_h1.ts";
 import type { ServerState } from "./server_state.ts";
 import { type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
+import { ownError } from "../common/error_body.ts";
 
 /** Methods retried on another server when the first fails before answering (without a body). */
 export const IDEMPOTENT: ReadonlySet<string> = new Set(["GET", "HEAD", "OPTIONS", "PUT", "DELETE"]);
@@ -25,7 +26,7 @@ export function proxyText(
   text: string,
   headers: [string, string][] = [],
 ): Response {
-  return new Response(`${status}: ${text}\n`, {
+  const res = new Response(`${status}: ${text}\n`, {
     status,
     headers: [
       ["content-type", "text/plain; charset=utf-8"],
@@ -33,6 +34,7 @@ export function proxyText(
       ...headers,
     ],
   });
+  return ownError(res, text);
 }
 
 /** The request to send upstream for client request `req` aimed at `url`. */

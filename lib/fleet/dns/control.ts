@@ -71,6 +71,7 @@ import { controlRootPage } from "./root_page.ts";
 import { wantsHtml } from "../../common/status_page.ts";
 import type { Exposition } from "../../common/prometheus.ts";
 import type { TlsKeyPair } from "../../tls/listen.ts";
+import { ownError } from "../../common/error_body.ts";
 
 /** Most signed `register` heartbeat replies per second (each costs an Ed25519 signature). */
 export const MAX_REGISTER_REPLIES_PER_S = 200;
@@ -119,7 +120,7 @@ function json(body: unknown, status = 200): Response {
 }
 
 function error(status: number, message: string): Response {
-  return json({ error: message }, status);
+  return ownError(json({ error: message }, status), message);
 }
 
 /** Whether a peer address (as the socket reports it, IPv4-mapped or not) is loopback. */
