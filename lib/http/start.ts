@@ -7,7 +7,6 @@
  *
  * @module
  */
-import { ImageLayer } from "../image/serve.ts";
 import { type LimitedServer, writeListenerMetrics } from "../common/http_server.ts";
 import { writeReplicationMetrics } from "../replication/metrics.ts";
 import { hashKey } from "../cache/hash.ts";
@@ -136,8 +135,11 @@ export async function startReplicaProcess(
   let node: ReplicationNode | null = null;
   let server: LimitedServer;
   const accessLog = c.accessLog === null ? null : openAccessLog(c.accessLog);
+  // Loaded only when asked for: imagescript's native codecs need --allow-ffi.
+  const images = c.images === "off"
+    ? null
+    : new (await import("../image/serve.ts")).ImageLayer({ mode: c.images });
   try {
-    const images = c.images === "off" ? null : new ImageLayer({ mode: c.images });
     const handler = withAccessLog(
       (req, info) =>
         images && info
