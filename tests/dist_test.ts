@@ -48,6 +48,10 @@ Deno.test({
       const unpacked = `${work}/unpacked`;
       for (const d of [site, home, bin, unpacked]) await Deno.mkdir(d);
       await Deno.writeTextFile(`${site}/hello.txt`, "hello from the origin\n");
+      // Modified a day ago: the origin sends no Cache-Control, so the replica's heuristic
+      // freshness (a tenth of the age of Last-Modified) keeps it fresh for the second GET.
+      const dayAgo = new Date(Date.now() - 86_400_000);
+      await Deno.utime(`${site}/hello.txt`, dayAgo, dayAgo);
       for (const tool of ["sh", "dirname", "readlink"]) {
         await Deno.symlink((await which(tool))!, `${bin}/${tool}`);
       }
