@@ -185,8 +185,11 @@ Deno.test("rrl: --rrl-rate 0 turns it off", async () => {
   try {
     const t = await flood(server.port, "127.0.0.1", 300);
     assert.equal(t.tc, 0, JSON.stringify(t));
-    assert.ok(t.full >= 250, JSON.stringify(t));
+    assert.ok(t.full > 0, JSON.stringify(t));
   } finally {
     await server.close();
   }
+  // Counted by the server, so datagrams lost in a loaded machine's socket buffers do not
+  // matter: nothing was limited.
+  assert.match(server.output(), /dns: stopped .*"rrl_limited":0,/);
 });
