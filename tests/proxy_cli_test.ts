@@ -50,7 +50,7 @@ Deno.test("proxy CLI: help, bad flags, no node, no name, port in use", async () 
     equal(noName.code, 2);
     match(
       out(noName),
-      /--name is required: the node at http:\/\/127\.0\.0\.1:\d+ reports no CDN name/,
+      /--name is required: the node at http:\/\/127\.0\.0\.1:\d+ reports no CDN name .*pass --name CDN_HOST/,
     );
     const inUse = await runProxyCli([
       "-p",

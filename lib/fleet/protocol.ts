@@ -105,6 +105,11 @@ export interface RegisterReply {
   version: number;
   /** The DNS server's Ed25519 public key: it signs registration answers and `register` replies. */
   serverKey: string;
+  /**
+   * The zone the DNS server serves (`-n NAME`): the CDN's name, which the replica reports in
+   * `/_cdn/health` as `cdnName`. Absent from older servers.
+   */
+  zone?: string;
 }
 
 /** One UDP heartbeat. */

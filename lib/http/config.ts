@@ -213,6 +213,12 @@ export const HTTP_FLAGS = {
     help: "Cloud provider this node runs on, as the pricing service names it: sent on\n" +
       "registration with the DNS servers and shown in every node's server list.",
   },
+  "cdn-name": {
+    type: "string",
+    arg: "NAME",
+    help: "The CDN's host name, reported as cdnName in /_cdn/health (the routing proxy's\n" +
+      "default --name). Default: the zone of the first DNS server --announce registers with.",
+  },
   ...TLS_FLAGS,
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
@@ -247,6 +253,8 @@ export interface HttpConfig {
   origin: string;
   /** `--provider` ("" when not given): on registration and in every node's server list. */
   provider: string;
+  /** `--cdn-name` (lower case), or null: the DNS servers' zone when announcing, else none. */
+  cdnName: string | null;
   cacheBytes: number;
   maxObjectBytes: number;
   originTimeoutMs: number;
@@ -330,6 +338,7 @@ export function parseHttpConfig(
     id,
     origin,
     provider: f.string("provider") ?? "",
+    cdnName: cdnName(f.string("cdn-name")),
     cacheBytes,
     maxObjectBytes: f.size("max-object-bytes", cacheBytes),
     originTimeoutMs,
@@ -394,6 +403,18 @@ export function parseOrigin(text: string): string {
     );
   }
   return url.origin;
+}
+
+/** `--cdn-name`'s value checked (a host name, lower case, no final dot), or null. */
+function cdnName(text: string | undefined): string | null {
+  if (text === undefined) return null;
+  const name = text.trim().toLowerCase().replace(/\.$/, "");
+  if (!/^[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63})*$/.test(name) || name.length > 253) {
+    throw new UsageError(
+      `--cdn-name must be a host name (letters, digits, - and .): received ${text}`,
+    );
+  }
+  return name;
 }
 
 /**

@@ -185,15 +185,18 @@ export async function startReplicaProcess(
         headers: { "content-type": "text/plain; charset=utf-8", "cache-control": "no-store" },
       });
     },
-    health: () =>
-      node === null ? { ready: true } : {
+    health: () => ({
+      // The CDN's name (the routing proxy's default --name): --cdn-name, else the DNS zone.
+      cdnName: c.cdnName ?? agent?.cdnName ?? null,
+      ...(node === null ? { ready: true } : {
         ready: node.ready,
         nodeId: node.id,
         catchUp: node.catchUp(),
         files: node.files().length,
         digest: node.digest(),
         replication: node.stats,
-      },
+      }),
+    }),
     onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
     moreMetrics: (e) => {
       writeListenerMetrics(e, server.stats, server.limits);
@@ -242,6 +245,7 @@ export async function startReplicaProcess(
       ...c.fleet,
       id,
       port,
+      cdnName: c.cdnName,
       adminToken: c.adminToken,
       // Its own credential at the DNS server: the node key, admitted once with the admin token.
       nodeKey: key,

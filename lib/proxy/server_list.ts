@@ -66,7 +66,7 @@ export class ServerList {
   #array: ServerState[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
-  /** The name the node reports for the CDN, when it reports one (`name` in its health). */
+  /** The name the nodes report for the CDN, when one does (`cdnName` in its health). */
   reportedName: string | null = null;
   /** Last refresh: when, from where, and the error if it failed. */
   last: { at: number; from: string | null; error: string | null } = {
@@ -130,9 +130,7 @@ export class ServerList {
     const t = this.#o.requestTimeoutMs;
     const health = await getJson(`${base}/_cdn/health`, t).catch(() => null);
     const h = health?.body as Record<string, unknown> | null;
-    for (const k of ["cdnName", "name", "zone"]) {
-      if (typeof h?.[k] === "string" && h[k] !== "") this.reportedName = h[k] as string;
-    }
+    this.#readName(h);
     const r = await getJson(`${base}/_cdn/servers`, t);
     if (r.status === 200) return parseServerList(r.body);
     // A node without a store has no server list: it is the only server.
@@ -146,6 +144,26 @@ export class ServerList {
       }];
     }
     throw new Error(`GET /_cdn/servers answered ${r.status}`);
+  }
+
+  /** Takes the CDN's name from a node's health (`cdnName`), when it reports one. */
+  #readName(h: Record<string, unknown> | null): void {
+    const name = h?.cdnName;
+    if (typeof name === "string" && name !== "") this.reportedName = name;
+  }
+
+  /**
+   * The CDN's name when no node reported it yet: asks every known server's `/_cdn/health` in
+   * turn (as for the list) until one reports it; null when none does.
+   */
+  async findName(): Promise<string | null> {
+    for (const s of this.servers) {
+      if (this.reportedName !== null) break;
+      const url = `${s.info.url}/_cdn/health`;
+      const health = await getJson(url, this.#o.requestTimeoutMs).catch(() => null);
+      this.#readName(health?.body as Record<string, unknown> | null);
+    }
+    return this.reportedName;
   }
 
   #apply(list: ServerInfo[]): void {

@@ -86,10 +86,17 @@ export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<Runni
       : list.reportedName === null
       ? []
       : [list.reportedName.toLowerCase()];
+  if (c.names.length === 0 && list.reportedName === null) await list.findName();
   if (names().length === 0) {
     list.close();
     pool.close();
-    throw new StartError(`--name is required: the node at ${c.node} reports no CDN name`);
+    const others = list.servers.filter((s) => s.info.url !== c.node).length;
+    throw new StartError(
+      `--name is required: the node at ${c.node}${
+        others === 0 ? "" : ` (nor any of the ${others} other servers it lists)`
+      } reports no CDN name (cdnName in /_cdn/health: nodes started with --announce or ` +
+        `--cdn-name report one); pass --name CDN_HOST`,
+    );
   }
   if (c.price !== null) {
     prices = (o.openPrices ?? openPriceFeed)(c.price, log);

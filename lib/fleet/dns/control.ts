@@ -89,6 +89,8 @@ export interface ControlOptions {
   /** Replicas per answer (what `/explain` shows as the answer). */
   answers: number;
   adminToken: string | null;
+  /** The zone served (`-n NAME`), sent in every registration answer (the CDN's name). */
+  zone?: string;
   /** Clock of heartbeat times (tests); default `Date.now`. */
   now?: () => number;
   /** Limits of the HTTP listener; the connection cap defaults to {@link DEFAULT_CONTROL_MAX_CONNS}. */
@@ -350,6 +352,7 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       servers: registry.servers(),
       version: registry.version,
       serverKey: serverKey.publicKey,
+      ...(o.zone === undefined ? {} : { zone: o.zone.toLowerCase().replace(/\.$/, "") }),
     };
     const out = JSON.stringify(reply);
     const headers: Record<string, string> = { ...JSON_HEADERS };

@@ -154,6 +154,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       monitor,
       answers: o.config.answers,
       adminToken: o.adminToken,
+      zone: o.zone,
       limits: o.controlLimits,
       tls: o.controlTls,
       metrics: (e) => writeDnsMetrics(e, { dns: dns!, registry, policy, monitor }),

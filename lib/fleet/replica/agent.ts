@@ -93,6 +93,8 @@ export interface AgentOptions extends Registration {
   load: () => LoadSource;
   /** Paths held (uploads, cached URLs), reported for `/locate`. */
   held?: () => string[];
+  /** Called with the zone (the CDN's name) a registration answer names. */
+  onZone?: (zone: string, announce: string) => void;
   log?: (line: string) => void;
 }
 
@@ -296,6 +298,7 @@ export class FleetAgent {
     this.#heartbeatPort = r.heartbeatPort;
     this.servers = r.servers;
     this.version = r.version;
+    if (typeof r.zone === "string" && r.zone !== "") this.#o.onZone?.(r.zone, this.#o.announce);
     this.registered = true;
     this.stats.registrations++;
     this.#log(

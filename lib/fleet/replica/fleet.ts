@@ -8,8 +8,8 @@
  * Routes it adds to the replica: `GET /_cdn/probe?target=IP[&port=N][&count=K][&maxAge=MS]`
  * (TCP connect times in ms; a refused connection times the round trip as well as an accepted
  * one; `maxAge`: a result of the same subnet that recent is reused) and `GET /_cdn/fleet`
- * (registration state per DNS server and the known-servers list, for other modules such as
- * replication).
+ * (registration state per DNS server, the CDN's name learnt from them, and the known-servers
+ * list, for other modules such as replication).
  *
  * @module
  */
@@ -29,9 +29,11 @@ export const AGENT_ROUTES: readonly Route[] = [
 ];
 
 /** Options of {@link ReplicaFleet}: those of an agent, with every DNS server to announce to. */
-export interface ReplicaFleetOptions extends Omit<AgentOptions, "announce"> {
+export interface ReplicaFleetOptions extends Omit<AgentOptions, "announce" | "onZone"> {
   /** The DNS control APIs, `HOST:PORT` or `https://HOST:PORT` (at least one). */
   announce: string[];
+  /** `--cdn-name`: the CDN's name, reported whatever the DNS servers' zone (absent: theirs). */
+  cdnName?: string | null;
   prober?: Prober;
 }
 
@@ -46,12 +48,45 @@ export class ReplicaFleet {
   readonly agents: readonly FleetAgent[];
   readonly prober: Prober;
   readonly #id: string;
+  readonly #log: (line: string) => void;
+  /** The CDN's name: `--cdn-name`, else the zone of the first DNS server that answered. */
+  #cdnName: string | null;
+  /** Mismatches already logged (`announce zone`): once each, not on every registration. */
+  readonly #mismatches = new Set<string>();
 
   constructor(o: ReplicaFleetOptions) {
     if (o.announce.length === 0) throw new RangeError("Cannot start the fleet: no DNS server");
     this.#id = o.id;
+    this.#log = o.log ?? (() => {});
+    this.#cdnName = o.cdnName ?? null;
     this.prober = o.prober ?? new Prober();
-    this.agents = o.announce.map((announce) => new FleetAgent({ ...o, announce }));
+    const onZone = (zone: string, announce: string) => this.#onZone(zone, announce);
+    this.agents = o.announce.map((announce) => new FleetAgent({ ...o, announce, onZone }));
+  }
+
+  /**
+   * The CDN's name this node reports (`cdnName` in `/_cdn/health` and `/_cdn/fleet`):
+   * `--cdn-name`, else the zone (`-n NAME`) of the first DNS server whose registration answer
+   * named one; null until then.
+   */
+  get cdnName(): string | null {
+    return this.#cdnName;
+  }
+
+  #onZone(zone: string, announce: string): void {
+    zone = zone.toLowerCase();
+    if (this.#cdnName === null) {
+      this.#cdnName = zone;
+      this.#log(`fleet: CDN name ${zone} (the zone of ${announce})`);
+      return;
+    }
+    const key = `${announce} ${zone}`;
+    if (zone === this.#cdnName || this.#mismatches.has(key)) return;
+    this.#mismatches.add(key);
+    this.#log(
+      `fleet: ${announce} serves zone ${zone}, not ${this.#cdnName}: still reporting ` +
+        `${this.#cdnName} as the CDN name (the DNS servers of one CDN serve one zone)`,
+    );
   }
 
   /** Starts every agent (each registers in the background, then heartbeats). */
@@ -96,6 +131,7 @@ export class ReplicaFleet {
     }
     return Response.json({
       id: this.#id,
+      cdnName: this.#cdnName,
       announce: this.agents.map((a) => a.announce),
       registered: this.registered,
       servers: this.servers,
