@@ -10,6 +10,14 @@ import { startOrigin } from "./_http_origin.ts";
 import { type ReplicaProc, startReplica } from "./_http_replica.ts";
 import { curlVia, startProxyProc } from "./_proxy_procs.ts";
 import { startDns, waitFor } from "../lib/fleet/_testing.ts";
+import {
+  startNode,
+  stopAll,
+  type TestNode,
+  tfetch,
+  waitUntil,
+  withTempDir,
+} from "./_upload_cluster.ts";
 
 const PAGE = "<html>routed by the reported name</html>\n";
 
@@ -95,4 +103,31 @@ Deno.test({
       await origin.close();
     }
   },
+});
+
+Deno.test("proxy: without --name it asks the other listed servers when --node reports none", async () => {
+  await withTempDir(async (dir) => {
+    const nodes: TestNode[] = [];
+    try {
+      const a = await startNode("a", `${dir}/a`);
+      nodes.push(a);
+      nodes.push(await startNode("b", `${dir}/b`, ["--join", a.url, "--cdn-name", "other.test"]));
+      await waitUntil(
+        async () =>
+          (await (await tfetch(`${a.url}/_cdn/servers`)).json() as unknown[]).length === 2,
+        20_000,
+        "a lists two servers",
+      );
+      equal((await health(a.url)).cdnName, null);
+      const proxy = await startProxyProc(["--node", a.url]);
+      try {
+        match(proxy.output(), /CDN other\.test, 2 servers/);
+        equal((await curlVia(proxy.url, "http://other.test/_cdn/health")).status, 200);
+      } finally {
+        await proxy.close();
+      }
+    } finally {
+      await stopAll(nodes);
+    }
+  });
 });
