@@ -305,10 +305,11 @@ function randomQuerySpec(r: Rng, zone: string): QuerySpec {
   const extras: Uint8Array[] = [];
   if (r.chance(0.05)) {
     // A record whose owner is compressed against the question (legal in any section).
-    extras.push(record([0xc0, 12], r.pick([1, 16, 250]), 1, r.next(), r.bytes(r.int(20))));
+    extras.push(record([0xc0, 12], r.pick([1, 16, 99]), 1, r.next(), r.bytes(r.int(20))));
   }
   if (r.chance(0.75)) extras.push(randomOpt(r));
-  if (r.chance(0.05)) extras.push(record([0], 250, 255, 0, r.bytes(r.int(30)))); // TSIG-like
+  // A record of a type we do not know (TSIG, type 250, is answered NOTAUTH: not generated here).
+  if (r.chance(0.05)) extras.push(record([0], 65280, 255, 0, r.bytes(r.int(30))));
   spec.additionals = r.chance(0.5) ? extras : extras.reverse();
   if (r.chance(0.03)) spec.answers = [record([0xc0, 12], 1, 1, 60, [127, 0, 0, 1])];
   if (r.chance(0.03)) spec.authorities = [record(nameWire("x.example"), 2, 1, 60, [0xc0, 12])];

@@ -34,6 +34,9 @@ const CONFIG = {
   soa: { serial: 2024010101, minimum: 30 },
 };
 
+/** The unsigned TSIG RR of a BADKEY answer as dig and kdig print it (MAC size 0, other len 0). */
+const BADKEY_TSIG = /somekey\.\s+0\s+ANY\s+TSIG\s+hmac-sha256\. \d+ 300 0 \d+ BADKEY 0/;
+
 const ADDR = { nyc: "192.0.2.10", lon: "192.0.2.20", tok: "192.0.2.30" };
 
 function answers(r: DigResult): string[] {
@@ -220,6 +223,17 @@ Deno.test("dns server answers dig and kdig over UDP and TCP", async (t) => {
       } finally {
         udp.close();
       }
+    });
+
+    await t.step("TSIG with a key the server does not have: NOTAUTH, BADKEY", async () => {
+      // RFC 8945 §5.2: the response carries a TSIG RR with error BADKEY and is not signed.
+      const d = await dig(port, "-y", "hmac-sha256:somekey:c2VjcmV0", "cdn.test", "A");
+      assert.equal(d.status, "NOTAUTH", d.raw);
+      assert.match(d.raw, BADKEY_TSIG, d.raw);
+      const k = await kdig(port, "-y", "hmac-sha256:somekey:c2VjcmV0", "cdn.test", "A");
+      // kdig shows the TSIG error in place of the header's NOTAUTH.
+      assert.equal(k.status, "BADKEY", k.raw);
+      assert.match(k.raw, BADKEY_TSIG, k.raw);
     });
 
     await t.step("NOTIMP for opcodes other than QUERY", async () => {

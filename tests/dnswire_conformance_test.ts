@@ -831,3 +831,89 @@ Deno.test("dnswire: a missing WASM module names the build task", () => {
   const missing = new URL("./no-such-dir/dnswire.wasm", import.meta.url);
   assert.throws(() => createWasmCodecFrom(missing), /deno task build:wasm/);
 });
+
+// ---- TSIG (RFC 8945 §5.1–5.2): no keys are held, so a signed query gets NOTAUTH + BADKEY ------
+
+/** TSIG RDATA: algorithm, time signed (48 bits), fudge, a 32-byte MAC, original ID, error, other. */
+function tsigRdata(alg: Uint8Array | string, id: number, other: number[] = []): Uint8Array {
+  const w = new Writer().bytes(typeof alg === "string" ? nameWire(alg) : alg);
+  w.u16(0).u32(0x5f5e1000).u16(300).u16(32).bytes(new Uint8Array(32).fill(0xaa));
+  return w.u16(id).u16(0).u16(other.length).bytes(other).done();
+}
+
+/** A TSIG RR of key `somekey` (class ANY, TTL 0). */
+function tsig(id = 0x1234, owner: Uint8Array = nameWire("somekey")): Uint8Array {
+  return record(owner, 250, 255, 0, tsigRdata("hmac-sha256", id));
+}
+
+function runTsig(c: DnsCodec, packet: Uint8Array, rcode: number): [Query, number[]] {
+  const ptr = c.scratchBase + 4096;
+  c.memory.set(packet, ptr);
+  const q = newQuery();
+  c.parse(ptr, packet.length, q);
+  c.begin(ptr, q, rcode, false, 1232);
+  const len = c.finish(0);
+  return [q, [...c.memory.subarray(ptr, ptr + len)]];
+}
+
+/** The BADKEY TSIG RR we expect back for {@link tsig}. */
+function badkey(id: number): number[] {
+  const alg = nameWire("hmac-sha256");
+  const rdata = new Writer().bytes(alg).u16(0).u32(0x5f5e1000).u16(300).u16(0).u16(id).u16(17)
+    .u16(0).done();
+  return [...record(nameWire("somekey"), 250, 255, 0, rdata)];
+}
+
+for (const [codec] of CODECS) {
+  codecTest(codec, "TSIG-signed query → NOTAUTH with a BADKEY TSIG, with EDNS", (c) => {
+    const packet = buildQuery({ id: 0xbeef, additionals: [optRecord({}), tsig(0xbeef)] });
+    const [q, out] = runTsig(c, packet, Rcode.NOTAUTH);
+    assert.equal(q.status, ParseStatus.NOTAUTH);
+    const question = [...packet.subarray(12, 26)];
+    const expected = [
+      ...[0xbe, 0xef, 0x81, 0x09, 0, 1, 0, 0, 0, 0, 0, 2],
+      ...question,
+      ...optRecord({}),
+      ...badkey(0xbeef),
+    ];
+    assert.deepEqual(out, expected);
+  });
+
+  codecTest(codec, "TSIG-signed query → NOTAUTH with a BADKEY TSIG, no EDNS", (c) => {
+    // The answer's Original ID is its own message ID, whatever the signed query's TSIG held.
+    const packet = buildQuery({ id: 0x0102, additionals: [tsig(0x0a0b)] });
+    const [q, out] = runTsig(c, packet, Rcode.NOTAUTH);
+    assert.equal(q.status, ParseStatus.NOTAUTH);
+    const expected = [
+      ...[0x01, 0x02, 0x81, 0x09, 0, 1, 0, 0, 0, 0, 0, 1],
+      ...packet.subarray(12, 26),
+      ...badkey(0x0102),
+    ];
+    assert.deepEqual(out, expected);
+  });
+
+  codecTest(codec, "a TSIG that is not the last record, or malformed, is FORMERR", (c) => {
+    const cases: [string, Uint8Array][] = [
+      ["TSIG before OPT", buildQuery({ additionals: [tsig(), optRecord({})] })],
+      ["TSIG in the answer section", buildQuery({ answers: [tsig()] })],
+      ["two TSIGs", buildQuery({ additionals: [tsig(), tsig()] })],
+      ["compressed key name", buildQuery({ additionals: [tsig(0x1234, Uint8Array.of(0xc0, 12))] })],
+      [
+        "other data overrunning RDLENGTH",
+        buildQuery({
+          additionals: [record(nameWire("k"), 250, 255, 0, tsigRdata("a", 1, [1]).slice(0, -1))],
+        }),
+      ],
+      [
+        "RDATA cut inside the algorithm name",
+        buildQuery({ additionals: [record(nameWire("k"), 250, 255, 0, [5, 0x61])] }),
+      ],
+    ];
+    for (const [what, packet] of cases) {
+      const [q, out] = runTsig(c, packet, Rcode.FORMERR);
+      assert.equal(q.status, ParseStatus.FORMERR, what);
+      assert.equal(q.tsigOffset, -1, what);
+      assert.equal(out[11] + (out[10] << 8), q.edns ? 1 : 0, `${what}: no TSIG in a FORMERR`);
+    }
+  });
+}

@@ -10,8 +10,8 @@
 // ---- Memory layout (keep equal to lib/dnswire/_common.ts) ---------------------------------
 const MEMORY_PAGES: i32 = 8;
 const SCRATCH_BASE: usize = 65536;
-const INFO: usize = 49152; // 17 i32 fields of the parsed query (static data starts at 1024)
-const INFO_ECS: usize = INFO + 17 * 4; // 16 ECS address bytes
+const INFO: usize = 49152; // 20 i32 fields of the parsed query (static data starts at 1024)
+const INFO_ECS: usize = INFO + 20 * 4; // 16 ECS address bytes
 const SAVED_ECS: usize = INFO + 128; // ECS address kept from begin to finish
 const CFG_ZONE: usize = INFO + 1024; // zone in wire form, lower case
 const CFG_NS: usize = CFG_ZONE + 256; // length byte + nsLabel
@@ -38,6 +38,9 @@ const F_EDNS_VERSION: usize = 52;
 const F_DNSSEC_OK: usize = 56;
 const F_ECS_FAMILY: usize = 60;
 const F_ECS_SOURCE: usize = 64;
+const F_TSIG_OFFSET: usize = 68;
+const F_TSIG_RDATA: usize = 72;
+const F_TSIG_END: usize = 76;
 
 // ---- Protocol constants ---------------------------------------------------------------------
 const ST_OK: i32 = 0;
@@ -45,6 +48,7 @@ const ST_FORMERR: i32 = 1;
 const ST_NOTIMP: i32 = 2;
 const ST_BADVERS: i32 = 3;
 const ST_DROP: i32 = 4;
+const ST_NOTAUTH: i32 = 5;
 const HEADER: i32 = 12; // RFC 1035 §4.1.1
 const NAME_MAX: i32 = 255; // RFC 1035 §2.3.4
 const POINTER_HOPS: i32 = 64; // pointers followed per name before we call it a loop
@@ -54,6 +58,10 @@ const TYPE_NS: i32 = 2;
 const TYPE_SOA: i32 = 6;
 const TYPE_AAAA: i32 = 28;
 const TYPE_OPT: i32 = 41;
+const TYPE_TSIG: i32 = 250;
+const CLASS_ANY: i32 = 255;
+const TSIG_BADKEY: i32 = 17; // RFC 8945 §4.5.2
+const TSIG_TAIL: i32 = 8; // MAC Size, Original ID, Error, Other Len
 const CLASS_IN: i32 = 1;
 const UDP_EDNS: i32 = 1232; // DNS flag day 2020
 const OPT_FIXED: i32 = 11; // RFC 6891 §6.1.2
@@ -150,6 +158,9 @@ let v_edns_version: i32 = 0;
 let v_dnssec_ok: i32 = 0;
 let v_ecs_family: i32 = 0;
 let v_ecs_source: i32 = 0;
+let v_tsig_offset: i32 = -1;
+let v_tsig_rdata: i32 = -1;
+let v_tsig_end: i32 = -1;
 
 /** Writes the parsed fields to the info region (the ECS address is written there directly). */
 function flush(): void {
@@ -170,6 +181,9 @@ function flush(): void {
   store<i32>(INFO + F_DNSSEC_OK, v_dnssec_ok);
   store<i32>(INFO + F_ECS_FAMILY, v_ecs_family);
   store<i32>(INFO + F_ECS_SOURCE, v_ecs_source);
+  store<i32>(INFO + F_TSIG_OFFSET, v_tsig_offset);
+  store<i32>(INFO + F_TSIG_RDATA, v_tsig_rdata);
+  store<i32>(INFO + F_TSIG_END, v_tsig_end);
 }
 
 let nameLength: i32 = 0; // expanded length of the name last skipped
@@ -183,6 +197,13 @@ function resetBody(): void {
   v_zone_offset = -1;
   v_labels_before_zone = -1;
   resetEdns();
+  resetTsig();
+}
+
+function resetTsig(): void {
+  v_tsig_offset = -1;
+  v_tsig_rdata = -1;
+  v_tsig_end = -1;
 }
 
 function resetEdns(): void {
@@ -231,11 +252,13 @@ export function parse(ptr: usize, len: i32): i32 {
   if (opcode != 0) {
     status = ST_NOTIMP;
     if (qd == 1 && question(ptr, len) && !records(ptr, len, an, ns, ar)) resetEdns();
+    resetTsig();
   } else if (qd == 0) {
     // No question (e.g. dig +header-only): FORMERR, with the OPT record if it is well-formed.
     status = ST_FORMERR;
     records(ptr, len, an, ns, ar);
     resetEcs();
+    resetTsig();
   } else if (qd != 1 || !question(ptr, len)) {
     status = ST_FORMERR;
     resetBody();
@@ -244,6 +267,9 @@ export function parse(ptr: usize, len: i32): i32 {
     // well-formed (only what follows it, or an option inside it, was not).
     status = ST_FORMERR;
     resetEcs();
+    resetTsig();
+  } else if (v_tsig_offset >= 0) {
+    status = ST_NOTAUTH; // RFC 8945 §5.2: a signed query is checked first; we hold no key
   } else {
     status = v_edns != 0 && v_edns_version > 0 ? ST_BADVERS : ST_OK;
   }
@@ -338,6 +364,16 @@ function records(ptr: usize, len: i32, an: i32, ns: i32, ar: i32): bool {
       v_dnssec_ok = (rd8(ptr + e + 6) >> 7) & 1;
       // Options of a version we do not speak are not interpreted (the answer is BADVERS).
       if (version == 0 && !options(ptr, rdata, end)) return false;
+    } else if (type == TYPE_TSIG) {
+      // RFC 8945 §5.1: the last additional record; names uncompressed (we copy them).
+      if (i != total - 1 || i < an + ns || nameLength != e - p) return false;
+      const a = skipName(ptr, len, rdata);
+      if (a < 0 || nameLength != a - rdata || a + 10 > end) return false;
+      const other = a + 10 + rd16(ptr + a + 8);
+      if (other + 6 > end || other + 6 + rd16(ptr + other + 4) != end) return false;
+      v_tsig_offset = p;
+      v_tsig_rdata = rdata;
+      v_tsig_end = a + 8;
     }
     p = end;
   }
@@ -390,6 +426,9 @@ let dnssecOk: bool = false;
 let extRcode: i32 = 0;
 let ecsFamily: i32 = 0;
 let ecsSource: i32 = 0;
+let tsigOffset: i32 = -1; // the query's TSIG RR to answer BADKEY to (-1: none)
+let tsigRdata: i32 = -1;
+let tsigEnd: i32 = -1;
 
 /**
  * Starts the response in place. `bits`: 1 RD, 2 CD, 4 EDNS, 8 DO, 16 AA. The ECS address (when
@@ -407,9 +446,12 @@ export function begin(
   ecsSource_: i32,
   rcode: i32,
   limit_: i32,
+  tsigOffset_: i32,
+  tsigRdata_: i32,
+  tsigEnd_: i32,
 ): void {
   const answerable = status == ST_OK || status == ST_NOTIMP || status == ST_BADVERS ||
-    status == ST_FORMERR;
+    status == ST_FORMERR || status == ST_NOTAUTH;
   const keep = answerable && qnameLength > 0;
   // RD and CD are copied, except to NOTIMP: an opcode we do not know may give them no meaning.
   const copy = status != ST_NOTIMP;
@@ -435,7 +477,11 @@ export function begin(
   ecsSource = ecsSource_;
   store<u64>(SAVED_ECS, load<u64>(INFO_ECS));
   store<u64>(SAVED_ECS + 8, load<u64>(INFO_ECS + 8));
-  reserve = willOpt ? OPT_FIXED + (echoEcs ? ECS_FIXED + ((ecsSource + 7) >> 3) : 0) : 0;
+  tsigOffset = status == ST_NOTAUTH ? tsigOffset_ : -1;
+  tsigRdata = tsigRdata_;
+  tsigEnd = tsigEnd_;
+  reserve = (willOpt ? OPT_FIXED + (echoEcs ? ECS_FIXED + ((ecsSource + 7) >> 3) : 0) : 0) +
+    (tsigOffset >= 0 ? tsigEnd - tsigOffset + TSIG_TAIL : 0);
   // Header, question and OPT are always written; if even they exceed the limit, say so.
   tc = pos + reserve > limit;
 }
@@ -603,6 +649,25 @@ export function addNS(section: i32, host: i32): void {
   count(section);
 }
 
+/**
+ * Appends the query's TSIG RR (key name, algorithm, time signed and fudge copied; they lie at
+ * or after the write position, so the copy moves them back) with the BADKEY tail.
+ */
+function tsigBadkey(): void {
+  const at = pos;
+  memory.copy(base + at, base + tsigOffset, tsigEnd - tsigOffset);
+  const rdlenAt = at + tsigRdata - tsigOffset - 2;
+  wr16(base + rdlenAt - 6, CLASS_ANY);
+  wr32(base + rdlenAt - 4, 0);
+  wr16(base + rdlenAt, tsigEnd - tsigRdata + TSIG_TAIL);
+  pos = at + tsigEnd - tsigOffset;
+  put16(0); // MAC size
+  put16(rd16(base)); // original ID
+  put16(TSIG_BADKEY);
+  put16(0); // other len
+  arCount++;
+}
+
 /** Appends the OPT record when due, writes counts and TC; returns the response length. */
 export function finish(ecsScope: i32): i32 {
   if (willOpt) {
@@ -624,6 +689,7 @@ export function finish(ecsScope: i32): i32 {
     }
     arCount++;
   }
+  if (tsigOffset >= 0) tsigBadkey();
   if (tc) store<u8>(base + 2, load<u8>(base + 2) | 0x02);
   wr16(base + 6, anCount);
   wr16(base + 8, nsCount);

@@ -194,7 +194,9 @@ export class DnsHandler {
     const action = this.rrl!.decide(client, kind);
     if (action === RrlAction.SEND) return n;
     if (action === RrlAction.DROP) return 0;
-    // The question is still in place at offset 12: begin() rebuilds the header around it.
+    // The question is still in place at offset 12: begin() rebuilds the header around it. The
+    // query's TSIG is not (the response overwrote it): a slipped NOTAUTH goes without one.
+    q.tsigOffset = q.tsigRdata = q.tsigEnd = -1;
     const aa = (m[ptr + TC_BYTE] & AA_BIT) !== 0;
     const rcode = q.status === ParseStatus.BADVERS ? Rcode.BADVERS : m[ptr + 3] & 0x0f;
     this.codec.begin(ptr, q, rcode, aa, this.#limit(q, false));
@@ -252,6 +254,9 @@ export class DnsHandler {
       case ParseStatus.BADVERS:
         codec.begin(ptr, q, Rcode.BADVERS, false, limit);
         return this.#finish(ptr, Rcode.BADVERS, 0);
+      case ParseStatus.NOTAUTH:
+        codec.begin(ptr, q, Rcode.NOTAUTH, false, limit);
+        return this.#finish(ptr, Rcode.NOTAUTH, 0);
       case ParseStatus.OK:
         this.counters.qtypes[q.qtype]++;
         break;

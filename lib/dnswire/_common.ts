@@ -41,9 +41,12 @@ export const Info = {
   DNSSEC_OK: 14,
   ECS_FAMILY: 15,
   ECS_SOURCE_PREFIX: 16,
+  TSIG_OFFSET: 17,
+  TSIG_RDATA: 18,
+  TSIG_END: 19,
 } as const;
 /** Number of i32 fields in the info region. */
-export const INFO_WORDS = 17;
+export const INFO_WORDS = 20;
 /** Byte offset of the 16 ECS address bytes (after the i32 fields). */
 export const INFO_ECS_ADDRESS = INFO_OFFSET + INFO_WORDS * 4;
 /** Config region: zone in wire form (lower case, 256 bytes), then nsLabel and mailLabel. */
@@ -65,6 +68,10 @@ export const OPT_FIXED = 11;
 export const ECS_FIXED = 8;
 /** The largest OPT record we write: fixed part, ECS header and a 16-byte address. */
 const OPT_MAX = 11 + 8 + 16;
+/** RFC 8945 §4.5.2 TSIG error BADKEY. */
+export const TSIG_BADKEY = 17;
+/** RFC 8945 §4.2: MAC Size, Original ID, Error and Other Len, each 2 octets (MAC and Other empty). */
+export const TSIG_TAIL = 8;
 /** RFC 7871 option code of EDNS Client Subnet. */
 export const OPTION_ECS = 8;
 
@@ -224,12 +231,24 @@ export function checkBegin(ptr: number, q: Query, rcode: number, limit: number):
     !Number.isInteger(q.ecsSourcePrefix) || q.ecsSourcePrefix < 0 ||
     q.ecsSourcePrefix > (q.ecsFamily === 1 ? 32 : 128) || !Number.isInteger(q.opcode) ||
     q.opcode < 0 || q.opcode > 15 || !(q.ecsAddress instanceof Uint8Array) ||
-    q.ecsAddress.length !== 16
+    q.ecsAddress.length !== 16 || !tsigFieldsOk(ptr, q)
   ) {
     throw new TypeError(
-      "Cannot begin DNS response: the Query is not one filled by parse (questionEnd, qnameLength, zoneOffset, opcode or ECS fields out of range)",
+      "Cannot begin DNS response: the Query is not one filled by parse (questionEnd, qnameLength, zoneOffset, opcode, ECS or TSIG fields out of range)",
     );
   }
+}
+
+/**
+ * Whether the TSIG fields of `q` are none (-1) or a TSIG RR after the question whose copy,
+ * written after the question and OPT record with the BADKEY tail, stays in codec memory.
+ */
+function tsigFieldsOk(ptr: number, q: Query): boolean {
+  const o = q.tsigOffset, r = q.tsigRdata, e = q.tsigEnd;
+  if (o === -1 && r === -1 && e === -1) return true;
+  return Number.isInteger(o) && Number.isInteger(r) && Number.isInteger(e) &&
+    o >= q.questionEnd && r >= o + 11 && e >= r + 9 &&
+    ptr + Math.max(e, q.questionEnd + OPT_MAX + (e - o) + TSIG_TAIL) <= MEMORY_BYTES;
 }
 
 /** `limit` clamped to [12, 65535] and to the end of codec memory. */

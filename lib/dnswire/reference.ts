@@ -50,6 +50,8 @@ import {
   SCRATCH_BASE,
   SCRATCH_SIZE,
   stateError,
+  TSIG_BADKEY,
+  TSIG_TAIL,
   type WireConfig,
 } from "./_common.ts";
 import {
@@ -66,6 +68,8 @@ import {
 
 /** RR CLASS IN (RFC 1035 §3.2.4). */
 const CLASS_IN = 1;
+/** RR CLASS ANY (RFC 1035 §3.2.5), the class of a TSIG RR (RFC 8945 §4.2). */
+const CLASS_ANY = 255;
 
 /** Resets every field of `q` after the header ones to its {@link newQuery} default. */
 function resetBody(q: Query): void {
@@ -76,6 +80,14 @@ function resetBody(q: Query): void {
   q.zoneOffset = -1;
   q.labelsBeforeZone = -1;
   resetEdns(q);
+  resetTsig(q);
+}
+
+/** Resets the TSIG fields of `q`. */
+function resetTsig(q: Query): void {
+  q.tsigOffset = -1;
+  q.tsigRdata = -1;
+  q.tsigEnd = -1;
 }
 
 /** Resets the EDNS fields of `q`. */
@@ -122,6 +134,10 @@ export class ReferenceCodec implements DnsCodec {
   #ecsFamily = 0;
   #ecsSource = 0;
   #ecsAddress = new Uint8Array(16);
+  /** The query's TSIG RR to answer BADKEY to (-1: none), its RDATA and the end of its Fudge. */
+  #tsigOffset = -1;
+  #tsigRdata = -1;
+  #tsigEnd = -1;
 
   configure(zone: ZoneConfig): void {
     this.#cfg = encodeConfig(zone);
@@ -157,6 +173,7 @@ export class ReferenceCodec implements DnsCodec {
       if (qd === 1 && this.#question(ptr, len, q) && !this.#records(ptr, len, q, an, ns, ar)) {
         resetEdns(q);
       }
+      resetTsig(q);
       return;
     }
     if (qd === 0) {
@@ -164,6 +181,7 @@ export class ReferenceCodec implements DnsCodec {
       q.status = ParseStatus.FORMERR;
       this.#records(ptr, len, q, an, ns, ar);
       resetEcs(q);
+      resetTsig(q);
       return;
     }
     if (qd !== 1 || !this.#question(ptr, len, q)) {
@@ -176,9 +194,12 @@ export class ReferenceCodec implements DnsCodec {
       // well-formed (only what follows it, or an option inside it, was not).
       q.status = ParseStatus.FORMERR;
       resetEcs(q);
+      resetTsig(q);
       return;
     }
-    q.status = q.edns && q.ednsVersion > 0 ? ParseStatus.BADVERS : ParseStatus.OK;
+    // RFC 8945 §5.2: a signed query is checked before anything else; we hold no key.
+    if (q.tsigOffset >= 0) q.status = ParseStatus.NOTAUTH;
+    else q.status = q.edns && q.ednsVersion > 0 ? ParseStatus.BADVERS : ParseStatus.OK;
   }
 
   /** Validates the question at offset 12; fills the question fields only when it is valid. */
@@ -271,6 +292,20 @@ export class ReferenceCodec implements DnsCodec {
         q.dnssecOk = (m[ptr + e + 6] & 0x80) !== 0;
         // Options of a version we do not speak are not interpreted (the answer is BADVERS).
         if (q.ednsVersion === 0 && !this.#options(ptr, rdata, end, q)) return false;
+      } else if (type === Type.TSIG) {
+        // RFC 8945 §5.1: the last additional record; names uncompressed (we copy them).
+        if (i !== total - 1 || i < an + ns || this.#nameLength !== e - p) return false;
+        const a = this.#skipName(ptr, len, rdata);
+        if (a < 0 || this.#nameLength !== a - rdata || a + 10 > end) return false;
+        const other = a + 10 + ((m[ptr + a + 8] << 8) | m[ptr + a + 9]);
+        if (
+          other + 6 > end || other + 6 + ((m[ptr + other + 4] << 8) | m[ptr + other + 5]) !== end
+        ) {
+          return false;
+        }
+        q.tsigOffset = p;
+        q.tsigRdata = rdata;
+        q.tsigEnd = a + 8;
       }
       p = end;
     }
@@ -313,7 +348,7 @@ export class ReferenceCodec implements DnsCodec {
     const m = this.memory;
     const s = q.status;
     const answerable = s === ParseStatus.OK || s === ParseStatus.NOTIMP ||
-      s === ParseStatus.BADVERS || s === ParseStatus.FORMERR;
+      s === ParseStatus.BADVERS || s === ParseStatus.FORMERR || s === ParseStatus.NOTAUTH;
     const keep = answerable && q.qnameLength > 0;
     // RD and CD are copied, except to NOTIMP: an opcode we do not know may give them no meaning.
     const copy = s !== ParseStatus.NOTIMP;
@@ -339,9 +374,13 @@ export class ReferenceCodec implements DnsCodec {
     this.#ecsFamily = q.ecsFamily;
     this.#ecsSource = q.ecsSourcePrefix;
     this.#ecsAddress.set(q.ecsAddress);
-    this.#reserve = this.#willOpt
-      ? OPT_FIXED + (this.#echoEcs ? ECS_FIXED + ecsAddressLength(q.ecsSourcePrefix) : 0)
-      : 0;
+    this.#tsigOffset = s === ParseStatus.NOTAUTH ? q.tsigOffset : -1;
+    this.#tsigRdata = q.tsigRdata;
+    this.#tsigEnd = q.tsigEnd;
+    this.#reserve =
+      (this.#willOpt
+        ? OPT_FIXED + (this.#echoEcs ? ECS_FIXED + ecsAddressLength(q.ecsSourcePrefix) : 0)
+        : 0) + (this.#tsigOffset >= 0 ? q.tsigEnd - q.tsigOffset + TSIG_TAIL : 0);
     // Header, question and OPT are always written; if even they exceed the limit, say so.
     this.#tc = this.#pos + this.#reserve > this.#limit;
   }
@@ -505,6 +544,27 @@ export class ReferenceCodec implements DnsCodec {
     this.#counts[section]++;
   }
 
+  /**
+   * Appends the query's TSIG RR (key name, algorithm, time signed and fudge copied; they lie at
+   * or after the write position, so the copy moves them back) with the BADKEY tail.
+   */
+  #tsigBadkey(): void {
+    const m = this.memory, ptr = this.#ptr, o = this.#tsigOffset;
+    const at = this.#pos;
+    m.copyWithin(ptr + at, ptr + o, ptr + this.#tsigEnd);
+    const rdlenAt = at + this.#tsigRdata - o - 2;
+    this.#pos = rdlenAt - 6;
+    this.#u16(CLASS_ANY);
+    this.#u32(0);
+    this.#u16(this.#tsigEnd - this.#tsigRdata + TSIG_TAIL);
+    this.#pos = at + this.#tsigEnd - o;
+    this.#u16(0); // MAC size
+    this.#u16((m[ptr] << 8) | m[ptr + 1]); // original ID
+    this.#u16(TSIG_BADKEY);
+    this.#u16(0); // other len
+    this.#counts[Section.ADDITIONAL]++;
+  }
+
   finish(ecsScope: number): number {
     checkScope(ecsScope);
     this.#check("finish DNS response", false);
@@ -532,6 +592,7 @@ export class ReferenceCodec implements DnsCodec {
       }
       this.#counts[Section.ADDITIONAL]++;
     }
+    if (this.#tsigOffset >= 0) this.#tsigBadkey();
     const m = this.memory, ptr = this.#ptr;
     if (this.#tc) m[ptr + 2] |= 0x02;
     for (let i = 0; i < 3; i++) {

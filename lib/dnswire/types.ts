@@ -22,6 +22,8 @@ export const Rcode = {
   NXDOMAIN: 3,
   NOTIMP: 4,
   REFUSED: 5,
+  /** RFC 8945 §5.2: a TSIG-signed query for a key the server does not have. */
+  NOTAUTH: 9,
   /** Extended RCODE 16 (RFC 6891 §6.1.3): upper 8 bits go in the OPT record. */
   BADVERS: 16,
 } as const;
@@ -41,6 +43,11 @@ export const ParseStatus = {
   BADVERS: 3,
   /** Shorter than a header, or a response (QR=1): send nothing. */
   DROP: 4,
+  /**
+   * A well-formed query signed with TSIG (RFC 8945): we hold no keys, so answer NOTAUTH with a
+   * TSIG RR carrying error BADKEY (§5.2), unsigned.
+   */
+  NOTAUTH: 5,
 } as const;
 
 /** Sections a record can be added to. */
@@ -64,6 +71,7 @@ export const Type = {
   SOA: 6,
   AAAA: 28,
   OPT: 41,
+  TSIG: 250,
   IXFR: 251,
   AXFR: 252,
   ANY: 255,
@@ -145,6 +153,15 @@ export interface Query {
   ecsSourcePrefix: number;
   /** ECS address bytes, zero-padded to 16; only the first 4 matter for IPv4. */
   ecsAddress: Uint8Array;
+  /**
+   * Offset of the query's TSIG RR (the last additional record; RFC 8945), -1 without one or
+   * when the status is not NOTAUTH. Its key and algorithm names are never compressed.
+   */
+  tsigOffset: number;
+  /** Offset of that TSIG RR's RDATA (its algorithm name); -1 without one. */
+  tsigRdata: number;
+  /** Offset just past that TSIG RR's Fudge field; -1 without one. */
+  tsigEnd: number;
 }
 
 /** A fresh, zeroed {@link Query} to reuse across calls. */
@@ -168,6 +185,9 @@ export function newQuery(): Query {
     ecsFamily: 0,
     ecsSourcePrefix: 0,
     ecsAddress: new Uint8Array(16),
+    tsigOffset: -1,
+    tsigRdata: -1,
+    tsigEnd: -1,
   };
 }
 
@@ -216,7 +236,9 @@ export interface DnsCodec {
   /**
    * Appends the OPT record when the query had one (payload 1232, version 0, DO copied,
    * extended RCODE for BADVERS, ECS echoed with `ecsScope` as SCOPE PREFIX-LENGTH) and
-   * returns the length of the finished response.
+   * returns the length of the finished response. To a NOTAUTH query it then appends the
+   * query's TSIG RR (same key name, algorithm and time signed) with MAC size 0, the original
+   * ID, error BADKEY (17) and other length 0 (RFC 8945 §5.2), unsigned.
    */
   finish(ecsScope: number): number;
 }

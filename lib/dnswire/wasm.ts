@@ -73,6 +73,9 @@ interface Exports {
     ecsSource: number,
     rcode: number,
     limit: number,
+    tsigOffset: number,
+    tsigRdata: number,
+    tsigEnd: number,
   ): void;
   addA(section: number, owner: number, ttl: number, ipv4: number): void;
   addAAAA(
@@ -178,6 +181,9 @@ class WasmCodec implements DnsCodec {
     q.dnssecOk = v[14] !== 0;
     q.ecsFamily = v[15];
     q.ecsSourcePrefix = v[16];
+    q.tsigOffset = v[17];
+    q.tsigRdata = v[18];
+    q.tsigEnd = v[19];
     // A loop beats TypedArray#set for 16 bytes (half the time in Deno 2.9).
     const from = this.#ecs, to = q.ecsAddress;
     for (let i = 0; i < 16; i++) to[i] = from[i];
@@ -187,7 +193,7 @@ class WasmCodec implements DnsCodec {
     checkBegin(ptr, q, rcode, limit);
     const s = q.status;
     const answerable = s === ParseStatus.OK || s === ParseStatus.NOTIMP ||
-      s === ParseStatus.BADVERS;
+      s === ParseStatus.BADVERS || s === ParseStatus.NOTAUTH;
     this.#hasQuestion = answerable && q.qnameLength > 0;
     this.#echoIpv4 = answerable && q.edns && s === ParseStatus.OK && q.ecsFamily === 1;
     if (q.ecsFamily !== 0) {
@@ -208,6 +214,9 @@ class WasmCodec implements DnsCodec {
       q.ecsSourcePrefix,
       rcode,
       clampLimit(ptr, limit),
+      q.tsigOffset,
+      q.tsigRdata,
+      q.tsigEnd,
     );
     this.#building = true;
   }
