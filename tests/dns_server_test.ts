@@ -236,6 +236,20 @@ Deno.test("dns server answers dig and kdig over UDP and TCP", async (t) => {
       assert.match(k.raw, BADKEY_TSIG, k.raw);
     });
 
+    await t.step("EDNS Padding: a padded query gets a 468-byte answer (RFC 8467)", async () => {
+      for (const args of [["+padding=64"], ["+padding=64", "+tcp"]]) {
+        const d = await dig(port, ...args, "cdn.test", "A");
+        assert.equal(d.status, "NOERROR", d.raw);
+        assert.match(d.raw, /PAD: \(\d+ bytes\)/, d.raw);
+        assert.match(d.raw, /MSG SIZE\s+rcvd: 468/, d.raw);
+      }
+      const k = await kdig(port, "+padding", "cdn.test", "A");
+      assert.match(k.raw, /PADDING: \d+ B/, k.raw);
+      assert.match(k.raw, /Received 468 B/, k.raw);
+      const plain = await dig(port, "cdn.test", "A");
+      assert.doesNotMatch(plain.raw, /PAD:/, plain.raw);
+    });
+
     await t.step("NOTIMP for opcodes other than QUERY", async () => {
       for (const opcode of ["1", "2", "4", "5"]) {
         const r = await dig(port, `+opcode=${opcode}`, "cdn.test", "A");

@@ -917,3 +917,81 @@ for (const [codec] of CODECS) {
     }
   });
 }
+
+// ---- EDNS Padding (RFC 7830; RFC 8467 §4.1: responses padded to a multiple of 468) ------------
+
+/** Offset of the OPT record's RDATA in a response whose OPT follows `after` bytes. */
+function paddingOption(out: number[], optAt: number): [number, number] {
+  const rdlen = (out[optAt + 9] << 8) | out[optAt + 10];
+  let o = optAt + 11;
+  const end = o + rdlen;
+  while (o < end) {
+    const code = (out[o] << 8) | out[o + 1], len = (out[o + 2] << 8) | out[o + 3];
+    if (code === 12) return [o, len];
+    o += 4 + len;
+  }
+  return [-1, 0];
+}
+
+for (const [codec] of CODECS) {
+  const padded = (content: number[]) =>
+    buildQuery({
+      additionals: [optRecord({ options: [{ code: 12, data: Uint8Array.from(content) }] })],
+    });
+
+  codecTest(codec, "Padding: an answer to a padded query is a multiple of 468 bytes", (c) => {
+    // The query's padding content is ignored (RFC 7830 §4: it SHOULD be zeros, MAY not be).
+    const ptr = c.scratchBase;
+    for (const content of [[], [0, 0, 0, 0], [0xff, 1, 2]]) {
+      const packet = padded(content);
+      c.memory.set(packet, ptr);
+      const q = newQuery();
+      c.parse(ptr, packet.length, q);
+      assert.equal(q.status, ParseStatus.OK);
+      assert.equal(q.padding, true);
+      c.begin(ptr, q, Rcode.NOERROR, true, 1232);
+      c.addA(Section.ANSWER, Owner.QNAME, 30, 0x7f00000b);
+      const len = c.finish(0);
+      assert.equal(len, 468);
+      const out = [...c.memory.subarray(ptr, ptr + len)];
+      const optAt = q.questionEnd + 16;
+      assert.deepEqual(out.slice(optAt, optAt + 3), [0, 0, 41]);
+      const [at, plen] = paddingOption(out, optAt);
+      assert.equal(at + 4 + plen, len, "the Padding option ends the response");
+      assert.ok(out.slice(at + 4, at + 4 + plen).every((b) => b === 0), "padding is zeros");
+    }
+  });
+
+  codecTest(codec, "Padding: never past the limit; none without the query option", (c) => {
+    const ptr = c.scratchBase + 8192;
+    const packet = padded([]);
+    c.memory.set(packet, ptr);
+    const q = newQuery();
+    c.parse(ptr, packet.length, q);
+    c.begin(ptr, q, Rcode.NOERROR, true, 300);
+    assert.equal(c.finish(0), 300, "padded up to the limit when 468 does not fit");
+    c.memory.set(packet, ptr);
+    c.parse(ptr, packet.length, q);
+    c.begin(ptr, q, Rcode.NOERROR, true, packet.length - 3);
+    // Header, question and a bare OPT are the query less its 4-byte Padding option.
+    assert.equal(c.finish(0), packet.length - 4, "no room for the option: not padded");
+    const plain = buildQuery({ additionals: [optRecord({})] });
+    c.memory.set(plain, ptr);
+    c.parse(ptr, plain.length, q);
+    assert.equal(q.padding, false);
+    c.begin(ptr, q, Rcode.NOERROR, true, 1232);
+    assert.equal(c.finish(0), plain.length);
+  });
+
+  codecTest(codec, "Padding: a NOTAUTH to a padded TSIG query keeps its TSIG last", (c) => {
+    const packet = buildQuery({
+      id: 0xbeef,
+      additionals: [optRecord({ options: [{ code: 12, data: new Uint8Array(0) }] }), tsig(0xbeef)],
+    });
+    const [q, out] = runTsig(c, packet, Rcode.NOTAUTH);
+    assert.equal(q.status, ParseStatus.NOTAUTH);
+    assert.equal(out.length, 468);
+    assert.deepEqual(out.slice(out.length - badkey(0xbeef).length), badkey(0xbeef));
+    assert.deepEqual(out.slice(10, 12), [0, 2]);
+  });
+}

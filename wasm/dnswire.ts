@@ -10,8 +10,8 @@
 // ---- Memory layout (keep equal to lib/dnswire/_common.ts) ---------------------------------
 const MEMORY_PAGES: i32 = 8;
 const SCRATCH_BASE: usize = 65536;
-const INFO: usize = 49152; // 20 i32 fields of the parsed query (static data starts at 1024)
-const INFO_ECS: usize = INFO + 20 * 4; // 16 ECS address bytes
+const INFO: usize = 49152; // 21 i32 fields of the parsed query (static data starts at 1024)
+const INFO_ECS: usize = INFO + 21 * 4; // 16 ECS address bytes
 const SAVED_ECS: usize = INFO + 128; // ECS address kept from begin to finish
 const CFG_ZONE: usize = INFO + 1024; // zone in wire form, lower case
 const CFG_NS: usize = CFG_ZONE + 256; // length byte + nsLabel
@@ -41,6 +41,7 @@ const F_ECS_SOURCE: usize = 64;
 const F_TSIG_OFFSET: usize = 68;
 const F_TSIG_RDATA: usize = 72;
 const F_TSIG_END: usize = 76;
+const F_PADDING: usize = 80;
 
 // ---- Protocol constants ---------------------------------------------------------------------
 const ST_OK: i32 = 0;
@@ -67,6 +68,8 @@ const UDP_EDNS: i32 = 1232; // DNS flag day 2020
 const OPT_FIXED: i32 = 11; // RFC 6891 §6.1.2
 const ECS_FIXED: i32 = 8; // RFC 7871 §6: option header + FAMILY/SOURCE/SCOPE
 const OPTION_ECS: i32 = 8;
+const OPTION_PADDING: i32 = 12; // RFC 7830
+const PADDING_BLOCK: i32 = 468; // RFC 8467 §4.1
 const SECTION_AUTHORITY: i32 = 1;
 const OWNER_QNAME: i32 = 0;
 
@@ -161,6 +164,7 @@ let v_ecs_source: i32 = 0;
 let v_tsig_offset: i32 = -1;
 let v_tsig_rdata: i32 = -1;
 let v_tsig_end: i32 = -1;
+let v_padding: i32 = 0;
 
 /** Writes the parsed fields to the info region (the ECS address is written there directly). */
 function flush(): void {
@@ -184,6 +188,7 @@ function flush(): void {
   store<i32>(INFO + F_TSIG_OFFSET, v_tsig_offset);
   store<i32>(INFO + F_TSIG_RDATA, v_tsig_rdata);
   store<i32>(INFO + F_TSIG_END, v_tsig_end);
+  store<i32>(INFO + F_PADDING, v_padding);
 }
 
 let nameLength: i32 = 0; // expanded length of the name last skipped
@@ -211,6 +216,7 @@ function resetEdns(): void {
   v_udp_size = 0;
   v_edns_version = 0;
   v_dnssec_ok = 0;
+  v_padding = 0;
   resetEcs();
 }
 
@@ -404,6 +410,8 @@ function options(ptr: usize, o: i32, end: i32): bool {
       v_ecs_family = family;
       v_ecs_source = source;
       memory.copy(INFO_ECS, ptr + d + 4, alen);
+    } else if (code == OPTION_PADDING) {
+      v_padding = 1; // RFC 7830 §4: the content is ignored
     }
     o = d + olen;
   }
@@ -421,6 +429,7 @@ let nsCount: i32 = 0;
 let arCount: i32 = 0;
 let zonePtr: i32 = -1;
 let willOpt: bool = false;
+let padding: bool = false;
 let echoEcs: bool = false;
 let dnssecOk: bool = false;
 let extRcode: i32 = 0;
@@ -472,6 +481,7 @@ export function begin(
   willOpt = answerable && (bits & 4) != 0;
   echoEcs = willOpt && status == ST_OK && ecsFamily_ != 0;
   dnssecOk = (bits & 8) != 0;
+  padding = willOpt && (bits & 32) != 0;
   extRcode = rcode >> 4;
   ecsFamily = ecsFamily_;
   ecsSource = ecsSource_;
@@ -653,8 +663,8 @@ export function addNS(section: i32, host: i32): void {
  * Appends the query's TSIG RR (key name, algorithm, time signed and fudge copied; they lie at
  * or after the write position, so the copy moves them back) with the BADKEY tail.
  */
-function tsigBadkey(): void {
-  const at = pos;
+function tsigBadkey(at: i32): void {
+  const saved = pos;
   memory.copy(base + at, base + tsigOffset, tsigEnd - tsigOffset);
   const rdlenAt = at + tsigRdata - tsigOffset - 2;
   wr16(base + rdlenAt - 6, CLASS_ANY);
@@ -666,30 +676,51 @@ function tsigBadkey(): void {
   put16(TSIG_BADKEY);
   put16(0); // other len
   arCount++;
+  pos = saved;
+}
+
+/**
+ * Padding option data bringing a response of `length` bytes (the option not yet counted) to a
+ * multiple of PADDING_BLOCK, or up to the limit when that comes first; -1 if no room at all.
+ */
+function paddingLength(length: i32): i32 {
+  const n = (PADDING_BLOCK - ((length + 4) % PADDING_BLOCK)) % PADDING_BLOCK;
+  if (length + 4 + n <= limit) return n;
+  return limit - length - 4 >= 0 ? limit - length - 4 : -1;
 }
 
 /** Appends the OPT record when due, writes counts and TC; returns the response length. */
 export function finish(ecsScope: i32): i32 {
+  const alen = echoEcs ? (ecsSource + 7) >> 3 : 0;
+  const ecsBytes = echoEcs ? ECS_FIXED + alen : 0;
+  const tsigBytes = tsigOffset >= 0 ? tsigEnd - tsigOffset + TSIG_TAIL : 0;
+  const pad = padding ? paddingLength(pos + OPT_FIXED + ecsBytes + tsigBytes) : -1;
+  const optBytes = willOpt ? OPT_FIXED + ecsBytes + (pad >= 0 ? 4 + pad : 0) : 0;
+  // The TSIG goes last; it is moved first, as padding may reach over where the query held it.
+  if (tsigOffset >= 0) tsigBadkey(pos + optBytes);
   if (willOpt) {
-    const alen = echoEcs ? (ecsSource + 7) >> 3 : 0;
     put8(0);
     put16(TYPE_OPT);
     put16(UDP_EDNS);
     put32((<u32>extRcode << 24) | (dnssecOk ? 0x8000 : 0));
+    put16(optBytes - OPT_FIXED);
     if (echoEcs) {
-      put16(ECS_FIXED + alen);
       put16(OPTION_ECS);
       put16(4 + alen);
       put16(ecsFamily);
       put8(ecsSource);
       put8(ecsScope);
       putBytes(SAVED_ECS, alen);
-    } else {
-      put16(0);
+    }
+    if (pad >= 0) {
+      put16(OPTION_PADDING);
+      put16(pad);
+      memory.fill(base + pos, 0, pad);
+      pos += pad;
     }
     arCount++;
   }
-  if (tsigOffset >= 0) tsigBadkey();
+  pos += tsigBytes;
   if (tc) store<u8>(base + 2, load<u8>(base + 2) | 0x02);
   wr16(base + 6, anCount);
   wr16(base + 8, nsCount);

@@ -44,9 +44,10 @@ export const Info = {
   TSIG_OFFSET: 17,
   TSIG_RDATA: 18,
   TSIG_END: 19,
+  PADDING: 20,
 } as const;
 /** Number of i32 fields in the info region. */
-export const INFO_WORDS = 20;
+export const INFO_WORDS = 21;
 /** Byte offset of the 16 ECS address bytes (after the i32 fields). */
 export const INFO_ECS_ADDRESS = INFO_OFFSET + INFO_WORDS * 4;
 /** Config region: zone in wire form (lower case, 256 bytes), then nsLabel and mailLabel. */
@@ -72,6 +73,21 @@ const OPT_MAX = 11 + 8 + 16;
 export const TSIG_BADKEY = 17;
 /** RFC 8945 §4.2: MAC Size, Original ID, Error and Other Len, each 2 octets (MAC and Other empty). */
 export const TSIG_TAIL = 8;
+/** RFC 7830 option code of EDNS Padding. */
+export const OPTION_PADDING = 12;
+/** RFC 8467 §4.1: servers pad responses to a multiple of 468 octets. */
+export const PADDING_BLOCK = 468;
+
+/**
+ * Bytes of Padding option data that bring a response of `length` bytes (the option not yet
+ * counted) to a multiple of {@link PADDING_BLOCK}, or up to `limit` when that comes first;
+ * -1 when not even the option header fits.
+ */
+export function paddingLength(length: number, limit: number): number {
+  const n = (PADDING_BLOCK - ((length + 4) % PADDING_BLOCK)) % PADDING_BLOCK;
+  return length + 4 + n <= limit ? n : limit - length - 4 >= 0 ? limit - length - 4 : -1;
+}
+
 /** RFC 7871 option code of EDNS Client Subnet. */
 export const OPTION_ECS = 8;
 

@@ -46,6 +46,8 @@ import {
   MEMORY_BYTES,
   OPT_FIXED,
   OPTION_ECS,
+  OPTION_PADDING,
+  paddingLength,
   POINTER_LIMIT,
   SCRATCH_BASE,
   SCRATCH_SIZE,
@@ -96,6 +98,7 @@ function resetEdns(q: Query): void {
   q.udpSize = 0;
   q.ednsVersion = 0;
   q.dnssecOk = false;
+  q.padding = false;
   resetEcs(q);
 }
 
@@ -128,6 +131,7 @@ export class ReferenceCodec implements DnsCodec {
   /** Per name server host, where its name was last written (-1: not yet). */
   #nsHostPtrs: number[] = new Array(MAX_NS_HOSTS).fill(-1);
   #willOpt = false;
+  #padding = false;
   #echoEcs = false;
   #dnssecOk = false;
   #extRcode = 0;
@@ -337,6 +341,8 @@ export class ReferenceCodec implements DnsCodec {
         q.ecsFamily = family;
         q.ecsSourcePrefix = source;
         for (let i = 0; i < alen; i++) q.ecsAddress[i] = m[ptr + d + 4 + i];
+      } else if (code === OPTION_PADDING) {
+        q.padding = true; // RFC 7830 §4: the content is ignored
       }
       o = d + olen;
     }
@@ -369,6 +375,7 @@ export class ReferenceCodec implements DnsCodec {
     this.#nsHostPtrs.fill(-1);
     this.#willOpt = answerable && q.edns;
     this.#echoEcs = this.#willOpt && s === ParseStatus.OK && q.ecsFamily !== 0;
+    this.#padding = this.#willOpt && q.padding;
     this.#dnssecOk = q.dnssecOk;
     this.#extRcode = rcode >> 4;
     this.#ecsFamily = q.ecsFamily;
@@ -548,9 +555,9 @@ export class ReferenceCodec implements DnsCodec {
    * Appends the query's TSIG RR (key name, algorithm, time signed and fudge copied; they lie at
    * or after the write position, so the copy moves them back) with the BADKEY tail.
    */
-  #tsigBadkey(): void {
+  #tsigBadkey(at: number): void {
     const m = this.memory, ptr = this.#ptr, o = this.#tsigOffset;
-    const at = this.#pos;
+    const pos = this.#pos;
     m.copyWithin(ptr + at, ptr + o, ptr + this.#tsigEnd);
     const rdlenAt = at + this.#tsigRdata - o - 2;
     this.#pos = rdlenAt - 6;
@@ -563,6 +570,7 @@ export class ReferenceCodec implements DnsCodec {
     this.#u16(TSIG_BADKEY);
     this.#u16(0); // other len
     this.#counts[Section.ADDITIONAL]++;
+    this.#pos = pos;
   }
 
   finish(ecsScope: number): number {
@@ -573,26 +581,38 @@ export class ReferenceCodec implements DnsCodec {
         `Cannot finish DNS response: ecsScope must be at most 32 for IPv4: received ${ecsScope}`,
       );
     }
+    const alen = this.#echoEcs ? ecsAddressLength(this.#ecsSource) : 0;
+    const ecsBytes = this.#echoEcs ? ECS_FIXED + alen : 0;
+    const tsigBytes = this.#tsigOffset >= 0 ? this.#tsigEnd - this.#tsigOffset + TSIG_TAIL : 0;
+    const pad = this.#padding
+      ? paddingLength(this.#pos + OPT_FIXED + ecsBytes + tsigBytes, this.#limit)
+      : -1;
+    const optBytes = this.#willOpt ? OPT_FIXED + ecsBytes + (pad >= 0 ? 4 + pad : 0) : 0;
+    // The TSIG goes last; it is moved first, as padding may reach over where the query held it.
+    if (this.#tsigOffset >= 0) this.#tsigBadkey(this.#pos + optBytes);
     if (this.#willOpt) {
-      const alen = this.#echoEcs ? ecsAddressLength(this.#ecsSource) : 0;
       this.#u8(0);
       this.#u16(Type.OPT);
       this.#u16(Limits.UDP_EDNS);
       this.#u32(((this.#extRcode << 24) | (this.#dnssecOk ? 0x8000 : 0)) >>> 0);
+      this.#u16(optBytes - OPT_FIXED);
       if (this.#echoEcs) {
-        this.#u16(ECS_FIXED + alen);
         this.#u16(OPTION_ECS);
         this.#u16(4 + alen);
         this.#u16(this.#ecsFamily);
         this.#u8(this.#ecsSource);
         this.#u8(ecsScope);
         this.#bytes(this.#ecsAddress.subarray(0, alen));
-      } else {
-        this.#u16(0);
+      }
+      if (pad >= 0) {
+        this.#u16(OPTION_PADDING);
+        this.#u16(pad);
+        this.memory.fill(0, this.#ptr + this.#pos, this.#ptr + this.#pos + pad);
+        this.#pos += pad;
       }
       this.#counts[Section.ADDITIONAL]++;
     }
-    if (this.#tsigOffset >= 0) this.#tsigBadkey();
+    this.#pos += tsigBytes;
     const m = this.memory, ptr = this.#ptr;
     if (this.#tc) m[ptr + 2] |= 0x02;
     for (let i = 0; i < 3; i++) {

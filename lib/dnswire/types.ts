@@ -153,6 +153,8 @@ export interface Query {
   ecsSourcePrefix: number;
   /** ECS address bytes, zero-padded to 16; only the first 4 matter for IPv4. */
   ecsAddress: Uint8Array;
+  /** The query's OPT carried a Padding option (RFC 7830): the response is padded. */
+  padding: boolean;
   /**
    * Offset of the query's TSIG RR (the last additional record; RFC 8945), -1 without one or
    * when the status is not NOTAUTH. Its key and algorithm names are never compressed.
@@ -185,6 +187,7 @@ export function newQuery(): Query {
     ecsFamily: 0,
     ecsSourcePrefix: 0,
     ecsAddress: new Uint8Array(16),
+    padding: false,
     tsigOffset: -1,
     tsigRdata: -1,
     tsigEnd: -1,
@@ -236,7 +239,9 @@ export interface DnsCodec {
   /**
    * Appends the OPT record when the query had one (payload 1232, version 0, DO copied,
    * extended RCODE for BADVERS, ECS echoed with `ecsScope` as SCOPE PREFIX-LENGTH) and
-   * returns the length of the finished response. To a NOTAUTH query it then appends the
+   * returns the length of the finished response. When the query's OPT carried a Padding option,
+   * the response's OPT gets one that brings the response to a multiple of 468 bytes (RFC 8467
+   * §4.1), or to `limit` when that is closer. To a NOTAUTH query it then appends the
    * query's TSIG RR (same key name, algorithm and time signed) with MAC size 0, the original
    * ID, error BADKEY (17) and other length 0 (RFC 8945 §5.2), unsigned.
    */
