@@ -40,6 +40,21 @@ for (const io of ["portable", "mmsg"]) {
       assert.deepEqual([hb.id, hb.rcode, hb.qdcount, hb.arcount], [0x0ec5, 1, 1, 1]);
       const opt = 12 + QNAME.length + 4;
       assert.deepEqual([...b.subarray(opt, opt + 3)], [0, 0, 41], "an OPT record");
+
+      // Two questions (QDCOUNT 2) and a well-formed OPT: FORMERR, no question, the OPT kept.
+      const one = queryWithOpt(0x0d02, []);
+      const question = one.subarray(12, 12 + QNAME.length + 4);
+      const two = Uint8Array.from([
+        ...one.subarray(0, 12 + question.length),
+        ...question,
+        ...one.subarray(12 + question.length),
+      ]);
+      two[5] = 2;
+      await udp.send(two);
+      const c = await udp.receive(5000);
+      const hc = readHeader(c);
+      assert.deepEqual([hc.id, hc.rcode, hc.qdcount, hc.arcount], [0x0d02, 1, 0, 1]);
+      assert.deepEqual([...c.subarray(12, 15)], [0, 0, 41], "an OPT record");
     } finally {
       udp.close();
       await server.close();

@@ -305,7 +305,9 @@ const BAD_QUESTION = new Set([
   "QDCOUNT 0 with an OPT record (dig +header-only)",
   "QDCOUNT 2",
   "QDCOUNT 2 with two questions",
+  "QDCOUNT 2 with two questions and an OPT record",
   "pointer in the question",
+  "pointer in the question, with an OPT record",
   "label of 64 octets",
   "reserved label type 0x40",
   "reserved label type 0x80",
@@ -315,6 +317,8 @@ const BAD_QUESTION = new Set([
 /** Hostile cases with a well-formed OPT record (an option in it, or what follows, is bad). */
 const WELL_FORMED_OPT = new Set([
   "QDCOUNT 0 with an OPT record (dig +header-only)",
+  "QDCOUNT 2 with two questions and an OPT record",
+  "pointer in the question, with an OPT record",
   "ARCOUNT larger than the records",
   "two OPT records",
   "OPT options not filling RDLENGTH",
@@ -347,7 +351,20 @@ const FORMERR_CASES: [string, Uint8Array][] = [
       return w.set16(4, 2).done();
     })(),
   ],
+  [
+    "QDCOUNT 2 with two questions and an OPT record",
+    (() => {
+      const one = buildQuery({});
+      const w = new Writer().bytes(one).bytes(one.subarray(12)).bytes(optRecord({}));
+      return w.set16(4, 2).set16(10, 1).done();
+    })(),
+  ],
   ["pointer in the question", buildQuery({ qname: new Uint8Array([1, 0x61, 0xc0, 12]) })],
+  [
+    "pointer in the question, with an OPT record",
+    // "a" then a pointer to offset 4, QDCOUNT's zero high byte: a name, but not one we answer.
+    buildQuery({ qname: new Uint8Array([1, 0x61, 0xc0, 4]), additionals: [optRecord({})] }),
+  ],
   ["label of 64 octets", buildQuery({ qname: `${"x".repeat(64)}.cdn.test` })],
   ["reserved label type 0x40", buildQuery({ qname: new Uint8Array([0x41, 0x61, 0]) })],
   ["reserved label type 0x80", buildQuery({ qname: new Uint8Array([0x81, 0x61, 0]) })],

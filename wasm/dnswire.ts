@@ -268,6 +268,7 @@ export function parse(ptr: usize, len: i32): i32 {
   } else if (qd != 1 || !question(ptr, len)) {
     status = ST_FORMERR;
     resetBody();
+    ednsPastQuestions(ptr, len, qd, an, ns, ar);
   } else if (!records(ptr, len, an, ns, ar)) {
     // RFC 6891 §7: the question is echoed, and the OPT record kept when the query's was
     // well-formed (only what follows it, or an option inside it, was not).
@@ -280,6 +281,25 @@ export function parse(ptr: usize, len: i32): i32 {
     status = v_edns != 0 && v_edns_version > 0 ? ST_BADVERS : ST_OK;
   }
   v_status = status;
+}
+
+/**
+ * For a FORMERR whose question is not echoed (QDCOUNT >= 2, or one that does not parse as a
+ * question we answer): when the `qd` questions can be skipped as names, takes the OPT record
+ * from the records after them, so the FORMERR keeps it if it is well-formed (RFC 6891 §7).
+ */
+function ednsPastQuestions(ptr: usize, len: i32, qd: i32, an: i32, ns: i32, ar: i32): void {
+  let p: i32 = HEADER;
+  for (let i: i32 = 0; i < qd; i++) {
+    const e = skipName(ptr, len, p);
+    if (e < 0 || e + 4 > len) return;
+    p = e + 4;
+  }
+  v_question_end = p;
+  records(ptr, len, an, ns, ar);
+  v_question_end = HEADER;
+  resetEcs();
+  resetTsig();
 }
 
 /** Validates the question at offset 12; fills its fields only when it is valid. */

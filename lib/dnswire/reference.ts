@@ -191,6 +191,7 @@ export class ReferenceCodec implements DnsCodec {
     if (qd !== 1 || !this.#question(ptr, len, q)) {
       q.status = ParseStatus.FORMERR;
       resetBody(q);
+      this.#ednsPastQuestions(ptr, len, q, qd, an, ns, ar);
       return;
     }
     if (!this.#records(ptr, len, q, an, ns, ar)) {
@@ -204,6 +205,33 @@ export class ReferenceCodec implements DnsCodec {
     // RFC 8945 §5.2: a signed query is checked before anything else; we hold no key.
     if (q.tsigOffset >= 0) q.status = ParseStatus.NOTAUTH;
     else q.status = q.edns && q.ednsVersion > 0 ? ParseStatus.BADVERS : ParseStatus.OK;
+  }
+
+  /**
+   * For a FORMERR whose question is not echoed (QDCOUNT ≥ 2, or one that does not parse as a
+   * question we answer): when the `qd` questions can be skipped as names, takes the OPT record
+   * from the records after them, so the FORMERR keeps it if it is well-formed (RFC 6891 §7).
+   */
+  #ednsPastQuestions(
+    ptr: number,
+    len: number,
+    q: Query,
+    qd: number,
+    an: number,
+    ns: number,
+    ar: number,
+  ): void {
+    let p = HEADER;
+    for (let i = 0; i < qd; i++) {
+      const e = this.#skipName(ptr, len, p);
+      if (e < 0 || e + 4 > len) return;
+      p = e + 4;
+    }
+    q.questionEnd = p;
+    this.#records(ptr, len, q, an, ns, ar);
+    q.questionEnd = HEADER;
+    resetEcs(q);
+    resetTsig(q);
   }
 
   /** Validates the question at offset 12; fills the question fields only when it is valid. */
