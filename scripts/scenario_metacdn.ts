@@ -286,21 +286,32 @@ class Scenario {
     this.log(`  PATCH /providers/${provider} {"egressPerGiB":${egressPerGiB}}: 200`);
   }
 
-  /** Waits until dig answers `want`; records and prints the decision with /explain's reason. */
+  /**
+   * Waits until dig answers `want` and /explain gives `want` as the policy's choice (not a
+   * rotation before anything is measured, which can land on `want` by chance); records and
+   * prints the decision with /explain's reason.
+   */
   async expectDns(step: string, want: ReplicaName): Promise<void> {
     const t0 = performance.now();
     let got = "";
+    let reason = "(no explanation)";
+    const explain = async () => {
+      const ex = await this.control(`/explain?client=${this.addr("client")}`).catch(() => null);
+      return String(ex?.reason ?? "(no explanation)");
+    };
     try {
       await waitFor(
-        `${step}: dig to answer ${want}`,
-        async () => (got = this.name(await this.dig())) === want ? true : undefined,
+        `${step}: dig to answer ${want}, chosen by the policy`,
+        async () => {
+          if ((got = this.name(await this.dig())) !== want) return undefined;
+          reason = await explain();
+          return reason.startsWith(`${want}:`) && !reason.includes("rotation") ? true : undefined;
+        },
         DECISION_BOUND_MS,
         200,
-        () => `last answer ${got}\n${this.logs()}`,
+        () => `last answer ${got} (${reason})\n${this.logs()}`,
       );
     } finally {
-      const ex = await this.control(`/explain?client=${this.addr("client")}`).catch(() => null);
-      const reason = String(ex?.reason ?? "(no explanation)");
       const ms = performance.now() - t0;
       this.decisions.push({ step, via: "dig", expected: want, got, reason, ms });
       this.log(`  dig @dns ${ZONE} -> ${got} (expected ${want}, ${ms.toFixed(0)} ms): ${reason}`);
