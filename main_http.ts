@@ -25,21 +25,31 @@ async function main(): Promise<void> {
     if (!heap.applied) logger.line(`http: --heap compact not applied: ${heap.reason}`);
   }
   const { startReplicaProcess } = await import("./lib/http/start.ts");
-  const replica = await startReplicaProcess(config, logger.line);
+  // Signals are taken before start-up, which logs "listening" before it returns: a SIGTERM
+  // right after that line must drain and exit 0, not hit the default action (killed).
+  let replica: Awaited<ReturnType<typeof startReplicaProcess>> | null = null;
+  let stopAsked: Deno.Signal | null = null;
+  const stop = async (signal: Deno.Signal) => {
+    await replica!.shutdown(signal);
+    // Outgoing node:http connections of pushes can keep the event loop alive after close.
+    Deno.exit(0);
+  };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, async () => {
-      await replica.shutdown(signal);
-      // Outgoing node:http connections of pushes can keep the event loop alive after close.
-      Deno.exit(0);
+    Deno.addSignalListener(signal, () => {
+      if (replica === null) stopAsked ??= signal; // stopped once start-up is done
+      else stop(signal);
     });
   }
   // No config reload yet: a hang-up (closed terminal, `kill -HUP`) must not stop the replica.
   Deno.addSignalListener("SIGHUP", async () => {
+    if (replica === null) return;
     // `--tls --cert`: re-read the certificate files (rotated by the operator); nothing else.
     const reloaded = replica.reloadCertificate();
     if (reloaded !== null) return logger.line(await reloaded);
     logger.line("http: SIGHUP ignored (no config reload yet; restart to apply new flags)");
   });
+  replica = await startReplicaProcess(config, logger.line);
+  if (stopAsked !== null) await stop(stopAsked);
 }
 
 if (import.meta.main) await runMain("http", main);
