@@ -81,18 +81,22 @@ async function causeOf(res: Response): Promise<string> {
   return text.replace(/^\d{3}: /, "").trim().slice(0, 500) || "(no message)";
 }
 
-/** Wraps `handler`: logs each answer (when asked) and every 502/504 with its cause. */
+/**
+ * Wraps `handler`: logs each answer (when asked) and every 502/504 with its cause. A handler's
+ * synchronous answer (a cache hit) stays synchronous, and without an access log nothing but the
+ * status is looked at: the hit path pays one comparison.
+ */
 export function withAccessLog(handler: AccessHandler, o: AccessLogOptions): AccessHandler {
   const now = o.now ?? (() => new Date());
-  return async (req, info) => {
-    const start = performance.now();
-    const res = await handler(req, info);
+  const access = o.access;
+  const line = (
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr> | undefined,
+    res: Response,
+    start: number,
+  ): string => {
     const url = new URL(req.url);
     const target = url.pathname + url.search;
-    if (res.status === 502 || res.status === 504) {
-      o.log(`http: origin failure: ${res.status} ${req.method} ${target}: ${await causeOf(res)}`);
-    }
-    if (o.access === null) return res;
     const upstream = upstreamSeconds.get(req);
     const fields = {
       time: now(),
@@ -107,27 +111,54 @@ export function withAccessLog(handler: AccessHandler, o: AccessLogOptions): Acce
       upstream: upstream === undefined ? null : Math.round(upstream * 1e6) / 1e6,
       duration: Math.round((performance.now() - start) * 1e3) / 1e6,
     };
-    o.access(
-      o.format === "json"
-        ? JSON.stringify({
-          time: fields.time.toISOString(),
-          remote: fields.remote,
-          method: fields.method,
-          target: fields.target,
-          status: fields.status,
-          bytes: fields.bytes === null ? null : Number(fields.bytes),
-          referer: fields.referer,
-          userAgent: fields.userAgent,
-          cache: fields.cache,
-          upstreamSeconds: fields.upstream,
-          durationSeconds: fields.duration,
-        })
-        : `${fields.remote} - - [${clfTime(fields.time)}] ` +
-          `${quoted(`${req.method} ${target} HTTP/1.1`)} ${fields.status} ${fields.bytes ?? "-"} ` +
-          `${quoted(fields.referer)} ${quoted(fields.userAgent)} ${fields.cache ?? "-"} ` +
-          `${fields.upstream ?? "-"}`,
+    return o.format === "json"
+      ? JSON.stringify({
+        time: fields.time.toISOString(),
+        remote: fields.remote,
+        method: fields.method,
+        target: fields.target,
+        status: fields.status,
+        bytes: fields.bytes === null ? null : Number(fields.bytes),
+        referer: fields.referer,
+        userAgent: fields.userAgent,
+        cache: fields.cache,
+        upstreamSeconds: fields.upstream,
+        durationSeconds: fields.duration,
+      })
+      : `${fields.remote} - - [${clfTime(fields.time)}] ` +
+        `${quoted(`${req.method} ${target} HTTP/1.1`)} ${fields.status} ${fields.bytes ?? "-"} ` +
+        `${quoted(fields.referer)} ${quoted(fields.userAgent)} ${fields.cache ?? "-"} ` +
+        `${fields.upstream ?? "-"}`;
+  };
+  const failure = async (req: Request, res: Response) => {
+    const url = new URL(req.url);
+    o.log(
+      `http: origin failure: ${res.status} ${req.method} ${url.pathname}${url.search}: ${await causeOf(
+        res,
+      )}`,
     );
+  };
+  const finish = (
+    req: Request,
+    info: Deno.ServeHandlerInfo<Deno.NetAddr> | undefined,
+    res: Response,
+    start: number,
+  ): Response | Promise<Response> => {
+    if (res.status === 502 || res.status === 504) {
+      return failure(req, res).then(() => {
+        if (access !== null) access(line(req, info, res, start));
+        return res;
+      });
+    }
+    if (access !== null) access(line(req, info, res, start));
     return res;
+  };
+  return (req, info) => {
+    const start = access === null ? 0 : performance.now();
+    const out = handler(req, info);
+    return out instanceof Promise
+      ? out.then((res) => finish(req, info, res, start))
+      : finish(req, info, out, start);
   };
 }
 
