@@ -16,6 +16,7 @@ import {
   pow2AtLeast,
   resolveOptions,
 } from "./_options.ts";
+import { wasmModuleLoader } from "../common/wasm_module.ts";
 
 const WASM_URL = new URL("../../wasm/build/lru.wasm", import.meta.url);
 /** Status of a WASM call that could not grow its memory. */
@@ -55,25 +56,8 @@ export interface LruExports {
   delKey(): number;
 }
 
-let compiled: WebAssembly.Module | undefined;
-
-/** Compiles `lru.wasm` once per process (synchronously). */
-function wasmModule(): WebAssembly.Module {
-  if (compiled) return compiled;
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(WASM_URL);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `Cannot load the WASM cache index: ${WASM_URL.pathname} is missing; run \`deno task build:wasm\``,
-      );
-    }
-    throw e;
-  }
-  compiled = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-  return compiled;
-}
+/** Compiles the module once per process (synchronously). */
+const wasmModule = wasmModuleLoader(WASM_URL, "the WASM cache index");
 
 function fullError(): RangeError {
   return new RangeError(

@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { wasmModuleLoader } from "../common/wasm_module.ts";
 
 const WASM_URL = new URL("../../wasm/build/jpeg.wasm", import.meta.url);
 
@@ -56,24 +57,8 @@ export function jpegShiftFor(width: number, minWidth: number): number {
   return s;
 }
 
-let compiled: WebAssembly.Module | undefined;
-
-function wasmModule(): WebAssembly.Module {
-  if (compiled) return compiled;
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(WASM_URL);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `Cannot load the JPEG decoder: ${WASM_URL.pathname} is missing; run \`deno task build:wasm\``,
-      );
-    }
-    throw e;
-  }
-  compiled = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-  return compiled;
-}
+/** Compiles the module once per process (synchronously). */
+const wasmModule = wasmModuleLoader(WASM_URL, "the JPEG decoder");
 
 /** One decoder instance (its own memory). Synchronous; not re-entrant. */
 export class JpegDecoder {

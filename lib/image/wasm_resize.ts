@@ -22,6 +22,7 @@
 import { checkResize } from "./_common.ts";
 import { type FilterTable, filterTable } from "./_filter.ts";
 import type { Pixels, Resizer } from "./types.ts";
+import { wasmModuleLoader } from "../common/wasm_module.ts";
 
 const WASM_URL = new URL("../../wasm/build/resize.wasm", import.meta.url);
 
@@ -33,24 +34,8 @@ interface Exports {
   run(sw: number, sh: number, dw: number, dh: number, kv: number, kh: number): number;
 }
 
-let compiled: WebAssembly.Module | undefined;
-
-function wasmModule(): WebAssembly.Module {
-  if (compiled) return compiled;
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(WASM_URL);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `Cannot load the WASM rescaler: ${WASM_URL.pathname} is missing; run \`deno task build:wasm\``,
-      );
-    }
-    throw e;
-  }
-  compiled = new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>);
-  return compiled;
-}
+/** Compiles the module once per process (synchronously). */
+const wasmModule = wasmModuleLoader(WASM_URL, "the WASM rescaler");
 
 /** The WASM rescaler. Not re-entrant: one call at a time per instance (calls are synchronous). */
 export class WasmResizer implements Resizer {
