@@ -20,14 +20,20 @@ function indexOf(hay: Uint8Array, needle: Uint8Array): number {
   return -1;
 }
 
-/** Starts tcpdump on lo for `hosts`, writing `file`; resolves once it captures. */
-async function tcpdump(file: string, hosts: string[]): Promise<() => Promise<void>> {
+/**
+ * Starts tcpdump on lo for `hosts`, writing `file`, with a 32 MiB kernel buffer so a loaded
+ * machine does not drop packets; resolves once it captures. The stop function returns the number
+ * of packets the kernel dropped (a capture with drops proves nothing).
+ */
+async function tcpdump(file: string, hosts: string[]): Promise<() => Promise<number>> {
   const child = new Deno.Command("tcpdump", {
     args: [
       "-i",
       "lo",
       "--immediate-mode",
       "-U",
+      "-B",
+      "32768",
       "-s",
       "0",
       "-w",
@@ -44,12 +50,19 @@ async function tcpdump(file: string, hosts: string[]): Promise<() => Promise<voi
     if (done) throw new Error(`tcpdump did not start: ${seen}`);
     seen += value;
   }
-  (async () => {
-    while (!(await reader.read()).done) { /* drain */ }
+  const drained = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return seen;
+      seen += value;
+    }
   })();
   return async () => {
     child.kill("SIGINT");
     await child.status;
+    const m = /(\d+) packets? dropped by kernel/.exec(await drained);
+    if (!m) throw new Error(`tcpdump printed no drop count: ${seen}`);
+    return Number(m[1]);
   };
 }
 
@@ -102,22 +115,28 @@ for (const wire of ["json", "protobuf"]) {
           "b serves the file replicated from a over TLS",
         );
         // Control: the same capture does see bytes sent in clear between the two addresses.
-        const control = new TextEncoder().encode(`CLEAR-CONTROL-${crypto.randomUUID()}`);
-        const l = Deno.listen({ hostname: A, port: 0 });
-        const conn = await Deno.connect({ hostname: A, port: (l.addr as Deno.NetAddr).port });
-        const server = await l.accept();
-        await conn.write(control);
-        await server.read(new Uint8Array(256));
-        conn.close();
-        server.close();
-        l.close();
-        // Written packet by packet: once the control is in the file, so is the replication.
+        // Sent again on each poll (a fresh connection each time), found once it is in the file:
+        // written packet by packet, so once a control is in the file, so is the replication.
+        const controls: Uint8Array[] = [];
         await waitUntil(
-          async () => indexOf(await Deno.readFile(`${dir}/cap.pcap`), control) >= 0,
-          10_000,
-          "the control message in clear is found in the capture",
+          async () => {
+            const control = new TextEncoder().encode(`CLEAR-CONTROL-${crypto.randomUUID()}`);
+            controls.push(control);
+            const l = Deno.listen({ hostname: A, port: 0 });
+            const conn = await Deno.connect({ hostname: A, port: (l.addr as Deno.NetAddr).port });
+            const server = await l.accept();
+            await conn.write(control);
+            await server.read(new Uint8Array(256));
+            conn.close();
+            server.close();
+            l.close();
+            const cap = await Deno.readFile(`${dir}/cap.pcap`);
+            return controls.some((c) => indexOf(cap, c) >= 0);
+          },
+          30_000,
+          "a control message in clear is found in the capture",
         );
-        await stop();
+        equal(await stop(), 0, "the kernel dropped no packet of the capture");
         const cap = await Deno.readFile(`${dir}/cap.pcap`);
         ok(cap.length > body.length, `the capture holds the transfer (${cap.length} bytes)`);
         for (const form of clearForms(marker)) {
