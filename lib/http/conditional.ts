@@ -5,7 +5,7 @@
  * @module
  */
 
-import { parseHttpDate } from "./freshness.ts";
+import { parseHttpDate } from "./http_date.ts";
 
 /** Most entity-tags compared from one `If-None-Match`; the rest are ignored. */
 export const MAX_ETAGS = 64;
@@ -53,12 +53,17 @@ export function strongMatch(a: ETag, b: ETag): boolean {
 export interface Validators {
   etag: string | null;
   lastModified: string | null;
+  /** `Date`, raw: stands in for a missing `Last-Modified` in `If-Modified-Since`. */
+  date?: string | null;
+  /** When the response was received (ms): stands in for a missing `Date` too. */
+  responseTime?: number;
 }
 
 /**
  * Whether a GET/HEAD with these conditional headers is answered 304 Not Modified from the
  * stored response (RFC 9110 §13.2.2: `If-None-Match` first; `If-Modified-Since` only when
- * there is no `If-None-Match`).
+ * there is no `If-None-Match`, compared with `Last-Modified`, else `Date`, else the time the
+ * response was received, as RFC 9111 §4.3.2 asks of a cache).
  */
 export function isNotModified(
   ifNoneMatch: string | null,
@@ -72,13 +77,14 @@ export function isNotModified(
     if (tag === null) return false;
     return list.some((t) => weakMatch(t, tag));
   }
-  if (ifModifiedSince !== null && v.lastModified !== null) {
-    const since = parseHttpDate(ifModifiedSince);
-    const lm = parseHttpDate(v.lastModified);
-    if (since === null || lm === null) return false;
-    return lm <= since;
-  }
-  return false;
+  if (ifModifiedSince === null) return false;
+  const since = parseHttpDate(ifModifiedSince);
+  if (since === null) return false;
+  // RFC 9111 §4.3.2: without Last-Modified, the stored Date, else the time it was received.
+  const modified = v.lastModified !== null
+    ? parseHttpDate(v.lastModified)
+    : parseHttpDate(v.date ?? null) ?? v.responseTime ?? null;
+  return modified !== null && modified <= since;
 }
 
 /**

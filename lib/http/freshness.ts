@@ -6,6 +6,9 @@
  */
 
 import type { CacheControl } from "./cache_control.ts";
+import { parseHttpDate } from "./http_date.ts";
+
+export { parseHttpDate } from "./http_date.ts";
 
 /**
  * Status codes a cache may store and give a heuristic freshness to without explicit
@@ -31,11 +34,17 @@ export const HEURISTIC_FRACTION = 0.1;
 /** Cap on a heuristic lifetime: one day, the point past which RFC 7234 required a warning. */
 export const HEURISTIC_MAX_SECONDS = 86_400;
 
-/** Parses an HTTP-date (IMF-fixdate, RFC 850 or asctime); null when invalid. */
-export function parseHttpDate(value: string | null): number | null {
-  if (value === null || value.length > 64) return null;
-  const ms = Date.parse(value);
-  return Number.isFinite(ms) ? ms : null;
+/**
+ * The `Age` value in seconds (RFC 9111 §5.1): a list value (`7200, 0`, or two `Age` lines,
+ * which arrive joined) counts by its first member; a first member that is not a non-negative
+ * integer makes the field ignored (0); values past 2^31 are 2^31 (§1.2.2).
+ */
+export function parseAge(value: string | null): number {
+  if (value === null) return 0;
+  const comma = value.indexOf(",");
+  const first = (comma < 0 ? value : value.slice(0, comma)).trim();
+  if (!/^[0-9]+$/.test(first)) return 0;
+  return Math.min(Number(first), 2 ** 31);
 }
 
 /** The header values storage and freshness depend on. */
@@ -110,9 +119,7 @@ export function correctedInitialAge(
   requestTime: number,
   responseTime: number,
 ): number {
-  const ageValue = ageHeader !== null && /^\s*[0-9]+\s*$/.test(ageHeader)
-    ? Math.min(Number(ageHeader), 2 ** 31)
-    : 0;
+  const ageValue = parseAge(ageHeader);
   const date = parseHttpDate(dateHeader) ?? responseTime;
   const apparentAge = Math.max(0, (responseTime - date) / 1000);
   const responseDelay = Math.max(0, (responseTime - requestTime) / 1000);

@@ -37,6 +37,8 @@ export interface Representation {
   lastModified: string | null;
   date: string | null;
   contentType: string | null;
+  /** When it was received (ms), if known: `If-Modified-Since` without `Last-Modified`/`Date`. */
+  responseTime?: number;
 }
 
 /** A body to serve: bytes in memory, or an open file positioned anywhere (closed when done). */
