@@ -1,0 +1,102 @@
+/**
+ * The simulator's reference policies on tiny traces checked by hand, plus properties every
+ * policy must have (a cache that holds everything misses once per object; an object larger
+ * than the cache is never held).
+ */
+import { deepStrictEqual } from "node:assert/strict";
+import { parseKeyTrace, parseTrace, type Policy, POLICY_NAMES, simulate } from "../scripts/sim.ts";
+import { simulateArc } from "../scripts/sim/arc.ts";
+import { simulateGdsf } from "../scripts/sim/gdsf.ts";
+import { simulateS3Fifo } from "../scripts/sim/s3fifo.ts";
+import { simulateSieve } from "../scripts/sim/sieve.ts";
+import { simulateWTinyLfu } from "../scripts/sim/wtinylfu.ts";
+import { simulateLru } from "../scripts/sim/lru.ts";
+
+const enc = new TextEncoder();
+const assertEquals = <T>(actual: T, expected: T, msg?: string): void =>
+  deepStrictEqual(actual, expected, msg);
+
+/** A trace from "id:size" tokens (size 1 when omitted). */
+function trace(spec: string) {
+  const lines = spec.split(" ").map((tok, i) => {
+    const [id, size] = tok.split(":");
+    return `${i},${id.charCodeAt(0)},${size ?? 1}`;
+  });
+  return parseTrace(enc.encode(lines.join("\n")));
+}
+
+Deno.test("SIEVE keeps visited objects and moves its hand past them", () => {
+  // a b c fill 3 slots; b and a are hit. d: the hand clears a and b, evicts c, and falls off
+  // the head; e: the hand restarts at the tail and evicts a (cleared). b is still held.
+  const t = trace("a b c b a d e b");
+  assertEquals(simulateSieve(t, 3).misses, 5);
+  assertEquals(simulateLru(t, 3).misses, 6, "LRU evicts b for e");
+});
+
+Deno.test("GDSF evicts by frequency per byte and inflates", () => {
+  // capacity 10: a(2) b(8); a hit (priority 2/2 = 1); c(8) evicts b (1/8), L = 1/8;
+  // c = 1/8 + 1/8; a hit; b(8) evicts c (0.25 < a's 1).
+  const t = trace("a:2 b:8 a:2 c:8 a:2 b:8");
+  const r = simulateGdsf(t, 10);
+  assertEquals([r.misses, r.missBytes], [4, 26]);
+  // With a large object that is hit, then small ones: GDSF drops the large one first.
+  // x(6) x hit; y(2) z(2) fill 10; w(2) evicts x (2/6 < 1/2), not y.
+  const u = trace("x:6 x:6 y:2 z:2 w:2 y:2 z:2");
+  assertEquals(simulateGdsf(u, 10).misses, 4);
+  assertEquals(simulateLru(u, 10).misses, 4, "LRU also evicts x here, by age");
+});
+
+Deno.test("ARC: a ghost hit in B1 grows T1's target", () => {
+  // capacity 2: a b; a hit (T2); c evicts b to B1; a hit; b (B1 hit) sets p = 1 and, T1 being
+  // at its target, evicts a from T2 to B2; a then misses and (B2 hit) p goes back to 0.
+  const t = trace("a b a c a b a");
+  assertEquals(simulateArc(t, 2).misses, 5);
+});
+
+Deno.test("S3-FIFO: one-hit wonders leave through the small queue and ghosts enter main", () => {
+  // capacity 3 (small queue 0.3): a is hit twice in the small queue; d makes room: a moves to
+  // main, b (never hit) goes to the ghost; b again is a ghost hit and enters main directly
+  // (c goes to the ghost to make room); a is still held.
+  const t = trace("a a a b c d b a");
+  assertEquals(simulateS3Fifo(t, 3).misses, 5);
+  assertEquals(simulateLru(t, 3).misses, 5, "LRU misses as often, but on a (evicted for d)");
+});
+
+Deno.test("W-TinyLFU admits the more frequent and refuses a one-hit wonder", () => {
+  // capacity 2 (window 1 object): a is used 3 times; b, c, d, e arrive once: each loses the
+  // duel against a in main, so a is always a hit.
+  const t = trace("a a a b c d e a");
+  const r = simulateWTinyLfu(t, 2);
+  assertEquals(r.misses, 5);
+});
+
+Deno.test("every policy misses once per object when everything fits", () => {
+  const t = trace("a:3 b:5 c:2 a:3 b:5 c:2 c:2 a:3");
+  for (const p of POLICY_NAMES as readonly Policy[]) {
+    const r = simulate(t, p, 10);
+    assertEquals([r.misses, r.missBytes], [3, 10], p);
+  }
+});
+
+Deno.test("no policy holds an object larger than the cache", () => {
+  const t = trace("a:20 a:20 b:5 a:20 b:5");
+  for (const p of POLICY_NAMES as readonly Policy[]) {
+    const r = simulate(t, p, 10);
+    assertEquals([r.misses, r.missBytes], [4, 65], p);
+  }
+});
+
+Deno.test("parseKeyTrace reads big-endian u32 keys as unit-size requests", () => {
+  const bytes = new Uint8Array([0, 0, 0, 7, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 7]);
+  const t = parseKeyTrace(bytes);
+  assertEquals([...t.obj], [0, 1, 0]);
+  assertEquals([...t.size], [1, 1, 1]);
+  assertEquals([...t.lo], [7, 0xffffffff]);
+  let threw = false;
+  try {
+    parseKeyTrace(new Uint8Array(5));
+  } catch (e) {
+    threw = e instanceof SyntaxError;
+  }
+  assertEquals(threw, true);
+});
