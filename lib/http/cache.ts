@@ -17,6 +17,7 @@ import {
   unstorableReason,
 } from "./freshness.ts";
 import { appendVia, freshenHeaders, headerValue } from "./headers.ts";
+import { CONSUMED_FIELDS } from "./targeted_cc.ts";
 import {
   type Bytes,
   type CacheEntry,
@@ -516,6 +517,7 @@ export class HttpCache {
       pinned,
       verified: true,
       outHeaders: [],
+      consumed: [],
       hitAge: -1,
       hits: 0,
       hitTemplate: null,
@@ -533,9 +535,10 @@ export class HttpCache {
     entry.contentType = headerValue(entry.headers, "content-type");
     const out: [string, string][] = [];
     let via: string | null = null;
+    entry.consumed = entry.headers.filter(([n]) => CONSUMED_FIELDS.has(n));
     for (const [n, v] of entry.headers) {
       if (n === "via") via = via === null ? v : `${via}, ${v}`;
-      else if (n !== "content-length" && n !== "age") out.push([n, v]);
+      else if (n !== "content-length" && n !== "age" && !CONSUMED_FIELDS.has(n)) out.push([n, v]);
     }
     out.push(["via", appendVia(via, this.#via)]);
     entry.outHeaders = out;

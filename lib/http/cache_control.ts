@@ -24,6 +24,8 @@ export interface CacheControl {
   noTransform: boolean;
   immutable: boolean;
   onlyIfCached: boolean;
+  /** `must-understand` (RFC 9111 §5.2.2.3). */
+  mustUnderstand: boolean;
   maxAge?: number;
   sMaxAge?: number;
   /** Request `max-stale`; a bare `max-stale` is `Infinity`. */
@@ -44,6 +46,7 @@ export const EMPTY_CACHE_CONTROL: Readonly<CacheControl> = Object.freeze({
   noTransform: false,
   immutable: false,
   onlyIfCached: false,
+  mustUnderstand: false,
 });
 
 /**
@@ -125,6 +128,9 @@ export function parseCacheControl(value: string | null): CacheControl {
         break;
       case "only-if-cached":
         cc.onlyIfCached = true;
+        break;
+      case "must-understand":
+        cc.mustUnderstand = true;
         break;
       case "max-age":
         if (cc.maxAge === undefined) cc.maxAge = parseDeltaSeconds(arg);

@@ -11,6 +11,7 @@ import { parseCacheControl } from "./cache_control.ts";
 import type { ResponseFacts } from "./freshness.ts";
 import { NEVER_FORWARDED } from "./forwarding.ts";
 import { headerValue } from "./headers.ts";
+import { CONSUMED_FIELDS, targetedCacheControl } from "./targeted_cc.ts";
 
 /** Version of the metadata JSON written to the store; other versions are skipped at load. */
 export const META_VERSION = 1;
@@ -69,8 +70,13 @@ export interface CacheEntry {
    * the store at start-up are not streamed straight from their file until then.
    */
   verified: boolean;
-  /** `headers` with our `Via` appended: the base of every response built from this entry. */
+  /**
+   * `headers` with our `Via` appended, without the fields the replica consumes: the base of
+   * every response built from this entry.
+   */
   outHeaders: [string, string][];
+  /** The consumed fields of `headers` (`Nearcast-Cache-Control`): sent to peers only. */
+  consumed: [string, string][];
   /**
    * The full 200 HIT response for one `Age` value, never sent itself: the hot path sends
    * `hitTemplate.clone()`, which shares the body and copies the header list without
@@ -103,12 +109,16 @@ export interface StoredMeta {
   lifetime: number;
 }
 
-/** Facts of a header list for the freshness functions. */
+/**
+ * Facts of a header list for the freshness functions. A targeted field of the replica's
+ * target list (targeted_cc.ts) replaces `Cache-Control` and `Expires` (RFC 9213 §2.2).
+ */
 export function responseFacts(status: number, headers: readonly [string, string][]): ResponseFacts {
+  const targeted = targetedCacheControl(headers);
   return {
     status,
-    cc: parseCacheControl(joined(headers, "cache-control")),
-    expires: headerValue(headers, "expires"),
+    cc: targeted ?? parseCacheControl(joined(headers, "cache-control")),
+    expires: targeted !== null ? null : headerValue(headers, "expires"),
     date: headerValue(headers, "date"),
     lastModified: headerValue(headers, "last-modified"),
     vary: joined(headers, "vary"),

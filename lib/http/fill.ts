@@ -43,6 +43,7 @@ import { selectPeers } from "./peer_select.ts";
 import { serveBody } from "./serve_body.ts";
 import { peerFetch } from "../tls/client.ts";
 import { noteUpstream } from "./access_log.ts";
+import { withoutConsumed } from "./targeted_cc.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
 
@@ -416,7 +417,9 @@ export function createFiller(o: FillerOptions): Filler {
       h.get("if-modified-since") === null;
     const body = plain ? await r.fill.tail() : null;
     if (body !== null) {
-      const list = r.headers.filter(([n]) => n !== "via" && n !== "content-length");
+      const list = withoutConsumed(r.headers).filter(([n]) =>
+        n !== "via" && n !== "content-length"
+      );
       list.push(["via", appendVia(r.headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
       list.push(["x-cache", "MISS"]);
       if (r.length !== null) {

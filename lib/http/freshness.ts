@@ -29,6 +29,18 @@ export const HEURISTICALLY_CACHEABLE: ReadonlySet<number> = new Set([
   501,
 ]);
 
+/**
+ * Statuses whose caching requirements this cache implements: a `must-understand` response
+ * with one of them is stored even with `no-store`; with any other status it is not stored
+ * (RFC 9111 §3, §5.2.2.3).
+ */
+export const UNDERSTOOD_STATUSES: ReadonlySet<number> = new Set([
+  ...HEURISTICALLY_CACHEABLE,
+  302,
+  303,
+  307,
+]);
+
 /** Fraction of a response's age since `Last-Modified` used as heuristic lifetime (§4.2.2). */
 export const HEURISTIC_FRACTION = 0.1;
 /** Cap on a heuristic lifetime: one day, the point past which RFC 7234 required a warning. */
@@ -71,7 +83,9 @@ export function unstorableReason(
   if (method !== "GET") return "method";
   if (res.status < 200 || res.status === 206 || res.status === 304) return "status";
   if (requestCc.noStore) return "request no-store";
-  if (res.cc.noStore) return "no-store";
+  if (res.cc.mustUnderstand) {
+    if (!UNDERSTOOD_STATUSES.has(res.status)) return "must-understand";
+  } else if (res.cc.noStore) return "no-store";
   if (res.cc.private) return "private";
   if (res.vary !== null && res.vary.split(",").some((v) => v.trim() === "*")) return "vary *";
   // §3.5: a shared cache reuses a response to an authenticated request only when allowed.

@@ -12,6 +12,8 @@ import type { Metrics } from "./metrics.ts";
 import { withIdleTimeout } from "./origin.ts";
 import { serveBody } from "./serve_body.ts";
 import { ownError } from "../common/error_body.ts";
+import { PEER_HEADER } from "./forwarding.ts";
+import { withoutConsumed } from "./targeted_cc.ts";
 
 /** Options of {@link Responder}. */
 export interface ResponderOptions {
@@ -83,6 +85,11 @@ export class Responder {
     const body = entry.body ?? held;
     if (body === null) return this.#stored(req, entry, xcache, age);
     const h = req.headers;
+    if (entry.consumed.length > 0 && h.has(PEER_HEADER)) {
+      // A peer fills its cache from this answer: it needs our targeted field too.
+      const list = this.cacheHeaders(entry, age, xcache).concat(entry.consumed);
+      return serveBody(req, entry, list, body, this.countSent);
+    }
     if (
       xcache !== "HIT" || h.get("range") !== null || h.get("if-none-match") !== null ||
       h.get("if-modified-since") !== null || entry.status === 204
@@ -112,7 +119,7 @@ export class Responder {
 
   /** A complete upstream response that was not cached (`X-Cache: MISS`). */
   buffered(status: number, headers: [string, string][], body: Bytes): Response {
-    const list = headers.filter(([n]) => n !== "via" && n !== "content-length");
+    const list = withoutConsumed(headers).filter(([n]) => n !== "via" && n !== "content-length");
     list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, this.via)]);
     list.push(["x-cache", "MISS"]);
     this.#metrics.bytesSent += body.byteLength;
@@ -125,7 +132,7 @@ export class Responder {
     headers: [string, string][],
     body: ReadableStream<Uint8Array> | null,
   ): Response {
-    const list = headers.filter(([n]) => n !== "via");
+    const list = withoutConsumed(headers).filter(([n]) => n !== "via");
     list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, this.via)]);
     list.push(["x-cache", "MISS"]);
     const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);
