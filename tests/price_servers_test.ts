@@ -94,7 +94,11 @@ for (const wire of ["json", "protobuf"]) {
         // The list in Protobuf carries the provider too.
         const res = await tfetch(`${a.url}/_cdn/servers`, { headers: { accept: PROTOBUF_TYPE } });
         equal(res.headers.get("content-type"), PROTOBUF_TYPE);
-        const pb = decodeMessage("servers", new Uint8Array(await res.arrayBuffer()), "protobuf");
+        const pb = await decodeMessage(
+          "servers",
+          new Uint8Array(await res.arrayBuffer()),
+          "protobuf",
+        );
         equal((pb as View[]).find((s) => s.id === "b")?.provider, "azure");
       } finally {
         await stopAll(nodes);

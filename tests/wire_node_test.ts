@@ -50,7 +50,7 @@ async function post(node: TestNode, body: Uint8Array, accept = "text/plain", typ
 async function getPb(node: TestNode, path: string, kind: MessageKind): Promise<unknown> {
   const res = await tfetch(`${node.url}${path}`, { headers: { accept: PB } });
   equal(res.headers.get("content-type"), PB, path);
-  return decodeMessage(kind, new Uint8Array(await res.arrayBuffer()), "protobuf");
+  return await decodeMessage(kind, new Uint8Array(await res.arrayBuffer()), "protobuf");
 }
 
 async function assertNothingStored(node: TestNode, name: string) {
@@ -78,8 +78,8 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
         mtime: 0,
         meta: { who: "test" },
       };
-      const stream = (h: ObjectHeader, b = body) =>
-        collect(encodeObjectStreamAs("protobuf", h, [b], 65536));
+      const stream = async (h: ObjectHeader, b = body) =>
+        collect(await encodeObjectStreamAs("protobuf", h, [b], 65536));
       const text = (b: Uint8Array) => new TextDecoder().decode(b);
       const cases: [string, Promise<Uint8Array> | Uint8Array, number, RegExp][] = [
         ["bad name", stream({ ...good, name: "../x" }), 400, /"\.\." segment/],
@@ -142,7 +142,7 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
       const fz = bytesOf(3000, 8);
       const fzHeader = { ...good, name: "fz.bin", size: fz.length, sha256: await sha256(fz) };
       for (const wire of ["json", "protobuf"] as const) {
-        const valid = await collect(encodeObjectStreamAs(wire, fzHeader, [fz], 700));
+        const valid = await collect(await encodeObjectStreamAs(wire, fzHeader, [fz], 700));
         const type = wire === "json" ? "application/x-ndjson" : PB;
         for (let i = 0; i < 40; i++) {
           const r = await post(node, mutate(rand, valid), "text/plain", type);
@@ -161,13 +161,13 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
         const type = wire === "json" ? "application/x-ndjson" : PB;
         const stored = await post(
           node,
-          await collect(encodeObjectStreamAs(wire, fzHeader, [fz], 700)),
+          await collect(await encodeObjectStreamAs(wire, fzHeader, [fz], 700)),
           PB,
           type,
         );
         ok([200, 201].includes(stored.status), `${wire}: ${text(stored.body)}`);
         const broken = await collect(
-          encodeObjectStreamAs(wire, fzHeader, [fz.subarray(0, 2000)], 700),
+          await encodeObjectStreamAs(wire, fzHeader, [fz.subarray(0, 2000)], 700),
         );
         const r = await post(node, broken.subarray(0, broken.length - 3), "text/plain", type);
         equal(r.status, 400, `${wire}: ${text(r.body)}`);
@@ -178,7 +178,10 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
       const ok1 = await post(node, await stream(good), PB);
       equal(ok1.status, 201);
       equal(ok1.headers.get("content-type"), PB);
-      const answer = decodeMessage("uploadAnswer", ok1.body, "protobuf") as Record<string, unknown>;
+      const answer = (await decodeMessage("uploadAnswer", ok1.body, "protobuf")) as Record<
+        string,
+        unknown
+      >;
       equal(answer.status, "stored");
       equal(answer.sha256, good.sha256);
       equal(await sha256((await get(`${node.url}/ok.bin`)).body), good.sha256);
@@ -224,7 +227,7 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
       };
       const stored = await post(
         node,
-        await collect(encodeObjectStreamAs("protobuf", moreHeader, [more], 4096)),
+        await collect(await encodeObjectStreamAs("protobuf", moreHeader, [more], 4096)),
       );
       equal(stored.status, 201);
       const after = await getPb(node, "/_cdn/manifest", "manifest") as {

@@ -67,7 +67,7 @@ Deno.test("wire pb: round trip over random chunk and network piece sizes", async
     const h = await header(body, round % 3 === 0 ? { version: { ts: 5 + round, node: "n" } } : {});
     const chunkSize = 1 + rand(70_000);
     const sources = [body.subarray(0, size >> 1), body.subarray(size >> 1)];
-    const wireBytes = await collect(encodeObjectStreamAs("protobuf", h, sources, chunkSize));
+    const wireBytes = await collect(await encodeObjectStreamAs("protobuf", h, sources, chunkSize));
     const d = await decodeObjectStreamPb(
       rechunk(wireBytes, [1 + rand(10), 1 + rand(5000), 1 + rand(100_000)]),
       { reuseBuffers: round % 2 === 0 },
@@ -202,7 +202,7 @@ for (const wire of ["json", "protobuf"] as WireEncoding[]) {
     const rand = rng(wire === "json" ? 11 : 13);
     const body = bytesOf(3000, 9);
     const h = await header(body, { version: { ts: 77, node: "n1" }, meta: { a: "b", c: "d" } });
-    const good = await collect(encodeObjectStreamAs(wire, h, [body], 700));
+    const good = await collect(await encodeObjectStreamAs(wire, h, [body], 700));
     let wireErrors = 0, refused = 0, intact = 0;
     for (let i = 0; i < 600; i++) {
       const bad = mutate(rand, good);
@@ -227,13 +227,13 @@ Deno.test("wire: the same header and body decode alike from both encodings", asy
   const body = bytesOf(50_000, 2);
   const h = await header(body, { meta: { "ключ": "значение", e: "" }, mtime: 1_700_000_000_000 });
   for (const wire of ["json", "protobuf"] as WireEncoding[]) {
-    const d = await decodeObjectStreamAs(wire, encodeObjectStreamAs(wire, h, [body], 4096));
+    const d = await decodeObjectStreamAs(wire, await encodeObjectStreamAs(wire, h, [body], 4096));
     deepStrictEqual(checkHeader(d.header, false), { ...h, version: undefined });
     equal(await sha256(await collect(d.body)), h.sha256);
   }
   // Tombstones: no chunks, and the header says deleted.
   const t = { ...h, size: 0, sha256: "", deleted: true, version: { ts: 9, node: "x" } };
-  const d = await decodeObjectStreamPb(encodeObjectStreamAs("protobuf", t, [], 1024));
+  const d = await decodeObjectStreamPb(await encodeObjectStreamAs("protobuf", t, [], 1024));
   equal((checkHeader(d.header, true) as ObjectHeader).deleted, true);
   equal((await collect(d.body)).length, 0);
   // A JSON stream read as Protobuf (or the reverse) is refused, not misread.
@@ -242,7 +242,7 @@ Deno.test("wire: the same header and body decode alike from both encodings", asy
     (async () => collect((await decodeObjectStreamPb(ReadableStream.from([json]))).body))(),
     (e: Error) => e instanceof WireError,
   );
-  const pb = await collect(encodeObjectStreamAs("protobuf", h, [body], 4096));
+  const pb = await collect(await encodeObjectStreamAs("protobuf", h, [body], 4096));
   await rejects(
     decodeObjectStream(ReadableStream.from([pb])),
     (e: Error) => e instanceof WireError,
@@ -266,7 +266,7 @@ Deno.test("wire pb: a 64-bit size past 2^53 or a short hash is refused by the ch
   match(checkHeader(d2.header, false) as string, /sha256 must be 64 lowercase hex digits/);
 });
 
-Deno.test("wire messages: every kind decodes back to its JSON record", () => {
+Deno.test("wire messages: every kind decodes back to its JSON record", async () => {
   const v = { ts: 1_700_000_000_123, node: "a" };
   const entry = {
     name: "x/y.bin",
@@ -322,13 +322,17 @@ Deno.test("wire messages: every kind decodes back to its JSON record", () => {
     ["replicateAnswer", { result: "applied", node: "b", digest: "e".repeat(64) }],
   ];
   for (const [kind, rec] of records) {
-    const pb = encodeMessage(kind, rec, "protobuf");
-    deepStrictEqual(decodeMessage(kind, pb, "protobuf"), rec, kind);
-    deepStrictEqual(decodeMessage(kind, encodeMessage(kind, rec, "json"), "json"), rec, kind);
-    ok(pb.length < encodeMessage(kind, rec, "json").length, `${kind}: Protobuf is smaller`);
+    const pb = await encodeMessage(kind, rec, "protobuf");
+    deepStrictEqual(await decodeMessage(kind, pb, "protobuf"), rec, kind);
+    deepStrictEqual(
+      await decodeMessage(kind, await encodeMessage(kind, rec, "json"), "json"),
+      rec,
+      kind,
+    );
+    ok(pb.length < (await encodeMessage(kind, rec, "json")).length, `${kind}: Protobuf is smaller`);
   }
-  throws(() => decodeMessage("heartbeat", new Uint8Array([0x0a, 0xff]), "protobuf"), SyntaxError);
-  throws(() => decodeMessage("manifest", new TextEncoder().encode("{"), "json"), /not JSON/);
+  await rejects(decodeMessage("heartbeat", new Uint8Array([0x0a, 0xff]), "protobuf"), SyntaxError);
+  await rejects(decodeMessage("manifest", new TextEncoder().encode("{"), "json"), /not JSON/);
 });
 
 Deno.test("wire: encodings by Content-Type and Accept; --wire values", () => {
@@ -360,7 +364,7 @@ Deno.test("wire: a record body in Protobuf is read bounded and refused clearly w
     });
   const beat = { from: { id: "a", url: "http://127.0.0.1:1" }, servers: [], digest: "d" };
   const good = await readJsonObject(
-    req(encodeMessage("heartbeat", beat, "protobuf")),
+    req(await encodeMessage("heartbeat", beat, "protobuf")),
     1024,
     "heartbeat",
   );
@@ -378,7 +382,7 @@ Deno.test("wire: a record body in Protobuf is read bounded and refused clearly w
   );
   // Without a message kind (admission, server changes), a body is JSON whatever it says.
   await rejects(
-    readJsonObject(req(encodeMessage("heartbeat", beat, "protobuf")), 1024),
+    readJsonObject(req(await encodeMessage("heartbeat", beat, "protobuf")), 1024),
     (e: Error) => e instanceof Refusal && e.status === 400 && /JSON object/.test(e.message),
   );
 });

@@ -117,9 +117,9 @@ export interface Measured {
 export async function measure(w: Workload, wire: WireEncoding): Promise<Measured> {
   if (w.kind === "message") {
     const t0 = performance.now();
-    const encoded = encodeMessage(w.message, w.value, wire);
+    const encoded = await encodeMessage(w.message, w.value, wire);
     const t1 = performance.now();
-    decodeMessage(w.message, encoded, wire);
+    await decodeMessage(w.message, encoded, wire);
     const t2 = performance.now();
     return { bytes: encoded.length, messages: 1, encodeMs: t1 - t0, decodeMs: t2 - t1 };
   }

@@ -33,15 +33,15 @@ export function json(v: unknown, status = 200, extra: [string, string][] = []): 
  * An answer of `kind` in the encoding `req` asks for (`Accept`: Protobuf or JSON), never
  * cached.
  */
-export function encoded(
+export async function encoded(
   req: Request,
   kind: MessageKind,
   v: unknown,
   status = 200,
   extra: [string, string][] = [],
-): Response {
+): Promise<Response> {
   const enc = answerEncoding(req.headers);
-  return new Response(encodeMessage(kind, v, enc), {
+  return new Response(await encodeMessage(kind, v, enc), {
     status,
     headers: [["content-type", contentTypeOf(enc)], ["cache-control", "no-store"], ...extra],
   });
@@ -114,7 +114,7 @@ export async function readJsonObject(
     try {
       return {
         raw,
-        value: decodeMessage(kind!, raw, encoding) as Record<string, unknown>,
+        value: await decodeMessage(kind!, raw, encoding) as Record<string, unknown>,
         encoding,
       };
     } catch (e) {

@@ -188,7 +188,7 @@ export class AdminRoutes {
   }
 
   /** `GET /_cdn/servers` (`?all=1` shows removed ones), JSON or Protobuf by `Accept`. */
-  list(req: Request): Response {
+  list(req: Request): Promise<Response> {
     const all = new URL(req.url).searchParams.get("all") === "1";
     return encoded(req, "servers", this.#o.members.view(all));
   }

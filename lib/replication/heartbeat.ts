@@ -66,7 +66,7 @@ export class Heartbeats {
     this.#aliases.add(url);
   }
 
-  #body(wire: WireEncoding): Uint8Array<ArrayBuffer> {
+  #body(wire: WireEncoding): Promise<Uint8Array<ArrayBuffer>> {
     return encodeMessage("heartbeat", {
       from: { id: this.#o.id, url: this.#o.admin.selfUrl },
       servers: this.#o.members.entries(),
@@ -83,7 +83,7 @@ export class Heartbeats {
     this.#o.members.mergeList(value.servers, caller.id);
     this.#o.members.seen(caller.id);
     const enc = answerEncoding(req.headers);
-    return this.#o.auth.signed(caller, 200, this.#body(enc), undefined, [[
+    return this.#o.auth.signed(caller, 200, await this.#body(enc), undefined, [[
       "content-type",
       contentTypeOf(enc),
     ]]);
@@ -145,7 +145,7 @@ export class Heartbeats {
     const { members } = this.#o;
     const r = await this.#o.auth.json(url, "/_cdn/heartbeat", {
       method: "POST",
-      body: this.#body(this.#o.wire),
+      body: await this.#body(this.#o.wire),
       wire: this.#o.wire,
       kind: "heartbeat",
       signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), this.#o.signal]),

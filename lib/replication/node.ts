@@ -309,7 +309,7 @@ export class ReplicationNode {
       case "/_cdn/servers/":
         return Promise.resolve(admin.removeServer(decodedName(rest, "server id")));
       case "/_cdn/files":
-        return Promise.resolve(encoded(req, "files", this.files()));
+        return encoded(req, "files", this.files());
       case "/_cdn/files/": {
         const name = decodedName(rest, "file name");
         return m === "DELETE" ? this.#delete(name) : Promise.resolve(this.#fileInfo(req, name));
@@ -437,7 +437,7 @@ export class ReplicationNode {
     return json({ status: "deleted", name, version, wasHeld: held !== undefined && !held.deleted });
   }
 
-  #fileInfo(req: Request, name: string): Response {
+  #fileInfo(req: Request, name: string): Promise<Response> | Response {
     const e = this.#state.get(name);
     if (e === undefined) return text(404, `no such file: ${name}`);
     return encoded(req, "file", { ...e, path: nameToPath(name) }, e.deleted ? 410 : 200);
@@ -451,7 +451,7 @@ export class ReplicationNode {
     const result = await this.#state.apply(header as VersionedHeader, body);
     this.#members.seen(caller.id);
     const enc = answerEncoding(req.headers);
-    const answer = encodeMessage(
+    const answer = await encodeMessage(
       "replicateAnswer",
       { result, node: this.id, digest: this.digest() },
       enc,
@@ -462,22 +462,20 @@ export class ReplicationNode {
     ]]);
   }
 
-  #manifest(req: Request): Promise<Response> {
+  async #manifest(req: Request): Promise<Response> {
     const enc = answerEncoding(req.headers);
     const type: [string, string] = ["content-type", contentTypeOf(enc)];
     if (!req.headers.has("authorization")) {
-      return Promise.resolve(
-        new Response(this.#manifestBytes(enc), { headers: [type, ["cache-control", "no-store"]] }),
-      );
+      return new Response(await this.#manifestBytes(enc), {
+        headers: [type, ["cache-control", "no-store"]],
+      });
     }
     const caller = this.#auth.check(req);
     if (caller === null) {
       this.stats.rejected++;
-      return Promise.resolve(text(401, "node authentication failed"));
+      return text(401, "node authentication failed");
     }
-    return Promise.resolve(
-      this.#auth.signed(caller, 200, this.#manifestBytes(enc), undefined, [type]),
-    );
+    return this.#auth.signed(caller, 200, await this.#manifestBytes(enc), undefined, [type]);
   }
 
   /**
@@ -485,12 +483,12 @@ export class ReplicationNode {
    * a new version, so a new digest): peers that differ ask for it on every heartbeat, and
    * encoding 10,000 entries costs tens of ms in JSON and more in Protobuf.
    */
-  #manifestBytes(enc: WireEncoding): Uint8Array<ArrayBuffer> {
+  async #manifestBytes(enc: WireEncoding): Promise<Uint8Array<ArrayBuffer>> {
     this.#state.checkStore();
     const digest = this.digest();
     const kept = this.#manifests.get(enc);
     if (kept?.digest === digest) return kept.bytes;
-    const bytes = encodeMessage("manifest", this.manifest(), enc);
+    const bytes = await encodeMessage("manifest", this.manifest(), enc);
     this.#manifests.set(enc, { digest, bytes });
     return bytes;
   }

@@ -165,7 +165,7 @@ export class PeerAuth {
     let value: unknown;
     const enc = init.kind === undefined ? "json" : bodyEncoding(a.headers);
     try {
-      value = decodeMessage(init.kind ?? "heartbeat", raw, enc);
+      value = await decodeMessage(init.kind ?? "heartbeat", raw, enc);
     } catch {
       value = null;
     }

@@ -45,7 +45,7 @@ export async function exportStream(
 ): Promise<{ header: VersionedHeader; stream: ReadableStream<Uint8Array> } | null> {
   const src = await state.exportSource(name);
   if (src === null) return null;
-  const chunks = encodeObjectStreamAs(wire, src.header, src.body, chunkBytes);
+  const chunks = await encodeObjectStreamAs(wire, src.header, src.body, chunkBytes);
   const stream = ReadableStream.from((async function* () {
     try {
       yield* chunks;

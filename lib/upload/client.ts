@@ -200,7 +200,9 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
   });
   if (info.status === 200) {
     const raw = new Uint8Array(await info.arrayBuffer());
-    const cur = decodeMessage("file", raw, bodyEncoding(info.headers)) as Partial<ObjectHeader>;
+    const cur = await decodeMessage("file", raw, bodyEncoding(info.headers)) as Partial<
+      ObjectHeader
+    >;
     if (
       cur.sha256 === sha256 && cur.size === size && cur.contentType === header.contentType &&
       JSON.stringify(sorted(cur.meta ?? {})) === JSON.stringify(sorted(header.meta))
@@ -250,7 +252,7 @@ export async function uploadFile(opts: UploadOptions): Promise<UploadResult> {
     );
   }
   const answerWire = bodyEncoding(new Headers(res.headers));
-  const out = decodeMessage("uploadAnswer", res.body, answerWire) as {
+  const out = await decodeMessage("uploadAnswer", res.body, answerWire) as {
     status: "stored" | "unchanged";
     path: string;
   };

@@ -12,7 +12,6 @@ import {
   type ObjectHeader,
   writeObjectStream,
 } from "../upload/wire.ts";
-import { decodeObjectStreamPb, PROTOBUF_FRAMER } from "./object_stream_pb.ts";
 import type { WireEncoding } from "./encoding.ts";
 
 /** Decodes an object stream in `enc` (see `decodeObjectStream`). */
@@ -21,28 +20,28 @@ export function decodeObjectStreamAs(
   stream: ReadableStream<Uint8Array>,
   opts: { reuseBuffers?: boolean } = {},
 ): Promise<{ header: Record<string, unknown>; body: ReadableStream<Uint8Array> }> {
-  return enc === "protobuf" ? decodeObjectStreamPb(stream, opts) : decodeObjectStream(stream, opts);
+  if (enc !== "protobuf") return decodeObjectStream(stream, opts);
+  return import("./object_stream_pb.ts").then((pb) => pb.decodeObjectStreamPb(stream, opts));
+}
+
+/** The Protobuf framer, loaded on first use (`@bufbuild/protobuf` costs about 12 MiB of RSS). */
+async function framerOf(enc: WireEncoding) {
+  return enc === "protobuf" ? (await import("./object_stream_pb.ts")).PROTOBUF_FRAMER : undefined;
 }
 
 /** Encodes an object stream in `enc` (see `encodeObjectStream`). */
-export function encodeObjectStreamAs(
+export async function encodeObjectStreamAs(
   enc: WireEncoding,
   header: ObjectHeader,
   body: BodySource,
   chunkSize: number,
   onChunk?: (bytesSoFar: number) => void,
-): ReadableStream<Uint8Array> {
-  return encodeObjectStream(
-    header,
-    body,
-    chunkSize,
-    onChunk,
-    enc === "protobuf" ? PROTOBUF_FRAMER : undefined,
-  );
+): Promise<ReadableStream<Uint8Array>> {
+  return encodeObjectStream(header, body, chunkSize, onChunk, await framerOf(enc));
 }
 
 /** Writes an object stream in `enc` into reused buffers (see `writeObjectStream`). */
-export function writeObjectStreamAs(
+export async function writeObjectStreamAs(
   enc: WireEncoding,
   header: ObjectHeader,
   body: BodySource,
@@ -50,12 +49,5 @@ export function writeObjectStreamAs(
   write: (frame: Uint8Array) => Promise<void>,
   onChunk?: (bytesSoFar: number) => void,
 ): Promise<void> {
-  return writeObjectStream(
-    header,
-    body,
-    chunkSize,
-    write,
-    onChunk,
-    enc === "protobuf" ? PROTOBUF_FRAMER : undefined,
-  );
+  return writeObjectStream(header, body, chunkSize, write, onChunk, await framerOf(enc));
 }
