@@ -13,6 +13,7 @@
  * | `DELETE /replicas/ID` | forget a replica (admin, or the replica's own session token) |
  * | `DELETE /replicas/ID/credential` | revoke a replica's key and drop it (admin) |
  * | `PUT /replicas/ID/held` | a replica reports the paths it holds (its session token) |
+ * | `GET /dashboard`, `/dashboard/...` | the live dashboard and its actions (`dashboard/`) |
  *
  * Admin routes need `Authorization: Bearer TOKEN` when the server has `--admin-token`; without
  * one they are accepted from loopback clients only. The credential is checked before a body is
@@ -72,6 +73,7 @@ import { wantsHtml } from "../../common/status_page.ts";
 import type { Exposition } from "../../common/prometheus.ts";
 import type { TlsKeyPair } from "../../tls/listen.ts";
 import { ownError } from "../../common/error_body.ts";
+import type { Dashboard } from "./dashboard/dashboard.ts";
 
 /** Most signed `register` heartbeat replies per second (each costs an Ed25519 signature). */
 export const MAX_REGISTER_REPLIES_PER_S = 200;
@@ -99,6 +101,8 @@ export interface ControlOptions {
   tls?: TlsKeyPair;
   /** Writes the DNS server's figures into `GET /metrics` (`metrics.ts`). */
   metrics?: (e: Exposition) => void;
+  /** Serves `/dashboard` (absent: those routes answer 404). */
+  dashboard?: Dashboard;
   log?: (line: string) => void;
 }
 
@@ -199,6 +203,15 @@ export const CONTROL_ROUTES: readonly ControlRoute[] = [
     pattern: /^\/replicas\/[^/]+$/,
     auth: "admin, or the replica's session",
   },
+  { method: "GET", path: "/dashboard", pattern: /^\/dashboard$/, auth: "open" },
+  { method: "GET", path: "/dashboard/events", pattern: /^\/dashboard\/events$/, auth: "open" },
+  { method: "POST", path: "/dashboard/purge", pattern: /^\/dashboard\/purge$/, auth: "admin" },
+  ...["POST", "DELETE"].map((method) => ({
+    method,
+    path: "/dashboard/replicas/ID/drain",
+    pattern: /^\/dashboard\/replicas\/[^/]+\/drain$/,
+    auth: "admin" as const,
+  })),
 ];
 
 const ROUTES = CONTROL_ROUTES.map((r) => `${r.method} ${r.path} (${r.auth})`);
@@ -397,6 +410,10 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       return wantsHtml(req) ? controlRootPage(registry, policy) : json({ routes: ROUTES });
     }
     if (path === "/metrics") return controlMetrics(o, stats, http);
+    if (path.startsWith("/dashboard")) {
+      if (o.dashboard === undefined) return error(404, "this server has no dashboard");
+      return await o.dashboard.handle(req, path, (r) => admin(r, remote));
+    }
     if (path === "/replicas" && m === "GET") {
       return json({
         policy: policy.mode,

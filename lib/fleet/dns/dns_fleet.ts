@@ -23,6 +23,8 @@ import { writeDnsMetrics } from "./metrics.ts";
 import { FleetMonitor } from "./monitor.ts";
 import { FleetRegistry } from "./registry.ts";
 import { RttCache } from "./rtt.ts";
+import { Dashboard } from "./dashboard/dashboard.ts";
+import { DecisionLog } from "./dashboard/decisions.ts";
 import type { TlsKeyPair } from "../../tls/listen.ts";
 
 /** Options of {@link startFleetDns}. */
@@ -130,8 +132,11 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     shortTtl: o.shortTtl,
     onMeasure: (subnet, target) => monitor.measure(subnet, target),
   });
+  // The dashboard's sample of decisions: only with a control API (where it is shown).
+  const decisions = o.controlPort === null ? null : new DecisionLog(policy);
   let dns: DnsServer | null = null;
   let control: ControlServer | null = null;
+  let dashboard: Dashboard | null = null;
   try {
     dns = await startDnsServer({
       zone: o.zone,
@@ -140,11 +145,20 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       port: o.port,
       codec: o.codec,
       io: o.io,
-      policy,
+      policy: decisions ?? policy,
       replicas: set,
       rrl: o.rrl,
       tcpPerClient: o.tcpPerClient,
       onError: o.onError,
+    });
+    dashboard = o.controlPort === null ? null : new Dashboard({
+      registry,
+      policy,
+      rtt,
+      decisions,
+      answers: o.config.answers,
+      zone: o.zone,
+      scheme: o.replicaScheme,
     });
     control = o.controlPort === null ? null : await startControl({
       hostname: o.hostname,
@@ -158,9 +172,11 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       limits: o.controlLimits,
       tls: o.controlTls,
       metrics: (e) => writeDnsMetrics(e, { dns: dns!, registry, policy, monitor }),
+      dashboard: dashboard ?? undefined,
       log,
     });
   } catch (e) {
+    dashboard?.close();
     await dns?.close();
     await monitor.close();
     db.close();
@@ -170,7 +186,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
       : new FleetListenError("control", o.controlPort ?? 0, e);
   }
   monitor.start();
-  const d = dns, c = control;
+  const d = dns, c = control, board = dashboard;
   let closing: Promise<void> | null = null;
   return {
     dns: d,
@@ -181,6 +197,7 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     close() {
       closing ??= (async () => {
         await monitor.close();
+        board?.close(); // ends its event streams: the listener's drain need not wait for them
         await Promise.all([c?.close(), d.close()]);
         db.close();
       })();

@@ -15,7 +15,7 @@ import { writeMemoryGauges } from "../../common/process_metrics.ts";
 import type { FleetMonitor } from "./monitor.ts";
 import type { FleetRegistry, FleetState } from "./registry.ts";
 
-const STATES: readonly FleetState[] = ["alive", "pending", "dead"];
+const STATES: readonly FleetState[] = ["alive", "pending", "dead", "draining"];
 const TYPE_NAMES = new Map<number, string>(Object.entries(Type).map(([k, v]) => [v, k]));
 
 /** What {@link writeDnsMetrics} reads. */
@@ -62,7 +62,7 @@ export function writeDnsMetrics(e: Exposition, s: DnsMetricsSources): void {
   const entries = s.registry.entries();
   e.gauge(
     "replica_state",
-    "1 for each replica's current state (alive, pending, dead), 0 for the others.",
+    "1 for each replica's current state (alive, pending, dead, draining), 0 for the others.",
     entries.flatMap((r) =>
       STATES.map((st) => [{ replica: r.id, state: st }, r.state === st ? 1 : 0] as const)
     ),

@@ -41,7 +41,8 @@ export const HEALTH_FAILURES_DEAD = 2;
 /** Most replicas in the registry: the config's limit (rankings use `Uint16Array`s). */
 export const MAX_FLEET = 1024;
 
-export type FleetState = "alive" | "pending" | "dead";
+/** `draining`: healthy, but not answered (an admin drained it: {@link FleetRegistry.drain}). */
+export type FleetState = "alive" | "pending" | "dead" | "draining";
 
 /** A replica as the registry keeps it: its stored row, narrowed, plus what only lives in memory. */
 export interface FleetEntry extends Omit<FleetRow, "source" | "state"> {
@@ -56,6 +57,8 @@ export interface FleetEntry extends Omit<FleetRow, "source" | "state"> {
   checking: boolean;
   lastCheck: number;
   failures: number;
+  /** Drained by the admin: it is `draining` instead of `alive` (kept in memory only). */
+  drained?: boolean;
   /** The steering form, shared with the {@link ReplicaSet}. */
   replica: Replica;
 }
@@ -358,7 +361,21 @@ export class FleetRegistry implements LoadSource {
     return e !== undefined && sameToken(e.token, token);
   }
 
+  /**
+   * Drains replica `id` (`on`: it stays checked but is not answered, state `draining`) or ends
+   * the drain. The entry, or undefined when unknown. A drain lasts until ended or a restart.
+   */
+  drain(id: string, on: boolean): FleetEntry | undefined {
+    const e = this.#byId.get(id);
+    if (e === undefined) return undefined;
+    e.drained = on;
+    if (on && e.state === "alive") this.#setState(e, "draining", "drained by the admin");
+    if (!on && e.state === "draining") this.#setState(e, "alive", "drain ended by the admin");
+    return e;
+  }
+
   #setState(e: FleetEntry, state: FleetState, reason: string): void {
+    if (state === "alive" && e.drained) state = "draining";
     e.reason = reason;
     if (e.state === state) return;
     e.state = state;
@@ -390,7 +407,7 @@ export class FleetRegistry implements LoadSource {
       }
       if (e.checking) continue;
       const sinceCheck = now - e.lastCheck;
-      const need = e.state === "alive"
+      const need = e.state === "alive" || e.state === "draining"
         ? age > LATE_FACTOR * this.intervalMs || sinceCheck >= HEALTH_INTERVAL_MS
         : age <= deadAfter && sinceCheck >= RECHECK_MS;
       if (need) out.push(e.id);
@@ -415,7 +432,8 @@ export class FleetRegistry implements LoadSource {
     const age = this.#age(e, now);
     if (ok) {
       e.failures = 0;
-      if (e.state !== "alive" && age <= MISSED_HEARTBEATS_DEAD * this.intervalMs) {
+      const up = e.state === "alive" || e.state === "draining";
+      if (!up && age <= MISSED_HEARTBEATS_DEAD * this.intervalMs) {
         this.#setState(e, "alive", `health check passed (${detail})`);
       }
       return;

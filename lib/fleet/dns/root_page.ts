@@ -25,6 +25,7 @@ export function controlRootPage(registry: FleetRegistry, policy: SteeringEngine)
       ["known-servers version", registry.version],
     ],
     links: [
+      ["/dashboard", "the live dashboard: fleet, map, RTTs, decisions, replication, events"],
       ["/replicas", "every replica: state, reason, heartbeat, load (JSON)"],
       ["/servers", "the known-servers list (JSON)"],
       ["/explain?client=127.0.0.1", "scores and the reason of an answer (JSON)"],

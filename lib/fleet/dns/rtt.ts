@@ -107,6 +107,16 @@ export class RttCache implements RttSource {
     return this.#now() - e.at <= this.ttlMs ? e : undefined;
   }
 
+  /** The `n` subnets measured most recently, newest first (for the dashboard). */
+  latest(n: number): string[] {
+    const out: string[] = [];
+    for (const k of this.#bySubnet.keys()) {
+      out.push(k);
+      if (out.length > n) out.shift();
+    }
+    return out.reverse();
+  }
+
   /** Forgets a replica everywhere (it was removed from the fleet). */
   forget(replica: string): void {
     for (const row of this.#bySubnet.values()) row.delete(replica);
