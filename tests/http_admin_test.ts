@@ -117,14 +117,14 @@ Deno.test("http admin: health, metrics, purge, invalidation, bad requests", asyn
         headers: auth,
         body: JSON.stringify({ url: "/a" }),
       });
-      assertEquals([one.status, await one.json()], [200, { purged: 1 }]);
+      assertEquals([one.status, await one.json()], [200, { purged: 1, replicas: { adm: 1 } }]);
       equal((await get(replica.url + "/a")).x, "MISS");
       for (const p of ["/img/1", "/img/2", "/css/1"]) await get(replica.url + p);
       const pre = await fetch(replica.url + "/_cdn/purge?prefix=/img/", {
         method: "POST",
         headers: auth,
       });
-      assertEquals(await pre.json(), { purged: 2 });
+      assertEquals(await pre.json(), { purged: 2, replicas: { adm: 2 } });
       equal((await get(replica.url + "/img/1")).x, "MISS");
       equal((await get(replica.url + "/css/1")).x, "HIT");
       const bad = await get(replica.url + "/_cdn/purge", {

@@ -2,8 +2,9 @@
  * End-to-end, one membership for cache peering and purges: three replicas that learn each
  * other only through `--join` (no `--peers`) fill a miss from a member before the origin, and
  * a purge accepted on one node (admin token) is pushed to every member as a signed call and
- * reported member by member; a member does not push it on, and a member that is down is
- * reported as failed after the retries.
+ * reported member by member (with each replica's count); a member does not push it on, a
+ * member that is down is reported as failed after the retries and told once it is back, and
+ * copies filled from a member carry its surrogate keys (a key purge reaches them).
  */
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
 import { MAX_MEMBER_PEERS, selectPeers } from "../lib/http/peer_select.ts";
@@ -47,6 +48,10 @@ Deno.test("one membership serves cache peering and purges", async (t) => {
   for (const p of ["/m/1", "/m/2", "/d/1", "/d/2"]) {
     routes[p] = { headers: { "cache-control": "max-age=600" }, body: `object ${p}` };
   }
+  routes["/k/1"] = {
+    headers: { "cache-control": "max-age=600", "surrogate-key": "grp other" },
+    body: "object /k/1",
+  };
   const origin = await startOrigin(routes);
   const other = await startOrigin({
     "/m/2": { headers: { "cache-control": "max-age=600" }, body: "other /m/2" },
@@ -98,7 +103,9 @@ Deno.test("one membership serves cache peering and purges", async (t) => {
       await t.step("a purge on one node removes the object from every member", async () => {
         const r = await purge(b, { url: "/m/1" });
         equal(r.status, 200);
-        equal(r.body.purged, 1);
+        // The total and each replica's count: every node held it.
+        equal(r.body.purged, 3);
+        assertEquals(r.body.replicas, { a: 1, b: 1, c: 1 });
         equal(r.body.members.asked, 2);
         assertEquals([...r.body.members.acknowledged].sort(), ["a", "c"]);
         assertEquals(r.body.members.failed, []);
@@ -120,12 +127,30 @@ Deno.test("one membership serves cache peering and purges", async (t) => {
           for (const p of ["/d/1", "/d/2"]) equal((await get(`${n.url}${p}`)).status, 200);
         }
         const r = await purge(c, { prefix: "/d/" });
-        equal(r.body.purged, 2);
+        equal(r.body.purged, 6);
+        assertEquals(r.body.replicas, { a: 2, b: 2, c: 2 });
         assertEquals([...r.body.members.acknowledged].sort(), ["a", "b"]);
         for (const n of [a, b, c]) {
           const res = await tfetch(`${n.url}/d/1`, { headers: { "x-nearcast-peer": "1" } });
           await res.body?.cancel();
           equal(res.status, 504, `${n.id} no longer holds /d/1`);
+        }
+      });
+
+      await t.step("copies filled from a member carry its surrogate keys", async () => {
+        equal((await get(`${a.url}/k/1`)).x, "MISS");
+        for (const n of [b, c]) {
+          const r = await get(`${n.url}/k/1`);
+          equal(r.x, "MISS");
+          equal(r.res.headers.get("surrogate-key"), null, "never sent to clients");
+        }
+        equal(origin.count("/k/1"), 1, "b and c were filled by a member");
+        const r = await purge(c, { key: "grp" });
+        assertEquals([r.body.purged, r.body.replicas], [3, { a: 1, b: 1, c: 1 }]);
+        for (const n of [a, b, c]) {
+          const res = await tfetch(`${n.url}/k/1`, { headers: { "x-nearcast-peer": "1" } });
+          await res.body?.cancel();
+          equal(res.status, 504, `${n.id} no longer holds /k/1`);
         }
       });
 
@@ -174,9 +199,26 @@ Deno.test("one membership serves cache peering and purges", async (t) => {
         const failed = r.body.members.failed as { id: string; error: string }[];
         assertEquals(failed.map((f) => f.id).sort(), ["c", "d"]);
         for (const f of failed) match(f.error, /unreachable/);
+        for (const f of failed) equal((f as { queued?: boolean }).queued, true);
         // b still fills from a member or the origin: the dead one does not stall the miss.
         const got = await get(`${b.url}/m/2`);
         equal(got.status, 200);
+      });
+
+      await t.step("a member that was down is told once it is back", async () => {
+        // c stored /m/1 before it stopped (SQLite store): back on the same data, it loads it,
+        // and a delivers the purge it missed as soon as c answers a heartbeat.
+        const back = await startNode("c", `${dir}/c`, ["-o", origin.url, "--join", a.url]);
+        nodes.push(back);
+        await waitUntil(
+          () => back.proc.lines.some((l) => l.startsWith('purge: {"url":"/m/1"} from a: 1 ')),
+          MEMBERSHIP_TIMEOUT_MS,
+          "the queued purge to reach c",
+        );
+        const res = await tfetch(`${back.url}/m/1`, { headers: { "x-nearcast-peer": "1" } });
+        await res.body?.cancel();
+        equal(res.status, 504, "c no longer holds /m/1");
+        ok(a.proc.lines.some((l) => l.startsWith('purge: delivered queued {"url":"/m/1"} to c')));
       });
     } finally {
       if (stopped !== null) Deno.kill(stopped, "SIGCONT");

@@ -21,7 +21,7 @@ import type { Responder } from "./respond.ts";
 
 /** Prefix of the replica's own API. */
 export const API_PREFIX = "/_cdn/";
-/** Largest purge request body: a JSON object with one URL or prefix. */
+/** Largest purge request body: a JSON object with one URL, prefix or key. */
 export const MAX_PURGE_BODY = 16 * 1024;
 
 /** Every route of the replica's own API (part of the replica's one table, `routes.ts`). */
@@ -69,29 +69,36 @@ export function createApi(
 
   async function purge(req: Request): Promise<Response> {
     const q = new URL(req.url).searchParams;
-    let target: { url?: unknown; prefix?: unknown } = {
-      url: q.get("url") ?? undefined,
-      prefix: q.get("prefix") ?? undefined,
-    };
-    if (target.url === undefined && target.prefix === undefined) {
+    let target: Record<string, unknown> = {};
+    for (const name of ["url", "prefix", "key", "soft"]) {
+      const v = q.get(name);
+      if (v !== null) target[name] = v;
+    }
+    if (target.url === undefined && target.prefix === undefined && target.key === undefined) {
       try {
         target = await readBodyJson(req, MAX_PURGE_BODY, "purge body") as typeof target;
       } catch (e) {
         if (e instanceof BodyTooLarge) return tooLargeResponse(e);
         return respond.text(
           400,
-          'purge body must be JSON: {"url": "/path"} or {"prefix": "/dir/"}',
+          'purge body must be JSON: {"url": "/path"}, {"prefix": "/dir/"} or {"key": "K"}',
         );
       }
-      if (typeof target !== "object" || target === null) {
+      if (typeof target !== "object" || target === null || Array.isArray(target)) {
         return respond.text(400, 'purge body must be a JSON object: {"url": "/path"}');
       }
     }
     const t = purgeTarget(target);
     if (typeof t === "string") return respond.text(400, t);
-    const purged = applyPurge(cache, metrics, t);
-    const members = o.purgeMembers === undefined ? null : await o.purgeMembers(t);
-    const body = members === null ? { purged } : { purged, members };
+    const here = applyPurge(cache, metrics, t, now());
+    const fan = o.purgeMembers === undefined ? null : await o.purgeMembers(t);
+    const replicas: Record<string, number> = { [o.id]: here, ...fan?.purgedBy };
+    const purged = Object.values(replicas).reduce((a, b) => a + b, 0);
+    const body = fan === null ? { purged, replicas } : {
+      purged,
+      replicas,
+      members: { asked: fan.asked, acknowledged: fan.acknowledged, failed: fan.failed },
+    };
     return Response.json(body, { headers: { "cache-control": "no-store", via } });
   }
 

@@ -12,12 +12,13 @@ import type { ObjectStore, StoreEntry } from "../store/types.ts";
 import { EMPTY_CACHE_CONTROL } from "./cache_control.ts";
 import {
   correctedInitialAge,
+  currentAge,
   freshnessLifetime,
   type ResponseFacts,
   unstorableReason,
 } from "./freshness.ts";
 import { appendVia, freshenHeaders, headerValue } from "./headers.ts";
-import { CONSUMED_FIELDS } from "./targeted_cc.ts";
+import { peerOnly } from "./cache_tags.ts";
 import {
   type Bytes,
   type CacheEntry,
@@ -311,14 +312,40 @@ export class HttpCache {
     entry.lifetime = freshnessLifetime(facts, responseTime);
     this.#derive(entry, facts);
     if (!reusable) return false;
-    if (this.#store !== null && this.#slots[entry.slot] === entry) {
-      try {
-        this.#store.updateMeta(entry.key, JSON.stringify(this.#meta(entry)));
-      } catch (e) {
-        this.#onStoreError(`update of ${entry.key} failed: ${(e as Error).message}`);
-      }
-    }
+    this.#writeMeta(entry);
     return true;
+  }
+
+  /**
+   * Soft purge: `entry`'s lifetime ends at its age at `now` (ms), so the next request
+   * revalidates (or serves stale where allowed); stored. False if pinned or no longer held.
+   */
+  expire(entry: CacheEntry, now: number): boolean {
+    if (entry.pinned || this.#slots[entry.slot] !== entry) return false;
+    const age = currentAge(entry.initialAge, entry.responseTime, now);
+    entry.lifetime = Math.min(entry.lifetime, age);
+    this.#writeMeta(entry);
+    return true;
+  }
+
+  /** The entries held for `url` (every variant), without counting a use. */
+  variants(url: string): CacheEntry[] {
+    const out: CacheEntry[] = [];
+    for (const key of this.#keysByUrl.get(url) ?? []) {
+      const e = this.peek(key);
+      if (e !== null) out.push(e);
+    }
+    return out;
+  }
+
+  /** Rewrites a held entry's store metadata (after a 304 or a soft purge). */
+  #writeMeta(entry: CacheEntry): void {
+    if (this.#store === null || this.#slots[entry.slot] !== entry) return;
+    try {
+      this.#store.updateMeta(entry.key, JSON.stringify(this.#meta(entry)));
+    } catch (e) {
+      this.#onStoreError(`update of ${entry.key} failed: ${(e as Error).message}`);
+    }
   }
 
   /** Removes an entry (and its stored copy unless pinned). */
@@ -535,10 +562,10 @@ export class HttpCache {
     entry.contentType = headerValue(entry.headers, "content-type");
     const out: [string, string][] = [];
     let via: string | null = null;
-    entry.consumed = entry.headers.filter(([n]) => CONSUMED_FIELDS.has(n));
+    entry.consumed = entry.headers.filter(([n]) => peerOnly(n));
     for (const [n, v] of entry.headers) {
       if (n === "via") via = via === null ? v : `${via}, ${v}`;
-      else if (n !== "content-length" && n !== "age" && !CONSUMED_FIELDS.has(n)) out.push([n, v]);
+      else if (n !== "content-length" && n !== "age" && !peerOnly(n)) out.push([n, v]);
     }
     out.push(["via", appendVia(via, this.#via)]);
     entry.outHeaders = out;

@@ -44,6 +44,7 @@ import { serveBody } from "./serve_body.ts";
 import { peerFetch } from "../tls/client.ts";
 import { noteUpstream } from "./access_log.ts";
 import { withoutConsumed } from "./targeted_cc.ts";
+import { TAG_HEADERS } from "./cache_tags.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
 
@@ -418,7 +419,7 @@ export function createFiller(o: FillerOptions): Filler {
     const body = plain ? await r.fill.tail() : null;
     if (body !== null) {
       const list = withoutConsumed(r.headers).filter(([n]) =>
-        n !== "via" && n !== "content-length"
+        n !== "via" && n !== "content-length" && !TAG_HEADERS.has(n)
       );
       list.push(["via", appendVia(r.headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
       list.push(["x-cache", "MISS"]);

@@ -8,6 +8,7 @@
 
 import type { Bytes, CacheEntry, HttpCache } from "./cache.ts";
 import { appendVia } from "./headers.ts";
+import { TAG_HEADERS } from "./cache_tags.ts";
 import type { Metrics } from "./metrics.ts";
 import { withIdleTimeout } from "./origin.ts";
 import { serveBody } from "./serve_body.ts";
@@ -119,7 +120,9 @@ export class Responder {
 
   /** A complete upstream response that was not cached (`X-Cache: MISS`). */
   buffered(status: number, headers: [string, string][], body: Bytes): Response {
-    const list = withoutConsumed(headers).filter(([n]) => n !== "via" && n !== "content-length");
+    const list = withoutConsumed(headers).filter(([n]) =>
+      n !== "via" && n !== "content-length" && !TAG_HEADERS.has(n)
+    );
     list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, this.via)]);
     list.push(["x-cache", "MISS"]);
     this.#metrics.bytesSent += body.byteLength;
@@ -132,7 +135,7 @@ export class Responder {
     headers: [string, string][],
     body: ReadableStream<Uint8Array> | null,
   ): Response {
-    const list = withoutConsumed(headers).filter(([n]) => n !== "via");
+    const list = withoutConsumed(headers).filter(([n]) => n !== "via" && !TAG_HEADERS.has(n));
     list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, this.via)]);
     list.push(["x-cache", "MISS"]);
     const noBody = status === 204 || status === 304 || (status >= 100 && status < 200);

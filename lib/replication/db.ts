@@ -128,6 +128,24 @@ export class ReplicationDb {
     ).run(s.id, s.url, s.version.ts, s.version.node, s.removed ? 1 : 0, s.key, s.provider ?? "");
   }
 
+  /** The value stored under `k` in the key-value table, or null. */
+  getKv(k: string): string | null {
+    const row = this.#db.prepare("SELECT v FROM kv WHERE k = ?").get(k) as
+      | { v: string }
+      | undefined;
+    return row?.v ?? null;
+  }
+
+  /** Stores `v` under `k` (null deletes it). */
+  putKv(k: string, v: string | null): void {
+    if (v === null) this.#db.prepare("DELETE FROM kv WHERE k = ?").run(k);
+    else {
+      this.#db.prepare(
+        "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+      ).run(k, v);
+    }
+  }
+
   close(): void {
     this.#db.close();
   }

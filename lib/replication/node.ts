@@ -197,7 +197,10 @@ export class ReplicationNode {
       requestTimeoutMs: opts.requestTimeoutMs,
       signal: this.#ac.signal,
       log,
-      onRemoved: (id) => this.#push.forget(id),
+      onRemoved: (id) => {
+        this.#push.forget(id);
+        this.#purge.forget(id);
+      },
       onAdded: () => this.#track(this.#heartbeatRound(true)),
     });
     this.#catchUp = new CatchUp(this.#sync, this.#ac.signal, log);
@@ -216,6 +219,7 @@ export class ReplicationNode {
     });
     this.#purge = new PurgePeers({
       members: this.#members,
+      db: opts.db,
       auth: this.#auth,
       requestTimeoutMs: opts.requestTimeoutMs,
       signal: this.#ac.signal,
@@ -517,6 +521,8 @@ export class ReplicationNode {
   async #heartbeatRound(sync: boolean): Promise<{ url: string; id: string }[]> {
     this.#state.checkStore();
     const answered = await this.#beats.round();
+    // Members that were down when a purge was pushed are told now that they answer.
+    this.#track(this.#purge.deliver(answered.map((a) => a.id)));
     const differs = answered.some((a) => a.digest !== this.digest());
     if (!differs) this.#divergedSince = null;
     else this.#divergedSince ??= Date.now();
