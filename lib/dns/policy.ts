@@ -17,8 +17,13 @@
  * in `price` and `balanced`; with no price at all both fall back to latency (and load), and the
  * explanation says so. A price is never waited for: the feed holds the latest table.
  *
+ * Answers of several addresses are "closest N plus spill": the N best live replicas, best first.
  * Overloaded replicas (rps above the threshold) rank after every other live one, so they lose
- * their clients to the next best. Equal scores keep config/registration order when the client's
+ * their clients to the next best (they are answered only when fewer than N others are live).
+ * When the first replica of an answer is near its limit ({@link NEAR_LIMIT_FRACTION} of the
+ * threshold), one more address is appended: the best replica after the N that is neither near
+ * its limit nor over it, so resolvers that rotate the addresses spread new clients over it
+ * before the first overloads. TTLs follow state (`ttl.ts`). Equal scores keep config/registration order when the client's
  * location or RTT is known, and rotate otherwise (so unknown clients spread over the fleet).
  * In `latency` and `balanced` modes a decision that is not based on a fresh measurement for
  * every live measurable replica asks for one in the background (`onMeasure`) and, when the
@@ -35,13 +40,24 @@ import { formatIp, maskIp } from "../common/ip.ts";
 import { type GeoEntry, GeoTable, haversineKm, newGeoMatch } from "./geo.ts";
 import {
   PRICE_SCALE_PER_GIB,
-  type PriceBasis,
   type PriceSource,
   ReplicaCosts,
   round6,
 } from "./price_term.ts";
 import type { ReplicaSet, Selection, SteeringClient, SteeringPolicy } from "./steering.ts";
 import { reasonFor } from "./_reason.ts";
+import { BASES, type Explanation, type ReplicaScore } from "./explanation.ts";
+import {
+  CHANGING,
+  changingTtl,
+  explainTtl,
+  FULL,
+  LOAD as LOADED,
+  MEASURING,
+  NEAR_LIMIT_FRACTION,
+  type StateSource,
+  TTL_BASES,
+} from "./ttl.ts";
 
 /** Policy names for `--policy`. */
 export const POLICIES = ["latency", "geo", "load", "price", "balanced"] as const;
@@ -135,64 +151,18 @@ export interface SteeringOptions {
   overloadRps?: number;
   refreshMs?: number;
   shortTtl?: number;
+  /** The configured TTL, for `/explain` (the handler applies it); default unknown. */
+  fullTtl?: number | null;
+  /** What the monitor knows of replicas' states (state-aware TTLs); default: all stable. */
+  states?: StateSource;
   /** Asked to measure RTT from every live replica to `target` (the subnet `subnet`). */
   onMeasure?: (subnet: string, target: string) => void;
   now?: () => number;
 }
 
 const MEASURED = 0, GEO = 1, LOAD = 2, NONE = 3;
-/** What an answer's first replica was ranked on (`/explain`'s `basis`, metrics' label). */
-export const BASES = ["measured", "geo", "load", "none"] as const;
-type Basis = (typeof BASES)[number];
-
-/** One replica's line in an explanation. */
-export interface ReplicaScore {
-  id: string;
-  live: boolean;
-  eligible: boolean;
-  rank: number | null;
-  score: number | null;
-  basis: Basis;
-  rttMs: number | null;
-  rttSamples: number;
-  rttAgeMs: number | null;
-  distanceKm: number | null;
-  rps: number | null;
-  overloaded: boolean;
-  /** The RTT the mode used: measured, estimated from distance, or the unknown default. */
-  latencyMs: number | null;
-  provider: string;
-  /** Why the replica has or lacks a price. */
-  price: PriceBasis;
-  costPerGiB: number | null;
-  currency: string;
-  /** `balanced`: the price's part of the score (price weight × cost / 0.10); else null. */
-  priceTerm: number | null;
-  /** `balanced` with a bound: whether its RTT is within it; else null. */
-  withinBound: boolean | null;
-}
-
-/** What {@link SteeringEngine.explain} returns. */
-export interface Explanation {
-  client: string;
-  subnet: string;
-  policy: PolicyName;
-  location: { lat: number; lon: number } | null;
-  /** Ids `select` answers with, best first. */
-  answer: string[];
-  how: Selection["how"];
-  /** The shortened TTL of the answer, or null for the configured one. */
-  ttl: number | null;
-  /** ECS SCOPE PREFIX-LENGTH of the answer. */
-  scope: number;
-  reason: string;
-  /** The weights (`balanced`) and latency bound in use. */
-  weights: Weights;
-  maxExtraMs: number | null;
-  /** The pricing service's state: configured, reachable, the version of its prices. */
-  prices: { source: boolean; healthy: boolean | null; version: number | string | null };
-  replicas: ReplicaScore[];
-}
+export { BASES };
+export type { Explanation, ReplicaScore };
 
 /** See the module doc. */
 export class SteeringEngine implements SteeringPolicy {
@@ -210,6 +180,8 @@ export class SteeringEngine implements SteeringPolicy {
   readonly #overload: number;
   readonly #refresh: number;
   readonly #shortTtl: number;
+  readonly #fullTtl: number | null;
+  readonly #states: StateSource | null;
   readonly #onMeasure: (subnet: string, target: string) => void;
   readonly #now: () => number;
   readonly #match = newGeoMatch();
@@ -224,6 +196,8 @@ export class SteeringEngine implements SteeringPolicy {
   /** Per replica, from the load source; refreshed when the set or a load changes. */
   #rps = new Float64Array(0);
   #over = new Uint8Array(0);
+  /** Near the overload threshold (not over it): answers spill and get the short TTL. */
+  #hot = new Uint8Array(0);
   #measurable = new Uint8Array(0);
   #anyMeasurable = false;
   #loadsFor = [-1, -1];
@@ -249,6 +223,11 @@ export class SteeringEngine implements SteeringPolicy {
   #subnet = "";
   #wanted = false;
   #location = -1;
+  #spill = -1;
+  /** The latest decision's TTL basis (index of TTL_BASES), replica and next change. */
+  #ttlBasis = FULL;
+  #ttlReplica = -1;
+  #ttlNext = Infinity;
 
   constructor(o: SteeringOptions) {
     if (!(POLICIES as readonly string[]).includes(o.mode)) {
@@ -270,6 +249,8 @@ export class SteeringEngine implements SteeringPolicy {
     this.#overload = o.overloadRps ?? DEFAULT_OVERLOAD_RPS;
     this.#refresh = o.refreshMs ?? DEFAULT_REFRESH_MS;
     this.#shortTtl = o.shortTtl ?? DEFAULT_SHORT_TTL;
+    this.#fullTtl = o.fullTtl ?? null;
+    this.#states = o.states ?? null;
     this.#onMeasure = o.onMeasure ?? (() => {});
     this.#now = o.now ?? Date.now;
     for (
@@ -321,6 +302,7 @@ export class SteeringEngine implements SteeringPolicy {
     this.#rank = new Int32Array(m);
     this.#rps = new Float64Array(m);
     this.#over = new Uint8Array(m);
+    this.#hot = new Uint8Array(m);
     this.#measurable = new Uint8Array(m);
     this.#loadsFor[0] = -1;
   }
@@ -336,6 +318,7 @@ export class SteeringEngine implements SteeringPolicy {
       const rps = src.rps(r.id) ?? 0;
       this.#rps[i] = rps;
       this.#over[i] = rps > this.#overload ? 1 : 0;
+      this.#hot[i] = this.#over[i] === 0 && rps >= NEAR_LIMIT_FRACTION * this.#overload ? 1 : 0;
       this.#measurable[i] = src.measurable(r.id) ? 1 : 0;
       any ||= this.#measurable[i] === 1;
     });
@@ -375,12 +358,33 @@ export class SteeringEngine implements SteeringPolicy {
   }
 
   /**
-   * The decision: scores every replica, fills `out` with the best `max` (>= 1) eligible ones
+   * True when replica `i` ranks before `j`: by overload (unless `ignoreOver`), tier, score,
+   * latency, then the tie order.
+   */
+  #before(i: number, j: number, useRtt: boolean, ignoreOver: boolean): boolean {
+    const over = this.#over, tier = this.#tier, val = this.#val, sub = this.#sub;
+    if (!ignoreOver && over[i] !== over[j]) return over[i] < over[j];
+    if (tier[i] !== tier[j]) return tier[i] < tier[j];
+    if (val[i] !== val[j]) return val[i] < val[j];
+    if (useRtt && sub[i] !== sub[j]) return sub[i] < sub[j];
+    return this.#tie[i] < this.#tie[j];
+  }
+
+  /**
+   * The decision: scores every replica, ranks the best `depth` (>= `max` >= 1) eligible ones
+   * into `out`, answers the first `max` plus a spill (appended to `out` when `depth` is `max`)
    * and says how and for how long. `advance` moves the rotation and asks for measurements
    * (`select`); without it the decision has no effect (`explain`). Allocates nothing unless
    * the client's subnet has to be looked up in the RTT source.
    */
-  #decide(c: SteeringClient, family: 4 | 6, max: number, out: Selection, advance: boolean): void {
+  #decide(
+    c: SteeringClient,
+    family: 4 | 6,
+    max: number,
+    depth: number,
+    out: Selection,
+    advance: boolean,
+  ): void {
     const reps = this.#set.replicas;
     const n = reps.length;
     this.#grow(n);
@@ -477,31 +481,34 @@ export class SteeringEngine implements SteeringPolicy {
     if (rotating && advance && n > 0) this.#next = (start + 1) % n;
     const tie = this.#tie;
     for (let i = 0; i < n; i++) tie[i] = rotating ? (i - start + n) % n : i;
-    // The best `max` by (overloaded, tier, score, latency, tie), one pass each: `max` is small.
-    let count = 0, first = -1;
-    while (count < max) {
+    // The best `depth` by (overloaded, tier, score, latency, tie), one pass each: it is small.
+    let count = 0, first = -1, last = -1;
+    while (count < depth) {
       let best = -1;
       for (let i = 0; i < n; i++) {
         if (eligible[i] === 0 || rank[i] !== -1) continue;
-        if (best !== -1) {
-          if (over[i] !== over[best]) {
-            if (over[i] > over[best]) continue;
-          } else if (tier[i] !== tier[best]) {
-            if (tier[i] > tier[best]) continue;
-          } else if (val[i] !== val[best]) {
-            if (val[i] > val[best]) continue;
-          } else if (useRtt && sub[i] !== sub[best]) {
-            if (sub[i] > sub[best]) continue;
-          } else if (tie[i] > tie[best]) continue;
-        }
-        best = i;
+        if (best === -1 || this.#before(i, best, useRtt, false)) best = i;
       }
       if (best === -1) break;
       if (count === 0) first = best;
+      if (count < max) last = best;
       rank[best] = count;
       out.replicas[count++] = reps[best];
     }
+    // Spill: the first is near its limit; add the best after the answer that is not.
+    const hot = this.#hot;
+    let spill = -1;
+    if (first !== -1 && hot[first] === 1) {
+      for (let i = 0; i < n; i++) {
+        if (eligible[i] === 0 || (rank[i] !== -1 && rank[i] < max) || hot[i] + over[i] > 0) {
+          continue;
+        }
+        if (spill === -1 || this.#before(i, spill, useRtt, false)) spill = i;
+      }
+    }
+    if (spill !== -1 && depth === max) out.replicas[count++] = reps[spill];
     out.count = count;
+    this.#spill = spill;
     const top = first === -1 ? NONE : basis[first];
     if (advance) this.answersByBasis[top]++;
     out.scope = m.scope;
@@ -524,6 +531,10 @@ export class SteeringEngine implements SteeringPolicy {
       : mode;
     wanted &&= count > 0;
     out.ttl = useRtt && wanted && top !== MEASURED ? this.#shortTtl : -1;
+    this.#ttlBasis = out.ttl === -1 ? FULL : MEASURING;
+    this.#ttlReplica = -1;
+    this.#ttlNext = Infinity;
+    if (last !== -1) this.#stateTtl(family, max, last, spill, useRtt, count < max, out);
     this.#subnet = subnet;
     this.#wanted = wanted;
     this.#location = m.entry;
@@ -531,18 +542,66 @@ export class SteeringEngine implements SteeringPolicy {
   }
 
   /**
-   * Fills `out` with up to `max` live replicas that have an address of `family`, best first.
-   * Allocates nothing per call once warm unless RTTs are looked up.
+   * Shortens `out.ttl` for load and state (`ttl.ts`): the answered replicas (ranks below
+   * `max`, and the spill) and those that would rank before the last answered one, `last`, but
+   * for their load or state (any, when the answer has `room` for more).
+   */
+  #stateTtl(
+    family: 4 | 6,
+    max: number,
+    last: number,
+    spill: number,
+    useRtt: boolean,
+    room: boolean,
+    out: Selection,
+  ): void {
+    const reps = this.#set.replicas, n = reps.length, rank = this.#rank;
+    const over = this.#over, hot = this.#hot, states = this.#states, short = this.#shortTtl;
+    let ttl = out.ttl;
+    for (let i = 0; i < n; i++) {
+      const r = reps[i];
+      const answered = (rank[i] !== -1 && rank[i] < max) || i === spill;
+      const loaded = answered
+        ? hot[i] + over[i] > 0
+        : over[i] === 1 && this.#eligible[i] === 1 && this.#before(i, last, useRtt, true);
+      if (loaded && (ttl === -1 || short < ttl)) {
+        ttl = short;
+        this.#ttlBasis = LOADED;
+        this.#ttlReplica = i;
+      }
+      if (states === null) continue;
+      // A replica that is not live counts when it would rank in the answer once it is.
+      const candidate = answered ||
+        (!r.live && (family === 4 ? r.ipv4 !== -1 : r.ipv6 !== null) &&
+          (room || this.#before(i, last, useRtt, false)));
+      if (!candidate) continue;
+      const next = states.nextChangeMs(r.id);
+      if (next === Infinity) continue;
+      const t = changingTtl(next, short);
+      if (ttl === -1 || t <= ttl) {
+        ttl = t;
+        this.#ttlBasis = CHANGING;
+        this.#ttlReplica = i;
+        this.#ttlNext = next;
+      }
+    }
+    out.ttl = ttl;
+  }
+
+  /**
+   * Fills `out` with up to `max` live replicas that have an address of `family`, best first,
+   * plus a spill address when the first is near its limit (see the module doc). Allocates
+   * nothing per call once warm unless RTTs are looked up.
    */
   select(client: SteeringClient, family: 4 | 6, max: number, out: Selection): void {
-    this.#decide(client, family, max, out, true);
+    this.#decide(client, family, max, max, out, true);
   }
 
   /** The decision {@link select} makes next for `client`, with every replica's score and why. */
   explain(client: SteeringClient, family: 4 | 6, max: number): Explanation {
     const reps = this.#set.replicas;
     const sel: Selection = { replicas: [], count: 0, scope: 0, how: "rotation", ttl: -1 };
-    this.#decide(client, family, Math.max(reps.length, 1), sel, false);
+    this.#decide(client, family, max, Math.max(reps.length, max, 1), sel, false);
     const mode = this.mode;
     const useRtt = mode === "latency" || mode === "balanced" || mode === "price";
     const subnet = useRtt ? subnetKey(client.family, client.bytes) : "";
@@ -576,6 +635,9 @@ export class SteeringEngine implements SteeringPolicy {
         distanceKm: d === d ? Math.round(d) : null,
         rps: this.#loads.rps(r.id),
         overloaded: this.#over[i] === 1,
+        nearLimit: this.#hot[i] === 1,
+        stateChange: this.#states?.changeReason(r.id) || null,
+        nextChangeMs: next(this.#states?.nextChangeMs(r.id)),
         latencyMs: useRtt ? round(this.#lat[i]) : null,
         provider,
         price: price.basis,
@@ -594,9 +656,16 @@ export class SteeringEngine implements SteeringPolicy {
       subnet,
       policy: this.mode,
       location: loc && { lat: loc.lat, lon: loc.lon },
-      answer: sel.replicas.slice(0, Math.min(sel.count, max)).map((r) => r.id),
+      answer: sel.replicas.slice(0, Math.min(sel.count, max)).map((r) => r.id)
+        .concat(this.#spill === -1 ? [] : [reps[this.#spill].id]),
       how: sel.how,
       ttl: sel.ttl === -1 ? null : sel.ttl,
+      ttlWhy: explainTtl(
+        TTL_BASES[this.#ttlBasis],
+        this.#ttlReplica === -1 ? null : lines[this.#ttlReplica],
+        { ttl: sel.ttl, full: this.#fullTtl, short: this.#shortTtl, next: this.#ttlNext },
+      ),
+      spill: this.#spill === -1 ? null : reps[this.#spill].id,
       scope: sel.scope,
       reason: reasonFor(this.mode, lines, sel.count, this.#wanted, {
         bound: bound ? this.#maxExtra : null,
@@ -609,6 +678,10 @@ export class SteeringEngine implements SteeringPolicy {
       replicas: lines,
     };
   }
+}
+
+function next(ms: number | undefined): number | null {
+  return ms === undefined || ms === Infinity ? null : Math.round(ms);
 }
 
 function round(x: number): number {

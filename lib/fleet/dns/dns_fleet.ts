@@ -130,6 +130,8 @@ export async function startFleetDns(o: FleetDnsOptions): Promise<FleetDns> {
     overloadRps: o.overloadRps,
     refreshMs: o.refreshMs,
     shortTtl: o.shortTtl,
+    fullTtl: o.config.ttl,
+    states: registry,
     onMeasure: (subnet, target) => monitor.measure(subnet, target),
   });
   // The dashboard's sample of decisions: only with a control API (where it is shown).

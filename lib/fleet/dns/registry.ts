@@ -18,6 +18,8 @@ import { sameSecret } from "../../common/auth.ts";
 import type { ReplicaConfig } from "../../dns/config.ts";
 import { formatIp, isUnspecified, parseClientIp, unbracket } from "../../common/ip.ts";
 import type { LoadSource } from "../../dns/policy.ts";
+import type { StateSource } from "../../dns/ttl.ts";
+import { changeReason, nextChangeMs } from "./state_change.ts";
 import { type Replica, ReplicaSet, replicasFromConfig } from "../../dns/steering.ts";
 import type { FleetDb, FleetRow } from "./db.ts";
 import { newKey, type StoredKey } from "../../replication/trust.ts";
@@ -117,7 +119,7 @@ function sameToken(expected: string, given: string): boolean {
 }
 
 /** See the module doc. */
-export class FleetRegistry implements LoadSource {
+export class FleetRegistry implements LoadSource, StateSource {
   readonly set: ReplicaSet;
   readonly intervalMs: number;
   /** Changes whenever membership, an address or a state does (the known-servers list). */
@@ -239,6 +241,18 @@ export class FleetRegistry implements LoadSource {
   /** The requests/s a replica last reported, or null (steering's {@link LoadSource}). */
   rps(id: string): number | null {
     return this.#byId.get(id)?.load?.rps ?? null;
+  }
+
+  /** Ms until the monitor's next possible state change of `id` (`state_change.ts`). */
+  nextChangeMs(id: string): number {
+    const e = this.#byId.get(id);
+    return e === undefined ? Infinity : nextChangeMs(e, this.#now(), this.intervalMs);
+  }
+
+  /** Why a state change of `id` is under way, or "". */
+  changeReason(id: string): string {
+    const e = this.#byId.get(id);
+    return e === undefined ? "" : changeReason(e, this.#now(), this.intervalMs);
   }
 
   /** True for registered replicas: only they have a probe endpoint to measure RTT from. */
