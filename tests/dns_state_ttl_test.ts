@@ -216,6 +216,12 @@ Deno.test("ttl: a pending replica that would rank in the answer shortens it", ()
   const b = f.pick(1);
   assert.deepEqual([b.ids, b.ttl], [["par"], -1], b.ex.ttlWhy.reason);
   assert.equal(b.ex.replicas.find((r) => r.id === "par2")!.stateChange, null);
+  // A drained replica stays out until the admin ends the drain: nothing under way.
+  f.registry.drain("par", true);
+  ["par", "lon", "fra", "tok"].forEach((id) => f.beat(id));
+  const d = f.pick(1);
+  assert.deepEqual([d.ids, d.ttl], [["lon"], -1], d.ex.ttlWhy.reason);
+  f.registry.drain("par", false);
   // Its heartbeats come back: a health check may revive it at once.
   f.beat("par2");
   const c = f.pick(1);

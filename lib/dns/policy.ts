@@ -38,12 +38,7 @@
  */
 import { formatIp, maskIp } from "../common/ip.ts";
 import { type GeoEntry, GeoTable, haversineKm, newGeoMatch } from "./geo.ts";
-import {
-  PRICE_SCALE_PER_GIB,
-  type PriceSource,
-  ReplicaCosts,
-  round6,
-} from "./price_term.ts";
+import { PRICE_SCALE_PER_GIB, type PriceSource, ReplicaCosts, round6 } from "./price_term.ts";
 import type { ReplicaSet, Selection, SteeringClient, SteeringPolicy } from "./steering.ts";
 import { reasonFor } from "./_reason.ts";
 import { BASES, type Explanation, type ReplicaScore } from "./explanation.ts";

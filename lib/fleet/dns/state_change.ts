@@ -5,7 +5,7 @@
  *
  * | replica | under way | next possible change |
  * | --- | --- | --- |
- * | static, or alive with heartbeats on time and no failed check | nothing | none |
+ * | static, or alive with heartbeats on time and no failed check, or draining | nothing | none |
  * | alive, heartbeat late (over 1.5 intervals) | a health check that kills it if it fails | at the next monitor tick (now when one is running) |
  * | alive, its last health check failed | the next routine check kills it if it fails | that check (5 s after the last) |
  * | pending, or dead with a heartbeat since it died | a health check that makes it alive | the next check (0.5 s after the last; now when one is running) |
@@ -33,6 +33,8 @@ function kindOf(e: FleetEntry, now: number, intervalMs: number): number {
     return e.failures > 0 ? FAILING : STABLE;
   }
   if (e.state === "pending") return PENDING;
+  // Drained by the admin: not answered until the admin ends it, whatever its health.
+  if (e.state === "draining") return STABLE;
   // Dead: about to change only when a heartbeat came after it died (a check may revive it).
   const back = e.lastHeartbeat !== null && e.lastHeartbeat > e.since;
   return back && age <= MISSED_HEARTBEATS_DEAD * intervalMs ? REVIVING : STABLE;
