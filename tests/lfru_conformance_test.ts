@@ -156,13 +156,28 @@ for (const [name, make] of IMPLEMENTATIONS) {
     for (let k = 0; k < 100; k++) c.set(0, k, 10);
     for (let k = 0; k < 100; k++) c.get(0, k);
     for (let k = 50; k < 100; k++) c.get(0, k);
-    for (let k = 0; k < 100; k++) c.get(0, k + 1000); // make the newcomers as frequent
-    for (let k = 0; k < 100; k++) c.get(0, k + 1000);
-    for (let k = 0; k < 100; k++) c.get(0, k + 1000);
+    // The newcomer displaces ten entries: it must be more frequent than all ten together.
+    for (let i = 0; i < 12; i++) c.get(0, 1000);
     c.set(0, 1000, 100);
     const gone = evictedList(c);
     assertEquals(gone.length, 10);
     for (const s of gone) assert(s < 10, `evicted slot ${s} is among the least recent`);
+  });
+
+  Deno.test(`${name}: a large newcomer must outweigh every entry it would displace`, () => {
+    // 100 entries of 10 bytes, each used once; a 100-byte newcomer used twice is more frequent
+    // than each of them but not than the ten it would push out together: refused. Used 11
+    // times, it wins and evicts exactly ten.
+    const c = make(1000, { windowFraction: 0, protectedFraction: 0, adaptive: false });
+    for (let k = 0; k < 100; k++) c.set(0, k, 10);
+    for (let k = 0; k < 100; k++) c.get(0, k);
+    c.get(0, 1000);
+    c.get(0, 1000);
+    assertEquals(c.set(0, 1000, 100), -1, "refused");
+    assertEquals(c.count, 100);
+    for (let i = 0; i < 9; i++) c.get(0, 1000);
+    assert(c.set(0, 1000, 100) >= 0, "admitted");
+    assertEquals(evictedList(c).length, 10);
   });
 
   Deno.test(`${name}: get counts a use and peek does not`, () => {

@@ -22,6 +22,7 @@ import {
   simulateLru,
 } from "../scripts/sim.ts";
 
+import { TsLfru } from "../lib/cache/lfru.ts";
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
 
 const assert: (cond: unknown, msg?: string) => asserts cond = ok;
@@ -101,4 +102,15 @@ Deno.test("recency-heavy trace: the adaptive window keeps the LFRU near LRU", ()
   const fixed = missRatio(simulate(trace, "lfru-wasm", cap, { adaptive: false }));
   assert(ours <= lru + 0.02, `LFRU ${ours} vs LRU ${lru}`);
   assert(fixed > lru + 0.1, `a fixed 1% window should lose here: ${fixed} vs LRU ${lru}`);
+});
+
+Deno.test("zipf1.0_eq at 10%: the adaptive window share does not collapse below 1%", () => {
+  // Without a floor the ghost rule drove the share to 0.07 % after 1M requests here.
+  const t = parseTrace(generateTrace(TRACES.find((x) => x.name === "zipf1.0_eq")!));
+  const c = new TsLfru(capacityFor(t, 0.1).bytes);
+  for (let i = 0; i < 1_000_000; i++) {
+    const o = t.obj[i];
+    if (c.get(t.hi[o], t.lo[o]) < 0) c.set(t.hi[o], t.lo[o], t.size[i]);
+  }
+  assert(c.windowShare() >= 0.01, `window share ${c.windowShare()}`);
 });

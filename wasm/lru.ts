@@ -46,6 +46,11 @@ const WINDOW_GHOST_SHIFT: i32 = 2;
 // Main-ghost hits move the privileged share by +32 entries (key had been privileged) or -1.
 const PRIVILEGED_GHOST_WEIGHT: f64 = 32;
 const WAS_PRIVILEGED: u32 = 2; // ghost tag bit
+// The adaptive window share stays in [MIN_WINDOW, MAX_WINDOW]; a larger candidate's duel sums
+// at most DUEL_SCAN probation entries (keep equal to lib/cache/_options.ts).
+const MIN_WINDOW: f64 = 0.01;
+const MAX_WINDOW: f64 = 0.8;
+const DUEL_SCAN: i32 = 64;
 
 // Record layout (32 bytes). The key is one u64 at 0: hi in its low half, lo in its high half.
 const R_KEY: usize = 0;
@@ -447,7 +452,28 @@ function adapt(h: u32): void {
     protectedFraction = min<f64>(1, max<f64>(0, share));
   }
   const step = delta / <f64>max(entries, MIN_SAMPLE_ENTRIES);
-  windowFraction = min<f64>(1, max<f64>(0, windowFraction + step));
+  windowFraction = min<f64>(MAX_WINDOW, max<f64>(MIN_WINDOW, windowFraction + step));
+}
+
+// The duel between the window's candidate c and probation's victim v (see admits in
+// lib/cache/lfru.ts): a larger candidate must be more frequent than all the entries it would
+// push out together.
+function admits(c: i32, v: i32): bool {
+  const fc = estimate(hashOf(c));
+  const sc = load<u32>(rec(c), R_SIZE);
+  if (sc <= load<u32>(rec(v), R_SIZE)) return fc > estimate(hashOf(v));
+  const need = min<f64>(used - budget, <f64>sc);
+  let freed: f64 = 0;
+  let sum: i32 = 0;
+  let x = v;
+  for (let i = 0; i < DUEL_SCAN && x != NONE; i++) {
+    sum += estimate(hashOf(x));
+    if (fc <= sum) return false;
+    freed += sizeOf(x);
+    if (freed >= need) return true;
+    x = load<i32>(rec(x), R_PREV);
+  }
+  return false;
 }
 
 function victim(): i32 {
@@ -475,7 +501,7 @@ function evictOverflow(self: i32, isNew: bool): bool {
     let x: i32;
     if (c == NONE) x = v == NONE ? tail(WINDOW) : v;
     else if (v == NONE) x = c;
-    else x = estimate(hashOf(c)) > estimate(hashOf(v)) ? v : c;
+    else x = admits(c, v) ? v : c;
     const hx = hashOf(x);
     if (segOf(x) == WINDOW) {
       store<u32>(ghostWindow + ((<usize>(hx & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2), hx | 1);

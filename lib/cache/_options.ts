@@ -21,6 +21,21 @@ export const BATCH_STORED = 0x4000_0000;
 /** Below this many entries the aging period does not shrink further (warm-up). */
 export const MIN_SAMPLE_ENTRIES = 16;
 
+/**
+ * Hill climbing of the window share (Caffeine's constants): one sample per 10 × entries
+ * `get`s; the first step is 6.25 % of the budget (toward a smaller window), each later one
+ * 0.98 × the last, back to 6.25 % when the hit ratio moves by 5 points between samples.
+ */
+export const CLIMB_SAMPLE_FACTOR = 10;
+export const CLIMB_STEP = 0.0625;
+export const CLIMB_STEP_DECAY = 0.98;
+export const CLIMB_RESTART = 0.05;
+/** The window's share stays within [1 %, 80 %] of the budget: it cannot collapse. */
+export const MIN_WINDOW = 0.01;
+export const MAX_WINDOW = 0.8;
+/** Probation entries a larger candidate's duel sums at most (it is refused beyond). */
+export const DUEL_SCAN = 64;
+
 /** Every option resolved to a number. */
 export interface ResolvedLfruOptions {
   windowFraction: number;

@@ -24,8 +24,11 @@ import {
   checkBatch,
   checkBudget,
   checkSize,
+  DUEL_SCAN,
   MAX_CAPACITY,
+  MAX_WINDOW,
   MIN_SAMPLE_ENTRIES,
+  MIN_WINDOW,
   pow2AtLeast,
   resolveOptions,
 } from "./_options.ts";
@@ -312,6 +315,11 @@ export class TsLfru implements BatchedCacheIndex {
     return this.estimate(mixKey(hi >>> 0, lo >>> 0));
   }
 
+  /** The window's current share of the budget (for tests and the simulator's diagnostics). */
+  windowShare(): number {
+    return this.windowFraction;
+  }
+
   // --- policy --------------------------------------------------------------------------------
 
   /**
@@ -336,7 +344,7 @@ export class TsLfru implements BatchedCacheIndex {
       this.protectedFraction = Math.min(1, Math.max(0, share));
     } else return;
     const step = delta / Math.max(this.entries, MIN_SAMPLE_ENTRIES);
-    this.windowFraction = Math.min(1, Math.max(0, this.windowFraction + step));
+    this.windowFraction = Math.min(MAX_WINDOW, Math.max(MIN_WINDOW, this.windowFraction + step));
   }
 
   /** Window quota in bytes. */
@@ -362,7 +370,7 @@ export class TsLfru implements BatchedCacheIndex {
       let x: number;
       if (c === NONE) x = v === NONE ? this.tail[WINDOW] : v;
       else if (v === NONE) x = c;
-      else x = this.estimate(this.hash[c]) > this.estimate(this.hash[v]) ? v : c;
+      else x = this.admits(c, v) ? v : c;
       const hx = this.hash[x];
       if (this.seg[x] === WINDOW) this.ghostWindow[hx & (this.ghostWindow.length - 1)] = hx | 1;
       else {this.ghostMain[hx & (this.cap - 1)] = (hx | 3) ^
@@ -376,6 +384,31 @@ export class TsLfru implements BatchedCacheIndex {
       this.evicted[this.nEvicted++] = x;
     }
     return selfEvicted;
+  }
+
+  /**
+   * The duel between the window's candidate `c` and probation's victim `v`. When `c` is no
+   * larger than `v`, the more frequent wins (ties keep `v`). When it is larger, admitting it
+   * costs every probation entry from `v` up until the overflow is freed (or as many bytes as
+   * `c` holds): `c` must then be more frequent than all of them together — their hits are
+   * what the cache would lose — so a large object does not push out several small ones it
+   * merely outranks one by one. At most DUEL_SCAN entries are summed; needing more refuses it.
+   */
+  private admits(c: number, v: number): boolean {
+    const fc = this.estimate(this.hash[c]);
+    if (this.size[c] <= this.size[v]) return fc > this.estimate(this.hash[v]);
+    const need = Math.min(this.used - this.budget, this.size[c]);
+    let freed = 0;
+    let sum = 0;
+    let x = v;
+    for (let i = 0; i < DUEL_SCAN && x !== NONE; i++) {
+      sum += this.estimate(this.hash[x]);
+      if (fc <= sum) return false;
+      freed += this.size[x];
+      if (freed >= need) return true;
+      x = this.prev[x];
+    }
+    return false;
   }
 
   /** The least frequent of the oldest `victimScan` probation entries, else the LRU privileged. */

@@ -45,7 +45,10 @@ export interface CacheIndex {
  * The cache is split into an unprivileged part (a small admission window plus a probation
  * segment) and a privileged LRU segment. New keys enter the window; a key the window pushes out
  * competes with the probation victim (the least frequent of the probation's oldest
- * `victimScan` entries) and the less frequent of the two is evicted. A key used again while
+ * `victimScan` entries) and the less frequent of the two is evicted. Size-aware: a candidate
+ * larger than the victim must be more frequent than all the probation entries it would push
+ * out together (up to 64 of them), so a large object never displaces several small ones by
+ * outranking each in turn. A key used again while
  * unprivileged is promoted to the privileged segment, whose overflow is demoted to probation.
  * Frequencies come from a count-min sketch of recent uses (every `get`, hit or miss) whose
  * counters are halved every `sampleFactor` × entries uses, so old popularity fades.
@@ -59,6 +62,7 @@ export interface LfruOptions {
    * key evicted from the main segments shrinks it, and also moves the privileged share: up
    * (by 32 entries) when that key had been privileged, down (by one) when it never was.
    * Recency-heavy traffic moves the index toward LRU, frequency-heavy traffic toward TinyLFU.
+   * The window share stays within [1 %, 80 %] of the budget, so it cannot collapse.
    */
   adaptive?: boolean;
   /** Share of the rest given to the privileged LRU segment at first, in [0, 1]. */
