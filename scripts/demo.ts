@@ -171,12 +171,19 @@ export function demoProcesses(o: DemoOptions): DemoProcess[] {
   ];
 }
 
+/** The live dashboard of the demo's DNS server (`lib/fleet/dns/dashboard/`). */
+export function dashboardUrl(o: Pick<DemoOptions, "controlPort">): string {
+  return `http://127.0.0.1:${o.controlPort}/dashboard`;
+}
+
 /** The commands printed once everything is up. */
 export function tryThis(o: DemoOptions, pids: Record<string, number> = {}): string {
   const { dnsPort, httpPort } = o;
   const d = `dig @127.0.0.1 -p ${dnsPort}`;
   const resolve = `--resolve cdn.test:${httpPort}:$(dig +short @127.0.0.1 -p ${dnsPort} cdn.test`;
   return `
+Dashboard: ${dashboardUrl(o)}   (live: fleet, map, RTTs, decisions, replication, events)
+
 Nearcast demo is up. Try:
 
   ${d} cdn.test                                 # from 127.0.0.1 (Amsterdam in the geo table): London, 127.0.0.12
@@ -405,8 +412,29 @@ function deathNotice(o: DemoOptions, r: Running, s: Deno.CommandStatus, interact
   console.error(lines.join("\n"));
 }
 
+/**
+ * Opens `url` in the system browser with `xdg-open` when there is one; otherwise says so and
+ * gives the URL to open by hand. Never fails the demo.
+ */
+export async function openInBrowser(url: string): Promise<void> {
+  try {
+    const child = new Deno.Command("xdg-open", {
+      args: [url],
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const s = await child.status;
+    if (!s.success) console.error(`demo: xdg-open ${url} failed (exit ${s.code}); open it by hand`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    console.error(`demo: --open needs xdg-open (apt-get install xdg-utils); open ${url} by hand`);
+  }
+}
+
 /** Starts every process; resolves when the demo has been stopped. */
-export async function runDemo(o: DemoOptions): Promise<number> {
+export async function runDemo(o: DemoOptions, open = false): Promise<number> {
+  console.log(`demo: dashboard ${dashboardUrl(o)} (live once everything has started)`);
   const running: Running[] = [];
   const stopAll = async () => {
     for (const r of [...running].reverse()) await stop(r);
@@ -440,6 +468,7 @@ export async function runDemo(o: DemoOptions): Promise<number> {
   const pids = Object.fromEntries(running.map((r) => [r.spec.name, r.child.pid]));
   const interactive = Deno.stdin.isTerminal();
   console.log(tryThis(o, pids));
+  if (open) await openInBrowser(dashboardUrl(o));
   // A child that dies on its own (a kill -9 to watch failover) is reported; the rest keep
   // running, so the failover can be watched, and it can be restarted.
   const watch = (r: Running) =>
@@ -488,6 +517,10 @@ const DEMO_FLAGS = {
   "origin-port": { type: "string", arg: "PORT", help: "Demo origin port. Default 8000." },
   "price-port": { type: "string", arg: "PORT", help: "Pricing service port. Default 7000." },
   "proxy-port": { type: "string", arg: "PORT", help: "Routing proxy port. Default 3128." },
+  open: {
+    type: "boolean",
+    help: "Open the dashboard in the system browser (xdg-open) once everything is up.",
+  },
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
 
@@ -497,7 +530,10 @@ async function main(): Promise<void> {
     console.log(usage(
       [
         "Usage: deno task demo [--dns-port PORT] [--control-port PORT] [--http-port PORT] [--origin-port PORT]",
-        "                      [--price-port PORT] [--proxy-port PORT]",
+        "                      [--price-port PORT] [--proxy-port PORT] [--open]",
+        "",
+        "Prints the live dashboard's URL first (http://127.0.0.1:CONTROL_PORT/dashboard); --open opens",
+        "it in the system browser with xdg-open.",
         "",
         "Starts a whole CDN on loopback as real processes and prints commands to try: the demo origin",
         "on 127.0.0.1, three caching replicas (nyc 127.0.0.11, lon 127.0.0.12, tok 127.0.0.13, peers",
@@ -529,7 +565,7 @@ async function main(): Promise<void> {
   const dataDir = await Deno.makeTempDir({ prefix: "nearcast-demo-" });
   let code = 1;
   try {
-    code = await runDemo({ ...ports, dataDir });
+    code = await runDemo({ ...ports, dataDir }, f.bool("open"));
   } finally {
     await Deno.remove(dataDir, { recursive: true }).catch(() => {});
   }

@@ -3,7 +3,8 @@
 # (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests), ImageMagick's
 # convert (image tests: the reference downscale and JPEG decoder), photos from
 # lomiri-wallpapers-16.04 (JPEG decoder tests, bench:image), openssl, tcpdump and pebble (TLS
-# tests: certificates, capture, ACME), promtool from prometheus (metrics test), OpenSSH's sshd and ssh-keygen (deploy scripts' test).
+# tests: certificates, capture, ACME), promtool from prometheus (metrics test), OpenSSH's sshd and ssh-keygen (deploy scripts' test),
+# chromium (the dashboard test drives it with npm puppeteer-core; the meta-CDN scenario).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
 need=""

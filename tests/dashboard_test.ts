@@ -11,6 +11,7 @@ import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 import { resolveA, startDns, waitFor } from "../lib/fleet/_testing.ts";
 import { EventHub } from "../lib/fleet/dns/dashboard/hub.ts";
+import { startOrigin } from "./_http_origin.ts";
 import { runUpload, startNode, stopAll, type TestNode, TOKEN } from "./_upload_cluster.ts";
 
 /** Generous bound for what the page shows (the 3 s figure belongs to a benchmark). */
@@ -61,6 +62,9 @@ Deno.test({
     const dir = await Deno.makeTempDir({ prefix: "nearcast-dashboard-" });
     const shots = await Deno.makeTempDir({ prefix: "nearcast-dashboard-shots-" });
     const dns = await startDns(["-n", "cdn.test", "--admin-token", TOKEN, "--policy", "geo"]);
+    const origin = await startOrigin({
+      "/pic.txt": { body: "a cached picture", headers: { "cache-control": "max-age=600" } },
+    });
     const nodes: TestNode[] = [];
     let browser: Browser | null = null;
     const base = `http://127.0.0.1:${dns.control}`;
@@ -76,6 +80,8 @@ Deno.test({
             `--lon=${lon}`,
             "--provider",
             `p${id}`,
+            "-o",
+            origin.url,
           ]),
         );
       }
@@ -162,6 +168,30 @@ Deno.test({
         { timeout: SHOWN_MS },
       );
 
+      // Purge from the page (with the token typed above): sent through a live replica, shown as
+      // an action, and the replica's purged count going up shows as a purge.
+      for (const want of ["MISS", "HIT"]) {
+        const res = await fetch(`${nodes[0].url}/pic.txt`);
+        await res.body?.cancel();
+        equal(res.headers.get("x-cache"), want);
+      }
+      await page.type("#purge", "/pic.txt");
+      await page.click('#purgeform button[type="submit"]');
+      await page.waitForFunction(
+        `document.getElementById("result").textContent.includes("200")`,
+        { timeout: SHOWN_MS },
+      );
+      await page.waitForFunction(
+        `[...document.querySelectorAll('#events li[data-kind="action"]')]
+          .some((li) => li.textContent.includes("purge url /pic.txt via a"))`,
+        { timeout: SHOWN_MS },
+      );
+      await page.waitForFunction(
+        `[...document.querySelectorAll('#events li[data-kind="purge"]')]
+          .some((li) => li.textContent.includes("a purged 1 cache entries"))`,
+        { timeout: SHOWN_MS },
+      );
+
       // Phone width: the page fits, nothing overflows sideways.
       await page.setViewport({ width: 375, height: 740 });
       await page.waitForFunction(`Number(document.body.dataset.updated) > ${Date.now()}`, {
@@ -177,6 +207,7 @@ Deno.test({
       await browser?.close();
       await stopAll(nodes);
       await dns.stop();
+      await origin.close();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
   },

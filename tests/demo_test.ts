@@ -5,10 +5,13 @@
  * through the routing proxy are answered by the server they name (X-Nearcast-Server) and flip
  * with the price, its failover step (kill -9 of a replica) leaves the demo and the other
  * processes running while DNS stops answering the dead one, its restart command brings the
- * replica back, and SIGTERM stops everything.
+ * replica back, and SIGTERM stops everything. It prints the dashboard's URL first, which serves
+ * the dashboard, and `--open` hands that URL to xdg-open (a stand-in on PATH that records it);
+ * without xdg-open, `--open` says what is missing.
  */
 import assert from "node:assert/strict";
 import { parseDig, runClient, within } from "../lib/dns/_testing.ts";
+import { openInBrowser } from "../scripts/demo.ts";
 
 const DEMO = new URL("../scripts/demo.ts", import.meta.url).pathname;
 const READY_MS = 30_000;
@@ -74,11 +77,18 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
   const controlPort = freePort();
   const pricePort = freeHttpPort();
   const proxyPort = freeHttpPort();
+  // --open: a stand-in xdg-open first on PATH records the URL it was asked to open.
+  const bin = await Deno.makeTempDir({ prefix: "nearcast-demo-bin-" });
+  await Deno.writeTextFile(`${bin}/xdg-open`, `#!/bin/sh\necho "$@" > ${bin}/opened\n`, {
+    mode: 0o755,
+  });
   const child = new Deno.Command(Deno.execPath(), {
+    env: { PATH: `${bin}:${Deno.env.get("PATH") ?? ""}` },
     args: [
       "run",
       "-A",
       DEMO,
+      "--open",
       "--dns-port",
       String(port),
       "--http-port",
@@ -112,6 +122,17 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
   try {
     await within(Promise.race([isUp, child.status]), READY_MS, "demo start");
     assert.match(out, /Ctrl-C stops everything/, out);
+    // The dashboard's URL comes first, before any process's output, and serves the dashboard.
+    const dashboard = `http://127.0.0.1:${controlPort}/dashboard`;
+    assert.equal(
+      stdout.split("\n")[0],
+      `demo: dashboard ${dashboard} (live once everything has started)`,
+    );
+    assert.match(stdout, new RegExp(`^Dashboard: ${dashboard} `, "m"));
+    const page = await fetch(dashboard);
+    assert.match(await page.text(), /<title>Nearcast dashboard<\/title>/);
+    const opened = await poll(() => Deno.readTextFile(`${bin}/opened`).catch(() => null));
+    assert.equal(opened?.trim(), dashboard, "--open hands the dashboard's URL to xdg-open");
     // Every printed dig line with an expected address after "->" or ":" is run and checked.
     const lines = out.split("\n").filter((l) => l.trim().startsWith("dig "));
     assert.ok(lines.length >= 10, out);
@@ -293,6 +314,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       return child.status;
     });
     await pumps;
+    await Deno.remove(bin, { recursive: true });
     assert.equal(status.code, 0, out);
     // Nothing outlives the demo: every port it used is free again.
     const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
@@ -373,4 +395,23 @@ Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closi
     );
     assert.equal(closed, true, `${hostname}:${p} still answers after the terminal closed\n${out}`);
   }
+});
+
+Deno.test("demo --open without xdg-open: says what is missing and the URL to open", async () => {
+  const empty = await Deno.makeTempDir({ prefix: "nearcast-demo-nopath-" });
+  const path = Deno.env.get("PATH") ?? "";
+  const said: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => said.push(a.join(" "));
+  try {
+    Deno.env.set("PATH", empty);
+    await openInBrowser("http://127.0.0.1:1/dashboard");
+  } finally {
+    Deno.env.set("PATH", path);
+    console.error = error;
+    await Deno.remove(empty);
+  }
+  assert.deepEqual(said, [
+    "demo: --open needs xdg-open (apt-get install xdg-utils); open http://127.0.0.1:1/dashboard by hand",
+  ]);
 });

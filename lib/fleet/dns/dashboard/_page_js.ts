@@ -55,7 +55,7 @@ export const DASHBOARD_JS = String.raw`
       '<p class="reason">' + esc(r.reason) + "</p>" +
       "<dl><dt>address</dt><dd>" + esc(r.address) + (r.port ? ":" + r.port : "") + "</dd>" +
       "<dt>provider</dt><dd>" + esc(r.provider || "–") + " · " + esc(price) + "</dd>" +
-      "<dt>load</dt><dd>" + fixed(r.rps, 1) + " req/s</dd>" +
+      "<dt>load</dt><dd>" + (r.state === "dead" && r.rps != null ? "last " : "") + fixed(r.rps, 1) + " req/s</dd>" +
       "<dt>hit ratio</dt><dd>" + pct(r.hitRatio) + "</dd>" +
       "<dt>bytes served</dt><dd>" + bytes(r.node.bytesServed) + "</dd>" +
       "<dt>cache fill</dt><dd>" + bytes(r.node.usedBytes != null ? r.node.usedBytes : r.cacheBytes) +
