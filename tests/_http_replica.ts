@@ -116,9 +116,13 @@ export async function startReplica(args: string[], opts: SpawnOptions = {}): Pro
 }
 
 /** Runs main_http.ts with `args` to completion; returns exit code and output. */
-export async function runReplicaCli(args: string[]): Promise<{ code: number; out: string }> {
+export async function runReplicaCli(
+  args: string[],
+  opts: SpawnOptions = {},
+): Promise<{ code: number; out: string }> {
   const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
+    args: ["run", ...opts.denoFlags ?? ["-A"], MAIN, ...args],
+    env: opts.env,
     cwd: ROOT,
     stdout: "piped",
     stderr: "piped",

@@ -1,15 +1,18 @@
 /**
  * `--images on-the-fly` on a real replica process in front of a test origin serving a JPEG and a
- * PNG: ladder parameters, 400 off the ladder, Client Hints, the original once in the cache, and
- * the default (`--images off`) leaving images alone.
+ * PNG: ladder parameters, 400 off the ladder, Client Hints, the original once in the cache,
+ * validators and ranges of each variant, `--images off` leaving images alone, and the default
+ * (`both`) with and without `--allow-ffi`.
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { startOrigin } from "./_http_origin.ts";
-import { startReplica } from "./_http_replica.ts";
+import { runReplicaCli, startReplica } from "./_http_replica.ts";
 import { magick, softScene } from "./_image_helpers.ts";
 import { probeImage } from "../lib/image/probe.ts";
 import { ImageLayer } from "../lib/image/serve.ts";
 import { ThroughputEstimator } from "../lib/image/throughput.ts";
+import { Prober } from "../lib/fleet/replica/probe.ts";
+import { parseIp } from "../lib/common/ip.ts";
 
 const W = 1600, H = 900;
 
@@ -20,7 +23,7 @@ async function fixtures() {
   return await startOrigin({
     "/photo.jpg": {
       body: jpg,
-      headers: { "content-type": "image/jpeg", "cache-control": "max-age=600" },
+      headers: { "content-type": "image/jpeg", "cache-control": "max-age=600", etag: '"orig-1"' },
     },
     "/logo.png": {
       body: png,
@@ -49,7 +52,8 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
     equal(a.res.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=jpeg");
     equal(`${a.info?.format} ${a.info?.width}x${a.info?.height}`, "jpeg 640x360");
     ok(a.res.headers.get("accept-ch")?.includes("Sec-CH-Width"));
-    equal(a.res.headers.get("etag"), null);
+    const etag = a.res.headers.get("etag")!;
+    ok(/^"img-[0-9a-f]{24}"$/.test(etag), `variant ETag ${etag}`);
 
     const bad = await get(`${base}/photo.jpg?w=641`);
     equal(bad.res.status, 400);
@@ -66,13 +70,30 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
     equal(magic, "RIFFWEBP");
     ok(webp.res.headers.get("vary")?.toLowerCase().includes("accept"));
 
-    // Ranges and validators of the original are not applied to a variant: the whole variant.
-    const ranged = await get(`${base}/photo.jpg?w=640`, {
+    // Validators and ranges apply to the variant chosen, with its own ETag.
+    const same = await get(`${base}/photo.jpg?w=640`, { "if-none-match": etag });
+    deepStrictEqual([same.res.status, same.body.length], [304, 0]);
+    equal(same.res.headers.get("etag"), etag);
+    const other = await get(`${base}/photo.jpg?w=320`, { "if-none-match": etag });
+    equal(other.res.status, 200, "another rung does not match the 640 one's ETag");
+    ok(other.res.headers.get("etag") !== etag);
+    const ranged = await get(`${base}/photo.jpg?w=640`, { range: "bytes=0-99" });
+    equal(ranged.res.status, 206);
+    equal(ranged.res.headers.get("content-range"), `bytes 0-99/${a.body.length}`);
+    deepStrictEqual(ranged.body, a.body.subarray(0, 100));
+    const stale = await get(`${base}/photo.jpg?w=640`, {
       range: "bytes=0-99",
-      "if-none-match": "*",
+      "if-range": '"other"',
     });
-    equal(ranged.res.status, 200);
-    deepStrictEqual(ranged.body, a.body);
+    deepStrictEqual([stale.res.status, stale.body], [200, a.body]);
+    const past = await get(`${base}/photo.jpg?w=640`, { range: `bytes=${a.body.length}-` });
+    deepStrictEqual(
+      [past.res.status, past.res.headers.get("content-range")],
+      [416, `bytes */${a.body.length}`],
+    );
+    const two = await get(`${base}/photo.jpg?w=640`, { range: "bytes=0-1,10-11" });
+    equal(two.res.status, 206);
+    ok(two.res.headers.get("content-type")?.startsWith("multipart/byteranges; boundary="));
 
     const slow = await get(`${base}/photo.jpg`, { "save-data": "on" });
     equal(slow.res.headers.get("x-nearcast-variant"), "w=640;q=50;fmt=jpeg");
@@ -89,6 +110,12 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
     const orig = await get(`${base}/photo.jpg`);
     equal(orig.res.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=jpeg");
     deepStrictEqual(orig.body, jpg);
+    const origTag = orig.res.headers.get("etag");
+    equal(origTag, '"orig-1"', "the original keeps the origin's ETag");
+    const origSame = await get(`${base}/photo.jpg`, { "if-none-match": origTag });
+    equal(origSame.res.status, 304);
+    const origPart = await get(`${base}/photo.jpg`, { range: "bytes=-10" });
+    deepStrictEqual([origPart.res.status, origPart.body], [206, jpg.subarray(-10)]);
 
     const again = await get(`${base}/photo.jpg?w=640`);
     deepStrictEqual(again.body, a.body);
@@ -104,9 +131,9 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
   }
 });
 
-Deno.test("--images off (the default): images pass through untouched", async () => {
+Deno.test("--images off: images pass through untouched", async () => {
   const { origin, jpg } = await fixtures();
-  const replica = await startReplica(["-o", origin.url]);
+  const replica = await startReplica(["-o", origin.url, "--images", "off"]);
   try {
     const a = await get(`${replica.url}/photo.jpg?w=641`, { "save-data": "on" });
     equal(a.res.status, 200);
@@ -116,6 +143,33 @@ Deno.test("--images off (the default): images pass through untouched", async () 
     await replica.close();
     await origin.close();
   }
+});
+
+Deno.test("the default is both; without --allow-ffi it turns images off, an explicit mode exits 2", async () => {
+  const { origin, jpg } = await fixtures();
+  const on = await startReplica(["-o", origin.url]);
+  const noFfi = ["--allow-net", "--allow-read", "--allow-write", "--allow-env", "--allow-sys"];
+  const off = await startReplica(["-o", origin.url], { denoFlags: noFfi });
+  try {
+    const a = await get(`${on.url}/photo.jpg?w=320`);
+    equal(a.res.headers.get("x-nearcast-variant"), "w=320;q=80;fmt=jpeg");
+    ok(
+      off.lines.some((l) =>
+        l.includes("images off: --images both (the default) needs --allow-ffi")
+      ),
+    );
+    const b = await get(`${off.url}/photo.jpg?w=320`);
+    deepStrictEqual([b.res.headers.get("x-nearcast-variant"), b.body], [null, jpg]);
+  } finally {
+    await on.close();
+    await off.close();
+    await origin.close();
+  }
+  const r = await runReplicaCli(["-p", "0", "-o", "http://127.0.0.1:9", "--images", "on-the-fly"], {
+    denoFlags: ["--allow-net", "--allow-read", "--allow-env", "--allow-sys"],
+  });
+  equal(r.code, 2, r.out);
+  ok(r.out.includes("--images on-the-fly: needs --allow-ffi"), r.out);
 });
 
 Deno.test("image layer: the measured throughput decides without hints; coalesced; timeout serves the original", async () => {
@@ -205,4 +259,23 @@ Deno.test("a source over the layer's pixel limit is served as it is", async () =
   equal(res.headers.get("x-nearcast-variant"), "w=orig;too-large");
   deepStrictEqual(new Uint8Array(await res.arrayBuffer()), jpg);
   equal(layer.stats.computed, 0);
+});
+
+Deno.test("the RTT the fleet's probes measured to the client's subnet reaches the choice", async () => {
+  const jpg = new Uint8Array(
+    await magick(["-size", "1600x900", "-depth", "8", "rgba:-", "jpg:-"], softScene(1600, 900)),
+  );
+  const prober = new Prober({ connect: () => Promise.resolve(350) });
+  equal(prober.rttTo("198.51.100.7"), undefined, "nothing measured yet");
+  await prober.measure(parseIp("198.51.100.1")!, 80, 2, 0); // as a DNS server asks
+  equal(prober.rttTo("198.51.100.7"), 350, "same /24");
+  equal(prober.rttTo("198.51.101.7"), undefined, "another /24");
+  const layer = new ImageLayer({ rttMs: (ip) => prober.rttTo(ip) });
+  const next = () => new Response(jpg, { headers: { "content-type": "image/jpeg" } });
+  const far = await layer.handle(new Request("http://cdn.test/a.jpg"), "198.51.100.7", next);
+  equal(far.headers.get("x-nearcast-variant"), "w=1280;q=50;fmt=jpeg"); // RTT ≥ 300 ms
+  await far.arrayBuffer();
+  const near = await layer.handle(new Request("http://cdn.test/a.jpg"), "198.51.101.7", next);
+  equal(near.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=jpeg");
+  await near.arrayBuffer();
 });

@@ -75,6 +75,14 @@ export interface HttpCacheOptions {
   via: string;
   /** Called with a message when a store write fails (the entry stays in memory). */
   onStoreError?: (message: string) => void;
+  /** Told of entries stored by a fill or an upload (not at load) and of entries dropped. */
+  events?: CacheEvents;
+}
+
+/** What {@link HttpCache} tells its observer (the image layer); called synchronously. */
+export interface CacheEvents {
+  stored(entry: CacheEntry): void;
+  dropped(entry: CacheEntry): void;
 }
 
 /** The response cache. */
@@ -85,6 +93,7 @@ export class HttpCache {
   #store: ObjectStore | null;
   #via: string;
   #onStoreError: (message: string) => void;
+  #events: CacheEvents | null;
   #h = new Uint32Array(2);
   /** Entries by slot. */
   #slots: (CacheEntry | undefined)[] = [];
@@ -114,6 +123,7 @@ export class HttpCache {
     this.#via = opts.via;
     this.maxObjectBytes = Math.min(opts.maxObjectBytes, opts.index.budget);
     this.#onStoreError = opts.onStoreError ?? (() => {});
+    this.#events = opts.events ?? null;
   }
 
   /** Entries held. */
@@ -223,7 +233,9 @@ export class HttpCache {
     await this.#persist(entry, parts.body);
     // Dropped meanwhile (evicted, or refused by the store for an upload): the caller serves
     // the bytes it has.
-    return this.#slots[entry.slot] === entry ? entry : null;
+    if (this.#slots[entry.slot] !== entry) return null;
+    this.#events?.stored(entry);
+    return entry;
   }
 
   /**
@@ -279,6 +291,7 @@ export class HttpCache {
       return null;
     }
     this.#varyByUrl.set(url, names);
+    this.#events?.stored(entry);
     return entry;
   }
 
@@ -418,6 +431,7 @@ export class HttpCache {
     entry.size = size;
     if (!this.#admit(entry)) return null;
     this.#varyByUrl.set(url, []);
+    this.#events?.stored(entry);
     return entry;
   }
 
@@ -625,6 +639,7 @@ export class HttpCache {
     }
     entry.body = null;
     entry.hitTemplate = null;
+    this.#events?.dropped(entry);
     if (keepStored || entry.pinned || this.#store === null) return;
     const store = this.#store;
     const del = () => {

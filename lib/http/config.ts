@@ -138,9 +138,12 @@ export const HTTP_FLAGS = {
   images: {
     type: "string",
     arg: "MODE",
-    help: "Image variants: off (default), on-the-fly, precompute or both (JPEG/PNG resized to\n" +
-      "the ladder 320/640/1280/original from ?w= ?q= ?fmt=, Client Hints and measured throughput;\n" +
-      "precompute makes an image's ladder in the background after its first request).",
+    help:
+      "Image variants: both (default), on-the-fly, precompute or off (JPEG/PNG resized to the\n" +
+      "ladder 320/640/1280/original from ?w= ?q= ?fmt=, Client Hints and measured throughput;\n" +
+      "precompute makes an image's ladder in the background when it enters the cache). Needs\n" +
+      "--allow-ffi (imagescript): without it the default turns images off with a warning, and\n" +
+      "an explicit mode is an error.",
   },
   heap: {
     type: "string",
@@ -273,6 +276,8 @@ export interface HttpConfig {
   index: "wasm" | "ts";
   /** `--images`: serve image variants (lib/image/serve.ts) or not. */
   images: "off" | "on-the-fly" | "precompute" | "both";
+  /** Whether `--images` was given (an explicit mode needs --allow-ffi; the default degrades). */
+  imagesGiven: boolean;
   /** `--heap`: V8 heap sizing (see {@link REPLICA_HEAP_FLAGS}). */
   heap: "compact" | "v8";
   serversFile: string | null;
@@ -357,7 +362,8 @@ export function parseHttpConfig(
     dataDir,
     adminToken: token === "" ? null : token,
     index: f.oneOf("index", ["wasm", "ts"] as const, "wasm"),
-    images: f.oneOf("images", ["off", "on-the-fly", "precompute", "both"] as const, "off"),
+    images: f.oneOf("images", ["off", "on-the-fly", "precompute", "both"] as const, "both"),
+    imagesGiven: f.string("images") !== undefined,
     heap: f.oneOf("heap", ["compact", "v8"] as const, "compact"),
     serversFile,
     join,

@@ -28,7 +28,7 @@ import type { TlsKeyPair } from "../tls/listen.ts";
 import type { CacheIndex } from "../cache/types.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { createApi } from "./api.ts";
-import { HttpCache, type KeyHasher } from "./cache.ts";
+import { type CacheEvents, HttpCache, type KeyHasher } from "./cache.ts";
 import { createDispatcher } from "./dispatch.ts";
 import { createFiller } from "./fill.ts";
 import { createForwarder } from "./forward.ts";
@@ -89,6 +89,8 @@ export interface ReplicaOptions {
    * a response, or null.
    */
   onMiss?: (req: Request, url: string) => Response | Promise<Response> | null;
+  /** Told of entries stored and dropped (the image layer's precompute and clean-up). */
+  cacheEvents?: CacheEvents;
   /** Log sink (default `console.error`). */
   log?: (line: string) => void;
 }
@@ -137,6 +139,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     maxObjectBytes: opts.maxObjectBytes ?? opts.index.budget,
     via,
     onStoreError: (m) => log(`store: ${m}`),
+    events: opts.cacheEvents,
   });
   const respond = new Responder({
     via,

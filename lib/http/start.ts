@@ -24,6 +24,8 @@ import { loadOrCreateKey } from "../replication/trust.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { openStore } from "../store/sqlite_store.ts";
 import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
+import { imageLayer } from "../image/enable.ts";
+import { DERIVED } from "../image/cache_variants.ts";
 import { preload } from "./preload.ts";
 import { openAccessLog, withAccessLog } from "./access_log.ts";
 import { applyPurge } from "./purge.ts";
@@ -138,10 +140,7 @@ export async function startReplicaProcess(
   let node: ReplicationNode | null = null;
   let server: LimitedServer;
   const accessLog = c.accessLog === null ? null : openAccessLog(c.accessLog);
-  // Loaded only when asked for: imagescript's native codecs need --allow-ffi.
-  const images = c.images === "off"
-    ? null
-    : new (await import("../image/serve.ts")).ImageLayer({ mode: c.images });
+  const images = await imageLayer(c, log, (ip) => agent?.prober.rttTo(ip));
   try {
     const handler = withAccessLog(
       (req, info) =>
@@ -201,12 +200,14 @@ export async function startReplicaProcess(
       }),
     }),
     onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
+    cacheEvents: images?.cacheEvents,
     moreMetrics: (e) => {
       writeListenerMetrics(e, server.stats, server.limits);
       if (node !== null) writeReplicationMetrics(e, node);
       if (agent !== null) writeFleetMetrics(e, agent);
     },
   });
+  images?.attach(r.cache, store);
   if (store !== null && db !== null) {
     log(`http: loaded ${r.cache.load()} cached entries from ${c.dataDir}`);
     node = new ReplicationNode({
@@ -259,7 +260,11 @@ export async function startReplicaProcess(
         misses: r.metrics.misses,
         cacheBytes: r.cache.usedBytes,
       }),
-      held: () => heldPaths(node?.files() ?? [], r.cache.urls(MAX_HELD_PATHS)),
+      held: () =>
+        heldPaths(
+          node?.files() ?? [],
+          r.cache.urls(MAX_HELD_PATHS).filter((u) => !u.includes(DERIVED)), // image variants
+        ),
       log,
     });
     agent.start();

@@ -20,6 +20,15 @@ export {
   rungFor,
 } from "./ladder.ts";
 export { ACCEPT_CH, type ClientHints, parseClientHints } from "./client_hints.ts";
-export { chooseVariant, type Variant, variantKey, type VariantRequest } from "./variant.ts";
+export {
+  allRungs,
+  chooseVariant,
+  rungHeader,
+  type Variant,
+  variantKey,
+  type VariantRequest,
+} from "./variant.ts";
+export { type Bytes, LruVariants, sourceTag, type VariantStore } from "./variant_store.ts";
+export { CacheVariants, derivedUrl } from "./cache_variants.ts";
 export { prefixOf, ThroughputEstimator } from "./throughput.ts";
 export { ImageLayer, type ImageLayerOptions, type ImageMode, type ImageStats } from "./serve.ts";

@@ -1,35 +1,48 @@
 /**
  * The replica's image layer (`--images on-the-fly|precompute|both`): in front of the replica's
- * handler, a GET
- * for a `.jpg`, `.jpeg` or `.png` path is served as the ladder rung {@link chooseVariant} picks
- * from `?w=`/`?q=`/`?fmt=`, Client Hints and the client's measured throughput. The original is
- * fetched through the replica's handler with those parameters removed, so the cache keeps one
- * original per image; variants are computed on the fly (one computation per variant key at a
- * time, at most `concurrency` at once, at most `timeoutMs` before the original is served
- * instead) and kept in a small byte-bounded LRU of their own. Responses carry `Accept-CH`,
- * `X-Nearcast-Variant` and the `Vary` of what was used.
+ * handler, a GET for a `.jpg`, `.jpeg` or `.png` path is served as the ladder rung
+ * {@link chooseVariant} picks from `?w=`/`?q=`/`?fmt=`, Client Hints, the client's measured
+ * throughput and the RTT the fleet measured to its subnet. The original is fetched through the
+ * replica's handler with those parameters removed, so the cache keeps one original per image.
  *
- * Modes: `on-the-fly` computes a missing variant for the request; `precompute` never makes a
- * request wait: after the first request for an image it computes the image's whole ladder in the
- * background, one variant at a time, and serves the original (`X-Nearcast-Variant:
- * w=orig;pending`) until the wanted one is ready; `both` does both.
+ * Variants are kept in the replica's own cache and store once {@link ImageLayer.attach} is called
+ * (`cache_variants.ts`: counted in the cache budget, pinned with an upload, dropped with a cached
+ * original), else in a byte-bounded LRU of the layer's own. Every computation holds one full-size
+ * decode, and at most `concurrency` run at once, request-driven and background alike.
  *
- * Not yet: variants in the replica's own cache and store, precomputing when an object enters the
- * store (here it starts at the first request through this layer).
+ * Modes: `on-the-fly` computes a missing variant for the request (one computation per variant
+ * key at a time, at most `timeoutMs` before the original is served instead), then stores it;
+ * `precompute` never makes a request wait: when an image enters the cache (an origin fill or an
+ * upload; without a cache, at its first request) its whole ladder is computed in the background,
+ * one variant at a time within `backgroundShare` of one core, and the original is served
+ * (`X-Nearcast-Variant: w=orig;pending`) until the wanted variant is ready; `both` does both.
+ *
+ * Responses carry `Accept-CH`, `X-Nearcast-Variant`, the `Vary` of what was used and an `ETag`
+ * per variant (the original keeps its own); `If-None-Match`/`If-Modified-Since` and `Range` are
+ * answered against the body chosen (`_send.ts`).
  *
  * @module
  */
+import { createHash } from "node:crypto";
 import { concatBytes } from "../common/bytes.ts";
+import type { CacheEntry, CacheEvents, HttpCache } from "../http/cache.ts";
+import type { ObjectStore } from "../store/types.ts";
+import { Background } from "./_background.ts";
+import { sendImage } from "./_send.ts";
+import { CacheVariants, DERIVED } from "./cache_variants.ts";
 import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
-import { transcode } from "./pipeline.ts";
+import { transcode, type TranscodeOptions } from "./pipeline.ts";
 import { type ImageFormat, probeImage } from "./probe.ts";
 import { ThroughputEstimator } from "./throughput.ts";
-import { chooseVariant, variantKey } from "./variant.ts";
+import { allRungs, chooseVariant, rungHeader } from "./variant.ts";
+import { type Bytes, LruVariants, sourceTag, type VariantStore } from "./variant_store.ts";
 
 const IMAGE_PATH = /\.(jpe?g|png)$/i;
 const IMAGE_TYPE = /^image\/(jpeg|png)\s*(;|$)/i;
 const CONDITIONAL = ["range", "if-range", "if-none-match", "if-modified-since", "if-match"];
+/** Changes when the bytes a rung gives for a source may change (it is in every variant ETag). */
+const ENCODER_VERSION = "1";
 
 /** Options of {@link ImageLayer}. */
 export interface ImageLayerOptions {
@@ -40,24 +53,28 @@ export interface ImageLayerOptions {
   maxSourceBytes?: number;
   /** Largest original transcoded (width × height); larger ones are served as they are. Default 25 M. */
   maxPixels?: number;
-  /** Byte budget of the variant LRU. Default 32 MiB. */
+  /** Byte budget of the layer's own variant LRU (before {@link ImageLayer.attach}). Default 32 MiB. */
   cacheBytes?: number;
   /** Variants computed at once (each holds one full decode). Default 2. */
   concurrency?: number;
   /** Longest wait for a variant before the original is served. Default 5 s. */
   timeoutMs?: number;
+  /** Fraction of one core the background ladder work may take. Default 0.5. */
+  backgroundShare?: number;
   throughput?: ThroughputEstimator;
+  /** The RTT the fleet measured to a client's subnet, ms (see `lib/fleet/replica/probe.ts`). */
+  rttMs?: (ip: string) => number | undefined;
 }
 
 /** How variants are made (see the module doc). */
 export type ImageMode = "on-the-fly" | "precompute" | "both";
 
-/** Images whose ladder waits for the background worker, at most. */
-const PRECOMPUTE_QUEUE = 16;
-/** Images remembered as scheduled (the oldest are forgotten first). */
-const SCHEDULED_MAX = 10_000;
+/** Images whose ladder waits for the background worker, at most (holding their bytes). */
+const QUEUE_WITH_BYTES = 16;
+/** Images entered into the cache whose ladder waits (holding only a reference). */
+const QUEUE_FROM_CACHE = 256;
 
-/** Counters for tests and metrics. */
+/** Counters for tests, metrics and the experiment. */
 export interface ImageStats {
   computed: number;
   /** Variants made by the background worker (also counted in `computed`). */
@@ -65,11 +82,26 @@ export interface ImageStats {
   /** Requests answered with the original because their variant was not ready (precompute). */
   pending: number;
   cacheHits: number;
+  /** Requests that wanted a variant (not the original as it is). */
+  variantRequests: number;
   timeouts: number;
   originals: number;
+  /** Time spent transcoding, ms, for requests and in the background. */
+  onTheFlyMs: number;
+  precomputeMs: number;
+  /** Bytes of variants made. */
+  variantBytes: number;
 }
 
 type Next = (req: Request) => Response | Promise<Response>;
+
+/** An original being transcoded: where it is cached and what its bytes are. */
+interface Source {
+  url: string;
+  tag: string;
+  pinned: boolean;
+  bytes: Uint8Array;
+}
 
 /** The image layer; {@link handle} wraps the replica's handler. */
 export class ImageLayer {
@@ -78,34 +110,51 @@ export class ImageLayer {
     precomputed: 0,
     pending: 0,
     cacheHits: 0,
+    variantRequests: 0,
     timeouts: 0,
     originals: 0,
+    onTheFlyMs: 0,
+    precomputeMs: 0,
+    variantBytes: 0,
   };
   readonly throughput: ThroughputEstimator;
+  /** Pass to the replica's cache (`createReplica({ cacheEvents })`), then {@link attach}. */
+  readonly cacheEvents: CacheEvents = {
+    stored: (e) => this.#stored(e),
+    dropped: (e) => this.#dropped(e),
+  };
   readonly #ladder: Ladder;
   readonly #maxSource: number;
   readonly #maxPixels: number;
-  readonly #budget: number;
   readonly #timeout: number;
-  readonly #lru = new Map<string, Uint8Array<ArrayBuffer>>();
-  #lruBytes = 0;
-  readonly #inflight = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
+  readonly #rtt: (ip: string) => number | undefined;
+  #variants: VariantStore;
+  #cache: HttpCache | null = null;
+  #dropper: CacheVariants | null = null;
+  readonly #inflight = new Map<string, Promise<Bytes>>();
   #slots: number;
   readonly #waiting: (() => void)[] = [];
   readonly #mode: ImageMode;
-  readonly #scheduled = new Set<string>();
-  readonly #queue: (() => Promise<void>)[] = [];
-  #working = false;
+  readonly #bg: Background;
 
   constructor(o: ImageLayerOptions = {}) {
     this.#mode = o.mode ?? "on-the-fly";
     this.#ladder = o.ladder ?? DEFAULT_LADDER;
     this.#maxSource = o.maxSourceBytes ?? 32 * 1024 * 1024;
     this.#maxPixels = o.maxPixels ?? 25_000_000;
-    this.#budget = o.cacheBytes ?? 32 * 1024 * 1024;
+    this.#variants = new LruVariants(o.cacheBytes ?? 32 * 1024 * 1024);
     this.#slots = o.concurrency ?? 2;
     this.#timeout = o.timeoutMs ?? 5000;
+    this.#bg = new Background(o.backgroundShare ?? 0.5);
     this.throughput = o.throughput ?? new ThroughputEstimator();
+    this.#rtt = o.rttMs ?? (() => undefined);
+  }
+
+  /** Keeps variants in `cache` (and `store`) from now on; see the module doc. */
+  attach(cache: HttpCache, store: ObjectStore | null): void {
+    const v = new CacheVariants(cache, store, allRungs(this.#ladder));
+    this.#cache = cache;
+    this.#variants = this.#dropper = v;
   }
 
   /** Serves `req` from client address `ip`, fetching originals through `next`. */
@@ -121,8 +170,7 @@ export class ImageLayer {
       });
     }
     for (const p of ["w", "q", "fmt"]) url.searchParams.delete(p);
-    // The whole original, always: a range or a 304 of the original says nothing about a variant
-    // (the layer answers 200 with the full variant; conditionals and ranges are not served yet).
+    // The whole original, always: conditionals and ranges apply to the body chosen below.
     const inner = new Headers(req.headers);
     for (const h of CONDITIONAL) inner.delete(h);
     const res = await next(new Request(url, { method: "GET", headers: inner }));
@@ -140,17 +188,25 @@ export class ImageLayer {
       return new Response(req.method === "HEAD" ? null : read, res);
     }
     const original = read;
-    const length = original.length;
     const info = probeImage(original);
     const headers = new Headers(res.headers);
     headers.set("accept-ch", ACCEPT_CH);
-    if (!info) return this.#send(req, ip, original, headers);
+    const send = (body: Bytes) =>
+      sendImage(req, body, headers, (n, ms) => this.throughput.record(ip, n, ms));
+    if (!info) return send(original);
     if (info.width * info.height > this.#maxPixels) {
       headers.set("x-nearcast-variant", "w=orig;too-large");
-      return this.#send(req, ip, original, headers);
+      return send(original);
     }
-    const base = `${url.pathname}${url.search}|${res.headers.get("etag") ?? length}`;
-    if (this.#mode !== "on-the-fly") this.#schedule(base, original, info.width, info.format);
+    const src: Source = {
+      url: `${url.pathname}${url.search}`,
+      tag: sourceTag(res.headers.get("etag"), res.headers.get("last-modified"), original.length),
+      pinned: false,
+      bytes: original,
+    };
+    if (this.#mode !== "on-the-fly" && this.#cache === null) {
+      this.#schedule(src, info.width, info.format, QUEUE_WITH_BYTES);
+    }
     const v = chooseVariant({
       ladder: this.#ladder,
       sourceWidth: info.width,
@@ -159,26 +215,25 @@ export class ImageLayer {
       hints: parseClientHints(req.headers),
       acceptsWebp: /\bimage\/webp\b/i.test(req.headers.get("accept") ?? ""),
       measuredBps: this.throughput.estimate(ip),
+      measuredRttMs: this.#rtt(ip),
     });
     const vary = [headers.get("vary"), ...v.vary].filter((x) => x).join(", ");
     if (vary !== "") headers.set("vary", vary);
     if (v.network) headers.set("cache-control", "private");
-    const same = v.width === "original" && v.format === info.format &&
-      (v.format === "png" || v.quality === this.#ladder.qualities[0]);
-    if (same) {
+    if (this.#isOriginal(v.width, v.format, v.quality, info.format)) {
       headers.set("x-nearcast-variant", v.header);
       this.stats.originals++;
-      return this.#send(req, ip, original, headers);
+      return send(original);
     }
-    const key = variantKey(base, v);
-    let bytes = this.#get(key);
+    this.stats.variantRequests++;
+    let bytes = await this.#variants.get(src.url, v.header, src.tag);
     if (bytes) this.stats.cacheHits++;
     else if (this.#mode === "precompute") {
       this.stats.pending++;
       headers.set("x-nearcast-variant", "w=orig;pending");
-      return this.#send(req, ip, original, headers);
+      return send(original);
     } else {
-      bytes = await this.#compute(key, original, {
+      bytes = await this.#compute(src, v.header, {
         width: v.width === "original" ? undefined : v.width,
         format: v.format,
         quality: v.quality,
@@ -188,70 +243,35 @@ export class ImageLayer {
     if (!bytes) {
       this.stats.timeouts++;
       headers.set("x-nearcast-variant", "w=orig;timeout");
-      return this.#send(req, ip, original, headers);
+      return send(original);
     }
     headers.set("x-nearcast-variant", v.header);
     headers.set("content-type", `image/${v.format}`);
-    headers.delete("etag"); // a variant is other bytes than the original's validator names
+    headers.set("etag", variantETag(src.tag, v.header));
+    // The original's date says nothing about when another rung was chosen for this client.
+    headers.delete("last-modified");
     headers.delete("content-range");
-    return this.#send(req, ip, bytes, headers);
+    return send(bytes);
   }
 
-  /** The response, with its drain time recorded for the client's throughput estimate. */
-  #send(req: Request, ip: string, body: Uint8Array<ArrayBuffer>, headers: Headers): Response {
-    headers.set("content-length", String(body.length));
-    if (req.method === "HEAD") return new Response(null, { status: 200, headers });
-    const est = this.throughput;
-    let start = 0, sent = 0;
-    const chunk = 64 * 1024;
-    const stream = new ReadableStream<Uint8Array>({
-      pull(c) {
-        if (start === 0) start = performance.now();
-        if (sent >= body.length) {
-          est.record(ip, body.length, performance.now() - start);
-          c.close();
-          return;
-        }
-        const end = Math.min(body.length, sent + chunk);
-        c.enqueue(body.subarray(sent, end));
-        sent = end;
-      },
-    }, { highWaterMark: 0 });
-    return new Response(stream, { status: 200, headers });
+  /** True while background work runs or waits (for tests and the experiment). */
+  get precomputing(): boolean {
+    return this.#bg.busy;
   }
 
-  #get(key: string): Uint8Array<ArrayBuffer> | undefined {
-    const b = this.#lru.get(key);
-    if (b) {
-      this.#lru.delete(key);
-      this.#lru.set(key, b);
-    }
-    return b;
-  }
-
-  #put(key: string, b: Uint8Array<ArrayBuffer>): void {
-    if (b.length > this.#budget) return;
-    this.#lru.set(key, b);
-    this.#lruBytes += b.length;
-    while (this.#lruBytes > this.#budget) {
-      const [k, old] = this.#lru.entries().next().value!;
-      this.#lru.delete(k);
-      this.#lruBytes -= old.length;
-    }
+  /** A rung that is the original's own bytes (same width, format, and the normal quality). */
+  #isOriginal(w: number | "original", f: string, q: number, source: ImageFormat): boolean {
+    return w === "original" && f === source && (f === "png" || q === this.#ladder.qualities[0]);
   }
 
   /** The variant's bytes (computed once per key at a time), or undefined after the timeout. */
-  async #compute(
-    key: string,
-    original: Uint8Array,
-    opts: Parameters<typeof transcode>[1],
-  ): Promise<Uint8Array<ArrayBuffer> | undefined> {
+  async #compute(src: Source, rung: string, opts: TranscodeOptions): Promise<Bytes | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<undefined>((r) =>
       timer = setTimeout(() => r(undefined), this.#timeout)
     );
     try {
-      return await Promise.race([this.#start(key, original, opts), late]);
+      return await Promise.race([this.#start(src, rung, opts, false), late]);
     } catch {
       return undefined; // a variant that cannot be made: serve the original
     } finally {
@@ -259,77 +279,81 @@ export class ImageLayer {
     }
   }
 
-  /** The computation of `key`: the one in flight, or a new one (stored in the LRU when done). */
-  #start(
-    key: string,
-    original: Uint8Array,
-    opts: Parameters<typeof transcode>[1],
-  ): Promise<Uint8Array<ArrayBuffer>> {
+  /** The computation of a variant: the one in flight, or a new one (stored when done). */
+  #start(src: Source, rung: string, opts: TranscodeOptions, background: boolean): Promise<Bytes> {
+    const key = `${src.url}\u0000${src.tag}\u0000${rung}`;
     let p = this.#inflight.get(key);
     if (!p) {
-      p = this.#run(async () => {
-        const out = await transcode(original, opts);
+      const made = this.#run(async () => {
+        const t0 = performance.now();
+        const out = await transcode(src.bytes, opts);
+        const ms = performance.now() - t0;
         this.stats.computed++;
-        return out.bytes as Uint8Array<ArrayBuffer>;
+        this.stats.variantBytes += out.bytes.length;
+        if (background) this.stats.precomputeMs += ms;
+        else this.stats.onTheFlyMs += ms;
+        return out.bytes as Bytes;
       });
-      this.#inflight.set(key, p);
-      p.then((b) => this.#put(key, b), () => {}).finally(() => this.#inflight.delete(key));
+      p = made;
+      this.#inflight.set(key, made);
+      const type = `image/${opts.format}`;
+      made
+        .then((b) => this.#variants.put(src.url, rung, src.tag, b, type, src.pinned))
+        .catch(() => {}) // not stored: made again when asked
+        .finally(() => this.#inflight.delete(key));
     }
     return p;
   }
 
-  /** Queues the whole ladder of an image for the background worker (once per image). */
-  #schedule(base: string, original: Uint8Array, width: number, format: ImageFormat): void {
-    if (this.#scheduled.has(base) || this.#queue.length >= PRECOMPUTE_QUEUE) return;
-    this.#scheduled.add(base);
-    if (this.#scheduled.size > SCHEDULED_MAX) {
-      this.#scheduled.delete(this.#scheduled.values().next().value!);
-    }
-    this.#queue.push(async () => {
-      const widths: (number | "original")[] = this.#ladder.widths.filter((w) => w < width);
-      widths.push("original");
-      for (const w of widths) {
-        for (const quality of this.#ladder.qualities) {
-          const v = chooseVariant({
-            ladder: this.#ladder,
-            sourceWidth: width,
-            sourceFormat: format,
-            params: { width: w, quality },
-            hints: { used: [] },
-          });
-          const same = w === "original" &&
-            (format === "png" || quality === this.#ladder.qualities[0]);
-          const key = variantKey(base, v);
-          if (same || this.#lru.has(key)) continue;
-          try {
-            await this.#start(key, original, {
-              width: w === "original" ? undefined : w,
-              format,
-              quality,
-              maxPixels: this.#maxPixels,
-            });
-            this.stats.precomputed++;
-          } catch { /* an image that cannot be transcoded: nothing to keep */ }
-          await new Promise((r) => setTimeout(r, 0)); // let requests run between variants
-        }
+  /** Queues the whole ladder of an image for the background worker (once per image version). */
+  #schedule(src: Source, width: number, format: ImageFormat, limit: number): void {
+    this.#bg.add(`${src.url}\u0000${src.tag}`, () => this.#ladderOf(src, width, format), limit);
+  }
+
+  /** Makes every rung of `src` not held yet, one at a time within the background share. */
+  async #ladderOf(src: Source, width: number, format: ImageFormat): Promise<void> {
+    const widths: (number | "original")[] = this.#ladder.widths.filter((w) => w < width);
+    widths.push("original");
+    for (const w of widths) {
+      for (const quality of this.#ladder.qualities) {
+        const rung = rungHeader(w, quality, format);
+        if (this.#isOriginal(w, format, quality, format)) continue;
+        if (this.#variants.has(src.url, rung, src.tag)) continue;
+        const t0 = performance.now();
+        try {
+          const opts = { width: w === "original" ? undefined : w, format, quality };
+          await this.#start(src, rung, { ...opts, maxPixels: this.#maxPixels }, true);
+          this.stats.precomputed++;
+        } catch { /* an image that cannot be transcoded: nothing to keep */ }
+        await this.#bg.pace(performance.now() - t0);
       }
-    });
-    if (!this.#working) this.#work();
-  }
-
-  /** The background worker: one image's ladder at a time, one variant at a time. */
-  async #work(): Promise<void> {
-    this.#working = true;
-    try {
-      for (let job = this.#queue.shift(); job; job = this.#queue.shift()) await job();
-    } finally {
-      this.#working = false;
     }
   }
 
-  /** True while the background worker has work (for tests). */
-  get precomputing(): boolean {
-    return this.#working;
+  /** An entry entered the cache (fill or upload): queue its ladder (precompute, both). */
+  #stored(entry: CacheEntry): void {
+    const cache = this.#cache;
+    if (this.#mode === "on-the-fly" || cache === null || !isImageEntry(entry)) return;
+    this.#bg.add(`${entry.url}\u0000${entryTag(entry)}`, async () => {
+      if (cache.peek(entry.key) !== entry || entry.size > this.#maxSource) return;
+      const body = await cache.open(entry);
+      if (body === null) return;
+      const bytes = body instanceof Uint8Array
+        ? body
+        : new Uint8Array(await new Response(body.readable).arrayBuffer());
+      const info = probeImage(bytes);
+      if (!info || info.width * info.height > this.#maxPixels) return;
+      const src = { url: entry.url, tag: entryTag(entry), pinned: entry.pinned, bytes };
+      await this.#ladderOf(src, info.width, info.format);
+    }, QUEUE_FROM_CACHE);
+  }
+
+  /** An entry left the cache: its variants go too (after the cache's own bookkeeping). */
+  #dropped(entry: CacheEntry): void {
+    const d = this.#dropper;
+    if (d === null || !isImageEntry(entry)) return;
+    this.#bg.forget(`${entry.url}\u0000${entryTag(entry)}`);
+    queueMicrotask(() => d.dropAll(entry.url));
   }
 
   /** Runs `f` when one of the `concurrency` slots is free. */
@@ -345,11 +369,28 @@ export class ImageLayer {
   }
 }
 
+/** An original the layer transcodes (not one of its own variants). */
+function isImageEntry(e: CacheEntry): boolean {
+  const path = e.url.split("?", 1)[0];
+  return e.status === 200 && !e.url.includes(DERIVED) && IMAGE_PATH.test(path) &&
+    IMAGE_TYPE.test(e.contentType ?? "");
+}
+
+function entryTag(e: CacheEntry): string {
+  return sourceTag(e.etag, e.lastModified, e.size);
+}
+
+/** The strong ETag of a variant: the same source and rung always give the same bytes. */
+function variantETag(tag: string, rung: string): string {
+  const h = createHash("sha256").update(`${ENCODER_VERSION}\n${tag}\n${rung}`).digest("hex");
+  return `"img-${h.slice(0, 24)}"`;
+}
+
 /** The whole body if it has at most `cap` bytes, else a stream replaying what was read, then the rest. */
 async function readCapped(
   body: ReadableStream<Uint8Array>,
   cap: number,
-): Promise<Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>> {
+): Promise<Bytes | ReadableStream<Uint8Array>> {
   const reader = body.getReader();
   const chunks: Uint8Array[] = [];
   let n = 0;

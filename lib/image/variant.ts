@@ -37,7 +37,7 @@
  * @module
  */
 import type { ClientHints } from "./client_hints.ts";
-import { type ImageParams, type Ladder, rungFor } from "./ladder.ts";
+import { FORMATS, type ImageParams, type Ladder, rungFor } from "./ladder.ts";
 import type { ImageFormat, OutputFormat } from "./probe.ts";
 
 /** Below this throughput (bit/s) a link is constrained. */
@@ -130,7 +130,7 @@ export function chooseVariant(r: VariantRequest): Variant {
   const format = p.format ?? (byAccept && r.acceptsWebp ? "webp" : r.sourceFormat);
   const vary = h.used.filter((n) => VARY_DISPLAY.includes(n) || VARY_ALWAYS_OK.includes(n));
   if (byAccept) vary.push("accept");
-  const header = `w=${width === "original" ? "orig" : width};q=${quality};fmt=${format}`;
+  const header = rungHeader(width, quality, format);
   return {
     width,
     quality,
@@ -140,6 +140,22 @@ export function chooseVariant(r: VariantRequest): Variant {
     vary,
     header,
   };
+}
+
+/** The `X-Nearcast-Variant` value of a rung, e.g. `w=640;q=50;fmt=jpeg`. */
+export function rungHeader(width: number | "original", quality: number, format: string): string {
+  return `w=${width === "original" ? "orig" : width};q=${quality};fmt=${format}`;
+}
+
+/** Every rung of `ladder` (every width and the original, every quality, every format). */
+export function allRungs(ladder: Ladder): string[] {
+  const out: string[] = [];
+  for (const w of [...ladder.widths, "original" as const]) {
+    for (const q of ladder.qualities) {
+      for (const f of FORMATS) out.push(rungHeader(w, q, f));
+    }
+  }
+  return out;
 }
 
 /** The cache key of a variant of the object cached under `key`. */

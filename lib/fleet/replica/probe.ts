@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { formatIp, type IpAddr, maskIp } from "../../common/ip.ts";
+import { formatIp, type IpAddr, maskIp, parseClientIp } from "../../common/ip.ts";
 
 /** Most connects one probe request may ask for: bounds the work a request causes. */
 export const MAX_PROBE_COUNT = 5;
@@ -93,6 +93,8 @@ export class Prober {
   readonly #now: () => number;
   /** `subnet port count` → latest probe; Map order is oldest first. */
   readonly #recent = new Map<string, Entry>();
+  /** Subnet → smallest connect time of its latest probe and when it ended (the image layer's RTT). */
+  readonly #rtt = new Map<string, { ms: number; at: number }>();
   #running = 0;
 
   constructor(o: ProberOptions = {}) {
@@ -111,9 +113,7 @@ export class Prober {
     count: number,
     maxAgeMs: number,
   ): Promise<ProbeResult> {
-    const key = `${formatIp(maskIp(target, SHARE_BITS[target.family]))}/${
-      SHARE_BITS[target.family]
-    } ${port} ${count}`;
+    const key = `${subnetOf(target)} ${port} ${count}`;
     const maxAge = Math.min(Math.max(0, maxAgeMs), MAX_SHARE_MS);
     const old = this.#recent.get(key);
     if (
@@ -136,6 +136,7 @@ export class Prober {
     const e: Entry = { done: null, running: Promise.resolve() };
     e.running = this.#probe(text, port, count).then((samples) => {
       e.done = { measured: text, samples, endedAt: this.#now() };
+      if (samples.length > 0) this.#keepRtt(subnetOf(target), Math.min(...samples));
       // Nothing measured (unreachable, or timed out): the next request tries again.
       if (samples.length === 0 && this.#recent.get(key) === e) this.#recent.delete(key);
     }, (err) => {
@@ -153,6 +154,22 @@ export class Prober {
     return { measured: text, samples: e.done!.samples, ageMs: 0, shared: false };
   }
 
+  /**
+   * The RTT to the subnet of client address `ip` (text), ms: the smallest connect time of the
+   * latest probe the DNS servers asked for, if it ended less than {@link MAX_SHARE_MS} ago.
+   */
+  rttTo(ip: string): number | undefined {
+    const a = parseClientIp(ip);
+    const got = a === null ? undefined : this.#rtt.get(subnetOf(a));
+    return got !== undefined && this.#now() - got.at < MAX_SHARE_MS ? got.ms : undefined;
+  }
+
+  #keepRtt(subnet: string, ms: number): void {
+    this.#rtt.delete(subnet); // re-inserted: newest last
+    this.#rtt.set(subnet, { ms, at: this.#now() });
+    if (this.#rtt.size > MAX_SHARED_SUBNETS) this.#rtt.delete(this.#rtt.keys().next().value!);
+  }
+
   async #probe(target: string, port: number, count: number): Promise<number[]> {
     this.#running++;
     this.stats.probes++;
@@ -167,4 +184,9 @@ export class Prober {
       this.#running--;
     }
   }
+}
+
+/** The shared subnet of `a`, e.g. `10.1.2.0/24`. */
+function subnetOf(a: IpAddr): string {
+  return `${formatIp(maskIp(a, SHARE_BITS[a.family]))}/${SHARE_BITS[a.family]}`;
 }
