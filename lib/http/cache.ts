@@ -22,6 +22,7 @@ import { peerOnly } from "./cache_tags.ts";
 import {
   type Bytes,
   type CacheEntry,
+  type CacheEvents,
   cacheKey,
   FILE_SERVE_THRESHOLD,
   joined,
@@ -29,6 +30,7 @@ import {
   META_VERSION,
   PINNED_LIFETIME,
   PINNED_TIME,
+  readWhole,
   responseFacts,
   type ResponseParts,
   type StoredMeta,
@@ -38,6 +40,7 @@ import {
 export {
   type Bytes,
   type CacheEntry,
+  type CacheEvents,
   cacheKey,
   FILE_SERVE_THRESHOLD,
   type KeyHasher,
@@ -77,12 +80,6 @@ export interface HttpCacheOptions {
   onStoreError?: (message: string) => void;
   /** Told of entries stored by a fill or an upload (not at load) and of entries dropped. */
   events?: CacheEvents;
-}
-
-/** What {@link HttpCache} tells its observer (the image layer); called synchronously. */
-export interface CacheEvents {
-  stored(entry: CacheEntry): void;
-  dropped(entry: CacheEntry): void;
 }
 
 /** The response cache. */
@@ -695,20 +692,5 @@ export class HttpCache {
     } finally {
       if (this.#pendingPuts.get(entry.key) === put) this.#pendingPuts.delete(entry.key);
     }
-  }
-}
-
-/** All `size` bytes of an open file (closed after), or null when it is shorter. */
-async function readWhole(file: Deno.FsFile, size: number): Promise<Bytes | null> {
-  try {
-    const out = new Uint8Array(size);
-    for (let at = 0; at < size;) {
-      const n = await file.read(out.subarray(at));
-      if (n === null || n === 0) return null;
-      at += n;
-    }
-    return out;
-  } finally {
-    file.close();
   }
 }

@@ -176,3 +176,24 @@ export function pinnedMeta(
   };
   return JSON.stringify({ ...extra, ...meta });
 }
+
+/** What `HttpCache` tells its observer (the image layer); called synchronously. */
+export interface CacheEvents {
+  stored(entry: CacheEntry): void;
+  dropped(entry: CacheEntry): void;
+}
+
+/** All `size` bytes of an open file (closed after), or null when it is shorter. */
+export async function readWhole(file: Deno.FsFile, size: number): Promise<Bytes | null> {
+  try {
+    const out = new Uint8Array(size);
+    for (let at = 0; at < size;) {
+      const n = await file.read(out.subarray(at));
+      if (n === null || n === 0) return null;
+      at += n;
+    }
+    return out;
+  } finally {
+    file.close();
+  }
+}
