@@ -7,6 +7,8 @@
  * @module
  */
 
+import type { ByteConn } from "../tls/pinned_conn.ts";
+
 /** Largest response head accepted from an upstream (status line and headers). */
 export const MAX_HEAD_BYTES = 64 * 1024;
 /** Most header fields in one response head. */
@@ -37,14 +39,14 @@ export interface ResponseHead {
 
 /** Reads from a connection through one buffer; bodies take what the head left over first. */
 export class BufReader {
-  #conn: Deno.Conn;
+  #conn: ByteConn;
   #buf = new Uint8Array(16 * 1024);
   #start = 0;
   #end = 0;
   /** Bytes received so far on this connection (all responses). */
   received = 0;
 
-  constructor(conn: Deno.Conn) {
+  constructor(conn: ByteConn) {
     this.#conn = conn;
   }
 

@@ -11,6 +11,7 @@
 
 import type { ServerState } from "./server_state.ts";
 import type { UpstreamPool } from "./upstream.ts";
+import type { ByteConn } from "../tls/pinned_conn.ts";
 
 /** Path the probes ask. */
 export const PROBE_PATH = "/_cdn/health";
@@ -29,7 +30,7 @@ export async function probeOnce(
   o: ProberOptions,
   sample = true,
 ): Promise<boolean> {
-  let conn: Deno.Conn | null = null;
+  let conn: ByteConn | null = null;
   try {
     const c = await o.pool.connect(s.hostname, s.port);
     conn = c.conn;

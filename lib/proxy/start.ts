@@ -62,7 +62,7 @@ export async function startProxy(c: ProxyConfig, o: StartOptions): Promise<Runni
     }
     trustCa(caPem);
   }
-  const pool = new UpstreamPool(caPem === null ? c.pool : { ...c.pool, caCerts: [caPem] });
+  const pool = new UpstreamPool(caPem === null ? c.pool : { ...c.pool, caPem });
   let prober: Prober | null = null;
   const list = new ServerList({
     node: c.node,

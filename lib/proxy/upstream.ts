@@ -22,6 +22,7 @@ import {
   type ResponseHead,
 } from "./_h1.ts";
 import { openFileLimit } from "../common/http_server.ts";
+import { type ByteConn, connectPinnedTls } from "../tls/pinned_conn.ts";
 
 /**
  * Most idle kept-alive connections over all hosts (`--other forward` reaches many): 512, or an
@@ -45,8 +46,8 @@ export interface PoolOptions {
   maxIdlePerHost: number;
   /** How long an idle connection is kept, ms (below the servers' own idle timeouts). */
   keepIdleMs: number;
-  /** Servers speak TLS, verified against these CAs (PEM; `--ca`); absent: plain TCP. */
-  caCerts?: string[];
+  /** Servers speak TLS, verified against this CA alone (PEM; `--ca`); absent: plain TCP. */
+  caPem?: string;
 }
 
 /** Defaults of {@link PoolOptions}. */
@@ -115,19 +116,19 @@ interface Watch {
 }
 
 interface Pooled {
-  conn: Deno.Conn;
+  conn: ByteConn;
   reader: BufReader;
   idleSince: number;
 }
 
 const enc = new TextEncoder();
 
-async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
   let off = 0;
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
 
-function closeQuietly(conn: Deno.Conn): void {
+function closeQuietly(conn: ByteConn): void {
   try {
     conn.close();
   } catch { /* closed already */ }
@@ -195,12 +196,12 @@ export class UpstreamPool {
   }
 
   /** Opens a TCP connection within the connect timeout; returns it and the time it took. */
-  async connect(hostname: string, port: number): Promise<{ conn: Deno.Conn; ms: number }> {
+  async connect(hostname: string, port: number): Promise<{ conn: ByteConn; ms: number }> {
     const t0 = performance.now();
-    const caCerts = this.options.caCerts;
-    const pending: Promise<Deno.Conn> = caCerts === undefined
+    const caPem = this.options.caPem;
+    const pending: Promise<ByteConn> = caPem === undefined
       ? Deno.connect({ hostname, port })
-      : Deno.connectTls({ hostname, port, caCerts });
+      : connectPinnedTls(hostname, port, caPem);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -216,7 +217,7 @@ export class UpstreamPool {
     try {
       const conn = await Promise.race([pending, timeout]);
       this.stats.connects++;
-      (conn as Deno.TcpConn).setNoDelay?.(true);
+      (conn as { setNoDelay?(on: boolean): void }).setNoDelay?.(true);
       return { conn, ms: performance.now() - t0 };
     } catch (e) {
       if (e instanceof UpstreamError) throw e;
@@ -265,7 +266,7 @@ export class UpstreamPool {
 
   /** Sends `req` on `conn`, which is closed after the response (never pooled). */
   requestOn(
-    conn: Deno.Conn,
+    conn: ByteConn,
     req: UpstreamRequest,
   ): Promise<UpstreamResponse> {
     return this.#exchange(
@@ -379,7 +380,7 @@ export class UpstreamPool {
 
   /** Streams a request body; resolves true when it was sent whole. */
   async #sendBody(
-    conn: Deno.Conn,
+    conn: ByteConn,
     body: ReadableStream<Uint8Array>,
     chunked: boolean,
     touch: () => void,
