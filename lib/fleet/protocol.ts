@@ -63,6 +63,12 @@ export interface Registration {
   address: string;
   /** HTTP port of the replica (health checks and RTT probes go there). */
   port: number;
+  /**
+   * True when the port speaks HTTPS only (`--tls`), false when plain HTTP: the DNS server's
+   * health checks and probes use that scheme. Absent (older replicas): https when the DNS server
+   * has `--ca`, else http.
+   */
+  tls?: boolean;
   lat: number | null;
   lon: number | null;
   provider: string;
@@ -334,7 +340,7 @@ function num(o: Obj, key: string, min: number, max: number, what: string): numbe
 export function parseRegistration(v: unknown): Registration {
   const what = "Cannot register";
   if (!isObj(v)) throw new TypeError(`${what}: the body must be a JSON object`);
-  const known = ["id", "address", "port", "lat", "lon", "provider", "key", "dh"];
+  const known = ["id", "address", "port", "tls", "lat", "lon", "provider", "key", "dh"];
   for (const k of Object.keys(v)) {
     if (!known.includes(k)) throw new TypeError(`${what}: unknown field ${k} (known: ${known})`);
   }
@@ -355,6 +361,10 @@ export function parseRegistration(v: unknown): Registration {
     throw new TypeError(`${what}: provider must be a string of at most ${MAX_PROVIDER_LENGTH}`);
   }
   const reg: Registration = { id: v.id, address, port, lat, lon, provider };
+  if (v.tls !== undefined) {
+    if (typeof v.tls !== "boolean") throw new TypeError(`${what}: tls must be true or false`);
+    reg.tls = v.tls;
+  }
   if (v.key !== undefined) {
     if (!validPublicKey(v.key)) {
       throw new TypeError(`${what}: key must be an Ed25519 public key (base64 SPKI)`);

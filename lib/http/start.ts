@@ -249,6 +249,7 @@ export async function startReplicaProcess(
       ...c.fleet,
       id,
       port,
+      tls: c.tls !== null,
       cdnName: c.cdnName,
       adminToken: c.adminToken,
       // Its own credential at the DNS server: the node key, admitted once with the admin token.

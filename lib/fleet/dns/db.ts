@@ -14,7 +14,7 @@ import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { StoredKey } from "../../replication/trust.ts";
 
 /** Bumped when the table changes shape; an older file is migrated by recreating the table. */
-export const FLEET_SCHEMA_VERSION = 1;
+export const FLEET_SCHEMA_VERSION = 2;
 
 /** A stored replica. */
 export interface FleetRow {
@@ -23,6 +23,8 @@ export interface FleetRow {
   source: string;
   address: string;
   port: number;
+  /** The replica's port speaks HTTPS (true), plain HTTP (false), or it did not say (null). */
+  tls: boolean | null;
   lat: number | null;
   lon: number | null;
   provider: string;
@@ -52,7 +54,7 @@ export class FleetDb {
       this.#db.exec(`DROP TABLE IF EXISTS replicas;
         CREATE TABLE replicas (
           id TEXT PRIMARY KEY NOT NULL, source TEXT NOT NULL, address TEXT NOT NULL,
-          port INTEGER NOT NULL, lat REAL, lon REAL, provider TEXT NOT NULL, token TEXT NOT NULL,
+          port INTEGER NOT NULL, tls INTEGER, lat REAL, lon REAL, provider TEXT NOT NULL, token TEXT NOT NULL,
           registered_at INTEGER NOT NULL, last_heartbeat INTEGER, state TEXT NOT NULL,
           held TEXT NOT NULL DEFAULT '[]');
         PRAGMA user_version = ${FLEET_SCHEMA_VERSION};`);
@@ -63,10 +65,10 @@ export class FleetDb {
         public_key TEXT PRIMARY KEY NOT NULL, id TEXT NOT NULL, revoked_at INTEGER NOT NULL);
       CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);`);
     this.#upsert = this.#db.prepare(
-      `INSERT INTO replicas (id, source, address, port, lat, lon, provider, token, registered_at,
-         last_heartbeat, state, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO replicas (id, source, address, port, tls, lat, lon, provider, token,
+         registered_at, last_heartbeat, state, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (id) DO UPDATE SET source = excluded.source, address = excluded.address,
-         port = excluded.port, lat = excluded.lat, lon = excluded.lon,
+         port = excluded.port, tls = excluded.tls, lat = excluded.lat, lon = excluded.lon,
          provider = excluded.provider, token = excluded.token,
          registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
          state = excluded.state, held = excluded.held`,
@@ -81,7 +83,7 @@ export class FleetDb {
   /** Every stored replica. */
   all(): FleetRow[] {
     const rows = this.#db.prepare(
-      `SELECT id, source, address, port, lat, lon, provider, token, registered_at,
+      `SELECT id, source, address, port, tls, lat, lon, provider, token, registered_at,
          last_heartbeat, state, held FROM replicas ORDER BY registered_at, id`,
     ).all() as Record<string, unknown>[];
     return rows.map((r) => ({
@@ -89,6 +91,7 @@ export class FleetDb {
       source: r.source as string,
       address: r.address as string,
       port: Number(r.port),
+      tls: r.tls === null ? null : Number(r.tls) === 1,
       lat: r.lat === null ? null : Number(r.lat),
       lon: r.lon === null ? null : Number(r.lon),
       provider: r.provider as string,
@@ -106,6 +109,7 @@ export class FleetDb {
       r.source,
       r.address,
       r.port,
+      r.tls === null ? null : r.tls ? 1 : 0,
       r.lat,
       r.lon,
       r.provider,

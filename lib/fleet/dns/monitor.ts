@@ -7,7 +7,7 @@
  * @module
  */
 import { MAC_HEADER, sealValid, sessionHeaders } from "../protocol.ts";
-import type { FleetRegistry } from "./registry.ts";
+import type { FleetEntry, FleetRegistry } from "./registry.ts";
 import type { RttCache } from "./rtt.ts";
 import { describeFetchError, peerFetch } from "../../tls/client.ts";
 import { Histogram } from "../../common/prometheus.ts";
@@ -44,7 +44,10 @@ export interface FleetMonitorOptions {
    * interval: a server refreshing a measurement never gets back one as old as its own. Default 0.
    */
   probeMaxAgeMs?: number;
-  /** "https" when the replicas run with `--tls` (trust: lib/tls/client.ts). Default "http". */
+  /**
+   * The scheme of a replica that did not register whether it speaks TLS (`tls` of its
+   * registration, which decides otherwise; trust: lib/tls/client.ts). Default "http".
+   */
   scheme?: "http" | "https";
   now?: () => number;
   log?: (line: string) => void;
@@ -97,6 +100,11 @@ export class FleetMonitor {
   readonly #ac = new AbortController();
   #timer: ReturnType<typeof setInterval> | undefined;
 
+  /** https for a replica that registered `tls: true`, http for `false`, else the default. */
+  #schemeOf(e: FleetEntry): "http" | "https" {
+    return e.tls === null ? this.#scheme : e.tls ? "https" : "http";
+  }
+
   constructor(o: FleetMonitorOptions) {
     this.#registry = o.registry;
     this.#rtt = o.rtt;
@@ -133,9 +141,12 @@ export class FleetMonitor {
     const t0 = performance.now();
     let ok = false, detail: string;
     try {
-      const res = await peerFetch(`${this.#scheme}://${hostPort(e.address, e.port)}/_cdn/health`, {
-        signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
-      });
+      const res = await peerFetch(
+        `${this.#schemeOf(e)}://${hostPort(e.address, e.port)}/_cdn/health`,
+        {
+          signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
+        },
+      );
       await res.body?.cancel();
       ok = res.status === 200;
       detail = `HTTP ${res.status} in ${Math.round(performance.now() - t0)} ms`;
@@ -191,7 +202,7 @@ export class FleetMonitor {
       // Signed with the replica's session token (not sent); its answer is MAC'd with it.
       const path = `/_cdn/probe?${q}`;
       const { headers, nonce } = sessionHeaders(e.token, id, "GET", path);
-      const res = await peerFetch(`${this.#scheme}://${hostPort(e.address, e.port)}${path}`, {
+      const res = await peerFetch(`${this.#schemeOf(e)}://${hostPort(e.address, e.port)}${path}`, {
         headers,
         signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(PROBE_REQUEST_TIMEOUT_MS)]),
       });

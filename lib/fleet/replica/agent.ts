@@ -248,6 +248,7 @@ export class FleetAgent {
         id: this.#o.id,
         address: this.#o.address,
         port: this.#o.port,
+        tls: this.#o.tls ?? false,
         lat: this.#o.lat,
         lon: this.#o.lon,
         provider: this.#o.provider,
