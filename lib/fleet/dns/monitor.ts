@@ -7,7 +7,7 @@
  * @module
  */
 import { MAC_HEADER, sealValid, sessionHeaders } from "../protocol.ts";
-import type { FleetEntry, FleetRegistry } from "./registry.ts";
+import { type FleetRegistry, replicaScheme } from "./registry.ts";
 import type { RttCache } from "./rtt.ts";
 import { describeFetchError, peerFetch } from "../../tls/client.ts";
 import { Histogram } from "../../common/prometheus.ts";
@@ -100,11 +100,6 @@ export class FleetMonitor {
   readonly #ac = new AbortController();
   #timer: ReturnType<typeof setInterval> | undefined;
 
-  /** https for a replica that registered `tls: true`, http for `false`, else the default. */
-  #schemeOf(e: FleetEntry): "http" | "https" {
-    return e.tls === null ? this.#scheme : e.tls ? "https" : "http";
-  }
-
   constructor(o: FleetMonitorOptions) {
     this.#registry = o.registry;
     this.#rtt = o.rtt;
@@ -142,7 +137,7 @@ export class FleetMonitor {
     let ok = false, detail: string;
     try {
       const res = await peerFetch(
-        `${this.#schemeOf(e)}://${hostPort(e.address, e.port)}/_cdn/health`,
+        `${replicaScheme(e, this.#scheme)}://${hostPort(e.address, e.port)}/_cdn/health`,
         {
           signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(HEALTH_TIMEOUT_MS)]),
         },
@@ -202,10 +197,13 @@ export class FleetMonitor {
       // Signed with the replica's session token (not sent); its answer is MAC'd with it.
       const path = `/_cdn/probe?${q}`;
       const { headers, nonce } = sessionHeaders(e.token, id, "GET", path);
-      const res = await peerFetch(`${this.#schemeOf(e)}://${hostPort(e.address, e.port)}${path}`, {
-        headers,
-        signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(PROBE_REQUEST_TIMEOUT_MS)]),
-      });
+      const res = await peerFetch(
+        `${replicaScheme(e, this.#scheme)}://${hostPort(e.address, e.port)}${path}`,
+        {
+          headers,
+          signal: AbortSignal.any([this.#ac.signal, AbortSignal.timeout(PROBE_REQUEST_TIMEOUT_MS)]),
+        },
+      );
       const text = await res.text();
       if (!sealValid(e.token, `${nonce}\n${text}`, res.headers.get(MAC_HEADER) ?? "")) {
         throw new Error(`HTTP ${res.status}: the answer is not MAC'd with ${id}'s session token`);

@@ -81,6 +81,14 @@ function ipText(r: ReplicaConfig): string {
   return a === null ? "" : formatIp(a);
 }
 
+/**
+ * The scheme to call a replica with: the one it registered (`tls`), else `fallback` (https
+ * when the DNS server has `--ca`).
+ */
+export function replicaScheme(e: { tls: boolean | null }, fallback: string): string {
+  return e.tls === null ? fallback : e.tls ? "https" : "http";
+}
+
 /** The steering form of an address; throws a `TypeError` for anything but a unicast address. */
 export function replicaFor(
   id: string,

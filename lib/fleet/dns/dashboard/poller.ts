@@ -9,7 +9,7 @@
  */
 import { readBodyText } from "../../../common/body.ts";
 import { describeFetchError, peerFetch } from "../../../tls/client.ts";
-import type { FleetEntry } from "../registry.ts";
+import { type FleetEntry, replicaScheme } from "../registry.ts";
 
 /** Least time between two polls of a replica. */
 export const POLL_MS = 2_000;
@@ -141,7 +141,7 @@ export class ReplicaPoller {
 
   async #pollOne(e: FleetEntry): Promise<void> {
     const host = e.address.includes(":") ? `[${e.address}]` : e.address;
-    const base = `${this.#scheme}://${host}:${e.port}`;
+    const base = `${replicaScheme(e, this.#scheme)}://${host}:${e.port}`;
     const v = this.#views.get(e.id) ?? emptyView();
     try {
       const health = JSON.parse(await this.#get(base, "/_cdn/health"));
