@@ -8,51 +8,15 @@
  * a slow client dropped).
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
-import puppeteer, { type Browser, type Page } from "puppeteer-core";
+import type { Browser } from "puppeteer-core";
 import { resolveA, startDns, waitFor } from "../lib/fleet/_testing.ts";
 import { EventHub } from "../lib/fleet/dns/dashboard/hub.ts";
+import { launch, stateIs, states } from "./_browser.ts";
 import { startOrigin } from "./_http_origin.ts";
 import { runUpload, startNode, stopAll, type TestNode, TOKEN } from "./_upload_cluster.ts";
 
 /** Generous bound for what the page shows (the 3 s figure belongs to a benchmark). */
 const SHOWN_MS = 30_000;
-
-/** The system Chromium, or an error naming what is missing and how to get it. */
-function chromiumPath(): string {
-  for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    for (const name of ["chromium", "chromium-browser"]) {
-      try {
-        if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
-      } catch { /* not here */ }
-    }
-  }
-  throw new Error(
-    "Chromium is not installed (no chromium on PATH): apt-get install chromium, or run " +
-      "sh scripts/ensure_tools.sh as root",
-  );
-}
-
-async function launch(dir: string): Promise<Browser> {
-  return await puppeteer.launch({
-    executablePath: chromiumPath(),
-    headless: true,
-    userDataDir: `${dir}/chromium`,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-  });
-}
-
-/** Browser code: true when replica `id`'s element has `data-state` `state`. */
-function stateIs(id: string, state: string): string {
-  return `document.querySelector('[data-replica="${id}"]')?.dataset.state === "${state}"`;
-}
-
-/** The `data-state` of every replica element, by `data-replica`. */
-async function states(page: Page): Promise<Record<string, string>> {
-  return await page.evaluate(
-    `Object.fromEntries([...document.querySelectorAll("[data-replica]")]
-      .map((e) => [e.dataset.replica, e.dataset.state]))`,
-  ) as Record<string, string>;
-}
 
 Deno.test({
   name: "dashboard: a real fleet in headless Chromium: states, decisions, uploads, a death, drain",

@@ -12,7 +12,9 @@
  * Every {@link DEFAULT_TICK_MS} it samples each replica's requests/s and hit ratio for the
  * sparklines ({@link HISTORY_POINTS} samples), turns state changes into events and, while a
  * stream is open, polls the replicas (`poller.ts`) and sends the state (`snapshot.ts`) to every
- * stream (`hub.ts`: capped, slow clients dropped).
+ * stream (`hub.ts`: capped, slow clients dropped). It looks for a change of membership or state
+ * every {@link CHANGE_CHECK_MS} and sends at once when there is one (a death shows without
+ * waiting for the tick).
  *
  * @module
  */
@@ -30,6 +32,8 @@ import { buildSnapshot, type DashEvent, type History } from "./snapshot.ts";
 
 /** Period of samples and of the state sent to the streams. */
 export const DEFAULT_TICK_MS = 1_000;
+/** How often the registry's version is compared with the one last sent. */
+export const CHANGE_CHECK_MS = 100;
 /** Sparkline samples kept per replica: five minutes at the default tick. */
 export const HISTORY_POINTS = 300;
 /** Events kept (the newest). */
@@ -75,6 +79,8 @@ export class Dashboard {
   #seq = 0;
   readonly #timer: ReturnType<typeof setInterval>;
   readonly tickMs: number;
+  #lastTick = -Infinity;
+  #sentVersion = -1;
 
   constructor(o: DashboardOptions) {
     this.#o = o;
@@ -86,7 +92,11 @@ export class Dashboard {
       onEvent: (e) => this.event(e.kind, e.text),
     });
     for (const e of o.registry.entries()) this.#states.set(e.id, e.state);
-    this.#timer = setInterval(() => this.tick(), this.tickMs);
+    this.#timer = setInterval(() => {
+      const now = this.#now();
+      if (now - this.#lastTick >= this.tickMs) this.tick();
+      else if (this.#o.registry.version !== this.#sentVersion) this.#send();
+    }, Math.min(CHANGE_CHECK_MS, this.tickMs));
   }
 
   /** Adds an event (shown newest first). */
@@ -97,15 +107,10 @@ export class Dashboard {
 
   /** One tick: samples, state changes, and (with a stream open) polls and sends. */
   tick(): void {
+    this.#lastTick = this.#now();
     const entries = this.#o.registry.entries();
     const ids = new Set(entries.map((e) => e.id));
     for (const id of this.#history.keys()) if (!ids.has(id)) this.#history.delete(id);
-    for (const [id] of this.#states) {
-      if (!ids.has(id)) {
-        this.#states.delete(id);
-        this.event("state", `${id} removed from the fleet`);
-      }
-    }
     for (const e of entries) {
       let h = this.#history.get(e.id);
       if (h === undefined) this.#history.set(e.id, h = { rps: [], hit: [] });
@@ -113,8 +118,23 @@ export class Dashboard {
       h.rps.push(live ? e.load?.rps ?? 0 : 0);
       h.hit.push(live ? e.load?.hitRatio ?? 0 : 0);
       if (h.rps.length > HISTORY_POINTS) (h.rps.shift(), h.hit.shift());
-      const was = this.#states.get(e.id);
-      if (was !== e.state) {
+    }
+    this.#send();
+  }
+
+  /** State changes become events; with a stream open, polls and sends the state. */
+  #send(): void {
+    const entries = this.#o.registry.entries();
+    this.#sentVersion = this.#o.registry.version;
+    const ids = new Set(entries.map((e) => e.id));
+    for (const [id] of this.#states) {
+      if (!ids.has(id)) {
+        this.#states.delete(id);
+        this.event("state", `${id} removed from the fleet`);
+      }
+    }
+    for (const e of entries) {
+      if (this.#states.get(e.id) !== e.state) {
         this.#states.set(e.id, e.state);
         this.event("state", `${e.id} is ${e.state}: ${e.reason}`);
       }
@@ -173,7 +193,7 @@ export class Dashboard {
       const e = this.#o.registry.drain(id, on);
       if (e === undefined) return json({ error: `no replica ${id}` }, 404);
       this.event("action", `${on ? "drain" : "undrain"} ${id} (dashboard): now ${e.state}`);
-      this.tick();
+      this.#send();
       return json({ id, state: e.state, reason: e.reason });
     }
     return json({ error: `no such route: ${req.method} ${path}` }, 404);
