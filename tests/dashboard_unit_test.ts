@@ -101,7 +101,7 @@ Deno.test("decision log: answers as the policy does, keeps a bounded, rate-limit
 });
 
 Deno.test({
-  name: "dashboard state as JSON: /dashboard/events without Accept: text/event-stream",
+  name: "dashboard state as JSON without Accept: text/event-stream; no action from another site",
   sanitizeResources: false,
   async fn() {
     const dns = await startDns(["-n", "cdn.test"]);
@@ -115,6 +115,17 @@ Deno.test({
       );
       const page = await fetch(`http://127.0.0.1:${dns.control}/dashboard`);
       assert.match(await page.text(), /new EventSource\("\/dashboard\/events"\)/);
+      // Without --admin-token a loopback client may act, but not a page of another site.
+      const drain = (origin: string) =>
+        fetch(`http://127.0.0.1:${dns.control}/dashboard/replicas/r1/drain`, {
+          method: "POST",
+          headers: { origin },
+        }).then(async (r) => [r.status, (await r.json()).error]);
+      assert.deepEqual(await drain("http://evil.example"), [
+        403,
+        "cross-origin dashboard action refused (Origin http://evil.example)",
+      ]);
+      assert.deepEqual(await drain(`http://127.0.0.1:${dns.control}`), [404, "no replica r1"]);
     } finally {
       await dns.stop();
     }

@@ -9,6 +9,8 @@
  * | `POST /dashboard/replicas/ID/drain` | admin: stop answering ID (state `draining`) |
  * | `DELETE /dashboard/replicas/ID/drain` | admin: answer ID again |
  *
+ * An action whose `Origin` is another site's is refused (403) after the admin check.
+ *
  * Every {@link DEFAULT_TICK_MS} it samples each replica's requests/s and hit ratio for the
  * sparklines ({@link HISTORY_POINTS} samples), turns state changes into events and, while a
  * stream is open, polls the replicas (`poller.ts`) and sends the state (`snapshot.ts`) to every
@@ -185,6 +187,11 @@ export class Dashboard {
     }
     const denied = admin(req);
     if (denied) return denied;
+    // A page of another site cannot act through a browser that may (loopback without a token).
+    const origin = req.headers.get("origin");
+    if (origin !== null && origin !== new URL(req.url).origin) {
+      return json({ error: `cross-origin dashboard action refused (Origin ${origin})` }, 403);
+    }
     if (path === "/dashboard/purge") return await this.#purge(req);
     const drain = /^\/dashboard\/replicas\/([^/]+)\/drain$/.exec(path);
     if (drain) {
