@@ -15,6 +15,7 @@ import {
   SAMPLE_EVERY,
 } from "../lib/fleet/dns/dashboard/decisions.ts";
 import { startDns } from "../lib/fleet/_testing.ts";
+import { chromiumPath } from "./_browser.ts";
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };
@@ -130,4 +131,15 @@ Deno.test({
       await dns.stop();
     }
   },
+});
+
+Deno.test("browser tests without Chromium: the error names the package and the installer", () => {
+  const path = Deno.env.get("PATH") ?? "";
+  try {
+    Deno.env.set("PATH", "/nonexistent");
+    assert.throws(() => chromiumPath(), /Chromium is not installed .*apt-get install chromium/);
+  } finally {
+    Deno.env.set("PATH", path);
+  }
+  assert.match(chromiumPath(), /chromium/);
 });
