@@ -192,8 +192,14 @@ Deno.test("image layer: the measured throughput decides without hints; coalesced
   const fast = await layer.handle(new Request("http://cdn.test/a.jpg"), "198.51.100.1", next);
   equal(fast.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=jpeg");
   await fast.arrayBuffer();
-  // A drained response teaches the estimate about its client's prefix.
-  ok(layer.throughput.estimate("198.51.100.99") !== undefined);
+  // Taken at once (it fitted in the buffers): nothing learnt about the link.
+  equal(layer.throughput.estimate("198.51.100.99"), undefined);
+  // Read 16 KiB every 20 ms (about 6.5 Mbit/s): the steady part teaches the client's prefix.
+  const paced = await layer.handle(new Request("http://cdn.test/a.jpg"), "198.51.100.1", next);
+  const reader = paced.body!.getReader();
+  while (!(await reader.read()).done) await new Promise((r) => setTimeout(r, 20));
+  const bps = layer.throughput.estimate("198.51.100.99")!;
+  ok(bps > 3e6 && bps < 8e6, `paced read measured ${bps} bit/s`);
 
   const many = await Promise.all(
     Array.from(
@@ -204,7 +210,7 @@ Deno.test("image layer: the measured throughput decides without hints; coalesced
   const bodies = await Promise.all(many.map((r) => r.arrayBuffer()));
   ok(bodies.every((b) => b.byteLength === bodies[0].byteLength));
   equal(layer.stats.computed, 2, "one computation for 640 q50, one for the six 320 requests");
-  equal(fetches, 8);
+  equal(fetches, 9);
 
   const hasty = new ImageLayer({ timeoutMs: 1 });
   const late = await hasty.handle(new Request("http://cdn.test/a.jpg?w=1280"), "203.0.113.5", next);

@@ -115,6 +115,11 @@ Deno.test("variant: slow links get the reduced quality and smaller rungs, fast o
   deepStrictEqual(threeG.vary, ["ect", "accept"]);
   equal(chooseVariant(req({ saveData: true, used: ["save-data"] })).header, "w=640;q=50;fmt=jpeg");
   equal(chooseVariant(req({ downlinkMbps: 0.4, used: ["downlink"] })).link, "very constrained");
+  // A 0.5 Mbit/s link is very constrained, 2 Mbit/s constrained, 10 Mbit/s fast.
+  deepStrictEqual(
+    [0.5, 2, 10].map((d) => chooseVariant(req({ downlinkMbps: d, used: ["downlink"] })).link),
+    ["very constrained", "constrained", "fast"],
+  );
   // Downlink is never in Vary: the response is network-dependent and marked so instead.
   const slow = chooseVariant(req({ downlinkMbps: 1, used: ["downlink"] }));
   deepStrictEqual([slow.vary, slow.network, slow.header], [

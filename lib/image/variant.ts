@@ -7,9 +7,12 @@
  * - width: the smallest ladder width covering the display need (`Sec-CH-Width`, else
  *   `Sec-CH-Viewport-Width` × DPR), the original when no rung covers it or no hint says;
  * - constrained link (Save-Data; ECT 3g or slower; Downlink or measured throughput under
- *   2 Mbit/s; RTT hint or measured RTT ≥ 300 ms, Akamai's threshold): the reduced quality, and never
+ *   5 Mbit/s; RTT hint or measured RTT ≥ 300 ms, Akamai's threshold): the reduced quality, and never
  *   the original, at most the largest rung;
- * - very constrained (Save-Data; ECT 2g or slower; under 0.5 Mbit/s): at most the second rung;
+ * - very constrained (Save-Data; ECT 2g or slower; under 1 Mbit/s): at most the second rung.
+ *   The throughput bounds are on what a link delivers: a 600 KB photo takes 2.4 s at 2 Mbit/s
+ *   and 1 s at 5, and a shaped 0.5 or 2 Mbit/s link measures a little under or over its
+ *   nominal rate, so the bounds sit well above those rates (see docs/experiments/images.md);
  * - format: WebP for a downscaled JPEG when `Accept` has `image/webp` (then `Vary: Accept`), else
  *   the source's; `?fmt=` decides when given.
  *
@@ -41,9 +44,9 @@ import { FORMATS, type ImageParams, type Ladder, rungFor } from "./ladder.ts";
 import type { ImageFormat, OutputFormat } from "./probe.ts";
 
 /** Below this throughput (bit/s) a link is constrained. */
-export const CONSTRAINED_BPS = 2_000_000;
+export const CONSTRAINED_BPS = 5_000_000;
 /** Below this throughput (bit/s) a link is very constrained. */
-export const VERY_CONSTRAINED_BPS = 500_000;
+export const VERY_CONSTRAINED_BPS = 1_000_000;
 /** At or above this RTT (ms) a link is constrained. */
 export const CONSTRAINED_RTT_MS = 300;
 
