@@ -31,6 +31,7 @@ export const EXECUTABLES: Record<string, string> = {
   dnsserver: "main_dns.ts",
   httpserver: "main_http.ts",
   upload: "main_upload.ts",
+  get: "main_get.ts",
   price: "main_price.ts",
   proxy: "main_proxy.ts",
 };

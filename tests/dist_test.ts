@@ -82,7 +82,7 @@ echo "GET1=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -D ${work}/h1 http://12
 echo "GET2=$(curl -s -m 5 http://127.0.0.11:8080/hello.txt)"
 curl -s -m 5 -D ${work}/h2 -o /dev/null http://127.0.0.11:8080/hello.txt
 echo "HEALTH=$(curl -s -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.11:8080/_cdn/health)"
-for b in upload price proxy; do
+for b in upload price proxy get; do
   $E ${root}/bin/$b --help >/dev/null 2>&1 && echo "HELP_$b=ok" || echo "HELP_$b=fail"
 done
 kill $D $H $O
@@ -104,7 +104,7 @@ wait
       assert.equal(field("GET2"), "hello from the origin", await logs());
       assert.match(await read(`${work}/h2`), /^x-cache: HIT/im, await logs());
       assert.equal(field("HEALTH"), "200", await logs());
-      for (const b of ["upload", "price", "proxy"]) assert.equal(field(`HELP_${b}`), "ok");
+      for (const b of ["upload", "price", "proxy", "get"]) assert.equal(field(`HELP_${b}`), "ok");
       assert.match(await read(`${work}/http.log`), /heap compact/);
       // Nothing was written to HOME: the release needs none.
       assert.deepEqual([...Deno.readDirSync(home)], []);

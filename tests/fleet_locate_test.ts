@@ -74,6 +74,7 @@ Deno.test({
       assert.equal(found.id, "far", "the only holder, though near is nearer");
       assert.equal(found.url, `http://127.0.0.52:${farPort}/hello.txt`);
       assert.deepEqual(found.holders, ["far"]);
+      assert.deepEqual(found.urls, [found.url], "every holder's URL, best first");
       const body = await (await fetch(found.url as string)).text();
       assert.equal(body, "hello from far away\n");
       // A URL that only near's cache holds (fetched through near from the origin) is located
@@ -95,20 +96,22 @@ Deno.test({
       assert.deepEqual(cached.holders, ["near"]);
       const missing = await http(`${base}/locate/nothing.txt`);
       assert.equal(missing.status, 404);
+      assert.deepEqual(missing.body.notLive, []);
       assert.match(missing.body.error as string, /no live replica holds \/nothing.txt/);
       assert.equal((await http(`${base}/locate/%E0%A4%A`)).status, 400, "bad percent-encoding");
       // A dead holder is not named.
       await far.stop("SIGKILL");
-      await waitFor(
+      const gone = await waitFor(
         "locate to stop naming far",
         async () => {
           const r = await http(`${base}/locate/hello.txt`);
-          return r.status === 404 ? true : undefined;
+          return r.status === 404 ? r.body : undefined;
         },
         10_000,
         100,
         logs,
       );
+      assert.deepEqual(gone.notLive, ["far"], "the 404 names the holder that is not live");
     } finally {
       await Promise.all([near.stop(), far.stop()]);
       await dns.stop("SIGTERM");

@@ -8,7 +8,7 @@
  * | `GET /servers` | the known-servers list (what heartbeat replies carry) |
  * | `GET /metrics` | Prometheus text format (`metrics.ts`) |
  * | `GET /explain?client=IP[&type=A\|AAAA]` | every replica's score and why the answer was chosen |
- * | `GET /locate/PATH[?client=IP]` | the best live replica that holds PATH |
+ * | `GET /locate/PATH[?client=IP]` | the live replicas that hold PATH, best first (404 names those not live) |
  * | `POST /register` | a replica registers (admin token with its key, or signed by its admitted key) |
  * | `DELETE /replicas/ID` | forget a replica (admin, or the replica's own session token) |
  * | `DELETE /replicas/ID/credential` | revoke a replica's key and drop it (admin) |
@@ -447,14 +447,22 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       const holders = ex.replicas.filter((r) =>
         r.rank !== null && registry.get(r.id)?.held.includes(want)
       ).sort((a, b) => a.rank! - b.rank!);
-      if (holders.length === 0) return error(404, `no live replica holds ${want}`);
-      const best = registry.get(holders[0].id)!;
-      const host = best.address.includes(":") ? `[${best.address}]` : best.address;
+      if (holders.length === 0) {
+        // Replicas that hold it but are not answered now (dead, pending, draining).
+        const notLive = registry.entries().filter((e) => e.held.includes(want)).map((e) => e.id);
+        const message = `no live replica holds ${want}`;
+        return ownError(json({ error: message, notLive }, 404), message);
+      }
+      const urls = holders.map((h) => {
+        const e = registry.get(h.id)!;
+        return `http://${e.address.includes(":") ? `[${e.address}]` : e.address}:${e.port}${want}`;
+      });
       return json({
         path: want,
-        id: best.id,
-        url: `http://${host}:${best.port}${want}`,
+        id: holders[0].id,
+        url: urls[0],
         holders: holders.map((h) => h.id),
+        urls,
         policy: policy.mode,
       });
     }

@@ -1,0 +1,36 @@
+/**
+ * The index's client: `deno task get PATH [--dns HOST:PORT] [--name NAME] [-o FILE]` asks a
+ * DNS server's control API which live replicas hold PATH and downloads it from the best one,
+ * resuming from the same or the next holder after a failure. Flags and exit codes:
+ * `lib/get/flags.ts` (`--help`); how it works: `lib/get/download.ts`.
+ *
+ * @module
+ */
+import { runMain } from "./lib/common/cli.ts";
+import { download } from "./lib/get/download.ts";
+import { getUsage, parseGetConfig } from "./lib/get/flags.ts";
+import { progressReporter } from "./lib/upload/client.ts";
+
+async function main(): Promise<void> {
+  const c = parseGetConfig(Deno.args, Deno.env.toObject());
+  if (c === "help") {
+    console.log(getUsage());
+    return;
+  }
+  const bar = c.quiet ? null : progressReporter(c.path, Deno.stderr);
+  const r = await download({
+    ...c,
+    log: (line) => {
+      if (c.quiet) return;
+      bar?.done();
+      console.error(`get: ${line}`);
+    },
+    progress: bar?.update,
+  }).finally(() => bar?.done());
+  console.log(
+    `saved ${r.output}: ${r.bytes} bytes from ${r.from.join(" then ")}, sha256 ${r.sha256} ` +
+      (r.verified ? "(verified)" : "(not verified: the replica states no SHA-256)"),
+  );
+}
+
+if (import.meta.main) await runMain("get", main);
