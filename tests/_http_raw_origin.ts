@@ -2,7 +2,8 @@
  * A raw TCP test origin for what `Deno.serve` cannot send: repeated header lines, interim
  * (1xx) responses, and connections closed without an answer. Each request (head only; no
  * request bodies) is passed to `answer` with its number on the connection; the returned text
- * is written as is, or the connection is closed when it returns null.
+ * is written as is (then the connection is closed if `close` is set), or the connection is
+ * closed without an answer when it returns null.
  *
  * @module
  */
@@ -22,6 +23,9 @@ export interface RawRequest {
   conn: number;
 }
 
+/** Text to write (then close when `close` is set), or null to close without answering. */
+export type Answer = string | { text: string; close: true } | null;
+
 /** A running raw origin. */
 export interface RawOrigin {
   url: string;
@@ -38,7 +42,9 @@ export function rawResponse(status: string, headers: [string, string][], body = 
 }
 
 /** Starts a raw origin on 127.0.0.1 with a free port. */
-export function startRawOrigin(answer: (r: RawRequest) => string | null): RawOrigin {
+export function startRawOrigin(
+  answer: (r: RawRequest) => Answer | Promise<Answer>,
+): RawOrigin {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const requests: RawRequest[] = [];
   const conns = new Set<Deno.Conn>();
@@ -60,9 +66,10 @@ export function startRawOrigin(answer: (r: RawRequest) => string | null): RawOri
         const path = head.split(" ")[1] ?? "/";
         const r: RawRequest = { head, path, onConn: ++onConn, conn: connNo };
         requests.push(r);
-        const text = answer(r);
-        if (text === null) return;
-        await conn.write(enc.encode(text));
+        const a = await answer(r);
+        if (a === null) return;
+        await conn.write(enc.encode(typeof a === "string" ? a : a.text));
+        if (typeof a !== "string") return;
       }
     } catch {
       // the client hung up

@@ -53,7 +53,7 @@ Deno.test("fill: concurrent misses share one origin fetch; the result is cached"
     const req = () =>
       new Request("http://r/slow", { headers: { "x-private": "1", accept: "text/plain" } });
     const answers = await Promise.all(
-      [1, 2, 3].map(() => f.serve(req(), "/slow", "/slow", EMPTY_CACHE_CONTROL, null, null)),
+      [1, 2, 3].map(() => f.serve(req(), "/slow", "/slow", EMPTY_CACHE_CONTROL, null)),
     );
     deepStrictEqual(await Promise.all(answers.map((r) => r.text())), [
       "slow body",
@@ -76,7 +76,7 @@ Deno.test("fill: an unreachable origin is a 502 naming it", async () => {
   const port = listener.addr.port;
   listener.close(); // nobody listens there now
   const { f } = filler(`http://127.0.0.1:${port}`);
-  const res = await f.serve(new Request("http://r/x"), "/x", "/x", EMPTY_CACHE_CONTROL, null, null);
+  const res = await f.serve(new Request("http://r/x"), "/x", "/x", EMPTY_CACHE_CONTROL, null);
   equal(res.status, 502);
   match(await res.text(), /origin unreachable/);
 });

@@ -70,6 +70,13 @@ export const HTTP_FLAGS = {
     arg: "DURATION",
     help: "Time allowed for the origin's answer (and a cached body), e.g. 10s, 500ms. Default 10s.",
   },
+  "stale-on-error": {
+    type: "string",
+    arg: "DURATION",
+    help: "How long past expiry a stale copy is served when the origin is unreachable, times " +
+      "out or drops the connection (not past must-revalidate, proxy-revalidate, no-cache). " +
+      "0 turns it off (stale-if-error still applies). Default 1h.",
+  },
   "coalesce-timeout": {
     type: "string",
     arg: "DURATION",
@@ -262,6 +269,8 @@ export interface HttpConfig {
   maxObjectBytes: number;
   originTimeoutMs: number;
   coalesceTimeoutMs: number;
+  /** `--stale-on-error`, ms (0: off). */
+  staleOnErrorMs: number;
   peers: string[];
   peerTimeoutMs: number;
   /** Limits of the listener (lib/common/http_server.ts). */
@@ -348,6 +357,9 @@ export function parseHttpConfig(
     maxObjectBytes: f.size("max-object-bytes", cacheBytes),
     originTimeoutMs,
     coalesceTimeoutMs: f.duration("coalesce-timeout", originTimeoutMs + 1000),
+    staleOnErrorMs: f.string("stale-on-error")?.trim() === "0"
+      ? 0
+      : f.duration("stale-on-error", 3_600_000, 1),
     peers,
     peerTimeoutMs: f.duration("peer-timeout", 1000),
     limits: {

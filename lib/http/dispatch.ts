@@ -124,7 +124,7 @@ export function createDispatcher(
       if (isPeer || reqCc.onlyIfCached) {
         return respond.text(504, "stale in cache and the request allows only cached answers");
       }
-      return filler.serve(req, url, key, reqCc, entry, v);
+      return filler.serve(req, url, key, reqCc, entry);
     }
     const tooLarge = headerSectionError(h);
     if (tooLarge !== null) return respond.text(431, tooLarge);
@@ -135,7 +135,7 @@ export function createDispatcher(
     if (isPeer || reqCc.onlyIfCached) {
       return respond.text(504, "not in cache and the request allows only cached answers");
     }
-    return filler.serve(req, url, key, reqCc, null, null);
+    return filler.serve(req, url, key, reqCc, null);
   }
 
   return handle;

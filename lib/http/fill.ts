@@ -26,7 +26,8 @@ import {
   PEER_HEADER,
   PEER_ORIGIN_HEADER,
 } from "./forwarding.ts";
-import { evaluateFreshness, type FreshnessVerdict, unstorableReason } from "./freshness.ts";
+import { evaluateFreshness, mayServeStaleOnError, unstorableReason } from "./freshness.ts";
+import { fetchFailure, originFetch } from "./origin_fetch.ts";
 import { appendVia } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
 import {
@@ -70,6 +71,11 @@ export interface FillerOptions {
   members?: () => string[];
   /** Time allowed for a peer's answer, ms. */
   peerTimeoutMs: number;
+  /**
+   * How long past expiry a stale copy stands in for an origin that fails (unreachable, timed
+   * out, connection dropped), seconds (default 3600); 0: only with `stale-if-error`.
+   */
+  staleOnErrorSeconds?: number;
   /** Our `Via` element. */
   via: string;
   now: () => number;
@@ -80,7 +86,7 @@ export interface FillerOptions {
 export interface Filler {
   /**
    * Runs a fill for `key` (revalidating `stale` when given), coalesced with concurrent ones,
-   * and answers from its result; `verdict` is the stale entry's, for `stale-if-error`.
+   * and answers from its result (or from `stale` when the origin fails and it may stand in).
    */
   serve(
     req: Request,
@@ -88,7 +94,6 @@ export interface Filler {
     key: string,
     reqCc: CacheControl,
     stale: CacheEntry | null,
-    verdict: FreshnessVerdict | null,
   ): Promise<Response>;
   /** Revalidates `entry` in the background (stale-while-revalidate). */
   revalidateInBackground(req: Request, url: string, key: string, entry: CacheEntry): void;
@@ -111,7 +116,8 @@ type FillResult =
   }
   /** For the leader only (uncacheable or too large, streamed). */
   | { kind: "response"; response: Response }
-  | { kind: "error"; status: number; message: string }
+  /** `answered`: the origin answered (a 5xx), rather than failed to. */
+  | { kind: "error"; status: number; message: string; answered?: boolean }
   | StreamingResult;
 
 /** A cacheable body being written through to the store, readable while it is written. */
@@ -134,6 +140,7 @@ export function createFiller(o: FillerOptions): Filler {
   const { cache, store, metrics, respond, originBase, peers, via, now, log } = o;
   const originTimeout = o.originTimeoutMs;
   const peerTimeout = o.peerTimeoutMs;
+  const staleOnError = o.staleOnErrorSeconds ?? 3600;
   /** Bodies being written through, by flight key: later misses join them. */
   const streaming = new Map<string, StreamingResult>();
   const coalescer = new Coalescer<FillResult>(o.coalesceTimeoutMs, now);
@@ -211,7 +218,11 @@ export function createFiller(o: FillerOptions): Filler {
         if (stale.lastModified !== null) headers.set("if-modified-since", stale.lastModified);
       }
       metrics.originRequests++;
-      res = await fetch(originBase + url, { headers, signal: ac.signal, redirect: "manual" });
+      res = await originFetch(
+        originBase + url,
+        { headers, signal: ac.signal, redirect: "manual" },
+        (why) => log(`origin: GET ${url}: ${why}; retrying once on a new connection`),
+      );
       metrics.observeOriginLatency((now() - requestTime) / 1000);
       noteUpstream(req, (now() - requestTime) / 1000);
     } catch (e) {
@@ -221,7 +232,7 @@ export function createFiller(o: FillerOptions): Filler {
       const timedOut = ac.signal.aborted;
       const message = timedOut
         ? `origin did not answer within ${originTimeout} ms`
-        : `origin unreachable: ${(e as Error).message}`;
+        : `origin unreachable: ${fetchFailure(e)}`;
       return { kind: "error", status: timedOut ? 504 : 502, message };
     }
     try {
@@ -270,10 +281,18 @@ export function createFiller(o: FillerOptions): Filler {
     if (res.status >= 500 && stale !== null) {
       await res.body?.cancel();
       metrics.originErrors++;
-      return { kind: "error", status: res.status, message: `origin answered ${res.status}` };
+      return {
+        kind: "error",
+        status: res.status,
+        message: `origin answered ${res.status}`,
+        answered: true,
+      };
     }
-    if (stale !== null) cache.remove(stale);
-
+    // The new response replaces the stale one, which is kept until its body is read, so it
+    // can still stand in if the body fails (only one streamed to the store goes first).
+    const dropStale = () => {
+      if (stale !== null) cache.remove(stale);
+    };
     const facts = responseFacts(res.status, headers);
     const why = unstorableReason("GET", reqCc, hasAuth, facts);
     const cl = headers.find(([n]) => n === "content-length")?.[1];
@@ -283,27 +302,29 @@ export function createFiller(o: FillerOptions): Filler {
       // Not cacheable here: let the origin answer the range rather than stream it all.
       await res.body?.cancel();
       metrics.notStored++;
+      dropStale();
       return await forwardRange(req, url, signal);
     }
     if (why !== null || tooLarge) {
       metrics.notStored++;
+      dropStale();
       return { kind: "response", response: respond.passThrough(res.status, headers, res.body) };
     }
     let read;
     try {
-      const streamed = length !== null && length < FILE_SERVE_THRESHOLD
-        ? null
-        : await streamToStore(
-          sent,
-          url,
-          res,
-          headers,
-          length,
-          requestTime,
-          responseTime,
-          signal,
-          fromPeer,
-        );
+      const small = length !== null && length < FILE_SERVE_THRESHOLD;
+      if (!small && store !== null) dropStale();
+      const streamed = small ? null : await streamToStore(
+        sent,
+        url,
+        res,
+        headers,
+        length,
+        requestTime,
+        responseTime,
+        signal,
+        fromPeer,
+      );
       if (streamed !== null && streamed.kind === "streaming") {
         if (!fromPeer) return streamed;
         // From a peer: answered only once stored whole, so a peer whose body fails is still
@@ -325,6 +346,7 @@ export function createFiller(o: FillerOptions): Filler {
       const timedOut = e instanceof BodyError && e.timedOut;
       return { kind: "error", status: timedOut ? 504 : 502, message: (e as Error).message };
     }
+    dropStale();
     if (read.kind === "too-large") {
       metrics.notStored++;
       const stream = concatStream(read.head, read.rest);
@@ -448,11 +470,11 @@ export function createFiller(o: FillerOptions): Filler {
   async function forwardRange(req: Request, url: string, signal: AbortSignal): Promise<FillResult> {
     try {
       metrics.originRequests++;
-      const res = await fetch(originBase + url, {
+      const res = await originFetch(originBase + url, {
         headers: originRequestHeaders(req.headers, FORWARD_DROPPED, via),
         signal,
         redirect: "manual",
-      });
+      }, (why) => log(`origin: GET ${url}: ${why}; retrying once on a new connection`));
       return {
         kind: "response",
         response: respond.passThrough(res.status, originResponseHeaders(res), res.body),
@@ -465,7 +487,7 @@ export function createFiller(o: FillerOptions): Filler {
           status: 504,
           message: `origin did not answer within ${originTimeout} ms`,
         }
-        : { kind: "error", status: 502, message: `origin unreachable: ${(e as Error).message}` };
+        : { kind: "error", status: 502, message: `origin unreachable: ${fetchFailure(e)}` };
     }
   }
 
@@ -476,7 +498,6 @@ export function createFiller(o: FillerOptions): Filler {
     key: string,
     reqCc: CacheControl,
     stale: CacheEntry | null,
-    verdict: FreshnessVerdict | null,
   ): Promise<Response> {
     const auth = req.headers.get("authorization");
     const flightKey = auth === null ? key : `${key}\nauthorization:${auth}`;
@@ -533,9 +554,16 @@ export function createFiller(o: FillerOptions): Filler {
         metrics.misses++;
         return result.response;
       case "error":
-        if (stale !== null && verdict !== null && verdict.staleIfError) {
+        if (
+          stale !== null &&
+          mayServeStaleOnError(stale, reqCc, now(), staleOnError, result.answered ?? false)
+        ) {
           metrics.stale++;
           const age = evaluateFreshness(stale, EMPTY_CACHE_CONTROL, now()).age;
+          log(
+            `origin failure: GET ${url}: ${result.message}; served the stale copy ` +
+              `(age ${age} s, ${Math.max(0, age - stale.lifetime)} s past expiry)`,
+          );
           return respond.entry(req, stale, "STALE", age);
         }
         return respond.text(result.status, result.message);

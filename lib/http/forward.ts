@@ -11,6 +11,7 @@ import type { Metrics } from "./metrics.ts";
 import { FORWARD_DROPPED, originRequestHeaders, originResponseHeaders } from "./origin.ts";
 import type { Responder } from "./respond.ts";
 import { noteUpstream } from "./access_log.ts";
+import { fetchFailure, originFetch } from "./origin_fetch.ts";
 
 /** Options of {@link createForwarder}. */
 export interface ForwarderOptions {
@@ -22,6 +23,8 @@ export interface ForwarderOptions {
   /** Time allowed for the origin's response headers, ms. */
   originTimeoutMs: number;
   now: () => number;
+  /** The process log (a retry on a new connection is logged). */
+  log?: (line: string) => void;
 }
 
 /**
@@ -44,6 +47,12 @@ export function sameOriginPath(
   }
 }
 
+/** Whether a request head announces a body (RFC 9112 §6.3). */
+function hasBody(h: Headers): boolean {
+  const cl = h.get("content-length");
+  return h.has("transfer-encoding") || (cl !== null && cl.trim() !== "0");
+}
+
 /** A function forwarding `req` for `url` (path and query) to the origin, streamed back. */
 export function createForwarder(
   o: ForwarderOptions,
@@ -57,13 +66,19 @@ export function createForwarder(
     const t0 = now();
     try {
       metrics.originRequests++;
-      res = await fetch(originBase + url, {
-        method: req.method,
-        headers: originRequestHeaders(req.headers, FORWARD_DROPPED, respond.via),
-        body: req.body,
-        redirect: "manual",
-        signal: ac.signal,
-      });
+      res = await originFetch(
+        originBase + url,
+        {
+          method: req.method,
+          headers: originRequestHeaders(req.headers, FORWARD_DROPPED, respond.via),
+          // Deno.serve gives a request without a body an empty stream: none is sent then, so
+          // an idempotent request can be retried (origin_fetch.ts).
+          body: hasBody(req.headers) ? req.body : null,
+          redirect: "manual",
+          signal: ac.signal,
+        },
+        (why) => o.log?.(`origin: ${req.method} ${url}: ${why}; retrying once on a new connection`),
+      );
       metrics.observeOriginLatency((now() - t0) / 1000);
       noteUpstream(req, (now() - t0) / 1000);
     } catch (e) {
@@ -74,7 +89,7 @@ export function createForwarder(
         timedOut ? 504 : 502,
         timedOut
           ? `origin did not answer within ${originTimeout} ms`
-          : `origin unreachable: ${(e as Error).message}`,
+          : `origin unreachable: ${fetchFailure(e)}`,
       );
     } finally {
       clearTimeout(timer);

@@ -214,3 +214,31 @@ export function evaluateFreshness(
   }
   return verdict("revalidate");
 }
+
+/**
+ * Whether a stale stored response may stand in for a failed origin fetch at `now` (RFC 9111
+ * §4.2.4, RFC 5861 §4). Never past `no-cache`, `must-revalidate`, `proxy-revalidate` or
+ * `s-maxage`. With `stale-if-error` (response or request) its window decides, for any failure
+ * including an origin's 5xx (`originAnswered`); without it, only an origin that could not be
+ * reached, timed out or dropped the connection, within `defaultWindowSeconds` past expiry
+ * (`--stale-on-error`; 0 turns it off).
+ */
+export function mayServeStaleOnError(
+  stored: StoredFreshness,
+  requestCc: CacheControl,
+  now: number,
+  defaultWindowSeconds: number,
+  originAnswered: boolean,
+): boolean {
+  const res = stored.cc;
+  if (res.noCache || res.mustRevalidate || res.proxyRevalidate || res.sMaxAge !== undefined) {
+    return false;
+  }
+  const staleness = Math.max(
+    0,
+    currentAge(stored.initialAge, stored.responseTime, now) - stored.lifetime,
+  );
+  const sie = Math.max(res.staleIfError ?? -1, requestCc.staleIfError ?? -1);
+  if (sie >= 0) return staleness <= sie;
+  return !originAnswered && defaultWindowSeconds > 0 && staleness <= defaultWindowSeconds;
+}

@@ -74,6 +74,11 @@ export interface ReplicaOptions {
   purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** Time allowed for a peer's answer, ms. Default 1 s. */
   peerTimeoutMs?: number;
+  /**
+   * How long past expiry a stale copy stands in for a failing origin, seconds (default 3600;
+   * 0: only with `stale-if-error`).
+   */
+  staleOnErrorSeconds?: number;
   /** Token for `/_cdn/purge`; purge is disabled without one. */
   adminToken?: string | null;
   /** Clock in ms since the epoch (default `Date.now`). */
@@ -159,6 +164,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     peers,
     members: opts.members,
     peerTimeoutMs: peerTimeout,
+    staleOnErrorSeconds: opts.staleOnErrorSeconds ?? 3600,
     via,
     now,
     log,
@@ -188,6 +194,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
       originBase,
       originTimeoutMs: originTimeout,
       now,
+      log,
     }),
     onMiss: opts.onMiss,
     originBase,

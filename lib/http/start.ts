@@ -170,6 +170,7 @@ export async function startReplicaProcess(
     maxObjectBytes: c.maxObjectBytes,
     originTimeoutMs: c.originTimeoutMs,
     coalesceTimeoutMs: c.coalesceTimeoutMs,
+    staleOnErrorSeconds: c.staleOnErrorMs / 1000,
     peers: c.peers,
     // One membership: its live members are cache peers too, and purges reach all of it.
     members: () => node?.aliveMemberUrls() ?? [],
