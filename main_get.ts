@@ -18,15 +18,25 @@ async function main(): Promise<void> {
     return;
   }
   const bar = c.quiet ? null : progressReporter(c.path, Deno.stderr);
+  // On a terminal the bar redraws one line: an event line starts below it.
+  const tty = Deno.stderr.isTerminal();
+  let drawn = false;
+  const endBar = () => {
+    if (drawn && tty) console.error("");
+    drawn = false;
+  };
   const r = await download({
     ...c,
     log: (line) => {
       if (c.quiet) return;
-      bar?.done();
+      endBar();
       console.error(`get: ${line}`);
     },
-    progress: bar?.update,
-  }).finally(() => bar?.done());
+    progress: bar === null ? undefined : (got, total) => {
+      bar.update(got, total);
+      drawn = true;
+    },
+  }).finally(endBar);
   console.log(
     `saved ${r.output}: ${r.bytes} bytes from ${r.from.join(" then ")}, sha256 ${r.sha256} ` +
       (r.verified ? "(verified)" : "(not verified: the replica states no SHA-256)"),

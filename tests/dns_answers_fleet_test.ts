@@ -4,9 +4,12 @@
  * nearest live replicas in order with the configured TTL; an overloaded replica loses its
  * place and the answer gets the short TTL until it cools; a replica whose heartbeats stop
  * (SIGSTOP) is answered with TTL 1 while the monitor decides, then left out with the full TTL.
+ * With registrations whose heartbeats report exact loads, a replica near its limit gets a
+ * spill address after it.
  */
 import assert from "node:assert/strict";
 import { http, replicaPort, startDns, startReplica, waitFor } from "../lib/fleet/_testing.ts";
+import { sealDatagram } from "../lib/fleet/protocol.ts";
 
 const ZONE = "cdn.test";
 const REPLICAS = [
@@ -161,6 +164,107 @@ Deno.test({
         procs[1].child.kill("SIGCONT");
       } catch { /* exited */ }
       await Promise.all(procs.map((p) => p.stop()));
+      await dns.stop("SIGTERM");
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "answers: closest 1 plus spill with registrations whose heartbeats report exact loads (dig)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "nearcast_dns_spill_" });
+    const config = { ttl: 30, answers: 1, geo: [{ cidr: "127.0.0.0/8", lat: 52.37, lon: 4.9 }] };
+    await Deno.writeTextFile(`${dir}/cdn.json`, JSON.stringify(config));
+    const token = "spill-token";
+    const dns = await startDns([
+      ...["-n", ZONE, "--config", `${dir}/cdn.json`, "--policy", "geo"],
+      ...["--overload-rps", "100", "--short-ttl", "4", "--admin-token", token],
+    ]);
+    const base = `http://127.0.0.1:${dns.control}`;
+    // Stand-ins that pass the health checks; they register and heartbeat as replicas do.
+    const servers = REPLICAS.map((r) =>
+      Deno.serve({ hostname: r.host, port: 0, onListen() {} }, () => new Response("ok"))
+    );
+    const sessions = new Map<string, string>();
+    for (const [i, r] of REPLICAS.entries()) {
+      const res = await http(`${base}/register`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}` },
+        body: JSON.stringify({
+          id: r.id,
+          address: r.host,
+          port: servers[i].addr.port,
+          lat: r.lat,
+          lon: r.lon,
+        }),
+      });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      sessions.set(r.id, res.body.token as string);
+    }
+    const rps = new Map(REPLICAS.map((r) => [r.id, 0]));
+    const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+    let seq = 0;
+    const beat = () =>
+      Promise.all(REPLICAS.map((r) =>
+        sock.send(
+          sealDatagram(sessions.get(r.id)!, {
+            id: r.id,
+            ts: Date.now(),
+            seq: ++seq,
+            known: 0,
+            load: { rps: rps.get(r.id)!, cacheBytes: 0, hitRatio: 0 },
+          }),
+          { transport: "udp", hostname: "127.0.0.1", port: dns.control },
+        )
+      ));
+    const timer = setInterval(beat, 250);
+    /** Sets loads, then waits for the answer `ids` with TTL `ttl`. */
+    const expect = async (loads: Record<string, number>, ids: string[], ttl: number) => {
+      for (const [id, v] of Object.entries(loads)) rps.set(id, v);
+      await beat();
+      return await waitFor(
+        `${ids} with TTL ${ttl}`,
+        async () => {
+          const a = await dig(dns.port);
+          return a.ids.join() === ids.join() && a.ttl === ttl ? a : undefined;
+        },
+        15_000,
+        100,
+        dns.output,
+      );
+    };
+    try {
+      await waitFor(
+        "three registrations alive",
+        async () => {
+          const rows = (await http(`${base}/replicas`)).body.replicas as { state: string }[];
+          return rows.filter((r) => r.state === "alive").length === 3 ? rows : undefined;
+        },
+        30_000,
+        100,
+        dns.output,
+      );
+      await expect({}, ["near"], 30);
+      // near at 85 % of its limit: near first, then the spill, with the short TTL.
+      await expect({ near: 85 }, ["near", "mid"], 4);
+      const ex = (await http(`${base}/explain?client=127.0.0.1`)).body;
+      assert.equal(ex.spill, "mid");
+      const why = ex.ttlWhy as { basis: string; replica: string; reason: string };
+      assert.deepEqual([why.basis, why.replica], ["load", "near"], why.reason);
+      // mid near its limit too: the spill skips it.
+      await expect({ mid: 90 }, ["near", "far"], 4);
+      // near over its limit: mid (near its own) leads, far is its spill.
+      await expect({ near: 150 }, ["mid", "far"], 4);
+      // Calm again: the nearest alone, with the configured TTL.
+      await expect({ near: 10, mid: 10 }, ["near"], 30);
+    } finally {
+      clearInterval(timer);
+      sock.close();
+      await Promise.all(servers.map((s) => s.shutdown()));
       await dns.stop("SIGTERM");
       await Deno.remove(dir, { recursive: true });
     }
