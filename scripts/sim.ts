@@ -120,8 +120,10 @@ Replays each trace through the reference policies (${
   Object.values(BASELINES).map((b) => b.label).join(", ")
 }), the LFRU index (TypeScript and WASM) and Belady's MIN, and prints object miss ratios
 (and byte miss ratios, "object / byte", when sizes vary) at 0.1%, 1% and 10% of the
-footprint, the best baseline per cell, and how much of the gap from the best baseline to
-Belady the LFRU closes (negative when it is worse than the best baseline). Exits 1 when our
+footprint, libCacheSim's optimum for the six reference traces (size-aware when sizes vary),
+the best baseline per cell, and how much of the gap from the best baseline to the optimum
+(the lower of Belady and the reference optimum) the LFRU closes (negative when it is worse
+than the best baseline). Exits 1 when our
 LRU is more than 0.001 off libCacheSim's reference LRU or the two LFRU indexes disagree.
 
 TRACE is a CSV path (timestamp,object_id,size), a key trace (.trace: big-endian u32 keys,
@@ -222,9 +224,9 @@ async function main(): Promise<number> {
   console.log(
     `| trace | size | cache | ${
       policies.map((p) => LABELS[p]).join(" | ")
-    } | best baseline | gap closed |`,
+    } | ref optimum | best baseline | gap closed |`,
   );
-  console.log(`|---|---|---|${policies.map(() => "---:|").join("")}---|---:|`);
+  console.log(`|---|---|---|${policies.map(() => "---:|").join("")}---:|---|---:|`);
   for (const arg of positionals) {
     const { path, spec } = resolveTrace(arg, realDir);
     let trace: Trace;
@@ -271,10 +273,20 @@ async function main(): Promise<number> {
       const bestObj = best(missRatio);
       const bestByte = best(byteMissRatio);
       const lfru = wasm ?? ts;
-      const opt = res.get("belady");
-      const closed = (ratio: (r: Result) => number, b: Baseline | undefined) => {
-        if (!lfru || !opt || !b) return "";
-        const gap = ratio(res.get(b)!) - ratio(opt);
+      const belady = res.get("belady");
+      // The optimum: our Belady, or libCacheSim's size-aware optimum when lower (Belady is not
+      // optimal in objects when sizes vary).
+      const optObj = Math.min(
+        belady ? missRatio(belady) : Infinity,
+        ref?.object.optimal[col] ?? Infinity,
+      );
+      const optByte = Math.min(
+        belady ? byteMissRatio(belady) : Infinity,
+        ref?.byte?.optimal[col] ?? Infinity,
+      );
+      const closed = (ratio: (r: Result) => number, b: Baseline | undefined, opt: number) => {
+        if (!lfru || opt === Infinity || !b) return "";
+        const gap = ratio(res.get(b)!) - opt;
         return gap > 0 ? `${Math.round(100 * (ratio(res.get(b)!) - ratio(lfru)) / gap)}%` : "";
       };
       const bestCell = !bestObj
@@ -283,12 +295,17 @@ async function main(): Promise<number> {
         ? `${LABELS[bestObj]} / ${LABELS[bestByte!]}`
         : LABELS[bestObj];
       const closedCell = bytesToo
-        ? `${closed(missRatio, bestObj)} / ${closed(byteMissRatio, bestByte)}`
-        : closed(missRatio, bestObj);
+        ? `${closed(missRatio, bestObj, optObj)} / ${closed(byteMissRatio, bestByte, optByte)}`
+        : closed(missRatio, bestObj, optObj);
+      const refOpt = !ref
+        ? ""
+        : bytesToo
+        ? `${f4(ref.object.optimal[col])} / ${f4(ref.byte!.optimal[col])}`
+        : f4(ref.object.optimal[col]);
       console.log(
         `| ${name} | ${pct(fraction)} | ${cap.label} | ${
           policies.map((p) => cell(res.get(p)!)).join(" | ")
-        } | ${bestCell} | ${closedCell} |`,
+        } | ${refOpt} | ${bestCell} | ${closedCell} |`,
       );
     }
   }

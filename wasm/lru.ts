@@ -15,7 +15,7 @@
 // Memory: the static area holds the per-segment list heads, tails and byte counts; everything
 // else lives in one block at __heap_base, sized by the slot capacity C (a power of two):
 //   records C × 32 B | hash table 4C × u64 | evicted C × i32 | main ghost C × u32 |
-//   window ghost C/4 × u32 | sketch 4 rows × 2C × u8
+//   window ghost C/2 × u32 | sketch 4 rows × 2C × u8
 // Growth builds the doubled block above the old one (memory.grow if needed), then moves it
 // down to the base, so memory holds at most the old and the new block. No allocation per call.
 //
@@ -41,15 +41,14 @@ const DEPTH: i32 = 4; // count-min sketch rows
 const SKETCH_SEED: u32 = 0x5bd1e995;
 const MIN_SAMPLE_ENTRIES: i32 = 16; // keep equal to lib/cache/_options.ts
 const MAX_CAPACITY: i32 = 1 << 24; // keep equal to lib/cache/_options.ts
-// The window ghost holds cap/4 keys, the main ghost cap (keep equal to lib/cache/lfru.ts).
-const WINDOW_GHOST_SHIFT: i32 = 2;
+// The window ghost holds cap/2 keys, the main ghost cap (keep equal to lib/cache/lfru.ts).
+const WINDOW_GHOST_SHIFT: i32 = 1;
 // Main-ghost hits move the privileged share by +32 entries (key had been privileged) or -1.
 const PRIVILEGED_GHOST_WEIGHT: f64 = 32;
 const WAS_PRIVILEGED: u32 = 2; // ghost tag bit
-// The adaptive window share stays in [MIN_WINDOW, MAX_WINDOW]; a larger candidate's duel sums
-// at most DUEL_SCAN probation entries (keep equal to lib/cache/_options.ts).
+// The adaptive window share stays at MIN_WINDOW or more; a larger candidate's duel sums at
+// most DUEL_SCAN probation entries (keep equal to lib/cache/_options.ts).
 const MIN_WINDOW: f64 = 0.01;
-const MAX_WINDOW: f64 = 0.8;
 const DUEL_SCAN: i32 = 64;
 
 // Record layout (32 bytes). The key is one u64 at 0: hi in its low half, lo in its high half.
@@ -327,7 +326,7 @@ function tableDelete(s: i32): void {
 // ---- block and growth -------------------------------------------------------------------------
 
 @inline function blockBytes(c: i32): usize {
-  return (<usize>c) * 97; // 32 record + 32 table + 4 evicted + 4 + 1 ghosts + 8 sketch + 8 batch
+  return (<usize>c) * 98; // 32 record + 32 table + 4 evicted + 4 + 2 ghosts + 8 sketch + 8 batch
 }
 
 function place(at: usize, c: i32): void {
@@ -336,7 +335,7 @@ function place(at: usize, c: i32): void {
   evicted = table + ((<usize>c) << 5);
   ghostMain = evicted + ((<usize>c) << 2);
   ghostWindow = ghostMain + ((<usize>c) << 2);
-  sketch = ghostWindow + (<usize>c); // c/4 u32
+  sketch = ghostWindow + ((<usize>c) << 1); // c/2 u32
   batchEvicted = sketch + ((<usize>c) << 3); // 2c i32
   // 4C entries: load ≤ 1/4, so a missing key's probe ends after ~1.4 entries instead of ~2.5
   // (the data-dependent probe loop is a mispredicted branch). Where a key sits in the table is
@@ -452,7 +451,7 @@ function adapt(h: u32): void {
     protectedFraction = min<f64>(1, max<f64>(0, share));
   }
   const step = delta / <f64>max(entries, MIN_SAMPLE_ENTRIES);
-  windowFraction = min<f64>(MAX_WINDOW, max<f64>(MIN_WINDOW, windowFraction + step));
+  windowFraction = min<f64>(1, max<f64>(MIN_WINDOW, windowFraction + step));
 }
 
 // The duel between the window's candidate c and probation's victim v (see admits in
