@@ -22,9 +22,13 @@ probe() {
   if [ -f "$R.sha256" ] && [ -x "$R/bin/httpserver" ]; then echo "RELEASE=$(cat "$R.sha256")"; else echo "RELEASE=-"; fi
   if [ -f "$A/websites.txt" ]; then echo "WEBSITES=$(sha "$A/websites.txt")"; else echo "WEBSITES=-"; fi
   if [ -s "$A/admin_token" ]; then echo "TOKEN=$(cat "$A/admin_token")"; else echo "TOKEN=-"; fi
+  cur=$(readlink "$A/current" 2>/dev/null) && [ -f "$A/$cur.sha256" ] && echo "CURRENT=$cur" ||
+    echo "CURRENT=-"
+  if command -v rsync >/dev/null 2>&1; then echo "RSYNC=yes"; else echo "RSYNC=no"; fi
 }
 
-# install SHA: unpacks $A/.incoming.tar.gz (copied by scp) as $A/$NAME, checked against SHA.
+# install_release SHA: unpacks $A/.incoming.tar.gz (copied over ssh) as $A/$NAME, checked
+# against SHA, then activates it.
 install_release() {
   got=$(sha "$A/.incoming.tar.gz")
   if [ -n "$got" ] && [ "$got" != "$1" ]; then
@@ -39,7 +43,53 @@ install_release() {
   fi
   rm -rf "$R" && mv "$A/.unpack/$NAME" "$R" && rm -rf "$A/.unpack" "$A/.incoming.tar.gz" || return 1
   echo "$1" >"$R.sha256"
-  ln -sfn "$NAME" "$A/current"
+  activate
+}
+
+# install_tree SHA: the release tree rsync copied to $A/.incoming becomes $A/$NAME (SHA: its
+# tarball's), then is activated.
+install_tree() {
+  if [ ! -x "$A/.incoming/bin/httpserver" ]; then
+    echo "the copied tree holds no bin/httpserver"
+    return 1
+  fi
+  rm -rf "$R" && mv "$A/.incoming" "$R" || return 1
+  echo "$1" >"$R.sha256"
+  activate
+}
+
+# in_use DIR: a process named by one of our pid files runs from DIR.
+in_use() {
+  for p in "$A"/run/*.pid; do
+    [ -f "$p" ] || continue
+    pid=$(cat "$p")
+    kill -0 "$pid" 2>/dev/null || continue
+    tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$1/" && return 0
+  done
+  return 1
+}
+
+# activate: $A/current points at $NAME and $A/previous at the release current pointed at before
+# (for a rollback); every other release (a $A/X with its $A/X.sha256) is removed, unless a
+# process of ours still runs from it. Prints REMOVED=X for each one removed.
+activate() {
+  cur=$(readlink "$A/current" 2>/dev/null) || cur=""
+  if [ "$cur" != "$NAME" ]; then
+    [ -n "$cur" ] && [ -f "$A/$cur.sha256" ] && ln -sfn "$cur" "$A/previous"
+    ln -sfn "$NAME" "$A/current" || return 1
+  fi
+  prev=$(readlink "$A/previous" 2>/dev/null) || prev=""
+  for f in "$A"/*.sha256; do
+    [ -f "$f" ] || continue
+    rel=$(basename "$f" .sha256)
+    [ "$rel" = "$NAME" ] || [ "$rel" = "$prev" ] && continue
+    if in_use "$A/$rel"; then
+      echo "KEPT=$rel"
+      continue
+    fi
+    rm -rf "${A:?}/$rel" "$f" && echo "REMOVED=$rel"
+  done
+  return 0
 }
 
 set_token() { printf '%s\n' "$1" >"$A/admin_token"; }

@@ -1,8 +1,11 @@
 #!/bin/sh
-# shellcheck disable=SC2317,SC2031 # functions called through on_hosts, in subshells.
+# shellcheck disable=SC2317,SC2031,SC2013 # functions called through on_hosts, in subshells.
 # Copies the release (built with `deno task dist` if missing), websites.txt (next to the fleet
-# file: the replicas' --preload list) and the admin token to every host of the fleet file, over
-# ssh/scp. Idempotent: what a host already holds (same SHA-256) is not copied again.
+# file: the replicas' --preload list) and the admin token to every host of the fleet file, with
+# rsync when both ends have it (the unpacked tree; files the host's current release holds alike are
+# hard-linked, not sent), else over ssh (the tarball). Idempotent: what a host already holds (same
+# SHA-256) is not copied again. The new release becomes DIR/current, the one before DIR/previous;
+# older ones are removed. NEARCAST_COPY=ssh or =rsync forces one way.
 # Usage: scripts/deployCDN.sh -p PORT -o ORIGIN -n NAME -u USER -i KEYFILE [-f FILE] [-t TOKEN]
 set -u
 # shellcheck source=scripts/_cdn_common.sh
@@ -49,14 +52,87 @@ else
   esac
 fi
 
+# rsync_release DIR CURRENT: the release tree to DIR/.incoming, hard-linking what DIR/CURRENT
+# holds alike; prints what it sent.
+rsync_release() {
+  link=""
+  [ "$2" != - ] && link="--link-dest=$1/$2"
+  # shellcheck disable=SC2086 # $link: one word or none.
+  rsync -rlptD --delete --stats $link -e "ssh -F $WORK/ssh_config -p $H_PORT" \
+    "$WORK/tree/$NAME/" "$SSH_USER@$H_SSH:$1/.incoming/" >"$WORK/rsync.$HOSTNUM" 2>&1 || {
+    echo "rsync to $H_SSH:$1 failed: $(grep -v '^$' "$WORK/rsync.$HOSTNUM" | tail -n 3)"
+    return 1
+  }
+  files=$(sed -n 's/^Number of regular files transferred: *\([0-9,]*\).*/\1/p' "$WORK/rsync.$HOSTNUM" | tr -d ,)
+  all=$(sed -n 's/^Number of files: .*reg: *\([0-9,]*\).*/\1/p' "$WORK/rsync.$HOSTNUM" | tr -d ,)
+  bytes=$(sed -n 's/^Total bytes sent: *\([0-9,]*\).*/\1/p' "$WORK/rsync.$HOSTNUM" | tr -d ,)
+  echo "$files of $all files sent, $((${bytes:-0} / 1048576)) MiB"
+}
+
+# remote_into FILE ACTION: remote ACTION, its output kept in FILE (shown if it fails).
+remote_into() {
+  f=$1
+  shift
+  remote "$@" >"$f" || {
+    grep -v '^[A-Z_]*=' "$f"
+    return 1
+  }
+}
+
+# COPY: rsync when this machine has it (for the hosts that have it too), unless NEARCAST_COPY=ssh.
+COPY=ssh
+case "${NEARCAST_COPY:-}" in
+  ssh) ;;
+  "") command -v rsync >/dev/null 2>&1 && COPY=rsync ;;
+  rsync)
+    command -v rsync >/dev/null 2>&1 || die "NEARCAST_COPY=rsync: no rsync here"
+    COPY=rsync
+    ;;
+  *) die "NEARCAST_COPY=$NEARCAST_COPY: must be ssh or rsync" ;;
+esac
+# The unpacked release, which rsync sends: made once, when some host lacks the release.
+if [ "$COPY" = rsync ] && grep -q '^RSYNC=yes' "$WORK"/probe.* &&
+  for f in "$WORK"/probe.*; do keyval RELEASE "$f"; done | grep -qvx "$REL_SHA"; then
+  mkdir "$WORK/tree" || exit 1
+  tar -xzf "$RELEASE" -C "$WORK/tree" || die "cannot unpack $RELEASE for rsync"
+  [ -x "$WORK/tree/$NAME/bin/httpserver" ] || die "$RELEASE holds no $NAME/bin/httpserver"
+fi
+
 install_host() {
   p="$WORK/probe.$HOSTNUM"
   dir=$(keyval DIR "$p")
   did=""
+  how=ssh
+  [ "$COPY" = rsync ] && [ "$(keyval RSYNC "$p")" = yes ] && how=rsync
+  if [ "${NEARCAST_COPY:-}" = rsync ] && [ "$how" != rsync ]; then
+    echo "NEARCAST_COPY=rsync, but this host has no rsync"
+    return 1
+  fi
   if [ "$(keyval RELEASE "$p")" != "$REL_SHA" ]; then
-    copy "$RELEASE" "$dir/.incoming.tar.gz" || return 1
-    remote "install_release $REL_SHA" || return 1
-    did="$did, $NAME copied ($REL_MIB MiB) and unpacked"
+    if [ "$how" = rsync ]; then
+      sent=$(rsync_release "$dir" "$(keyval CURRENT "$p")") || {
+        echo "$sent"
+        return 1
+      }
+      remote_into "$WORK/installed.$HOSTNUM" "install_tree $REL_SHA" || return 1
+      did="$did, $NAME copied with rsync ($sent)"
+    else
+      copy "$RELEASE" "$dir/.incoming.tar.gz" || return 1
+      remote_into "$WORK/installed.$HOSTNUM" "install_release $REL_SHA" || return 1
+      did="$did, $NAME copied ($REL_MIB MiB) and unpacked"
+    fi
+  elif [ "$(keyval CURRENT "$p")" != "$NAME" ]; then
+    remote_into "$WORK/installed.$HOSTNUM" activate || return 1
+    did="$did, $NAME already there (nothing copied), now current"
+  fi
+  if [ -f "$WORK/installed.$HOSTNUM" ]; then
+    # Release names hold no spaces: one word each.
+    for r in $(sed -n 's/^REMOVED=//p' "$WORK/installed.$HOSTNUM"); do
+      did="$did, old release $r removed"
+    done
+    for r in $(sed -n 's/^KEPT=//p' "$WORK/installed.$HOSTNUM"); do
+      did="$did, old release $r kept (a process runs from it)"
+    done
   fi
   have=$(keyval WEBSITES "$p")
   if [ "$have" != "$WEB_SHA" ]; then

@@ -3,7 +3,7 @@
 # (DNS tests), curl (HTTP tests), ip and tc (network-namespace scenario tests), ImageMagick's
 # convert (image tests: the reference downscale and JPEG decoder), photos from
 # lomiri-wallpapers-16.04 (JPEG decoder tests, bench:image), openssl, tcpdump and pebble (TLS
-# tests: certificates, capture, ACME), promtool from prometheus (metrics test), OpenSSH's sshd and ssh-keygen (deploy scripts' test),
+# tests: certificates, capture, ACME), promtool from prometheus (metrics test), OpenSSH's sshd and ssh-keygen, rsync (deploy scripts' test),
 # chromium (the dashboard test drives it with npm puppeteer-core; the meta-CDN scenario).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
@@ -25,6 +25,7 @@ command -v promtool >/dev/null 2>&1 || need="$need prometheus"
 # Real photos for the JPEG decoder tests and bench:image (Ubuntu wallpaper contest photos).
 [ -x /usr/sbin/sshd ] || need="$need openssh-server"
 command -v ssh-keygen >/dev/null 2>&1 || need="$need openssh-client"
+command -v rsync >/dev/null 2>&1 || need="$need rsync"
 [ -f /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg ] || need="$need lomiri-wallpapers-16.04"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -7,13 +7,21 @@
  */
 import assert from "node:assert/strict";
 import { parseFleet } from "../scripts/fleet_file.ts";
-import { buildRelease, releaseName } from "../scripts/dist.ts";
+import { releaseName } from "../scripts/dist.ts";
+import {
+  createSshLab,
+  inNs,
+  releaseTarball,
+  sh,
+  type ShResult,
+  type SshLab,
+  waitFor,
+} from "./tools/ssh_hosts.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const OP = "dpl-op";
 const HOSTS = [1, 2, 3];
 const PORT = 8053;
-const dec = new TextDecoder();
 
 Deno.test("fleet file: errors name their key, defaults are filled in", () => {
   const hosts = parseFleet({
@@ -38,53 +46,6 @@ Deno.test("fleet file: errors name their key, defaults are filled in", () => {
   assert.throws(() => parseFleet({ dns: [] }), /dns: must be a non-empty list/);
 });
 
-async function sh(cmd: string, args: string[], opts: { ok?: boolean; cwd?: string } = {}) {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd ?? ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const r = { code: out.code, out: dec.decode(out.stdout), err: dec.decode(out.stderr) };
-  if (opts.ok && out.code !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")}: exit ${out.code}\n${r.out}\n${r.err}`);
-  }
-  return r;
-}
-
-const inNs = (ns: string, cmd: string, ...args: string[]) =>
-  sh("ip", ["netns", "exec", ns, cmd, ...args]);
-
-async function cleanNetns() {
-  for (const ns of [OP, ...HOSTS.map((i) => `dpl-h${i}`)]) {
-    await sh("ip", ["netns", "del", ns]);
-  }
-}
-
-async function waitFor<T>(what: string, ms: number, f: () => Promise<T | null>): Promise<T> {
-  const end = Date.now() + ms;
-  while (true) {
-    const v = await f();
-    if (v !== null) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
-
-/** The release: env NEARCAST_TEST_RELEASE, else dist/'s (built when missing). */
-async function release(): Promise<string> {
-  const given = Deno.env.get("NEARCAST_TEST_RELEASE");
-  if (given) return given;
-  const path = `${ROOT}dist/${releaseName()}.tar.gz`;
-  try {
-    await Deno.stat(path);
-    return path;
-  } catch {
-    return (await buildRelease(`${ROOT}dist`)).path;
-  }
-}
-
 Deno.test({
   name: "deploy, run, serve, upload, failover, stop over SSH (sshd in 3 namespaces)",
   sanitizeResources: false,
@@ -94,105 +55,29 @@ Deno.test({
     const t0 = Date.now();
     const phase = (what: string) =>
       console.log(`${((Date.now() - t0) / 1000).toFixed(1)} s: ${what}`);
-    const children: Deno.ChildProcess[] = [];
-    const tarball = await release();
-    const ops = (script: string, ...args: string[]) =>
-      inNs(OP, "sh", `${ROOT}scripts/${script}`, ...args);
+    const tarball = await releaseTarball();
+    // The scripts, run in the operator's namespace; env: e.g. NEARCAST_COPY.
+    function ops(script: string, ...args: string[]): Promise<ShResult>;
+    function ops(env: Record<string, string>, script: string, ...args: string[]): Promise<ShResult>;
+    function ops(first: string | Record<string, string>, ...rest: string[]) {
+      const [env, script, args] = typeof first === "string"
+        ? [{}, first, rest]
+        : [first, rest[0], rest.slice(1)];
+      return sh("ip", ["netns", "exec", OP, "sh", `${ROOT}scripts/${script}`, ...args], { env });
+    }
+    let lab: SshLab | undefined;
     try {
-      await cleanNetns();
-      // Network: a bridge in the operator's namespace, one veth to each host's namespace.
-      const ip = (...a: string[]) => sh("ip", a, { ok: true });
-      await ip("netns", "add", OP);
-      await ip("-n", OP, "link", "set", "lo", "up");
-      await ip("-n", OP, "link", "add", "dplbr", "type", "bridge");
-      await ip("-n", OP, "addr", "add", "10.77.0.254/24", "dev", "dplbr");
-      await ip("-n", OP, "link", "set", "dplbr", "up");
-      // Keys: the operator's (and a wrong one), the hosts' host key.
-      for (const k of ["key", "wrong_key", "host_key"]) {
-        await sh("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", `${work}/${k}`], {
-          ok: true,
-        });
-      }
-      await Deno.copyFile(`${work}/key.pub`, `${work}/authorized_keys`);
-      await Deno.mkdir("/run/sshd", { recursive: true });
-      for (const i of HOSTS) {
-        const ns = `dpl-h${i}`;
-        await ip("netns", "add", ns);
-        await ip(
-          "link",
-          "add",
-          `dpl${i}`,
-          "netns",
-          ns,
-          "type",
-          "veth",
-          "peer",
-          "name",
-          `dplp${i}`,
-          "netns",
-          OP,
-        );
-        await ip("-n", OP, "link", "set", `dplp${i}`, "master", "dplbr", "up");
-        await ip("-n", ns, "addr", "add", `10.77.0.${i}/24`, "dev", `dpl${i}`);
-        await ip("-n", ns, "link", "set", `dpl${i}`, "up");
-        if (i === 1) await ip("-n", ns, "addr", "add", "10.77.0.11/24", "dev", "dpl1");
-        await ip("-n", ns, "link", "set", "lo", "up");
-        await Deno.writeTextFile(
-          `${work}/sshd_${i}.conf`,
-          [
-            "Port 22",
-            `ListenAddress 10.77.0.${i}`,
-            `HostKey ${work}/host_key`,
-            `AuthorizedKeysFile ${work}/authorized_keys`,
-            "PermitRootLogin prohibit-password",
-            "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no",
-            "UsePAM no",
-            "StrictModes no",
-            "PidFile none",
-            "",
-          ].join("\n"),
-        );
-        children.push(
-          new Deno.Command("ip", {
-            args: [
-              "netns",
-              "exec",
-              ns,
-              "/usr/sbin/sshd",
-              "-D",
-              "-e",
-              "-f",
-              `${work}/sshd_${i}.conf`,
-            ],
-            stdout: "null",
-            stderr: "null",
-            stdin: "null",
-          }).spawn(),
-        );
-      }
+      lab = await createSshLab({
+        prefix: "dpl",
+        subnet: "10.77.0",
+        hosts: HOSTS.length,
+        work,
+        extraAddresses: { 1: ["10.77.0.11"] },
+      });
       const site = `${work}/site`;
       await Deno.mkdir(site);
       await Deno.writeTextFile(`${site}/hello.txt`, "hello from the origin\n");
-      children.push(
-        new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            OP,
-            "python3",
-            "-m",
-            "http.server",
-            "8000",
-            "--bind",
-            "10.77.0.254",
-            "--directory",
-            site,
-          ],
-          stdout: "null",
-          stderr: "null",
-        }).spawn(),
-      );
+      const origin = lab.serveDir(site, 8000);
       const fleet = {
         dns: [
           { ssh: "10.77.0.1", address: "10.77.0.1", dir: `${work}/h1` },
@@ -236,18 +121,7 @@ Deno.test({
         "-r",
         tarball,
       ];
-      const show = (r: { code: number; out: string; err: string }) =>
-        `exit ${r.code}\n${r.out}\n${r.err}`;
-      for (const i of HOSTS) {
-        await waitFor(
-          `sshd on dpl-h${i}`,
-          10_000,
-          async () =>
-            (await inNs(OP, "bash", "-c", `exec 3<>/dev/tcp/10.77.0.${i}/22`)).code === 0
-              ? true
-              : null,
-        );
-      }
+      const show = (r: ShResult) => `exit ${r.code}\n${r.out}\n${r.err}`;
 
       // A fleet file error names its key and touches no host.
       await Deno.writeTextFile(
@@ -284,12 +158,14 @@ Deno.test({
       assert.match(r.err, /not installed in .*\/h2: run deployCDN\.sh first/, show(r));
       assert.match(r.err, /nothing was started/, show(r));
       phase("errors checked");
-      // Deploy twice: the second copies nothing.
+      // Deploy twice: the first with rsync (here on both ends) sends every file of the release,
+      // the second copies nothing.
       r = await ops("deployCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
       assert.equal(
-        r.out.match(/copied \(\d+ MiB\) and unpacked, websites\.txt copied, admin token written/g)
-          ?.length,
+        r.out.match(
+          /copied with rsync \((\d+) of \1 files sent, \d+ MiB\), websites\.txt copied, admin token written/g,
+        )?.length,
         4,
         show(r),
       );
@@ -299,7 +175,7 @@ Deno.test({
       r = await ops("deployCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
       assert.equal(r.out.match(/up to date in .*: nothing copied/g)?.length, 4, show(r));
-      assert.doesNotMatch(r.out, /copied \(|websites\.txt copied|token written/);
+      assert.doesNotMatch(r.out, /copied \(|copied with|websites\.txt copied|token written/);
 
       phase("deployed twice");
       // Run: DNS, then replicas; each healthy.
@@ -414,7 +290,6 @@ Deno.test({
       assert.match(r.out, /dnsserver stopped/);
 
       // A pid file naming someone else's process (a reused pid): removed, nothing killed.
-      const origin = children[children.length - 1];
       await Deno.writeTextFile(`${work}/h3/run/httpserver.pid`, `${origin.pid}\n`);
       r = await ops("stopCDN.sh", ...common);
       assert.equal(r.code, 0, show(r));
@@ -426,20 +301,12 @@ Deno.test({
       assert.equal(await curl("http://10.77.0.254:8000/hello.txt"), "hello from the origin\n");
       phase("stopped");
       // A port in use: run fails, names it, and stops what it started (the DNS server).
-      children.push(
-        new Deno.Command("ip", {
-          args: [
-            "netns",
-            "exec",
-            "dpl-h2",
-            "python3",
-            "-c",
-            `import socket,time
+      const squatter = lab.spawn(
+        "dpl-h2",
+        "python3",
+        "-c",
+        `import socket,time
 s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("10.77.0.2", ${PORT})); s.listen(); time.sleep(300)`,
-          ],
-          stdout: "null",
-          stderr: "null",
-        }).spawn(),
       );
       await new Promise((res) => setTimeout(res, 500));
       r = await ops("runCDN.sh", ...common);
@@ -447,7 +314,7 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
       assert.match(r.out + r.err, /httpserver exited at start/, show(r));
       assert.match(r.out + r.err, /in use/i, show(r));
       assert.match(r.err, /stopping what this run started:[\s\S]*dnsserver stopped/, show(r));
-      children.pop()!.kill("SIGKILL");
+      squatter.kill("SIGKILL");
 
       // Nothing of ours left running or listening (sshd aside).
       for (const i of HOSTS) {
@@ -463,11 +330,72 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
       }
       assert.deepEqual(ours, []);
 
-      // A host whose key changed is refused, with its own message.
-      const other = (await Deno.readTextFile(`${work}/wrong_key.pub`)).split(" ").slice(0, 2).join(
-        " ",
+      phase("nothing left");
+
+      // New releases: B by rsync sends only what changed (the rest is hard-linked from the
+      // current release), C over ssh (the whole tarball); each deploy keeps the current and the
+      // previous release and removes older ones; going back to B copies nothing.
+      const b = await variant(tarball, work, "b");
+      const c = await variant(tarball, work, "c");
+      const nameA = releaseName();
+      r = await ops({ NEARCAST_COPY: "rsync" }, "deployCDN.sh", ...common, "-r", b);
+      assert.equal(r.code, 0, show(r));
+      // Sent: the added file, and the runtime's caches (SQLite files in cache/) that the host's
+      // copy changed while it ran; never the runtime or the code.
+      const sent = [
+        ...r.out.matchAll(/-b copied with rsync \((\d+) of \d+ files sent, 0 MiB\) in /g),
+      ]
+        .map((m) => Number(m[1]));
+      assert.equal(sent.length, 4, show(r));
+      assert.ok(sent.every((n) => n >= 1 && n <= 10), show(r));
+      assert.doesNotMatch(r.out, /removed/, show(r));
+      const ino = async (p: string) => (await Deno.stat(p)).ino;
+      assert.equal(
+        await ino(`${work}/h2/${nameA}-b/runtime/deno`),
+        await ino(`${work}/h2/${nameA}/runtime/deno`),
       );
-      await Deno.writeTextFile(`${work}/.nearcast_known_hosts`, `10.77.0.1 ${other}\n`);
+      const links = async (
+        h: string,
+      ) => [
+        await Deno.readLink(`${work}/${h}/current`),
+        await Deno.readLink(`${work}/${h}/previous`),
+      ];
+      assert.deepEqual(await links("h2"), [`${nameA}-b`, nameA]);
+      r = await ops({ NEARCAST_COPY: "ssh" }, "deployCDN.sh", ...common, "-r", c);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(
+        r.out.match(
+          new RegExp(
+            `-c copied \\(\\d+ MiB\\) and unpacked, old release ${nameA} removed in `,
+            "g",
+          ),
+        )?.length,
+        4,
+        show(r),
+      );
+      const releases = async (h: string) => {
+        const names = [];
+        for await (const e of Deno.readDir(`${work}/${h}`)) {
+          if (e.isDirectory && e.name.startsWith("nearcast-")) names.push(e.name);
+        }
+        return names.sort();
+      };
+      assert.deepEqual(await releases("h3"), [`${nameA}-b`, `${nameA}-c`]);
+      assert.deepEqual(await links("h3"), [`${nameA}-c`, `${nameA}-b`]);
+      // Rollback: B is still there; it becomes current again, nothing copied or removed.
+      r = await ops({}, "deployCDN.sh", ...common, "-r", b);
+      assert.equal(r.code, 0, show(r));
+      assert.equal(
+        r.out.match(/-b already there \(nothing copied\), now current in /g)?.length,
+        4,
+        show(r),
+      );
+      assert.deepEqual(await links("h1b"), [`${nameA}-b`, `${nameA}-c`]);
+      assert.deepEqual(await releases("h1b"), [`${nameA}-b`, `${nameA}-c`]);
+      phase("releases rotated");
+
+      // A host whose key changed is refused, with its own message.
+      await Deno.writeTextFile(`${work}/.nearcast_known_hosts`, `10.77.0.1 ${lab.wrongPublic}\n`);
       r = await ops("runCDN.sh", "--status", ...common);
       assert.equal(r.code, 1, show(r));
       assert.match(
@@ -488,13 +416,8 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
       }
       throw e;
     } finally {
-      for (const c of children) {
-        try {
-          c.kill("SIGKILL");
-        } catch { /* gone */ }
-        await c.status;
-      }
-      // Anything the scripts started that a failed assertion left behind.
+      await lab?.close();
+      // Anything the scripts started that a failed assertion left behind, outside the namespaces.
       for await (const e of Deno.readDir("/proc")) {
         if (!/^\d+$/.test(e.name)) continue;
         const cmd = await Deno.readTextFile(`/proc/${e.name}/cmdline`).catch(() => "");
@@ -504,8 +427,22 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
           } catch { /* gone */ }
         }
       }
-      await cleanNetns();
       await Deno.remove(work, { recursive: true }).catch(() => {});
     }
   },
 });
+
+/** Release TAG: `tarball` renamed NAME-TAG with one file added (app/NOTE), mtimes kept. */
+async function variant(tarball: string, work: string, tag: string): Promise<string> {
+  const dir = `${work}/rel-${tag}`;
+  const name = `${releaseName()}-${tag}`;
+  await Deno.mkdir(dir);
+  await sh("tar", ["-xzf", tarball, "-C", dir], { ok: true });
+  await Deno.rename(`${dir}/${releaseName()}`, `${dir}/${name}`);
+  await Deno.writeTextFile(`${dir}/${name}/app/NOTE`, `release ${tag}\n`);
+  await sh("tar", ["-I", "gzip -1", "-cf", `${work}/${name}.tar.gz`, "-C", dir, name], {
+    ok: true,
+  });
+  await Deno.remove(dir, { recursive: true });
+  return `${work}/${name}.tar.gz`;
+}
