@@ -8,6 +8,8 @@
  *   until every DNS server lists every replica alive;
  * - whether the DNS servers agree: the same replicas alive in each one's registry, and `dig`
  *   against each answering replicas of that set (and how often the same one);
+ * - the idle fleet's own traffic (heartbeats, health checks, membership), per host, from the
+ *   byte counters of the bridge ports over 10 s;
  * - an upload (1 MiB, `bin/upload` to one replica) until every replica serves it;
  * - the memory of each process (RSS and PSS from /proc, sshd apart);
  * - failover: replicas killed (SIGKILL) until every DNS server has dropped them and `dig` answers
@@ -36,6 +38,8 @@ const CONTROL = 5380;
 const ZONE = "cdn.test";
 const ORIGIN_PORT = 8000;
 const UPLOAD_BYTES = 1024 * 1024;
+/** Quiet window over which the idle fleet's own traffic is counted. */
+const IDLE_WINDOW_MS = 10_000;
 /** Longest wait for any one step (a loaded 2-core machine starts 33 runtimes slowly). */
 const STEP_MS = 10 * 60_000;
 
@@ -59,6 +63,8 @@ export interface FleetFigures {
   runSeconds: number;
   allAliveSeconds: number;
   agreement: { sameAliveSets: boolean; digs: number; inAliveSet: number; sameAnswer: number };
+  idleTraffic: { dnsBytesPerSecondEach: number; replicaBytesPerSecondEach: number };
+  serverList: { entries: number; bytes: number };
   uploadAckSeconds: number;
   uploadSeconds: number;
   memory: Record<string, { count: number; rssMiB: number[]; pssMiB: number[] }>;
@@ -184,6 +190,60 @@ export async function runFleetScenario(
         `had every server answer the same replica`,
     );
 
+    // Background traffic of the idle fleet (heartbeats, health checks, membership): the bytes
+    // each host sent into the bridge over a quiet window.
+    const sent = async () => {
+      const c = await l.op(
+        "sh",
+        "-c",
+        "cat /sys/class/net/fltp*/statistics/rx_bytes; ls -d /sys/class/net/fltp*",
+      );
+      const lines = c.out.trim().split("\n");
+      const half = lines.length / 2;
+      const by = new Map<number, number>();
+      for (let k = 0; k < half; k++) {
+        by.set(Number(/fltp(\d+)$/.exec(lines[half + k])![1]), Number(lines[k]));
+      }
+      return by;
+    };
+    const before = await sent();
+    const windowT = performance.now();
+    await new Promise((res) => setTimeout(res, IDLE_WINDOW_MS));
+    const after = await sent();
+    const windowS = (performance.now() - windowT) / 1000;
+    const rate = (idx: number[]) =>
+      Math.round(
+        idx.reduce((a, i) => a + (after.get(i)! - before.get(i)!), 0) / windowS / idx.length,
+      );
+    const idleTraffic = {
+      dnsBytesPerSecondEach: rate(dnsIdx),
+      replicaBytesPerSecondEach: rate(repIdx),
+    };
+    step(
+      `idle traffic over ${windowS.toFixed(1)} s: each DNS server sends ` +
+        `${idleTraffic.dnsBytesPerSecondEach} B/s, each replica ${idleTraffic.replicaBytesPerSecondEach} B/s`,
+    );
+
+    // The replicas' server list, which every replica-to-replica heartbeat carries both ways.
+    const list = await l.op(
+      "curl",
+      "-s",
+      "-m",
+      "5",
+      `http://${l.address(repIdx[0])}:${PORT}/_cdn/servers`,
+    );
+    const listBody = JSON.parse(list.out) as unknown;
+    const entries = Array.isArray(listBody)
+      ? listBody
+      : Object.values(listBody as Record<string, unknown>).find(Array.isArray) ?? [];
+    const serverList = {
+      entries: entries.length,
+      bytes: new TextEncoder().encode(list.out).length,
+    };
+    step(
+      `a replica's server list (GET /_cdn/servers): ${serverList.entries} entries, ${serverList.bytes} bytes`,
+    );
+
     // An upload to the first replica until every replica serves it.
     const token = (await Deno.readTextFile(`${work}/h${repIdx[0]}/admin_token`)).trim();
     const blob = new Uint8Array(UPLOAD_BYTES);
@@ -301,6 +361,8 @@ export async function runFleetScenario(
       runSeconds,
       allAliveSeconds,
       agreement,
+      idleTraffic,
+      serverList,
       uploadAckSeconds,
       uploadSeconds,
       memory,

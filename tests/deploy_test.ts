@@ -340,14 +340,16 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
       const nameA = releaseName();
       r = await ops({ NEARCAST_COPY: "rsync" }, "deployCDN.sh", ...common, "-r", b);
       assert.equal(r.code, 0, show(r));
-      // Sent: the added file, and the runtime's caches (SQLite files in cache/) that the host's
-      // copy changed while it ran; never the runtime or the code.
+      // Sent: the added file, and the few files of the runtime's cache (cache/) that the host's
+      // copy changed while it ran; not the runtime or the code (hard-linked).
       const sent = [
-        ...r.out.matchAll(/-b copied with rsync \((\d+) of \d+ files sent, 0 MiB\) in /g),
-      ]
-        .map((m) => Number(m[1]));
+        ...r.out.matchAll(/-b copied with rsync \((\d+) of (\d+) files sent, (\d+) MiB\) in /g),
+      ].map((m) => m.slice(1).map(Number));
       assert.equal(sent.length, 4, show(r));
-      assert.ok(sent.every((n) => n >= 1 && n <= 10), show(r));
+      assert.ok(
+        sent.every(([n, all, mib]) => n >= 1 && n <= 10 && all > 1000 && mib <= 5),
+        show(r),
+      );
       assert.doesNotMatch(r.out, /removed/, show(r));
       const ino = async (p: string) => (await Deno.stat(p)).ino;
       assert.equal(
@@ -361,6 +363,9 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
         await Deno.readLink(`${work}/${h}/previous`),
       ];
       assert.deepEqual(await links("h2"), [`${nameA}-b`, nameA]);
+      // On h2 a process of the install (its pid file) still runs from the first release.
+      const user = lab.spawn("dpl-h2", "sh", "-c", "sleep 120; :", `${work}/h2/${nameA}/bin/x`);
+      await Deno.writeTextFile(`${work}/h2/run/httpserver.pid`, `${user.pid}\n`);
       r = await ops({ NEARCAST_COPY: "ssh" }, "deployCDN.sh", ...common, "-r", c);
       assert.equal(r.code, 0, show(r));
       assert.equal(
@@ -370,9 +375,18 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
             "g",
           ),
         )?.length,
-        4,
+        3,
         show(r),
       );
+      assert.match(
+        r.out,
+        new RegExp(
+          `-c copied \\(\\d+ MiB\\) and unpacked, old release ${nameA} kept \\(a process runs from it\\) in .*/h2\n`,
+        ),
+        show(r),
+      );
+      user.kill("SIGKILL");
+      await user.status;
       const releases = async (h: string) => {
         const names = [];
         for await (const e of Deno.readDir(`${work}/${h}`)) {
@@ -382,14 +396,23 @@ s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bi
       };
       assert.deepEqual(await releases("h3"), [`${nameA}-b`, `${nameA}-c`]);
       assert.deepEqual(await links("h3"), [`${nameA}-c`, `${nameA}-b`]);
-      // Rollback: B is still there; it becomes current again, nothing copied or removed.
+      // Rollback: B is still there; it becomes current again, nothing copied; h2 now removes
+      // the first release (its process is gone).
       r = await ops({}, "deployCDN.sh", ...common, "-r", b);
       assert.equal(r.code, 0, show(r));
       assert.equal(
         r.out.match(/-b already there \(nothing copied\), now current in /g)?.length,
-        4,
+        3,
         show(r),
       );
+      assert.match(
+        r.out,
+        new RegExp(
+          `-b already there \\(nothing copied\\), now current, old release ${nameA} removed in .*/h2\n`,
+        ),
+        show(r),
+      );
+      assert.deepEqual(await releases("h2"), [`${nameA}-b`, `${nameA}-c`]);
       assert.deepEqual(await links("h1b"), [`${nameA}-b`, `${nameA}-c`]);
       assert.deepEqual(await releases("h1b"), [`${nameA}-b`, `${nameA}-c`]);
       phase("releases rotated");
