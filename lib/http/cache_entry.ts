@@ -11,7 +11,8 @@ import { parseCacheControl } from "./cache_control.ts";
 import type { ResponseFacts } from "./freshness.ts";
 import { NEVER_FORWARDED } from "./forwarding.ts";
 import { headerValue } from "./headers.ts";
-import { CONSUMED_FIELDS, targetedCacheControl } from "./targeted_cc.ts";
+import { targetedCacheControl } from "./targeted_cc.ts";
+import { normaliseVaryValue } from "./vary_key.ts";
 
 /** Version of the metadata JSON written to the store; other versions are skipped at load. */
 export const META_VERSION = 1;
@@ -141,7 +142,8 @@ export function varyNames(vary: string | null): string[] {
 
 /**
  * The cache key of a request for `url` under `names` (Vary): the URL alone, or the URL and
- * each named request header's value (normalised: trimmed, inner whitespace runs collapsed).
+ * each named request header's value, normalised ({@link normaliseVaryValue}: list whitespace,
+ * and case, order and `q` weights of the content-negotiation headers).
  * Headers a fill never forwards ({@link NEVER_FORWARDED}) count as absent: the origin never
  * sees the client's value.
  */
@@ -150,7 +152,7 @@ export function cacheKey(url: string, names: readonly string[], req: Headers): s
   let key = url;
   for (const name of names) {
     const v = NEVER_FORWARDED.has(name) ? null : req.get(name);
-    key += `\n${name}:${v === null ? "" : v.trim().replace(/\s+/g, " ")}`;
+    key += `\n${name}:${v === null ? "" : normaliseVaryValue(name, v)}`;
   }
   return key;
 }
