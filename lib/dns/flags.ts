@@ -147,7 +147,8 @@ export const DNS_FLAGS = {
   "overload-rps": {
     type: "string",
     arg: "N",
-    help: `A replica above N requests/s loses its clients. Default ${DEFAULT_OVERLOAD_RPS}.`,
+    help: "A replica above N requests/s loses its clients; from 80 % of N its answers get a " +
+      `spill address and the short TTL. Default ${DEFAULT_OVERLOAD_RPS}.`,
   },
   "rtt-refresh": {
     type: "string",
@@ -162,7 +163,8 @@ export const DNS_FLAGS = {
   "short-ttl": {
     type: "string",
     arg: "SECONDS",
-    help: `TTL of answers not based on a measurement. Default ${DEFAULT_SHORT_TTL}.`,
+    help: "TTL of answers that may change soon: a measurement pending, a replica near its " +
+      `limit or changing state (README, State-aware answers). Default ${DEFAULT_SHORT_TTL}.`,
   },
   cert: {
     type: "string",
