@@ -5,7 +5,9 @@
  * proxy is pinned to core 0 (`taskset -c 0`); the replica and wrk share core 1. Every proxy
  * must answer the same bytes as the replica before it is measured.
  *
- * Figures per proxy: requests/s at full load (wrk, `--connections`), then latency p50/p99 at
+ * Figures per proxy: requests/s at full load (wrk, `--connections`) and the proxy process's CPU
+ * time per request over that run (utime + stime from /proc, steadier than latency on a shared
+ * machine), then latency p50/p99 at
  * about half of our proxy's full-load rate (wrk with a per-connection delay), minus the same
  * load straight to the replica: the latency the proxy adds. Then the peak RSS (VmHWM) of our
  * proxy while a `--rss-size` body (default 1 GiB) streams through it from a generating origin.
@@ -83,6 +85,15 @@ async function stopAll(): Promise<void> {
     clearTimeout(t);
   }));
 }
+
+/** User + system CPU seconds of process `pid` so far (/proc/PID/stat, fields 14 and 15). */
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+}
+/** Linux's USER_HZ (`getconf CLK_TCK`). */
+const CLOCK_TICKS = 100;
 
 function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -343,7 +354,7 @@ async function main(): Promise<void> {
     const direct = `http://127.0.0.1:${rport}/obj.bin`;
     const want = await fetchVia(null, direct, replica);
     await fetchVia(null, direct, replica); // a hit from now on
-    const proxies: { name: string; url: string; target: string }[] = [];
+    const proxies: { name: string; url: string; target: string; pid: number }[] = [];
     for (const name of o.proxies) {
       const port = freePort();
       const url = `http://127.0.0.1:${port}`;
@@ -361,7 +372,7 @@ async function main(): Promise<void> {
         ], pinProxy);
         const got = await fetchVia(url, "http://cdn.test/obj.bin", p);
         if (got.join() !== want.join()) throw new Error("our proxy answered other bytes");
-        proxies.push({ name, url, target: "http://cdn.test/obj.bin" });
+        proxies.push({ name, url, target: "http://cdn.test/obj.bin", pid: p.child.pid });
         continue;
       }
       if (!has(name)) {
@@ -373,7 +384,7 @@ async function main(): Promise<void> {
         : spawn(name, "squid", ["-N", "-f", await squidConf(dir, port)], pinProxy);
       const got = await fetchVia(url, direct, p);
       if (got.join() !== want.join()) throw new Error(`${name} answered other bytes`);
-      proxies.push({ name, url, target: direct });
+      proxies.push({ name, url, target: direct, pid: p.child.pid });
     }
     console.log(
       `bench:proxy: ${o.size}-byte cache hits of one replica; proxies on core 0, replica and wrk on core 1; ${o.duration} s runs`,
@@ -384,12 +395,14 @@ async function main(): Promise<void> {
       await wrk(p.url, p.target, { connections: o.connections, delayMs: 0 }, { ...o, duration: 1 });
     }
     for (const p of proxies) {
+      const cpu0 = await cpuSeconds(p.pid);
       const r = await wrk(p.url, p.target, { connections: o.connections, delayMs: 0 }, o);
+      const cpuUs = (await cpuSeconds(p.pid) - cpu0) / r.requests * 1e6;
       full.set(p.name, r);
       console.log(
         `full load  ${p.name.padEnd(10)} ${r.requestsPerSec.toFixed(0).padStart(7)} req/s  p50 ${
           r.p50Ms.toFixed(2)
-        } ms  p99 ${r.p99Ms.toFixed(2)} ms${r.note}`,
+        } ms  p99 ${r.p99Ms.toFixed(2)} ms  CPU ${cpuUs.toFixed(1)} us/request${r.note}`,
       );
     }
     const ours = full.get("ours");

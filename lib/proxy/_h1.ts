@@ -104,31 +104,38 @@ export class BufReader {
   }
 
   async #oneHead(): Promise<ResponseHead | null> {
-    const startLine = await this.line(MAX_HEAD_BYTES);
-    if (startLine === null) return null;
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(startLine);
-    if (m === null) {
-      throw new ProtocolError(`upstream sent a bad status line: ${JSON.stringify(startLine)}`);
-    }
-    const headers: [string, string][] = [];
-    let bytes = startLine.length;
+    // The whole head is buffered first (one scan for the blank line), then parsed without
+    // awaiting per line: one string for the head, its lines cut from it.
+    let from = this.#start;
+    let endAt: number;
     for (;;) {
-      const l = await this.line(MAX_HEAD_BYTES);
-      if (l === null) throw new ProtocolError("upstream closed inside a response head");
-      if (l === "") break;
-      bytes += l.length + 2;
-      if (bytes > MAX_HEAD_BYTES || headers.length >= MAX_HEADERS) {
-        throw new ProtocolError(
-          `upstream response head over ${MAX_HEAD_BYTES} bytes or ${MAX_HEADERS} fields`,
-        );
+      endAt = headEnd(this.#buf, from, this.#end);
+      if (endAt >= 0) break;
+      if (this.#end - this.#start > MAX_HEAD_BYTES) {
+        throw new ProtocolError(`upstream response head over ${MAX_HEAD_BYTES} bytes`);
       }
-      const colon = l.indexOf(":");
-      if (colon <= 0 || l[0] === " " || l[0] === "\t" || /[\s]/.test(l.slice(0, colon))) {
-        throw new ProtocolError(`upstream sent a bad header line: ${JSON.stringify(l)}`);
+      from = Math.max(this.#start, this.#end - 3);
+      const startBefore = this.#start;
+      if (!await this.#fill(MAX_HEAD_BYTES + 4)) {
+        if (this.#end === this.#start) return null;
+        throw new ProtocolError("upstream closed inside a response head");
       }
-      headers.push([l.slice(0, colon).toLowerCase(), l.slice(colon + 1).trim()]);
+      from -= startBefore - this.#start; // the buffer may have moved
     }
-    return { minor: Number(m[1]), status: Number(m[2]), reason: m[3] ?? "", headers };
+    if (endAt - this.#start > MAX_HEAD_BYTES) {
+      throw new ProtocolError(`upstream response head over ${MAX_HEAD_BYTES} bytes`);
+    }
+    const text = latin1Text(this.#buf, this.#start, endAt);
+    this.#start = endAt;
+    return parseHead(text);
+  }
+
+  /** Exactly `n` body bytes when all are buffered already (a copy), else null. */
+  takeBuffered(n: number): Uint8Array<ArrayBuffer> | null {
+    if (this.#end - this.#start < n) return null;
+    const out = this.#buf.slice(this.#start, this.#start + n);
+    this.#start += n;
+    return out;
   }
 
   /** Exactly `n` body bytes, read straight into the result past what is buffered. */
@@ -162,6 +169,60 @@ export class BufReader {
   }
 }
 
+/**
+ * Index just past the blank line ending a head in `buf[from, end)` (LF LF or CRLF CRLF, bare
+ * LFs accepted), or -1 when it is not there yet.
+ */
+function headEnd(buf: Uint8Array, from: number, end: number): number {
+  for (let i = from; i < end; i++) {
+    if (buf[i] !== 10) continue;
+    if (i + 1 < end && buf[i + 1] === 10) return i + 2;
+    if (i + 2 < end && buf[i + 1] === 13 && buf[i + 2] === 10) return i + 3;
+  }
+  return -1;
+}
+
+/** `buf[start, end)` as a latin1 string (without a decoder call: heads are short). */
+function latin1Text(buf: Uint8Array, start: number, end: number): string {
+  let out = "";
+  for (let i = start; i < end; i += 8192) {
+    out += String.fromCharCode.apply(null, buf.subarray(i, Math.min(end, i + 8192)) as never);
+  }
+  return out;
+}
+
+/** A response head's text (through its blank line) parsed; throws ProtocolError. */
+function parseHead(text: string): ResponseHead {
+  let nl = text.indexOf("\n");
+  const startLine = stripCr(text.slice(0, nl));
+  const m = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(startLine);
+  if (m === null) {
+    throw new ProtocolError(`upstream sent a bad status line: ${JSON.stringify(startLine)}`);
+  }
+  const headers: [string, string][] = [];
+  for (;;) {
+    const from = nl + 1;
+    nl = text.indexOf("\n", from);
+    const l = stripCr(text.slice(from, nl));
+    if (l === "") break;
+    if (headers.length >= MAX_HEADERS) {
+      throw new ProtocolError(
+        `upstream response head over ${MAX_HEAD_BYTES} bytes or ${MAX_HEADERS} fields`,
+      );
+    }
+    const colon = l.indexOf(":");
+    if (colon <= 0 || l[0] === " " || l[0] === "\t" || /\s/.test(l.slice(0, colon))) {
+      throw new ProtocolError(`upstream sent a bad header line: ${JSON.stringify(l)}`);
+    }
+    headers.push([l.slice(0, colon).toLowerCase(), l.slice(colon + 1).trim()]);
+  }
+  return { minor: m[1] === "1" ? 1 : 0, status: Number(m[2]), reason: m[3] ?? "", headers };
+}
+
+function stripCr(l: string): string {
+  return l.endsWith("\r") ? l.slice(0, -1) : l;
+}
+
 /** How a response body is delimited (RFC 9112 §6.3). */
 export type Framing =
   | { kind: "none" }
@@ -173,22 +234,29 @@ export type Framing =
 export function responseFraming(method: string, head: ResponseHead): Framing {
   const s = head.status;
   if (method === "HEAD" || s === 204 || s === 304 || s < 200) return { kind: "none" };
-  const te = head.headers.filter(([n]) => n === "transfer-encoding").map(([, v]) => v).join(",");
-  if (te !== "") {
+  let te: string | null = null;
+  let length: string | null = null;
+  for (const [n, v] of head.headers) {
+    if (n === "transfer-encoding") te = te === null ? v : `${te},${v}`;
+    else if (n === "content-length") {
+      for (const part of v.split(",")) {
+        const x = part.trim();
+        if (length === null) length = x;
+        else if (x !== length) {
+          throw new ProtocolError(`upstream sent a bad Content-Length: ${length}, ${x}`);
+        }
+      }
+    }
+  }
+  if (te !== null && te !== "") {
     const last = te.split(",").map((x) => x.trim().toLowerCase()).filter((x) => x !== "").at(-1);
     return last === "chunked" ? { kind: "chunked" } : { kind: "close" };
   }
-  const lengths = new Set(
-    head.headers.filter(([n]) => n === "content-length").flatMap(([, v]) =>
-      v.split(",").map((x) => x.trim())
-    ),
-  );
-  if (lengths.size === 0) return { kind: "close" };
-  const [only] = lengths;
-  if (lengths.size > 1 || !/^\d{1,15}$/.test(only)) {
-    throw new ProtocolError(`upstream sent a bad Content-Length: ${[...lengths].join(", ")}`);
+  if (length === null) return { kind: "close" };
+  if (!/^\d{1,15}$/.test(length)) {
+    throw new ProtocolError(`upstream sent a bad Content-Length: ${length}`);
   }
-  return { kind: "length", length: Number(only) };
+  return { kind: "length", length: Number(length) };
 }
 
 /**

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { appendVia, endToEnd, HOP_BY_HOP } from "../http/headers.ts";
+import { appendVia, HOP_BY_HOP } from "../http/headers.ts";
 import type { BodyEnd } from "./_h1.ts";
 import type { ServerState } from "./server_state.ts";
 import { type UpstreamPool, type UpstreamRequest, type UpstreamResponse } from "./upstream.ts";
@@ -37,14 +37,53 @@ export function proxyText(
   return ownError(res, text);
 }
 
-/** The request to send upstream for client request `req` aimed at `url`. */
-export function upstreamRequest(req: Request, url: URL, via: string): UpstreamRequest {
-  const headers = endToEnd(req.headers, DROP_REQUEST).filter(([n]) =>
-    n !== "host" && n !== "content-length" && n !== "via"
+/**
+ * A client request's header fields, read in one pass (every iteration of a `Headers` sorts and
+ * joins its fields anew): what to forward, and what the handler checks.
+ */
+export interface RequestFields {
+  /** End-to-end fields to forward, without `host`, `content-length` and `via` (set anew). */
+  forward: [string, string][];
+  /** Size of the head's fields (names, values, separators). */
+  bytes: number;
+  via: string | null;
+  contentLength: string | null;
+}
+
+/** Reads `h` once into {@link RequestFields}. */
+export function readRequestFields(h: Headers): RequestFields {
+  const all: [string, string][] = [];
+  let bytes = 0;
+  let via: string | null = null;
+  let contentLength: string | null = null;
+  let connection: string | null = null;
+  for (const f of h) {
+    const [n, v] = f;
+    bytes += n.length + v.length + 4;
+    if (n === "via") via = v;
+    else if (n === "content-length") contentLength = v;
+    else if (n === "connection") connection = v;
+    else if (n !== "host") all.push(f);
+  }
+  const named = connection === null ? null : new Set(
+    connection.split(",").map((x) => x.trim().toLowerCase()).filter((x) => x !== ""),
   );
-  headers.unshift(["host", url.host]);
-  headers.push(["via", appendVia(req.headers.get("via"), via)]);
-  const len = req.headers.get("content-length");
+  const forward = all.filter(([n]) =>
+    !HOP_BY_HOP.has(n) && !n.startsWith("proxy-") && !DROP_REQUEST.has(n) && !named?.has(n)
+  );
+  return { forward, bytes, via, contentLength };
+}
+
+/** The request to send upstream for client request `req` aimed at `url`. */
+export function upstreamRequest(
+  req: Request,
+  url: URL,
+  via: string,
+  fields: RequestFields = readRequestFields(req.headers),
+): UpstreamRequest {
+  const headers: [string, string][] = [["host", url.host], ...fields.forward];
+  headers.push(["via", appendVia(fields.via, via)]);
+  const len = fields.contentLength;
   return {
     method: req.method,
     target: url.pathname + url.search,

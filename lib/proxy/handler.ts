@@ -20,6 +20,8 @@ import {
   type ExchangeContext,
   IDEMPOTENT,
   proxyText,
+  readRequestFields,
+  type RequestFields,
   upstreamRequest,
 } from "./forward.ts";
 import { formatMs, formatPrice, type Mode, type PriceLookup, priceOf, rank } from "./select.ts";
@@ -61,12 +63,6 @@ export interface HandlerOptions extends ExchangeContext {
   /** Our `Via` entry, e.g. `1.1 nearcast-proxy-1a2b3c`. */
   via: string;
   random?: () => number;
-}
-
-function headBytes(h: Headers): number {
-  let n = 0;
-  for (const [k, v] of h) n += k.length + v.length + 4;
-  return n;
 }
 
 /** The handler of the proxy's listener; see the module doc. */
@@ -178,13 +174,13 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     );
   }
 
-  async function toCdn(req: Request, url: URL): Promise<Response> {
+  async function toCdn(req: Request, url: URL, fields: RequestFields): Promise<Response> {
     const r = rankNow();
     if (r.order.length === 0) {
       counters.failed++;
       return proxyText(503, "no CDN server is known (the server list is empty)");
     }
-    const up = upstreamRequest(req, url, o.via);
+    const up = upstreamRequest(req, url, o.via, fields);
     const tries = IDEMPOTENT.has(req.method) && req.body === null ? 2 : 1;
     const failed: string[] = [];
     for (const s of r.order.slice(0, tries)) {
@@ -208,14 +204,14 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     ]);
   }
 
-  async function direct(req: Request, url: URL): Promise<Response> {
+  async function direct(req: Request, url: URL, fields: RequestFields): Promise<Response> {
     const port = Number(url.port || 80);
     counters.direct++;
     try {
       const res = await o.pool.request(
         url.hostname.replace(/^\[|\]$/g, ""),
         port,
-        upstreamRequest(req, url, o.via),
+        upstreamRequest(req, url, o.via, fields),
       );
       return clientResponse(res, o.via, [["x-nearcast-reason", "direct: not the CDN's name"]]);
     } catch (e) {
@@ -235,10 +231,11 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
     if (o.isSelf(url.host.toLowerCase(), url.hostname.toLowerCase(), url.port)) {
       return own(req, url);
     }
-    if (headBytes(req.headers) > MAX_REQUEST_HEAD_BYTES) {
+    const fields = readRequestFields(req.headers);
+    if (fields.bytes > MAX_REQUEST_HEAD_BYTES) {
       return proxyText(431, `request headers over ${MAX_REQUEST_HEAD_BYTES} bytes`);
     }
-    if (req.headers.get("via")?.includes(viaToken)) {
+    if (fields.via?.includes(viaToken)) {
       return proxyText(508, "this request already went through this proxy (a forwarding loop)");
     }
     if (url.protocol !== "http:") {
@@ -248,7 +245,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
       );
     }
     const host = url.hostname.toLowerCase().replace(/\.$/, "");
-    if (o.names().includes(host)) return toCdn(req, url);
+    if (o.names().includes(host)) return toCdn(req, url, fields);
     if (o.other === "refuse") {
       counters.refused++;
       return proxyText(
@@ -258,7 +255,7 @@ export function createHandler(o: HandlerOptions): LimitedHandler & { explain(): 
         }): this proxy forwards only the CDN (--other refuse)`,
       );
     }
-    return direct(req, url);
+    return direct(req, url, fields);
   };
   return Object.assign(handler, { explain });
 }

@@ -124,9 +124,11 @@ interface Pooled {
 const enc = new TextEncoder();
 
 async function writeAll(conn: ByteConn, bytes: Uint8Array): Promise<void> {
-  let off = 0;
+  let off = await conn.write(bytes);
   while (off < bytes.length) off += await conn.write(bytes.subarray(off));
 }
+
+const SENT = Promise.resolve(true);
 
 function closeQuietly(conn: ByteConn): void {
   try {
@@ -144,9 +146,15 @@ export class UpstreamPool {
   #watchdog: ReturnType<typeof setInterval>;
   /** Connections opened (probes' included), and requests sent on a kept-alive one. */
   readonly stats = { connects: 0, reused: 0 };
+  /** Why an exchange timed out, by phase (built once). */
+  readonly #why: { head: string; idle: string };
 
   constructor(options: Partial<PoolOptions> = {}) {
     this.options = { ...DEFAULT_POOL, ...options };
+    this.#why = {
+      head: `no response head within ${this.options.headTimeoutMs} ms`,
+      idle: `no byte for ${this.options.idleTimeoutMs} ms`,
+    };
     this.#sweep = setInterval(() => this.#expire(), 1_000);
     Deno.unrefTimer(this.#sweep);
     // Head and idle timeouts: checked every WATCHDOG_MS (they are seconds long), so a request
@@ -302,9 +310,10 @@ export class UpstreamPool {
     };
     const disarm = () => this.#watches.delete(watch);
     const t0 = performance.now();
-    let sending: Promise<boolean> = Promise.resolve(true);
+    let sending: Promise<boolean> = SENT;
+    const { head: headWait, idle } = this.#why;
     try {
-      arm(this.options.headTimeoutMs, `no response head within ${this.options.headTimeoutMs} ms`);
+      arm(this.options.headTimeoutMs, headWait);
       let head = `${req.method} ${req.target} HTTP/1.1\r\n`;
       for (const [n, v] of req.headers) head += `${n}: ${v}\r\n`;
       if (req.body !== null) {
@@ -313,8 +322,6 @@ export class UpstreamPool {
           : "transfer-encoding: chunked\r\n";
       }
       await writeAll(conn, enc.encode(head + "\r\n"));
-      const headWait = `no response head within ${this.options.headTimeoutMs} ms`;
-      const idle = `no byte for ${this.options.idleTimeoutMs} ms`;
       let headed = false;
       if (req.body !== null) {
         // Every chunk sent restarts the timer that runs: the head's before it came, else idle.
@@ -358,7 +365,7 @@ export class UpstreamPool {
       arm(this.options.idleTimeoutMs, idle);
       if (framing.kind === "length" && framing.length <= SMALL_BODY_BYTES) {
         // A failure here is still before the client got a byte (retried like one before head).
-        const bytes = await reader.exact(framing.length);
+        const bytes = reader.takeBuffered(framing.length) ?? await reader.exact(framing.length);
         finish("reuse");
         return { head: h, body: bytes, connectMs, headMs };
       }
