@@ -51,7 +51,7 @@ interface Proc {
 }
 const procs: Proc[] = [];
 
-function spawn(name: string, cmd: string, args: string[], pin: string | null): Proc {
+export function spawn(name: string, cmd: string, args: string[], pin: string | null): Proc {
   const [c, a] = pin ? ["taskset", ["-c", pin, cmd, ...args]] : [cmd, args];
   const child = new Deno.Command(c, {
     args: a,
@@ -71,7 +71,7 @@ function spawn(name: string, cmd: string, args: string[], pin: string | null): P
   return p;
 }
 
-async function stopAll(): Promise<void> {
+export async function stopAll(): Promise<void> {
   await Promise.allSettled(procs.map(async (p) => {
     try {
       p.child.kill("SIGTERM");
@@ -87,7 +87,7 @@ async function stopAll(): Promise<void> {
 }
 
 /** User + system CPU seconds of process `pid` so far (/proc/PID/stat, fields 14 and 15). */
-async function cpuSeconds(pid: number): Promise<number> {
+export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
@@ -95,7 +95,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 /** Linux's USER_HZ (`getconf CLK_TCK`). */
 const CLOCK_TICKS = 100;
 
-function freePort(): number {
+export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
@@ -103,7 +103,7 @@ function freePort(): number {
 }
 
 /** curl through `proxy` (null: direct) until it answers 200; returns the body. */
-async function fetchVia(proxy: string | null, url: string, p: Proc): Promise<Uint8Array> {
+export async function fetchVia(proxy: string | null, url: string, p: Proc): Promise<Uint8Array> {
   const deadline = Date.now() + START_TIMEOUT_MS;
   let exited = false;
   p.child.status.then(() => exited = true);
@@ -222,7 +222,7 @@ function parseOpts(): Opts | null {
   };
 }
 
-function has(cmd: string): boolean {
+export function has(cmd: string): boolean {
   try {
     return new Deno.Command("sh", { args: ["-c", `command -v ${cmd}`], stdout: "null" })
       .outputSync().success;
