@@ -23,6 +23,10 @@ export function httpGet(
   headers: Record<string, string>,
   timeoutMs: number,
 ): Promise<Fetched> {
+  if (!url.startsWith("http://")) {
+    // Replicas started with --tls serve HTTPS with the fleet's private CA: not yet supported.
+    return Promise.reject(new Error(`only http:// holders are supported yet: ${url}`));
+  }
   return new Promise((resolve, reject) => {
     const req = http.get(url, { headers });
     const timer = setTimeout(

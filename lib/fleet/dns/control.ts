@@ -66,7 +66,7 @@ import {
   signedBy,
 } from "../credentials.ts";
 import { Signer } from "../../replication/trust.ts";
-import type { FleetRegistry } from "./registry.ts";
+import { type FleetRegistry, replicaScheme } from "./registry.ts";
 import { controlMetrics } from "./metrics.ts";
 import { controlRootPage } from "./root_page.ts";
 import { wantsHtml } from "../../common/status_page.ts";
@@ -455,7 +455,8 @@ export async function startControl(o: ControlOptions): Promise<ControlServer> {
       }
       const urls = holders.map((h) => {
         const e = registry.get(h.id)!;
-        return `http://${e.address.includes(":") ? `[${e.address}]` : e.address}:${e.port}${want}`;
+        const host = e.address.includes(":") ? `[${e.address}]` : e.address;
+        return `${replicaScheme(e, "http")}://${host}:${e.port}${want}`;
       });
       return json({
         path: want,
