@@ -15,7 +15,7 @@
 // Memory: the static area holds the per-segment list heads, tails and byte counts; everything
 // else lives in one block at __heap_base, sized by the slot capacity C (a power of two):
 //   records C × 32 B | hash table 4C × u64 | evicted C × i32 | main ghost C × u32 |
-//   window ghost C/2 × u32 | sketch 4 rows × 2C × u8
+//   window ghost C/4 × u32 | sketch 4 rows × 2C × u8
 // Growth builds the doubled block above the old one (memory.grow if needed), then moves it
 // down to the base, so memory holds at most the old and the new block. No allocation per call.
 //
@@ -41,8 +41,8 @@ const DEPTH: i32 = 4; // count-min sketch rows
 const SKETCH_SEED: u32 = 0x5bd1e995;
 const MIN_SAMPLE_ENTRIES: i32 = 16; // keep equal to lib/cache/_options.ts
 const MAX_CAPACITY: i32 = 1 << 24; // keep equal to lib/cache/_options.ts
-// The window ghost holds cap/2 keys, the main ghost cap (keep equal to lib/cache/lfru.ts).
-const WINDOW_GHOST_SHIFT: i32 = 1;
+// The window ghost holds cap/4 keys, the main ghost cap (keep equal to lib/cache/lfru.ts).
+const WINDOW_GHOST_SHIFT: i32 = 2;
 // Main-ghost hits move the privileged share by +32 entries (key had been privileged) or -1.
 const PRIVILEGED_GHOST_WEIGHT: f64 = 32;
 const WAS_PRIVILEGED: u32 = 2; // ghost tag bit
@@ -326,7 +326,7 @@ function tableDelete(s: i32): void {
 // ---- block and growth -------------------------------------------------------------------------
 
 @inline function blockBytes(c: i32): usize {
-  return (<usize>c) * 98; // 32 record + 32 table + 4 evicted + 4 + 2 ghosts + 8 sketch + 8 batch
+  return (<usize>c) * 97; // 32 record + 32 table + 4 evicted + 4 + 1 ghosts + 8 sketch + 8 batch
 }
 
 function place(at: usize, c: i32): void {
@@ -335,7 +335,7 @@ function place(at: usize, c: i32): void {
   evicted = table + ((<usize>c) << 5);
   ghostMain = evicted + ((<usize>c) << 2);
   ghostWindow = ghostMain + ((<usize>c) << 2);
-  sketch = ghostWindow + ((<usize>c) << 1); // c/2 u32
+  sketch = ghostWindow + (<usize>c); // c/4 u32
   batchEvicted = sketch + ((<usize>c) << 3); // 2c i32
   // 4C entries: load ≤ 1/4, so a missing key's probe ends after ~1.4 entries instead of ~2.5
   // (the data-dependent probe loop is a mispredicted branch). Where a key sits in the table is

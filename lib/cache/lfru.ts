@@ -45,11 +45,12 @@ const DEPTH = 4;
 /** Multiplier of the second sketch hash. */
 const SKETCH_SEED = 0x5bd1e995;
 /**
- * The window ghost holds cap/2 keys, the main ghost cap: a key pushed out of the window
- * argues for a bigger window only if it comes back soon (tuned with `deno task sim`: cap/4
- * kept the window too small on the recency-heavy cache2k traces, cap hurt Zipf by 0.03–0.07).
+ * The window ghost holds cap/4 keys, the main ghost cap: a key pushed out of the window
+ * argues for a bigger window only if it comes back soon (tuned with `deno task sim` on the
+ * Zipf traces; cap/2 wins 0.001–0.005 on the cache2k traces but loses 0.02–0.05 on drifting
+ * popularity, cap loses 0.03–0.07 on Zipf).
  */
-const WINDOW_GHOST_SHIFT = 1;
+const WINDOW_GHOST_SHIFT = 2;
 /**
  * A main-ghost hit on a key that had been privileged grows the privileged share by this many
  * average entries; one on a key that never was shrinks it by one. Such keys are far fewer, so
