@@ -45,6 +45,7 @@ import { serveBody } from "./serve_body.ts";
 import { peerFetch } from "../tls/client.ts";
 import { noteUpstream } from "./access_log.ts";
 import { withoutConsumed } from "./targeted_cc.ts";
+import { contentRange, parseRange } from "./range.ts";
 import { TAG_HEADERS } from "./cache_tags.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
@@ -436,15 +437,32 @@ export function createFiller(o: FillerOptions): Filler {
    */
   async function serveStreaming(req: Request, url: string, r: StreamingResult) {
     const h = req.headers;
-    const plain = h.get("range") === null && h.get("if-none-match") === null &&
-      h.get("if-modified-since") === null;
-    const body = plain ? await r.fill.tail() : null;
+    const range = h.get("range");
+    const conditional = h.get("if-none-match") !== null || h.get("if-modified-since") !== null;
+    const plain = range === null && !conditional;
+    // A single range of a body of known length is answered as soon as its bytes arrive.
+    const ranges = range !== null && !conditional && h.get("if-range") === null &&
+        req.method === "GET" && r.status === 200 && r.length !== null
+      ? parseRange(range, r.length)
+      : null;
+    const one = ranges?.kind === "ranges" && ranges.ranges.length === 1 ? ranges.ranges[0] : null;
+    const body = plain
+      ? await r.fill.tail()
+      : one !== null
+      ? await r.fill.tail(one.start, one.end)
+      : null;
     if (body !== null) {
       const list = withoutConsumed(r.headers).filter(([n]) =>
         n !== "via" && n !== "content-length" && !TAG_HEADERS.has(n)
       );
       list.push(["via", appendVia(r.headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
       list.push(["x-cache", "MISS"]);
+      if (one !== null) {
+        const n = one.end - one.start + 1;
+        list.push(["content-range", contentRange(one, r.length!)], ["content-length", String(n)]);
+        metrics.bytesSent += n;
+        return new Response(body, { status: 206, headers: list });
+      }
       if (r.length !== null) {
         list.push(["content-length", String(r.length)]);
         metrics.bytesSent += r.length;

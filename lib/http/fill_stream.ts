@@ -191,11 +191,12 @@ export class StreamFill {
   }
 
   /**
-   * A stream of the whole body read from the temporary file as it is written; it errors if
-   * the body fails. Null when the file can no longer be opened (already published or
-   * removed): then wait for {@link StreamFill.done} and read the stored body instead.
+   * A stream of the whole body, or of its bytes `from` to `to` (inclusive), read from the
+   * temporary file as they are written; it errors if the body fails. Null when the file can
+   * no longer be opened (already published or removed): then wait for
+   * {@link StreamFill.done} and read the stored body instead.
    */
-  async tail(): Promise<ReadableStream<Uint8Array> | null> {
+  async tail(from = 0, to: number | null = null): Promise<ReadableStream<Uint8Array> | null> {
     while (this.#tmpPath === null && this.#state === "writing") await this.#progress();
     if (this.#tmpPath === null || this.#state !== "writing") return null;
     let file: Deno.FsFile;
@@ -205,7 +206,8 @@ export class StreamFill {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
-    let pos = 0;
+    let pos = from;
+    if (from > 0) await file.seek(from, Deno.SeekMode.Start);
     let closed = false;
     let rest: ReadableStreamDefaultReader<Uint8Array> | null = null;
     this.#readers++;
@@ -226,10 +228,14 @@ export class StreamFill {
             else controller.enqueue(r.value);
             return;
           }
-          // The last bytes wait until the body is stored: a client that has the whole body
+          if (to !== null && pos > to) {
+            close();
+            return controller.close();
+          }
+          // The last bytes of the whole body wait until it is stored: a client that has it
           // then finds it in the cache on its next request.
           while (
-            (pos >= this.#written || this.#written === this.#expected) &&
+            (pos >= this.#written || (to === null && this.#written === this.#expected)) &&
             this.#state === "writing"
           ) await this.#progress();
           if (pos >= this.#written) {
@@ -245,7 +251,8 @@ export class StreamFill {
             if (this.#state === "done") return controller.close();
             return controller.error(this.#error);
           }
-          const buf = new Uint8Array(Math.min(FILE_READ_PIECE, this.#written - pos));
+          const end = to === null ? this.#written : Math.min(this.#written, to + 1);
+          const buf = new Uint8Array(Math.min(FILE_READ_PIECE, end - pos));
           const got = await file.read(buf);
           if (got === null || got === 0) {
             throw new Error(`temporary body file ended at byte ${pos} of ${this.#written}`);
