@@ -16,6 +16,7 @@ import { type FleetFlags, parseFleetFlags } from "../fleet/replica/flags.ts";
 import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
 import { parseTlsFlags, TLS_FLAGS, type TlsConfig } from "../tls/flags.ts";
+import { COOP_FLAGS, type CoopConfig, parseCoopFlags } from "../coop/flags.ts";
 import { DEFAULT_WIRE, WIRE_ENCODINGS, type WireEncoding } from "../wire/encoding.ts";
 
 /** Default cache budget. */
@@ -230,6 +231,7 @@ export const HTTP_FLAGS = {
       "default --name). Default: the zone of the first DNS server --announce registers with.",
   },
   ...TLS_FLAGS,
+  ...COOP_FLAGS,
   help: { type: "boolean", short: "h", help: "Show this help." },
 } satisfies FlagTable;
 
@@ -301,6 +303,8 @@ export interface HttpConfig {
   fleet: FleetFlags | null;
   /** `--tls` and its files or ACME settings, or null for plain HTTP. */
   tls: TlsConfig | null;
+  /** `--coop` and its budgets, or null when off. */
+  coop: CoopConfig | null;
 }
 
 /**
@@ -332,6 +336,8 @@ export function parseHttpConfig(
       "--servers, --join and --advertise need --data DIR (uploads are stored durably)",
     );
   }
+  const coop = parseCoopFlags(f, cacheBytes);
+  if (dataDir === null && coop !== null) throw new UsageError("--coop needs --data DIR");
   const token = f.string("admin-token") ?? env.NEARCAST_ADMIN_TOKEN ?? "";
   let fleet: FleetFlags | null;
   try {
@@ -386,6 +392,7 @@ export function parseHttpConfig(
     wire: f.oneOf("wire", WIRE_ENCODINGS, DEFAULT_WIRE),
     fleet,
     tls: parseTlsFlags(f),
+    coop,
   };
 }
 

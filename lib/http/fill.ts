@@ -70,6 +70,8 @@ export interface FillerOptions {
    * too (see peer_select.ts).
    */
   members?: () => string[];
+  /** With `--coop`: the members holding `url`, nearest first (see peer_select.ts), or null. */
+  holders?: (url: string) => string[] | null;
   /** Time allowed for a peer's answer, ms. */
   peerTimeoutMs: number;
   /**
@@ -153,7 +155,8 @@ export function createFiller(o: FillerOptions): Filler {
    * from its cache wins.
    */
   async function askPeers(url: string, req: Request, sent: Headers): Promise<Response | null> {
-    const asked = selectPeers(url, peers, o.members?.() ?? []);
+    const holders = o.holders?.(url) ?? null;
+    const asked = selectPeers(url, peers, o.members?.() ?? [], undefined, holders);
     if (asked.length === 0) return null;
     const headers = fillRequestHeaders(req.headers, sent, via);
     headers.set(PEER_HEADER, "1");

@@ -24,16 +24,26 @@ function fnv1a(s: string): number {
 
 /**
  * The peer base URLs to ask for `url`: `fixed` first, then the `max` members ranked highest
- * for `url`; duplicates are left out (`members` never lists this node).
+ * for `url`; duplicates are left out (`members` never lists this node). With cooperative
+ * caching (lib/coop/), `holders` (the members whose summary claims `url`, nearest first)
+ * replace the ranked members; null leaves the choice to the ranking.
  */
 export function selectPeers(
   url: string,
   fixed: readonly string[],
   members: readonly string[],
   max = MAX_MEMBER_PEERS,
+  holders: readonly string[] | null = null,
 ): string[] {
   const out = [...new Set(fixed)];
   const seen = new Set(out);
+  if (holders !== null) {
+    for (const h of holders) {
+      if (!seen.has(h)) out.push(h);
+      seen.add(h);
+    }
+    return out;
+  }
   const ranked = [...new Set(members)].filter((m) => !seen.has(m))
     .map((m) => ({ m, w: fnv1a(`${m}\n${url}`) }))
     .sort((a, b) => b.w - a.w || (a.m < b.m ? -1 : 1));

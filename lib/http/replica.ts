@@ -70,6 +70,8 @@ export interface ReplicaOptions {
   peers?: string[];
   /** Base URLs of the live members of the membership (not this one), asked on a miss too. */
   members?: () => string[];
+  /** With `--coop`: the members holding a URL, asked instead (nearest first), or null. */
+  holders?: (url: string) => string[] | null;
   /** Pushes a purge applied here to the other members; null without a membership. */
   purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** Time allowed for a peer's answer, ms. Default 1 s. */
@@ -163,6 +165,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     coalesceTimeoutMs: opts.coalesceTimeoutMs ?? originTimeout + 1000,
     peers,
     members: opts.members,
+    holders: opts.holders,
     peerTimeoutMs: peerTimeout,
     staleOnErrorSeconds: opts.staleOnErrorSeconds ?? 3600,
     via,

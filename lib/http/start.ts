@@ -29,6 +29,7 @@ import { DERIVED } from "../image/cache_variants.ts";
 import { preload } from "./preload.ts";
 import { openAccessLog, withAccessLog } from "./access_log.ts";
 import { applyPurge } from "./purge.ts";
+import { prefetchThrough } from "../coop/prefetch.ts";
 import { createReplica, type Replica, serveReplica } from "./replica.ts";
 import type { NodeTls } from "../tls/node_tls.ts";
 
@@ -174,6 +175,7 @@ export async function startReplicaProcess(
     peers: c.peers,
     // One membership: its live members are cache peers too, and purges reach all of it.
     members: () => node?.aliveMemberUrls() ?? [],
+    holders: c.coop === null ? undefined : (url) => node?.coopHolders(url) ?? null,
     purgeMembers: (t) => node?.purgeMembers(t) ?? Promise.resolve(null),
     peerTimeoutMs: c.peerTimeoutMs,
     adminToken: c.adminToken,
@@ -198,6 +200,7 @@ export async function startReplicaProcess(
         files: node.files().length,
         digest: node.digest(),
         replication: node.stats,
+        ...(c.coop === null ? {} : { coop: node.coopView() }),
       }),
     }),
     onMiss: (req, url) => node?.serveMiss(req, url) ?? null,
@@ -231,6 +234,9 @@ export async function startReplicaProcess(
           `${scheme}://${s.address.includes(":") ? `[${s.address}]` : s.address}:${s.port}`
         ),
       applyPurge: (t) => applyPurge(r.cache, r.metrics, t),
+      coop: c.coop === null
+        ? undefined
+        : { ...c.coop, prefetch: (url) => prefetchThrough(r.handler, r.cache, url) },
       log,
     });
   }

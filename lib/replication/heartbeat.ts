@@ -21,12 +21,17 @@ import { encodeMessage } from "../wire/messages.ts";
 /** Least time between two admission attempts at a node that refused the last one. */
 export const ADMIT_RETRY_MS = 30_000;
 
-/** A node that answered a heartbeat: where, its id and its manifest digest. */
+/** A node that answered a heartbeat: where, its id, its manifest digest. */
 export interface Answer {
   url: string;
   id: string;
   digest: string;
+  /** Its cooperative-caching summary version (lib/coop/), null when it announced none. */
+  summary: string | null;
 }
+
+/** Heartbeat answer header carrying the cooperative-caching summary version (lib/coop/). */
+export const SUMMARY_HEADER = "x-nearcast-summary";
 
 /** Options of {@link Heartbeats}. */
 export interface HeartbeatOptions {
@@ -43,6 +48,8 @@ export interface HeartbeatOptions {
   discover?: () => string[];
   /** Encoding of the heartbeats this node sends (it answers in the one it is asked in). */
   wire: WireEncoding;
+  /** This node's summary version, sent in its answers (`--coop`); none without. */
+  summaryVersion?: () => string;
 }
 
 /** See the module doc. */
@@ -83,10 +90,10 @@ export class Heartbeats {
     this.#o.members.mergeList(value.servers, caller.id);
     this.#o.members.seen(caller.id);
     const enc = answerEncoding(req.headers);
-    return this.#o.auth.signed(caller, 200, await this.#body(enc), undefined, [[
-      "content-type",
-      contentTypeOf(enc),
-    ]]);
+    const headers: [string, string][] = [["content-type", contentTypeOf(enc)]];
+    const summary = this.#o.summaryVersion?.();
+    if (summary) headers.push([SUMMARY_HEADER, summary]);
+    return this.#o.auth.signed(caller, 200, await this.#body(enc), undefined, headers);
   }
 
   /** Heartbeats every peer and seed at once; resolves with the nodes that answered. */
@@ -116,7 +123,7 @@ export class Heartbeats {
    * yet (a new node), this node presents the admin token there (admission) and tries again;
    * after a refused admission, not again for {@link ADMIT_RETRY_MS}.
    */
-  async #to(url: string, id: string): Promise<{ id: string; digest: string } | null> {
+  async #to(url: string, id: string): Promise<Omit<Answer, "url"> | null> {
     const { admin, now } = this.#o;
     try {
       return await this.#once(url, id);
@@ -141,7 +148,7 @@ export class Heartbeats {
     }
   }
 
-  async #once(url: string, id: string): Promise<{ id: string; digest: string }> {
+  async #once(url: string, id: string): Promise<Omit<Answer, "url">> {
     const { members } = this.#o;
     const r = await this.#o.auth.json(url, "/_cdn/heartbeat", {
       method: "POST",
@@ -157,7 +164,7 @@ export class Heartbeats {
     members.seeds.delete(url);
     this.#aliases.add(url); // answered: known by its id from now on
     this.#failing.delete(url);
-    return { id: r.id, digest: String(r.value.digest) };
+    return { id: r.id, digest: String(r.value.digest), summary: r.headers.get(SUMMARY_HEADER) };
   }
 
   /** Logs a failed heartbeat once until `url` answers again; null. */

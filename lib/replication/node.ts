@@ -58,6 +58,7 @@ import { CatchUp, type CatchUpView } from "./catch_up.ts";
 import { Heartbeats } from "./heartbeat.ts";
 import { PURGE_PEER_PATH, PurgePeers } from "./purge.ts";
 import type { PurgeFanOut, PurgeTarget } from "../http/purge.ts";
+import { Cooperation, type CoopOptions, SUMMARY_PATH } from "../coop/coop.ts";
 
 /** Options of {@link ReplicationNode}. */
 export interface ReplicationOptions {
@@ -97,13 +98,15 @@ export interface ReplicationOptions {
   applyPurge?: (t: PurgeTarget) => number;
   /** Encoding of what this node sends (pushes, heartbeats, manifest and pull requests). */
   wire?: WireEncoding;
+  /** Cooperative caching (`--coop`, lib/coop/): its settings, or none. */
+  coop?: Pick<CoopOptions, "top" | "prefetchRate" | "prefetchBytes" | "prefetch">;
   now?: () => number;
   log?: (line: string) => void;
 }
 
 type Defaulted =
-  & Required<Omit<ReplicationOptions, "discover" | "applyPurge" | "provider">>
-  & Pick<ReplicationOptions, "discover" | "applyPurge" | "provider">;
+  & Required<Omit<ReplicationOptions, "discover" | "applyPurge" | "provider" | "coop">>
+  & Pick<ReplicationOptions, "discover" | "applyPurge" | "provider" | "coop">;
 
 /** Counters shown in `/_cdn/health`. */
 export interface ReplicationStats {
@@ -141,6 +144,7 @@ export class ReplicationNode {
   #catchUp: CatchUp;
   #beats: Heartbeats;
   #purge: PurgePeers;
+  #coop: Cooperation | null = null;
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #ac = new AbortController();
@@ -216,6 +220,7 @@ export class ReplicationNode {
       log,
       discover: opts.discover,
       wire: this.#o.wire,
+      summaryVersion: () => this.#coop?.version ?? "",
     });
     this.#purge = new PurgePeers({
       members: this.#members,
@@ -226,6 +231,19 @@ export class ReplicationNode {
       apply: opts.applyPurge ?? (() => 0),
       log,
     });
+    if (opts.coop !== undefined) {
+      this.#coop = new Cooperation({
+        ...opts.coop,
+        id: opts.id,
+        cache: opts.cache,
+        auth: this.#auth,
+        members: this.#members,
+        requestTimeoutMs: opts.requestTimeoutMs,
+        signal: this.#ac.signal,
+        now,
+        log,
+      });
+    }
   }
 
   /** When a peer's digest was first seen to differ from ours, since they last all matched. */
@@ -274,6 +292,16 @@ export class ReplicationNode {
     return this.#members.alivePeers().map((e) => e.url);
   }
 
+  /** With `--coop`: the members to ask for `url` on a miss (null: the default choice). */
+  coopHolders(url: string): string[] | null {
+    return this.#coop?.holders(url) ?? null;
+  }
+
+  /** With `--coop`: its state and counters (for `/_cdn/health`); null without. */
+  coopView(): Record<string, unknown> | null {
+    return this.#coop?.view() ?? null;
+  }
+
   /** Pushes a purge applied here to every other member (signed); how they answered. */
   purgeMembers(t: PurgeTarget): Promise<PurgeFanOut> {
     return this.#purge.fanOut(t);
@@ -306,6 +334,9 @@ export class ReplicationNode {
         return this.#beats.handle(req, caller!);
       case PURGE_PEER_PATH:
         return this.#purge.handle(req, caller!);
+      case SUMMARY_PATH:
+        if (this.#coop === null) throw new Refusal(404, "cooperative caching is off (--coop)");
+        return Promise.resolve(this.#coop.handle(caller!));
       case "/_cdn/credentials":
         return admin.admit(req);
       case "/_cdn/servers":
@@ -523,6 +554,7 @@ export class ReplicationNode {
     const answered = await this.#beats.round();
     // Members that were down when a purge was pushed are told now that they answer.
     this.#track(this.#purge.deliver(answered.map((a) => a.id)));
+    if (this.#coop !== null) this.#track(this.#coop.round(answered));
     const differs = answered.some((a) => a.digest !== this.digest());
     if (!differs) this.#divergedSince = null;
     else this.#divergedSince ??= Date.now();
@@ -620,6 +652,7 @@ export const REPLICATION_ROUTES: readonly Route[] = [
   { path: "/_cdn/export", prefix: false, methods: { GET: "node" } },
   { path: "/_cdn/heartbeat", prefix: false, methods: { POST: "node" } },
   { path: PURGE_PEER_PATH, prefix: false, methods: { POST: "node" } },
+  { path: SUMMARY_PATH, prefix: false, methods: { GET: "node" } },
 ];
 
 /** The route of {@link REPLICATION_ROUTES} that `path` names, or null. */

@@ -156,7 +156,7 @@ export class PeerAuth {
     url: string,
     pathQuery: string,
     init: CallInit & { kind?: MessageKind },
-  ): Promise<{ status: number; id: string; value: Record<string, unknown> }> {
+  ): Promise<{ status: number; id: string; value: Record<string, unknown>; headers: Headers }> {
     const a = await this.call(url, pathQuery, init);
     const raw = await readAll(a.body, MAX_PEER_ANSWER_BYTES, url);
     if (bodyDigest(raw) !== a.digest) {
@@ -174,7 +174,8 @@ export class PeerAuth {
         `${url}: the answer is not a ${enc === "json" ? "JSON" : "Protobuf"} object`,
       );
     }
-    return { status: a.status, id: a.id, value: (value ?? {}) as Record<string, unknown> };
+    const v = (value ?? {}) as Record<string, unknown>;
+    return { status: a.status, id: a.id, value: v, headers: a.headers };
   }
 
   /**
