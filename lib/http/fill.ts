@@ -72,6 +72,8 @@ export interface FillerOptions {
   members?: () => string[];
   /** With `--coop`: the members holding `url`, nearest first (see peer_select.ts), or null. */
   holders?: (url: string) => string[] | null;
+  /** Whether `req` may be filled from peers only, never the origin (a `--coop` prefetch). */
+  peersOnly?: (req: Request) => boolean;
   /** Time allowed for a peer's answer, ms. */
   peerTimeoutMs: number;
   /**
@@ -209,6 +211,10 @@ export function createFiller(o: FillerOptions): Filler {
         const never = new AbortController().signal;
         const r = await settle(req, sent, url, reqCc, null, res, requestTime, never, true);
         if (r !== null) return r;
+      }
+      if (o.peersOnly?.(req)) {
+        // For this request only: requests that joined it fill on their own.
+        return { kind: "response", response: respond.text(504, "no member holds it") };
       }
     }
     const ac = new AbortController();

@@ -72,6 +72,8 @@ export interface ReplicaOptions {
   members?: () => string[];
   /** With `--coop`: the members holding a URL, asked instead (nearest first), or null. */
   holders?: (url: string) => string[] | null;
+  /** Whether a request may be filled from peers only (a `--coop` prefetch). */
+  peersOnly?: (req: Request) => boolean;
   /** Pushes a purge applied here to the other members; null without a membership. */
   purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** Time allowed for a peer's answer, ms. Default 1 s. */
@@ -166,6 +168,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     peers,
     members: opts.members,
     holders: opts.holders,
+    peersOnly: opts.peersOnly,
     peerTimeoutMs: peerTimeout,
     staleOnErrorSeconds: opts.staleOnErrorSeconds ?? 3600,
     via,

@@ -29,7 +29,7 @@ import { DERIVED } from "../image/cache_variants.ts";
 import { preload } from "./preload.ts";
 import { openAccessLog, withAccessLog } from "./access_log.ts";
 import { applyPurge } from "./purge.ts";
-import { prefetchThrough } from "../coop/prefetch.ts";
+import { isPrefetch, prefetchThrough } from "../coop/prefetch.ts";
 import { createReplica, type Replica, serveReplica } from "./replica.ts";
 import type { NodeTls } from "../tls/node_tls.ts";
 
@@ -176,6 +176,7 @@ export async function startReplicaProcess(
     // One membership: its live members are cache peers too, and purges reach all of it.
     members: () => node?.aliveMemberUrls() ?? [],
     holders: c.coop === null ? undefined : (url) => node?.coopHolders(url) ?? null,
+    peersOnly: c.coop === null ? undefined : isPrefetch,
     purgeMembers: (t) => node?.purgeMembers(t) ?? Promise.resolve(null),
     peerTimeoutMs: c.peerTimeoutMs,
     adminToken: c.adminToken,
