@@ -17,15 +17,19 @@ import { Readable } from "node:stream";
 /** Statuses whose response has no body (`new Response` refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
-/** An agent whose TLS trusts `caPem` alone, keeping a few idle connections per peer. */
+/**
+ * An agent whose TLS trusts `caPem` alone, keeping a few idle connections per peer for 10 s
+ * (well under the 30 s after which our listeners close an idle connection).
+ */
 export function pinnedAgent(caPem: string): https.Agent {
-  return new https.Agent({ keepAlive: true, maxFreeSockets: 8, timeout: 30_000, ca: caPem });
+  return new https.Agent({ keepAlive: true, maxFreeSockets: 8, timeout: 10_000, ca: caPem });
 }
 
 /**
  * Sends `init` to the `https:` `url` with `agent` ({@link pinnedAgent}) and resolves with a
  * `Response` whose body streams. Rejects with the TLS or socket error (its `code` kept), or with
- * `init.signal`'s reason when it aborts before the response head.
+ * `init.signal`'s reason when it aborts before the response head. (A kept-alive connection
+ * that the peer closed is retried on a new one by Deno's `node:http` itself.)
  */
 export async function nodeFetch(
   url: URL,
@@ -48,6 +52,7 @@ export async function nodeFetch(
     const fail = (e: unknown) => {
       if (settled) return;
       settled = true;
+      signal?.removeEventListener("abort", onAbort);
       req.destroy();
       reject(e);
     };
