@@ -15,7 +15,8 @@ import {
   withTempDir,
 } from "./_upload_cluster.ts";
 
-const WAIT_MS = 20_000;
+/** Generous: summaries travel with heartbeats, slow on a loaded machine. */
+const WAIT_MS = 60_000;
 
 async function get(url: string) {
   const res = await tfetch(url);
