@@ -245,6 +245,54 @@ Deno.test("UpstreamPool: chunked, 1xx skipped, close-delimited, bad heads refuse
   }
 });
 
+Deno.test("UpstreamPool: a head arriving a few bytes at a time, bare LFs, TE over bad lengths", async () => {
+  const pool = new UpstreamPool({ headTimeoutMs: 5000 });
+  const replies: [string, string][] = [
+    [
+      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-A:  b \r\nContent-Length: 5\r\n\r\nhello",
+      "hello",
+    ],
+    ["HTTP/1.1 200 OK\nContent-Length: 2\n\nhi", "hi"],
+    [
+      "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+      "ok",
+    ],
+  ];
+  try {
+    for (const [reply, body] of replies) {
+      for (const piece of [1, 3, 7]) {
+        // The server writes the reply `piece` bytes at a time, so the head is split everywhere.
+        const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+        const served = (async () => {
+          const c = await l.accept();
+          c.setNoDelay(true);
+          await c.read(new Uint8Array(4096));
+          const bytes = new TextEncoder().encode(reply);
+          for (let i = 0; i < bytes.length; i += piece) {
+            await c.write(bytes.subarray(i, i + piece));
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          await new Promise((r) => setTimeout(r, 50));
+          c.close();
+        })();
+        try {
+          const res = await pool.request("127.0.0.1", (l.addr as Deno.NetAddr).port, GET);
+          equal(res.head.status, 200, reply);
+          equal(await new Response(res.body as BodyInit).text(), body, `${piece}: ${reply}`);
+          if (reply.includes("X-A")) {
+            deepStrictEqual(res.head.headers.find(([n]) => n === "x-a"), ["x-a", "b"]);
+          }
+        } finally {
+          await served.catch(() => {});
+          l.close();
+        }
+      }
+    }
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("clientResponse: hop-by-hop dropped, Via appended; what cannot be relayed is a 502", async () => {
   const head = (headers: [string, string][], status = 200) => ({
     head: { minor: 1, status, reason: "OK", headers },

@@ -236,25 +236,25 @@ export function responseFraming(method: string, head: ResponseHead): Framing {
   if (method === "HEAD" || s === 204 || s === 304 || s < 200) return { kind: "none" };
   let te: string | null = null;
   let length: string | null = null;
+  let conflict: string | null = null;
   for (const [n, v] of head.headers) {
     if (n === "transfer-encoding") te = te === null ? v : `${te},${v}`;
     else if (n === "content-length") {
       for (const part of v.split(",")) {
         const x = part.trim();
         if (length === null) length = x;
-        else if (x !== length) {
-          throw new ProtocolError(`upstream sent a bad Content-Length: ${length}, ${x}`);
-        }
+        else if (x !== length) conflict ??= `${length}, ${x}`;
       }
     }
   }
+  // Transfer-Encoding wins over Content-Length (RFC 9112 §6.3), however bad that is.
   if (te !== null && te !== "") {
     const last = te.split(",").map((x) => x.trim().toLowerCase()).filter((x) => x !== "").at(-1);
     return last === "chunked" ? { kind: "chunked" } : { kind: "close" };
   }
   if (length === null) return { kind: "close" };
-  if (!/^\d{1,15}$/.test(length)) {
-    throw new ProtocolError(`upstream sent a bad Content-Length: ${length}`);
+  if (conflict !== null || !/^\d{1,15}$/.test(length)) {
+    throw new ProtocolError(`upstream sent a bad Content-Length: ${conflict ?? length}`);
   }
   return { kind: "length", length: Number(length) };
 }
