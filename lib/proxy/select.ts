@@ -89,6 +89,9 @@ export function formatMs(ms: number | null): string {
   return ms === null ? "unmeasured" : `${ms.toFixed(1)} ms`;
 }
 
+/** The latency order (built once: it runs for every request in latency mode). */
+const BY_COST = byKeys(costKey);
+
 /** Orders `servers` for one request; see the module doc. */
 export function rank(servers: readonly ServerState[], o: RankOptions): Ranking {
   let pool = servers.filter((s) => s.eligible(o.now));
@@ -98,7 +101,7 @@ export function rank(servers: readonly ServerState[], o: RankOptions): Ranking {
   let order: ServerState[];
   let why: string;
   if (o.mode === "latency") {
-    order = pool.sort(byKeys(costKey));
+    order = pool.sort(BY_COST);
     why = "lowest expected latency";
     if (o.pick === "p2c" && order.length > 2) {
       const i = Math.floor(o.random() * order.length);
