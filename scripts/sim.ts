@@ -116,15 +116,14 @@ const pct = (f: number) => `${+(f * 100).toFixed(2)}%`;
 
 const HELP = `Usage: deno task sim TRACE... [options]
 
-Replays each trace through the reference policies (${
-  Object.values(BASELINES).map((b) => b.label).join(", ")
-}), the LFRU index (TypeScript and WASM) and Belady's MIN, and prints object miss ratios
-(and byte miss ratios, "object / byte", when sizes vary) at 0.1%, 1% and 10% of the
-footprint, libCacheSim's optimum for the six reference traces (size-aware when sizes vary),
-the best baseline per cell, and how much of the gap from the best baseline to the optimum
-(the lower of Belady and the reference optimum) the LFRU closes (negative when it is worse
-than the best baseline). Exits 1 when our
-LRU is more than 0.001 off libCacheSim's reference LRU or the two LFRU indexes disagree.
+Replays each trace through the reference policies (LRU, ARC, SIEVE, S3-FIFO, W-TinyLFU
+with hill climbing, GDSF), the LFRU index (TypeScript and WASM) and Belady's MIN, and prints
+object miss ratios (and byte miss ratios, "object / byte", when sizes vary) at 0.1%, 1% and
+10% of the footprint, libCacheSim's optimum for the six reference traces (size-aware when
+sizes vary), the best baseline per cell, and how much of the gap from the best baseline to
+the optimum (the lower of Belady and the reference optimum) the LFRU closes (negative when
+it is worse than the best baseline). Exits 1 when our LRU is more than 0.001 off
+libCacheSim's reference LRU or the two LFRU indexes disagree.
 
 TRACE is a CSV path (timestamp,object_id,size), a key trace (.trace: big-endian u32 keys,
 unit size; .trace.xz is read through xz -dc), a reference trace name such as zipf1.0_eq
