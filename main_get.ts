@@ -1,14 +1,16 @@
 /**
- * The index's client: `deno task get PATH [--dns HOST:PORT] [--name NAME] [-o FILE]` asks a
+ * The index's client: `deno task get PATH [--dns HOST:PORT] [--name NAME] [--ca FILE] [-o FILE]` asks a
  * DNS server's control API which live replicas hold PATH and downloads it from the best one,
  * resuming from the same or the next holder after a failure. Flags and exit codes:
  * `lib/get/flags.ts` (`--help`); how it works: `lib/get/download.ts`.
  *
  * @module
  */
-import { runMain } from "./lib/common/cli.ts";
+import { runMain, StartError } from "./lib/common/cli.ts";
 import { download } from "./lib/get/download.ts";
 import { getUsage, parseGetConfig } from "./lib/get/flags.ts";
+import { trustCa } from "./lib/tls/client.ts";
+import { loadCa } from "./lib/tls/files.ts";
 import { progressReporter } from "./lib/upload/client.ts";
 
 async function main(): Promise<void> {
@@ -16,6 +18,13 @@ async function main(): Promise<void> {
   if (c === "help") {
     console.log(getUsage());
     return;
+  }
+  if (c.ca !== null) {
+    try {
+      trustCa(await loadCa(c.ca));
+    } catch (e) {
+      throw new StartError((e as Error).message);
+    }
   }
   const bar = c.quiet ? null : progressReporter(c.path, Deno.stderr);
   // On a terminal the bar redraws one line: an event line starts below it.

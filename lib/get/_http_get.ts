@@ -1,11 +1,17 @@
 /**
  * One HTTP GET for the index client, with `node:http` (Deno's `fetch` does not send a `Host`
  * header of our choosing, and `--name` needs one): the status, the headers, and the body read
- * one chunk at a time with a limit on the wait for each.
+ * one chunk at a time with a limit on the wait for each. An `https:` holder (a replica started
+ * with `--tls`) goes through `node:https` with the process's trust (`lib/tls/client.ts`): with
+ * `--ca`, its certificate must chain to that CA alone and name the address dialled (not the
+ * `Host` sent); a failed handshake rejects with `TLS: <reason>`.
  *
  * @module
  */
 import http from "node:http";
+import https from "node:https";
+import tls from "node:tls";
+import { nodeTlsOptions, tlsFailure } from "../tls/client.ts";
 
 /** A response whose body is read with {@link Fetched.next}. */
 export interface Fetched {
@@ -23,19 +29,26 @@ export function httpGet(
   headers: Record<string, string>,
   timeoutMs: number,
 ): Promise<Fetched> {
-  if (!url.startsWith("http://")) {
-    // Replicas started with --tls serve HTTPS with the fleet's private CA: not yet supported.
-    return Promise.reject(new Error(`only http:// holders are supported yet: ${url}`));
+  const u = new URL(url);
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    return Promise.reject(new Error(`not an http(s) URL: ${url}`));
   }
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers });
+    const req = u.protocol === "http:" ? http.get(url, { headers }) : https.get(url, {
+      headers,
+      ...dialledName(u),
+      // One connection per transfer (none kept idle past the download).
+      agent: false,
+      ...nodeTlsOptions(),
+    });
     const timer = setTimeout(
       () => req.destroy(new Error(`no answer in ${timeoutMs} ms`)),
       timeoutMs,
     );
     req.on("error", (e) => {
       clearTimeout(timer);
-      reject(e);
+      const tls = tlsFailure(e);
+      reject(tls === null ? e : new Error(tls, { cause: e }));
     });
     req.on("response", (res) => {
       clearTimeout(timer);
@@ -70,4 +83,15 @@ export function httpGet(
       });
     });
   });
+}
+
+/**
+ * TLS options that verify the certificate against the address dialled, not the `Host` sent
+ * (`--name`, which `node:https` would otherwise take as the server name): a DNS name is the
+ * server name; an IP address cannot be one, so the check names it.
+ */
+function dialledName(u: URL): Pick<tls.ConnectionOptions, "servername" | "checkServerIdentity"> {
+  const host = u.hostname.replace(/^\[|\]$/g, "");
+  if (!/^[0-9.]+$|:/.test(host)) return { servername: host };
+  return { checkServerIdentity: (_name, cert) => tls.checkServerIdentity(host, cert) };
 }

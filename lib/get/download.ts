@@ -23,8 +23,8 @@ const NEVER = new AbortController().signal;
 /** Longest wait for a replica's response headers. */
 export const HEADERS_TIMEOUT_MS = 10_000;
 
-/** Options of {@link download}: the command line's (`flags.ts`) and where output goes. */
-export interface DownloadOptions extends Omit<GetConfig, "quiet"> {
+/** Options of {@link download}: the command line's (`flags.ts`; `--ca` is the process's trust) and where output goes. */
+export interface DownloadOptions extends Omit<GetConfig, "quiet" | "ca"> {
   /** Event lines (which holder, failures, resumes). */
   log: (line: string) => void;
   /** Bytes so far and the total, when the total is known. */

@@ -30,6 +30,12 @@ export const GET_FLAGS = {
     arg: "FILE",
     help: "Where to save it. Default: PATH's last segment in the current directory.",
   },
+  ca: {
+    type: "string",
+    arg: "FILE",
+    help: "CA (PEM) the certificate of an https holder (a replica started with --tls) must " +
+      "chain to, alone. Default: https holders are verified against Deno's public roots.",
+  },
   "limit-rate": {
     type: "string",
     arg: "SIZE",
@@ -48,12 +54,13 @@ export const GET_FLAGS = {
 /** The usage text of `--help`. */
 export function getUsage(): string {
   return usage(
-    ["Usage: deno task get PATH [--dns HOST:PORT] [--name NAME] [-o FILE]"],
+    ["Usage: deno task get PATH [--dns HOST:PORT] [--name NAME] [--ca FILE] [-o FILE]"],
     GET_FLAGS,
     [
       "Asks the index which live replicas hold PATH, downloads it from the best one (resuming",
       "from the same or the next holder after a failure), verifies its SHA-256 when the replica",
       "gives one, and saves it atomically; an interrupted download leaves FILE.part to resume.",
+      "A holder whose certificate does not verify is skipped with a TLS line and the next tried.",
       "Exit codes: 0 saved, 1 cannot write the output, 2 bad usage, 3 not found, 4 no live",
       "holder (replicas hold it but none is live), 5 SHA-256 mismatch (nothing kept), 6 network",
       "(the index or every live holder unreachable).",
@@ -69,6 +76,8 @@ export interface GetConfig {
   index: string;
   /** `Host` sent to the replicas, or null for their address. */
   name: string | null;
+  /** `--ca`: the CA file https holders must chain to, or null. */
+  ca: string | null;
   output: string;
   /** Bytes per second, or 0 for no limit. */
   limitRate: number;
@@ -116,6 +125,7 @@ export function parseGetConfig(
     path,
     index,
     name,
+    ca: f.string("ca") ?? null,
     output: f.string("output") ?? last,
     limitRate: f.size("limit-rate", 0, 1),
     idleTimeoutMs: f.duration("timeout", DEFAULT_IDLE_TIMEOUT_MS, 1),
