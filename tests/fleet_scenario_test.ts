@@ -21,8 +21,14 @@ const TOKEN = "scenario-token";
  * missed heartbeats); five times that only catches a failover that does not happen.
  */
 const FAILOVER_BOUND_MS = 15_000;
-/** Measured RTT may exceed the configured one by this much on a busy machine (see netemu.md). */
-const SLACK_MS = 30;
+/**
+ * Measured RTT may exceed the configured one by this much on a busy machine (see netemu.md):
+ * the user-space emulator and the probes share the CPU with everything else. At load average
+ * 4 to 8 the extra stayed under 30 ms; at load average 40 on 2 cores it was 36 to 50 ms on each
+ * path (2026-12-03). The bound only catches a measurement that is not the path's (a timeout, a
+ * wrong replica); the order of the three is asserted too.
+ */
+const SLACK_MS = 150;
 
 const REPLICAS = [
   { name: "r1", lat: 40.71, lon: -74.01 }, // New York
@@ -119,20 +125,41 @@ Deno.test({
       // 1. The first answer is geographic (no measurement yet), with the short TTL.
       const first = await ask();
       assert.equal(name(first.address), "r3", `first answer ${JSON.stringify(first)}`);
-      assert.equal(first.ttl, 3);
+      // The short TTL (3), or less when a heartbeat was late at that moment ("changing").
+      assert.ok(first.ttl >= 1 && first.ttl <= 3, `first answer's TTL ${first.ttl}`);
 
-      // 2. After measurement: r1, with the configured TTL.
-      const measured = await waitFor(
+      // 2. After measurement: r1, with the configured TTL. State-aware TTLs may shorten an answer
+      // for a moment (a heartbeat more than 1.5 intervals late on this loaded machine: basis
+      // "changing", TTL 1): such an answer must carry at most the short TTL and /explain must
+      // say why; the stable choice then carries the configured 30.
+      const shortened: string[] = [];
+      await waitFor(
         "answers to name r1",
+        async () => name((await ask()).address) === "r1" ? true : undefined,
+        15_000,
+        100,
+        logs,
+      );
+      const measured = await waitFor(
+        "r1 with the configured TTL",
         async () => {
           const a = await ask();
-          return name(a.address) === "r1" ? a : undefined;
+          if (name(a.address) !== "r1") return undefined;
+          if (a.ttl === 30) return a;
+          assert.ok(a.ttl >= 1 && a.ttl <= 3, `r1 with TTL ${a.ttl}: neither 30 nor short`);
+          // /explain is asked after the answer (its basis may be "full" again by then): logged.
+          const why = (await curl(`/explain?client=${addr("client")}`)).ttlWhy;
+          shortened.push(`TTL ${a.ttl}, then /explain: ${JSON.stringify(why)}`);
+          return undefined;
         },
         15_000,
         100,
         logs,
       );
       assert.equal(measured.ttl, 30);
+      if (shortened.length > 0) console.log(`shortened r1 answers: ${shortened.join("; ")}`);
+      const stable = await curl(`/explain?client=${addr("client")}`);
+      if (stable.ttlWhy.basis === "full") assert.equal(stable.ttlWhy.ttl, 30);
       // Each replica's probes report on their own: r1's (3 × 10 ms) arrive first.
       const ex = await waitFor(
         "all three measured",
@@ -156,6 +183,7 @@ Deno.test({
           `${id}: measured ${rtt[id]} ms, configured ${want}`,
         );
       }
+      assert.ok(rtt.r1 < rtt.r2 && rtt.r2 < rtt.r3, `measured in the configured order`);
 
       // 3. Changing delays flips the choice (re-measured after --rtt-refresh 1s).
       await t.setDelay("client", "r1", 150);

@@ -4,7 +4,8 @@
  * both to health-check them). With CA 1 the file comes from a, the nearest, verified. With CA 2,
  * a's certificate does not verify: the client says so (a TLS line) and downloads from b. With
  * no `--ca` neither verifies against the public roots: exit 6 naming TLS. An unreadable `--ca`
- * is a usage error (exit 2).
+ * is a usage error (exit 2). And the certificate is checked against the address dialled, not
+ * against the `Host` sent (`--name`).
  */
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
@@ -16,6 +17,8 @@ import {
   startReplica,
   waitFor,
 } from "../lib/fleet/_testing.ts";
+import { httpGet } from "../lib/get/_http_get.ts";
+import { trustCa } from "../lib/tls/client.ts";
 import { makeCerts, tlsArgs, uploadTls } from "./_tls_cluster.ts";
 import { TOKEN, withTempDir } from "./_upload_cluster.ts";
 
@@ -120,4 +123,36 @@ Deno.test({
       }
     });
   },
+});
+
+Deno.test("get --ca: the certificate must name the address dialled, not the Host sent", async () => {
+  await withTempDir(async (dir) => {
+    await makeCerts(["--out", `${dir}/c`, "--nodes", `a=${A}`]);
+    trustCa(await Deno.readTextFile(`${dir}/c/ca.pem`));
+    const cert = await Deno.readTextFile(`${dir}/c/a.pem`);
+    const key = await Deno.readTextFile(`${dir}/c/a-key.pem`);
+    // A stand-in holder serving a's certificate on a's address, and on another address.
+    for (
+      const [host, want] of [[A, "200"], [
+        "127.0.0.93",
+        "TLS: the peer's certificate does not name the address dialled (NotValidForName)",
+      ]]
+    ) {
+      const s = Deno.serve(
+        { hostname: host, port: 0, cert, key, onListen() {} },
+        () => new Response("x"),
+      );
+      try {
+        const got = await httpGet(
+          `https://${host}:${s.addr.port}/f.bin`,
+          { host: "cdn.test" },
+          10_000,
+        )
+          .then((r) => (r.cancel(), String(r.status)), (e) => (e as Error).message);
+        assert.equal(got, want, host);
+      } finally {
+        await s.shutdown();
+      }
+    }
+  });
 });
