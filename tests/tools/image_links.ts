@@ -48,6 +48,14 @@ export interface ImageLinks {
   execServer(cmd: string[], options?: Omit<Deno.CommandOptions, "args">): Deno.ChildProcess;
   /** GETs `path` from `client` at `port` of the server; `headers` as `name: value`. */
   fetch(client: string, port: number, path: string, headers?: string[]): Promise<Fetched>;
+  /** GETs every path (`parallel` at once, curl's `--parallel`); `seconds` is the wall time. */
+  fetchAll(
+    client: string,
+    port: number,
+    paths: string[],
+    headers?: string[],
+    parallel?: number,
+  ): Promise<{ got: Fetched[]; seconds: number }>;
   /** Changes a client's download rate. */
   setRate(client: string, mbit: number): Promise<void>;
   destroy(): Promise<void>;
@@ -100,37 +108,45 @@ export async function createImageLinks(
     await removeNamespacesByPrefix(prefix);
     throw e;
   }
-  return {
+  const made: ImageLinks = {
     server,
     serverIp: (client) => `10.12.${index.get(client)}.1`,
     execServer: (cmd, options) => execIn(server, cmd, options),
     async fetch(client, port, path, headers = []) {
-      const url = `http://10.12.${index.get(client)}.1:${port}${path}`;
-      const format =
-        "%{http_code} %{size_download} %{time_total} [%header{x-nearcast-variant}] [%{content_type}]";
+      return (await made.fetchAll(client, port, [path], headers, 1)).got[0];
+    },
+    async fetchAll(client, port, paths, headers = [], parallel = 1) {
+      const base = `http://10.12.${index.get(client)}.1:${port}`;
+      const format = "%{http_code} %{size_download} %{time_total} " +
+        "[%header{x-nearcast-variant}] [%{content_type}]\n";
+      const t0 = performance.now();
       const r = await runIn(`${prefix}${client}`, [
         "curl",
         "-s",
-        "-o",
-        "/dev/null",
+        ...(parallel > 1 ? ["--parallel", "--parallel-max", String(parallel)] : []),
         "--max-time",
-        "120",
+        "300",
         "-w",
         format,
         ...headers.flatMap((h) => ["-H", h]),
-        url,
+        ...paths.flatMap((p) => ["-o", "/dev/null", `${base}${p}`]),
       ]);
-      const m = /^(\d+) (\d+) ([0-9.]+) \[(.*)\] \[(.*)\]$/.exec(r.stdout.trim());
-      if (r.code !== 0 || m === null) {
-        throw new Error(`curl ${url} from ${client} failed (${r.code}): ${r.stdout}${r.stderr}`);
+      const seconds = (performance.now() - t0) / 1000;
+      const got = r.stdout.trim().split("\n").map((line) => {
+        const m = /^(\d+) (\d+) ([0-9.]+) \[(.*)\] \[(.*)\]$/.exec(line);
+        if (m === null) throw new Error(`curl from ${client}: cannot read ${JSON.stringify(line)}`);
+        return {
+          status: Number(m[1]),
+          bytes: Number(m[2]),
+          seconds: Number(m[3]),
+          variant: m[4],
+          contentType: m[5],
+        };
+      });
+      if (r.code !== 0 || got.length !== paths.length) {
+        throw new Error(`curl ${base} from ${client} failed (${r.code}): ${r.stdout}${r.stderr}`);
       }
-      return {
-        status: Number(m[1]),
-        bytes: Number(m[2]),
-        seconds: Number(m[3]),
-        variant: m[4],
-        contentType: m[5],
-      };
+      return { got, seconds };
     },
     async setRate(client, mbit) {
       await mustRun([
@@ -149,4 +165,5 @@ export async function createImageLinks(
       await removeNamespacesByPrefix(prefix);
     },
   };
+  return made;
 }
