@@ -1,5 +1,5 @@
 /**
- * The image experiment's corpus: one large photo (1920 px, q85) and 20 page images (800 px, q80)
+ * The image experiment's corpus: one large photo (1920 px, q80) and 20 page images (800 px, q80)
  * made with ImageMagick from Debian's lomiri-wallpapers-16.04 photos, kept under
  * bench/.out/image/experiment/ between runs; and a seeded Zipf(1) request sequence over them.
  *
@@ -49,13 +49,24 @@ export async function makeCorpus(): Promise<Corpus> {
   const bytes = new Map<string, number>();
   bytes.set(
     "/photo.jpg",
-    await make("photo.jpg", [PHOTO_SOURCE, "-resize", "1920x", "-quality", "85", "jpg:-"]),
+    await make("photo.jpg", [
+      PHOTO_SOURCE,
+      "-strip",
+      "-resize",
+      "1920x",
+      "-quality",
+      "80",
+      "jpg:-",
+    ]),
   );
   const pages: string[] = [];
   for (let i = 0; i < PAGE_IMAGES; i++) {
     const name = `img${String(i + 1).padStart(2, "0")}.jpg`;
     const src = `${SOURCES}/${wallpapers[i]}`;
-    bytes.set(`/${name}`, await make(name, [src, "-resize", "800x", "-quality", "80", "jpg:-"]));
+    bytes.set(
+      `/${name}`,
+      await make(name, [src, "-strip", "-resize", "800x", "-quality", "80", "jpg:-"]),
+    );
     pages.push(`/${name}`);
   }
   return { dir: CORPUS_DIR, photoBytes: bytes.get("/photo.jpg")!, pages, bytes };

@@ -7,7 +7,8 @@
  * client's throughput is measured from the steady part of the transfer only: the first chunks
  * are absorbed at once by the socket's send buffer and the link's queue, so the measurement
  * starts at the first pull that waited (more than {@link STALL_MS} after the one before) and
- * ends at the last; a response that never waited says nothing about the link (it fitted in the
+ * ends at the last (a wait during which a transcode ran was the CPU's, and does not count); a
+ * response that never waited says nothing about the link (it fitted in the
  * buffers) and is not reported. With Linux's default send buffer autotuning a slow client's
  * buffer can hold a whole image; `net.ipv4.tcp_notsent_lowat` (e.g. 16384) keeps the unsent
  * part small, see docs/experiments/images.md.
@@ -22,6 +23,13 @@ import type { Bytes } from "./variant_store.ts";
 const CHUNK = 16 * 1024;
 /** A pull this long after the previous one means the connection was full (ms). */
 export const STALL_MS = 2;
+/** When the latest transcode ended (a gap that spans one was the CPU, not the link). */
+let busyEnd = 0;
+
+/** Tells the measurement that CPU-bound work (a transcode) just ended. */
+export function noteBusy(): void {
+  busyEnd = performance.now();
+}
 
 /** The response for `req` with `body` and `headers` (which it completes). */
 export function sendImage(
@@ -65,7 +73,7 @@ export function sendImage(
   const stream = new ReadableStream<Uint8Array>({
     pull(c) {
       const now = performance.now();
-      if (steadyBytes < 0 && last > 0 && now - last > STALL_MS) {
+      if (steadyBytes < 0 && last > 0 && now - last > STALL_MS && busyEnd < last) {
         steadyAt = now;
         steadyBytes = sent;
       }

@@ -28,7 +28,7 @@ import { concatBytes } from "../common/bytes.ts";
 import type { CacheEntry, CacheEvents, HttpCache } from "../http/cache.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { Background } from "./_background.ts";
-import { sendImage } from "./_send.ts";
+import { noteBusy, sendImage } from "./_send.ts";
 import { CacheVariants, DERIVED } from "./cache_variants.ts";
 import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
@@ -286,7 +286,7 @@ export class ImageLayer {
     if (!p) {
       const made = this.#run(async () => {
         const t0 = performance.now();
-        const out = await transcode(src.bytes, opts);
+        const out = await transcode(src.bytes, opts).finally(noteBusy);
         const ms = performance.now() - t0;
         this.stats.computed++;
         this.stats.variantBytes += out.bytes.length;

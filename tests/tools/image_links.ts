@@ -61,10 +61,14 @@ export interface ImageLinks {
   destroy(): Promise<void>;
 }
 
-/** Token bucket of a link: 10 ms of the rate, at least 16 KiB; 200 ms of queue. */
+/** The token bucket's depth, bytes: 10 ms of the rate, at least 16 KiB. */
+export function tbfBurst(mbit: number): number {
+  return Math.max(16 * 1024, Math.round(mbit * 1e6 / 8 / 100));
+}
+
+/** Token bucket of a link: {@link tbfBurst}, 200 ms of queue. */
 function tbf(mbit: number): string[] {
-  const burst = Math.max(16 * 1024, Math.round(mbit * 1e6 / 8 / 100));
-  return ["tbf", "rate", `${mbit}mbit`, "burst", String(burst), "latency", "200ms"];
+  return ["tbf", "rate", `${mbit}mbit`, "burst", String(tbfBurst(mbit)), "latency", "200ms"];
 }
 
 /**
