@@ -34,6 +34,8 @@ function cpuMs(since: { user: number; system: number }): number {
 /** Every precomputed rung of every corpus image, timed (process CPU) one at a time. */
 export async function ladderCosts(corpus: Corpus): Promise<LadderCost[]> {
   const out: LadderCost[] = [];
+  // Untimed first: compiling the WASM modules and warming the JIT is no variant's cost.
+  await transcode(await Deno.readFile(`${corpus.dir}/photo.jpg`), { width: 320, format: "jpeg" });
   for (const path of ["/photo.jpg", ...corpus.pages]) {
     const bytes = await Deno.readFile(`${corpus.dir}${path}`);
     const info = probeImage(bytes)!;

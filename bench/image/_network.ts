@@ -26,6 +26,8 @@ export interface ClientRun {
   photo: Fetched[];
   page: { seconds: number; bytes: number; got: Fetched[] };
   zipf: { seconds: number; bytes: number; got: Fetched[] };
+  /** Fetches tried again after curl failed (a connection that did not open in 15 s). */
+  retries: number;
 }
 
 /** Builds the links (call once). */
@@ -43,18 +45,32 @@ export async function networkRun(
   const servers = await startImageServers(links, corpus.dir, ["--images", mode]);
   try {
     return await Promise.all(LINKS.map(async (l): Promise<ClientRun> => {
+      let retries = 0;
+      const again = async <T>(f: () => Promise<T>): Promise<T> => {
+        for (let i = 0;; i++) {
+          try {
+            return await f();
+          } catch (e) {
+            if (i >= 2) throw e;
+            retries++;
+          }
+        }
+      };
       const photo: Fetched[] = [];
-      for (let i = 0; i < 3; i++) photo.push(await links.fetch(l.name, servers.port, "/photo.jpg"));
+      for (let i = 0; i < 3; i++) {
+        photo.push(await again(() => links.fetch(l.name, servers.port, "/photo.jpg")));
+      }
       const thumbs = corpus.pages.map((p) => `${p}?w=320`);
-      const page = await links.fetchAll(l.name, servers.port, thumbs, [], 6);
+      const page = await again(() => links.fetchAll(l.name, servers.port, thumbs, [], 6));
       const stream = zipf.map((i) => corpus.pages[i]);
-      const z = await links.fetchAll(l.name, servers.port, stream, [], 1);
+      const z = await again(() => links.fetchAll(l.name, servers.port, stream, [], 1));
       const sum = (g: Fetched[]) => g.reduce((n, f) => n + f.bytes, 0);
       return {
         link: l.mbit,
         photo,
         page: { ...page, bytes: sum(page.got) },
         zipf: { ...z, bytes: sum(z.got) },
+        retries,
       };
     }));
   } finally {

@@ -69,6 +69,8 @@ if (!values["no-network"]) {
     await links.destroy();
   }
   results.network = net;
+  const retried = Object.values(net).flat(2).reduce((n, c) => n + c.retries, 0);
+  console.log(`\nFetches tried again after a connection did not open: ${retried}`);
   console.log("\n## Network: median [min–max] over runs\n");
   console.log(
     "| link | mode | photo 1st: s, KB | photo 3rd: s, KB, variant | page of 20: s, KB | Zipf 20: s, KB |",

@@ -128,6 +128,8 @@ export async function createImageLinks(
         "curl",
         "-s",
         ...(parallel > 1 ? ["--parallel", "--parallel-max", String(parallel)] : []),
+        "--connect-timeout",
+        "15",
         "--max-time",
         "300",
         "-w",
