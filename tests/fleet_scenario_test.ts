@@ -120,7 +120,12 @@ Deno.test({
         40_000,
         200,
         logs,
-      );
+      ).catch(async (e) => {
+        // Seen twice on a machine at load average 40: nothing got through the router at all.
+        // The emulator's counters tell whether packets reached it and whether it sent them on.
+        const stats = await t.stats().then(JSON.stringify, (s) => `no stats: ${s}`);
+        throw new Error(`${(e as Error).message}\nemulator: ${stats}`, { cause: e });
+      });
 
       // 1. The first answer is geographic (no measurement yet), with the short TTL.
       const first = await ask();

@@ -60,7 +60,8 @@ Deno.test({
       const replica = (id: string, host: string, certs: string, lat: number, lon: number) =>
         startReplica([
           ...["--host", host, "--id", id, "--admin-token", TOKEN, "--data", `${dir}/${id}`],
-          ...["--heartbeat", "300ms", "--announce", `127.0.0.1:${dns.control}`],
+          // The default heartbeat (1 s): a replica is declared dead only after ~3 s without one.
+          ...["--announce", `127.0.0.1:${dns.control}`],
           ...[`--lat=${lat}`, `--lon=${lon}`, ...tlsArgs(certs, id)],
         ]);
       const a = replica("a", A, `${dir}/c1`, 52.37, 4.9);
