@@ -24,7 +24,7 @@ const FAILOVER_BOUND_MS = 15_000;
 /**
  * Measured RTT may exceed the configured one by this much on a busy machine (see netemu.md):
  * the user-space emulator and the probes share the CPU with everything else. At load average
- * 4 to 8 the extra stayed under 30 ms; at load average 40 on 2 cores it was 36 to 50 ms on each
+ * 4 to 8 the extra stayed under 30 ms; at load average 40 on 2 cores it was 36 to 97 ms on each
  * path (2026-12-03). The bound only catches a measurement that is not the path's (a timeout, a
  * wrong replica); the order of the three is asserted too.
  */
