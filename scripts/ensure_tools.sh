@@ -4,7 +4,8 @@
 # convert (image tests: the reference downscale and JPEG decoder), photos from
 # lomiri-wallpapers-16.04 (JPEG decoder tests, bench:image), openssl, tcpdump and pebble (TLS
 # tests: certificates, capture, ACME), promtool from prometheus (metrics test), OpenSSH's sshd and ssh-keygen, rsync (deploy scripts' test),
-# chromium (the dashboard test drives it with npm puppeteer-core; the meta-CDN scenario).
+# chromium (the dashboard test drives it with npm puppeteer-core; the meta-CDN scenario),
+# firefox-esr (the dashboard test drives it too, through WebDriver BiDi).
 # Used by `deno task test` and `.ci/run`, so a fresh machine needs no other set-up step.
 set -e
 need=""
@@ -15,6 +16,7 @@ command -v ip >/dev/null 2>&1 || need="$need iproute2"
 command -v tc >/dev/null 2>&1 || need="$need iproute2"
 command -v wget >/dev/null 2>&1 || need="$need wget"
 command -v chromium >/dev/null 2>&1 || need="$need chromium"
+command -v firefox-esr >/dev/null 2>&1 || command -v firefox >/dev/null 2>&1 || need="$need firefox-esr"
 # /usr/bin/convert: a stand-in for `convert` may come first on PATH; the tests call the real one.
 [ -x /usr/bin/convert ] || need="$need imagemagick"
 command -v openssl >/dev/null 2>&1 || need="$need openssl"

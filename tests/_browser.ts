@@ -1,30 +1,59 @@
 /**
- * Headless Chromium for tests and benchmarks: Debian's `chromium` driven by npm
- * `puppeteer-core` (which downloads no browser of its own).
+ * Headless browsers for tests and benchmarks, driven by npm `puppeteer-core` (which downloads no
+ * browser of its own): Debian's `chromium` through the DevTools protocol, Debian's `firefox-esr`
+ * through WebDriver BiDi.
  *
  * @module
  */
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
 
-/** The system Chromium, or an error naming what is missing and how to get it. */
-export function chromiumPath(): string {
+/** The browsers the tests drive. */
+export type BrowserKind = "chromium" | "firefox";
+
+const BROWSERS: Record<BrowserKind, { label: string; names: string[]; pkg: string }> = {
+  chromium: { label: "Chromium", names: ["chromium", "chromium-browser"], pkg: "chromium" },
+  firefox: { label: "Firefox", names: ["firefox-esr", "firefox"], pkg: "firefox-esr" },
+};
+
+/** The browser's display name: "Chromium", "Firefox". */
+export function browserLabel(kind: BrowserKind): string {
+  return BROWSERS[kind].label;
+}
+
+/** The system browser's executable, or an error naming what is missing and how to get it. */
+export function browserPath(kind: BrowserKind): string {
+  const { label, names, pkg } = BROWSERS[kind];
   for (const dir of (Deno.env.get("PATH") ?? "/usr/bin").split(":")) {
-    for (const name of ["chromium", "chromium-browser"]) {
+    for (const name of names) {
       try {
         if (Deno.statSync(`${dir}/${name}`).isFile) return `${dir}/${name}`;
       } catch { /* not here */ }
     }
   }
   throw new Error(
-    "Chromium is not installed (no chromium on PATH): apt-get install chromium, or run " +
-      "sh scripts/ensure_tools.sh as root",
+    `${label} is not installed (no ${names.join(" or ")} on PATH): apt-get install ${pkg}, or ` +
+      "run sh scripts/ensure_tools.sh as root",
   );
 }
 
-/** Headless Chromium with its profile in `dir`. */
-export async function launch(dir: string): Promise<Browser> {
+/** The system Chromium, or an error naming what is missing and how to get it. */
+export function chromiumPath(): string {
+  return browserPath("chromium");
+}
+
+/** A headless browser (Chromium unless `kind` says otherwise) with its profile in `dir`. */
+export async function launch(dir: string, kind: BrowserKind = "chromium"): Promise<Browser> {
+  const executablePath = browserPath(kind);
+  if (kind === "firefox") {
+    return await puppeteer.launch({
+      browser: "firefox",
+      executablePath,
+      headless: true,
+      userDataDir: `${dir}/firefox`,
+    });
+  }
   return await puppeteer.launch({
-    executablePath: chromiumPath(),
+    executablePath,
     headless: true,
     userDataDir: `${dir}/chromium`,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],

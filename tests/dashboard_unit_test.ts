@@ -15,7 +15,7 @@ import {
   SAMPLE_EVERY,
 } from "../lib/fleet/dns/dashboard/decisions.ts";
 import { startDns } from "../lib/fleet/_testing.ts";
-import { chromiumPath } from "./_browser.ts";
+import { browserPath, chromiumPath } from "./_browser.ts";
 
 function clock(start = 1_000_000) {
   const c = { t: start, now: () => c.t };
@@ -133,13 +133,18 @@ Deno.test({
   },
 });
 
-Deno.test("browser tests without Chromium: the error names the package and the installer", () => {
+Deno.test("browser tests without Chromium or Firefox: the error names the package and the installer", () => {
   const path = Deno.env.get("PATH") ?? "";
   try {
     Deno.env.set("PATH", "/nonexistent");
-    assert.throws(() => chromiumPath(), /Chromium is not installed .*apt-get install chromium/);
+    assert.throws(() => chromiumPath(), /Chromium is not installed .*apt-get install chromium,/);
+    assert.throws(
+      () => browserPath("firefox"),
+      /Firefox is not installed \(no firefox-esr or firefox on PATH\): apt-get install firefox-esr, .*ensure_tools\.sh/,
+    );
   } finally {
     Deno.env.set("PATH", path);
   }
   assert.match(chromiumPath(), /chromium/);
+  assert.match(browserPath("firefox"), /firefox/);
 });

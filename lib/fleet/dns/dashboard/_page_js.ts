@@ -1,7 +1,7 @@
 /**
  * The dashboard's script (inline in the page; plain browser JavaScript, no library, no build
- * step). It keeps one element per replica (`data-replica`, `data-state`) and redraws the other
- * parts from each `state` event of `/dashboard/events`.
+ * step). It keeps one element per replica (`data-replica`, `data-state`) with one drain button,
+ * and redraws the other parts from each `state` event of `/dashboard/events`.
  *
  * @module
  */
@@ -49,7 +49,18 @@ export const DASHBOARD_JS = String.raw`
     var fill = r.node.budgetBytes ? (r.node.usedBytes || 0) / r.node.budgetBytes : null;
     var price = r.costPerGiB == null ? "no price" : r.costPerGiB + " " + r.currency + "/GiB";
     var drained = r.state === "draining";
-    el.innerHTML =
+    // The button stays the same element across redraws, so a click is not lost to one.
+    var info = el.firstElementChild, b = el.lastElementChild;
+    if (!info) {
+      info = document.createElement("div");
+      b = document.createElement("button");
+      b.type = "button";
+      b.dataset.drain = r.id;
+      el.append(info, b);
+    }
+    b.dataset.on = drained ? "0" : "1";
+    b.textContent = drained ? "Undrain" : "Drain";
+    info.innerHTML =
       "<h3><span>" + esc(r.id) + '</span><span class="badge ' + esc(r.state) + '">' + esc(r.state) +
       " for " + ago(now - r.since) + "</span></h3>" +
       '<p class="reason">' + esc(r.reason) + "</p>" +
@@ -65,9 +76,7 @@ export const DASHBOARD_JS = String.raw`
       "</dd></dl>" +
       '<div class="spark">' +
       spark(r.history.rps, null, "req/s", fixed(r.rps, 1)) +
-      spark(r.history.hit, 1, "hit ratio", pct(r.hitRatio)) + "</div>" +
-      '<button type="button" data-drain="' + esc(r.id) + '" data-on="' + (drained ? "0" : "1") + '">' +
-      (drained ? "Undrain" : "Drain") + "</button>";
+      spark(r.history.hit, 1, "hit ratio", pct(r.hitRatio)) + "</div>";
   }
 
   function drawFleet(s) {
