@@ -41,6 +41,12 @@ export function chromiumPath(): string {
   return browserPath("chromium");
 }
 
+/**
+ * Generous bound for a browser to start (puppeteer's default, 30 s, is passed by Firefox on a
+ * loaded 2-core machine).
+ */
+const LAUNCH_MS = 120_000;
+
 /** A headless browser (Chromium unless `kind` says otherwise) with its profile in `dir`. */
 export async function launch(dir: string, kind: BrowserKind = "chromium"): Promise<Browser> {
   const executablePath = browserPath(kind);
@@ -49,12 +55,14 @@ export async function launch(dir: string, kind: BrowserKind = "chromium"): Promi
       browser: "firefox",
       executablePath,
       headless: true,
+      timeout: LAUNCH_MS,
       userDataDir: `${dir}/firefox`,
     });
   }
   return await puppeteer.launch({
     executablePath,
     headless: true,
+    timeout: LAUNCH_MS,
     userDataDir: `${dir}/chromium`,
     args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
   });
