@@ -180,6 +180,23 @@ for (const [name, make] of IMPLEMENTATIONS) {
     assertEquals(evictedList(c).length, 10);
   });
 
+  Deno.test(`${name}: a new key above the mean size waits for its second request`, () => {
+    // Ten entries of 10 bytes (mean 10) in a roomy cache. A 50-byte key missed once is refused
+    // without evicting anything; missed again, it is admitted. A 10-byte key (not above the
+    // mean) is admitted on its first miss, and so is a large key set without a get.
+    const c = make(10_000);
+    for (let k = 0; k < 10; k++) assert(request(c, k, 10) >= 0);
+    c.get(0, 100);
+    assertEquals(c.set(0, 100, 50), -1, "first request: refused");
+    assertEquals(c.count, 10);
+    assertEquals(c.usedBytes, 100);
+    c.get(0, 100);
+    assert(c.set(0, 100, 50) >= 0, "second request: admitted");
+    c.get(0, 101);
+    assert(c.set(0, 101, 10) >= 0, "not above the mean: admitted at once");
+    assert(c.set(0, 102, 500) >= 0, "set without get: admitted");
+  });
+
   Deno.test(`${name}: get counts a use and peek does not`, () => {
     const c = make(100);
     assertEquals(c.frequency(0, 7), 0);

@@ -622,6 +622,14 @@ export function set(hi: u32, lo: u32, size: u32, pinned: i32): i32 {
 }
 
 /**
+ * Size-aware admission (issue 15): a new key larger than the mean entry, seen once (its
+ * estimate is 1: the `get` that missed), is refused until it is requested again.
+ */
+function waitsForSecondSight(h: u32, size: f64): bool {
+  return entries > 0 && size * <f64>entries > used && estimate(h) == 1;
+}
+
+/**
  * `set` with the key's hash and its slot (or NONE) already known; for a new key, `probe` is
  * the empty table position where its probe ended.
  */
@@ -634,7 +642,7 @@ function setHashed(h: u32, key: u64, size: u32, pinned: i32, found: i32, probe: 
   const pinnedBytes = isNew || segOf(s) != PINNED ? bytes(PINNED) : bytes(PINNED) - sizeOf(s);
   const fits = pinned != 0 ? pinnedBytes + fsize <= budget : fsize <= budget - pinnedBytes;
   if (isNew) {
-    if (!fits) return NONE;
+    if (!fits || (pinned == 0 && waitsForSecondSight(h, fsize))) return NONE;
     const before = cap;
     s = allocSlot();
     if (s < 0) return s;

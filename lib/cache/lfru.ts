@@ -219,7 +219,7 @@ export class TsLfru implements BatchedCacheIndex {
       : this.bytes[PINNED] - this.size[s];
     const fits = pinned ? pinnedBytes + size <= this.budget : size <= this.budget - pinnedBytes;
     if (isNew) {
-      if (!fits) return NONE;
+      if (!fits || (!pinned && this.waitsForSecondSight(h, size))) return NONE;
       const before = this.cap;
       s = this.allocSlot();
       this.keyHi[s] = hi;
@@ -410,6 +410,16 @@ export class TsLfru implements BatchedCacheIndex {
       x = this.prev[x];
     }
     return false;
+  }
+
+  /**
+   * Size-aware admission (issue 15): a new key larger than the mean entry, seen once (its
+   * estimate is 1: the `get` that missed), is refused until it is requested again. With equal
+   * sizes no key is above the mean and nothing changes; a `set` without a `get` (estimate 0)
+   * is admitted as before.
+   */
+  private waitsForSecondSight(h: number, size: number): boolean {
+    return this.entries > 0 && size * this.entries > this.used && this.estimate(h) === 1;
   }
 
   /** The least frequent of the oldest `victimScan` probation entries, else the LRU privileged. */
