@@ -61,7 +61,7 @@ export interface FleetFigures {
   deploySummary: string;
   redeploySeconds: number;
   runSeconds: number;
-  allAliveSeconds: number;
+  allAliveSeconds: (number | null)[];
   agreement: { sameAliveSets: boolean; digs: number; inAliveSet: number; sameAnswer: number };
   idleTraffic: { dnsBytesPerSecondEach: number; replicaBytesPerSecondEach: number };
   serverList: { entries: number; bytes: number };
@@ -151,12 +151,25 @@ export async function runFleetScenario(
       const body = JSON.parse(c.out) as { replicas: { id: string; state: string }[] };
       return new Set(body.replicas.filter((x) => x.state === "alive").map((x) => x.id));
     };
-    await waitFor("every DNS server to list every replica alive", STEP_MS, async () => {
-      for (const i of dnsIdx) if ((await registry(i))?.size !== o.replicas) return null;
-      return true;
-    });
-    const allAliveSeconds = secs(t);
-    step(`every DNS server lists the ${o.replicas} replicas alive, ${allAliveSeconds} s after run`);
+    // When each DNS server first lists every replica alive (null: not within STEP_MS; on a
+    // saturated machine late health checks make replicas flap).
+    const allAliveSeconds = await Promise.all(dnsIdx.map(async (i) => {
+      const end = performance.now() + STEP_MS;
+      let seen = -1;
+      while (performance.now() < end) {
+        const n = (await registry(i))?.size ?? -1;
+        if (n === o.replicas) return secs(t);
+        if (n !== seen) step(`DNS server ${i}: ${n} of ${o.replicas} replicas alive`);
+        seen = n;
+        await new Promise((res) => setTimeout(res, 300));
+      }
+      return null;
+    }));
+    step(
+      `each DNS server first listed all ${o.replicas} alive: ${
+        allAliveSeconds.join(", ")
+      } s after run`,
+    );
 
     // Agreement: the same alive sets, and dig answers from each server within it.
     const sets = await Promise.all(dnsIdx.map(registry));
