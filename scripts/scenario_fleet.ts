@@ -18,7 +18,8 @@
  *
  * Not in the test run: the whole fleet takes minutes (the smoke mode `--dns 1 --replicas 3`
  * less). Every wait is bounded; namespaces (`flt-*`, addresses 10.79.0.0/24) are removed even on
- * failure. Needs root, iproute2, sshd, dig and curl (scripts/ensure_tools.sh installs them).
+ * failure. Needs root, iproute2, sshd, dig and curl (scripts/ensure_tools.sh installs them). It
+ * raises the machine's neighbour (ARP) table limit when it is below what the hosts need.
  *
  * @module
  */
@@ -92,6 +93,7 @@ export async function runFleetScenario(
   const hosts = o.dns + o.replicas;
   let lab: SshLab | undefined;
   try {
+    await raiseNeighbourLimit(hosts, step);
     step(`${hosts} hosts: namespaces flt-h1..flt-h${hosts}, each with sshd`);
     lab = await createSshLab({ prefix: "flt", subnet: "10.79.0", hosts, work });
     const l = lab;
@@ -155,7 +157,7 @@ export async function runFleetScenario(
     // saturated machine late health checks make replicas flap).
     const allAliveSeconds = await Promise.all(dnsIdx.map(async (i) => {
       const end = performance.now() + STEP_MS;
-      let seen = -1;
+      let seen = -2;
       while (performance.now() < end) {
         const n = (await registry(i))?.size ?? -1;
         if (n === o.replicas) return secs(t);
@@ -398,6 +400,23 @@ export async function runFleetScenario(
     await lab?.close();
     await Deno.remove(work, { recursive: true }).catch(() => {});
   }
+}
+
+const GC_THRESH = "/proc/sys/net/ipv4/neigh/default/gc_thresh";
+
+/**
+ * The kernel's neighbour (ARP) table is shared by every namespace of the machine: 1024 entries
+ * by default (gc_thresh3). Each of our hosts learns every other's address, so 33 hosts need about
+ * 33 × 34 entries, beyond it ("neighbor table overflow": connections time out). Raised, never
+ * lowered; a machine-wide setting.
+ */
+async function raiseNeighbourLimit(hosts: number, step: (s: string) => void): Promise<void> {
+  const need = Math.max(4096, 4 * hosts * (hosts + 1));
+  const now = Number((await Deno.readTextFile(`${GC_THRESH}3`)).trim());
+  if (now >= need) return;
+  await Deno.writeTextFile(`${GC_THRESH}2`, String(need / 2));
+  await Deno.writeTextFile(`${GC_THRESH}3`, String(need));
+  step(`neighbour table limit (net.ipv4.neigh.default.gc_thresh3) raised from ${now} to ${need}`);
 }
 
 /** `min / median / max` of some numbers. */
