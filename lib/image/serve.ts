@@ -32,7 +32,7 @@ import { noteBusy, sendImage } from "./_send.ts";
 import { CacheVariants, DERIVED } from "./cache_variants.ts";
 import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
-import { transcode, type TranscodeOptions } from "./pipeline.ts";
+import type { TranscodeOptions } from "./pipeline.ts";
 import { type ImageFormat, probeImage } from "./probe.ts";
 import { ThroughputEstimator } from "./throughput.ts";
 import { allRungs, chooseVariant, rungHeader } from "./variant.ts";
@@ -285,6 +285,8 @@ export class ImageLayer {
     let p = this.#inflight.get(key);
     if (!p) {
       const made = this.#run(async () => {
+        // The codecs (imagescript, about 11 MiB resident) load with the first variant computed.
+        const { transcode } = await import("./pipeline.ts");
         const t0 = performance.now();
         const out = await transcode(src.bytes, opts).finally(noteBusy);
         const ms = performance.now() - t0;
