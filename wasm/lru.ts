@@ -623,10 +623,11 @@ export function set(hi: u32, lo: u32, size: u32, pinned: i32): i32 {
 
 /**
  * Size-aware admission (issue 15): a new key larger than the mean entry, seen once (its
- * estimate is 1: the `get` that missed), is refused until it is requested again.
+ * estimate is 1: the `get` that missed), is refused until it is requested again. Only when
+ * admitting it would evict: a cache with room keeps everything.
  */
 function waitsForSecondSight(h: u32, size: f64): bool {
-  return entries > 0 && size * <f64>entries > used && estimate(h) == 1;
+  return used + size > budget && entries > 0 && size * <f64>entries > used && estimate(h) == 1;
 }
 
 /**

@@ -416,10 +416,11 @@ export class TsLfru implements BatchedCacheIndex {
    * Size-aware admission (issue 15): a new key larger than the mean entry, seen once (its
    * estimate is 1: the `get` that missed), is refused until it is requested again. With equal
    * sizes no key is above the mean and nothing changes; a `set` without a `get` (estimate 0)
-   * is admitted as before.
+   * is admitted as before. Only when admitting it would evict: a cache with room keeps all.
    */
   private waitsForSecondSight(h: number, size: number): boolean {
-    return this.entries > 0 && size * this.entries > this.used && this.estimate(h) === 1;
+    return this.used + size > this.budget && this.entries > 0 && size * this.entries > this.used &&
+      this.estimate(h) === 1;
   }
 
   /** The least frequent of the oldest `victimScan` probation entries, else the LRU privileged. */
