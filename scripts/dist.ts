@@ -131,6 +131,8 @@ export async function buildRelease(outDir: string): Promise<{ path: string; byte
       "--config",
       `${stage}/app/deno.json`,
       ...mains.map(([, main]) => `${stage}/app/${main}`),
+      // Started as a Worker by URL, so not in the mains' module graph: cached by name.
+      `${stage}/app/lib/image/_transcode_worker.ts`,
     ], { env: { DENO_DIR: `${stage}/cache`, DENO_NO_UPDATE_CHECK: "1" } });
     for (const [bin, main] of mains) {
       await Deno.writeTextFile(`${stage}/bin/${bin}`, launcher(main), { mode: 0o755 });

@@ -6,6 +6,7 @@
  * hit) from an origin, and the other executables start. Needs root (unshare) and, to build, the
  * npm registry or npm's cache.
  */
+import { magick, softScene } from "./_image_helpers.ts";
 import assert from "node:assert/strict";
 import { buildRelease, EXECUTABLES, pruneLock, releaseName } from "../scripts/dist.ts";
 
@@ -52,6 +53,12 @@ Deno.test({
       // freshness (a tenth of the age of Last-Modified) keeps it fresh for the second GET.
       const dayAgo = new Date(Date.now() - 86_400_000);
       await Deno.utime(`${site}/hello.txt`, dayAgo, dayAgo);
+      // An image: its variant is made in the image layer's worker, whose module (started by
+      // URL, outside the mains' import graph) and codecs must be in the release's cache too.
+      await Deno.writeFile(
+        `${site}/photo.png`,
+        await magick(["-size", "800x600", "-depth", "8", "rgba:-", "png:-"], softScene(800, 600)),
+      );
       for (const tool of ["sh", "dirname", "readlink"]) {
         await Deno.symlink((await which(tool))!, `${bin}/${tool}`);
       }
@@ -81,6 +88,7 @@ echo "A=$(dig +short +time=2 +tries=2 @127.0.0.1 -p 5300 cdn.test A)"
 echo "GET1=$(curl -s -m 5 -o /dev/null -w '%{http_code}' -D ${work}/h1 http://127.0.0.11:8080/hello.txt)"
 echo "GET2=$(curl -s -m 5 http://127.0.0.11:8080/hello.txt)"
 curl -s -m 5 -D ${work}/h2 -o /dev/null http://127.0.0.11:8080/hello.txt
+echo "VARIANT=$(curl -s -m 20 -o /dev/null -D - 'http://127.0.0.11:8080/photo.png?w=320' | tr -d '\r' | sed -n 's/^x-nearcast-variant: //ip')"
 echo "HEALTH=$(curl -s -m 5 -o /dev/null -w '%{http_code}' http://127.0.0.11:8080/_cdn/health)"
 for b in upload price proxy get; do
   $E ${root}/bin/$b --help >/dev/null 2>&1 && echo "HELP_$b=ok" || echo "HELP_$b=fail"
@@ -104,6 +112,7 @@ wait
       assert.equal(field("GET2"), "hello from the origin", await logs());
       assert.match(await read(`${work}/h2`), /^x-cache: HIT/im, await logs());
       assert.equal(field("HEALTH"), "200", await logs());
+      assert.match(field("VARIANT") ?? "", /^w=320;/, await logs());
       for (const b of ["upload", "price", "proxy", "get"]) assert.equal(field(`HELP_${b}`), "ok");
       assert.match(await read(`${work}/http.log`), /heap compact/);
       // Nothing was written to HOME: the release needs none.

@@ -143,6 +143,7 @@ export async function zipfStream(
       variantBytesHeld: held.reduce((a, e) => a + e.size, 0),
     };
   } finally {
+    layer.close();
     await replica.close();
     await origin.close();
   }

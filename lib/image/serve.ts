@@ -33,6 +33,7 @@ import { CacheVariants, DERIVED } from "./cache_variants.ts";
 import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
 import type { TranscodeOptions } from "./pipeline.ts";
+import { TranscodePool } from "./transcode_pool.ts";
 import { type ImageFormat, probeImage } from "./probe.ts";
 import { ThroughputEstimator } from "./throughput.ts";
 import { allRungs, chooseVariant, rungHeader } from "./variant.ts";
@@ -133,6 +134,7 @@ export class ImageLayer {
   #dropper: CacheVariants | null = null;
   readonly #inflight = new Map<string, Promise<Bytes>>();
   #slots: number;
+  #pool: TranscodePool;
   readonly #waiting: (() => void)[] = [];
   readonly #mode: ImageMode;
   readonly #bg: Background;
@@ -144,10 +146,16 @@ export class ImageLayer {
     this.#maxPixels = o.maxPixels ?? 25_000_000;
     this.#variants = new LruVariants(o.cacheBytes ?? 32 * 1024 * 1024);
     this.#slots = o.concurrency ?? 2;
+    this.#pool = new TranscodePool(this.#slots);
     this.#timeout = o.timeoutMs ?? 5000;
     this.#bg = new Background(o.backgroundShare ?? 0.5);
     this.throughput = o.throughput ?? new ThroughputEstimator();
     this.#rtt = o.rttMs ?? (() => undefined);
+  }
+
+  /** Ends the transcoding workers (an idle one keeps a `deno run` process alive). */
+  close(): void {
+    this.#pool.close();
   }
 
   /** Keeps variants in `cache` (and `store`) from now on; see the module doc. */
@@ -285,10 +293,10 @@ export class ImageLayer {
     let p = this.#inflight.get(key);
     if (!p) {
       const made = this.#run(async () => {
-        // The codecs (imagescript, about 11 MiB resident) load with the first variant computed.
-        const { transcode } = await import("./pipeline.ts");
+        // In a worker (the codecs load there with the first variant): the event loop, and every
+        // cache hit on it, is not held for the up to ~170 ms a large photo takes.
         const t0 = performance.now();
-        const out = await transcode(src.bytes, opts).finally(noteBusy);
+        const out = await this.#pool.transcode(src.bytes, opts).finally(noteBusy);
         const ms = performance.now() - t0;
         this.stats.computed++;
         this.stats.variantBytes += out.bytes.length;
