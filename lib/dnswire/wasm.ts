@@ -42,6 +42,7 @@ import {
   SCRATCH_SIZE,
   stateError,
 } from "./_common.ts";
+import { wasmModuleLoader } from "../common/wasm_module.ts";
 import { type DnsCodec, Owner, ParseStatus, type Query, type ZoneConfig } from "./types.ts";
 
 /** The module's exports (numeric ABI, see `wasm/README.md`). */
@@ -286,22 +287,18 @@ class WasmCodec implements DnsCodec {
  * the module is missing (run `deno task build:wasm`) or its layout does not match this adapter.
  */
 export function createWasmCodec(): DnsCodec {
-  return createWasmCodecFrom(WASM_URL);
+  return codecOf(loadDefault());
 }
+
+/** Compiles `wasm/build/dnswire.wasm` once per process. */
+const loadDefault = wasmModuleLoader(WASM_URL, "the DNS codec");
 
 /** {@link createWasmCodec} from another file (tests use it for the missing-module error). */
 export function createWasmCodecFrom(url: URL): DnsCodec {
-  let bytes: Uint8Array;
-  try {
-    bytes = Deno.readFileSync(url);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `Cannot load the DNS codec: ${url.pathname} is missing; run \`deno task build:wasm\``,
-      );
-    }
-    throw e;
-  }
-  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes as BufferSource), {});
+  return codecOf(wasmModuleLoader(url, "the DNS codec")());
+}
+
+function codecOf(module: WebAssembly.Module): DnsCodec {
+  const instance = new WebAssembly.Instance(module, {});
   return new WasmCodec(instance.exports as unknown as Exports);
 }
