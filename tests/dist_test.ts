@@ -53,8 +53,8 @@ Deno.test({
       // freshness (a tenth of the age of Last-Modified) keeps it fresh for the second GET.
       const dayAgo = new Date(Date.now() - 86_400_000);
       await Deno.utime(`${site}/hello.txt`, dayAgo, dayAgo);
-      // An image: its variant is made in the image layer's worker, whose module (started by
-      // URL, outside the mains' import graph) and codecs must be in the release's cache too.
+      // An image: its variant is made in the image layer's worker (started by URL), whose
+      // module and codecs must load offline from the release.
       await Deno.writeFile(
         `${site}/photo.png`,
         await magick(["-size", "800x600", "-depth", "8", "rgba:-", "png:-"], softScene(800, 600)),
