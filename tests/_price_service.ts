@@ -5,10 +5,9 @@
  * @module
  */
 
+import { runDeno, spawnDenoLines, startedLine } from "./_proc.ts";
+
 const MAIN = new URL("../main_price.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
-/** Longest wait for the service to start. */
-const START_TIMEOUT_MS = 30_000;
 
 /** A running pricing service process. */
 export interface PriceProc {
@@ -24,71 +23,24 @@ export interface PriceProc {
 
 /** Starts the service with `args` (default `-p 0`, loopback). */
 export async function startPrice(args: string[], port = 0): Promise<PriceProc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "-p", String(port), "--host", "127.0.0.1", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  let wake = () => {};
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      text += chunk;
-      wake();
-    }
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  let exited = false;
-  const status = child.status.finally(() => {
-    exited = true;
-    wake();
+  const p = spawnDenoLines([MAIN, "-p", String(port), "--host", "127.0.0.1", ...args], {
+    name: "main_price.ts",
   });
-  const stop = async (sig: Deno.Signal) => {
-    if (!exited) {
-      try {
-        child.kill(sig);
-      } catch { /* gone */ }
-    }
-    await status;
-    await pumps;
-  };
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let m: RegExpExecArray | null;
-  while ((m = /serving on http:\/\/127\.0\.0\.1:(\d+)\//.exec(text)) === null) {
-    if (exited || Date.now() > deadline) {
-      await stop("SIGKILL");
-      throw new Error(`price service did not start:\n${text}`);
-    }
-    await new Promise<void>((r) => {
-      const t = setTimeout(r, 200);
-      wake = () => {
-        clearTimeout(t);
-        r();
-      };
-    });
-  }
-  const p = Number(m[1]);
+  const m = await startedLine(p, /serving on http:\/\/127\.0\.0\.1:(\d+)\//, "price service");
+  const at = Number(m[1]);
   return {
-    url: `http://127.0.0.1:${p}`,
-    port: p,
-    output: () => text,
-    close: () => stop("SIGTERM"),
-    kill9: () => stop("SIGKILL"),
+    url: `http://127.0.0.1:${at}`,
+    port: at,
+    output: p.output,
+    close: () => p.stop("SIGTERM"),
+    kill9: () => p.stop("SIGKILL"),
   };
 }
 
 /** Runs main_price.ts with `args` to completion; answers exit code and stderr. */
 export async function runPriceCli(args: string[]): Promise<{ code: number; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  return { code: r.code, err: new TextDecoder().decode(r.stderr) };
+  const r = await runDeno([MAIN, ...args]);
+  return { code: r.code, err: r.stderr };
 }
 
 /** A PUT/PATCH/DELETE with the bearer token `token` (null: none). */
