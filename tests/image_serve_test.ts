@@ -284,3 +284,64 @@ Deno.test("the RTT the fleet's probes measured to the client's subnet reaches th
   equal(near.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=jpeg");
   await near.arrayBuffer();
 });
+
+Deno.test("If-Match and If-Unmodified-Since give 412 on variants and originals (RFC 9110 §13)", async () => {
+  const jpg = new Uint8Array(
+    await magick(["-size", "800x450", "-depth", "8", "rgba:-", "jpg:-"], softScene(800, 450)),
+  );
+  const lastModified = "Tue, 01 Dec 2026 10:00:00 GMT";
+  const origin = await startOrigin({
+    "/p.jpg": {
+      body: jpg,
+      headers: {
+        "content-type": "image/jpeg",
+        "cache-control": "max-age=600",
+        etag: '"orig-2"',
+        "last-modified": lastModified,
+      },
+    },
+  });
+  const replica = await startReplica(["-o", origin.url, "--images", "on-the-fly"]);
+  try {
+    const v = `${replica.url}/p.jpg?w=320`;
+    const first = await get(v);
+    const tag = first.res.headers.get("etag")!;
+    const status = async (url: string, headers: Record<string, string>, method = "GET") => {
+      const res = await fetch(url, { method, headers });
+      const body = new Uint8Array(await res.arrayBuffer());
+      return { status: res.status, body, type: res.headers.get("content-type"), res };
+    };
+    equal((await status(v, { "if-match": tag })).status, 200);
+    equal((await status(v, { "if-match": `"x", ${tag}` })).status, 200);
+    equal((await status(v, { "if-match": "*" })).status, 200);
+    const failed = await status(v, { "if-match": '"orig-2"' }); // the original's, not this rung's
+    deepStrictEqual([failed.status, failed.type], [412, "text/plain; charset=utf-8"]);
+    ok(new TextDecoder().decode(failed.body).includes("If-Match does not match"));
+    equal(failed.res.headers.get("etag"), tag);
+    equal((await status(v, { "if-match": `W/${tag}` })).status, 412, "weak never matches");
+    // 412 first: before 304 (If-None-Match) and before a range.
+    equal((await status(v, { "if-match": '"x"', "if-none-match": tag })).status, 412);
+    equal((await status(v, { "if-match": '"x"', range: "bytes=0-9" })).status, 412);
+    equal((await status(v, { "if-match": '"x"' }, "HEAD")).status, 412);
+    equal((await status(v, { "if-match": tag, range: "bytes=0-9" })).status, 206);
+    // A variant has no Last-Modified: If-Unmodified-Since is ignored there (§13.1.4).
+    const long = "Thu, 01 Jan 1970 00:00:00 GMT";
+    equal((await status(v, { "if-unmodified-since": long })).status, 200);
+
+    const o = `${replica.url}/p.jpg`;
+    equal((await status(o, { "if-match": '"orig-2"' })).status, 200);
+    equal((await status(o, { "if-match": '"img-x"' })).status, 412);
+    const before = await status(o, { "if-unmodified-since": "Mon, 30 Nov 2026 10:00:00 GMT" });
+    equal(before.status, 412);
+    ok(new TextDecoder().decode(before.body).includes("modified since"));
+    equal((await status(o, { "if-unmodified-since": lastModified })).status, 200);
+    equal((await status(o, { "if-unmodified-since": "not a date" })).status, 200);
+    // If-Match decides alone when both are sent.
+    const both = { "if-match": '"orig-2"', "if-unmodified-since": long };
+    equal((await status(o, both)).status, 200);
+    equal(origin.count("/p.jpg"), 1, "412s are answered from the cached original");
+  } finally {
+    await replica.close();
+    await origin.close();
+  }
+});

@@ -1,6 +1,7 @@
 /**
  * Conditional requests (RFC 9110 §13) evaluated against a stored response's validators:
- * `If-None-Match` (weak comparison), `If-Modified-Since`, and `If-Range` (strong comparison).
+ * `If-Match` and `If-Unmodified-Since` (412), `If-None-Match` (weak comparison),
+ * `If-Modified-Since`, and `If-Range` (strong comparison).
  *
  * @module
  */
@@ -57,6 +58,30 @@ export interface Validators {
   date?: string | null;
   /** When the response was received (ms): stands in for a missing `Date` too. */
   responseTime?: number;
+}
+
+/**
+ * Whether a request's preconditions fail, so it is answered 412 Precondition Failed (RFC 9110
+ * §13.2.2, steps 1 and 2): `If-Match` holds when it is `*` or lists an entity-tag that matches
+ * the representation's strongly (§13.1.1; a weak or missing `ETag` never does); without
+ * `If-Match`, `If-Unmodified-Since` fails when `Last-Modified` is later than its date, and is
+ * ignored when it is not a valid HTTP-date or there is no `Last-Modified` (§13.1.4).
+ */
+export function preconditionFails(
+  ifMatch: string | null,
+  ifUnmodifiedSince: string | null,
+  v: Validators,
+): boolean {
+  if (ifMatch !== null) {
+    const list = parseETagList(ifMatch);
+    if (list === "*") return false;
+    const tag = v.etag === null ? null : parseETag(v.etag);
+    return tag === null || !list.some((t) => strongMatch(t, tag));
+  }
+  if (ifUnmodifiedSince === null) return false;
+  const since = parseHttpDate(ifUnmodifiedSince);
+  const modified = parseHttpDate(v.lastModified);
+  return since !== null && modified !== null && modified > since;
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * Sends an image body the layer chose (a variant or the original) with the validators of that
- * body: `If-None-Match` / `If-Modified-Since` → 304, one `Range` (with `If-Range`) → 206, a
+ * body, in RFC 9110 §13.2.2's order: `If-Match` / `If-Unmodified-Since` → 412,
+ * `If-None-Match` / `If-Modified-Since` → 304, one `Range` (with `If-Range`) → 206, a
  * range past the end → 416, several → 206 `multipart/byteranges`.
  *
  * The body goes out in 16 KiB chunks, each pulled when the connection takes more, and the
@@ -15,7 +16,7 @@
  *
  * @module
  */
-import { ifRangeHolds, isNotModified } from "../http/conditional.ts";
+import { ifRangeHolds, isNotModified, preconditionFails } from "../http/conditional.ts";
 import { buildMultipart, contentRange, parseRange } from "../http/range.ts";
 import type { Bytes } from "./variant_store.ts";
 
@@ -41,6 +42,16 @@ export function sendImage(
   headers.set("accept-ranges", "bytes");
   const v = { etag: headers.get("etag"), lastModified: headers.get("last-modified") };
   const h = req.headers;
+  if (preconditionFails(h.get("if-match"), h.get("if-unmodified-since"), v)) {
+    const why = h.has("if-match")
+      ? `If-Match does not match ${v.etag ?? "(no strong ETag)"}`
+      : `modified since ${h.get("if-unmodified-since")}: ${v.lastModified}`;
+    headers.set("content-type", "text/plain; charset=utf-8");
+    headers.delete("content-range");
+    const text = new TextEncoder().encode(`412 Precondition Failed: ${why}\n`);
+    headers.set("content-length", String(text.length));
+    return new Response(req.method === "HEAD" ? null : text, { status: 412, headers });
+  }
   if (isNotModified(h.get("if-none-match"), h.get("if-modified-since"), v)) {
     headers.delete("content-length");
     return new Response(null, { status: 304, headers });

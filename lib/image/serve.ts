@@ -18,8 +18,9 @@
  * (`X-Nearcast-Variant: w=orig;pending`) until the wanted variant is ready; `both` does both.
  *
  * Responses carry `Accept-CH`, `X-Nearcast-Variant`, the `Vary` of what was used and an `ETag`
- * per variant (the original keeps its own); `If-None-Match`/`If-Modified-Since` and `Range` are
- * answered against the body chosen (`_send.ts`).
+ * per variant (the original keeps its own); `If-Match`/`If-Unmodified-Since` (412),
+ * `If-None-Match`/`If-Modified-Since` (304) and `Range` are answered against the body chosen
+ * (`_send.ts`).
  *
  * @module
  */
@@ -41,7 +42,14 @@ import { type Bytes, LruVariants, sourceTag, type VariantStore } from "./variant
 
 const IMAGE_PATH = /\.(jpe?g|png)$/i;
 const IMAGE_TYPE = /^image\/(jpeg|png)\s*(;|$)/i;
-const CONDITIONAL = ["range", "if-range", "if-none-match", "if-modified-since", "if-match"];
+const CONDITIONAL = [
+  "range",
+  "if-range",
+  "if-none-match",
+  "if-modified-since",
+  "if-match",
+  "if-unmodified-since",
+];
 /** Changes when the bytes a rung gives for a source may change (it is in every variant ETag). */
 const ENCODER_VERSION = "1";
 
