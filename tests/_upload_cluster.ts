@@ -6,6 +6,7 @@
  * @module
  */
 
+import { equal } from "node:assert/strict";
 import { type ReplicaProc, startReplica } from "./_http_replica.ts";
 
 export const TOKEN = "test-token";
@@ -72,6 +73,44 @@ export async function startNode(
   return { id, dir, proc, url: proc.url };
 }
 
+/**
+ * Starts `ids[0]` (with `firstArgs`), then every other id joining it (`--join`), each on
+ * `${dir}/${id}` and healthy before the next starts; each is pushed into `nodes` once started.
+ */
+export async function startJoined(
+  dir: string,
+  nodes: (TestNode | null)[],
+  ids: string[],
+  firstArgs: string[] = [],
+): Promise<TestNode[]> {
+  const started: TestNode[] = [];
+  for (const id of ids) {
+    const args = started.length === 0 ? firstArgs : ["--join", started[0].url];
+    const node = await startNode(id, `${dir}/${id}`, args);
+    nodes.push(node);
+    started.push(node);
+  }
+  return started;
+}
+
+/**
+ * Writes `content` to a file in `dir` and uploads it to `node` as `name` (`extra`: more CLI
+ * flags); the upload must succeed.
+ */
+export async function uploadAs(
+  dir: string,
+  node: TestNode,
+  name: string,
+  content: string | Uint8Array,
+  extra: string[] = [],
+): Promise<void> {
+  const path = `${dir}/up-${name.replaceAll("/", "_")}`;
+  if (typeof content === "string") await Deno.writeTextFile(path, content);
+  else await Deno.writeFile(path, content);
+  const r = await runUpload([path, "--to", node.url, "--token", TOKEN, "--name", name, ...extra]);
+  equal(r.code, 0, r.err);
+}
+
 /** Polls `cond` every 100 ms until it holds; throws after `timeoutMs` naming `what`. */
 export async function waitUntil(
   cond: () => boolean | Promise<boolean>,
@@ -122,6 +161,21 @@ export async function converged(nodes: TestNode[]): Promise<boolean> {
   return digests.every((d) => d === digests[0]);
 }
 
+/** Waits until every node lists every node of `nodes` (and no other) as alive. */
+export function knowEachOther(nodes: TestNode[], timeoutMs: number): Promise<void> {
+  return waitUntil(
+    async () => {
+      for (const n of nodes) {
+        const list = await (await tfetch(`${n.url}/_cdn/servers`)).json() as { alive: boolean }[];
+        if (list.length !== nodes.length || !list.every((s) => s.alive)) return false;
+      }
+      return true;
+    },
+    timeoutMs,
+    `every node to know the ${nodes.length} nodes`,
+  );
+}
+
 /** Hex SHA-256 of bytes. */
 export async function sha256(bytes: Uint8Array): Promise<string> {
   const d = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
@@ -161,6 +215,23 @@ export async function withTempDir<T>(fn: (dir: string) => T | Promise<T>): Promi
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
+}
+
+/**
+ * Runs `fn` with a fresh temporary directory and an empty node list; every node still in the
+ * list is stopped afterwards (a test sets an entry to null once it stopped that node itself).
+ */
+export function withNodes<N extends TestNode | null = TestNode>(
+  fn: (dir: string, nodes: N[]) => Promise<void>,
+): Promise<void> {
+  return withTempDir(async (dir) => {
+    const nodes: N[] = [];
+    try {
+      await fn(dir, nodes);
+    } finally {
+      await stopAll(nodes);
+    }
+  });
 }
 
 /** Longest a node may take to stop on SIGTERM before the test kills it. */

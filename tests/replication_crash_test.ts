@@ -11,6 +11,7 @@ import {
   manifestOf,
   runUpload,
   sha256,
+  startJoined,
   startNode,
   stopAll,
   type TestNode,
@@ -63,10 +64,7 @@ Deno.test("replication: kill -9 mid-replication, restart, converge, never serve 
     const nodes: (TestNode | null)[] = [];
     let reader: ReturnType<typeof startReader> | null = null;
     try {
-      nodes.push(await startNode("a", `${dir}/a`, ["--chunk-bytes", "64KiB"]));
-      nodes.push(await startNode("b", `${dir}/b`, ["--join", nodes[0]!.url]));
-      nodes.push(await startNode("c", `${dir}/c`, ["--join", nodes[0]!.url]));
-      const [a, b] = nodes as TestNode[];
+      const [a, b] = await startJoined(dir, nodes, ["a", "b", "c"], ["--chunk-bytes", "64KiB"]);
       await waitUntil(
         async () => {
           const list = await (await tfetch(`${a.url}/_cdn/servers`)).json();

@@ -13,6 +13,7 @@ import {
   bytesOf,
   converged,
   get,
+  knowEachOther,
   runUpload,
   sha256,
   startNode,
@@ -21,6 +22,7 @@ import {
   tfetch,
   TOKEN,
   waitUntil,
+  withNodes,
   withTempDir,
 } from "./_upload_cluster.ts";
 import { collect, mutate, rng } from "./_wire_streams.ts";
@@ -245,83 +247,68 @@ Deno.test("wire: a Protobuf upload is checked like a JSON one; answers follow Ac
 });
 
 Deno.test("wire: a mixed fleet (JSON, Protobuf, Protobuf) replicates both ways", async () => {
-  await withTempDir(async (dir) => {
-    const nodes: TestNode[] = [];
-    try {
-      nodes.push(await startNode("a", `${dir}/a`));
-      await Deno.writeTextFile(`${dir}/servers.json`, JSON.stringify([nodes[0].url]));
-      const join = ["--servers", `${dir}/servers.json`, "--wire", "protobuf"];
-      nodes.push(await startNode("b", `${dir}/b`, join));
-      nodes.push(await startNode("c", `${dir}/c`, join));
-      const [a, b, c] = nodes;
-      await waitUntil(
-        async () => {
-          for (const n of nodes) {
-            const list = await (await tfetch(`${n.url}/_cdn/servers`)).json();
-            if (list.length !== 3 || !list.every((s: { alive: boolean }) => s.alive)) return false;
-          }
-          return true;
-        },
-        CONVERGE_MS,
-        "every node to know the three nodes",
-      );
-      // A Protobuf upload to the JSON node, a JSON upload to a Protobuf node.
-      const one = bytesOf(2 * 1024 * 1024 + 17, 3);
-      const two = bytesOf(70_000, 4);
-      await Deno.writeFile(`${dir}/one.bin`, one);
-      await Deno.writeFile(`${dir}/two.bin`, two);
-      const up = (file: string, to: string, wire: string) =>
-        runUpload([file, "--to", to, "--token", TOKEN, "--wire", wire, "--chunk-bytes", "65536"]);
-      let r = await up(`${dir}/one.bin`, a.url, "protobuf");
-      equal(r.code, 0, r.err);
-      r = await up(`${dir}/two.bin`, b.url, "json");
-      equal(r.code, 0, r.err);
-      for (const [name, bytes] of [["one.bin", one], ["two.bin", two]] as const) {
-        const want = await sha256(bytes);
-        for (const n of nodes) {
-          await waitUntil(
-            async () => {
-              const got = await get(`${n.url}/${name}`);
-              return got.status === 200 && (await sha256(got.body)) === want;
-            },
-            CONVERGE_MS,
-            `${name} on ${n.id}`,
-          );
-        }
-      }
-      await waitUntil(() => converged(nodes), CONVERGE_MS, "equal manifests");
-      // The JSON node received Protobuf pushes and heartbeats and answered them in Protobuf;
-      // the Protobuf nodes received JSON from it (their counters count only Protobuf).
-      const ha = await healthOf(a);
-      ok(ha.protobufBodies > 0, `a received ${ha.protobufBodies} Protobuf bodies`);
-      ok(ha.protobufAnswers > 0, `a answered ${ha.protobufAnswers} times in Protobuf`);
-      for (const n of [b, c]) {
-        const h = await healthOf(n);
-        ok(h.protobufBodies > 0, `${n.id} received ${h.protobufBodies} Protobuf bodies`);
-      }
-
-      // The rolling change ends: a restarts with --wire protobuf (same data, same id) and a
-      // file uploaded to it in JSON reaches the others.
-      await stopAll([a]);
-      nodes[0] = await startNode("a", `${dir}/a`, ["--wire", "protobuf"]);
-      const three = bytesOf(300_000, 5);
-      await Deno.writeFile(`${dir}/three.bin`, three);
-      r = await up(`${dir}/three.bin`, nodes[0].url, "json");
-      equal(r.code, 0, r.err);
-      const want3 = await sha256(three);
+  await withNodes(async (dir, nodes) => {
+    nodes.push(await startNode("a", `${dir}/a`));
+    await Deno.writeTextFile(`${dir}/servers.json`, JSON.stringify([nodes[0].url]));
+    const join = ["--servers", `${dir}/servers.json`, "--wire", "protobuf"];
+    nodes.push(await startNode("b", `${dir}/b`, join));
+    nodes.push(await startNode("c", `${dir}/c`, join));
+    const [a, b, c] = nodes;
+    await knowEachOther(nodes, CONVERGE_MS);
+    // A Protobuf upload to the JSON node, a JSON upload to a Protobuf node.
+    const one = bytesOf(2 * 1024 * 1024 + 17, 3);
+    const two = bytesOf(70_000, 4);
+    await Deno.writeFile(`${dir}/one.bin`, one);
+    await Deno.writeFile(`${dir}/two.bin`, two);
+    const up = (file: string, to: string, wire: string) =>
+      runUpload([file, "--to", to, "--token", TOKEN, "--wire", wire, "--chunk-bytes", "65536"]);
+    let r = await up(`${dir}/one.bin`, a.url, "protobuf");
+    equal(r.code, 0, r.err);
+    r = await up(`${dir}/two.bin`, b.url, "json");
+    equal(r.code, 0, r.err);
+    for (const [name, bytes] of [["one.bin", one], ["two.bin", two]] as const) {
+      const want = await sha256(bytes);
       for (const n of nodes) {
         await waitUntil(
           async () => {
-            const got = await get(`${n.url}/three.bin`);
-            return got.status === 200 && (await sha256(got.body)) === want3;
+            const got = await get(`${n.url}/${name}`);
+            return got.status === 200 && (await sha256(got.body)) === want;
           },
           CONVERGE_MS,
-          `three.bin on ${n.id} after a's restart`,
+          `${name} on ${n.id}`,
         );
       }
-      await waitUntil(() => converged(nodes), CONVERGE_MS, "equal manifests after the restart");
-    } finally {
-      await stopAll(nodes);
     }
+    await waitUntil(() => converged(nodes), CONVERGE_MS, "equal manifests");
+    // The JSON node received Protobuf pushes and heartbeats and answered them in Protobuf;
+    // the Protobuf nodes received JSON from it (their counters count only Protobuf).
+    const ha = await healthOf(a);
+    ok(ha.protobufBodies > 0, `a received ${ha.protobufBodies} Protobuf bodies`);
+    ok(ha.protobufAnswers > 0, `a answered ${ha.protobufAnswers} times in Protobuf`);
+    for (const n of [b, c]) {
+      const h = await healthOf(n);
+      ok(h.protobufBodies > 0, `${n.id} received ${h.protobufBodies} Protobuf bodies`);
+    }
+
+    // The rolling change ends: a restarts with --wire protobuf (same data, same id) and a
+    // file uploaded to it in JSON reaches the others.
+    await stopAll([a]);
+    nodes[0] = await startNode("a", `${dir}/a`, ["--wire", "protobuf"]);
+    const three = bytesOf(300_000, 5);
+    await Deno.writeFile(`${dir}/three.bin`, three);
+    r = await up(`${dir}/three.bin`, nodes[0].url, "json");
+    equal(r.code, 0, r.err);
+    const want3 = await sha256(three);
+    for (const n of nodes) {
+      await waitUntil(
+        async () => {
+          const got = await get(`${n.url}/three.bin`);
+          return got.status === 200 && (await sha256(got.body)) === want3;
+        },
+        CONVERGE_MS,
+        `three.bin on ${n.id} after a's restart`,
+      );
+    }
+    await waitUntil(() => converged(nodes), CONVERGE_MS, "equal manifests after the restart");
   });
 });
