@@ -5,30 +5,13 @@
  * the table. The API over a real socket is in http_admin_test.ts.
  */
 import { deepStrictEqual, equal, match } from "node:assert/strict";
-import { hashKey } from "../lib/cache/hash.ts";
-import { TsLfru } from "../lib/cache/lfru.ts";
-import { API_ROUTES, createApi } from "../lib/http/api.ts";
-import { HttpCache } from "../lib/http/cache.ts";
-import { Metrics } from "../lib/http/metrics.ts";
-import { Responder } from "../lib/http/respond.ts";
+import { API_ROUTES, type ApiOptions, createApi } from "../lib/http/api.ts";
+import { httpParts } from "./_http_parts.ts";
 
 const METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"];
 
-function api(adminToken: string | null) {
-  const cache = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "v",
-  });
-  const metrics = new Metrics();
-  const respond = new Responder({
-    via: "1.1 t",
-    cache,
-    metrics,
-    idleTimeoutMs: 1000,
-    log: () => {},
-  });
+function api(adminToken: string | null, extraApi?: ApiOptions["extraApi"]) {
+  const { cache, metrics, respond } = httpParts({ cacheVia: "v" });
   return createApi({
     cache,
     metrics,
@@ -36,6 +19,7 @@ function api(adminToken: string | null) {
     id: "t",
     originBase: "http://127.0.0.1:9",
     adminToken,
+    extraApi,
     now: Date.now,
   });
 }
@@ -91,31 +75,10 @@ Deno.test("api: an unknown route is 404 and names the table's routes", async () 
 });
 
 Deno.test("api: extraApi routes are asked first", async () => {
-  const cache = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "v",
-  });
-  const metrics = new Metrics();
-  const respond = new Responder({
-    via: "1.1 t",
-    cache,
-    metrics,
-    idleTimeoutMs: 1000,
-    log: () => {},
-  });
-  const handler = createApi({
-    cache,
-    metrics,
-    respond,
-    id: "t",
-    originBase: "http://127.0.0.1:9",
-    adminToken: null,
-    extraApi: (_req, path) =>
-      path === "/_cdn/health" ? new Response("mine", { status: 299 }) : null,
-    now: Date.now,
-  });
+  const handler = api(
+    null,
+    (_req, path) => path === "/_cdn/health" ? new Response("mine", { status: 299 }) : null,
+  );
   const r = await call(handler, "GET", "/_cdn/health");
   deepStrictEqual([r.status, r.text], [299, "mine"]);
 });

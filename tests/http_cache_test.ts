@@ -1,10 +1,9 @@
 import { deepStrictEqual as assertEquals, equal, notEqual, ok, rejects } from "node:assert/strict";
-import { TsLfru } from "../lib/cache/lfru.ts";
-import { hashKey } from "../lib/cache/hash.ts";
-import { cacheKey, HttpCache, varyNames } from "../lib/http/cache.ts";
+import { cacheKey, varyNames } from "../lib/http/cache.ts";
 import { Coalescer } from "../lib/http/coalesce.ts";
 import { endToEnd, freshenHeaders } from "../lib/http/headers.ts";
 import { parseDuration, parseSize } from "../lib/http/units.ts";
+import { testCache } from "./_http_parts.ts";
 
 const T0 = Date.UTC(2026, 0, 1);
 const enc = new TextEncoder();
@@ -14,12 +13,7 @@ function parts(body: string, headers: [string, string][] = [["cache-control", "m
 }
 
 Deno.test("cache: put, get by key, full key compared", async () => {
-  const c = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "1.1 nearcast-x",
-  });
+  const c = testCache("1.1 nearcast-x");
   const e = await c.put("/a", new Headers(), parts("hello"));
   ok(e !== null);
   equal(c.get("/a"), e);
@@ -29,12 +23,7 @@ Deno.test("cache: put, get by key, full key compared", async () => {
 });
 
 Deno.test("cache: Vary keys one entry per varying request header", async () => {
-  const c = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "v",
-  });
+  const c = testCache("v");
   const vary: [string, string][] = [["cache-control", "max-age=60"], [
     "vary",
     "Accept-Language, accept-language",
@@ -54,12 +43,7 @@ Deno.test("cache: Vary keys one entry per varying request header", async () => {
 
 Deno.test("cache: the budget evicts and frees bodies; too-large objects are refused", async () => {
   // Room for two 3000-byte entries: each counts its body twice (hit template) plus bookkeeping.
-  const c = new HttpCache({
-    index: new TsLfru(20 * 1024),
-    hashKey,
-    maxObjectBytes: 4096,
-    via: "v",
-  });
+  const c = testCache("v", 20 * 1024, 4096);
   equal(await c.put("/big", new Headers(), parts("x".repeat(5000))), null);
   const first = await c.put("/0", new Headers(), parts("x".repeat(3000)));
   await c.put("/1", new Headers(), parts("x".repeat(3000)));
@@ -72,24 +56,14 @@ Deno.test("cache: the budget evicts and frees bodies; too-large objects are refu
 });
 
 Deno.test("cache: purge by prefix", async () => {
-  const c = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "v",
-  });
+  const c = testCache("v");
   for (const p of ["/img/a", "/img/b", "/css/a"]) await c.put(p, new Headers(), parts(p));
   equal(c.purgePrefix("/img/"), 2);
   ok(c.get("/css/a") !== null);
 });
 
 Deno.test("cache: a 304 freshens headers but not the body's", async () => {
-  const c = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "v",
-  });
+  const c = testCache("v");
   const e = (await c.put(
     "/f",
     new Headers(),

@@ -3,30 +3,13 @@
  * share one origin fetch, only forwarded headers go upstream, an unreachable origin is a 502.
  */
 import { deepStrictEqual, equal, match } from "node:assert/strict";
-import { hashKey } from "../lib/cache/hash.ts";
-import { TsLfru } from "../lib/cache/lfru.ts";
-import { HttpCache } from "../lib/http/cache.ts";
 import { EMPTY_CACHE_CONTROL } from "../lib/http/cache_control.ts";
 import { createFiller } from "../lib/http/fill.ts";
-import { Metrics } from "../lib/http/metrics.ts";
-import { Responder } from "../lib/http/respond.ts";
+import { httpParts } from "./_http_parts.ts";
 import { startOrigin } from "./_http_origin.ts";
 
 function filler(originBase: string) {
-  const cache = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "1.1 t",
-  });
-  const metrics = new Metrics();
-  const respond = new Responder({
-    via: "1.1 t",
-    cache,
-    metrics,
-    idleTimeoutMs: 5000,
-    log: () => {},
-  });
+  const { cache, metrics, respond } = httpParts({ idleTimeoutMs: 5000 });
   const f = createFiller({
     cache,
     store: null,

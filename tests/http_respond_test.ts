@@ -3,31 +3,12 @@
  * (lib/http/forward.ts), in-process against a real origin on loopback.
  */
 import { deepStrictEqual, equal, notEqual } from "node:assert/strict";
-import { hashKey } from "../lib/cache/hash.ts";
-import { TsLfru } from "../lib/cache/lfru.ts";
 import { HttpCache } from "../lib/http/cache.ts";
 import { createForwarder, sameOriginPath } from "../lib/http/forward.ts";
-import { Metrics } from "../lib/http/metrics.ts";
-import { Responder } from "../lib/http/respond.ts";
+import { httpParts } from "./_http_parts.ts";
 import { startOrigin } from "./_http_origin.ts";
 
-function parts() {
-  const cache = new HttpCache({
-    index: new TsLfru(1 << 20),
-    hashKey,
-    maxObjectBytes: 1 << 20,
-    via: "1.1 t",
-  });
-  const metrics = new Metrics();
-  const respond = new Responder({
-    via: "1.1 t",
-    cache,
-    metrics,
-    idleTimeoutMs: 1000,
-    log: () => {},
-  });
-  return { cache, metrics, respond };
-}
+const parts = () => httpParts();
 
 async function store(cache: HttpCache, url: string, body: string) {
   const t = Date.now();
