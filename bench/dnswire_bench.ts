@@ -14,8 +14,6 @@
 import { Buffer } from "node:buffer";
 import { parseArgs } from "node:util";
 import dnsPacket from "dns-packet";
-import { ReferenceCodec } from "../lib/dnswire/reference.ts";
-import { createWasmCodec } from "../lib/dnswire/wasm.ts";
 import {
   type DnsCodec,
   newQuery,
@@ -25,18 +23,9 @@ import {
   Section,
   type ZoneConfig,
 } from "../lib/dnswire/types.ts";
+import { codecPair, testZone } from "../tests/_dns_codecs.ts";
 
-const ZONE: ZoneConfig = {
-  zone: "cdn.test",
-  nsLabel: "ns1",
-  mailLabel: "hostmaster",
-  serial: 1,
-  refresh: 3600,
-  retry: 600,
-  expire: 86400,
-  minimum: 60,
-  soaTtl: 300,
-};
+const ZONE: ZoneConfig = testZone();
 
 /** `dig cdn.test A +dnssec +subnet=192.0.2.0/24`, as a resolver sends it. */
 const QUERY = new Uint8Array(dnsPacket.encode({
@@ -102,10 +91,7 @@ function dnsPacketRound(): Buffer {
   } as any);
 }
 
-const wasm = createWasmCodec();
-const ref = new ReferenceCodec();
-wasm.configure(ZONE);
-ref.configure(ZONE);
+const { ref, wasm } = codecPair(ZONE);
 const qw = newQuery(), qr = newQuery();
 const PTR = wasm.scratchBase;
 

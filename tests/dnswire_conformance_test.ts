@@ -19,23 +19,9 @@ import {
   type ZoneConfig,
 } from "../lib/dnswire/types.ts";
 import { buildQuery, ecsOption, nameWire, optRecord, record, Writer } from "./_dns_packets.ts";
+import { CODECS, testZone } from "./_dns_codecs.ts";
 
-const ZONE: ZoneConfig = {
-  zone: "cdn.test",
-  nsLabel: "ns1",
-  mailLabel: "hostmaster",
-  serial: 2024010101,
-  refresh: 3600,
-  retry: 600,
-  expire: 1209600,
-  minimum: 60,
-  soaTtl: 300,
-};
-
-const CODECS: [string, () => DnsCodec][] = [
-  ["reference", () => new ReferenceCodec()],
-  ["wasm", createWasmCodec],
-];
+const ZONE: ZoneConfig = testZone({ serial: 2024010101, expire: 1209600 });
 
 /** codec name → case name → why it is skipped. Empty: both codecs pass every case. */
 const SKIPS: Record<string, Record<string, string>> = { reference: {}, wasm: {} };

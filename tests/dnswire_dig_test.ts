@@ -4,8 +4,6 @@
  * The responder is the codec alone, not the DNS server (that has its own tests).
  */
 import assert from "node:assert/strict";
-import { ReferenceCodec } from "../lib/dnswire/reference.ts";
-import { createWasmCodec } from "../lib/dnswire/wasm.ts";
 import {
   type DnsCodec,
   newQuery,
@@ -15,23 +13,14 @@ import {
   Section,
   Type,
 } from "../lib/dnswire/types.ts";
+import { CODECS, statusRcode, testZone } from "./_dns_codecs.ts";
 
 /** Upper bound for one client run; the test fails rather than hangs. */
 const CLIENT_TIMEOUT_MS = 10_000;
 
 /** Answers every datagram with `codec` until `close`; returns the port. */
 function responder(codec: DnsCodec): { port: number; close: () => Promise<void> } {
-  codec.configure({
-    zone: "cdn.test",
-    nsLabel: "ns1",
-    mailLabel: "hostmaster",
-    serial: 42,
-    refresh: 3600,
-    retry: 600,
-    expire: 86400,
-    minimum: 60,
-    soaTtl: 300,
-  });
+  codec.configure(testZone({ serial: 42 }));
   const sock = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const q = newQuery();
   const ptr = codec.scratchBase;
@@ -40,17 +29,12 @@ function responder(codec: DnsCodec): { port: number; close: () => Promise<void> 
       codec.memory.set(data, ptr);
       codec.parse(ptr, data.length, q);
       if (q.status === ParseStatus.DROP) continue;
-      const rcode = q.status === ParseStatus.FORMERR
-        ? Rcode.FORMERR
-        : q.status === ParseStatus.NOTIMP
-        ? Rcode.NOTIMP
-        : q.status === ParseStatus.BADVERS
-        ? Rcode.BADVERS
-        : q.zoneOffset < 0
-        ? Rcode.REFUSED
-        : q.labelsBeforeZone > 0
-        ? Rcode.NXDOMAIN
-        : Rcode.NOERROR;
+      const rcode = statusRcode(q.status) ??
+        (q.zoneOffset < 0
+          ? Rcode.REFUSED
+          : q.labelsBeforeZone > 0
+          ? Rcode.NXDOMAIN
+          : Rcode.NOERROR);
       codec.begin(ptr, q, rcode, rcode !== Rcode.REFUSED, q.edns ? 1232 : 512);
       if (rcode === Rcode.NOERROR && q.qtype === Type.A) {
         codec.addA(Section.ANSWER, Owner.QNAME, 30, 0x7f00000b);
@@ -84,11 +68,6 @@ async function run(cmd: string, args: string[]): Promise<string> {
   assert.ok(out.success, `${cmd} ${args.join(" ")} failed:\n${text}`);
   return text;
 }
-
-const CODECS: [string, () => DnsCodec][] = [
-  ["reference", () => new ReferenceCodec()],
-  ["wasm", createWasmCodec],
-];
 
 for (const [name, make] of CODECS) {
   Deno.test(`dnswire ${name}: dig and kdig read our answers`, async () => {
