@@ -209,3 +209,35 @@ export function startCutOrigin(
     },
   };
 }
+
+/** One part: its `Content-Range` and body (text, for ASCII test bodies). */
+export interface BytePart {
+  contentRange: string | null;
+  contentType: string | null;
+  body: string;
+}
+
+/** The parts of `body` sent with `contentType` (`multipart/byteranges; boundary=B`). */
+export function parseByteranges(contentType: string | null, body: string): BytePart[] {
+  const m = /boundary=("?)([^";]+)\1/.exec(contentType ?? "");
+  if (m === null) throw new Error(`no boundary in ${contentType}`);
+  const delimiter = `--${m[2]}`;
+  const chunks = body.split(delimiter);
+  if (chunks.at(-1)?.trim() !== "--") throw new Error("no closing delimiter");
+  const parts: BytePart[] = [];
+  for (const chunk of chunks.slice(1, -1)) {
+    const end = chunk.indexOf("\r\n\r\n");
+    if (!chunk.startsWith("\r\n") || end < 0) throw new Error(`bad part: ${chunk.slice(0, 80)}`);
+    const head = chunk.slice(2, end).split("\r\n");
+    const field = (name: string) =>
+      head.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim() ??
+        null;
+    if (!chunk.endsWith("\r\n")) throw new Error("part not followed by CRLF");
+    parts.push({
+      contentRange: field("content-range"),
+      contentType: field("content-type"),
+      body: chunk.slice(end + 4, -2),
+    });
+  }
+  return parts;
+}

@@ -20,6 +20,7 @@ import {
 import { type CacheControl, EMPTY_CACHE_CONTROL } from "./cache_control.ts";
 import { Coalescer } from "./coalesce.ts";
 import { StreamFill } from "./fill_stream.ts";
+import { answerStreaming, type StreamingResult } from "./fill_answer.ts";
 import {
   fillForwarded,
   fillRequestHeaders,
@@ -28,7 +29,6 @@ import {
 } from "./forwarding.ts";
 import { evaluateFreshness, mayServeStaleOnError, unstorableReason } from "./freshness.ts";
 import { fetchFailure, originFetch } from "./origin_fetch.ts";
-import { appendVia } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
 import {
   BodyError,
@@ -44,9 +44,6 @@ import { selectPeers } from "./peer_select.ts";
 import { serveBody } from "./serve_body.ts";
 import { peerFetch } from "../tls/client.ts";
 import { noteUpstream } from "./access_log.ts";
-import { withoutConsumed } from "./targeted_cc.ts";
-import { contentRange, parseRange } from "./range.ts";
-import { TAG_HEADERS } from "./cache_tags.ts";
 
 const NO_STORE_REQUEST: CacheControl = Object.freeze({ ...EMPTY_CACHE_CONTROL, noStore: true });
 
@@ -124,21 +121,6 @@ type FillResult =
   /** `answered`: the origin answered (a 5xx), rather than failed to. */
   | { kind: "error"; status: number; message: string; answered?: boolean }
   | StreamingResult;
-
-/** A cacheable body being written through to the store, readable while it is written. */
-interface StreamingResult {
-  kind: "streaming";
-  status: number;
-  headers: [string, string][];
-  /** The response's Vary names and the key it is stored under. */
-  vary: string[];
-  key: string;
-  /** The announced length, or null. */
-  length: number | null;
-  fill: StreamFill;
-  /** The entry once stored and admitted, else null. */
-  stored: Promise<CacheEntry | null>;
-}
 
 /** A {@link Filler} over the given cache, peers and origin. */
 export function createFiller(o: FillerOptions): Filler {
@@ -323,17 +305,15 @@ export function createFiller(o: FillerOptions): Filler {
     let read;
     try {
       const small = length !== null && length < FILE_SERVE_THRESHOLD;
-      if (!small && store !== null) dropStale();
+      // A body streamed into the store replaces `stale` only once stored whole, so `stale`
+      // can stand in if the body fails (see streamToStore).
       const streamed = small ? null : await streamToStore(
         sent,
         url,
         res,
         headers,
         length,
-        requestTime,
-        responseTime,
-        signal,
-        fromPeer,
+        { requestTime, responseTime, signal, fromPeer, stale },
       );
       if (streamed !== null && streamed.kind === "streaming") {
         if (!fromPeer) return streamed;
@@ -391,11 +371,15 @@ export function createFiller(o: FillerOptions): Filler {
     res: Response,
     headers: [string, string][],
     length: number | null,
-    requestTime: number,
-    responseTime: number,
-    signal: AbortSignal,
-    fromPeer: boolean,
+    at: {
+      requestTime: number;
+      responseTime: number;
+      signal: AbortSignal;
+      fromPeer: boolean;
+      stale: CacheEntry | null;
+    },
   ): Promise<StreamingResult | BodyRead | null> {
+    const { requestTime, responseTime, signal, fromPeer, stale } = at;
     const parts = { status: res.status, headers, requestTime, responseTime };
     const target = store ? cache.streamTarget(url, sent, parts) : null;
     if (target === null || res.body === null) return null;
@@ -427,6 +411,11 @@ export function createFiller(o: FillerOptions): Filler {
     stored.then((entry) => {
       if (entry === null) metrics.notStored++;
     });
+    // Stored whole: the new response replaces the stale one (same key: already replaced). A
+    // failed body leaves the stale entry, and its stored copy, as they were.
+    fill.done.then(() => stored).then((entry) => {
+      if (stale !== null && entry !== stale) cache.remove(stale);
+    }, () => {});
     return {
       kind: "streaming",
       status: res.status,
@@ -437,60 +426,6 @@ export function createFiller(o: FillerOptions): Filler {
       fill,
       stored,
     };
-  }
-
-  /**
-   * Answers from a body being written through: a plain GET or HEAD reads the temporary file
-   * as it grows; a conditional or range request waits for the stored entry. When the index
-   * refused it, the request is passed through to the origin uncached.
-   */
-  async function serveStreaming(req: Request, url: string, r: StreamingResult) {
-    const h = req.headers;
-    const range = h.get("range");
-    const conditional = h.get("if-none-match") !== null || h.get("if-modified-since") !== null;
-    const plain = range === null && !conditional;
-    // A single range of a body of known length is answered as soon as its bytes arrive.
-    const ranges = range !== null && !conditional && h.get("if-range") === null &&
-        req.method === "GET" && r.status === 200 && r.length !== null
-      ? parseRange(range, r.length)
-      : null;
-    const one = ranges?.kind === "ranges" && ranges.ranges.length === 1 ? ranges.ranges[0] : null;
-    const body = plain
-      ? await r.fill.tail()
-      : one !== null
-      ? await r.fill.tail(one.start, one.end)
-      : null;
-    if (body !== null) {
-      const list = withoutConsumed(r.headers).filter(([n]) =>
-        n !== "via" && n !== "content-length" && !TAG_HEADERS.has(n)
-      );
-      list.push(["via", appendVia(r.headers.find(([n]) => n === "via")?.[1] ?? null, via)]);
-      list.push(["x-cache", "MISS"]);
-      if (one !== null) {
-        const n = one.end - one.start + 1;
-        list.push(["content-range", contentRange(one, r.length!)], ["content-length", String(n)]);
-        metrics.bytesSent += n;
-        return new Response(body, { status: 206, headers: list });
-      }
-      if (r.length !== null) {
-        list.push(["content-length", String(r.length)]);
-        metrics.bytesSent += r.length;
-      }
-      return new Response(body, { status: r.status, headers: list });
-    }
-    const entry = await r.stored;
-    if (entry !== null) {
-      const age = evaluateFreshness(entry, EMPTY_CACHE_CONTROL, now()).age;
-      return respond.entry(req, entry, "MISS", age);
-    }
-    try {
-      await r.fill.done;
-    } catch (e) {
-      const timedOut = e instanceof BodyError && e.timedOut;
-      return respond.text(timedOut ? 504 : 502, (e as Error).message);
-    }
-    const res = await fill(req, url, NO_STORE_REQUEST, null);
-    return res.kind === "response" ? res.response : respond.text(502, "origin fetch failed");
   }
 
   /** Sends a GET with the client's Range (and conditionals) to the origin, streamed back. */
@@ -567,7 +502,26 @@ export function createFiller(o: FillerOptions): Filler {
     switch (result.kind) {
       case "streaming":
         metrics.misses++;
-        return serveStreaming(req, url, result);
+        return answerStreaming(
+          {
+            cache,
+            metrics,
+            respond,
+            via,
+            now,
+            refetch: async (req, url) => {
+              const res = await fill(req, url, NO_STORE_REQUEST, null);
+              return res.kind === "response"
+                ? res.response
+                : respond.text(502, "origin fetch failed");
+            },
+            staleAnswer: (message) => staleAnswer(req, url, reqCc, stale, message, false),
+          },
+          req,
+          url,
+          result,
+          stale,
+        );
       case "entry": {
         if (result.xcache === "REVALIDATED") metrics.revalidated++;
         else metrics.misses++;
@@ -581,20 +535,33 @@ export function createFiller(o: FillerOptions): Filler {
         metrics.misses++;
         return result.response;
       case "error":
-        if (
-          stale !== null &&
-          mayServeStaleOnError(stale, reqCc, now(), staleOnError, result.answered ?? false)
-        ) {
-          metrics.stale++;
-          const age = evaluateFreshness(stale, EMPTY_CACHE_CONTROL, now()).age;
-          log(
-            `origin failure: GET ${url}: ${result.message}; served the stale copy ` +
-              `(age ${age} s, ${Math.max(0, age - stale.lifetime)} s past expiry)`,
-          );
-          return respond.entry(req, stale, "STALE", age);
-        }
-        return respond.text(result.status, result.message);
+        return staleAnswer(req, url, reqCc, stale, result.message, result.answered ?? false) ??
+          respond.text(result.status, result.message);
     }
+  }
+
+  /**
+   * The stale copy's answer (logged) when it may stand in for an origin that failed with
+   * `message` (`answered`: a 5xx rather than no answer), else null.
+   */
+  function staleAnswer(
+    req: Request,
+    url: string,
+    reqCc: CacheControl,
+    stale: CacheEntry | null,
+    message: string,
+    answered: boolean,
+  ): Response | Promise<Response> | null {
+    if (stale === null || !mayServeStaleOnError(stale, reqCc, now(), staleOnError, answered)) {
+      return null;
+    }
+    metrics.stale++;
+    const age = evaluateFreshness(stale, EMPTY_CACHE_CONTROL, now()).age;
+    log(
+      `origin failure: GET ${url}: ${message}; served the stale copy ` +
+        `(age ${age} s, ${Math.max(0, age - stale.lifetime)} s past expiry)`,
+    );
+    return respond.entry(req, stale, "STALE", age);
   }
 
   function revalidateInBackground(req: Request, url: string, key: string, entry: CacheEntry) {

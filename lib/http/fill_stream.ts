@@ -175,6 +175,16 @@ export class StreamFill {
     return this.#written;
   }
 
+  /**
+   * Resolves once the first byte is written (or an empty body is stored); rejects with the
+   * body's error when it failed before any byte. Until then nothing of it can have reached a
+   * client, so a stale copy may still stand in.
+   */
+  async firstByte(): Promise<void> {
+    while (this.#written === 0 && this.#state === "writing") await this.#progress();
+    if (this.#written === 0 && this.#state === "failed") throw this.#error;
+  }
+
   #dropHandoff(): void {
     this.#handoff?.rest.cancel(new Error("no reader left")).catch(() => {});
     this.#handoff = null;
