@@ -5,7 +5,8 @@
  * @module
  */
 
-const ROOT = new URL("..", import.meta.url).pathname;
+import { type LineProc, spawnLines } from "./_proc.ts";
+
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -16,55 +17,78 @@ export interface Child {
   output(): string;
   /** Resolves with the exit code; null while it runs. */
   exited(): number | null;
+  /** Waits for a line matching a pattern (see {@link LineProc.waitFor}). */
+  waitFor: LineProc["waitFor"];
   stop(): Promise<void>;
 }
 
 /** Runs `deno run -A ARGS` under `prlimit --nofile=N:N` (both limits), in the repo root. */
 export function spawnLimited(nofile: number, args: string[]): Child {
-  const child = new Deno.Command("prlimit", {
-    args: [`--nofile=${nofile}:${nofile}`, Deno.execPath(), "run", "-A", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let out = "";
+  const p = spawnLines("prlimit", [
+    `--nofile=${nofile}:${nofile}`,
+    Deno.execPath(),
+    "run",
+    "-A",
+    ...args,
+  ]);
   let code: number | null = null;
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s) out += dec.decode(c);
-  };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
-  const status = child.status.then((s) => code = s.code);
+  p.child.status.then((s) => code = s.code);
   return {
-    pid: child.pid,
-    output: () => out,
+    pid: p.pid,
+    output: p.output,
     exited: () => code,
-    async stop() {
-      if (code === null) {
-        try {
-          child.kill("SIGKILL");
-        } catch { /* gone */ }
-      }
-      await status;
-      await pumps;
-    },
+    waitFor: p.waitFor,
+    stop: () => p.stop("SIGKILL"),
   };
 }
 
-/** Waits until `re` matches the child's output; throws with the output if it exits first. */
+/** Waits until `re` matches a line of the child's output; throws with the output if it exits first. */
 export async function waitOutput(
   c: Child,
   re: RegExp,
   timeoutMs = 20_000,
 ): Promise<RegExpExecArray> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const m = re.exec(c.output());
-    if (m) return m;
-    if (c.exited() !== null) throw new Error(`exited ${c.exited()}:\n${c.output()}`);
-    await sleep(50);
+  return re.exec(await c.waitFor(re, timeoutMs))!;
+}
+
+/** A server started by {@link limitedReplica} or {@link limitedDns}, with the port it printed. */
+export interface LimitedServer {
+  p: Child;
+  port: number;
+  /** `http://127.0.0.1:PORT`. */
+  url: string;
+}
+
+async function limitedServer(nofile: number, args: string[], re: RegExp) {
+  const p = spawnLimited(nofile, args);
+  try {
+    const m = await waitOutput(p, re);
+    return { p, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}` };
+  } catch (e) {
+    await p.stop();
+    throw e;
   }
-  throw new Error(`timed out waiting for ${re}:\n${c.output()}`);
+}
+
+/** `main_http.ts -p 0 --host 127.0.0.1 ...args` under `ulimit -n nofile`, once listening. */
+export function limitedReplica(args: string[], nofile = 1024): Promise<LimitedServer> {
+  return limitedServer(
+    nofile,
+    ["main_http.ts", "-p", "0", "--host", "127.0.0.1", ...args],
+    /http: listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+  );
+}
+
+/**
+ * `main_dns.ts -p 0 --control 0 -n cdn.test ...args` under `ulimit -n nofile`, once its control
+ * API listens (`port` and `url` are the control API's).
+ */
+export function limitedDns(args: string[], nofile = 1024): Promise<LimitedServer> {
+  return limitedServer(
+    nofile,
+    ["main_dns.ts", "-p", "0", "--control", "0", "-n", "cdn.test", ...args],
+    /control API on http:\/\/\S+:(\d+)\//,
+  );
 }
 
 /** Resident memory of a process in bytes (Linux). */

@@ -9,31 +9,17 @@ import {
   chunkedUpload,
   closeAll,
   closedWithin,
+  limitedDns,
   openIdle,
   rssBytes,
   sleep,
-  spawnLimited,
-  waitOutput,
 } from "./_limits.ts";
 
 const TOKEN = "control-limits-token";
 const MiB = 1024 * 1024;
 
-async function dns(extra: string[] = []) {
-  const p = spawnLimited(1024, [
-    "main_dns.ts",
-    "-p",
-    "0",
-    "--control",
-    "0",
-    "-n",
-    "cdn.test",
-    "--admin-token",
-    TOKEN,
-    ...extra,
-  ]);
-  const m = await waitOutput(p, /control API on http:\/\/\S+:(\d+)\//);
-  return { p, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}` };
+function dns(extra: string[] = []) {
+  return limitedDns(["--admin-token", TOKEN, ...extra]);
 }
 
 async function call(url: string, init?: RequestInit) {

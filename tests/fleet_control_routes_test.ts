@@ -5,7 +5,7 @@
  */
 import { deepStrictEqual, equal, match } from "node:assert/strict";
 import { CONTROL_ROUTES } from "../lib/fleet/dns/control.ts";
-import { spawnLimited, waitOutput } from "./_limits.ts";
+import { limitedDns } from "./_limits.ts";
 
 const METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"];
 
@@ -18,20 +18,9 @@ Deno.test({
   name: "control routes: methods and auth of every route, from the table, on a real DNS server",
   sanitizeResources: false,
   async fn() {
-    const d = spawnLimited(1024, [
-      "main_dns.ts",
-      "-p",
-      "0",
-      "--control",
-      "0",
-      "-n",
-      "cdn.test",
-      "--admin-token",
-      "control-routes-token",
-    ]);
+    const d = await limitedDns(["--admin-token", "control-routes-token"]);
     try {
-      const m = await waitOutput(d, /control API on http:\/\/\S+:(\d+)\//);
-      const base = `http://127.0.0.1:${m[1]}`;
+      const base = d.url;
       for (const route of CONTROL_ROUTES) {
         const path = concrete(route.path);
         const allow = CONTROL_ROUTES.filter((r) => r.pattern.test(path)).map((r) => r.method);
@@ -56,7 +45,7 @@ Deno.test({
       equal(unknown.status, 404);
       match(await unknown.text(), /PUT \/replicas\/ID\/held/);
     } finally {
-      await d.stop();
+      await d.p.stop();
     }
   },
 });

@@ -13,7 +13,6 @@ import {
   registrationHeaders,
 } from "../lib/fleet/credentials.ts";
 import { sealDatagram, sessionHeaders, signDatagram } from "../lib/fleet/protocol.ts";
-import { FleetAgent } from "../lib/fleet/replica/agent.ts";
 import { newKey, Signer, type StoredKey } from "../lib/replication/trust.ts";
 import {
   http,
@@ -22,6 +21,7 @@ import {
   resolveA,
   startDns,
   startReplica,
+  testAgent,
   waitFor,
 } from "../lib/fleet/_testing.ts";
 
@@ -384,17 +384,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const dns = await startDns(["-n", ZONE, "--admin-token", TOKEN]);
-    const agent = new FleetAgent({
-      id: "r1",
-      address: "127.0.0.1",
-      port: 9,
-      lat: null,
-      lon: null,
-      provider: "",
-      announce: `127.0.0.1:${dns.control}`,
-      adminToken: TOKEN,
-      load: () => ({ requests: 0, hits: 0, misses: 0, cacheBytes: 0 }),
-    });
+    const agent = testAgent("r1", dns.control, TOKEN);
     const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     try {
       agent.start();

@@ -3,8 +3,7 @@
  * (no admin token needed), so a stopping replica is no longer answered.
  */
 import assert from "node:assert/strict";
-import { FleetAgent } from "../lib/fleet/replica/agent.ts";
-import { http, startDns, waitFor } from "../lib/fleet/_testing.ts";
+import { http, startDns, testAgent, waitFor } from "../lib/fleet/_testing.ts";
 
 Deno.test({
   name: "fleet: an agent deregisters itself with its session token",
@@ -15,17 +14,7 @@ Deno.test({
     const base = `http://127.0.0.1:${dns.control}`;
     const ids = async () =>
       ((await http(`${base}/replicas`)).body.replicas as { id: string }[]).map((r) => r.id);
-    const agent = new FleetAgent({
-      id: "leaving",
-      address: "127.0.0.1",
-      port: 9,
-      lat: null,
-      lon: null,
-      provider: "",
-      announce: `127.0.0.1:${dns.control}`,
-      adminToken: "admin-secret",
-      load: () => ({ requests: 0, hits: 0, misses: 0, cacheBytes: 0 }),
-    });
+    const agent = testAgent("leaving", dns.control, "admin-secret");
     try {
       agent.start();
       await waitFor("registered", () => agent.registered || undefined, 30_000, 50, dns.output);

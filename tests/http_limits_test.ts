@@ -10,11 +10,10 @@ import {
   chunkedUpload,
   closeAll,
   closedWithin,
+  limitedReplica,
   openIdle,
   rssBytes,
   sleep,
-  spawnLimited,
-  waitOutput,
 } from "./_limits.ts";
 
 const TOKEN = "limits-token";
@@ -28,21 +27,8 @@ async function metric(url: string, name: string): Promise<number> {
   return Number(m[1]);
 }
 
-async function replica(origin: string, extra: string[] = []) {
-  const p = spawnLimited(1024, [
-    "main_http.ts",
-    "-p",
-    "0",
-    "--host",
-    "127.0.0.1",
-    "-o",
-    origin,
-    "--admin-token",
-    TOKEN,
-    ...extra,
-  ]);
-  const m = await waitOutput(p, /http: listening on http:\/\/127\.0\.0\.1:(\d+)\//);
-  return { p, port: Number(m[1]), url: `http://127.0.0.1:${m[1]}` };
+function replica(origin: string, extra: string[] = []) {
+  return limitedReplica(["-o", origin, "--admin-token", TOKEN, ...extra]);
 }
 
 Deno.test({

@@ -6,9 +6,8 @@
  * or a wrong key is refused.
  */
 import assert from "node:assert/strict";
-import { FleetAgent } from "../lib/fleet/replica/agent.ts";
 import { sealDatagram, sessionHeaders } from "../lib/fleet/protocol.ts";
-import { http, startDns, waitFor } from "../lib/fleet/_testing.ts";
+import { http, startDns, testAgent, waitFor } from "../lib/fleet/_testing.ts";
 
 Deno.test({
   name: "fleet trust: forged UDP replies do not change the agent's known servers",
@@ -16,17 +15,7 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const dns = await startDns(["-n", "cdn.test", "--admin-token", "admin-secret"]);
-    const agent = new FleetAgent({
-      id: "r1",
-      address: "127.0.0.1",
-      port: 9,
-      lat: null,
-      lon: null,
-      provider: "",
-      announce: `127.0.0.1:${dns.control}`,
-      adminToken: "admin-secret",
-      load: () => ({ requests: 0, hits: 0, misses: 0, cacheBytes: 0 }),
-    });
+    const agent = testAgent("r1", dns.control, "admin-secret");
     const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
     try {
       agent.start();

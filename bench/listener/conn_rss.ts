@@ -8,34 +8,18 @@
  *
  * @module
  */
-import {
-  closeAll,
-  openIdle,
-  rssBytes,
-  sleep,
-  spawnLimited,
-  waitOutput,
-} from "../../tests/_limits.ts";
+import { closeAll, limitedReplica, openIdle, rssBytes, sleep } from "../../tests/_limits.ts";
 
 const n = Number(Deno.args[0] ?? "700");
 if (!Number.isInteger(n) || n < 1) {
   console.error(`conn_rss: N must be a positive integer: received ${Deno.args[0]}`);
   Deno.exit(2);
 }
-const p = spawnLimited(1024, [
-  "main_http.ts",
-  "-p",
-  "0",
-  "--host",
-  "127.0.0.1",
-  "-o",
-  "127.0.0.1:9",
-]);
+const { p, port } = await limitedReplica(["-o", "127.0.0.1:9"]);
 try {
-  const m = await waitOutput(p, /listening on http:\/\/127\.0\.0\.1:(\d+)\//);
   await sleep(1000);
   const before = rssBytes(p.pid);
-  const conns = await openIdle(Number(m[1]), n, "GET / HTTP/1.1\r\nHost: x\r\n");
+  const conns = await openIdle(port, n, "GET / HTTP/1.1\r\nHost: x\r\n");
   await sleep(1000);
   const after = rssBytes(p.pid);
   const mib = (b: number) => (b / 1048576).toFixed(1);

@@ -6,6 +6,8 @@
  * @module
  */
 
+import { FleetAgent } from "./replica/agent.ts";
+
 const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** Longest wait for a process to print what it is waiting for (a cold start compiles). */
@@ -120,6 +122,24 @@ export async function startDns(args: string[]): Promise<DnsProc> {
     await p.stop();
     throw e;
   }
+}
+
+/**
+ * A fleet agent (not started) for a replica `id` at 127.0.0.1:9 with no location and no load,
+ * announcing to the DNS server whose control API is on 127.0.0.1:`control`.
+ */
+export function testAgent(id: string, control: number, adminToken: string): FleetAgent {
+  return new FleetAgent({
+    id,
+    address: "127.0.0.1",
+    port: 9,
+    lat: null,
+    lon: null,
+    provider: "",
+    announce: `127.0.0.1:${control}`,
+    adminToken,
+    load: () => ({ requests: 0, hits: 0, misses: 0, cacheBytes: 0 }),
+  });
 }
 
 /** Starts a replica: `main_http.ts -p 0 -o http://127.0.0.1:9 ...args`. */
