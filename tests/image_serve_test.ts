@@ -231,13 +231,13 @@ Deno.test("precompute and both: the ladder is made in the background after the f
   equal(first.headers.get("x-nearcast-variant"), "w=orig;pending"); // never waits
   await first.arrayBuffer();
   await settle(pre);
-  // 320, 640, 1280 at q80 and q50, and the original at q50.
-  equal(pre.stats.precomputed, 7);
+  // 320, 640, 1280 at q80 and q50 in JPEG and WebP, and the original at q50.
+  equal(pre.stats.precomputed, 13);
   const ready = await pre.handle(new Request("http://cdn.test/a.jpg?w=640"), "203.0.113.5", next);
   equal(ready.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=jpeg");
   equal(probeImage(new Uint8Array(await ready.arrayBuffer()))?.width, 640);
   equal(pre.stats.cacheHits, 1);
-  equal(pre.stats.computed, 7, "nothing computed for the request itself");
+  equal(pre.stats.computed, 13, "nothing computed for the request itself");
 
   const both = new ImageLayer({ mode: "both" });
   const now = await both.handle(
@@ -248,7 +248,7 @@ Deno.test("precompute and both: the ladder is made in the background after the f
   equal(now.headers.get("x-nearcast-variant"), "w=320;q=50;fmt=jpeg"); // on the fly
   await now.arrayBuffer();
   await settle(both);
-  equal(both.stats.computed, 7, "the background skipped the variant already made");
+  equal(both.stats.computed, 13, "the background skipped the variant already made");
 });
 
 Deno.test("a source over the layer's pixel limit is served as it is", async () => {

@@ -65,8 +65,13 @@ Deno.test("an origin fill's ladder is precomputed into the replica's cache, and 
     const res = await replica.handler(new Request(`http://cdn.test/a.jpg`));
     await res.arrayBuffer();
     await settle(layer);
-    equal(layer.stats.precomputed, 7, "320, 640, 1280 at q80 and q50, the original at q50");
-    equal(variants().length, 7);
+    equal(
+      layer.stats.precomputed,
+      13,
+      "320, 640, 1280 at q80 and q50 in JPEG and WebP, the original at q50",
+    );
+    equal(variants().length, 13);
+    ok(variants().some((e) => e.url === `/a.jpg${DERIVED}w=640;q=50;fmt=webp`));
     const bytes = variants().reduce((n, e) => n + e.size, 0);
     ok(replica.cache.usedBytes - before > jpg.length + bytes, "variants count in the budget");
 
@@ -77,7 +82,18 @@ Deno.test("an origin fill's ladder is precomputed into the replica's cache, and 
     );
     equal(hit.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=jpeg");
     equal(probeImage(new Uint8Array(await hit.arrayBuffer()))?.width, 640);
-    deepStrictEqual([layer.stats.cacheHits, layer.stats.computed], [1, 7]);
+    deepStrictEqual([layer.stats.cacheHits, layer.stats.computed], [1, 13]);
+    // WebP when Accept allows: precomputed too, served from the cache.
+    const webp = await layer.handle(
+      new Request("http://cdn.test/a.jpg?w=640", { headers: { accept: "image/webp,*/*" } }),
+      "203.0.113.5",
+      replica.handler,
+    );
+    equal(webp.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=webp");
+    equal(webp.headers.get("content-type"), "image/webp");
+    ok(webp.headers.get("vary")?.includes("accept"));
+    await webp.arrayBuffer();
+    deepStrictEqual([layer.stats.cacheHits, layer.stats.computed], [2, 13]);
 
     // A purge of the original takes its variants.
     replica.cache.invalidate("/a.jpg");
@@ -123,7 +139,7 @@ Deno.test("an upload's ladder is pinned with it, kept across a restart, deleted 
     try {
       const up = await runUpload([`${dir}/src/photo.jpg`, "--to", node.url, "--token", TOKEN]);
       equal(up.code, 0, up.err);
-      await waitUntil(async () => (await listed(node!)).length === 7, 30_000, "7 variants");
+      await waitUntil(async () => (await listed(node!)).length === 13, 60_000, "13 variants");
       ok((await listed(node)).every((e) => e.pinned), "pinned like the upload");
       const v = await tfetch(`${node.url}/photo.jpg?w=320&q=50`);
       equal(v.headers.get("x-nearcast-variant"), "w=320;q=50;fmt=jpeg");
@@ -131,7 +147,7 @@ Deno.test("an upload's ladder is pinned with it, kept across a restart, deleted 
 
       await node.proc.close();
       node = await startNode("n1", `${dir}/n1`);
-      equal((await listed(node)).length, 7, "the variants are in the store");
+      equal((await listed(node)).length, 13, "the variants are in the store");
 
       const del = await tfetch(`${node.url}/_cdn/files/photo.jpg`, {
         method: "DELETE",

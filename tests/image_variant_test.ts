@@ -6,7 +6,13 @@
 import { deepStrictEqual, equal, ok, throws } from "node:assert/strict";
 import { checkLadder, DEFAULT_LADDER, parseImageParams, rungFor } from "../lib/image/ladder.ts";
 import { ACCEPT_CH, type ClientHints, parseClientHints } from "../lib/image/client_hints.ts";
-import { chooseVariant, variantKey, type VariantRequest } from "../lib/image/variant.ts";
+import {
+  chooseVariant,
+  chosenRungs,
+  rungHeader,
+  variantKey,
+  type VariantRequest,
+} from "../lib/image/variant.ts";
 import { prefixOf, ThroughputEstimator } from "../lib/image/throughput.ts";
 
 const url = (q: string) => new URL(`http://cdn.test/photo.jpg${q}`);
@@ -204,4 +210,44 @@ Deno.test("variant: WebP for downscaled JPEGs when Accept has it; originals and 
     ok: true,
     params: { width: 320, format: "webp" },
   });
+});
+
+Deno.test("precomputed rungs: what a request without parameters can get, WebP too for a JPEG", () => {
+  const names = (w: number, f: "jpeg" | "png") =>
+    chosenRungs(DEFAULT_LADDER, w, f).map((r) => rungHeader(r.width, r.quality, r.format));
+  deepStrictEqual(names(700, "jpeg"), [
+    "w=320;q=80;fmt=jpeg",
+    "w=320;q=50;fmt=jpeg",
+    "w=320;q=80;fmt=webp",
+    "w=320;q=50;fmt=webp",
+    "w=640;q=80;fmt=jpeg",
+    "w=640;q=50;fmt=jpeg",
+    "w=640;q=80;fmt=webp",
+    "w=640;q=50;fmt=webp",
+    "w=orig;q=80;fmt=jpeg",
+    "w=orig;q=50;fmt=jpeg",
+  ]);
+  deepStrictEqual(names(500, "png"), [
+    "w=320;q=80;fmt=png",
+    "w=320;q=50;fmt=png",
+    "w=orig;q=80;fmt=png",
+    "w=orig;q=50;fmt=png",
+  ]);
+  // Every rung chooseVariant picks without parameters is among them.
+  const all = new Set(names(1600, "jpeg"));
+  for (const acceptsWebp of [false, true]) {
+    for (const width of [undefined, 300, 600, 1200, 2000]) {
+      for (const saveData of [false, true]) {
+        const v = chooseVariant({
+          ladder: DEFAULT_LADDER,
+          sourceWidth: 1600,
+          sourceFormat: "jpeg",
+          params: {},
+          hints: { width, saveData, used: [] },
+          acceptsWebp,
+        });
+        ok(all.has(v.header), v.header);
+      }
+    }
+  }
 });

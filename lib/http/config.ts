@@ -17,6 +17,7 @@ import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
 import { parseTlsFlags, TLS_FLAGS, type TlsConfig } from "../tls/flags.ts";
 import { COOP_FLAGS, type CoopConfig, parseCoopFlags } from "../coop/flags.ts";
+import { DEFAULT_IMAGE_MEMORY } from "../image/memory.ts";
 import { DEFAULT_WIRE, WIRE_ENCODINGS, type WireEncoding } from "../wire/encoding.ts";
 
 /** Default cache budget. */
@@ -152,6 +153,12 @@ export const HTTP_FLAGS = {
       "precompute makes an image's ladder in the background when it enters the cache). Needs\n" +
       "--allow-ffi (imagescript): without it the default turns images off with a warning, and\n" +
       "an explicit mode is an error.",
+  },
+  "image-memory": {
+    type: "string",
+    arg: "SIZE",
+    help: "Memory image transcodes may reserve at once (decode buffers, output, encoder);\n" +
+      "a variant that does not fit is served as the original. Default 128MiB.",
   },
   heap: {
     type: "string",
@@ -289,6 +296,8 @@ export interface HttpConfig {
   images: "off" | "on-the-fly" | "precompute" | "both";
   /** Whether `--images` was given (an explicit mode needs --allow-ffi; the default degrades). */
   imagesGiven: boolean;
+  /** `--image-memory`: bytes image transcodes may reserve at once (lib/image/memory.ts). */
+  imageMemoryBytes: number;
   /** `--heap`: V8 heap sizing (see {@link REPLICA_HEAP_FLAGS}). */
   heap: "compact" | "v8";
   serversFile: string | null;
@@ -382,6 +391,7 @@ export function parseHttpConfig(
     index: f.oneOf("index", ["wasm", "ts"] as const, "wasm"),
     images: f.oneOf("images", ["off", "on-the-fly", "precompute", "both"] as const, "both"),
     imagesGiven: f.string("images") !== undefined,
+    imageMemoryBytes: f.size("image-memory", DEFAULT_IMAGE_MEMORY, 1),
     heap: f.oneOf("heap", ["compact", "v8"] as const, "compact"),
     serversFile,
     join,

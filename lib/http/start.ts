@@ -26,6 +26,7 @@ import { openStore } from "../store/sqlite_store.ts";
 import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
 import { imageLayer } from "../image/enable.ts";
 import { DERIVED } from "../image/cache_variants.ts";
+import { writeImageMetrics } from "../image/metrics.ts";
 import { preload } from "./preload.ts";
 import { openAccessLog, withAccessLog } from "./access_log.ts";
 import { applyPurge } from "./purge.ts";
@@ -210,6 +211,7 @@ export async function startReplicaProcess(
       writeListenerMetrics(e, server.stats, server.limits);
       if (node !== null) writeReplicationMetrics(e, node);
       if (agent !== null) writeFleetMetrics(e, agent);
+      if (images !== null) writeImageMetrics(e, images);
     },
   });
   images?.attach(r.cache, store);

@@ -14,6 +14,8 @@ export interface ImagesConfig {
   images: ImageMode | "off";
   /** Whether `--images` was given (else it is the default). */
   imagesGiven: boolean;
+  /** `--image-memory`: bytes transcodes may reserve at once. */
+  imageMemoryBytes: number;
 }
 
 /** The image layer for `c`, or null when images are off. */
@@ -37,5 +39,5 @@ export async function imageLayer(
     return null;
   }
   const { ImageLayer } = await import("./serve.ts");
-  return new ImageLayer({ mode: c.images, rttMs });
+  return new ImageLayer({ mode: c.images, rttMs, memoryBytes: c.imageMemoryBytes, log });
 }

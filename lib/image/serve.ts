@@ -7,13 +7,18 @@
  *
  * Variants are kept in the replica's own cache and store once {@link ImageLayer.attach} is called
  * (`cache_variants.ts`: counted in the cache budget, pinned with an upload, dropped with a cached
- * original), else in a byte-bounded LRU of the layer's own. Every computation holds one full-size
- * decode, and at most `concurrency` run at once, request-driven and background alike.
+ * original), else in a byte-bounded LRU of the layer's own. At most `concurrency` computations
+ * run at once, request-driven and background alike, and each first reserves the bytes it is
+ * estimated to hold against the layer's memory allowance (`memory.ts`, `--image-memory`): a
+ * request whose variant does not fit now is served the original (`w=orig;memory`); background
+ * work waits for room (deferred), and a variant larger than the whole allowance is not made;
+ * both are logged (at most a line per 10 s).
  *
  * Modes: `on-the-fly` computes a missing variant for the request (one computation per variant
  * key at a time, at most `timeoutMs` before the original is served instead), then stores it;
  * `precompute` never makes a request wait: when an image enters the cache (an origin fill or an
- * upload; without a cache, at its first request) its whole ladder is computed in the background,
+ * upload; without a cache, at its first request) its ladder (`chosenRungs`: the rungs a request
+ * without parameters can get, WebP ones too for a JPEG) is computed in the background,
  * one variant at a time within `backgroundShare` of one core, and the original is served
  * (`X-Nearcast-Variant: w=orig;pending`) until the wanted variant is ready; `both` does both.
  *
@@ -35,9 +40,10 @@ import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
 import type { TranscodeOptions } from "./pipeline.ts";
 import { TranscodePool } from "./transcode_pool.ts";
-import { type ImageFormat, probeImage } from "./probe.ts";
+import { type ImageFormat, type ImageInfo, probeImage } from "./probe.ts";
 import { ThroughputEstimator } from "./throughput.ts";
-import { allRungs, chooseVariant, rungHeader } from "./variant.ts";
+import { DEFAULT_IMAGE_MEMORY, MemoryAllowance, transcodeBytes } from "./memory.ts";
+import { allRungs, chooseVariant, chosenRungs, rungHeader } from "./variant.ts";
 import { type Bytes, LruVariants, sourceTag, type VariantStore } from "./variant_store.ts";
 
 const IMAGE_PATH = /\.(jpe?g|png)$/i;
@@ -73,6 +79,14 @@ export interface ImageLayerOptions {
   throughput?: ThroughputEstimator;
   /** The RTT the fleet measured to a client's subnet, ms (see `lib/fleet/replica/probe.ts`). */
   rttMs?: (ip: string) => number | undefined;
+  /** Bytes the transcodes may reserve at once (see `memory.ts`). Default 128 MiB. */
+  memoryBytes?: number;
+  /** An idle transcoding worker is ended after this long, ms. Default 30 s. */
+  workerIdleMs?: number;
+  /** A transcode without an answer this long ends its worker, ms. Default 60 s. */
+  workerDeadlineMs?: number;
+  /** Where memory refusals and deferrals are told (at most a line per 10 s). */
+  log?: (line: string) => void;
 }
 
 /** How variants are made (see the module doc). */
@@ -100,6 +114,12 @@ export interface ImageStats {
   precomputeMs: number;
   /** Bytes of variants made. */
   variantBytes: number;
+  /** Requests served the original because their transcode did not fit in the memory allowance. */
+  memoryRefused: number;
+  /** Background variants that waited for room in the allowance. */
+  memoryDeferred: number;
+  /** Background variants not made: larger than the whole allowance. */
+  memorySkipped: number;
 }
 
 type Next = (req: Request) => Response | Promise<Response>;
@@ -110,7 +130,11 @@ interface Source {
   tag: string;
   pinned: boolean;
   bytes: Uint8Array;
+  info: ImageInfo;
 }
+
+/** A transcode refused for want of memory (see {@link MemoryAllowance}). */
+class MemoryRefusal extends Error {}
 
 /** The image layer; {@link handle} wraps the replica's handler. */
 export class ImageLayer {
@@ -125,7 +149,12 @@ export class ImageLayer {
     onTheFlyMs: 0,
     precomputeMs: 0,
     variantBytes: 0,
+    memoryRefused: 0,
+    memoryDeferred: 0,
+    memorySkipped: 0,
   };
+  /** The transcodes' memory allowance (reserved bytes, peak, refusals). */
+  readonly memory: MemoryAllowance;
   readonly throughput: ThroughputEstimator;
   /** Pass to the replica's cache (`createReplica({ cacheEvents })`), then {@link attach}. */
   readonly cacheEvents: CacheEvents = {
@@ -146,6 +175,9 @@ export class ImageLayer {
   readonly #waiting: (() => void)[] = [];
   readonly #mode: ImageMode;
   readonly #bg: Background;
+  readonly #log: (line: string) => void;
+  #loggedAt = -Infinity;
+  #unlogged = 0;
 
   constructor(o: ImageLayerOptions = {}) {
     this.#mode = o.mode ?? "on-the-fly";
@@ -158,11 +190,18 @@ export class ImageLayer {
     // cost another V8 heap and codec set (RSS after two 1080p transcodes: +80 MiB with one
     // worker, +132 MiB with two, +60 MiB in the calling thread) for parallelism that the
     // 2-core machines this is sized for do not have to spare.
-    this.#pool = new TranscodePool(1);
+    this.#pool = new TranscodePool(1, { idleMs: o.workerIdleMs, deadlineMs: o.workerDeadlineMs });
+    this.memory = new MemoryAllowance(o.memoryBytes ?? DEFAULT_IMAGE_MEMORY);
+    this.#log = o.log ?? (() => {});
     this.#timeout = o.timeoutMs ?? 5000;
     this.#bg = new Background(o.backgroundShare ?? 0.5);
     this.throughput = o.throughput ?? new ThroughputEstimator();
     this.#rtt = o.rttMs ?? (() => undefined);
+  }
+
+  /** Workers started, ended when idle, ended at a deadline; workers alive now. */
+  get workers(): { started: number; idleEnded: number; deadlineEnded: number; alive: number } {
+    return { ...this.#pool.counts, alive: this.#pool.workers };
   }
 
   /** Ends the transcoding workers (an idle one keeps a `deno run` process alive). */
@@ -223,6 +262,7 @@ export class ImageLayer {
       tag: sourceTag(res.headers.get("etag"), res.headers.get("last-modified"), original.length),
       pinned: false,
       bytes: original,
+      info,
     };
     if (this.#mode !== "on-the-fly" && this.#cache === null) {
       this.#schedule(src, info.width, info.format, QUEUE_WITH_BYTES);
@@ -246,7 +286,7 @@ export class ImageLayer {
       return send(original);
     }
     this.stats.variantRequests++;
-    let bytes = await this.#variants.get(src.url, v.header, src.tag);
+    let bytes: Bytes | "memory" | undefined = await this.#variants.get(src.url, v.header, src.tag);
     if (bytes) this.stats.cacheHits++;
     else if (this.#mode === "precompute") {
       this.stats.pending++;
@@ -259,6 +299,11 @@ export class ImageLayer {
         quality: v.quality,
         maxPixels: this.#maxPixels,
       });
+    }
+    if (bytes === "memory") {
+      this.stats.memoryRefused++;
+      headers.set("x-nearcast-variant", "w=orig;memory");
+      return send(original);
     }
     if (!bytes) {
       this.stats.timeouts++;
@@ -284,15 +329,23 @@ export class ImageLayer {
     return w === "original" && f === source && (f === "png" || q === this.#ladder.qualities[0]);
   }
 
-  /** The variant's bytes (computed once per key at a time), or undefined after the timeout. */
-  async #compute(src: Source, rung: string, opts: TranscodeOptions): Promise<Bytes | undefined> {
+  /**
+   * The variant's bytes (computed once per key at a time), `"memory"` when it did not fit in the
+   * allowance, or undefined after the timeout or an error.
+   */
+  async #compute(
+    src: Source,
+    rung: string,
+    opts: TranscodeOptions,
+  ): Promise<Bytes | "memory" | undefined> {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<undefined>((r) =>
       timer = setTimeout(() => r(undefined), this.#timeout)
     );
     try {
       return await Promise.race([this.#start(src, rung, opts, false), late]);
-    } catch {
+    } catch (e) {
+      if (e instanceof MemoryRefusal) return "memory";
       return undefined; // a variant that cannot be made: serve the original
     } finally {
       clearTimeout(timer);
@@ -305,10 +358,16 @@ export class ImageLayer {
     let p = this.#inflight.get(key);
     if (!p) {
       const made = this.#run(async () => {
+        const need = transcodeBytes(src.info, src.bytes.length, opts.width);
+        await this.#reserve(src, rung, need, background);
         // In a worker (the codecs load there with the first variant): the event loop, and every
-        // cache hit on it, is not held for the up to ~170 ms a large photo takes.
+        // cache hit on it, is not held for the up to ~170 ms a large photo takes. The bytes stay
+        // reserved until the worker answers (after a timeout too), or is ended.
         const t0 = performance.now();
-        const out = await this.#pool.transcode(src.bytes, opts).finally(noteBusy);
+        const out = await this.#pool.transcode(src.bytes, opts).finally(() => {
+          this.memory.release(need);
+          noteBusy();
+        });
         const ms = performance.now() - t0;
         this.stats.computed++;
         this.stats.variantBytes += out.bytes.length;
@@ -327,6 +386,45 @@ export class ImageLayer {
     return p;
   }
 
+  /**
+   * Reserves `need` bytes for a transcode: a request's at once or never (`MemoryRefusal`), a
+   * background one waiting for room; logs refusals and deferrals.
+   */
+  async #reserve(src: Source, rung: string, need: number, background: boolean): Promise<void> {
+    const what = `${src.url} ${rung} needs ${need} bytes, ${this.memory.reserved} of ` +
+      `${this.memory.limit} reserved`;
+    if (!background) {
+      if (this.memory.tryReserve(need)) return;
+      this.#note(`image memory: serving the original: ${what}`);
+      throw new MemoryRefusal(what);
+    }
+    if (need > this.memory.limit) {
+      this.stats.memorySkipped++;
+      this.#note(`image memory: not precomputed (over the whole allowance): ${what}`);
+      throw new MemoryRefusal(what);
+    }
+    const waited = this.memory.deferred;
+    const p = this.memory.reserve(need);
+    if (this.memory.deferred !== waited) {
+      this.stats.memoryDeferred++;
+      this.#note(`image memory: precompute deferred until memory is free: ${what}`);
+    }
+    await p;
+  }
+
+  /** Logs `line`, at most one line per 10 s (saying how many were left out). */
+  #note(line: string): void {
+    const now = performance.now();
+    if (now - this.#loggedAt < 10_000) {
+      this.#unlogged++;
+      return;
+    }
+    const more = this.#unlogged > 0 ? ` (and ${this.#unlogged} more since the last line)` : "";
+    this.#loggedAt = now;
+    this.#unlogged = 0;
+    this.#log(`${line}${more}`);
+  }
+
   /** Queues the whole ladder of an image for the background worker (once per image version). */
   #schedule(src: Source, width: number, format: ImageFormat, limit: number): void {
     this.#bg.add(`${src.url}\u0000${src.tag}`, () => this.#ladderOf(src, width, format), limit);
@@ -334,21 +432,17 @@ export class ImageLayer {
 
   /** Makes every rung of `src` not held yet, one at a time within the background share. */
   async #ladderOf(src: Source, width: number, format: ImageFormat): Promise<void> {
-    const widths: (number | "original")[] = this.#ladder.widths.filter((w) => w < width);
-    widths.push("original");
-    for (const w of widths) {
-      for (const quality of this.#ladder.qualities) {
-        const rung = rungHeader(w, quality, format);
-        if (this.#isOriginal(w, format, quality, format)) continue;
-        if (this.#variants.has(src.url, rung, src.tag)) continue;
-        const t0 = performance.now();
-        try {
-          const opts = { width: w === "original" ? undefined : w, format, quality };
-          await this.#start(src, rung, { ...opts, maxPixels: this.#maxPixels }, true);
-          this.stats.precomputed++;
-        } catch { /* an image that cannot be transcoded: nothing to keep */ }
-        await this.#bg.pace(performance.now() - t0);
-      }
+    for (const { width: w, quality, format: f } of chosenRungs(this.#ladder, width, format)) {
+      const rung = rungHeader(w, quality, f);
+      if (this.#isOriginal(w, f, quality, format)) continue;
+      if (this.#variants.has(src.url, rung, src.tag)) continue;
+      const t0 = performance.now();
+      try {
+        const opts = { width: w === "original" ? undefined : w, format: f, quality };
+        await this.#start(src, rung, { ...opts, maxPixels: this.#maxPixels }, true);
+        this.stats.precomputed++;
+      } catch { /* an image that cannot be transcoded: nothing to keep */ }
+      await this.#bg.pace(performance.now() - t0);
     }
   }
 
@@ -365,7 +459,7 @@ export class ImageLayer {
         : new Uint8Array(await new Response(body.readable).arrayBuffer());
       const info = probeImage(bytes);
       if (!info || info.width * info.height > this.#maxPixels) return;
-      const src = { url: entry.url, tag: entryTag(entry), pinned: entry.pinned, bytes };
+      const src = { url: entry.url, tag: entryTag(entry), pinned: entry.pinned, bytes, info };
       await this.#ladderOf(src, info.width, info.format);
     }, QUEUE_FROM_CACHE);
   }

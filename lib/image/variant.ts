@@ -150,6 +150,37 @@ export function rungHeader(width: number | "original", quality: number, format: 
   return `w=${width === "original" ? "orig" : width};q=${quality};fmt=${format}`;
 }
 
+/** A rung: width, quality and format. */
+export interface Rung {
+  width: number | "original";
+  quality: number;
+  format: OutputFormat;
+}
+
+/**
+ * The rungs {@link chooseVariant} can pick for a `sourceWidth` px `sourceFormat` image without
+ * explicit parameters (what the background precomputes): every ladder width below the source's
+ * and the original, at each quality, in the source's format, and in WebP too for the downscaled
+ * widths of a JPEG (picked when `Accept` has `image/webp`). Some are the original's own bytes
+ * (the caller skips those).
+ */
+export function chosenRungs(
+  ladder: Ladder,
+  sourceWidth: number,
+  sourceFormat: ImageFormat,
+): Rung[] {
+  const out: Rung[] = [];
+  for (const width of [...ladder.widths.filter((w) => w < sourceWidth), "original" as const]) {
+    const formats: OutputFormat[] = sourceFormat === "jpeg" && width !== "original"
+      ? ["jpeg", "webp"]
+      : [sourceFormat];
+    for (const format of formats) {
+      for (const quality of ladder.qualities) out.push({ width, quality, format });
+    }
+  }
+  return out;
+}
+
 /** Every rung of `ladder` (every width and the original, every quality, every format). */
 export function allRungs(ladder: Ladder): string[] {
   const out: string[] = [];

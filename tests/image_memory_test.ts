@@ -1,0 +1,203 @@
+/**
+ * Image transcodes within the memory allowance (issue 12, `lib/image/memory.ts`): a replica with
+ * a small `--image-memory` serves the original when a variant does not fit, counts it and tells
+ * it in its log and metrics; reservations are released after errors, timeouts and a worker ended
+ * at its deadline; background work waits for room or skips what never fits; an idle worker ends.
+ */
+import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
+import { startOrigin } from "./_http_origin.ts";
+import { startReplica } from "./_http_replica.ts";
+import { magick, softScene } from "./_image_helpers.ts";
+import { MemoryAllowance, transcodeBytes } from "../lib/image/memory.ts";
+import { probeImage } from "../lib/image/probe.ts";
+import { ImageLayer } from "../lib/image/serve.ts";
+
+const MIB = 1024 * 1024;
+
+async function photo(w = 1600, h = 900): Promise<Uint8Array<ArrayBuffer>> {
+  const raw = ["-size", `${w}x${h}`, "-depth", "8", "rgba:-"];
+  return new Uint8Array(await magick([...raw, "-quality", "90", "jpg:-"], softScene(w, h)));
+}
+
+/** The value of one metric line in Prometheus text. */
+function metric(text: string, name: string): number {
+  const m = new RegExp(`^${name} (\\S+)$`, "m").exec(text);
+  if (m === null) throw new Error(`no ${name} in metrics:\n${text}`);
+  return Number(m[1]);
+}
+
+async function until(cond: () => boolean, what: string, ms = 30_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+Deno.test("--image-memory: a variant that does not fit is served as the original, counted and logged", async () => {
+  const jpg = await photo();
+  const info = probeImage(jpg)!;
+  const small = transcodeBytes(info, jpg.length, 320);
+  const big = transcodeBytes(info, jpg.length, 1280);
+  ok(small < 10 * MIB && big > 10 * MIB, `estimates ${small} and ${big} around 10 MiB`);
+  const origin = await startOrigin({
+    "/big.jpg": {
+      body: jpg,
+      headers: { "content-type": "image/jpeg", "cache-control": "max-age=600", etag: '"b"' },
+    },
+  });
+  const replica = await startReplica([
+    "-o",
+    origin.url,
+    "--images",
+    "on-the-fly",
+    "--image-memory",
+    "10MiB",
+  ]);
+  try {
+    const fits = await fetch(`${replica.url}/big.jpg?w=320`);
+    equal(fits.headers.get("x-nearcast-variant"), "w=320;q=80;fmt=jpeg");
+    equal(probeImage(new Uint8Array(await fits.arrayBuffer()))?.width, 320);
+    const refused = await fetch(`${replica.url}/big.jpg?w=1280`);
+    equal(refused.status, 200);
+    equal(refused.headers.get("x-nearcast-variant"), "w=orig;memory");
+    equal(refused.headers.get("content-type"), "image/jpeg");
+    deepStrictEqual(new Uint8Array(await refused.arrayBuffer()), jpg);
+    const line = await replica.waitFor(/image memory: serving the original/);
+    ok(line.includes(`/big.jpg w=1280;q=80;fmt=jpeg needs ${big} bytes`), line);
+    ok(line.includes(`of ${10 * MIB} reserved`), line);
+    const text = await (await fetch(`${replica.url}/_cdn/metrics`)).text();
+    equal(metric(text, "nearcast_http_image_memory_limit_bytes"), 10 * MIB);
+    equal(metric(text, "nearcast_http_image_memory_refused_total"), 1);
+    equal(metric(text, "nearcast_http_image_memory_reserved_bytes"), 0, "released after the 320");
+    equal(metric(text, "nearcast_http_image_memory_peak_bytes"), small);
+    equal(metric(text, "nearcast_http_image_variants_computed_total"), 1);
+  } finally {
+    await replica.close();
+    await origin.close();
+  }
+});
+
+Deno.test("image memory: reservations are released after a timeout, a decode error and a worker's deadline", async () => {
+  const jpg = await photo();
+  const next = (body: Uint8Array<ArrayBuffer>) => () =>
+    new Response(body, { headers: { "content-type": "image/jpeg" } });
+
+  // Timed out for the request: the bytes stay reserved while the worker still works, then go.
+  const hasty = new ImageLayer({ timeoutMs: 1 });
+  try {
+    const late = await hasty.handle(
+      new Request("http://cdn.test/a.jpg?w=1280"),
+      "203.0.113.5",
+      next(jpg),
+    );
+    equal(late.headers.get("x-nearcast-variant"), "w=orig;timeout");
+    await late.arrayBuffer();
+    equal(hasty.memory.reserved, transcodeBytes(probeImage(jpg)!, jpg.length, 1280));
+    await until(() => hasty.stats.computed === 1, "the transcode ends");
+    equal(hasty.memory.reserved, 0);
+  } finally {
+    hasty.close();
+  }
+
+  // A header that probes as 1600x900 followed by garbage: the decode fails in the worker.
+  const sos = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xda);
+  const broken = new Uint8Array(sos + 4096).fill(0x5a);
+  broken.set(jpg.subarray(0, sos + 2));
+  equal(probeImage(broken)?.width, 1600);
+  const layer = new ImageLayer({});
+  try {
+    const bad = await layer.handle(
+      new Request("http://cdn.test/bad.jpg?w=640"),
+      "203.0.113.5",
+      next(broken),
+    );
+    equal(bad.headers.get("x-nearcast-variant"), "w=orig;timeout");
+    await bad.arrayBuffer();
+    equal(layer.memory.reserved, 0);
+    ok(layer.memory.peak > 0);
+  } finally {
+    layer.close();
+  }
+
+  // A worker that does not answer within its deadline is ended, and its jobs' bytes released.
+  const stuck = new ImageLayer({ workerDeadlineMs: 1 });
+  try {
+    const r = await stuck.handle(
+      new Request("http://cdn.test/a.jpg?w=1280"),
+      "203.0.113.5",
+      next(jpg),
+    );
+    equal(r.headers.get("x-nearcast-variant"), "w=orig;timeout");
+    await r.arrayBuffer();
+    equal(stuck.memory.reserved, 0);
+    equal(stuck.workers.deadlineEnded, 1);
+    equal(stuck.workers.alive, 0);
+  } finally {
+    stuck.close();
+  }
+});
+
+Deno.test("image memory: background work skips what never fits, and waits for room", async () => {
+  const jpg = await photo();
+  const lines: string[] = [];
+  const layer = new ImageLayer({
+    mode: "precompute",
+    memoryBytes: 10 * MIB,
+    log: (l) => lines.push(l),
+  });
+  try {
+    const first = await layer.handle(
+      new Request("http://cdn.test/a.jpg?w=640"),
+      "203.0.113.5",
+      () => new Response(jpg, { headers: { "content-type": "image/jpeg" } }),
+    );
+    equal(first.headers.get("x-nearcast-variant"), "w=orig;pending");
+    await first.arrayBuffer();
+    await until(() => !layer.precomputing, "the ladder is done");
+    // 320 at q80 and q50 fit in 10 MiB; 640, 1280 and the original at q50 never do.
+    equal(layer.stats.precomputed, 2);
+    equal(layer.stats.memorySkipped, 5);
+    equal(layer.memory.reserved, 0);
+    equal(lines.length, 1, "one line per 10 s at most");
+    ok(lines[0].startsWith("image memory: not precomputed (over the whole allowance): /a.jpg"));
+  } finally {
+    layer.close();
+  }
+
+  const m = new MemoryAllowance(100);
+  ok(m.tryReserve(60));
+  let started = false;
+  const waiting = m.reserve(50).then(() => started = true);
+  await new Promise((r) => setTimeout(r, 10));
+  equal(started, false, "50 more do not fit while 60 are held");
+  ok(m.tryReserve(40), "a request does not queue behind background work");
+  equal(m.tryReserve(1), false);
+  m.release(60);
+  m.release(40);
+  await waiting;
+  deepStrictEqual([m.reserved, m.peak, m.deferred, m.refused], [50, 100, 1, 1]);
+  await rejects(() => m.reserve(101), /more than the allowance of 100/);
+  m.release(50);
+  equal(m.reserved, 0);
+});
+
+Deno.test("an idle transcoding worker is ended, and a new one starts with the next job", async () => {
+  const jpg = await photo(800, 450);
+  const layer = new ImageLayer({ workerIdleMs: 200 });
+  const next = () => new Response(jpg, { headers: { "content-type": "image/jpeg" } });
+  try {
+    const a = await layer.handle(new Request("http://cdn.test/a.jpg?w=320"), "203.0.113.5", next);
+    equal(a.headers.get("x-nearcast-variant"), "w=320;q=80;fmt=jpeg");
+    await a.arrayBuffer();
+    equal(layer.workers.alive, 1);
+    await until(() => layer.workers.alive === 0, "the idle worker ends", 5000);
+    equal(layer.workers.idleEnded, 1);
+    const b = await layer.handle(new Request("http://cdn.test/a.jpg?w=640"), "203.0.113.5", next);
+    equal(b.headers.get("x-nearcast-variant"), "w=640;q=80;fmt=jpeg");
+    await b.arrayBuffer();
+    equal(layer.workers.started, 2);
+  } finally {
+    layer.close();
+  }
+});
