@@ -9,14 +9,13 @@
  * @module
  */
 
+import { type DnsProc, type Proc, spawnDeno, startDns } from "../../lib/fleet/_testing.ts";
+
 /** Interval between DNS queries while waiting: the resolution of the measurement. */
 export const POLL_MS = 10;
 /** Longest wait for a change (failover or return) before the round counts as failed. */
 export const ROUND_TIMEOUT_MS = 30_000;
-/** Longest wait for the DNS server to print its ports. */
-export const START_TIMEOUT_MS = 30_000;
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const ZONE = "cdn.test";
 /** r1 near the client (Amsterdam), r2 London, r3 Tokyo; the client is 127.0.0.0/8 in Amsterdam. */
 const REPLICAS = [
@@ -83,38 +82,6 @@ async function resolve(sock: Deno.DatagramConn, port: number, id: number): Promi
   }
 }
 
-interface Proc {
-  child: Deno.ChildProcess;
-  output: () => string;
-  done: Promise<unknown>;
-}
-
-function spawn(args: string[]): Proc {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let text = "";
-  const pump = async (s: ReadableStream<Uint8Array>) => {
-    for await (const c of s.pipeThrough(new TextDecoderStream())) {
-      text = (text + c).slice(-20_000);
-    }
-  };
-  const done = Promise.all([pump(child.stdout), pump(child.stderr), child.status]);
-  return { child, output: () => text, done };
-}
-
-async function stop(p: Proc | undefined, signal: Deno.Signal = "SIGKILL"): Promise<void> {
-  if (!p) return;
-  try {
-    p.child.kill(signal);
-  } catch { /* exited */ }
-  await p.done;
-}
-
 /** Measures `kills` failovers; `log` gets a line per round. Stops everything it started. */
 export async function measureFailover(
   kills: number,
@@ -122,20 +89,15 @@ export async function measureFailover(
 ): Promise<FailoverResult> {
   const dir = await Deno.makeTempDir({ prefix: "nearcast_failover_" });
   const procs = new Map<string, Proc>();
-  let dns: Proc | undefined;
+  let dns: DnsProc | undefined;
   const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
   try {
     await Deno.writeTextFile(`${dir}/cdn.json`, JSON.stringify(CONFIG));
-    dns = spawn([
-      "main_dns.ts",
-      "-p",
-      "0",
+    dns = await startDns([
       "-n",
       ZONE,
       "--config",
       `${dir}/cdn.json`,
-      "--control",
-      "0",
       "--data",
       dir,
       // Steer by geography: on loopback every measured RTT is ~0.1 ms, so latency would pick
@@ -145,20 +107,11 @@ export async function measureFailover(
       "--admin-token",
       ADMIN_TOKEN,
     ]);
-    const t0 = Date.now();
-    let ports: RegExpExecArray | null = null;
-    while (!ports) {
-      ports = /port (\d+) \(udp[\s\S]*control API on http:\/\/[^:]+:(\d+)\//.exec(dns.output());
-      if (Date.now() - t0 > START_TIMEOUT_MS) {
-        throw new Error(`dns did not start:\n${dns.output()}`);
-      }
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const dnsPort = Number(ports[1]), control = Number(ports[2]);
+    const dnsPort = dns.port, control = dns.control;
     const start = (r: (typeof REPLICAS)[number]) => {
       procs.set(
         r.id,
-        spawn([
+        spawnDeno([
           "main_http.ts",
           "-p",
           "0",
@@ -224,8 +177,8 @@ export async function measureFailover(
     return out;
   } finally {
     sock.close();
-    await Promise.all([...procs.values()].map((p) => stop(p)));
-    await stop(dns, "SIGTERM");
+    await Promise.all([...procs.values()].map((p) => p.stop()));
+    await dns?.stop("SIGTERM");
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }

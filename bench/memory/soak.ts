@@ -18,6 +18,7 @@
 
 import { parseArgs } from "node:util";
 import { parseSize } from "../../lib/http/units.ts";
+import { spawnDenoLines, startedLine } from "../../tests/_proc.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const MiB = 1024 * 1024;
@@ -117,68 +118,22 @@ async function startReplica(
   v8: string[],
   heap: string,
 ) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      ...v8,
-      "main_http.ts",
-      "-p",
-      "0",
-      "--host",
-      "127.0.0.1",
-      "-o",
-      origin,
-      "--id",
-      "soak",
-      "--data",
-      dir,
-      "--cache-bytes",
-      cacheBytes,
-      "--heap",
-      heap,
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const lines: string[] = [];
-  let port = 0;
-  const listening = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("replica did not start")), START_MS);
-    const pump = async (s: ReadableStream<Uint8Array>) => {
-      let rest = "";
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        rest += chunk;
-        const parts = rest.split("\n");
-        rest = parts.pop()!;
-        for (const line of parts) {
-          if (lines.length < 1000) lines.push(line);
-          const m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(line);
-          if (m !== null) {
-            port = Number(m[1]);
-            clearTimeout(timer);
-            resolve();
-          }
-        }
-      }
-    };
-    pump(child.stdout);
-    pump(child.stderr);
-    child.status.then(() => reject(new Error(`replica exited:\n${lines.join("\n")}`)));
-  });
-  await listening;
+  const p = spawnDenoLines([
+    "main_http.ts",
+    ...["-p", "0", "--host", "127.0.0.1", "-o", origin, "--id", "soak", "--data", dir],
+    ...["--cache-bytes", cacheBytes, "--heap", heap],
+  ], { denoFlags: ["-A", ...v8], name: "replica" });
+  const [, port] = await startedLine(
+    p,
+    /listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+    undefined,
+    START_MS,
+  );
   return {
     url: `http://127.0.0.1:${port}`,
-    pid: child.pid,
-    lines,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-    },
+    pid: p.pid,
+    lines: p.lines,
+    stop: () => p.stop("SIGTERM"),
   };
 }
 
