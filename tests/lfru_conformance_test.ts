@@ -181,17 +181,34 @@ for (const [name, make] of IMPLEMENTATIONS) {
   });
 
   Deno.test(`${name}: a new key above the mean size waits for its second request`, () => {
-    // Ten entries of 10 bytes (mean 10) in a 140-byte cache: a 50-byte key does not fit without
-    // an eviction. Missed once, it is refused without evicting anything; missed again, it wins
-    // the duel against one 10-byte entry seen once and is admitted.
-    const c = make(140);
+    // Ten entries of 10 bytes (mean 10) in a 130-byte cache: a 40-byte key (4 × the mean) does
+    // not fit without an eviction. Missed once, it is refused without evicting anything; missed
+    // again, it wins the duel against one 10-byte entry seen once and is admitted.
+    const c = make(130);
     for (let k = 0; k < 10; k++) assert(request(c, k, 10) >= 0);
     c.get(0, 100);
-    assertEquals(c.set(0, 100, 50), -1, "first request: refused");
+    assertEquals(c.set(0, 100, 40), -1, "first request: refused");
     assertEquals(c.count, 10);
     assertEquals(c.usedBytes, 100);
     c.get(0, 100);
-    assert(c.set(0, 100, 50) >= 0, "second request: admitted");
+    assert(c.set(0, 100, 40) >= 0, "second request: admitted");
+  });
+
+  Deno.test(`${name}: a new key waits one more request per factor 4 above the mean`, () => {
+    // Ten entries of 10 bytes (mean 10) in a 140-byte cache. A 50-byte key (5 × the mean, more
+    // than 4 ×) is refused on its first and second requests, with nothing evicted, and admitted
+    // on its third (5 ≤ 4² × the mean), winning the duel against one 10-byte entry seen once.
+    const c = make(140);
+    for (let k = 0; k < 10; k++) assert(request(c, k, 10) >= 0);
+    for (const n of ["first", "second"]) {
+      c.get(0, 100);
+      assertEquals(c.set(0, 100, 50), -1, `${n} request: refused`);
+      assertEquals(c.count, 10);
+      assertEquals(c.usedBytes, 100);
+    }
+    c.get(0, 100);
+    assert(c.set(0, 100, 50) >= 0, "third request: admitted");
+    assertEquals(evictedList(c).length, 1);
   });
 
   Deno.test(`${name}: a cache with room admits a large new key at once`, () => {

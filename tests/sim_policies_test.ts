@@ -100,3 +100,15 @@ Deno.test("parseKeyTrace reads big-endian u32 keys as unit-size requests", () =>
   }
   assertEquals(threw, true);
 });
+
+Deno.test("the static oracle holds the highest count / size^beta that fits", async () => {
+  const { simulateStaticOracle } = await import("../scripts/sim/static_oracle.ts");
+  // capacity 10: a(8) requested 3 times, b(2) and c(2) twice each. beta = 0 keeps a (count 3)
+  // and b (tie with c, first seen first); c no longer fits: misses a b c c = 4, 14 bytes.
+  // beta = 1 keeps b and c (1 per byte), a does not fit: misses a a a b c = 5, 28 bytes.
+  const t = trace("a:8 b:2 c:2 a:8 b:2 c:2 a:8");
+  const r0 = simulateStaticOracle(t, 10, 0);
+  assertEquals([r0.misses, r0.missBytes], [4, 14]);
+  const r1 = simulateStaticOracle(t, 10, 1);
+  assertEquals([r1.misses, r1.missBytes], [5, 28]);
+});

@@ -50,6 +50,8 @@ const WAS_PRIVILEGED: u32 = 2; // ghost tag bit
 // most DUEL_SCAN probation entries (keep equal to lib/cache/_options.ts).
 const MIN_WINDOW: f64 = 0.01;
 const DUEL_SCAN: i32 = 64;
+// A new key above the mean waits one more request per factor SIGHT_STEP (as in _options.ts).
+const SIGHT_STEP: f64 = 4;
 
 // Record layout (32 bytes). The key is one u64 at 0: hi in its low half, lo in its high half.
 const R_KEY: usize = 0;
@@ -622,12 +624,19 @@ export function set(hi: u32, lo: u32, size: u32, pinned: i32): i32 {
 }
 
 /**
- * Size-aware admission (issue 15): a new key larger than the mean entry, seen once (its
- * estimate is 1: the `get` that missed), is refused until it is requested again. Only when
- * admitting it would evict: a cache with room keeps everything.
+ * Size-aware admission (issue 15), graded: a new key larger than the mean entry waits while
+ * size > SIGHT_STEP^(e−1) × mean, e its estimate (≥ 1: the `get` that missed counts), below
+ * the counter cap. Only when admitting it would evict: a cache with room keeps everything.
  */
 function waitsForSecondSight(h: u32, size: f64): bool {
-  return used + size > budget && entries > 0 && size * <f64>entries > used && estimate(h) == 1;
+  if (used + size <= budget || entries == 0) return false;
+  let bar = used; // entries × mean, scaled by SIGHT_STEP per request beyond the first
+  const scaled = size * <f64>entries;
+  if (scaled <= bar) return false;
+  const e = estimate(h);
+  if (e == 0 || e >= maxFrequency) return false;
+  for (let i = 1; i < e; i++) bar *= SIGHT_STEP;
+  return scaled > bar;
 }
 
 /**

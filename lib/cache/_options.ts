@@ -38,6 +38,12 @@ export const CLIMB_RESTART = 0.05;
 export const MIN_WINDOW = 0.01;
 /** Probation entries a larger candidate's duel sums at most (it is refused beyond). */
 export const DUEL_SCAN = 64;
+/**
+ * Graded second sight: a new key larger than the mean entry waits for one more request per
+ * factor SIGHT_STEP of its size above the mean (chosen with `deno task sim` among 2, 4 and 8
+ * and size^(1/4), size^(1/3), size^(1/2): docs/notes/lfru.md).
+ */
+export const SIGHT_STEP = 4;
 
 /** Every option resolved to a number. */
 export interface ResolvedLfruOptions {

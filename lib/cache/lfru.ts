@@ -30,6 +30,7 @@ import {
   MIN_WINDOW,
   pow2AtLeast,
   resolveOptions,
+  SIGHT_STEP,
 } from "./_options.ts";
 
 const NONE = -1;
@@ -413,14 +414,22 @@ export class TsLfru implements BatchedCacheIndex {
   }
 
   /**
-   * Size-aware admission (issue 15): a new key larger than the mean entry, seen once (its
-   * estimate is 1: the `get` that missed), is refused until it is requested again. With equal
-   * sizes no key is above the mean and nothing changes; a `set` without a `get` (estimate 0)
-   * is admitted as before. Only when admitting it would evict: a cache with room keeps all.
+   * Size-aware admission (issue 15), graded: a new key larger than the mean entry is refused
+   * while it has been requested fewer times than one plus the number of factors SIGHT_STEP
+   * between its size and the mean: with estimate e ≥ 1 (the `get` that missed counts), it
+   * waits while size > SIGHT_STEP^(e−1) × mean. A key at 4 × the mean is cached on its second
+   * request, at 16 × on its third, and so on up to the counter cap. With equal sizes no key is
+   * above the mean and nothing changes; a `set` without a `get` (estimate 0) is admitted. Only
+   * when admitting it would evict: a cache with room keeps all.
    */
   private waitsForSecondSight(h: number, size: number): boolean {
-    return this.used + size > this.budget && this.entries > 0 && size * this.entries > this.used &&
-      this.estimate(h) === 1;
+    if (this.used + size <= this.budget || this.entries === 0) return false;
+    let bar = this.used; // entries × mean, scaled by SIGHT_STEP per request beyond the first
+    if (size * this.entries <= bar) return false;
+    const e = this.estimate(h);
+    if (e === 0 || e >= this.maxFrequency) return false;
+    for (let i = 1; i < e; i++) bar *= SIGHT_STEP;
+    return size * this.entries > bar;
   }
 
   /** The least frequent of the oldest `victimScan` probation entries, else the LRU privileged. */
