@@ -69,12 +69,14 @@ export function spawnLines(cmd: string, args: string[], opts: LineProcOptions = 
   };
   const pump = async (s: ReadableStream<Uint8Array>) => {
     let rest = "";
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-      rest += chunk;
-      const parts = rest.split("\n");
-      rest = parts.pop()!;
-      add(parts);
-    }
+    try {
+      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+        rest += chunk;
+        const parts = rest.split("\n");
+        rest = parts.pop()!;
+        add(parts);
+      }
+    } catch { /* a read error ends this stream's lines */ }
     add(rest === "" ? [] : [rest]);
   };
   const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);

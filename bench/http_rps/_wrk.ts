@@ -1,4 +1,9 @@
-/** Parsing of `wrk --latency` output, kept pure so it can be tested on captured output. */
+/**
+ * `wrk --latency` for the benchmarks: one run ({@link runWrk}) and the parsing of its output
+ * ({@link parseWrk}, kept pure so it can be tested on captured output).
+ *
+ * @module
+ */
 
 /** What one wrk run measured. */
 export interface WrkResult {
@@ -61,4 +66,48 @@ export function parseWrk(out: string): WrkResult {
     socketErrors: sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
     non2xx3xx: non ? Number(non[1]) : 0,
   };
+}
+
+/** One `wrk -t1 --latency` run. */
+export interface WrkRun {
+  url: string;
+  connections: number;
+  durationS: number;
+  /** Pins wrk to this core with `taskset -c` (null: not pinned). */
+  core: string | null;
+  /** wrk's per-request timeout in seconds (default: wrk's own, 2 s). */
+  timeoutS?: number;
+  /** A Lua script for `-s`. */
+  script?: string;
+  /** wrk is killed this long after the duration, as hung (default 30 s). */
+  slackMs?: number;
+}
+
+/**
+ * Runs wrk once; answers its parsed figures and its output (`raw`).
+ *
+ * @throws {Error} when wrk fails, with its output.
+ */
+export async function runWrk(o: WrkRun): Promise<WrkResult & { raw: string }> {
+  const args = [
+    "-t1",
+    `-c${o.connections}`,
+    `-d${o.durationS}s`,
+    ...o.timeoutS === undefined ? [] : ["--timeout", `${o.timeoutS}s`],
+    "--latency",
+    ...o.script === undefined ? [] : ["-s", o.script],
+    o.url,
+  ];
+  const child = new Deno.Command(o.core === null ? "wrk" : "taskset", {
+    args: o.core === null ? args : ["-c", o.core, "wrk", ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), o.durationS * 1000 + (o.slackMs ?? 30_000));
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  const text = dec.decode(out.stdout) + dec.decode(out.stderr);
+  if (!out.success) throw new Error(`wrk failed on ${o.url}:\n${text}`);
+  return { ...parseWrk(text), raw: text };
 }

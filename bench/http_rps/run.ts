@@ -17,7 +17,8 @@
 import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { nginxConfig } from "./_nginx.ts";
-import { parseWrk, type WrkResult } from "./_wrk.ts";
+import { runWrk, type WrkResult } from "./_wrk.ts";
+import { spawnLines } from "../../tests/_proc.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 /** Time a server gets to start answering; Deno compiles on first start. */
@@ -28,6 +29,8 @@ const WARM_ATTEMPTS = 5;
 const WRK_SLACK_MS = 30_000;
 /** wrk's per-request timeout: its default (2 s) is hit by 1 MiB bodies on a loaded machine. */
 const WRK_TIMEOUT_S = 10;
+/** Lines of a server's output kept for error messages. */
+const LOG_LINES = 60;
 /** Goals from the brief: replica req/s as a fraction of nginx's, per size. */
 const GOALS: Record<number, number> = { 1024: 0.9, 102400: 0.45 };
 
@@ -51,28 +54,16 @@ Options:
 interface Proc {
   name: string;
   child: Deno.ChildProcess;
-  /** Tail of stdout+stderr, for error messages. */
+  /** The last lines of stdout+stderr, for error messages. */
   log: () => string;
 }
 
 const procs: Proc[] = [];
 
 function spawn(name: string, cmd: string, args: string[], pin: string | null): Proc {
-  const full = pin ? ["taskset", ["-c", pin, cmd, ...args]] as const : [cmd, args] as const;
-  const child = new Deno.Command(full[0], {
-    args: [...full[1]],
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let tail = "";
-  const drain = async (s: ReadableStream<Uint8Array>) => {
-    for await (const t of s.pipeThrough(new TextDecoderStream())) tail = (tail + t).slice(-4000);
-  };
-  drain(child.stdout).catch(() => {});
-  drain(child.stderr).catch(() => {});
-  const p = { name, child, log: () => tail };
+  const [c, a] = pin ? ["taskset", ["-c", pin, cmd, ...args]] : [cmd, args];
+  const lp = spawnLines(c, a, { name, maxLines: LOG_LINES });
+  const p = { name, child: lp.child, log: lp.output };
   procs.push(p);
   return p;
 }
@@ -131,27 +122,15 @@ async function warm(name: string, url: string, size: number): Promise<string> {
   throw new Error(`${name} does not serve ${url} as a cache hit: last answer ${last}`);
 }
 
-async function wrk(url: string, opts: Opts): Promise<WrkResult & { raw: string }> {
-  const args = [
-    "-t1",
-    `-c${opts.connections}`,
-    `-d${opts.duration}s`,
-    "--timeout",
-    `${WRK_TIMEOUT_S}s`,
-    "--latency",
+function wrk(url: string, opts: Opts): Promise<WrkResult & { raw: string }> {
+  return runWrk({
     url,
-  ];
-  const child = new Deno.Command(opts.pin ? "taskset" : "wrk", {
-    args: opts.pin ? ["-c", "1", "wrk", ...args] : args,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const timer = setTimeout(() => child.kill("SIGKILL"), opts.duration * 1000 + WRK_SLACK_MS);
-  const out = await child.output();
-  clearTimeout(timer);
-  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
-  if (!out.success) throw new Error(`wrk failed on ${url}:\n${text}`);
-  return { ...parseWrk(text), raw: text };
+    connections: opts.connections,
+    durationS: opts.duration,
+    core: opts.pin ? "1" : null,
+    timeoutS: WRK_TIMEOUT_S,
+    slackMs: WRK_SLACK_MS,
+  });
 }
 
 interface Opts {
