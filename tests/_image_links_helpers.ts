@@ -1,11 +1,14 @@
-/** Starts the origin and a replica in the server namespace of {@link ImageLinks}. */
+/** Starts the origin and a replica in the server namespace of {@link ImageLinks} (or another). */
 import type { ImageLinks } from "./tools/image_links.ts";
+
+/** Where the servers run: what {@link ImageLinks} gives, or a topology host's `exec`. */
+export type ServerNs = Pick<ImageLinks, "execServer">;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
 /** A process started in a namespace, its first line matching `re`. */
 async function startIn(
-  links: ImageLinks,
+  links: ServerNs,
   cmd: string[],
   re: RegExp,
 ): Promise<{ proc: Deno.ChildProcess; match: RegExpExecArray; lines: string[] }> {
@@ -47,7 +50,7 @@ async function startIn(
 
 /** Origin serving `dir` and a replica (`replicaArgs` added) in the server namespace. */
 export async function startImageServers(
-  links: ImageLinks,
+  links: ServerNs,
   dir: string,
   replicaArgs: string[] = [],
 ): Promise<{ port: number; lines: string[]; stop: () => Promise<void> }> {

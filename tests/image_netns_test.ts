@@ -4,14 +4,14 @@
  * `--images both`, with and without Client Hints. Without hints the first response is the
  * original (nothing measured yet); within three responses the replica's estimate makes the slow
  * client's variant smaller, while the fast ones keep the original. Needs root, `ip` and `tc`.
- * Namespaces `i12n-*`.
+ * Namespaces `img-n-*`.
  */
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { magick } from "./_image_helpers.ts";
 import { startImageServers } from "./_image_links_helpers.ts";
 import { createImageLinks, type Fetched } from "./tools/image_links.ts";
 
-const PREFIX = "i12n-";
+const PREFIX = "img-n-";
 const PHOTO = "/usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg";
 const LINKS = [
   { name: "c05", mbit: 0.5 },
@@ -27,7 +27,7 @@ function width(v: string): number {
 }
 
 Deno.test("shaped links: slow clients get smaller variants, fast ones the original; hints at once", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "i12n-" });
+  const dir = await Deno.makeTempDir({ prefix: "img-n-" });
   const photo = await magick([PHOTO, "-resize", "1600x", "-quality", "75", "jpg:-"]);
   await Deno.writeFile(`${dir}/photo.jpg`, photo);
   const links = await createImageLinks(PREFIX, LINKS, { notsentLowat: 16384 });

@@ -16,6 +16,7 @@ import { DEFAULT_LADDER } from "../../lib/image/ladder.ts";
 import { transcode } from "../../lib/image/pipeline.ts";
 import { probeImage } from "../../lib/image/probe.ts";
 import { ImageLayer, type ImageMode, type ImageStats } from "../../lib/image/serve.ts";
+import { chosenRungs, rungHeader } from "../../lib/image/variant.ts";
 import { type Corpus, zipfSequence } from "./_corpus.ts";
 
 /** The ladder of one image. */
@@ -31,7 +32,10 @@ function cpuMs(since: { user: number; system: number }): number {
   return (d.user + d.system) / 1000;
 }
 
-/** Every precomputed rung of every corpus image, timed (process CPU) one at a time. */
+/**
+ * Every precomputed rung (`chosenRungs`: JPEG and WebP) of every corpus image, timed (process
+ * CPU, in this thread) one at a time.
+ */
 export async function ladderCosts(corpus: Corpus): Promise<LadderCost[]> {
   const out: LadderCost[] = [];
   // Untimed first: compiling the WASM modules and warming the JIT is no variant's cost.
@@ -39,20 +43,17 @@ export async function ladderCosts(corpus: Corpus): Promise<LadderCost[]> {
   for (const path of ["/photo.jpg", ...corpus.pages]) {
     const bytes = await Deno.readFile(`${corpus.dir}${path}`);
     const info = probeImage(bytes)!;
-    const widths: (number | undefined)[] = DEFAULT_LADDER.widths.filter((w) => w < info.width);
-    widths.push(undefined);
     const variants = [];
-    for (const width of widths) {
-      for (const quality of DEFAULT_LADDER.qualities) {
-        if (width === undefined && quality === DEFAULT_LADDER.qualities[0]) continue;
-        const c0 = cpuUsage();
-        const t = await transcode(bytes, { width, quality, format: "jpeg" });
-        variants.push({
-          rung: `w=${width ?? "orig"};q=${quality}`,
-          bytes: t.bytes.length,
-          cpuMs: cpuMs(c0),
-        });
-      }
+    for (const r of chosenRungs(DEFAULT_LADDER, info.width, info.format)) {
+      if (r.width === "original" && r.quality === DEFAULT_LADDER.qualities[0]) continue;
+      const width = r.width === "original" ? undefined : r.width;
+      const c0 = cpuUsage();
+      const t = await transcode(bytes, { width, quality: r.quality, format: r.format });
+      variants.push({
+        rung: rungHeader(r.width, r.quality, r.format),
+        bytes: t.bytes.length,
+        cpuMs: cpuMs(c0),
+      });
     }
     out.push({ path, width: info.width, originalBytes: bytes.length, variants });
   }

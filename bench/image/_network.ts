@@ -1,6 +1,6 @@
 /**
  * The network part of the image experiment: clients on 0.5, 2, 10 and 100 Mbit/s links
- * (`tests/tools/image_links.ts`, namespaces `i12x-*`) run three workloads at once against a
+ * (`tests/tools/image_links.ts`, namespaces `img-x-*`) run three workloads at once against a
  * replica in one `--images` mode, fresh for each run: one large photo fetched three times, a
  * page of 20 thumbnails (`?w=320`, six at a time, as a browser would), and a Zipf stream of 20
  * requests over the page images, without hints.
@@ -32,7 +32,7 @@ export interface ClientRun {
 
 /** Builds the links (call once). */
 export function openLinks(): Promise<ImageLinks> {
-  return createImageLinks("i12x-", LINKS, { notsentLowat: 16384 });
+  return createImageLinks("img-x-", LINKS, { notsentLowat: 16384 });
 }
 
 /** One run of every workload on every link against a fresh replica in `mode`. */

@@ -1,7 +1,7 @@
 /**
  * The adaptive-images experiment (docs/experiments/images.md): `deno task experiment:images`.
  *
- * 1. Network (needs root, `ip`, `tc`, curl; namespaces `i12x-*`): clients on 0.5, 2, 10 and
+ * 1. Network (needs root, `ip`, `tc`, curl; namespaces `img-x-*`): clients on 0.5, 2, 10 and
  *    100 Mbit/s links run a large photo, a page of 20 thumbnails and a Zipf stream against a
  *    fresh replica in each `--images` mode, `--runs` times: time to image and bytes sent.
  * 2. Ladders (in process): CPU and bytes of every precomputed rung of every corpus image.
@@ -146,7 +146,7 @@ for (
   );
 }
 for (const l of ladders) {
-  for (const q of ["q=80", "q=50"]) {
+  for (const q of ["q=80;fmt=jpeg", "q=50;fmt=jpeg", "q=80;fmt=webp", "q=50;fmt=webp"]) {
     const sizes = l.variants.filter((v) => v.rung.endsWith(q) && !v.rung.startsWith("w=orig"))
       .map((v) => v.bytes);
     check(

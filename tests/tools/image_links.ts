@@ -119,41 +119,11 @@ export async function createImageLinks(
     async fetch(client, port, path, headers = []) {
       return (await made.fetchAll(client, port, [path], headers, 1)).got[0];
     },
-    async fetchAll(client, port, paths, headers = [], parallel = 1) {
-      const base = `http://10.12.${index.get(client)}.1:${port}`;
-      const format = "%{http_code} %{size_download} %{time_total} " +
-        "[%header{x-nearcast-variant}] [%{content_type}]\n";
-      const t0 = performance.now();
-      const r = await runIn(`${prefix}${client}`, [
-        "curl",
-        "-s",
-        ...(parallel > 1 ? ["--parallel", "--parallel-max", String(parallel)] : []),
-        "--connect-timeout",
-        "15",
-        "--max-time",
-        "300",
-        "-w",
-        format,
-        ...headers.flatMap((h) => ["-H", h]),
-        ...paths.flatMap((p) => ["-o", "/dev/null", `${base}${p}`]),
-      ]);
-      const seconds = (performance.now() - t0) / 1000;
-      const got = r.stdout.trim().split("\n").map((line) => {
-        const m = /^(\d+) (\d+) ([0-9.]+) \[(.*)\] \[(.*)\]$/.exec(line);
-        if (m === null) throw new Error(`curl from ${client}: cannot read ${JSON.stringify(line)}`);
-        return {
-          status: Number(m[1]),
-          bytes: Number(m[2]),
-          seconds: Number(m[3]),
-          variant: m[4],
-          contentType: m[5],
-        };
-      });
-      if (r.code !== 0 || got.length !== paths.length) {
-        throw new Error(`curl ${base} from ${client} failed (${r.code}): ${r.stdout}${r.stderr}`);
-      }
-      return { got, seconds };
-    },
+    fetchAll: (client, port, paths, headers = [], parallel = 1) =>
+      curlFetch(`${prefix}${client}`, `http://10.12.${index.get(client)}.1:${port}`, paths, {
+        headers,
+        parallel,
+      }),
     async setRate(client, mbit) {
       await mustRun([
         "tc",
@@ -172,4 +142,49 @@ export async function createImageLinks(
     },
   };
   return made;
+}
+
+/**
+ * GETs every path under `base` with curl in namespace `ns` (`parallel` at once, curl's
+ * `--parallel`); `seconds` is the wall time of the whole run.
+ */
+export async function curlFetch(
+  ns: string,
+  base: string,
+  paths: string[],
+  o: { headers?: string[]; parallel?: number } = {},
+): Promise<{ got: Fetched[]; seconds: number }> {
+  const parallel = o.parallel ?? 1;
+  const format = "%{http_code} %{size_download} %{time_total} " +
+    "[%header{x-nearcast-variant}] [%{content_type}]\n";
+  const t0 = performance.now();
+  const r = await runIn(ns, [
+    "curl",
+    "-s",
+    ...(parallel > 1 ? ["--parallel", "--parallel-max", String(parallel)] : []),
+    "--connect-timeout",
+    "15",
+    "--max-time",
+    "300",
+    "-w",
+    format,
+    ...(o.headers ?? []).flatMap((h) => ["-H", h]),
+    ...paths.flatMap((p) => ["-o", "/dev/null", `${base}${p}`]),
+  ]);
+  const seconds = (performance.now() - t0) / 1000;
+  const got = r.stdout.trim().split("\n").map((line) => {
+    const m = /^(\d+) (\d+) ([0-9.]+) \[(.*)\] \[(.*)\]$/.exec(line);
+    if (m === null) throw new Error(`curl from ${ns}: cannot read ${JSON.stringify(line)}`);
+    return {
+      status: Number(m[1]),
+      bytes: Number(m[2]),
+      seconds: Number(m[3]),
+      variant: m[4],
+      contentType: m[5],
+    };
+  });
+  if (r.code !== 0 || got.length !== paths.length) {
+    throw new Error(`curl ${base} from ${ns} failed (${r.code}): ${r.stdout}${r.stderr}`);
+  }
+  return { got, seconds };
 }
