@@ -8,10 +8,10 @@
 
 import { equal } from "node:assert/strict";
 import { type ReplicaProc, startReplica } from "./_http_replica.ts";
+import { runDeno } from "./_proc.ts";
 
 export const TOKEN = "test-token";
 const UPLOAD = new URL("../main_upload.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
 /** Longest wait for a node to report healthy (bootstrap done). */
 const HEALTHY_TIMEOUT_MS = 20_000;
 /** Heartbeat of test nodes: short, so convergence takes little time. */
@@ -134,15 +134,8 @@ export async function waitUntil(
 export async function runUpload(
   args: string[],
 ): Promise<{ code: number; out: string; err: string }> {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", UPLOAD, ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
+  const r = await runDeno([UPLOAD, ...args]);
+  return { code: r.code, out: r.stdout, err: r.stderr };
 }
 
 /** A node's manifest as `name → sha256` (tombstones as `-`). */

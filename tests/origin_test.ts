@@ -8,6 +8,7 @@ import {
   MAX_GENERATED_SIZE,
   parseRange,
 } from "../scripts/demo_origin.ts";
+import { spawnDenoLines, startedLine } from "./_proc.ts";
 import { withTempDir } from "./_store_helpers.ts";
 
 const SITE = fileURLToPath(new URL("../scripts/demo/site", import.meta.url));
@@ -218,29 +219,13 @@ Deno.test("origin: files and ranges of a file on disk; directories serve index.h
 });
 
 async function startOrigin(args: string[]) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", SCRIPT, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
-  try {
-    while (!/http:\/\/[^\s]+:(\d+)\//.test(out)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`origin exited before listening: ${out}`);
-      out += value;
-    }
-  } finally {
-    clearTimeout(timer);
-  }
-  const port = Number(/http:\/\/[^\s]+:(\d+)\//.exec(out)![1]);
-  return { child, port, reader };
+  const p = spawnDenoLines([SCRIPT, ...args], { denoFlags: ["-A", "--no-check"], name: "origin" });
+  const [, port] = await startedLine(p, /http:\/\/[^\s]+:(\d+)\//);
+  return { p, port: Number(port) };
 }
 
 Deno.test("origin: the CLI serves on loopback and stops on SIGTERM", async () => {
-  const { child, port, reader } = await startOrigin(["-p", "0", "--host", "127.0.0.1"]);
+  const { p, port } = await startOrigin(["-p", "0", "--host", "127.0.0.1"]);
   try {
     const res = await fetch(`http://127.0.0.1:${port}/`);
     assert.equal(res.status, 200);
@@ -256,11 +241,8 @@ Deno.test("origin: the CLI serves on loopback and stops on SIGTERM", async () =>
     assert.equal((await range.bytes()).length, 100);
     assert.ok(res.headers.get("date"), "Deno.serve adds Date");
   } finally {
-    child.kill("SIGTERM");
-    const status = await child.status;
-    await reader.cancel();
-    await child.stderr.cancel();
-    assert.equal(status.code, 0);
+    await p.stop("SIGTERM");
+    assert.equal((await p.done).code, 0);
   }
 });
 
