@@ -1,10 +1,12 @@
 /**
- * Cooperative caching (`--coop`) between two replicas of one membership: summaries travel
- * (versioned by heartbeats), a miss on B for an object A holds is filled from A without the
- * origin, a miss no member claims goes to the origin without asking A, and B prefetches what
- * is hot on A.
+ * Cooperative caching (`--coop`) between two replicas of one membership: every URL has a
+ * home member (rendezvous hashing over the live members), which a miss elsewhere asks to fill
+ * it; the asking replica keeps a copy only on a second miss, within its copy budget; a miss
+ * no member claims goes to the origin without asking the other; a replica prefetches what is
+ * hot on the other.
  */
 import { deepStrictEqual as assertEquals, equal, match, ok } from "node:assert/strict";
+import { homeOf } from "../lib/coop/home.ts";
 import { startOrigin } from "./_http_origin.ts";
 import {
   startNode,
@@ -17,10 +19,17 @@ import {
 
 /** Generous: summaries travel with heartbeats, slow on a loaded machine. */
 const WAIT_MS = 60_000;
+const IDS = ["a", "b"];
 
-async function get(url: string) {
-  const res = await tfetch(url);
+async function get(url: string, headers: Record<string, string> = {}) {
+  const res = await tfetch(url, { headers });
   return { status: res.status, body: await res.text(), x: res.headers.get("x-cache"), res };
+}
+
+/** Whether `node` holds `path` (asked with `only-if-cached`: 504 when it does not). */
+async function holds(node: TestNode, path: string): Promise<boolean> {
+  const r = await get(`${node.url}${path}`, { "cache-control": "only-if-cached" });
+  return r.status === 200;
 }
 
 /** `node`'s coop health: the summaries it holds and its counters. */
@@ -31,13 +40,29 @@ async function coopOf(node: TestNode) {
     peers: { id: string; version: string; hot: number }[];
     prefetches: number;
     prefetchedBytes: number;
+    homeAsks: number;
+    memberFills: number;
+    copies: number;
+    copiesRemoved: number;
   };
 }
 
+/** `n` paths under `prefix` whose home is `home` among {@link IDS}. */
+function pathsHomedAt(home: string, prefix: string, n: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) {
+    if (homeOf(`${prefix}${i}`, IDS) === home) out.push(`${prefix}${i}`);
+  }
+  return out;
+}
+
 Deno.test("cooperative caching between two replicas", async (t) => {
+  const [onA, onA2, hot] = pathsHomedAt("a", "/a", 3);
+  const [onB] = pathsHomedAt("b", "/b", 1);
+  const budgeted = pathsHomedAt("a", "/c", 4);
   const routes: Record<string, { headers: Record<string, string>; body: string }> = {};
-  for (const p of ["/x", "/y", "/hot"]) {
-    routes[p] = { headers: { "cache-control": "max-age=600" }, body: `object ${p}` };
+  for (const p of [onA, onA2, hot, onB, ...budgeted]) {
+    routes[p] = { headers: { "cache-control": "max-age=600" }, body: `object ${p}`.padEnd(900) };
   }
   const origin = await startOrigin(routes);
   await withTempDir(async (dir) => {
@@ -47,48 +72,76 @@ Deno.test("cooperative caching between two replicas", async (t) => {
       // A's access log (standard output) shows every request it receives, peer asks included.
       const a = await startNode("a", `${dir}/a`, [...coop, "--access-log", "-"]);
       nodes.push(a);
-      const b = await startNode("b", `${dir}/b`, [...coop, "--join", a.url]);
+      // B keeps at most about two copies of other homes' objects (each ~3 KiB accounted).
+      const b = await startNode("b", `${dir}/b`, [
+        ...coop,
+        "--coop-copy-bytes",
+        "7KiB",
+        "--join",
+        a.url,
+      ]);
       nodes.push(b);
+      // Both see each other alive and hold each other's summary.
+      await waitUntil(
+        async () => {
+          const [ca, cb] = [await coopOf(a), await coopOf(b)];
+          return ca.peers.some((p) => p.id === "b") && cb.peers.some((p) => p.id === "a");
+        },
+        WAIT_MS,
+        "A and B to hold each other's summary",
+      );
 
-      await t.step("a miss on B is served from A, not the origin", async () => {
-        equal((await get(`${a.url}/x`)).x, "MISS");
-        equal(origin.count("/x"), 1);
-        // A's next summary (rebuilt every heartbeat) lists /x; B fetches it once announced.
-        const before = (await coopOf(a)).version;
-        await waitUntil(
-          async () => {
-            const [ca, cb] = [await coopOf(a), await coopOf(b)];
-            return ca.version !== before &&
-              cb.peers.some((p) => p.id === "a" && p.version === ca.version);
-          },
-          WAIT_MS,
-          "B to hold A's summary listing /x",
-        );
-        const r = await get(`${b.url}/x`);
-        assertEquals([r.status, r.x, r.body], [200, "MISS", "object /x"]);
-        match(r.res.headers.get("via") ?? "", /nearcast-a/, "filled from A");
-        equal(origin.count("/x"), 1, "the origin was not asked again");
-        equal((await get(`${b.url}/x`)).x, "HIT");
-      });
+      await t.step(
+        "a miss on B of an object homed at A is filled by A and kept there only",
+        async () => {
+          const r = await get(`${b.url}${onA}`);
+          assertEquals([r.status, r.x, r.body.trim()], [200, "MISS", `object ${onA}`]);
+          match(r.res.headers.get("via") ?? "", /nearcast-a/, "filled through A");
+          equal(origin.count(onA), 1);
+          ok(await holds(a, onA), "A, the home, holds it");
+          ok(!(await holds(b, onA)), "B kept no copy of a first miss");
+          equal((await coopOf(a)).memberFills, 1);
+        },
+      );
 
-      await t.step("a miss no member claims goes to the origin without asking A", async () => {
-        const asked = (path: string) => a.proc.lines.some((l) => l.includes(`"GET ${path} `));
-        ok(asked("/x"), "B's peer request for /x is in A's access log");
-        const r = await get(`${b.url}/y`);
+      await t.step("a second miss on B keeps a copy", async () => {
+        equal((await get(`${b.url}${onA2}`)).x, "MISS");
+        const r = await get(`${b.url}${onA2}`);
         assertEquals([r.status, r.x], [200, "MISS"]);
-        equal(origin.count("/y"), 1);
-        ok(!(r.res.headers.get("via") ?? "").includes("nearcast-a"));
-        ok(!asked("/y"), "A was not asked for /y");
+        match(r.res.headers.get("via") ?? "", /nearcast-a/, "served from A's copy");
+        equal((await get(`${b.url}${onA2}`)).x, "HIT");
+        equal(origin.count(onA2), 1, "the origin was asked once");
       });
 
       await t.step("B prefetches what is hot on A", async () => {
-        for (let i = 0; i < 5; i++) await get(`${a.url}/hot`);
-        equal(origin.count("/hot"), 1);
-        await waitUntil(async () => (await coopOf(b)).prefetches >= 1, WAIT_MS, "B to prefetch");
-        const r = await get(`${b.url}/hot`);
-        assertEquals([r.status, r.x, r.body], [200, "HIT", "object /hot"]);
-        equal(origin.count("/hot"), 1, "prefetched from A, not from the origin");
-        ok((await coopOf(b)).prefetchedBytes >= "object /hot".length);
+        for (let i = 0; i < 5; i++) await get(`${a.url}${hot}`);
+        equal(origin.count(hot), 1);
+        await waitUntil(() => holds(b, hot), WAIT_MS, "B to prefetch it");
+        ok((await coopOf(b)).prefetches >= 1);
+        const r = await get(`${b.url}${hot}`);
+        assertEquals([r.status, r.x, r.body.trim()], [200, "HIT", `object ${hot}`]);
+        equal(origin.count(hot), 1, "prefetched from A, not from the origin");
+        ok((await coopOf(b)).prefetchedBytes >= 900);
+      });
+      await t.step("copies stay within --coop-copy-bytes", async () => {
+        for (const p of budgeted) {
+          await get(`${b.url}${p}`);
+          await get(`${b.url}${p}`);
+        }
+        const kept = (await Promise.all(budgeted.map((p) => holds(b, p)))).filter((x) => x);
+        ok(kept.length <= 2, `B holds ${kept.length} of 4 copies`);
+        ok((await coopOf(b)).copiesRemoved >= 2);
+        for (const p of budgeted) ok(await holds(a, p), `A, the home, still holds ${p}`);
+      });
+
+      await t.step("a miss homed here that no member claims goes to the origin alone", async () => {
+        const asked = (path: string) => a.proc.lines.some((l) => l.includes(`"GET ${path} `));
+        ok(asked(onA), "B's requests for objects homed at A are in A's access log");
+        const r = await get(`${b.url}${onB}`);
+        assertEquals([r.status, r.x], [200, "MISS"]);
+        equal(origin.count(onB), 1);
+        ok(!(r.res.headers.get("via") ?? "").includes("nearcast-a"));
+        ok(!asked(onB), `A was not asked for ${onB}`);
       });
     } finally {
       await stopAll(nodes);

@@ -32,27 +32,32 @@ import { parseArgs } from "node:util";
 import { EQUAL_SIZE, requestIds } from "../../scripts/gen_traces.ts";
 import { startReplica } from "../../tests/_http_replica.ts";
 import { startNode, stopAll, type TestNode } from "../../tests/_upload_cluster.ts";
+import { MODES, replay, shared } from "./_sim.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
     requests: { type: "string" },
+    offset: { type: "string" },
     alpha: { type: "string" },
     "cache-bytes": { type: "string" },
     workers: { type: "string" },
     heartbeat: { type: "string" },
     setups: { type: "string" },
+    "coop-args": { type: "string" },
   },
 });
 const REQUESTS = Number(values.requests ?? 24_000);
+const OFFSET = Number(values.offset ?? 0);
 const ALPHA = Number(values.alpha ?? 1.0);
 const CACHE = values["cache-bytes"] ?? "4MiB";
 const WORKERS = Number(values.workers ?? 4);
 const HEARTBEAT = values.heartbeat ?? "1s";
 const SETUPS = (values.setups ?? "independent,peering,coop").split(",");
+const COOP_ARGS = (values["coop-args"] ?? "").split(" ").filter((a) => a !== "");
 const REPLICAS = 3;
 
-const ids = requestIds(ALPHA).subarray(0, REQUESTS);
+const ids = requestIds(ALPHA).subarray(OFFSET, OFFSET + REQUESTS);
 const body = new Uint8Array(EQUAL_SIZE).fill(120);
 let originRequests = 0;
 const origin = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, () => {
@@ -74,6 +79,8 @@ interface Row {
    */
   peerRequests: number;
   seconds: number;
+  /** Objects each replica's cache held at the end. */
+  entries: number[];
   coop?: Record<string, unknown>[];
 }
 
@@ -89,7 +96,12 @@ async function start(setup: string, dir: string): Promise<Node[]> {
     }
     return out;
   }
-  const extra = [...common, "--heartbeat", HEARTBEAT, ...(setup === "coop" ? ["--coop"] : [])];
+  const extra = [
+    ...common,
+    "--heartbeat",
+    HEARTBEAT,
+    ...(setup === "coop" ? ["--coop", ...COOP_ARGS] : []),
+  ];
   const nodes: TestNode[] = [await startNode("r0", `${dir}/r0`, extra)];
   for (let i = 1; i < REPLICAS; i++) {
     nodes.push(await startNode(`r${i}`, `${dir}/r${i}`, [...extra, "--join", nodes[0].url]));
@@ -135,9 +147,11 @@ async function run(setup: string): Promise<Row> {
     // Every request a replica received: the clients', the peer asks, the prefetches (and this
     // metrics request itself).
     let received = 0;
+    const entries: number[] = [];
     for (const n of nodes) {
       const text = await (await fetch(`${n.url}/_cdn/metrics`)).text();
       received += Number(/^nearcast_http_requests_total (\d+)/m.exec(text)![1]) - 1;
+      entries.push(Number(/^nearcast_http_cache_entries (\d+)/m.exec(text)![1]));
     }
     const row: Row = {
       setup,
@@ -148,6 +162,7 @@ async function run(setup: string): Promise<Row> {
       peerFilled,
       peerRequests: received - ids.length,
       seconds,
+      entries,
     };
     if (setup === "coop") {
       row.coop = await Promise.all(
@@ -173,41 +188,51 @@ try {
 const pct = (x: number) => `${(100 * x).toFixed(1)} %`;
 const base = rows.find((r) => r.setup === "independent");
 console.log(
-  `zipf${ALPHA.toFixed(1)}_eq, first ${REQUESTS} requests split over ${REPLICAS} replicas ` +
-    `(request i to replica i mod ${REPLICAS}), --cache-bytes ${CACHE} each, ${WORKERS} in flight ` +
-    `per replica, heartbeat ${HEARTBEAT}`,
-);
-const distinct = new Set(ids).size;
-console.log(
-  `distinct objects requested: ${distinct} (no setup can ask the origin less often; at most ` +
-    `${base === undefined ? "?" : pct(1 - distinct / base.originRequests)} fewer origin requests ` +
-    "than independent replicas)",
+  `zipf${ALPHA.toFixed(1)}_eq, requests ${OFFSET} to ${OFFSET + ids.length} split over ` +
+    `${REPLICAS} replicas (request i to replica i mod ${REPLICAS}), --cache-bytes ${CACHE} each, ` +
+    `${WORKERS} in flight per replica, heartbeat ${HEARTBEAT}`,
 );
 console.log(
   "| setup | origin requests | vs independent | group hit ratio | per-replica hit ratio | " +
-    "filled from a peer | node-to-node requests | prefetched (objects / bytes) | prefetch bytes wasted | not hit yet | time |",
+    "filled from a member | node-to-node requests | prefetched objects (hit / bytes wasted) | " +
+    "copies held (removed for the budget) | time |",
 );
-console.log("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+console.log("| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |");
 for (const r of rows) {
   const vs = base === undefined ? "" : pct(r.originRequests / base.originRequests - 1);
-  const c = r.coop as {
-    prefetches: number;
-    prefetchedBytes: number;
-    prefetchWastedBytes: number;
-    unusedPrefetches: number;
-  }[] | undefined;
-  const sum = (f: (x: NonNullable<typeof c>[number]) => number) =>
-    c?.reduce((a, x) => a + f(x), 0) ?? 0;
+  const c = r.coop as Record<string, number>[] | undefined;
+  const sum = (k: string) => c?.reduce((a, x) => a + x[k], 0) ?? 0;
   console.log(
     `| ${r.setup} | ${r.originRequests} | ${vs} | ${pct(r.groupHitRatio)} | ` +
       `${r.replicaHitRatio.map(pct).join(", ")} | ${r.peerFilled} | ${r.peerRequests} | ` +
-      (c === undefined
-        ? "– | – | – | "
-        : `${sum((x) => x.prefetches)} / ${sum((x) => x.prefetchedBytes)} | ${
-          sum((x) => x.prefetchWastedBytes)
-        } | ${sum((x) => x.unusedPrefetches)} objects | `) +
+      (c === undefined ? "– | – | " : `${sum("prefetches")} (${sum("prefetchesUsed")} / ` +
+        `${sum("prefetchWastedBytes")}) | ${sum("copies")} (${sum("copiesRemoved")}) | `) +
       `${r.seconds.toFixed(1)} s |`,
   );
 }
+// The same split simulated with caches of the objects the replicas held (LFRU, the replica's
+// policy): what cooperation could reach, and the floor (each distinct object fetched once).
+const held = rows.flatMap((r) => r.entries);
+const cap = Math.round(held.reduce((a, x) => a + x, 0) / Math.max(1, held.length));
+const sim = MODES.map((m) => replay(ids, "lfru", cap, m));
+const simBase = sim[0].origin;
+const vsSim = (n: number) => pct(n / simBase - 1);
+console.log(
+  `\nsimulated (bench/coop/bound.ts), LFRU caches of ${cap} objects (what the replicas held ` +
+    "on average): origin requests (vs independent); node-to-node requests",
+);
+console.log(`| ${MODES.join(" | ")} | one shared cache of 3C | floor (distinct objects) |`);
+console.log(`|${" ---: |".repeat(MODES.length + 2)}`);
+const distinct = new Set(ids).size;
+const one = shared(ids, "lfru", cap);
+console.log(
+  `| ${
+    sim.map((x, i) => i === 0 ? `${x.origin}` : `${x.origin} (${vsSim(x.origin)}); ${x.n2n}`)
+      .join(" | ")
+  } | ${one} (${vsSim(one)}) | ${distinct} (${vsSim(distinct)}) |`,
+);
 await Deno.mkdir("bench/.out", { recursive: true });
-await Deno.writeTextFile("bench/.out/coop.json", JSON.stringify(rows, null, 2));
+await Deno.writeTextFile(
+  "bench/.out/coop.json",
+  JSON.stringify({ rows, simulated: { cap, sim, shared: one, distinct } }, null, 2),
+);

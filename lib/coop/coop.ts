@@ -1,17 +1,27 @@
 /**
- * Cooperative caching between the replicas of one membership (`--coop`): each replica keeps a
- * summary of what it holds and what is hot there (summary.ts: a Bloom filter of its URLs and
- * its hottest objects), whose version its heartbeat answers carry (the `X-Nearcast-Summary`
- * header, heartbeat.ts); a node that sees a new version fetches the summary over HTTP
- * (`GET /_cdn/coop/summary`, signed both ways like every node-to-node call). Then:
+ * Cooperative caching between the replicas of one membership (`--coop`). The group's caches
+ * are partitioned: every URL has a home, the member ranked highest for it by rendezvous
+ * hashing over the live members and this node (home.ts). Then:
  *
- * - a miss asks only the members whose filter claims the URL, nearest first (by how long
- *   their summary took to fetch), at most {@link MAX_HOLDERS}, instead of members picked by
- *   URL hash; a false positive or a copy evicted since costs one peer request, then the fill
- *   goes to the origin;
+ * - a miss of a URL whose home is another live member asks that member only, with
+ *   `X-Nearcast-Coop-Fill` (coop_hooks.ts): the home answers from its cache, or fills the
+ *   object from the origin (as any miss of its own, so concurrent asks share one fetch),
+ *   stores it and answers; the asking replica serves it and keeps a copy only when the URL
+ *   missed here before, among the last max(1024, entries) misses (hot here), and its copies
+ *   of other homes' objects stay within a byte budget (guests.ts), so the group's caches hold
+ *   mostly distinct objects;
+ * - a miss of a URL whose home is this node (and a member's ask it fills as the home) asks
+ *   only the members whose summary claims the URL, nearest first, at most
+ *   {@link MAX_HOLDERS}, for their copy, then the origin. Each replica keeps a summary of
+ *   what it holds and what is hot there (summary.ts: a Bloom filter of its URLs and its
+ *   hottest objects), whose version its heartbeat answers carry (`X-Nearcast-Summary`,
+ *   heartbeat.ts); a node that sees a new version fetches it over HTTP
+ *   (`GET /_cdn/coop/summary`, signed both ways like every node-to-node call);
  * - each round, the replica prefetches the group's hottest objects it lacks (the other
- *   members' hot lists, scores summed), from the members that hold them, within a bandwidth
- *   budget (bytes per second) and a byte budget (prefetched bytes not yet hit held at once).
+ *   members' hot lists, scores summed) that are predicted to be hit here (a score of at
+ *   least {@link PREFETCH_MIN_SCORE} per member on average), from the members that hold
+ *   them, within a bandwidth budget (bytes per second) and a byte budget (prefetched bytes
+ *   not yet hit held at once); prefetched objects count as copies.
  *
  * @module
  */
@@ -19,7 +29,12 @@
 import type { HttpCache } from "../http/cache.ts";
 import type { Membership } from "../replication/membership.ts";
 import type { Caller, PeerAuth } from "../replication/peer_auth.ts";
+import { COOP_FILL_HEADER, type CoopHooks, type CoopRoute } from "../http/coop_hooks.ts";
+import { PEER_HEADER } from "../http/forwarding.ts";
 import { BloomFilter } from "./bloom.ts";
+import { Guests } from "./guests.ts";
+import { homeOf, RecentMisses } from "./home.ts";
+import { isPrefetch } from "./prefetch.ts";
 import { type HotObject, SummaryBuilder, type SummaryJson } from "./summary.ts";
 
 /** The signed route a member's summary is fetched from. */
@@ -30,6 +45,13 @@ export const MAX_HOLDERS = 2;
 export const MAX_PREFETCHES_PER_ROUND = 64;
 /** A URL whose prefetch was tried is not tried again for this long, ms. */
 export const PREFETCH_RETRY_MS = 30_000;
+/**
+ * Least score (hits per round, decayed; see summary.ts) an object must have on average
+ * across the live members to be prefetched: what is predicted to be hit here.
+ */
+export const PREFETCH_MIN_SCORE = 2;
+/** Fewest recent misses remembered to tell what is hot here (see home.ts). */
+const MIN_RECENT_MISSES = 1024;
 /** Most seconds of bandwidth budget saved up between rounds. */
 const MAX_BUDGET_SECONDS = 5;
 
@@ -45,6 +67,8 @@ export interface CoopOptions {
   prefetchRate: number;
   /** Most bytes of prefetched objects not hit yet held at once. */
   prefetchBytes: number;
+  /** Most bytes of copies of objects whose home is another member (guests.ts). */
+  copyBytes: number;
   /** Fills `url` into this replica's cache (a miss through its own handler); true if stored. */
   prefetch: (url: string) => Promise<boolean>;
   requestTimeoutMs: number;
@@ -65,6 +89,14 @@ export interface CoopStats {
   prefetchWastedBytes: number;
   /** Prefetches that stored nothing. */
   prefetchFailures: number;
+  /** Misses sent to the URL's home member, asked to fill it. */
+  homeAsks: number;
+  /** Members' requests this node filled as the URL's home (it did not hold the object). */
+  memberFills: number;
+  /** Copies filled from a member and kept (hot here, or this node is the URL's home). */
+  copiesKept: number;
+  /** Copies filled from a member, served and not kept (not hot here). */
+  copiesDropped: number;
 }
 
 interface PeerSummary {
@@ -77,7 +109,7 @@ interface PeerSummary {
 }
 
 /** See the module doc. */
-export class Cooperation {
+export class Cooperation implements CoopHooks {
   readonly stats: CoopStats = {
     summariesFetched: 0,
     summaryErrors: 0,
@@ -86,6 +118,10 @@ export class Cooperation {
     prefetchesUsed: 0,
     prefetchWastedBytes: 0,
     prefetchFailures: 0,
+    homeAsks: 0,
+    memberFills: 0,
+    copiesKept: 0,
+    copiesDropped: 0,
   };
   #o: CoopOptions;
   #own: SummaryBuilder;
@@ -95,9 +131,13 @@ export class Cooperation {
   #tried = new Map<string, number>();
   #lastRound: number;
   #running = false;
+  #misses: RecentMisses;
+  #guests: Guests;
 
   constructor(o: CoopOptions) {
     this.#o = o;
+    this.#guests = new Guests(o.cache, () => o.copyBytes);
+    this.#misses = new RecentMisses(() => Math.max(MIN_RECENT_MISSES, o.cache.count));
     this.#own = new SummaryBuilder(o.cache, o.id, o.top);
     this.#lastRound = o.now();
   }
@@ -113,16 +153,55 @@ export class Cooperation {
   }
 
   /**
-   * The members to ask for `url`: those whose filter claims it, nearest first, at most
-   * {@link MAX_HOLDERS}; null before any summary arrived (the default choice applies).
+   * The members a miss of `url` asks (see the module doc): the URL's home, asked to fill it,
+   * when that is another live member; else the members whose filter claims it, nearest first,
+   * at most {@link MAX_HOLDERS}, asked for their copy only (so for a prefetch, and for a
+   * member's request this node fills as the home); null before any summary arrived.
    */
-  holders(url: string): string[] | null {
-    if (this.#peers.size === 0) return null;
-    const alive = new Set(this.#o.members.alivePeers().map((e) => e.id));
+  route(url: string, req: Request): CoopRoute | null {
+    const alive = this.#o.members.alivePeers();
+    if (!isPrefetch(req) && !req.headers.has(PEER_HEADER)) {
+      this.#misses.note(url);
+      const home = homeOf(url, [this.#o.id, ...alive.map((e) => e.id)]);
+      if (home !== this.#o.id) {
+        this.stats.homeAsks++;
+        return { peers: [alive.find((e) => e.id === home)!.url], fill: true };
+      }
+    }
+    if (this.#peers.size === 0) return isPrefetch(req) ? { peers: [], fill: false } : null;
+    const ids = new Set(alive.map((e) => e.id));
     const out: PeerSummary[] = [];
-    for (const [id, p] of this.#peers) if (alive.has(id) && p.bloom.has(url)) out.push(p);
+    for (const [id, p] of this.#peers) if (ids.has(id) && p.bloom.has(url)) out.push(p);
     out.sort((a, b) => a.rttMs - b.rttMs);
-    return out.slice(0, MAX_HOLDERS).map((p) => p.url);
+    return { peers: out.slice(0, MAX_HOLDERS).map((p) => p.url), fill: false };
+  }
+
+  /**
+   * Whether a copy of `url` filled from a member is kept: always for a prefetch or a URL
+   * this node is home for, else only when it missed here before, while remembered.
+   */
+  keepCopy(url: string, req: Request): boolean {
+    const ids = [this.#o.id, ...this.#o.members.alivePeers().map((e) => e.id)];
+    if (homeOf(url, ids) === this.#o.id) return true;
+    if (isPrefetch(req) || this.#misses.count(url) >= 2) {
+      this.stats.copiesKept++;
+      this.#guests.add(url);
+      return true;
+    }
+    this.stats.copiesDropped++;
+    return false;
+  }
+
+  /** Whether `req` is filled from members only, never the origin: a prefetch. */
+  peersOnly(req: Request): boolean {
+    return isPrefetch(req);
+  }
+
+  /** Whether this node fills a member's request it misses: when asked to (as the home). */
+  fillsFor(req: Request): boolean {
+    if (!req.headers.has(COOP_FILL_HEADER)) return false;
+    this.stats.memberFills++;
+    return true;
   }
 
   /** What health shows. */
@@ -136,6 +215,9 @@ export class Cooperation {
         rttMs: Math.round(p.rttMs * 10) / 10,
       })),
       unusedPrefetches: this.#unused.size,
+      copies: this.#guests.count,
+      copyBytes: this.#guests.bytes,
+      copiesRemoved: this.#guests.removed,
       ...this.stats,
     };
   }
@@ -150,6 +232,7 @@ export class Cooperation {
     this.#running = true;
     try {
       this.#own.rebuild();
+      this.#guests.sweep();
       const listed = new Set(this.#o.members.peers().map((e) => e.id));
       for (const id of this.#peers.keys()) if (!listed.has(id)) this.#peers.delete(id);
       await Promise.all(answered.map(async (a) => {
@@ -233,7 +316,11 @@ export class Cooperation {
         else g.score += h.score;
       }
     }
-    const ranked = [...group.values()].sort((a, b) => b.score - a.score);
+    // Predicted to be hit here: popularity is shared, so what each member hits often is
+    // asked here often too; objects below that are left to be copied on a second miss.
+    const min = PREFETCH_MIN_SCORE * alive.size;
+    const ranked = [...group.values()].filter((h) => h.score >= min)
+      .sort((a, b) => b.score - a.score);
     let started = 0;
     for (const h of ranked) {
       if (started >= MAX_PREFETCHES_PER_ROUND || this.#o.signal.aborted) break;

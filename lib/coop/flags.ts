@@ -37,6 +37,12 @@ export const COOP_FLAGS = {
     help: "With --coop: most bytes of prefetched objects not hit yet held at once. " +
       "Default a sixteenth of --cache-bytes.",
   },
+  "coop-copy-bytes": {
+    type: "string",
+    arg: "SIZE",
+    help: "With --coop: most bytes of copies of objects whose home is another member (kept " +
+      "when hot here, or prefetched). Default a tenth of --cache-bytes.",
+  },
 } as const;
 
 /** What `--coop` sets. */
@@ -44,6 +50,7 @@ export interface CoopConfig {
   top: number;
   prefetchRate: number;
   prefetchBytes: number;
+  copyBytes: number;
 }
 
 /** The settings, or null without `--coop` (its other flags then refused). */
@@ -57,5 +64,6 @@ export function parseCoopFlags(f: Flags, cacheBytes: number): CoopConfig | null 
     top: f.int("coop-top", DEFAULT_COOP_TOP, 0),
     prefetchRate: f.size("coop-prefetch-rate", DEFAULT_PREFETCH_RATE, 0),
     prefetchBytes: f.size("coop-prefetch-bytes", Math.floor(cacheBytes / 16), 0),
+    copyBytes: f.size("coop-copy-bytes", Math.floor(cacheBytes / 10), 0),
   };
 }

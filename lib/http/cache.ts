@@ -584,7 +584,8 @@ export class HttpCache {
     entry.hitTemplate = null;
   }
 
-  #accountedSize(entry: CacheEntry): number {
+  /** The bytes `entry` takes of the budget (its body, headers and bookkeeping). */
+  accountedBytes(entry: CacheEntry): number {
     let n = entry.size + 2 * entry.key.length + ENTRY_OVERHEAD_BYTES;
     // A body held in memory is held twice once hit: itself and its hit template's copy.
     if (entry.size < FILE_SERVE_THRESHOLD) n += entry.size + TEMPLATE_OVERHEAD_BYTES;
@@ -597,7 +598,7 @@ export class HttpCache {
     if (entry.size > this.maxObjectBytes && !entry.pinned) return false;
     this.#hash(entry.key, this.#h);
     const hi = this.#h[0], lo = this.#h[1];
-    const slot = this.#index.set(hi, lo, this.#accountedSize(entry), entry.pinned);
+    const slot = this.#index.set(hi, lo, this.accountedBytes(entry), entry.pinned);
     const evicted = this.#index.evictedCount();
     for (let i = 0; i < evicted; i++) {
       const s = this.#index.evictedSlot(i);

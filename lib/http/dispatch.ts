@@ -9,6 +9,7 @@
 import type { HttpCache } from "./cache.ts";
 import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
 import type { Filler } from "./fill.ts";
+import type { CoopHooks } from "./coop_hooks.ts";
 import {
   isServerWideOptions,
   PEER_HEADER,
@@ -51,6 +52,8 @@ export interface DispatchOptions {
   forward: (req: Request, url: string) => Promise<Response>;
   /** Asked on a cache miss before peers and origin: a response, or null. */
   onMiss?: (req: Request, url: string) => Response | Promise<Response> | null;
+  /** With `--coop`: a member's request it fills (coop_hooks.ts) is served as a miss. */
+  coop?: CoopHooks;
   /** This replica's origin base URL: a peer request naming another one gets a 504. */
   originBase?: string;
   now: () => number;
@@ -132,7 +135,7 @@ export function createDispatcher(
       const r = o.onMiss(req, url);
       if (r !== null) return r;
     }
-    if (isPeer || reqCc.onlyIfCached) {
+    if ((isPeer && !o.coop?.fillsFor(req)) || reqCc.onlyIfCached) {
       return respond.text(504, "not in cache and the request allows only cached answers");
     }
     return filler.serve(req, url, key, reqCc, null);

@@ -41,6 +41,7 @@ import {
 } from "./origin.ts";
 import type { Responder } from "./respond.ts";
 import { selectPeers } from "./peer_select.ts";
+import { COOP_FILL_HEADER, type CoopHooks } from "./coop_hooks.ts";
 import { serveBody } from "./serve_body.ts";
 import { peerFetch } from "../tls/client.ts";
 import { noteUpstream } from "./access_log.ts";
@@ -67,10 +68,8 @@ export interface FillerOptions {
    * too (see peer_select.ts).
    */
   members?: () => string[];
-  /** With `--coop`: the members holding `url`, nearest first (see peer_select.ts), or null. */
-  holders?: (url: string) => string[] | null;
-  /** Whether `req` may be filled from peers only, never the origin (a `--coop` prefetch). */
-  peersOnly?: (req: Request) => boolean;
+  /** With `--coop`: which members a miss asks, and what it keeps (coop_hooks.ts). */
+  coop?: CoopHooks;
   /** Time allowed for a peer's answer, ms. */
   peerTimeoutMs: number;
   /**
@@ -139,18 +138,20 @@ export function createFiller(o: FillerOptions): Filler {
    * from its cache wins.
    */
   async function askPeers(url: string, req: Request, sent: Headers): Promise<Response | null> {
-    const holders = o.holders?.(url) ?? null;
-    const asked = selectPeers(url, peers, o.members?.() ?? [], undefined, holders);
+    const route = o.coop?.route(url, req) ?? null;
+    const asked = selectPeers(url, peers, o.members?.() ?? [], undefined, route?.peers ?? null);
     if (asked.length === 0) return null;
     const headers = fillRequestHeaders(req.headers, sent, via);
     headers.set(PEER_HEADER, "1");
     // Members may front other origins: they check ours (a `--peers` peer is the operator's).
     const toMember = new Headers(headers);
     toMember.set(PEER_ORIGIN_HEADER, originBase);
+    // A member asked to fill may ask the origin first: it has the origin's time.
+    if (route?.fill) toMember.set(COOP_FILL_HEADER, "1");
     const fixed = new Set(peers);
     let won = false;
     const attempts = asked.map(async (peer) => {
-      const signal = AbortSignal.timeout(peerTimeout);
+      const signal = AbortSignal.timeout(route?.fill ? originTimeout : peerTimeout);
       const res = await peerFetch(peer + url, {
         headers: fixed.has(peer) ? headers : toMember,
         signal,
@@ -194,7 +195,7 @@ export function createFiller(o: FillerOptions): Filler {
         const r = await settle(req, sent, url, reqCc, null, res, requestTime, never, true);
         if (r !== null) return r;
       }
-      if (o.peersOnly?.(req)) {
+      if (o.coop?.peersOnly(req)) {
         // For this request only: requests that joined it fill on their own.
         return { kind: "response", response: respond.text(504, "no member holds it") };
       }
@@ -343,13 +344,17 @@ export function createFiller(o: FillerOptions): Filler {
       return { kind: "response", response: respond.passThrough(res.status, headers, stream) };
     }
     if (!fromPeer) metrics.originBytes += read.body.byteLength;
-    const entry = await cache.put(url, sent, {
-      status: res.status,
-      headers,
-      body: read.body,
-      requestTime,
-      responseTime,
-    });
+    // With --coop, a copy filled from a member is kept only when it is hot here.
+    const keep = !fromPeer || (o.coop?.keepCopy(url, req) ?? true);
+    const entry = keep
+      ? await cache.put(url, sent, {
+        status: res.status,
+        headers,
+        body: read.body,
+        requestTime,
+        responseTime,
+      })
+      : null;
     if (entry === null) {
       metrics.notStored++;
       const vary = varyNames(facts.vary);

@@ -49,6 +49,7 @@ export const NEVER_FORWARDED: ReadonlySet<string> = new Set([
   "range",
   "x-nearcast-peer",
   "x-nearcast-peer-origin",
+  "x-nearcast-coop-fill",
 ]);
 
 /** `User-Agent` of fills: the client's own is not forwarded (origins vary on it unannounced). */

@@ -12,7 +12,7 @@ import { fmix32 } from "../cache/hash.ts";
 export const MAX_MEMBER_PEERS = 3;
 
 /** FNV-1a, 32 bits, of `s`'s UTF-16 code units. */
-function fnv1a(s: string): number {
+export function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

@@ -35,6 +35,7 @@ import { createForwarder } from "./forward.ts";
 import { Metrics } from "./metrics.ts";
 import type { PurgeFanOut, PurgeTarget } from "./purge.ts";
 import { Responder } from "./respond.ts";
+import type { CoopHooks } from "./coop_hooks.ts";
 import { trimNativeHeap } from "./native_memory.ts";
 
 /** How often freed native memory is returned to the system while requests come in, ms. */
@@ -70,10 +71,8 @@ export interface ReplicaOptions {
   peers?: string[];
   /** Base URLs of the live members of the membership (not this one), asked on a miss too. */
   members?: () => string[];
-  /** With `--coop`: the members holding a URL, asked instead (nearest first), or null. */
-  holders?: (url: string) => string[] | null;
-  /** Whether a request may be filled from peers only (a `--coop` prefetch). */
-  peersOnly?: (req: Request) => boolean;
+  /** With `--coop`: which members a miss asks, and what it keeps (coop_hooks.ts). */
+  coop?: CoopHooks;
   /** Pushes a purge applied here to the other members; null without a membership. */
   purgeMembers?: (t: PurgeTarget) => Promise<PurgeFanOut | null>;
   /** Time allowed for a peer's answer, ms. Default 1 s. */
@@ -167,8 +166,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     coalesceTimeoutMs: opts.coalesceTimeoutMs ?? originTimeout + 1000,
     peers,
     members: opts.members,
-    holders: opts.holders,
-    peersOnly: opts.peersOnly,
+    coop: opts.coop,
     peerTimeoutMs: peerTimeout,
     staleOnErrorSeconds: opts.staleOnErrorSeconds ?? 3600,
     via,
@@ -180,6 +178,7 @@ export function createReplica(opts: ReplicaOptions): Replica {
     metrics,
     respond,
     filler,
+    coop: opts.coop,
     api: createApi({
       cache,
       metrics,

@@ -176,8 +176,12 @@ export async function startReplicaProcess(
     peers: c.peers,
     // One membership: its live members are cache peers too, and purges reach all of it.
     members: () => node?.aliveMemberUrls() ?? [],
-    holders: c.coop === null ? undefined : (url) => node?.coopHolders(url) ?? null,
-    peersOnly: c.coop === null ? undefined : isPrefetch,
+    coop: c.coop === null ? undefined : {
+      route: (url, req) => node?.coop?.route(url, req) ?? null,
+      keepCopy: (url, req) => node?.coop?.keepCopy(url, req) ?? true,
+      peersOnly: isPrefetch,
+      fillsFor: (req) => node?.coop?.fillsFor(req) ?? false,
+    },
     purgeMembers: (t) => node?.purgeMembers(t) ?? Promise.resolve(null),
     peerTimeoutMs: c.peerTimeoutMs,
     adminToken: c.adminToken,

@@ -99,7 +99,7 @@ export interface ReplicationOptions {
   /** Encoding of what this node sends (pushes, heartbeats, manifest and pull requests). */
   wire?: WireEncoding;
   /** Cooperative caching (`--coop`, lib/coop/): its settings, or none. */
-  coop?: Pick<CoopOptions, "top" | "prefetchRate" | "prefetchBytes" | "prefetch">;
+  coop?: Pick<CoopOptions, "top" | "prefetchRate" | "prefetchBytes" | "copyBytes" | "prefetch">;
   now?: () => number;
   log?: (line: string) => void;
 }
@@ -292,9 +292,9 @@ export class ReplicationNode {
     return this.#members.alivePeers().map((e) => e.url);
   }
 
-  /** With `--coop`: the members to ask for `url` on a miss (null: the default choice). */
-  coopHolders(url: string): string[] | null {
-    return this.#coop?.holders(url) ?? null;
+  /** With `--coop`: the cooperation (its hooks on the miss path); null without. */
+  get coop(): Cooperation | null {
+    return this.#coop;
   }
 
   /** With `--coop`: its state and counters (for `/_cdn/health`); null without. */
