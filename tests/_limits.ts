@@ -91,6 +91,23 @@ export function limitedDns(args: string[], nofile = 1024): Promise<LimitedServer
   );
 }
 
+/**
+ * Runs `fn` with `server`; afterwards closes the connections `fn` left in `conns` and stops
+ * the server.
+ */
+export async function withServer(
+  server: LimitedServer,
+  fn: (s: LimitedServer, conns: Deno.TcpConn[]) => Promise<void>,
+): Promise<void> {
+  const conns: Deno.TcpConn[] = [];
+  try {
+    await fn(server, conns);
+  } finally {
+    closeAll(conns);
+    await server.p.stop();
+  }
+}
+
 /** Resident memory of a process in bytes (Linux). */
 export function rssBytes(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(Deno.readTextFileSync(`/proc/${pid}/status`));

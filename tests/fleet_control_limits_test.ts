@@ -7,12 +7,12 @@
 import { equal, ok } from "node:assert/strict";
 import {
   chunkedUpload,
-  closeAll,
   closedWithin,
   limitedDns,
   openIdle,
   rssBytes,
   sleep,
+  withServer,
 } from "./_limits.ts";
 
 const TOKEN = "control-limits-token";
@@ -32,10 +32,8 @@ Deno.test({
   name: "control limits: 1,100 idle connections under ulimit -n 1024 do not end the DNS server",
   sanitizeResources: false,
   async fn() {
-    const d = await dns();
-    let conns: Deno.TcpConn[] = [];
-    try {
-      conns = await openIdle(d.port, 1100);
+    await withServer(await dns(), async (d, conns) => {
+      conns.push(...await openIdle(d.port, 1100));
       await sleep(500);
       equal(d.p.exited(), null, `the DNS server exited:\n${d.p.output()}`);
       equal((await call(d.url + "/replicas")).status, 200);
@@ -44,10 +42,7 @@ Deno.test({
       const listener = (await (await fetch(d.url + "/replicas")).json()).listener;
       equal(listener.maxConns, 512);
       ok(listener.evicted >= 100 && listener.open <= 512, JSON.stringify(listener));
-    } finally {
-      closeAll(conns);
-      await d.p.stop();
-    }
+    });
   },
 });
 
@@ -55,19 +50,14 @@ Deno.test({
   name: "control limits: slowloris heads are closed after --header-timeout",
   sanitizeResources: false,
   async fn() {
-    const d = await dns(["--header-timeout", "1s"]);
-    let conns: Deno.TcpConn[] = [];
-    try {
-      conns = await openIdle(d.port, 100, "PUT /replicas/x/held HTTP/1.1\r\nHost: x\r\n");
+    await withServer(await dns(["--header-timeout", "1s"]), async (d, conns) => {
+      conns.push(...await openIdle(d.port, 100, "PUT /replicas/x/held HTTP/1.1\r\nHost: x\r\n"));
       const closed = await Promise.all(conns.map((c) => closedWithin(c, 15_000)));
       equal(closed.filter((x) => !x).length, 0, "some slowloris connections stayed open");
       equal((await call(d.url + "/servers")).status, 200);
       const listener = (await (await fetch(d.url + "/replicas")).json()).listener;
       ok(listener.headerTimeouts >= 100, JSON.stringify(listener));
-    } finally {
-      closeAll(conns);
-      await d.p.stop();
-    }
+    });
   },
 });
 
@@ -75,8 +65,7 @@ Deno.test({
   name: "control limits: credentials before bodies (401), bodies capped while read (413), 403",
   sanitizeResources: false,
   async fn() {
-    const d = await dns();
-    try {
+    await withServer(await dns(), async (d) => {
       const before = rssBytes(d.p.pid);
       const put = (auth: string) =>
         `PUT /replicas/x1/held HTTP/1.1\r\nHost: x\r\n${auth}Transfer-Encoding: chunked\r\n\r\n`;
@@ -136,8 +125,6 @@ Deno.test({
       const anonReg = await call(d.url + "/register", { method: "POST", body });
       equal(anonReg.status, 401);
       equal(anonReg.headers.get("www-authenticate"), 'Bearer realm="nearcast"');
-    } finally {
-      await d.p.stop();
-    }
+    });
   },
 });
