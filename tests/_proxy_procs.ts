@@ -6,10 +6,9 @@
  * @module
  */
 
+import { spawnDenoLines, startedLine } from "./_proc.ts";
+
 const MAIN = new URL("../main_proxy.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
-/** Longest wait for the proxy to start (first probe round included). */
-const START_TIMEOUT_MS = 30_000;
 
 /** A running proxy process. */
 export interface ProxyProc {
@@ -42,49 +41,22 @@ export interface Explain {
 
 /** Starts the proxy with `args` (after `-p 0 --host 127.0.0.1`). */
 export async function startProxyProc(args: string[]): Promise<ProxyProc> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, "-p", "0", "--host", "127.0.0.1", ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  let text = "";
-  let exited = false;
-  const pumps = Promise.all([child.stdout, child.stderr].map(async (s) => {
-    for await (const chunk of s.pipeThrough(new TextDecoderStream())) text += chunk;
-  }));
-  const status = child.status.finally(() => exited = true);
-  const close = async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-    }
-    await status;
-    await pumps;
-  };
-  const deadline = Date.now() + START_TIMEOUT_MS;
-  let m: RegExpExecArray | null;
-  while ((m = /listening on http:\/\/127\.0\.0\.1:(\d+)\//.exec(text)) === null) {
-    if (exited || Date.now() > deadline) {
-      await close();
-      throw new Error(`proxy did not start:\n${text}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const p = spawnDenoLines([MAIN, "-p", "0", "--host", "127.0.0.1", ...args], {
+    name: "main_proxy.ts",
+  });
+  const m = await startedLine(p, /listening on http:\/\/127\.0\.0\.1:(\d+)\//, "proxy");
   const port = Number(m[1]);
   const url = `http://127.0.0.1:${port}`;
   return {
     url,
     port,
-    pid: child.pid,
-    output: () => text,
+    pid: p.pid,
+    output: p.output,
     explain: async () => {
       const res = await fetch(`${url}/_proxy/explain`, { signal: AbortSignal.timeout(10_000) });
       return await res.json() as Explain;
     },
-    close,
+    close: () => p.stop("SIGTERM"),
   };
 }
 
