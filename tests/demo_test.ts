@@ -70,13 +70,33 @@ function freeHttpPort(): number {
   }
 }
 
+/**
+ * Free ports for each of the demo's processes, the demo's flags that name them, and every TCP
+ * address they make the demo listen on.
+ */
+function demoPorts() {
+  const p = {
+    port: freePort(),
+    httpPort: freeHttpPort(),
+    originPort: freeHttpPort(),
+    controlPort: freePort(),
+    pricePort: freeHttpPort(),
+    proxyPort: freeHttpPort(),
+  };
+  const flags = [
+    ...["--dns-port", String(p.port), "--http-port", String(p.httpPort)],
+    ...["--origin-port", String(p.originPort), "--control-port", String(p.controlPort)],
+    ...["--price-port", String(p.pricePort), "--proxy-port", String(p.proxyPort)],
+  ];
+  const tcpPorts: [string, number][] = [["127.0.0.1", p.originPort], ["127.0.0.1", p.controlPort]];
+  tcpPorts.push(["127.0.0.1", p.pricePort], ["127.0.0.1", p.proxyPort]);
+  for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) tcpPorts.push([ip, p.httpPort]);
+  return { ...p, flags, tcpPorts };
+}
+
 Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIGTERM stops it", async () => {
-  const port = freePort();
-  const httpPort = freeHttpPort();
-  const originPort = freeHttpPort();
-  const controlPort = freePort();
-  const pricePort = freeHttpPort();
-  const proxyPort = freeHttpPort();
+  const { port, httpPort, originPort, controlPort, pricePort, proxyPort, tcpPorts, flags } =
+    demoPorts();
   // --open: a stand-in xdg-open first on PATH records the URL it was asked to open.
   const bin = await Deno.makeTempDir({ prefix: "nearcast-demo-bin-" });
   await Deno.writeTextFile(`${bin}/xdg-open`, `#!/bin/sh\necho "$@" > ${bin}/opened\n`, {
@@ -89,18 +109,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
       "-A",
       DEMO,
       "--open",
-      "--dns-port",
-      String(port),
-      "--http-port",
-      String(httpPort),
-      "--origin-port",
-      String(originPort),
-      "--control-port",
-      String(controlPort),
-      "--price-port",
-      String(pricePort),
-      "--proxy-port",
-      String(proxyPort),
+      ...flags,
     ],
     stdout: "piped",
     stderr: "piped",
@@ -317,10 +326,7 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
     await Deno.remove(bin, { recursive: true });
     assert.equal(status.code, 0, out);
     // Nothing outlives the demo: every port it used is free again.
-    const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
-    ports.push(["127.0.0.1", pricePort], ["127.0.0.1", proxyPort]);
-    for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
-    for (const [hostname, p] of ports) {
+    for (const [hostname, p] of tcpPorts) {
       await assert.rejects(
         Deno.connect({ hostname, port: p }).then((c) => c.close()),
         `${hostname}:${p} still answers after the demo exited`,
@@ -333,16 +339,8 @@ Deno.test("demo: starts origin, replicas and DNS; its printed commands work; SIG
 });
 
 Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closing the terminal stops everything", async () => {
-  const port = freePort();
-  const httpPort = freeHttpPort();
-  const originPort = freeHttpPort();
-  const controlPort = freePort();
-  const pricePort = freeHttpPort();
-  const proxyPort = freeHttpPort();
-  const demo = [Deno.execPath(), "run", "-A", DEMO, "--dns-port", String(port)]
-    .concat(["--http-port", String(httpPort), "--origin-port", String(originPort)])
-    .concat(["--control-port", String(controlPort), "--price-port", String(pricePort)])
-    .concat(["--proxy-port", String(proxyPort)]).join(" ");
+  const { port, tcpPorts, flags } = demoPorts();
+  const demo = [Deno.execPath(), "run", "-A", DEMO, ...flags].join(" ");
   // script(1) runs the demo on a pseudo-terminal: its stdin is a terminal, and killing script
   // closes that terminal (SIGHUP to the demo and its children).
   const term = new Deno.Command("script", {
@@ -386,10 +384,7 @@ Deno.test("demo on a terminal: 'restart lon' brings a killed replica back; closi
     await pumps.catch(() => {});
   }
   // The terminal is gone: the demo stops every process it started, the restarted one too.
-  const ports: [string, number][] = [["127.0.0.1", originPort], ["127.0.0.1", controlPort]];
-  ports.push(["127.0.0.1", pricePort], ["127.0.0.1", proxyPort]);
-  for (const ip of ["127.0.0.11", "127.0.0.12", "127.0.0.13"]) ports.push([ip, httpPort]);
-  for (const [hostname, p] of ports) {
+  for (const [hostname, p] of tcpPorts) {
     const closed = await poll(() =>
       Deno.connect({ hostname, port: p }).then((c) => (c.close(), null), () => true)
     );
