@@ -23,6 +23,8 @@ export interface Route {
   cutAfter?: number;
   /** Answer a single `Range: bytes=A-B` with 206. */
   ranges?: boolean;
+  /** With `ranges`: cut the 206 body of a range starting at or after this offset (1000 bytes). */
+  cutRangesFrom?: number;
   /** Other answers for other methods, e.g. `{ POST: { status: 201 } }`. */
   methods?: Record<string, Route>;
   /** Answer 304 when If-None-Match / If-Modified-Since match these headers. */
@@ -44,6 +46,8 @@ export interface TestOrigin {
   seen: Seen[];
   /** Requests received for `path` (path and query). */
   count(path: string): number;
+  /** Most requests being answered at once (until their headers were sent), since start. */
+  maxInFlight(): number;
   close(): Promise<void>;
 }
 
@@ -57,6 +61,8 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
   const counts = new Map<string, number>();
   const ac = new AbortController();
   const pending = new Set<Promise<unknown>>();
+  let inFlight = 0;
+  let maxInFlight = 0;
   return new Promise((resolve) => {
     const server = Deno.serve({
       hostname: "127.0.0.1",
@@ -69,6 +75,7 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
           routes: map,
           seen,
           count: (p) => counts.get(p) ?? 0,
+          maxInFlight: () => maxInFlight,
           async close() {
             if (ac.signal.aborted) return;
             ac.abort();
@@ -79,6 +86,15 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
         resolve(origin);
       },
     }, async (req) => {
+      maxInFlight = Math.max(maxInFlight, ++inFlight);
+      try {
+        return await answer(req);
+      } finally {
+        inFlight--;
+      }
+    });
+    pending.add(server.finished);
+    async function answer(req: Request): Promise<Response> {
       const u = new URL(req.url);
       const path = u.pathname + u.search;
       const n = (counts.get(path) ?? 0) + 1;
@@ -115,8 +131,27 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
       const m = route.ranges ? /^bytes=(\d+)-(\d+)$/.exec(req.headers.get("range") ?? "") : null;
       if (m !== null) {
         const [a, b] = [Number(m[1]), Math.min(Number(m[2]), body.byteLength - 1)];
+        if (a >= body.byteLength) {
+          headers.set("content-range", `bytes */${body.byteLength}`);
+          return new Response(null, { status: 416, headers });
+        }
         headers.set("content-range", `bytes ${a}-${b}/${body.byteLength}`);
-        return new Response(body.slice(a, b + 1), { status: 206, headers });
+        const part = body.slice(a, b + 1);
+        const cutAt = route.cutAfter ??
+          (route.cutRangesFrom !== undefined && a >= route.cutRangesFrom ? 1000 : undefined);
+        if (cutAt === undefined) return new Response(part, { status: 206, headers });
+        // `cutAt` bytes of the part, then the connection is cut.
+        const cut = part.slice(0, cutAt);
+        const stream = new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(cut);
+          },
+          async pull(c) {
+            await sleep(20);
+            c.error(new Error("cut by the test origin"));
+          },
+        });
+        return new Response(stream, { status: 206, headers });
       }
       if (route.chunks === undefined && route.cutAfter === undefined) {
         const nullBody = status === 204 || status === 304 || req.method === "HEAD";
@@ -146,8 +181,7 @@ export function startOrigin(routes: Record<string, Route> = {}): Promise<TestOri
         },
       });
       return new Response(stream, { status, headers });
-    });
-    pending.add(server.finished);
+    }
   });
 }
 

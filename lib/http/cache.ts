@@ -19,6 +19,7 @@ import {
 } from "./freshness.ts";
 import { appendVia, freshenHeaders, headerValue } from "./headers.ts";
 import { peerOnly } from "./cache_tags.ts";
+import { accountedSize } from "./cache_account.ts";
 import {
   type Bytes,
   type CacheEntry,
@@ -52,20 +53,6 @@ export {
   type ResponseParts,
   varyNames,
 } from "./cache_entry.ts";
-
-/*
- * Index accounting: what an entry costs in memory, so the budget bounds memory, not only
- * bodies (issue 8 item 10). Measured with a 16 MiB cache of 1 KiB objects after a full GC
- * (`Deno.memoryUsage()`): about 2.1 KB of JS objects per entry besides its body (the entry,
- * its header lists, Cache-Control, key and URL bookkeeping), and 1.3 KB plus a copy of the
- * body for the hit template of an entry that was hit (`Response` copies its body).
- */
-/** Bytes counted per stored header on top of its name and value: two small pair arrays. */
-const HEADER_OVERHEAD_BYTES = 96;
-/** Bytes counted per entry for its bookkeeping objects. */
-const ENTRY_OVERHEAD_BYTES = 1536;
-/** Bytes counted for the hit template of a body held in memory, besides its body copy. */
-const TEMPLATE_OVERHEAD_BYTES = 1280;
 
 /** Options of {@link HttpCache}. */
 export interface HttpCacheOptions {
@@ -217,13 +204,19 @@ export class HttpCache {
    * client headers `req` (`fillForwarded` of forwarding.ts: the key uses what the origin saw), and
    * writes it through to the store. Returns the entry, or null when it is not held (too large,
    * refused by the admission policy, an upload holds `url`, or dropped before its write ended).
+   * `keySuffix` is appended to the key (a slice of the object, see fill_slice.ts).
    */
-  async put(url: string, req: Headers, parts: ResponseParts): Promise<CacheEntry | null> {
+  async put(
+    url: string,
+    req: Headers,
+    parts: ResponseParts,
+    keySuffix = "",
+  ): Promise<CacheEntry | null> {
     // An upload holds this URL: origin responses are never cached for it, even when the
     // upload is served from the store because the index had no room for it.
     if (this.#pinnedUrls.has(url) || this.peek(url)?.pinned) return null;
     const names = varyNames(joined(parts.headers, "vary"));
-    const key = cacheKey(url, names, req);
+    const key = cacheKey(url, names, req) + keySuffix;
     const entry = this.#makeEntry(key, url, parts, names, false);
     if (!this.#admit(entry)) return null;
     this.#varyByUrl.set(url, names);
@@ -586,11 +579,7 @@ export class HttpCache {
 
   /** The bytes `entry` takes of the budget (its body, headers and bookkeeping). */
   accountedBytes(entry: CacheEntry): number {
-    let n = entry.size + 2 * entry.key.length + ENTRY_OVERHEAD_BYTES;
-    // A body held in memory is held twice once hit: itself and its hit template's copy.
-    if (entry.size < FILE_SERVE_THRESHOLD) n += entry.size + TEMPLATE_OVERHEAD_BYTES;
-    for (const [k, v] of entry.headers) n += k.length + v.length + HEADER_OVERHEAD_BYTES;
-    return n;
+    return accountedSize(entry);
   }
 
   /** Inserts into the index, handling evictions and key bookkeeping; false if refused. */
@@ -598,7 +587,7 @@ export class HttpCache {
     if (entry.size > this.maxObjectBytes && !entry.pinned) return false;
     this.#hash(entry.key, this.#h);
     const hi = this.#h[0], lo = this.#h[1];
-    const slot = this.#index.set(hi, lo, this.accountedBytes(entry), entry.pinned);
+    const slot = this.#index.set(hi, lo, accountedSize(entry), entry.pinned);
     const evicted = this.#index.evictedCount();
     for (let i = 0; i < evicted; i++) {
       const s = this.#index.evictedSlot(i);

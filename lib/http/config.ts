@@ -79,6 +79,18 @@ export const HTTP_FLAGS = {
       "out or drops the connection (not past must-revalidate, proxy-revalidate, no-cache). " +
       "0 turns it off (stale-if-error still applies). Default 1h.",
   },
+  "slice-size": {
+    type: "string",
+    arg: "SIZE",
+    help: "Range requests that miss fetch aligned slices of this size from the origin, each " +
+      "cached as its own entry (like nginx's slice module), e.g. 1MiB. Default 0: off (a " +
+      "range miss fetches the whole object).",
+  },
+  "slice-fetches": {
+    type: "string",
+    arg: "N",
+    help: "With --slice-size: most slice requests to the origin at once. Default 4.",
+  },
   "coalesce-timeout": {
     type: "string",
     arg: "DURATION",
@@ -280,6 +292,10 @@ export interface HttpConfig {
   coalesceTimeoutMs: number;
   /** `--stale-on-error`, ms (0: off). */
   staleOnErrorMs: number;
+  /** `--slice-size`, bytes (0: off). */
+  sliceBytes: number;
+  /** `--slice-fetches`. */
+  sliceFetches: number;
   peers: string[];
   peerTimeoutMs: number;
   /** Limits of the listener (lib/common/http_server.ts). */
@@ -375,6 +391,8 @@ export function parseHttpConfig(
     staleOnErrorMs: f.string("stale-on-error")?.trim() === "0"
       ? 0
       : f.duration("stale-on-error", 3_600_000, 1),
+    sliceBytes: f.size("slice-size", 0),
+    sliceFetches: f.int("slice-fetches", 4, 1),
     peers,
     peerTimeoutMs: f.duration("peer-timeout", 1000),
     limits: {

@@ -21,6 +21,7 @@ import { type CacheControl, EMPTY_CACHE_CONTROL } from "./cache_control.ts";
 import { Coalescer } from "./coalesce.ts";
 import { StreamFill } from "./fill_stream.ts";
 import { answerStreaming, type StreamingResult } from "./fill_answer.ts";
+import { createSlicer } from "./fill_slice.ts";
 import {
   fillForwarded,
   fillRequestHeaders,
@@ -77,6 +78,10 @@ export interface FillerOptions {
    * out, connection dropped), seconds (default 3600); 0: only with `stale-if-error`.
    */
   staleOnErrorSeconds?: number;
+  /** Slice size of range misses, bytes; 0: off (see fill_slice.ts). */
+  sliceBytes?: number;
+  /** Most slice requests to the origin at once (default 4). */
+  sliceFetches?: number;
   /** Our `Via` element. */
   via: string;
   now: () => number;
@@ -131,6 +136,20 @@ export function createFiller(o: FillerOptions): Filler {
   const streaming = new Map<string, StreamingResult>();
   const coalescer = new Coalescer<FillResult>(o.coalesceTimeoutMs, now);
   const background = new Set<Promise<unknown>>();
+  const slicer = (o.sliceBytes ?? 0) > 0
+    ? createSlicer({
+      cache,
+      metrics,
+      respond,
+      originBase,
+      via,
+      originTimeoutMs: originTimeout,
+      sliceBytes: o.sliceBytes!,
+      maxFetches: o.sliceFetches ?? 4,
+      now,
+      log,
+    })
+    : null;
 
   /**
    * Asks the peers for `url` (with {@link PEER_HEADER}: they answer from their cache only, so
@@ -470,6 +489,16 @@ export function createFiller(o: FillerOptions): Filler {
     const flightKey = auth === null ? key : `${key}\nauthorization:${auth}`;
     let result: FillResult;
     const joined = streaming.get(flightKey);
+    const h = req.headers;
+    if (
+      slicer !== null && stale === null && joined === undefined && req.method === "GET" &&
+      auth === null && !reqCc.noStore && h.has("range") && !h.has("if-none-match") &&
+      !h.has("if-modified-since") && !h.has(PEER_HEADER)
+    ) {
+      // A range that missed the whole object: from slices, unless the normal fill should.
+      const res = await slicer.serve(req, url, reqCc);
+      if (res !== null) return res;
+    }
     if (joined !== undefined && !reqCc.noStore) {
       metrics.coalesced++;
       result = joined;
@@ -512,7 +541,6 @@ export function createFiller(o: FillerOptions): Filler {
             cache,
             metrics,
             respond,
-            via,
             now,
             refetch: async (req, url) => {
               const res = await fill(req, url, NO_STORE_REQUEST, null);

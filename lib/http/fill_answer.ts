@@ -14,14 +14,11 @@ import { EMPTY_CACHE_CONTROL } from "./cache_control.ts";
 import { ifRangeHolds } from "./conditional.ts";
 import type { StreamFill } from "./fill_stream.ts";
 import { evaluateFreshness } from "./freshness.ts";
-import { appendVia } from "./headers.ts";
 import type { Metrics } from "./metrics.ts";
 import { BodyError } from "./origin.ts";
 import { type ByteRange, contentRange, multipartParts, parseRange } from "./range.ts";
 import type { Responder } from "./respond.ts";
 import { fileStream, notModified, representationOf } from "./serve_body.ts";
-import { TAG_HEADERS } from "./cache_tags.ts";
-import { withoutConsumed } from "./targeted_cc.ts";
 
 /** A cacheable body being written through to the store, readable while it is written. */
 export interface StreamingResult {
@@ -43,8 +40,6 @@ export interface StreamAnswerContext {
   cache: HttpCache;
   metrics: Metrics;
   respond: Responder;
-  /** Our `Via` element. */
-  via: string;
   now: () => number;
   /** Fetches `url` again for this request only (the index refused the stored body). */
   refetch: (req: Request, url: string) => Promise<Response>;
@@ -79,11 +74,7 @@ export async function answerStreaming(
     }
   }
   const rep = representationOf(r.status, r.headers, r.length ?? 0);
-  const list = withoutConsumed(r.headers).filter(([n]) =>
-    n !== "via" && n !== "content-length" && !TAG_HEADERS.has(n)
-  );
-  list.push(["via", appendVia(r.headers.find(([n]) => n === "via")?.[1] ?? null, c.via)]);
-  list.push(["x-cache", "MISS"]);
+  const list = c.respond.relayHeaders(r.headers);
   const nm = notModified(req, rep, list);
   if (nm !== null) return nm;
   const h = req.headers;

@@ -82,6 +82,10 @@ export interface ReplicaOptions {
    * 0: only with `stale-if-error`).
    */
   staleOnErrorSeconds?: number;
+  /** Slice size of range misses, bytes (default 0: off; see fill_slice.ts). */
+  sliceBytes?: number;
+  /** Most slice requests to the origin at once (default 4). */
+  sliceFetches?: number;
   /** Token for `/_cdn/purge`; purge is disabled without one. */
   adminToken?: string | null;
   /** Clock in ms since the epoch (default `Date.now`). */
@@ -169,6 +173,8 @@ export function createReplica(opts: ReplicaOptions): Replica {
     coop: opts.coop,
     peerTimeoutMs: peerTimeout,
     staleOnErrorSeconds: opts.staleOnErrorSeconds ?? 3600,
+    sliceBytes: opts.sliceBytes ?? 0,
+    sliceFetches: opts.sliceFetches ?? 4,
     via,
     now,
     log,

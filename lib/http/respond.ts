@@ -118,13 +118,24 @@ export class Responder {
     return serveBody(req, entry, this.cacheHeaders(entry, age, xcache), body, this.countSent);
   }
 
-  /** A complete upstream response that was not cached (`X-Cache: MISS`). */
-  buffered(status: number, headers: [string, string][], body: Bytes): Response {
+  /**
+   * An upstream response's headers as sent to a client: without `Content-Length`, the
+   * consumed fields and the surrogate keys, with our `Via` and `xcache` (and `age` if given).
+   */
+  relayHeaders(headers: [string, string][], xcache = "MISS", age?: number): [string, string][] {
     const list = withoutConsumed(headers).filter(([n]) =>
-      n !== "via" && n !== "content-length" && !TAG_HEADERS.has(n)
+      n !== "via" && n !== "content-length" && !(n === "age" && age !== undefined) &&
+      !TAG_HEADERS.has(n)
     );
     list.push(["via", appendVia(headers.find(([n]) => n === "via")?.[1] ?? null, this.via)]);
-    list.push(["x-cache", "MISS"]);
+    if (age !== undefined) list.push(["age", String(age)]);
+    list.push(["x-cache", xcache]);
+    return list;
+  }
+
+  /** A complete upstream response that was not cached (`X-Cache: MISS`). */
+  buffered(status: number, headers: [string, string][], body: Bytes): Response {
+    const list = this.relayHeaders(headers);
     this.#metrics.bytesSent += body.byteLength;
     return new Response(status === 204 || status === 304 ? null : body, { status, headers: list });
   }

@@ -173,6 +173,8 @@ export async function startReplicaProcess(
     originTimeoutMs: c.originTimeoutMs,
     coalesceTimeoutMs: c.coalesceTimeoutMs,
     staleOnErrorSeconds: c.staleOnErrorMs / 1000,
+    sliceBytes: c.sliceBytes,
+    sliceFetches: c.sliceFetches,
     peers: c.peers,
     // One membership: its live members are cache peers too, and purges reach all of it.
     members: () => node?.aliveMemberUrls() ?? [],
