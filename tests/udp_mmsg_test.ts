@@ -61,6 +61,23 @@ function expected(payload: Uint8Array, family: number, addr: number[]): Uint8Arr
   return out;
 }
 
+/** A batched server on port 0 (by default on 127.0.0.1, slots from 0, the {@link xorEcho} handler). */
+function serve(
+  o:
+    & { memory: Uint8Array; slotSize: number; slots: number }
+    & Partial<
+      Pick<Parameters<typeof serveUdpBatched>[0], "handle" | "hostname" | "slotBase">
+    >,
+): BatchedUdpServer {
+  return serveUdpBatched({
+    hostname: "127.0.0.1",
+    port: 0,
+    slotBase: 0,
+    handle: xorEcho(o.memory),
+    ...o,
+  });
+}
+
 const V4_LOOPBACK = [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const V6_LOOPBACK = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
@@ -148,15 +165,7 @@ async function startFlood(hostname: string, port: number, server: BatchedUdpServ
 
 Deno.test("batched UDP: transforming echo to 20 IPv4 clients at once (plain Uint8Array)", async () => {
   const memory = new Uint8Array(64 * 2048);
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
-    memory,
-    slotBase: 0,
-    slotSize: 2048,
-    slots: 64,
-    handle: xorEcho(memory),
-  });
+  const server = serve({ memory, slotSize: 2048, slots: 64 });
   try {
     assert.ok(server.port > 0);
     await manyClients(server, "127.0.0.1", 4, V4_LOOPBACK, 20, 50);
@@ -172,15 +181,7 @@ Deno.test("batched UDP: transforming echo to 20 IPv4 clients at once (plain Uint
 Deno.test("batched UDP: IPv6 clients, slots in a real WebAssembly.Memory at an offset", async () => {
   const wasm = new WebAssembly.Memory({ initial: 4, maximum: 4 });
   const memory = new Uint8Array(wasm.buffer);
-  const server = serveUdpBatched({
-    hostname: "::1",
-    port: 0,
-    memory,
-    slotBase: 65536,
-    slotSize: 1024,
-    slots: 16,
-    handle: xorEcho(memory),
-  });
+  const server = serve({ memory, slotSize: 1024, slots: 16, hostname: "::1", slotBase: 65536 });
   try {
     await manyClients(server, "::1", 6, V6_LOOPBACK, 8, 30);
     assert.equal(server.stats.sent, 240);
@@ -194,15 +195,7 @@ Deno.test("batched UDP: IPv6 clients, slots in a real WebAssembly.Memory at an o
 
 Deno.test("batched UDP: an IPv4 client of a dual-stack [::] socket is reported as family 4", async () => {
   const memory = new Uint8Array(4 * 1024);
-  const server = serveUdpBatched({
-    hostname: "[::]",
-    port: 0,
-    memory,
-    slotBase: 0,
-    slotSize: 1024,
-    slots: 4,
-    handle: xorEcho(memory),
-  });
+  const server = serve({ memory, slotSize: 1024, slots: 4, hostname: "[::]" });
   const sock = client("127.0.0.1");
   try {
     const payload = new Uint8Array([1, 2, 3]);
@@ -219,11 +212,8 @@ Deno.test("batched UDP: datagrams larger than a slot are handed cut to handle, c
   const memory = new Uint8Array(9 * 512); // 8 slots, then a guard area that must stay zero
   const echo = xorEcho(memory);
   const cuts: number[] = [];
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = serve({
     memory,
-    slotBase: 0,
     slotSize: 512,
     slots: 8,
     handle: (ptr, len, client, cut) => {
@@ -258,11 +248,8 @@ Deno.test("batched UDP: datagrams larger than a slot are handed cut to handle, c
 Deno.test("batched UDP: a handler that throws or returns a bad length loses only that datagram", async () => {
   const memory = new Uint8Array(4 * 1024);
   const echo = xorEcho(memory);
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = serve({
     memory,
-    slotBase: 0,
     slotSize: 1024,
     slots: 4,
     handle(ptr, len, c) {
@@ -297,15 +284,7 @@ Deno.test("batched UDP: memory that grew (detached) stops the server with a repo
     errors.push(e.error);
   };
   globalThis.addEventListener("error", onError);
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
-    memory,
-    slotBase: 0,
-    slotSize: 1024,
-    slots: 4,
-    handle: xorEcho(memory),
-  });
+  const server = serve({ memory, slotSize: 1024, slots: 4 });
   const sock = client("127.0.0.1");
   try {
     wasm.grow(1); // detaches `memory`: its old address must never be written again
@@ -332,15 +311,7 @@ Deno.test("batched UDP: memory that grew (detached) stops the server with a repo
 
 Deno.test("batched UDP: close() while idle frees the port and is idempotent", async () => {
   const memory = new Uint8Array(1024);
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
-    memory,
-    slotBase: 0,
-    slotSize: 1024,
-    slots: 1,
-    handle: () => 0,
-  });
+  const server = serve({ memory, slotSize: 1024, slots: 1, handle: () => 0 });
   assert.equal(portIsFree("127.0.0.1", server.port), false);
   await Promise.all([server.close(), server.close()]);
   assert.equal(portIsFree("127.0.0.1", server.port), true);
@@ -348,15 +319,7 @@ Deno.test("batched UDP: close() while idle frees the port and is idempotent", as
 
 Deno.test("batched UDP: close() during a flood stops the loop and frees the port", async () => {
   const memory = new Uint8Array(64 * 512);
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
-    memory,
-    slotBase: 0,
-    slotSize: 512,
-    slots: 64,
-    handle: (_p, len) => len,
-  });
+  const server = serve({ memory, slotSize: 512, slots: 64, handle: (_p, len) => len });
   let flood: { stop(): Promise<void> } | undefined;
   try {
     flood = await startFlood("127.0.0.1", server.port, server);
@@ -375,11 +338,8 @@ Deno.test("batched UDP: a flood does not starve timers or another socket in the 
   // A slow handler (~50 µs a datagram) keeps the loop saturated by the flood, so without its
   // yields the timer below would never fire.
   const memory = new Uint8Array(64 * 512);
-  const server = serveUdpBatched({
-    hostname: "127.0.0.1",
-    port: 0,
+  const server = serve({
     memory,
-    slotBase: 0,
     slotSize: 512,
     slots: 64,
     handle: () => {
