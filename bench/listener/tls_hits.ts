@@ -13,8 +13,8 @@ import { parseSize } from "../../lib/http/units.ts";
 import { makeCa, makeCert } from "../../lib/tls/certs.ts";
 import { uploadFile } from "../../lib/upload/client.ts";
 import { trustCa } from "../../lib/tls/client.ts";
+import { type ReplicaProc, startReplica } from "../../tests/_http_replica.ts";
 
-const ROOT = new URL("../../", import.meta.url).pathname;
 const TOKEN = "bench-token";
 const CONCURRENCY = 8;
 
@@ -30,32 +30,14 @@ const size = parseSize(values.size!);
 const rounds = Number(values.rounds);
 const requests = Number(values.requests);
 
-async function node(
-  dir: string,
-  tlsDir: string | null,
-): Promise<{ url: string; child: Deno.ChildProcess }> {
-  const args = ["run", "-A", `${ROOT}main_http.ts`, "-p", "0", "--host", "127.0.0.1"];
-  args.push("-o", "http://127.0.0.1:9", "--data", dir, "--admin-token", TOKEN);
+/** A replica on `dir` (origin unused), with `--tls` when `tlsDir` holds its certificate. */
+function node(dir: string, tlsDir: string | null): Promise<ReplicaProc> {
+  const args = ["-o", "http://127.0.0.1:9", "--data", dir, "--admin-token", TOKEN];
   if (tlsDir !== null) {
     args.push("--tls", "--cert", `${tlsDir}/n.pem`, "--key", `${tlsDir}/n-key.pem`);
     args.push("--ca", `${tlsDir}/ca.pem`);
   }
-  const child = new Deno.Command(Deno.execPath(), { args, stdout: "piped", stderr: "null" })
-    .spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`node exited:\n${text}`);
-    text += value;
-    const m = /listening on (https?:\/\/127\.0\.0\.1:\d+)\//.exec(text);
-    if (m !== null) {
-      (async () => {
-        while (!(await reader.read()).done) { /* drain */ }
-      })();
-      return { url: m[1], child };
-    }
-  }
+  return startReplica(args);
 }
 
 /** Requests per second for `requests` GETs of `url` by CONCURRENCY clients of their own. */
@@ -92,15 +74,16 @@ function median(xs: number[]): number {
 }
 
 const dir = await Deno.makeTempDir({ prefix: "nearcast-bench-tls-hits-" });
-const nodes: Deno.ChildProcess[] = [];
+const nodes: ReplicaProc[] = [];
 try {
   await makeCa(`${dir}/certs`);
   await makeCert(`${dir}/certs`, { name: "n", addresses: ["127.0.0.1"] });
   const ca = await Deno.readTextFile(`${dir}/certs/ca.pem`);
   trustCa(ca);
   const plain = await node(`${dir}/plain`, null);
+  nodes.push(plain);
   const tls = await node(`${dir}/tls`, `${dir}/certs`);
-  nodes.push(plain.child, tls.child);
+  nodes.push(tls);
   await Deno.writeFile(
     `${dir}/f.bin`,
     crypto.getRandomValues(new Uint8Array(Math.min(size, 65536))).slice(0, size),
@@ -134,11 +117,6 @@ try {
     ].join("\n"),
   );
 } finally {
-  for (const c of nodes) {
-    try {
-      c.kill("SIGTERM");
-    } catch { /* gone */ }
-    await c.status;
-  }
+  for (const n of nodes) await n.close();
   await Deno.remove(dir, { recursive: true }).catch(() => {});
 }
