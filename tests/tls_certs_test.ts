@@ -86,6 +86,23 @@ Deno.test("tls: a node refuses to start on a wrong file, with one clear line", a
       [run(["--tls"]), /--tls needs --cert FILE and --key FILE/],
       [run(["--cert", `${c}/a.pem`]), /--cert needs --tls/],
       [run(["--tls", "--cert", `${c}/a.pem`, "--key", `${c}/a-key.pem`]), /needs --ca FILE/],
+      [run(["--node-auth", "cert"]), /--node-auth cert needs --tls --cert FILE --key FILE --ca/],
+      [
+        run([
+          "--data",
+          `${dir}/x`,
+          "--id",
+          "x",
+          "--tls",
+          "--cert",
+          `${c}/a.pem`,
+          "--key",
+          `${c}/a-key.pem`,
+          "--ca",
+          `${c}/ca.pem`,
+        ]),
+        /--node-auth cert: this node's id is x but --cert .*a\.pem names a \(its CN\)/,
+      ],
       [
         run(["--tls", "--acme-directory", "https://127.0.0.1:4/dir"]),
         /--acme-directory https:\/\/127\.0\.0\.1:4\/dir: cannot get it: .*Connection refused/,
@@ -142,6 +159,15 @@ Deno.test("tls: SIGHUP reloads rotated --cert/--key files; a bad file keeps the 
       await Deno.writeTextFile(`${c}/a.pem`, "not a certificate\n");
       Deno.kill(a.proc.pid, "SIGHUP");
       await a.proc.waitFor(/tls: reload refused, still serving the old certificate: .*not a PEM/);
+      equal(await servedSerial("127.0.0.71", port), rotated);
+      // With --node-auth cert (the default), the new certificate must name this node.
+      await makeCerts(["--out", c, "--nodes", "z=127.0.0.71"]);
+      await Deno.copyFile(`${c}/z.pem`, `${c}/a.pem`);
+      await Deno.copyFile(`${c}/z-key.pem`, `${c}/a-key.pem`);
+      Deno.kill(a.proc.pid, "SIGHUP");
+      await a.proc.waitFor(
+        /tls: reload refused, .*the new --cert names z \(CN\), not this node \(a\)/,
+      );
       equal(await servedSerial("127.0.0.71", port), rotated);
     } finally {
       await stopAll([a]);

@@ -15,7 +15,7 @@ import {
 import { type FleetFlags, parseFleetFlags } from "../fleet/replica/flags.ts";
 import { ID_PATTERN } from "../fleet/protocol.ts";
 import { DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../upload/wire.ts";
-import { parseTlsFlags, TLS_FLAGS, type TlsConfig } from "../tls/flags.ts";
+import { parseNodeAuth, parseTlsFlags, TLS_FLAGS, type TlsConfig } from "../tls/flags.ts";
 import { COOP_FLAGS, type CoopConfig, parseCoopFlags } from "../coop/flags.ts";
 import { DEFAULT_IMAGE_MEMORY } from "../image/memory.ts";
 import { DEFAULT_WIRE, WIRE_ENCODINGS, type WireEncoding } from "../wire/encoding.ts";
@@ -328,6 +328,8 @@ export interface HttpConfig {
   fleet: FleetFlags | null;
   /** `--tls` and its files or ACME settings, or null for plain HTTP. */
   tls: TlsConfig | null;
+  /** `--node-auth`: what authenticates node-to-node requests (`lib/tls/cert_identity.ts`). */
+  nodeAuth: "cert" | "key" | "both";
   /** `--coop` and its budgets, or null when off. */
   coop: CoopConfig | null;
 }
@@ -362,6 +364,7 @@ export function parseHttpConfig(
     );
   }
   const coop = parseCoopFlags(f, cacheBytes);
+  const tls = parseTlsFlags(f);
   if (dataDir === null && coop !== null) throw new UsageError("--coop needs --data DIR");
   const token = f.string("admin-token") ?? env.NEARCAST_ADMIN_TOKEN ?? "";
   let fleet: FleetFlags | null;
@@ -419,7 +422,8 @@ export function parseHttpConfig(
     chunkBytes: f.size("chunk-bytes", DEFAULT_CHUNK_BYTES, 1, MAX_CHUNK_BYTES),
     wire: f.oneOf("wire", WIRE_ENCODINGS, DEFAULT_WIRE),
     fleet,
-    tls: parseTlsFlags(f),
+    tls,
+    nodeAuth: parseNodeAuth(f, tls),
     coop,
   };
 }

@@ -113,7 +113,6 @@ export async function startReplicaProcess(
       store = openStore(c.dataDir);
       db = new ReplicationDb(c.dataDir);
       key = loadOrCreateKey(`${c.dataDir}/node_key.json`);
-      if (c.id === null) storedId = db.nodeId(() => crypto.randomUUID().slice(0, 8));
     } catch (e) {
       throw new StartError(
         `--data ${c.dataDir}: cannot open the store: ${(e as Error).message}`,
@@ -134,6 +133,24 @@ export async function startReplicaProcess(
     dataDir: c.dataDir,
     log,
   });
+
+  // Node-to-node requests signed with the certificate (replication needs --data).
+  const certAuth = tls === null || c.nodeAuth === "key" || db === null
+    ? null
+    : nodeTls!.certCredential(tls, c.nodeAuth, c.tls!.certFile!);
+  if (db !== null && c.id === null) {
+    // With --node-auth cert, a new node's id is its certificate's name.
+    storedId = db.nodeId(() => certAuth?.signer.name ?? crypto.randomUUID().slice(0, 8));
+  }
+  if (certAuth !== null && certAuth.signer.name !== (c.id ?? storedId)) {
+    const id = c.id ?? storedId;
+    throw new StartError(
+      `--node-auth ${c.nodeAuth}: this node's id is ${id} but --cert ${c.tls!.certFile} names ` +
+        `${certAuth.signer.name} (its CN): give --id ${certAuth.signer.name}, or a certificate ` +
+        `made for ${id} (deno task certs --nodes ${id}=ADDR)`,
+      HTTP_EXIT.usage,
+    );
+  }
 
   // Listen first (the default id names the port), then build the replica before any request
   // can arrive: nothing below awaits until it exists.
@@ -236,6 +253,7 @@ export async function startReplicaProcess(
       requestTimeoutMs: Math.max(2000, c.heartbeatMs * 2),
       chunkBytes: c.chunkBytes,
       wire: c.wire,
+      cert: certAuth ?? undefined,
       seeds,
       // One membership: the replicas the DNS server lists are replication peers too.
       discover: () =>
@@ -297,8 +315,12 @@ export async function startReplicaProcess(
     port,
     reloadCertificate() {
       if (tls === null || c.tls?.acme !== null) return null;
-      return tls.reload().then(
-        (next) => {
+      // With --node-auth cert, the new certificate must name this node too.
+      const signer = (next: { pair: { cert: string; key: string } } | null) =>
+        certAuth === null ? null : nodeTls!.nodeCertSigner(next!.pair, id);
+      return tls.reload().then((next) => ({ next, signer: signer(next) })).then(
+        ({ next, signer }) => {
+          if (signer !== null) certAuth!.signer = signer;
           server.setCertificate(next!.pair);
           return `tls: reloaded --cert and --key: now serving ${nodeTls!.describe(next!.info)}`;
         },

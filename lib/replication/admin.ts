@@ -210,7 +210,11 @@ export class AdminRoutes {
         `id must be a non-empty string of at most ${MAX_ID_LENGTH} characters`,
       );
     }
-    if (id === undefined) id = await this.#learnId(url);
+    if (id === undefined) {
+      id = await this.#learnId(url).catch((e: PeerError) => {
+        throw new Refusal(502, `${e.message}; pass {"url", "id"} to add a server that is down`);
+      });
+    }
     const cur = this.#o.members.get(id as string);
     const key = cur?.removed ? "" : cur?.key ?? "";
     const entry: ServerEntry = {
@@ -227,23 +231,47 @@ export class AdminRoutes {
     return json({ status: "added", id, url }, 201);
   }
 
+  /**
+   * `--node-auth cert`: lists the seed `url` (`--servers`, `--join`, a DNS server's replicas)
+   * under the id it reports over TLS verified against `--ca`, unless it is listed already or
+   * was removed. Its requests are then accepted when its certificate names that id. Returns
+   * the id, or why not.
+   */
+  async listSeed(url: string): Promise<string | { why: string }> {
+    let id: string;
+    try {
+      id = await this.#learnId(url);
+    } catch (e) {
+      if (!(e instanceof PeerError)) throw e;
+      return { why: e.message };
+    }
+    const cur = this.#o.members.get(id);
+    if (id === this.#o.id || (cur !== undefined && !cur.removed)) return id;
+    if (cur?.removed) return { why: `${url} reports id ${id}, which was removed from the list` };
+    this.#o.members.merge({
+      id,
+      url,
+      version: this.#o.clock.next(),
+      removed: false,
+      key: cur?.key ?? "",
+    });
+    this.#o.log(`servers: listed ${id} ${url} (a seed; --node-auth cert)`);
+    return id;
+  }
+
+  /** The node id `url` reports in its health (over TLS verified against `--ca` when https). */
   async #learnId(url: string): Promise<string> {
     let id: unknown;
     try {
       const res = await peerFetch(`${url}/_cdn/health`, {
-        signal: AbortSignal.timeout(this.#o.requestTimeoutMs),
+        signal: AbortSignal.any([AbortSignal.timeout(this.#o.requestTimeoutMs), this.#o.signal]),
       });
       id = ((await res.json()) as { nodeId?: unknown }).nodeId;
     } catch (e) {
-      throw new Refusal(
-        502,
-        `cannot reach ${url} to learn its id (${
-          describeFetchError(e)
-        }); pass {"url", "id"} to add a server that is down`,
-      );
+      throw new PeerError(`cannot reach ${url} to learn its id (${describeFetchError(e)})`);
     }
-    if (typeof id !== "string" || id === "") {
-      throw new Refusal(502, `${url} did not report a node id: is it a Nearcast node?`);
+    if (typeof id !== "string" || id === "" || id.length > MAX_ID_LENGTH) {
+      throw new PeerError(`${url} did not report a node id: is it a Nearcast node?`);
     }
     return id;
   }

@@ -48,6 +48,12 @@ export interface HeartbeatOptions {
   discover?: () => string[];
   /** Encoding of the heartbeats this node sends (it answers in the one it is asked in). */
   wire: WireEncoding;
+  /**
+   * `--node-auth cert`: a seed is listed by the id it reports over verified TLS before it is
+   * called ({@link AdminRoutes.listSeed}), so that nodes that list each other's URLs need no
+   * admission.
+   */
+  listSeeds?: boolean;
   /** This node's summary version, sent in its answers (`--coop`); none without. */
   summaryVersion?: () => string;
 }
@@ -125,6 +131,16 @@ export class Heartbeats {
    */
   async #to(url: string, id: string): Promise<Omit<Answer, "url"> | null> {
     const { admin, now } = this.#o;
+    if (id === "" && this.#o.listSeeds) {
+      const listed = await admin.listSeed(url);
+      if (typeof listed !== "string") return this.#failed(url, listed.why);
+      if (listed === this.#o.id) {
+        this.#aliases.add(url);
+        this.#o.members.seeds.delete(url);
+        return null;
+      }
+      id = listed;
+    }
     try {
       return await this.#once(url, id);
     } catch (e) {
@@ -136,7 +152,7 @@ export class Heartbeats {
       const err = await admin.admitAt(url);
       if (err !== null) {
         if (err.refused) this.#admitRefused.set(url, now());
-        return this.#failed(url, err.why);
+        return this.#failed(url, `${e.message}; ${err.why}`);
       }
       this.#admitRefused.delete(url);
       try {

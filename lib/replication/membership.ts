@@ -84,6 +84,12 @@ export class Membership {
     return e === undefined || e.removed || e.key === "" ? null : e.key;
   }
 
+  /** True when `id` is listed and not removed, admitted or not (`--node-auth cert`). */
+  listed(id: string): boolean {
+    const e = this.#members.get(id)?.entry;
+    return e !== undefined && !e.removed;
+  }
+
   /** Records that `id` answered or called just now. */
   seen(id: string): void {
     const m = this.#members.get(id);

@@ -48,7 +48,7 @@ import { bodyRefusal, drain, encoded, json, Refusal, text } from "./_http.ts";
 import { HeldState, sameContent, tombstone, type VersionedHeader } from "./state.ts";
 export type { HeldEntry } from "./state.ts";
 import { Membership } from "./membership.ts";
-import { type Caller, PeerAuth } from "./peer_auth.ts";
+import { AuthRefusal, type Caller, type CertCredential, PeerAuth } from "./peer_auth.ts";
 import { AntiEntropy } from "./sync.ts";
 import { PushQueues } from "./push.ts";
 import { exportStream, serveMiss } from "./serve.ts";
@@ -100,13 +100,18 @@ export interface ReplicationOptions {
   wire?: WireEncoding;
   /** Cooperative caching (`--coop`, lib/coop/): its settings, or none. */
   coop?: Pick<CoopOptions, "top" | "prefetchRate" | "prefetchBytes" | "copyBytes" | "prefetch">;
+  /**
+   * `--node-auth cert|both`: the TLS certificate as node-to-node credential; the seeds are then
+   * listed by the id they report over verified TLS. None: the node key alone.
+   */
+  cert?: CertCredential;
   now?: () => number;
   log?: (line: string) => void;
 }
 
 type Defaulted =
-  & Required<Omit<ReplicationOptions, "discover" | "applyPurge" | "provider" | "coop">>
-  & Pick<ReplicationOptions, "discover" | "applyPurge" | "provider" | "coop">;
+  & Required<Omit<ReplicationOptions, "discover" | "applyPurge" | "provider" | "coop" | "cert">>
+  & Pick<ReplicationOptions, "discover" | "applyPurge" | "provider" | "coop" | "cert">;
 
 /** Counters shown in `/_cdn/health`. */
 export interface ReplicationStats {
@@ -169,7 +174,13 @@ export class ReplicationNode {
       log,
     });
     for (const s of opts.seeds) this.#members.seeds.add(new URL(s).origin);
-    this.#auth = new PeerAuth(new Signer(opts.id, opts.key), this.#members, now, log);
+    this.#auth = new PeerAuth(
+      new Signer(opts.id, opts.key),
+      this.#members,
+      now,
+      log,
+      opts.cert ?? null,
+    );
     this.#sync = new AntiEntropy({
       state: this.#state,
       auth: this.#auth,
@@ -220,6 +231,7 @@ export class ReplicationNode {
       log,
       discover: opts.discover,
       wire: this.#o.wire,
+      listSeeds: opts.cert !== undefined,
       summaryVersion: () => this.#coop?.version ?? "",
     });
     this.#purge = new PurgePeers({
@@ -366,11 +378,12 @@ export class ReplicationNode {
         allowOf(route),
       ]]);
     }
-    const caller = who === "node" ? this.#auth.check(req) : null;
+    const checked = who === "node" ? this.#auth.check(req) : null;
+    const caller = checked instanceof AuthRefusal ? null : checked;
     const refused = who === "admin"
       ? this.#admin.authorize(req)
-      : who === "node" && caller === null
-      ? text(401, "node authentication failed", [["www-authenticate", "Nearcast-Node"]])
+      : checked instanceof AuthRefusal
+      ? text(checked.status, checked.message, [["www-authenticate", "Nearcast-Node"]])
       : null;
     if (refused !== null) {
       await req.body?.cancel();
@@ -506,9 +519,9 @@ export class ReplicationNode {
       });
     }
     const caller = this.#auth.check(req);
-    if (caller === null) {
+    if (caller instanceof AuthRefusal) {
       this.stats.rejected++;
-      return text(401, "node authentication failed");
+      return text(caller.status, caller.message);
     }
     return this.#auth.signed(caller, 200, await this.#manifestBytes(enc), undefined, [type]);
   }

@@ -180,9 +180,11 @@ export interface AuthFields {
   ts: number;
   nonce: string;
   sig: string;
+  /** The TLS certificate key's signature (`--node-auth cert`, `lib/tls/cert_identity.ts`). */
+  csig: string;
 }
 
-/** Parses `id=.., ts=.., nonce=.., sig=..` (after the scheme, if any); null when malformed. */
+/** Parses `id=.., ts=.., nonce=.., sig=.., csig=..` (after the scheme, if any); null when malformed. */
 export function parseAuthFields(value: string): Partial<AuthFields> | null {
   const out: Record<string, string> = {};
   for (const part of value.split(",")) {
@@ -195,6 +197,7 @@ export function parseAuthFields(value: string): Partial<AuthFields> | null {
   if (out.ts !== undefined) r.ts = Number(out.ts);
   if (out.nonce !== undefined) r.nonce = out.nonce;
   if (out.sig !== undefined) r.sig = out.sig;
+  if (out.csig !== undefined) r.csig = out.csig;
   return r;
 }
 

@@ -48,7 +48,18 @@ export const TLS_FLAGS = {
     help:
       "Renew when less than this is left (e.g. 20d; at most 24d). Default: a third of the lifetime.",
   },
+  "node-auth": {
+    type: "string",
+    arg: "cert|key|both",
+    help: "What authenticates node-to-node requests: cert, this node's --cert (signed with " +
+      "--key; peers check it against --ca and that it names a node in their server list); " +
+      "key, the node key admitted with the admin token; both, signed with both and accepted " +
+      "with either (to change a running fleet). Default: cert with --tls --cert, else key.",
+  },
 } satisfies FlagTable;
+
+/** What authenticates node-to-node requests (`--node-auth`). */
+export const NODE_AUTH_MODES = ["cert", "key", "both"] as const;
 
 /** ACME settings of a node. */
 export interface AcmeConfig {
@@ -71,7 +82,9 @@ export interface TlsConfig {
 
 /** The TLS settings from parsed flags, or null without `--tls`. */
 export function parseTlsFlags(f: Flags): TlsConfig | null {
-  const given = Object.keys(TLS_FLAGS).filter((k) => k !== "tls" && f.values[k] !== undefined);
+  const given = Object.keys(TLS_FLAGS).filter((k) =>
+    k !== "tls" && k !== "node-auth" && f.values[k] !== undefined
+  );
   if (!f.bool("tls")) {
     if (given.length > 0) throw new UsageError(`--${given[0]} needs --tls`);
     return null;
@@ -108,4 +121,24 @@ export function parseTlsFlags(f: Flags): TlsConfig | null {
         : f.duration("acme-renew-before", 0, 1),
     },
   };
+}
+
+/**
+ * `--node-auth`: `cert` by default with `--tls --cert` (the certificate names the node), else
+ * `key`; `cert` and `both` need `--tls --cert --key --ca` (an ACME certificate names an
+ * address, not a node).
+ */
+export function parseNodeAuth(
+  f: Flags,
+  tls: TlsConfig | null,
+): (typeof NODE_AUTH_MODES)[number] {
+  const hasCert = tls !== null && tls.certFile !== null && tls.caFile !== null;
+  const mode = f.oneOf("node-auth", NODE_AUTH_MODES, hasCert ? "cert" : "key");
+  if (mode !== "key" && !hasCert) {
+    throw new UsageError(
+      `--node-auth ${mode} needs --tls --cert FILE --key FILE --ca FILE ` +
+        "(an ACME certificate names an address, not a node)",
+    );
+  }
+  return mode;
 }

@@ -11,11 +11,15 @@ import { trustCa } from "./client.ts";
 import { type CertInfo, loadCa, loadKeyPair } from "./files.ts";
 import type { TlsConfig } from "./flags.ts";
 import type { TlsKeyPair } from "./listen.ts";
+import { CertSigner, CertVerifier } from "./cert_identity.ts";
+import type { CertCredential } from "../replication/peer_auth.ts";
 
 /** A node's TLS once its certificate is in hand. */
 export interface NodeTls {
   pair: TlsKeyPair;
   info: CertInfo;
+  /** The `--ca` file's certificates (PEM), or null when not given. */
+  caPem: string | null;
   /** Starts ACME renewal (no-op for `--cert`); `install` swaps the listener's certificate. */
   renew(install: (pair: TlsKeyPair) => void): () => void;
   /**
@@ -50,10 +54,11 @@ export async function prepareNodeTls(c: TlsConfig, ctx: NodeTlsContext): Promise
         const next = await loadKeyPair(c.certFile!, c.keyFile!, c.caFile);
         return { pair: next.pair, info: next.info };
       };
-      return { pair, info, renew: () => () => {}, reload };
+      return { pair, info, caPem, renew: () => () => {}, reload };
     }
     const acmeCfg = c.acme;
-    if (c.caFile !== null) trustCa(await loadCa(c.caFile));
+    const caPem = c.caFile === null ? null : await loadCa(c.caFile);
+    if (caPem !== null) trustCa(caPem);
     const directoryCa = acmeCfg.caFile === null ? null : await loadCa(acmeCfg.caFile, "--acme-ca");
     if (ctx.identifier === null) {
       throw new Error("--acme-directory needs the node's address: give --advertise or --host ADDR");
@@ -75,6 +80,7 @@ export async function prepareNodeTls(c: TlsConfig, ctx: NodeTlsContext): Promise
     if (first === kept) ctx.log(`tls: kept ACME certificate ${describe(first.info)}`);
     return {
       ...first,
+      caPem,
       reload: () => Promise.resolve(null),
       renew: (install) =>
         scheduleRenewal(
@@ -92,4 +98,29 @@ export async function prepareNodeTls(c: TlsConfig, ctx: NodeTlsContext): Promise
     if (e instanceof StartError) throw e;
     throw new StartError(`--tls: ${(e as Error).message}`);
   }
+}
+
+/**
+ * `--node-auth cert|both`: the certificate of `--cert` as node-to-node credential, checked
+ * against `--ca`. A certificate without a common name is a {@link StartError}.
+ */
+export function certCredential(
+  tls: NodeTls,
+  mode: "cert" | "both",
+  certFile: string,
+): CertCredential {
+  try {
+    return { mode, signer: new CertSigner(tls.pair), verifier: new CertVerifier(tls.caPem!) };
+  } catch (e) {
+    throw new StartError(`--node-auth ${mode}: --cert ${certFile}: ${(e as Error).message}`);
+  }
+}
+
+/** The signer of a reloaded certificate; throws when it does not name this node (`id`). */
+export function nodeCertSigner(pair: TlsKeyPair, id: string): CertSigner {
+  const signer = new CertSigner(pair);
+  if (signer.name !== id) {
+    throw new Error(`the new --cert names ${signer.name} (CN), not this node (${id})`);
+  }
+  return signer;
 }
