@@ -17,7 +17,8 @@ export const GET_FLAGS = {
   dns: {
     type: "string",
     arg: "HOST:PORT",
-    help: `The index: a DNS server's control API (or env NEARCAST_DNS). Default ${DEFAULT_DNS}.`,
+    help: "The index: a DNS server's control API (or env NEARCAST_DNS); https://HOST:PORT " +
+      `for one served over TLS (--cert), verified against --ca. Default ${DEFAULT_DNS}.`,
   },
   name: {
     type: "string",
@@ -33,8 +34,8 @@ export const GET_FLAGS = {
   ca: {
     type: "string",
     arg: "FILE",
-    help: "CA (PEM) the certificate of an https holder (a replica started with --tls) must " +
-      "chain to, alone. Default: https holders are verified against Deno's public roots.",
+    help: "CA (PEM) the certificate of an https holder (a replica started with --tls) and of " +
+      "an https index must chain to, alone. Default: Deno's public roots.",
   },
   "limit-rate": {
     type: "string",
@@ -54,7 +55,9 @@ export const GET_FLAGS = {
 /** The usage text of `--help`. */
 export function getUsage(): string {
   return usage(
-    ["Usage: deno task get PATH [--dns HOST:PORT] [--name NAME] [--ca FILE] [-o FILE]"],
+    [
+      "Usage: deno task get PATH [--dns [https://]HOST:PORT] [--name NAME] [--ca FILE] [-o FILE]",
+    ],
     GET_FLAGS,
     [
       "Asks the index which live replicas hold PATH, downloads it from the best one (resuming",
@@ -72,7 +75,7 @@ export function getUsage(): string {
 export interface GetConfig {
   /** The path asked for, with its leading slash. */
   path: string;
-  /** Base URL of the index, e.g. `http://127.0.0.1:5380`. */
+  /** Base URL of the index, e.g. `http://127.0.0.1:5380` (`https://` given as such). */
   index: string;
   /** `Host` sent to the replicas, or null for their address. */
   name: string | null;
@@ -104,10 +107,12 @@ export function parseGetConfig(
     throw new UsageError(`PATH must name a file (no query, no trailing /): received ${raw}`);
   }
   const dns = f.string("dns") ?? env.NEARCAST_DNS ?? DEFAULT_DNS;
+  // `https://HOST:PORT`: a control API served over TLS (the DNS server's --cert), as --announce.
+  const scheme = /^https?:\/\//i.exec(dns)?.[0].slice(0, -3).toLowerCase() ?? "http";
   let index: string;
   try {
-    const { host, port } = parseHostPort(dns, "--dns");
-    index = `http://${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const { host, port } = parseHostPort(dns.replace(/^https?:\/\//i, ""), "--dns");
+    index = `${scheme}://${host.includes(":") ? `[${host}]` : host}:${port}`;
   } catch (e) {
     throw new UsageError((e as Error).message);
   }

@@ -1,10 +1,13 @@
 /**
  * Asking the index: `GET /locate/PATH` on a DNS server's control API names the live replicas
- * that hold PATH, best first for the caller (the steering policy's order), with their URLs.
+ * that hold PATH, best first for the caller (the steering policy's order), with their URLs. An
+ * `https://` index (a control API with `--cert`) is verified like the holders: against `--ca`
+ * alone when given, else the public roots.
  *
  * @module
  */
 import { EXIT, GetFailure } from "./exit_codes.ts";
+import { describeFetchError, peerFetch } from "../tls/client.ts";
 
 /** A replica that holds the path. */
 export interface Holder {
@@ -23,11 +26,12 @@ export async function locate(index: string, path: string): Promise<Holder[]> {
   const url = `${index}/locate${path}`;
   let res: Response, text: string;
   try {
-    res = await fetch(url, { signal: AbortSignal.timeout(LOCATE_TIMEOUT_MS) });
+    // An https index with --ca is verified against that CA alone (the process's trust).
+    res = await peerFetch(url, { signal: AbortSignal.timeout(LOCATE_TIMEOUT_MS) });
     text = await res.text();
   } catch (e) {
     throw new GetFailure(
-      `cannot reach the index at ${index}: ${(e as Error).message}`,
+      `cannot reach the index at ${index}: ${describeFetchError(e)}`,
       EXIT.NETWORK,
     );
   }
