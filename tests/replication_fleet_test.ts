@@ -9,12 +9,10 @@ import {
   get,
   runUpload,
   startNode,
-  stopAll,
-  type TestNode,
   tfetch,
   TOKEN,
   waitUntil,
-  withTempDir,
+  withNodes,
 } from "./_upload_cluster.ts";
 
 const CONVERGE_MS = 20_000;
@@ -25,40 +23,35 @@ Deno.test({
   sanitizeOps: false,
   async fn() {
     const dns = await startDns(["-n", "cdn.test", "--admin-token", TOKEN]);
-    await withTempDir(async (dir) => {
-      const nodes: TestNode[] = [];
-      try {
-        for (const id of ["a", "b"]) {
-          nodes.push(
-            await startNode(id, `${dir}/${id}`, ["--announce", `127.0.0.1:${dns.control}`]),
-          );
-        }
-        const [a, b] = nodes;
-        await waitUntil(
-          async () => {
-            for (const n of nodes) {
-              const list = await (await tfetch(`${n.url}/_cdn/servers`)).json() as {
-                id: string;
-                alive: boolean;
-              }[];
-              if (list.filter((s) => s.alive).length !== 2) return false;
-            }
-            return true;
-          },
-          CONVERGE_MS,
-          "a and b to list each other as alive",
+    await withNodes(async (dir, nodes) => {
+      for (const id of ["a", "b"]) {
+        nodes.push(
+          await startNode(id, `${dir}/${id}`, ["--announce", `127.0.0.1:${dns.control}`]),
         );
-        await Deno.writeTextFile(`${dir}/f.txt`, "through the DNS server's list");
-        const r = await runUpload([`${dir}/f.txt`, "--to", a.url, "--token", TOKEN]);
-        equal(r.code, 0, r.err);
-        await waitUntil(
-          async () => (await get(`${b.url}/f.txt`)).status === 200,
-          CONVERGE_MS,
-          "b to serve f.txt",
-        );
-      } finally {
-        await stopAll(nodes);
       }
+      const [a, b] = nodes;
+      await waitUntil(
+        async () => {
+          for (const n of nodes) {
+            const list = await (await tfetch(`${n.url}/_cdn/servers`)).json() as {
+              id: string;
+              alive: boolean;
+            }[];
+            if (list.filter((s) => s.alive).length !== 2) return false;
+          }
+          return true;
+        },
+        CONVERGE_MS,
+        "a and b to list each other as alive",
+      );
+      await Deno.writeTextFile(`${dir}/f.txt`, "through the DNS server's list");
+      const r = await runUpload([`${dir}/f.txt`, "--to", a.url, "--token", TOKEN]);
+      equal(r.code, 0, r.err);
+      await waitUntil(
+        async () => (await get(`${b.url}/f.txt`)).status === 200,
+        CONVERGE_MS,
+        "b to serve f.txt",
+      );
     });
     await dns.stop("SIGTERM");
   },
