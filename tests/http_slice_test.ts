@@ -315,3 +315,58 @@ Deno.test("http slices: failures after the answer started abort it; unstable val
     await origin.close();
   }
 });
+
+Deno.test("http slices: stale slices are revalidated, and stand in for a failing origin", async (t) => {
+  const origin = await startOrigin({
+    "/reval": {
+      ranges: true,
+      conditional: true,
+      headers: { "cache-control": "max-age=0", etag: '"r"' },
+      body: V1,
+    },
+  });
+  const replica = await startReplica([
+    "-o",
+    origin.url,
+    "--id",
+    "slicestale",
+    "--index",
+    "ts",
+    "--slice-size",
+    "64KiB",
+  ]);
+  const get = async () => {
+    const res = await fetch(`${replica.url}/reval`, {
+      headers: { range: "bytes=70000-70009" },
+      signal: AbortSignal.timeout(20_000),
+    });
+    return { res, bytes: new Uint8Array(await res.arrayBuffer()) };
+  };
+  try {
+    await t.step("a stale slice is revalidated: 304, REVALIDATED", async () => {
+      equal((await get()).res.headers.get("x-cache"), "MISS");
+      const a = await get();
+      equal(a.res.status, 206);
+      equal(a.res.headers.get("x-cache"), "REVALIDATED");
+      assertEquals(a.bytes, V1.slice(70000, 70010));
+      equal(origin.count("/reval"), 2);
+      const last = origin.seen.at(-1)!.headers;
+      equal(last.get("if-none-match"), '"r"');
+      equal(last.get("range"), `bytes=${SLICE}-${2 * SLICE - 1}`);
+    });
+    await t.step("origin down: the stale slice is served (--stale-on-error)", async () => {
+      await origin.close();
+      const a = await get();
+      equal(a.res.status, 206);
+      equal(a.res.headers.get("x-cache"), "STALE");
+      assertEquals(a.bytes, V1.slice(70000, 70010));
+      await replica.waitFor(
+        /origin failure: GET \/reval \(slice 1\): .*served the stale slice/,
+        5000,
+      );
+    });
+  } finally {
+    await replica.close();
+    await origin.close();
+  }
+});

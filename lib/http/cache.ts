@@ -54,6 +54,13 @@ export {
   varyNames,
 } from "./cache_entry.ts";
 
+/**
+ * The status whose rules set a stored response's freshness: a stored 206 is a slice of a 200
+ * (fill_slice.ts), fresh as long as the representation is (206 is heuristically cacheable,
+ * RFC 9110 §15.1).
+ */
+const freshnessStatus = (status: number) => status === 206 ? 200 : status;
+
 /** Options of {@link HttpCache}. */
 export interface HttpCacheOptions {
   index: CacheIndex;
@@ -298,7 +305,7 @@ export class HttpCache {
     responseTime: number,
   ): boolean {
     const headers = freshenHeaders(entry.headers, update);
-    const facts = responseFacts(entry.status, headers);
+    const facts = responseFacts(freshnessStatus(entry.status), headers);
     const names = varyNames(facts.vary);
     const reusable = unstorableReason("GET", EMPTY_CACHE_CONTROL, false, facts) === null &&
       names.length === entry.varyNames.length && names.every((n, i) => n === entry.varyNames[i]);
@@ -521,7 +528,7 @@ export class HttpCache {
     names: string[],
     pinned: boolean,
   ): CacheEntry {
-    const facts = responseFacts(parts.status, parts.headers);
+    const facts = responseFacts(freshnessStatus(parts.status), parts.headers);
     const entry: CacheEntry = {
       key,
       url,

@@ -146,6 +146,7 @@ export function createFiller(o: FillerOptions): Filler {
       originTimeoutMs: originTimeout,
       sliceBytes: o.sliceBytes!,
       maxFetches: o.sliceFetches ?? 4,
+      staleOnErrorSeconds: staleOnError,
       now,
       log,
     })

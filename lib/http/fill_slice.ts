@@ -19,7 +19,7 @@ import type { Bytes, CacheEntry, HttpCache } from "./cache.ts";
 import type { CacheControl } from "./cache_control.ts";
 import { ifRangeHolds } from "./conditional.ts";
 import { fillForwarded, fillRequestHeaders } from "./forwarding.ts";
-import { evaluateFreshness, unstorableReason } from "./freshness.ts";
+import { evaluateFreshness, mayServeStaleOnError, unstorableReason } from "./freshness.ts";
 import type { Metrics } from "./metrics.ts";
 import {
   BodyError,
@@ -48,6 +48,8 @@ export interface SlicerOptions {
   sliceBytes: number;
   /** Most slice requests to the origin at once. */
   maxFetches: number;
+  /** `--stale-on-error`, seconds (see `mayServeStaleOnError`). */
+  staleOnErrorSeconds: number;
   now: () => number;
   log: (line: string) => void;
 }
@@ -75,8 +77,11 @@ interface Slice {
   entry: CacheEntry | null;
   /** The body when just fetched (read from the entry otherwise). */
   body: Bytes | null;
-  /** Whether it came fresh from the cache. */
-  hit: boolean;
+  /**
+   * Where it came from: fresh from the cache, the origin, the cache after a 304, or the cache
+   * stale because the origin failed.
+   */
+  how: "hit" | "miss" | "revalidated" | "stale";
 }
 
 type Got =
@@ -90,6 +95,9 @@ type Got =
 const CONTENT_RANGE = /^bytes ([0-9]{1,15})-([0-9]{1,15})\/([0-9]{1,15})$/;
 /** Above this a parsed range start comes from a suffix range against an unknown length. */
 const UNKNOWN_START = 2 ** 52;
+
+/** Whether the origin vouched for `s` just now (fetched, or a 304). */
+const confirmed = (s: Slice) => s.how === "miss" || s.how === "revalidated";
 
 /** The strong validator of a response's headers, or null. */
 function validatorOf(headers: readonly [string, string][]): string | null {
@@ -129,36 +137,54 @@ export function createSlicer(o: SlicerOptions): Slicer {
 
   const sliceKey = (url: string, h: Headers, i: number) => `${cache.keyFor(url, h)}\nslice:${i}`;
 
-  /** The fresh stored slice `i` of `url`, or null. */
-  function lookup(req: Request, url: string, reqCc: CacheControl, i: number): Slice | null {
+  /** The stored slice `i` of `url` (fresh or stale), or null. */
+  function lookup(req: Request, url: string, i: number): Slice | null {
     const entry = cache.get(sliceKey(url, req.headers, i));
-    if (entry === null || entry.status !== 206) return null;
-    if (evaluateFreshness(entry, reqCc, now()).state !== "fresh") return null;
+    return entry === null ? null : storedSlice(entry, i, "hit");
+  }
+
+  function storedSlice(entry: CacheEntry, i: number, how: Slice["how"]): Slice | null {
+    if (entry.status !== 206) return null;
     const m = CONTENT_RANGE.exec(entry.headers.find(([n]) => n === "content-range")?.[1] ?? "");
     const validator = validatorOf(entry.headers);
     if (m === null || validator === null) return null;
-    return {
-      index: i,
-      total: Number(m[3]),
-      validator,
-      headers: entry.headers,
-      entry,
-      body: null,
-      hit: true,
-    };
+    const total = Number(m[3]);
+    return { index: i, total, validator, headers: entry.headers, entry, body: null, how };
+  }
+
+  /** `stale` standing in for a failed slice fetch when it may (logged), else `got`. */
+  function standIn(
+    url: string,
+    reqCc: CacheControl,
+    stale: Slice | null,
+    got: Got,
+    answered = false,
+  ): Got {
+    if (stale === null || stale.entry === null) return got;
+    if (!mayServeStaleOnError(stale.entry, reqCc, now(), o.staleOnErrorSeconds, answered)) {
+      return got;
+    }
+    const message = got.kind === "error"
+      ? got.message
+      : `origin answered ${got.kind === "other" ? got.status : ""}`;
+    o.log(`origin failure: GET ${url} (slice ${stale.index}): ${message}; served the stale slice`);
+    if (got.kind === "other") got.response?.body?.cancel().catch(() => {});
+    return { kind: "slice", slice: { ...stale, how: "stale" } };
   }
 
   /** Slice `i`: stored and fresh, else fetched (shared with concurrent requests for it). */
   function get(req: Request, url: string, reqCc: CacheControl, i: number): Promise<Got> {
-    const slice = lookup(req, url, reqCc, i);
-    if (slice !== null) return Promise.resolve({ kind: "slice", slice });
+    const stored = lookup(req, url, i);
+    if (stored !== null && evaluateFreshness(stored.entry!, reqCc, now()).state === "fresh") {
+      return Promise.resolve({ kind: "slice", slice: stored });
+    }
     const key = sliceKey(url, req.headers, i);
     const shared = inflight.get(key);
     if (shared !== undefined) {
       // A response passed through belongs to the request that fetched it.
       return shared.then((g) => g.kind === "other" ? { ...g, response: null } : g);
     }
-    const p = limiter.run(() => fetchSlice(req, url, reqCc, i));
+    const p = limiter.run(() => fetchSlice(req, url, reqCc, i, stored));
     inflight.set(key, p);
     p.finally(() => inflight.delete(key)).catch(() => {});
     return p;
@@ -169,11 +195,17 @@ export function createSlicer(o: SlicerOptions): Slicer {
     url: string,
     reqCc: CacheControl,
     i: number,
+    stale: Slice | null,
   ): Promise<Got> {
     const sent = fillForwarded(req.headers, cache.varyOf(url));
     const headers = fillRequestHeaders(req.headers, sent, o.via);
     const from = i * S;
     headers.set("range", `bytes=${from}-${from + S - 1}`);
+    const validators = stale?.entry ?? null;
+    if (validators?.etag != null) headers.set("if-none-match", validators.etag);
+    if (validators?.lastModified != null) {
+      headers.set("if-modified-since", validators.lastModified);
+    }
     const signal = AbortSignal.timeout(o.originTimeoutMs);
     const requestTime = now();
     let res: Response;
@@ -187,11 +219,33 @@ export function createSlicer(o: SlicerOptions): Slicer {
       );
     } catch (e) {
       metrics.originErrors++;
-      return failure(signal, e, `origin unreachable: ${fetchFailure(e)}`);
+      return standIn(
+        url,
+        reqCc,
+        stale,
+        failure(signal, e, `origin unreachable: ${fetchFailure(e)}`),
+      );
     }
     metrics.observeOriginLatency((now() - requestTime) / 1000);
     const responseTime = now();
     const list = originResponseHeaders(res);
+    if (res.status === 304 && stale?.entry != null) {
+      await res.body?.cancel();
+      const freshened = cache.freshen(stale.entry, list, requestTime, responseTime);
+      const slice = freshened ? storedSlice(stale.entry, i, "revalidated") : null;
+      if (slice !== null) return { kind: "slice", slice };
+      cache.remove(stale.entry);
+      return { kind: "other", status: 304, response: null };
+    }
+    if (res.status >= 500 && stale !== null) {
+      metrics.originErrors++;
+      const got: Got = {
+        kind: "other",
+        status: res.status,
+        response: respond.passThrough(res.status, list, res.body),
+      };
+      return standIn(url, reqCc, stale, got, true);
+    }
     const m = res.status === 206
       ? CONTENT_RANGE.exec(list.find(([n]) => n === "content-range")?.[1] ?? "")
       : null;
@@ -217,7 +271,7 @@ export function createSlicer(o: SlicerOptions): Slicer {
     } catch (e) {
       metrics.originErrors++;
       o.log(`origin: ${url} (slice ${i}): ${(e as Error).message}`);
-      return failure(signal, e, (e as Error).message);
+      return standIn(url, reqCc, stale, failure(signal, e, (e as Error).message));
     }
     metrics.originBytes += body.byteLength;
     const storable = unstorableReason("GET", reqCc, false, responseFacts(200, list)) === null;
@@ -241,7 +295,7 @@ export function createSlicer(o: SlicerOptions): Slicer {
     for (const e of cache.variants(url)) {
       if (e.status === 206 && validatorOf(e.headers) !== validator) cache.remove(e);
     }
-    const slice: Slice = { index: i, total, validator, headers: list, entry, body, hit: false };
+    const slice: Slice = { index: i, total, validator, headers: list, entry, body, how: "miss" };
     return { kind: "slice", slice };
   }
 
@@ -333,12 +387,12 @@ export function createSlicer(o: SlicerOptions): Slicer {
       }
       if (!usable) return forwardAsIs(req, url);
       const all = [...slices.values()];
-      const current = all.find((s) => !s.hit) ?? anchor;
+      const current = all.find((s) => confirmed(s)) ?? anchor;
       if (all.every((s) => s.validator === current.validator && s.total === current.total)) {
         return answer(req, url, reqCc, parsed.ranges, order, slices, current);
       }
       // Another representation among the stored slices: drop them, fetch again once.
-      for (const s of all) if (s.hit && s.entry !== null) cache.remove(s.entry);
+      for (const s of all) if (!confirmed(s) && s.entry !== null) cache.remove(s.entry);
     }
     return forwardAsIs(req, url);
   }
@@ -354,11 +408,20 @@ export function createSlicer(o: SlicerOptions): Slicer {
     base: Slice,
   ): Response {
     const total = base.total;
-    const hit = [...resolved.values()].every((s) => s.hit);
-    if (hit) metrics.hits++;
+    const hows = new Set([...resolved.values()].map((s) => s.how));
+    const xcache = hows.has("stale")
+      ? "STALE"
+      : hows.has("miss")
+      ? "MISS"
+      : hows.has("revalidated")
+      ? "REVALIDATED"
+      : "HIT";
+    if (xcache === "HIT") metrics.hits++;
+    else if (xcache === "STALE") metrics.stale++;
+    else if (xcache === "REVALIDATED") metrics.revalidated++;
     else metrics.misses++;
     const age = base.entry === null ? 0 : evaluateFreshness(base.entry, reqCc, now()).age;
-    let list = respond.relayHeaders(base.headers, hit ? "HIT" : "MISS", age)
+    let list = respond.relayHeaders(base.headers, xcache, age)
       .filter(([n]) => n !== "content-range");
     let parts: (Uint8Array | ByteRange)[] = ranges.slice();
     if (ranges.length === 1) list.push(["content-range", contentRange(ranges[0], total)]);
@@ -408,7 +471,7 @@ export function createSlicer(o: SlicerOptions): Slicer {
       if (got.kind !== "slice") throw new Error(`slice ${index} of ${url} could not be fetched`);
       const s = got.slice;
       if (s.validator !== base.validator || s.total !== total) {
-        if (s.hit && s.entry !== null) cache.remove(s.entry);
+        if (!confirmed(s) && s.entry !== null) cache.remove(s.entry);
         throw new Error(`${url} changed while its slices were sent; response aborted`);
       }
       ensure(); // only while the answer goes on
