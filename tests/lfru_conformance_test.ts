@@ -24,7 +24,7 @@ function assertThrows(
   });
 }
 
-type Index = CacheIndex & { frequency(hi: number, lo: number): number };
+type Index = CacheIndex & { frequency(hi: number, lo: number): number; windowShare(): number };
 const IMPLEMENTATIONS: [string, (budget: number, options?: LfruOptions) => Index][] = [
   ["ts", (b, o) => new TsLfru(b, o)],
   ["wasm", (b, o) => createWasmLfru(b, o)],
@@ -209,6 +209,57 @@ for (const [name, make] of IMPLEMENTATIONS) {
     c.get(0, 100);
     assert(c.set(0, 100, 50) >= 0, "third request: admitted");
     assertEquals(evictedList(c).length, 1);
+  });
+
+  /** Requests `key` `n` times (gets) and stores it with size 1; returns the slot or -1. */
+  function warm(c: Index, key: number, n: number): number {
+    for (let i = 0; i < n; i++) c.get(0, key);
+    return c.set(0, key, 1);
+  }
+
+  Deno.test(`${name}: a window ghost counts only within ARC's history`, () => {
+    // 4 entries, window 1 (25 %), no privileged segment. Four keys used 5 times fill it; each
+    // new key seen once pushes the one before it out of the window (it loses its duel). A miss
+    // on key 100 counts while the window evicted at most entries × (1 − window share) = 3 keys
+    // since key 100 left (itself included): two keys later (2) the window grows by one step
+    // (1/16); five keys later (5) it does not.
+    for (const [later, grows] of [[1, true], [4, false]] as const) {
+      const c = make(4, { windowFraction: 0.25, protectedFraction: 0 });
+      for (let k = 0; k < 4; k++) assert(warm(c, k, 5) >= 0);
+      warm(c, 100, 1);
+      for (let k = 101; k <= 101 + later; k++) warm(c, k, 1);
+      assertEquals(c.windowShare(), 0.25);
+      c.get(0, 100);
+      assertEquals(
+        c.windowShare(),
+        grows ? 0.25 + 1 / 16 : 0.25,
+        `${later + 1} window evictions since`,
+      );
+    }
+  });
+
+  Deno.test(`${name}: a main ghost counts only within as many evictions as entries`, () => {
+    // 4 entries, window 2 (50 %), no privileged segment. Keys 0 and 1 (used once) and 2 and 3
+    // (twice) fill it; each later key is used once more than the one before, wins its duel
+    // and evicts one main entry: key 0 first. A miss on key 0 right after (1 main eviction
+    // since, its own) shrinks the window by one step (1/16); after six (more than the 4
+    // entries) it does not.
+    for (const [newKeys, shrinks] of [[1, true], [6, false]] as const) {
+      const c = make(4, { windowFraction: 0.5, protectedFraction: 0 });
+      for (let k = 0; k < 4; k++) assert(warm(c, k, k < 2 ? 1 : 2) >= 0);
+      for (let i = 0; i < newKeys; i++) {
+        assert(warm(c, 10 + i, 3 + i) >= 0);
+        assertEquals(c.evictedCount(), 1);
+      }
+      assertEquals(c.peek(0, 0), -1, "key 0 was evicted");
+      assertEquals(c.windowShare(), 0.5);
+      c.get(0, 0);
+      assertEquals(
+        c.windowShare(),
+        shrinks ? 0.5 - 1 / 16 : 0.5,
+        `${newKeys} main evictions since`,
+      );
+    }
   });
 
   Deno.test(`${name}: a cache with room admits a large new key at once`, () => {

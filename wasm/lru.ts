@@ -15,7 +15,8 @@
 // Memory: the static area holds the per-segment list heads, tails and byte counts; everything
 // else lives in one block at __heap_base, sized by the slot capacity C (a power of two):
 //   records C × 32 B | hash table 4C × u64 | evicted C × i32 | main ghost C × u32 |
-//   window ghost C/4 × u32 | sketch 4 rows × 2C × u8
+//   window ghost C/4 × u32 | main ghost stamps C × u32 | window ghost stamps C/4 × u32 |
+//   sketch 4 rows × 2C × u8
 // Growth builds the doubled block above the old one (memory.grow if needed), then moves it
 // down to the base, so memory holds at most the old and the new block. No allocation per call.
 //
@@ -86,6 +87,11 @@ let tableMask: u32 = 0;
 let evicted: usize = 0;
 let ghostMain: usize = 0;
 let ghostWindow: usize = 0;
+// Each ghost position's eviction count when it was written, and the counts so far (mod 2^32).
+let ghostMainAt: usize = 0;
+let ghostWindowAt: usize = 0;
+let mainEvictions: u32 = 0;
+let windowEvictions: u32 = 0;
 let sketch: usize = 0;
 let sketchWidth: i32 = 0;
 let batchEvicted: usize = 0;
@@ -328,7 +334,8 @@ function tableDelete(s: i32): void {
 // ---- block and growth -------------------------------------------------------------------------
 
 @inline function blockBytes(c: i32): usize {
-  return (<usize>c) * 97; // 32 record + 32 table + 4 evicted + 4 + 1 ghosts + 8 sketch + 8 batch
+  // 32 record + 32 table + 4 evicted + 4 + 1 ghosts + 4 + 1 stamps + 8 sketch + 8 batch
+  return (<usize>c) * 102;
 }
 
 function place(at: usize, c: i32): void {
@@ -337,7 +344,9 @@ function place(at: usize, c: i32): void {
   evicted = table + ((<usize>c) << 5);
   ghostMain = evicted + ((<usize>c) << 2);
   ghostWindow = ghostMain + ((<usize>c) << 2);
-  sketch = ghostWindow + (<usize>c); // c/4 u32
+  ghostMainAt = ghostWindow + (<usize>c); // c/4 u32
+  ghostWindowAt = ghostMainAt + ((<usize>c) << 2);
+  sketch = ghostWindowAt + (<usize>c); // c/4 u32
   batchEvicted = sketch + ((<usize>c) << 3); // 2c i32
   // 4C entries: load ≤ 1/4, so a missing key's probe ends after ~1.4 entries instead of ~2.5
   // (the data-dependent probe loop is a mispredicted branch). Where a key sits in the table is
@@ -352,12 +361,18 @@ function ensureMemory(end: usize): bool {
   return memory.grow(pages) >= 0;
 }
 
-/** Re-indexes a direct-mapped ghost of `n` entries into one of `m`, in order (later wins). */
-function regrowGhost(old: usize, n: i32, to: usize, m: i32): void {
+/**
+ * Re-indexes a direct-mapped ghost of `n` entries into one of `m`, in order (later wins); each
+ * entry's stamp (at `oldAt`) moves with it (to `toAt`).
+ */
+function regrowGhost(old: usize, oldAt: usize, n: i32, to: usize, toAt: usize, m: i32): void {
   const mask = <u32>m - 1;
   for (let i = 0; i < n; i++) {
     const v = load<u32>(old + ((<usize>i) << 2));
-    if (v != 0) store<u32>(to + ((<usize>(v & mask)) << 2), v);
+    if (v == 0) continue;
+    const j = (<usize>(v & mask)) << 2;
+    store<u32>(to + j, v);
+    store<u32>(toAt + j, load<u32>(oldAt + ((<usize>i) << 2)));
   }
 }
 
@@ -369,6 +384,8 @@ function grow(c: i32): bool {
   const oldWidth = sketchWidth;
   const oldGhostMain = ghostMain;
   const oldGhostWindow = ghostWindow;
+  const oldGhostMainAt = ghostMainAt;
+  const oldGhostWindowAt = ghostWindowAt;
   const oldBatchEvicted = batchEvicted;
   const at = cap == 0 ? base : base + blockBytes(cap);
   const size = blockBytes(c);
@@ -389,8 +406,15 @@ function grow(c: i32): bool {
     }
   }
   sketchWidth = width;
-  regrowGhost(oldGhostMain, oldCap, ghostMain, c);
-  regrowGhost(oldGhostWindow, oldCap >> WINDOW_GHOST_SHIFT, ghostWindow, c >> WINDOW_GHOST_SHIFT);
+  regrowGhost(oldGhostMain, oldGhostMainAt, oldCap, ghostMain, ghostMainAt, c);
+  regrowGhost(
+    oldGhostWindow,
+    oldGhostWindowAt,
+    oldCap >> WINDOW_GHOST_SHIFT,
+    ghostWindow,
+    ghostWindowAt,
+    c >> WINDOW_GHOST_SHIFT,
+  );
   if (batchTotal > 0) memory.copy(batchEvicted, oldBatchEvicted, (<usize>batchTotal) << 2);
   cap = c;
   if (at != base) {
@@ -434,18 +458,27 @@ function removeRecord(s: i32): void {
 
 // ARC's rule on the window share: a miss on a key the window recently pushed out means the
 // window is too small, a miss on a key the main segments recently evicted means it is too big;
-// each moves the share by one average entry.
+// each moves the share by one average entry. A ghost hit counts only within ARC's history: a
+// window ghost if the window evicted fewer keys since than the entries outside it, a main ghost
+// if main evicted at most `entries` since (see adapt in lib/cache/lfru.ts).
 function adapt(h: u32): void {
   const tag = h | 1;
-  const pw = ghostWindow + ((<usize>(h & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2);
-  const pm = ghostMain + ((<usize>(h & (<u32>cap - 1))) << 2);
+  const iw = (<usize>(h & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2;
+  const im = (<usize>(h & (<u32>cap - 1))) << 2;
+  const pw = ghostWindow + iw;
+  const pm = ghostMain + im;
+  const held: f64 = used > 0 ? bytes(WINDOW) / used : 0;
   let delta: f64 = 0;
-  if (load<u32>(pw) == tag) {
+  if (
+    load<u32>(pw) == tag &&
+    <f64>(windowEvictions - load<u32>(ghostWindowAt + iw)) <= <f64>entries * (1 - held)
+  ) {
     store<u32>(pw, 0);
     delta = 1;
   } else {
     const v = load<u32>(pm);
     if ((v | WAS_PRIVILEGED) != (h | 3)) return;
+    if (<f64>(mainEvictions - load<u32>(ghostMainAt + im)) > <f64>entries) return;
     store<u32>(pm, 0);
     delta = -1;
     const p: f64 = (v & WAS_PRIVILEGED) != 0 ? PRIVILEGED_GHOST_WEIGHT : -1;
@@ -505,10 +538,14 @@ function evictOverflow(self: i32, isNew: bool): bool {
     else x = admits(c, v) ? v : c;
     const hx = hashOf(x);
     if (segOf(x) == WINDOW) {
-      store<u32>(ghostWindow + ((<usize>(hx & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2), hx | 1);
+      const i = (<usize>(hx & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2;
+      store<u32>(ghostWindow + i, hx | 1);
+      store<u32>(ghostWindowAt + i, windowEvictions++);
     } else {
       const wp = <u32>load<u8>(rec(x), R_PRIV);
-      store<u32>(ghostMain + ((<usize>(hx & (<u32>cap - 1))) << 2), (hx | 3) ^ (WAS_PRIVILEGED ^ wp));
+      const i = (<usize>(hx & (<u32>cap - 1))) << 2;
+      store<u32>(ghostMain + i, (hx | 3) ^ (WAS_PRIVILEGED ^ wp));
+      store<u32>(ghostMainAt + i, mainEvictions++);
     }
     unlink(x);
     removeRecord(x);
@@ -576,6 +613,8 @@ export function init(
   unused = 0;
   additions = 0;
   nEvicted = 0;
+  mainEvictions = 0;
+  windowEvictions = 0;
   return grow(capacity) ? 0 : OUT_OF_MEMORY;
 }
 
@@ -712,6 +751,10 @@ export function evictedPtr(): usize {
 
 export function frequency(hi: u32, lo: u32): i32 {
   return estimate(mixKey(hi, lo));
+}
+
+export function windowShare(): f64 {
+  return windowFraction;
 }
 
 export function batchInput(): usize {

@@ -18,6 +18,7 @@
  */
 import type { BatchedCacheIndex, LfruOptions } from "./types.ts";
 import { mixKey } from "./hash.ts";
+import { Ghost } from "./_ghost.ts";
 import {
   BATCH_MAX,
   BATCH_STORED,
@@ -66,13 +67,6 @@ function sketchStep(h: number): number {
   return Math.imul((h >>> 16) | (h << 16), SKETCH_SEED) | 1;
 }
 
-/** A direct-mapped ghost of `cap` entries, re-indexed in slot order (later entries win). */
-function regrowGhost(old: Uint32Array<ArrayBuffer>, cap: number): Uint32Array<ArrayBuffer> {
-  const ghost = new Uint32Array(cap);
-  for (let i = 0; i < old.length; i++) if (old[i] !== 0) ghost[old[i] & (cap - 1)] = old[i];
-  return ghost;
-}
-
 /**
  * The TypeScript LFRU index.
  *
@@ -92,8 +86,8 @@ export class TsLfru implements BatchedCacheIndex {
   /** Current window share; moves with the ghost hits when `adaptive`. */
   private windowFraction: number;
   /** Hashes (| 1) of keys recently evicted from the window and from the main segments. */
-  private ghostWindow = new Uint32Array(0);
-  private ghostMain = new Uint32Array(0);
+  private ghostWindow = new Ghost(0);
+  private ghostMain = new Ghost(0);
   private protectedFraction: number;
   private wasPrivileged = new Uint8Array(0);
   private readonly sampleFactor: number;
@@ -327,19 +321,26 @@ export class TsLfru implements BatchedCacheIndex {
   /**
    * ARC's rule on the window share: a miss on a key the window recently pushed out means the
    * window is too small, a miss on a key the main segments recently evicted means it is too
-   * big; each moves the share by one average entry.
+   * big; each moves the share by one average entry. A ghost hit counts only within ARC's
+   * history: a window ghost if the window evicted fewer keys since than the entries outside
+   * it (ARC keeps |T1| + |B1| ≤ c), a main ghost if main evicted at most `entries` since.
    */
   private adapt(h: number): void {
+    const gm = this.ghostMain;
+    const gwin = this.ghostWindow;
     const g = h & (this.cap - 1);
-    const gw = h & (this.ghostWindow.length - 1);
+    const gw = h & (gwin.tags.length - 1);
     const tag = (h | 1) >>> 0;
+    const held = this.used > 0 ? this.bytes[WINDOW] / this.used : 0;
     let delta = 0;
-    if (this.ghostWindow[gw] === tag) {
-      this.ghostWindow[gw] = 0;
+    if (gwin.tags[gw] === tag && gwin.age(gw) <= this.entries * (1 - held)) {
+      gwin.tags[gw] = 0;
       delta = 1;
-    } else if (((this.ghostMain[g] | WAS_PRIVILEGED) >>> 0) === ((h | 3) >>> 0)) {
-      const privileged = (this.ghostMain[g] & WAS_PRIVILEGED) !== 0;
-      this.ghostMain[g] = 0;
+    } else if (
+      ((gm.tags[g] | WAS_PRIVILEGED) >>> 0) === ((h | 3) >>> 0) && gm.age(g) <= this.entries
+    ) {
+      const privileged = (gm.tags[g] & WAS_PRIVILEGED) !== 0;
+      gm.tags[g] = 0;
       delta = -1;
       const p = privileged ? PRIVILEGED_GHOST_WEIGHT : -1;
       const share = this.protectedFraction + p / Math.max(this.entries, MIN_SAMPLE_ENTRIES);
@@ -374,9 +375,8 @@ export class TsLfru implements BatchedCacheIndex {
       else if (v === NONE) x = c;
       else x = this.admits(c, v) ? v : c;
       const hx = this.hash[x];
-      if (this.seg[x] === WINDOW) this.ghostWindow[hx & (this.ghostWindow.length - 1)] = hx | 1;
-      else {this.ghostMain[hx & (this.cap - 1)] = (hx | 3) ^
-          (WAS_PRIVILEGED ^ this.wasPrivileged[x]);}
+      if (this.seg[x] === WINDOW) this.ghostWindow.add(hx, hx | 1);
+      else this.ghostMain.add(hx, (hx | 3) ^ (WAS_PRIVILEGED ^ this.wasPrivileged[x]));
       this.unlink(x);
       this.removeRecord(x);
       if (x === self) {
@@ -674,7 +674,7 @@ export class TsLfru implements BatchedCacheIndex {
     }
     this.sketch = sketch;
     this.sketchWidth = width;
-    this.ghostWindow = regrowGhost(this.ghostWindow, cap >>> WINDOW_GHOST_SHIFT);
-    this.ghostMain = regrowGhost(this.ghostMain, cap);
+    this.ghostWindow = this.ghostWindow.regrow(cap >>> WINDOW_GHOST_SHIFT);
+    this.ghostMain = this.ghostMain.regrow(cap);
   }
 }

@@ -44,6 +44,7 @@ export interface LruExports {
   evictedCount(): number;
   evictedPtr(): number;
   frequency(hi: number, lo: number): number;
+  windowShare(): number;
   batchInput(): number;
   batchResults(): number;
   batchEnds(): number;
@@ -83,6 +84,8 @@ class WasmLfru implements BatchedCacheIndex {
   readonly evictedCount: () => number;
   /** The sketch's frequency estimate of a key (for tests and diagnostics). */
   readonly frequency: (hi: number, lo: number) => number;
+  /** The window's current share of the budget (for tests and diagnostics). */
+  readonly windowShare: () => number;
 
   constructor(budgetBytes: number, options?: LfruOptions) {
     this.budget = checkBudget(budgetBytes);
@@ -106,6 +109,7 @@ class WasmLfru implements BatchedCacheIndex {
     this.#delKey = this.#w.delKey;
     this.evictedCount = this.#w.evictedCount;
     this.frequency = this.#w.frequency;
+    this.windowShare = this.#w.windowShare;
   }
 
   get usedBytes(): number {
@@ -213,6 +217,6 @@ class WasmLfru implements BatchedCacheIndex {
 export function createWasmLfru(
   budgetBytes: number,
   options?: LfruOptions,
-): BatchedCacheIndex & { frequency(hi: number, lo: number): number } {
+): BatchedCacheIndex & { frequency(hi: number, lo: number): number; windowShare(): number } {
   return new WasmLfru(budgetBytes, options);
 }
