@@ -22,6 +22,8 @@ export interface LineProcOptions {
   maxLines?: number;
   /** Names the process in error messages (default: the command's base name). */
   name?: string;
+  /** `inherit`: standard error goes to ours, live, and only standard output is read. */
+  stderr?: "piped" | "inherit";
 }
 
 /** A child process with piped stdout and stderr, read line by line. */
@@ -52,7 +54,7 @@ export function spawnLines(cmd: string, args: string[], opts: LineProcOptions = 
     env: opts.env,
     cwd: opts.cwd ?? ROOT,
     stdout: "piped",
-    stderr: "piped",
+    stderr: opts.stderr ?? "piped",
     stdin: "null",
   }).spawn();
   const name = opts.name ?? cmd.split("/").pop();
@@ -79,7 +81,9 @@ export function spawnLines(cmd: string, args: string[], opts: LineProcOptions = 
     } catch { /* a read error ends this stream's lines */ }
     add(rest === "" ? [] : [rest]);
   };
-  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  const pumps = Promise.all(
+    opts.stderr === "inherit" ? [pump(child.stdout)] : [pump(child.stdout), pump(child.stderr)],
+  );
   let exited = false;
   const status = child.status.then((s) => {
     exited = true;
@@ -172,7 +176,7 @@ export interface RunResult {
 /** Runs `deno run FLAGS ...args` (flags default `-A`) to completion, stdin closed. */
 export async function runDeno(
   args: string[],
-  opts: Omit<LineProcOptions, "maxLines" | "name"> & { denoFlags?: string[] } = {},
+  opts: Pick<LineProcOptions, "cwd" | "env"> & { denoFlags?: string[] } = {},
 ): Promise<RunResult> {
   const r = await new Deno.Command(Deno.execPath(), {
     args: ["run", ...opts.denoFlags ?? ["-A"], ...args],

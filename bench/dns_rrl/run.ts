@@ -12,6 +12,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { spawnDenoLines, startedLine } from "../../tests/_proc.ts";
 
 const HELP = `Usage: deno task bench:rrl [options]
 
@@ -171,24 +172,12 @@ async function main(): Promise<void> {
   );
   const file = `${dir}/queries.txt`;
   await Deno.writeTextFile(file, `${ZONE} A\n`);
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", `${root}main_dns.ts`, "-p", "0", "-n", ZONE, "--config", config],
-      ...["--control", "off", "--io", v.io!, "--rrl-rate", String(rate)],
-      ...["--rrl-slip", v["rrl-slip"]!],
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  let port = 0;
-  while (port === 0) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`the server exited before serving:\n${text}`);
-    text += r.value;
-    port = Number(/port (\d+) \(udp\+tcp/.exec(text)?.[1] ?? 0);
-  }
+  const server = spawnDenoLines([
+    ...[`${root}main_dns.ts`, "-p", "0", "-n", ZONE, "--config", config],
+    ...["--control", "off", "--io", v.io!, "--rrl-rate", String(rate)],
+    ...["--rrl-slip", v["rrl-slip"]!],
+  ], { stderr: "inherit", name: "the DNS server" });
+  const port = Number((await startedLine(server, /port (\d+) \(udp\+tcp/))[1]);
   try {
     const qps = Number(v["other-qps"]);
     const alone = await dnsperf(port, seconds, qps, file);
@@ -222,14 +211,8 @@ async function main(): Promise<void> {
       `goal (full answers <= rate, amplification < 3x, other client 0 lost): ${verdict}`,
     );
   } finally {
-    child.kill("SIGTERM");
-    for (;;) {
-      const r = await reader.read();
-      if (r.done) break;
-      text += r.value;
-    }
-    await child.status;
-    console.log(/dns: stopped (.*) \(SIGTERM\)/.exec(text)?.[1] ?? "");
+    await server.stop("SIGTERM");
+    console.log(/dns: stopped (.*) \(SIGTERM\)/.exec(server.output())?.[1] ?? "");
     await Deno.remove(dir, { recursive: true });
   }
 }

@@ -27,6 +27,7 @@ import { parseSize } from "../../lib/http/units.ts";
 import { parseWire, type WireEncoding } from "../../lib/wire/encoding.ts";
 import { makeCa, makeCert } from "../../lib/tls/certs.ts";
 import { peerFetch, trustCa } from "../../lib/tls/client.ts";
+import { spawnLines, startedLine } from "../../tests/_proc.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const TOKEN = "bench-token";
@@ -107,31 +108,21 @@ async function startNode(id: string, dir: string, join: string | null): Promise<
     args.push("--tls", "--cert", `${tlsCerts}/${id}.pem`, "--key", `${tlsCerts}/${id}-key.pem`);
     args.push("--ca", `${tlsCerts}/ca.pem`);
   }
-  const child = new Deno.Command(Deno.execPath(), {
-    args,
-    stdout: "piped",
+  // Standard error live; standard output drained so the node never blocks on a full pipe.
+  const p = spawnLines(Deno.execPath(), args, {
     stderr: "inherit",
-    stdin: "null",
-  }).spawn();
-  const lines = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  const deadline = Date.now() + WAIT_MS;
-  while (Date.now() < deadline) {
-    const { value, done } = await lines.read();
-    if (done) throw new Error(`node ${id} exited:\n${text}`);
-    text += value;
-    const m = /listening on (https?:\/\/127\.0\.0\.1:\d+)\//.exec(text);
-    if (m !== null) {
-      // Keep draining stdout so the node never blocks on a full pipe.
-      (async () => {
-        while (!(await lines.read()).done) { /* discard */ }
-      })();
-      const node = { id, url: m[1], pid: child.pid, child };
-      await until(async () => (await peerFetch(`${node.url}/_cdn/health`)).status === 200);
-      return node;
-    }
-  }
-  throw new Error(`node ${id} did not start`);
+    maxLines: 100,
+    name: `node ${id}`,
+  });
+  const [, url] = await startedLine(
+    p,
+    /listening on (https?:\/\/127\.0\.0\.1:\d+)\//,
+    undefined,
+    WAIT_MS,
+  );
+  const node = { id, url, pid: p.pid, child: p.child };
+  await until(async () => (await peerFetch(`${node.url}/_cdn/health`)).status === 200);
+  return node;
 }
 
 /** Three nodes in `dir`, b and c joined through a, once a knows both. */
