@@ -93,6 +93,8 @@ type Got =
   | { kind: "error"; status: number; message: string };
 
 const CONTENT_RANGE = /^bytes ([0-9]{1,15})-([0-9]{1,15})\/([0-9]{1,15})$/;
+/** URLs whose last slice validator is remembered (the oldest is forgotten first). */
+const MAX_VALIDATORS = 10_000;
 /** Above this a parsed range start comes from a suffix range against an unknown length. */
 const UNKNOWN_START = 2 ** 52;
 
@@ -132,6 +134,8 @@ export function createSlicer(o: SlicerOptions): Slicer {
   const { cache, metrics, respond, sliceBytes: S, now } = o;
   const limiter = new Limiter(o.maxFetches);
   const inflight = new Map<string, Promise<Got>>();
+  /** The validator of the slice last fetched per URL, at most {@link MAX_VALIDATORS} URLs. */
+  const lastValidator = new Map<string, string>();
   /** How many slices a response resolves ahead of the one it sends. */
   const window = Math.max(1, o.maxFetches);
 
@@ -291,9 +295,17 @@ export function createSlicer(o: SlicerOptions): Slicer {
     }
     const parts = { status: 206, headers: list, body, requestTime, responseTime };
     const entry = storable ? await cache.put(url, sent, parts, `\nslice:${i}`) : null;
-    // Slices of another representation are never combined with this one: drop them.
-    for (const e of cache.variants(url)) {
-      if (e.status === 206 && validatorOf(e.headers) !== validator) cache.remove(e);
+    // Slices of another representation are never combined with this one: drop them (the
+    // URL's entries are looked through when its validator changes, or is first seen here).
+    if (lastValidator.get(url) !== validator) {
+      for (const e of cache.variants(url)) {
+        if (e.status === 206 && validatorOf(e.headers) !== validator) cache.remove(e);
+      }
+      lastValidator.delete(url);
+      lastValidator.set(url, validator);
+      if (lastValidator.size > MAX_VALIDATORS) {
+        lastValidator.delete(lastValidator.keys().next().value!);
+      }
     }
     const slice: Slice = { index: i, total, validator, headers: list, entry, body, how: "miss" };
     return { kind: "slice", slice };
