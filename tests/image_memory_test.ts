@@ -166,6 +166,31 @@ Deno.test("image memory: background work skips what never fits, and waits for ro
     layer.close();
   }
 
+  // Another transcode holds most of the allowance: the background waits, and a request for the
+  // variant it waits to make gets the original at once (not after the 5 s timeout); once the
+  // bytes are released, the ladder is made.
+  const held = 60 * MIB;
+  const waits: string[] = [];
+  const both = new ImageLayer({ mode: "both", memoryBytes: 64 * MIB, log: (l) => waits.push(l) });
+  try {
+    ok(both.memory.tryReserve(held));
+    const next = () => new Response(jpg, { headers: { "content-type": "image/jpeg" } });
+    const r = await both.handle(new Request("http://cdn.test/a.jpg?w=320"), "203.0.113.5", next);
+    equal(r.headers.get("x-nearcast-variant"), "w=orig;memory");
+    await r.arrayBuffer();
+    await until(() => both.stats.memoryDeferred === 1, "the background waits");
+    equal(both.stats.precomputed, 0);
+    ok(both.precomputing);
+    equal(both.stats.memoryRefused, 1);
+    ok(waits[0].startsWith("image memory: precompute deferred until memory is free: /a.jpg"));
+    both.memory.release(held);
+    await until(() => !both.precomputing, "the ladder is done");
+    equal(both.stats.precomputed, 13);
+    equal(both.memory.reserved, 0);
+  } finally {
+    both.close();
+  }
+
   const m = new MemoryAllowance(100);
   ok(m.tryReserve(60));
   let started = false;

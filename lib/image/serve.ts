@@ -10,9 +10,9 @@
  * original), else in a byte-bounded LRU of the layer's own. At most `concurrency` computations
  * run at once, request-driven and background alike, and each first reserves the bytes it is
  * estimated to hold against the layer's memory allowance (`memory.ts`, `--image-memory`): a
- * request whose variant does not fit now is served the original (`w=orig;memory`); background
- * work waits for room (deferred), and a variant larger than the whole allowance is not made;
- * both are logged (at most a line per 10 s).
+ * request whose variant does not fit now (or whose background computation waits for room) is
+ * served the original (`w=orig;memory`); background work waits for room (deferred), and a
+ * variant larger than the whole allowance is not made; both are logged (at most a line per 10 s).
  *
  * Modes: `on-the-fly` computes a missing variant for the request (one computation per variant
  * key at a time, at most `timeoutMs` before the original is served instead), then stores it;
@@ -170,6 +170,8 @@ export class ImageLayer {
   #cache: HttpCache | null = null;
   #dropper: CacheVariants | null = null;
   readonly #inflight = new Map<string, Promise<Bytes>>();
+  /** Keys of background computations waiting for room in the memory allowance. */
+  readonly #deferred = new Set<string>();
   #slots: number;
   #pool: TranscodePool;
   readonly #waiting: (() => void)[] = [];
@@ -342,6 +344,12 @@ export class ImageLayer {
     const late = new Promise<undefined>((r) =>
       timer = setTimeout(() => r(undefined), this.#timeout)
     );
+    // A background computation of this variant waiting for memory would hold the request until
+    // the timeout: the allowance is exhausted, so the original now.
+    if (this.#deferred.has(computationKey(src, rung))) {
+      clearTimeout(timer);
+      return "memory";
+    }
     try {
       return await Promise.race([this.#start(src, rung, opts, false), late]);
     } catch (e) {
@@ -354,7 +362,7 @@ export class ImageLayer {
 
   /** The computation of a variant: the one in flight, or a new one (stored when done). */
   #start(src: Source, rung: string, opts: TranscodeOptions, background: boolean): Promise<Bytes> {
-    const key = `${src.url}\u0000${src.tag}\u0000${rung}`;
+    const key = computationKey(src, rung);
     let p = this.#inflight.get(key);
     if (!p) {
       const made = this.#run(async () => {
@@ -405,11 +413,16 @@ export class ImageLayer {
     }
     const waited = this.memory.deferred;
     const p = this.memory.reserve(need);
-    if (this.memory.deferred !== waited) {
-      this.stats.memoryDeferred++;
-      this.#note(`image memory: precompute deferred until memory is free: ${what}`);
+    if (this.memory.deferred === waited) return await p;
+    this.stats.memoryDeferred++;
+    this.#note(`image memory: precompute deferred until memory is free: ${what}`);
+    const key = computationKey(src, rung);
+    this.#deferred.add(key);
+    try {
+      await p;
+    } finally {
+      this.#deferred.delete(key);
     }
-    await p;
   }
 
   /** Logs `line`, at most one line per 10 s (saying how many were left out). */
@@ -483,6 +496,11 @@ export class ImageLayer {
       this.#waiting.shift()?.();
     }
   }
+}
+
+/** The key of a variant computation: the original's URL and bytes, and the rung. */
+function computationKey(src: Source, rung: string): string {
+  return `${src.url}\u0000${src.tag}\u0000${rung}`;
 }
 
 /** An original the layer transcodes (not one of its own variants). */
