@@ -58,6 +58,14 @@ Deno.test("tls: certs task makes a CA and per-node certificates with IP and DNS 
       new TextDecoder().decode(bad.stderr),
       /not an IP address or DNS name: received "not_an@address"/,
     );
+    // --key-type ed25519: the node's key is Ed25519, signed by the same (P-256) CA.
+    await makeCerts(["--out", out, "--nodes", "e=127.0.0.74", "--key-type", "ed25519"]);
+    match(await openssl(["x509", "-in", `${out}/e.pem`, "-noout", "-text"]), /ED25519/);
+    match(await openssl(["verify", "-CAfile", `${out}/ca.pem`, `${out}/e.pem`]), /: OK/);
+    await makeCerts(["--out", out, "--nodes", "r=127.0.0.75", "--key-type", "rsa"]).then(
+      () => ok(false, "--key-type rsa must be refused"),
+      (e) => match((e as Error).message, /--key-type must be p256 or ed25519/),
+    );
   });
 });
 

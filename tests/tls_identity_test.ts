@@ -6,7 +6,7 @@
  * naming another node, a tampered body or signature, a replay) and what is accepted.
  */
 import { equal, match, ok } from "node:assert/strict";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import { stopAll, TOKEN, waitUntil, withTempDir } from "./_upload_cluster.ts";
 import { caFetch, makeCerts, startTlsNode, tlsArgs, type TlsNode } from "./_tls_cluster.ts";
 import { startReplica } from "./_http_replica.ts";
@@ -40,73 +40,77 @@ async function list(node: TlsNode, ca: string, body: unknown): Promise<Response>
   });
 }
 
-Deno.test("tls identity: nodes listing each other replicate with their certificates, no shared token", async () => {
-  await withTempDir(async (dir) => {
-    const certs = `${dir}/certs`, ca = `${certs}/ca.pem`;
-    await makeCerts(["--out", certs, "--nodes", `a=${A},b=${B}`]);
-    const nodes: TlsNode[] = [];
-    try {
-      const a = await startTlsNode("a", A, `${dir}/a`, certs, ownToken("a"));
-      nodes.push(a);
-      await Deno.writeTextFile(`${dir}/servers.json`, JSON.stringify([a.url]));
-      const b = await startTlsNode("b", B, `${dir}/b`, certs, [
-        ...ownToken("b"),
-        "--servers",
-        `${dir}/servers.json`,
-      ]);
-      nodes.push(b);
-      // b lists a (its --servers) but a does not list b yet: b is refused, and says why.
-      await b.proc.waitFor(
-        /heartbeat: .*refused this node: 403: b is not in a's server list/,
-        15_000,
-      );
-      // a's operator lists b (a's own token): from then on both accept each other.
-      const res = await list(a, ca, { url: b.url });
-      equal(res.status, 201, await res.text());
-      const body = new TextEncoder().encode(`hello from a ${crypto.randomUUID()}\n`);
-      await Deno.writeFile(`${dir}/f.txt`, body);
-      const up = await caFetch(ca)(`${a.url}/_cdn/upload`, {
-        method: "POST",
-        headers: { authorization: "Bearer token-of-a", "content-type": "application/x-ndjson" },
-        body: await uploadStream("f.txt", body),
-      });
-      equal(up.status, 201, await up.text());
-      const f = caFetch(ca);
-      await waitUntil(
-        async () => {
-          const r = await f(`${b.url}/f.txt`);
-          return r.status === 200 && (await r.text()) === new TextDecoder().decode(body);
-        },
-        20_000,
-        "b serves the file a replicated with its certificate",
-      );
-      // And the other way: b's uploads reach a.
-      const up2 = await caFetch(ca)(`${b.url}/_cdn/upload`, {
-        method: "POST",
-        headers: { authorization: "Bearer token-of-b", "content-type": "application/x-ndjson" },
-        body: await uploadStream("g.txt", body),
-      });
-      equal(up2.status, 201, await up2.text());
-      await waitUntil(
-        async () => {
-          const r = await f(`${a.url}/g.txt`);
-          await r.body?.cancel();
-          return r.status === 200;
-        },
-        20_000,
-        "a serves the file b replicated",
-      );
-      // Neither node was admitted at the other with a token: each key is unknown there.
-      const servers = await (await f(`${a.url}/_cdn/servers`)).json() as {
-        id: string;
-        admitted: boolean;
-      }[];
-      equal(servers.find((s) => s.id === "b")?.admitted, false);
-    } finally {
-      await stopAll(nodes);
-    }
+for (const keyType of ["p256", "ed25519"]) {
+  Deno.test(`tls identity: nodes listing each other replicate with their certificates (${keyType}), no shared token`, async () => {
+    await withTempDir(async (dir) => {
+      const certs = `${dir}/certs`, ca = `${certs}/ca.pem`;
+      await makeCerts(["--out", certs, "--nodes", `a=${A},b=${B}`, "--key-type", keyType]);
+      const leaf = new X509Certificate(await Deno.readTextFile(`${certs}/a.pem`));
+      equal(leaf.publicKey.asymmetricKeyType, keyType === "p256" ? "ec" : "ed25519");
+      const nodes: TlsNode[] = [];
+      try {
+        const a = await startTlsNode("a", A, `${dir}/a`, certs, ownToken("a"));
+        nodes.push(a);
+        await Deno.writeTextFile(`${dir}/servers.json`, JSON.stringify([a.url]));
+        const b = await startTlsNode("b", B, `${dir}/b`, certs, [
+          ...ownToken("b"),
+          "--servers",
+          `${dir}/servers.json`,
+        ]);
+        nodes.push(b);
+        // b lists a (its --servers) but a does not list b yet: b is refused, and says why.
+        await b.proc.waitFor(
+          /heartbeat: .*refused this node: 403: b is not in a's server list/,
+          15_000,
+        );
+        // a's operator lists b (a's own token): from then on both accept each other.
+        const res = await list(a, ca, { url: b.url });
+        equal(res.status, 201, await res.text());
+        const body = new TextEncoder().encode(`hello from a ${crypto.randomUUID()}\n`);
+        await Deno.writeFile(`${dir}/f.txt`, body);
+        const up = await caFetch(ca)(`${a.url}/_cdn/upload`, {
+          method: "POST",
+          headers: { authorization: "Bearer token-of-a", "content-type": "application/x-ndjson" },
+          body: await uploadStream("f.txt", body),
+        });
+        equal(up.status, 201, await up.text());
+        const f = caFetch(ca);
+        await waitUntil(
+          async () => {
+            const r = await f(`${b.url}/f.txt`);
+            return r.status === 200 && (await r.text()) === new TextDecoder().decode(body);
+          },
+          20_000,
+          "b serves the file a replicated with its certificate",
+        );
+        // And the other way: b's uploads reach a.
+        const up2 = await caFetch(ca)(`${b.url}/_cdn/upload`, {
+          method: "POST",
+          headers: { authorization: "Bearer token-of-b", "content-type": "application/x-ndjson" },
+          body: await uploadStream("g.txt", body),
+        });
+        equal(up2.status, 201, await up2.text());
+        await waitUntil(
+          async () => {
+            const r = await f(`${a.url}/g.txt`);
+            await r.body?.cancel();
+            return r.status === 200;
+          },
+          20_000,
+          "a serves the file b replicated",
+        );
+        // Neither node was admitted at the other with a token: each key is unknown there.
+        const servers = await (await f(`${a.url}/_cdn/servers`)).json() as {
+          id: string;
+          admitted: boolean;
+        }[];
+        equal(servers.find((s) => s.id === "b")?.admitted, false);
+      } finally {
+        await stopAll(nodes);
+      }
+    });
   });
-});
+}
 
 /** An upload stream (NDJSON) of `body` named `name`. */
 async function uploadStream(name: string, body: Uint8Array): Promise<Uint8Array<ArrayBuffer>> {
