@@ -39,6 +39,7 @@ Deno.test("http slices: stored 206s, hits, validators, cut slices, If-Range", as
     "/cut": cut,
     "/small": { ...cut, body: V1.slice(0, 1000) },
     "/no-ranges": { ...cut, ranges: false },
+    "/no-validator": { ranges: true, headers: { "cache-control": "max-age=600" }, body: V1 },
   });
   const data = await Deno.makeTempDir({ prefix: "i15-slice-" });
   const args = ["-o", origin.url, "--id", "slice", "--index", "ts", "--data", data];
@@ -173,6 +174,13 @@ Deno.test("http slices: stored 206s, hits, validators, cut slices, If-Range", as
       equal(origin.count("/no-ranges"), 2);
     });
 
+    await t.step("a 206 without a validator is not combined: the whole object", async () => {
+      const a = await get("/no-validator", { range: "bytes=70000-70009" });
+      equal(a.res.status, 206);
+      assertEquals(a.bytes, V1.slice(70000, 70010));
+      assertEquals(rangesSeen("/no-validator"), [`bytes=${SLICE}-${2 * SLICE - 1}`, null]);
+    });
+
     await t.step("stored slices survive a restart", async () => {
       await replica.close();
       replica = await startReplica([...args, "--slice-size", "64KiB"]);
@@ -188,15 +196,14 @@ Deno.test("http slices: stored 206s, hits, validators, cut slices, If-Range", as
   }
 });
 
-Deno.test("http slices: --slice-fetches bounds the slice requests at once", async () => {
-  const origin = await startOrigin({
-    "/obj": {
-      ranges: true,
-      delayMs: 150,
-      headers: { "cache-control": "max-age=600", etag: '"x"' },
-      body: V1,
-    },
-  });
+Deno.test("http slices: --slice-fetches bounds slice requests; one fetch per slice", async () => {
+  const slow = {
+    ranges: true,
+    delayMs: 150,
+    headers: { "cache-control": "max-age=600", etag: '"x"' },
+    body: V1,
+  };
+  const origin = await startOrigin({ "/obj": slow, "/obj2": slow });
   const replica = await startReplica([
     "-o",
     origin.url,
@@ -218,6 +225,16 @@ Deno.test("http slices: --slice-fetches bounds the slice requests at once", asyn
     assertEquals(new Uint8Array(await res.arrayBuffer()), V1);
     equal(origin.count("/obj"), 5);
     ok(origin.maxInFlight() === 2, `slice requests at once: ${origin.maxInFlight()}`);
+    // Concurrent misses for one slice share its fetch.
+    const all = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        fetch(`${replica.url}/obj2`, {
+          headers: { range: "bytes=70000-70009" },
+          signal: AbortSignal.timeout(20_000),
+        }).then(async (r) => [r.status, text(new Uint8Array(await r.arrayBuffer()))])),
+    );
+    for (const r of all) assertEquals(r, [206, text(V1.slice(70000, 70010))]);
+    equal(origin.count("/obj2"), 1);
   } finally {
     await replica.close();
     await origin.close();
