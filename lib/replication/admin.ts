@@ -248,12 +248,14 @@ export class AdminRoutes {
     const cur = this.#o.members.get(id);
     if (id === this.#o.id || (cur !== undefined && !cur.removed)) return id;
     if (cur?.removed) return { why: `${url} reports id ${id}, which was removed from the list` };
+    // The oldest version there is: any entry the node itself or an operator made wins over it,
+    // here and wherever the list travels (a seed URL may not be the URL the node advertises).
     this.#o.members.merge({
       id,
       url,
-      version: this.#o.clock.next(),
+      version: { ts: 0, node: this.#o.id },
       removed: false,
-      key: cur?.key ?? "",
+      key: "",
     });
     this.#o.log(`servers: listed ${id} ${url} (a seed; --node-auth cert)`);
     return id;
