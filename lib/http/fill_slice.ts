@@ -357,9 +357,16 @@ export function createSlicer(o: SlicerOptions): Slicer {
     const probe = parseRange(header, Number.MAX_SAFE_INTEGER);
     if (probe.kind !== "ranges") return null;
     const first = probe.ranges[0].start;
-    const anchorIndex = first >= UNKNOWN_START ? 0 : Math.floor(first / S);
+    let anchorIndex = first >= UNKNOWN_START ? 0 : Math.floor(first / S);
     for (let attempt = 0; attempt < 2; attempt++) {
       const got = await get(req, url, reqCc, anchorIndex);
+      if (got.kind === "other" && got.status === 416 && anchorIndex !== 0) {
+        // The first range starts past the end; a later one may not: learn the length first.
+        await got.response?.body?.cancel();
+        anchorIndex = 0;
+        attempt--;
+        continue;
+      }
       if (got.kind === "whole") {
         metrics.misses++;
         if (got.entry !== null) {
