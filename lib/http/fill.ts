@@ -439,7 +439,7 @@ export function createFiller(o: FillerOptions): Filler {
     // Stored whole: the new response replaces the stale one (same key: already replaced). A
     // failed body leaves the stale entry, and its stored copy, as they were.
     fill.done.then(() => stored).then((entry) => {
-      if (stale !== null && entry !== stale) cache.remove(stale);
+      if (stale !== null && entry !== stale && cache.peek(stale.key) === stale) cache.remove(stale);
     }, () => {});
     return {
       kind: "streaming",
