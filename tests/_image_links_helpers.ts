@@ -6,8 +6,8 @@ export type ServerNs = Pick<ImageLinks, "execServer">;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
-/** A process started in a namespace, its first line matching `re`. */
-async function startIn(
+/** A process started in a namespace, its first line matching `re` (30 s at most). */
+export async function startIn(
   links: ServerNs,
   cmd: string[],
   re: RegExp,
