@@ -123,6 +123,11 @@ Deno.test("--images on-the-fly: variants from ?w=/?q=/?fmt= and Client Hints; 40
 
     const logo = await get(`${base}/logo.png?w=320`);
     equal(`${logo.info?.format} ${logo.info?.width}`, "png 320");
+    // ?fmt=webp on a PNG, at its own width: WebP is an output format for any rung.
+    const logoWebp = await get(`${base}/logo.png?fmt=webp`);
+    equal(logoWebp.res.headers.get("content-type"), "image/webp");
+    equal(logoWebp.res.headers.get("x-nearcast-variant"), "w=orig;q=80;fmt=webp");
+    equal(new TextDecoder().decode(logoWebp.body.subarray(8, 12)), "WEBP");
     const page = await get(`${base}/page.html?w=640`);
     equal(page.res.headers.get("x-nearcast-variant"), null); // not an image: untouched
   } finally {
