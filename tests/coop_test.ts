@@ -149,3 +149,18 @@ Deno.test("cooperative caching between two replicas", async (t) => {
     }
   });
 });
+
+Deno.test("homeOf: one home per URL, spread evenly; a member leaving moves only its own URLs", () => {
+  const ids = ["r0", "r1", "r2"];
+  const urls = Array.from({ length: 3000 }, (_, i) => `/o/${i}`);
+  const homes = urls.map((u) => homeOf(u, ids));
+  for (const id of ids) {
+    const n = homes.filter((h) => h === id).length;
+    ok(n > 800 && n < 1200, `${id} is home for ${n} of 3000`);
+  }
+  equal(homeOf("/o/1", [...ids].reverse()), homes[1], "the order of the members does not matter");
+  const after = urls.map((u) => homeOf(u, ["r0", "r2"]));
+  for (let i = 0; i < urls.length; i++) {
+    if (homes[i] !== "r1") equal(after[i], homes[i], `${urls[i]} stays where it was`);
+  }
+});
