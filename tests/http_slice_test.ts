@@ -240,6 +240,11 @@ Deno.test("http slices: --slice-fetches bounds slice requests; one fetch per sli
     );
     for (const r of all) assertEquals(r, [206, text(V1.slice(70000, 70010))]);
     equal(origin.count("/obj2"), 1);
+    // A suffix range once the length is known: its own slice only.
+    const tail = await fetch(`${replica.url}/obj2`, { headers: { range: "bytes=-100" } });
+    assertEquals(new Uint8Array(await tail.arrayBuffer()), V1.slice(SIZE - 100));
+    equal(origin.count("/obj2"), 2);
+    equal(origin.seen.at(-1)?.headers.get("range"), `bytes=${4 * SLICE}-${5 * SLICE - 1}`);
   } finally {
     await replica.close();
     await origin.close();

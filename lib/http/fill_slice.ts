@@ -134,8 +134,11 @@ export function createSlicer(o: SlicerOptions): Slicer {
   const { cache, metrics, respond, sliceBytes: S, now } = o;
   const limiter = new Limiter(o.maxFetches);
   const inflight = new Map<string, Promise<Got>>();
-  /** The validator of the slice last fetched per URL, at most {@link MAX_VALIDATORS} URLs. */
-  const lastValidator = new Map<string, string>();
+  /**
+   * The validator and length of the slice last fetched per URL, at most
+   * {@link MAX_VALIDATORS} URLs (the length places a suffix range's first slice).
+   */
+  const lastSeen = new Map<string, { validator: string; total: number }>();
   /** How many slices a response resolves ahead of the one it sends. */
   const window = Math.max(1, o.maxFetches);
 
@@ -297,16 +300,14 @@ export function createSlicer(o: SlicerOptions): Slicer {
     const entry = storable ? await cache.put(url, sent, parts, `\nslice:${i}`) : null;
     // Slices of another representation are never combined with this one: drop them (the
     // URL's entries are looked through when its validator changes, or is first seen here).
-    if (lastValidator.get(url) !== validator) {
+    if (lastSeen.get(url)?.validator !== validator) {
       for (const e of cache.variants(url)) {
         if (e.status === 206 && validatorOf(e.headers) !== validator) cache.remove(e);
       }
-      lastValidator.delete(url);
-      lastValidator.set(url, validator);
-      if (lastValidator.size > MAX_VALIDATORS) {
-        lastValidator.delete(lastValidator.keys().next().value!);
-      }
     }
+    lastSeen.delete(url);
+    lastSeen.set(url, { validator, total });
+    if (lastSeen.size > MAX_VALIDATORS) lastSeen.delete(lastSeen.keys().next().value!);
     const slice: Slice = { index: i, total, validator, headers: list, entry, body, how: "miss" };
     return { kind: "slice", slice };
   }
@@ -357,7 +358,15 @@ export function createSlicer(o: SlicerOptions): Slicer {
     const probe = parseRange(header, Number.MAX_SAFE_INTEGER);
     if (probe.kind !== "ranges") return null;
     const first = probe.ranges[0].start;
-    let anchorIndex = first >= UNKNOWN_START ? 0 : Math.floor(first / S);
+    // A suffix range starts at an unknown offset: the length last seen places it, else slice 0
+    // (which tells the length) comes first.
+    const suffix = Number.MAX_SAFE_INTEGER - first;
+    const total = lastSeen.get(url)?.total;
+    let anchorIndex = first < UNKNOWN_START
+      ? Math.floor(first / S)
+      : total === undefined
+      ? 0
+      : Math.floor(Math.max(0, total - suffix) / S);
     for (let attempt = 0; attempt < 2; attempt++) {
       const got = await get(req, url, reqCc, anchorIndex);
       if (got.kind === "other" && got.status === 416 && anchorIndex !== 0) {
