@@ -164,3 +164,48 @@ Deno.test("homeOf: one home per URL, spread evenly; a member leaving moves only 
     if (homes[i] !== "r1") equal(after[i], homes[i], `${urls[i]} stays where it was`);
   }
 });
+
+Deno.test("a member joining becomes home for a share of the URLs and fills them from the old home", async () => {
+  // Homed on b while a and b are the members, on c once c has joined.
+  let moved = "";
+  for (let i = 0; moved === ""; i++) {
+    const p = `/m${i}`;
+    if (homeOf(p, ["a", "b"]) === "b" && homeOf(p, ["a", "b", "c"]) === "c") moved = p;
+  }
+  const origin = await startOrigin({
+    [moved]: { headers: { "cache-control": "max-age=600" }, body: `object ${moved}` },
+  });
+  await withTempDir(async (dir) => {
+    const nodes: TestNode[] = [];
+    try {
+      const coop = ["-o", origin.url, "--coop", "--coop-prefetch-rate", "0"];
+      const a = await startNode("a", `${dir}/a`, coop);
+      nodes.push(a);
+      const b = await startNode("b", `${dir}/b`, [...coop, "--join", a.url]);
+      nodes.push(b);
+      const peersOf = async (n: TestNode) => (await coopOf(n)).peers.map((p) => p.id).sort();
+      await waitUntil(async () => (await peersOf(a)).includes("b"), WAIT_MS, "A to see B");
+      const empty = (await coopOf(b)).version;
+      equal((await get(`${a.url}${moved}`)).x, "MISS");
+      ok(await holds(b, moved), "B, the home, holds it");
+      ok(!(await holds(a, moved)));
+
+      const c = await startNode("c", `${dir}/c`, [...coop, "--join", a.url]);
+      nodes.push(c);
+      // C holds a summary of B listing the object, and A counts C among the live members.
+      await waitUntil(
+        async () => (await peersOf(a)).join() === "b,c" && (await peersOf(c)).join() === "a,b",
+        WAIT_MS,
+        "A and C to see every member",
+      );
+      const r = await get(`${a.url}${moved}`);
+      assertEquals([r.status, r.x, r.body], [200, "MISS", `object ${moved}`]);
+      match(r.res.headers.get("via") ?? "", /nearcast-b.*nearcast-c/, "from B's copy through C");
+      ok(await holds(c, moved), "C, the new home, holds it");
+      equal(origin.count(moved), 1, "the origin was asked once");
+    } finally {
+      await stopAll(nodes);
+      await origin.close();
+    }
+  });
+});
