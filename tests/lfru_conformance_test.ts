@@ -238,6 +238,22 @@ for (const [name, make] of IMPLEMENTATIONS) {
     }
   });
 
+  Deno.test(`${name}: newcomers refused at once do not age the window ghost`, () => {
+    // 4 entries and a window of 0 (1 % of 4 rounds down): a new key is its own duel candidate.
+    // Four keys used 5 times fill the cache; ten new keys seen once are each refused against
+    // them. Their refusals are remembered (a refused key that comes back argues for a bigger
+    // window) but are not window evictions: key 102, refused third, still counts after the
+    // seven others (more than the 4 entries) and the window grows by one step (1/16). A replica
+    // on a tiny cache whose every newcomer was refused otherwise never adapted
+    // (tests/http_store_evict_test.ts). Key 102's ghost position is not shared by the others.
+    const c = make(4, { windowFraction: 0.01, protectedFraction: 0 });
+    for (let k = 0; k < 4; k++) assert(warm(c, k, 5) >= 0);
+    for (let k = 100; k < 110; k++) assertEquals(warm(c, k, 1), -1, `key ${k} refused`);
+    assertEquals(c.windowShare(), 0.01);
+    c.get(0, 102);
+    assertEquals(c.windowShare(), 0.01 + 1 / 16);
+  });
+
   Deno.test(`${name}: a main ghost counts only within as many evictions as entries`, () => {
     // 4 entries, window 2 (50 %), no privileged segment. Keys 0 and 1 (used once) and 2 and 3
     // (twice) fill it; each later key is used once more than the one before, wins its duel

@@ -540,7 +540,9 @@ function evictOverflow(self: i32, isNew: bool): bool {
     if (segOf(x) == WINDOW) {
       const i = (<usize>(hx & ((<u32>cap >> WINDOW_GHOST_SHIFT) - 1))) << 2;
       store<u32>(ghostWindow + i, hx | 1);
-      store<u32>(ghostWindowAt + i, windowEvictions++);
+      store<u32>(ghostWindowAt + i, windowEvictions);
+      // A refused newcomer is remembered but does not advance the window's eviction count.
+      if (x != self || !isNew) windowEvictions++;
     } else {
       const wp = <u32>load<u8>(rec(x), R_PRIV);
       const i = (<usize>(hx & (<u32>cap - 1))) << 2;

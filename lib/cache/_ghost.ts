@@ -18,12 +18,15 @@ export class Ghost {
     this.at = new Uint32Array(length);
   }
 
-  /** Writes `tag` at the position of hash `h`, stamped with the eviction count. */
-  add(h: number, tag: number): void {
+  /**
+   * Writes `tag` at the position of hash `h`, stamped with the eviction count; `counts` false
+   * records it without advancing the count.
+   */
+  add(h: number, tag: number, counts = true): void {
     const i = h & (this.tags.length - 1);
     this.tags[i] = tag;
     this.at[i] = this.evictions;
-    this.evictions = (this.evictions + 1) >>> 0;
+    if (counts) this.evictions = (this.evictions + 1) >>> 0;
   }
 
   /** Evictions written since position `i` was (1 for the last one). */

@@ -375,7 +375,8 @@ export class TsLfru implements BatchedCacheIndex {
       else if (v === NONE) x = c;
       else x = this.admits(c, v) ? v : c;
       const hx = this.hash[x];
-      if (this.seg[x] === WINDOW) this.ghostWindow.add(hx, hx | 1);
+      // A refused newcomer is remembered but does not advance the window's eviction count.
+      if (this.seg[x] === WINDOW) this.ghostWindow.add(hx, hx | 1, x !== self || !isNew);
       else this.ghostMain.add(hx, (hx | 3) ^ (WAS_PRIVILEGED ^ this.wasPrivileged[x]));
       this.unlink(x);
       this.removeRecord(x);
