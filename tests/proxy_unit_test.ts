@@ -293,6 +293,55 @@ Deno.test("UpstreamPool: a head arriving a few bytes at a time, bare LFs, TE ove
   }
 });
 
+Deno.test("UpstreamPool: head fields cut in place: names lower case, values trimmed, bytes kept as latin1", async () => {
+  const pool = new UpstreamPool({ headTimeoutMs: 2000 });
+  // obs-text bytes 0x85 and 0xE9 are U+0085 and U+00E9 (not windows-1252's U+2026); tabs,
+  // spaces and NBSP (0xA0) around a value are trimmed; a colon inside a value stays.
+  const bytes = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+  const reply = bytes(
+    "HTTP/1.1 200 Fine\r\nX-Obs: a\x85b\xe9\r\nX-Trim: \t\xa0 v  w \xa0\t\r\nX-Url: http://a:1/\r\n" +
+      "X-Empty:\r\nContent-Length: 0\r\n\r\n",
+  );
+  const bad = [
+    "HTTP/1.1 200 OK\r\n x: leading space\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nx : space before colon\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nx\xa0y: nbsp in name\r\n\r\n",
+    "HTTP/1.1 200 OK\r\n: no name\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nno colon here\r\nx: y\r\n\r\n",
+    "HTTP/1.1 2000 OK\r\n\r\n",
+  ];
+  try {
+    const s = rawServer(reply);
+    try {
+      const res = await pool.request("127.0.0.1", s.port, GET);
+      deepStrictEqual(res.head, {
+        minor: 1,
+        status: 200,
+        reason: "Fine",
+        headers: [
+          ["x-obs", "a\u0085b\u00e9"],
+          ["x-trim", "v  w"],
+          ["x-url", "http://a:1/"],
+          ["x-empty", ""],
+          ["content-length", "0"],
+        ],
+      });
+    } finally {
+      s.close();
+    }
+    for (const b of bad) {
+      const s = rawServer(bytes(b));
+      try {
+        await rejects(pool.request("127.0.0.1", s.port, GET), { name: "UpstreamError" }, b);
+      } finally {
+        s.close();
+      }
+    }
+  } finally {
+    pool.close();
+  }
+});
+
 Deno.test("clientResponse: hop-by-hop dropped, Via appended; what cannot be relayed is a 502", async () => {
   const head = (headers: [string, string][], status = 200) => ({
     head: { minor: 1, status, reason: "OK", headers },

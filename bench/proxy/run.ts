@@ -13,7 +13,7 @@
  * proxy while a `--rss-size` body (default 1 GiB) streams through it from a generating origin.
  *
  * Usage: deno task bench:proxy [--duration 5] [--connections 32] [--size 1024]
- *          [--proxies ours,tinyproxy,squid] [--rss-size 1GiB] [--no-pin]
+ *          [--proxies ours,tinyproxy,squid] [--rss-size 1GiB] [--rounds 2] [--no-pin]
  *
  * @module
  */
@@ -22,6 +22,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { parseWrk, type WrkResult } from "../http_rps/_wrk.ts";
 import { parseSize } from "../../lib/http/units.ts";
+import { GC_TRACE_FLAG, gcSummary, GcTrace, threadShares, threadTicks } from "./_gc_trace.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const START_TIMEOUT_MS = 60_000;
@@ -40,6 +41,7 @@ Options:
       --size BYTES         object size (default 1024)
       --proxies LIST       ours, tinyproxy, squid (default all three; missing tools are skipped)
       --rss-size SIZE      body streamed through our proxy for the RSS figure (default 1GiB; 0: skip)
+      --rounds N           half-load rounds (direct, then each proxy; default 2)
       --no-pin             do not pin processes to cores
   -h, --help               show this help
 `;
@@ -51,19 +53,30 @@ interface Proc {
 }
 const procs: Proc[] = [];
 
-export function spawn(name: string, cmd: string, args: string[], pin: string | null): Proc {
+export function spawn(
+  name: string,
+  cmd: string,
+  args: string[],
+  pin: string | null,
+  /** `onStderr` sees the process's stderr first and answers what of it to keep in the log. */
+  o: { env?: Record<string, string>; onStderr?: (text: string) => string } = {},
+): Proc {
   const [c, a] = pin ? ["taskset", ["-c", pin, cmd, ...args]] : [cmd, args];
   const child = new Deno.Command(c, {
     args: a,
     cwd: ROOT,
+    env: o.env,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   let tail = "";
   for (const s of [child.stdout, child.stderr]) {
+    const hook = s === child.stderr ? o.onStderr : undefined;
     (async () => {
-      for await (const t of s.pipeThrough(new TextDecoderStream())) tail = (tail + t).slice(-4000);
+      for await (const t of s.pipeThrough(new TextDecoderStream())) {
+        tail = (tail + (hook ? hook(t) : t)).slice(-4000);
+      }
     })().catch(() => {});
   }
   const p = { name, child, log: () => tail };
@@ -178,6 +191,7 @@ interface Opts {
   size: number;
   proxies: string[];
   rssSize: number;
+  rounds: number;
   pin: boolean;
 }
 
@@ -190,6 +204,7 @@ function parseOpts(): Opts | null {
       size: { type: "string", default: "1024" },
       proxies: { type: "string", default: "ours,tinyproxy,squid" },
       "rss-size": { type: "string", default: "1GiB" },
+      rounds: { type: "string", default: "2" },
       "no-pin": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -218,6 +233,7 @@ function parseOpts(): Opts | null {
     size: int("size", values.size, 1),
     proxies,
     rssSize: parseSize(values["rss-size"]),
+    rounds: int("rounds", values.rounds, 1),
     pin: !values["no-pin"],
   };
 }
@@ -355,21 +371,30 @@ async function main(): Promise<void> {
     const want = await fetchVia(null, direct, replica);
     await fetchVia(null, direct, replica); // a hit from now on
     const proxies: { name: string; url: string; target: string; pid: number }[] = [];
+    // Our proxy prints a line per garbage collection (V8's --trace-gc-nvp; nothing else changes).
+    const gc = new GcTrace();
+    const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), GC_TRACE_FLAG].filter(Boolean).join(",");
     for (const name of o.proxies) {
       const port = freePort();
       const url = `http://127.0.0.1:${port}`;
       if (name === "ours") {
-        const p = spawn(name, Deno.execPath(), [
-          "run",
-          "-A",
-          "main_proxy.ts",
-          "-p",
-          String(port),
-          "--node",
-          `http://127.0.0.1:${rport}`,
-          "--name",
-          "cdn.test",
-        ], pinProxy);
+        const p = spawn(
+          name,
+          Deno.execPath(),
+          [
+            "run",
+            "-A",
+            "main_proxy.ts",
+            "-p",
+            String(port),
+            "--node",
+            `http://127.0.0.1:${rport}`,
+            "--name",
+            "cdn.test",
+          ],
+          pinProxy,
+          { env: { DENO_V8_FLAGS: v8Flags }, onStderr: (t) => gc.feed(t) },
+        );
         const got = await fetchVia(url, "http://cdn.test/obj.bin", p);
         if (got.join() !== want.join()) throw new Error("our proxy answered other bytes");
         proxies.push({ name, url, target: "http://cdn.test/obj.bin", pid: p.child.pid });
@@ -386,8 +411,10 @@ async function main(): Promise<void> {
       if (got.join() !== want.join()) throw new Error(`${name} answered other bytes`);
       proxies.push({ name, url, target: direct, pid: p.child.pid });
     }
+    const loadAt = async () =>
+      (await Deno.readTextFile("/proc/loadavg")).split(" ").slice(0, 3).join(" ");
     console.log(
-      `bench:proxy: ${o.size}-byte cache hits of one replica; proxies on core 0, replica and wrk on core 1; ${o.duration} s runs`,
+      `bench:proxy: ${o.size}-byte cache hits of one replica; proxies on core 0, replica and wrk on core 1; ${o.duration} s runs; load average ${await loadAt()}`,
     );
     const full = new Map<string, WrkResult & { note: string }>();
     // A short unmeasured run per proxy first (JIT warm-up, pools filled).
@@ -421,27 +448,47 @@ async function main(): Promise<void> {
     const one = await wrk(null, direct, { connections: 1, delayMs: 1 }, { ...o, duration: 1 });
     const conns = Math.max(1, Math.round(max / 2 / one.requestsPerSec));
     const load = { connections: conns, delayMs: 1 };
-    // The proxied runs sit between two direct runs; the lower of the two direct percentiles is
-    // the baseline (a noisy direct run would otherwise hide the proxy's cost).
-    const before = await wrk(null, direct, load, o);
-    const runs: [string, WrkResult & { note: string }][] = [];
-    for (const p of proxies) runs.push([p.name, await wrk(p.url, p.target, load, o)]);
-    const after = await wrk(null, direct, load, o);
-    const base = {
-      p50Ms: Math.min(before.p50Ms, after.p50Ms),
-      p99Ms: Math.min(before.p99Ms, after.p99Ms),
-    };
+    // Rounds of one direct run then each proxy, closed by one more direct run: a proxied run's
+    // baseline is the lower of the direct runs on either side of it (a noisy direct run would
+    // otherwise hide the proxy's cost), and each figure is the median over the rounds.
+    const directs: WrkResult[] = [];
+    const runs = new Map<string, (WrkResult & { note: string })[]>();
+    const evidence: string[] = [];
+    for (let round = 0; round < o.rounds; round++) {
+      directs.push(await wrk(null, direct, load, o));
+      for (const p of proxies) {
+        const ours = p.name === "ours";
+        const gc0 = gc.events.length;
+        const t0 = ours ? await threadTicks(p.pid) : null;
+        const r = await wrk(p.url, p.target, load, o);
+        if (ours) {
+          evidence.push(
+            `round ${round + 1}: ${
+              gcSummary(gc.events.slice(gc0), r.requests, conns)
+            }; CPU by thread: ${threadShares(t0!, await threadTicks(p.pid))}`,
+          );
+        }
+        runs.set(p.name, [...(runs.get(p.name) ?? []), r]);
+      }
+    }
+    directs.push(await wrk(null, direct, load, o));
+    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(3)).join(", ");
     console.log(
-      `half load (${conns} connections, 1 ms pause): direct ${
-        before.requestsPerSec.toFixed(0)
-      } and ${after.requestsPerSec.toFixed(0)} req/s, p50 ${before.p50Ms.toFixed(3)} and ${
-        after.p50Ms.toFixed(3)
-      } ms, p99 ${before.p99Ms.toFixed(3)} and ${
-        after.p99Ms.toFixed(3)
-      } ms (before and after the proxies)`,
+      `half load (${conns} connections, 1 ms pause, ${o.rounds} rounds): direct ${
+        directs.map((d) => d.requestsPerSec.toFixed(0)).join(", ")
+      } req/s, p50 ${fmt(directs.map((d) => d.p50Ms))} ms, p99 ${
+        fmt(directs.map((d) => d.p99Ms))
+      } ms`,
     );
-    for (const [name, r] of runs) {
-      const a50 = r.p50Ms - base.p50Ms, a99 = r.p99Ms - base.p99Ms;
+    const median = (xs: number[]) => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+    };
+    for (const [name, rs] of runs) {
+      const base = (i: number, k: "p50Ms" | "p99Ms") => Math.min(directs[i][k], directs[i + 1][k]);
+      const a50s = rs.map((r, i) => r.p50Ms - base(i, "p50Ms"));
+      const a99s = rs.map((r, i) => r.p99Ms - base(i, "p99Ms"));
+      const a50 = median(a50s), a99 = median(a99s);
       const goal = name !== "ours"
         ? ""
         : a99 < 0
@@ -449,12 +496,16 @@ async function main(): Promise<void> {
         : ` (goal p99 added < ${GOAL_P99_ADDED_MS} ms: ${
           a99 < GOAL_P99_ADDED_MS ? "met" : "not met"
         })`;
+      const notes = rs.map((r) => r.note).filter((n) => n !== "").join("");
       console.log(
         `half load  ${name.padEnd(10)} ${
-          r.requestsPerSec.toFixed(0).padStart(7)
-        } req/s  added p50 ${a50.toFixed(3)} ms  p99 ${a99.toFixed(3)} ms${goal}${r.note}`,
+          median(rs.map((r) => r.requestsPerSec)).toFixed(0).padStart(7)
+        } req/s  added p50 ${a50.toFixed(3)} ms  p99 ${a99.toFixed(3)} ms${goal}${
+          rs.length > 1 ? ` [rounds: p99 added ${fmt(a99s)}]` : ""
+        }${notes}`,
       );
     }
+    for (const e of evidence) console.log(`ours at half load, ${e}`);
     const oursUrl = proxies.find((p) => p.name === "ours")?.url;
     if (oursUrl !== undefined) {
       const ex = await (await fetch(`${oursUrl}/_proxy/explain`)).json();
@@ -472,8 +523,7 @@ async function main(): Promise<void> {
         } MiB (goal < 100 MiB: ${hwm < 100 * MiB ? "met" : "not met"})`,
       );
     }
-    const load1 = await Deno.readTextFile("/proc/loadavg");
-    console.log(`load average at the end: ${load1.split(" ").slice(0, 3).join(" ")}`);
+    console.log(`load average at the end: ${await loadAt()}`);
   } finally {
     await stopAll();
     await origin.shutdown();

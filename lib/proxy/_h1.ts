@@ -182,8 +182,18 @@ function headEnd(buf: Uint8Array, from: number, end: number): number {
   return -1;
 }
 
-/** `buf[start, end)` as a latin1 string (without a decoder call: heads are short). */
+const ascii = new TextDecoder();
+
+/**
+ * `buf[start, end)` as a latin1 string (byte n is U+00nn). An all-ASCII head (the usual case)
+ * is one decoder call that allocates only the string; other heads go through
+ * `String.fromCharCode`, which copies the bytes into an argument list first. (The `latin1`
+ * decoder cannot serve: it is windows-1252, which maps 0x80-0x9F elsewhere.)
+ */
 function latin1Text(buf: Uint8Array, start: number, end: number): string {
+  let i = start;
+  while (i < end && buf[i] < 0x80) i++;
+  if (i === end) return ascii.decode(buf.subarray(start, end));
   let out = "";
   for (let i = start; i < end; i += 8192) {
     out += String.fromCharCode.apply(null, buf.subarray(i, Math.min(end, i + 8192)) as never);
@@ -191,7 +201,15 @@ function latin1Text(buf: Uint8Array, start: number, end: number): string {
   return out;
 }
 
-/** A response head's text (through its blank line) parsed; throws ProtocolError. */
+/** Whether UTF-16 code unit `c` (of a latin1 string) is JavaScript whitespace (`\s`, `trim`). */
+function isSpace(c: number): boolean {
+  return (c >= 9 && c <= 13) || c === 32 || c === 160;
+}
+
+/**
+ * A response head's text (through its blank line) parsed; throws ProtocolError. Each header
+ * line is scanned in place: only its name and trimmed value are cut from the text.
+ */
 function parseHead(text: string): ResponseHead {
   let nl = text.indexOf("\n");
   const startLine = stripCr(text.slice(0, nl));
@@ -203,18 +221,27 @@ function parseHead(text: string): ResponseHead {
   for (;;) {
     const from = nl + 1;
     nl = text.indexOf("\n", from);
-    const l = stripCr(text.slice(from, nl));
-    if (l === "") break;
+    const end = nl > from && text.charCodeAt(nl - 1) === 13 ? nl - 1 : nl; // without its CR
+    if (end === from) break;
     if (headers.length >= MAX_HEADERS) {
       throw new ProtocolError(
         `upstream response head over ${MAX_HEAD_BYTES} bytes or ${MAX_HEADERS} fields`,
       );
     }
-    const colon = l.indexOf(":");
-    if (colon <= 0 || l[0] === " " || l[0] === "\t" || /\s/.test(l.slice(0, colon))) {
-      throw new ProtocolError(`upstream sent a bad header line: ${JSON.stringify(l)}`);
+    let colon = text.indexOf(":", from);
+    if (colon >= end) colon = -1;
+    let bad = colon <= from || text.charCodeAt(from) === 32 || text.charCodeAt(from) === 9;
+    for (let i = from; !bad && i < colon; i++) bad = isSpace(text.charCodeAt(i));
+    if (bad) {
+      throw new ProtocolError(
+        `upstream sent a bad header line: ${JSON.stringify(text.slice(from, end))}`,
+      );
     }
-    headers.push([l.slice(0, colon).toLowerCase(), l.slice(colon + 1).trim()]);
+    let vs = colon + 1;
+    let ve = end;
+    while (vs < ve && isSpace(text.charCodeAt(vs))) vs++;
+    while (ve > vs && isSpace(text.charCodeAt(ve - 1))) ve--;
+    headers.push([text.slice(from, colon).toLowerCase(), text.slice(vs, ve)]);
   }
   return { minor: m[1] === "1" ? 1 : 0, status: Number(m[2]), reason: m[3] ?? "", headers };
 }

@@ -119,6 +119,19 @@ interface Pooled {
   conn: ByteConn;
   reader: BufReader;
   idleSince: number;
+  /** The request head is encoded here (one write at a time per connection). */
+  scratch: Uint8Array | null;
+}
+
+/** Size of a connection's request head buffer (a longer head is encoded on its own). */
+const SCRATCH_BYTES = 4096;
+
+/** `head` as bytes: in `p.scratch` when it fits (no buffer allocated per request). */
+function encodeHead(p: Pooled, head: string): Uint8Array {
+  if (head.length > SCRATCH_BYTES) return enc.encode(head);
+  const scratch = p.scratch ??= new Uint8Array(SCRATCH_BYTES);
+  const r = enc.encodeInto(head, scratch);
+  return r.read === head.length ? scratch.subarray(0, r.written) : enc.encode(head);
 }
 
 const enc = new TextEncoder();
@@ -266,7 +279,7 @@ export class UpstreamPool {
     const { conn, ms } = await this.connect(hostname, port);
     return this.#exchange(
       key,
-      { conn, reader: new BufReader(conn), idleSince: 0 },
+      { conn, reader: new BufReader(conn), idleSince: 0, scratch: null },
       ms,
       req,
     );
@@ -279,7 +292,7 @@ export class UpstreamPool {
   ): Promise<UpstreamResponse> {
     return this.#exchange(
       null,
-      { conn, reader: new BufReader(conn), idleSince: 0 },
+      { conn, reader: new BufReader(conn), idleSince: 0, scratch: null },
       null,
       req,
     );
@@ -321,7 +334,7 @@ export class UpstreamPool {
           ? `content-length: ${req.bodyLength}\r\n`
           : "transfer-encoding: chunked\r\n";
       }
-      await writeAll(conn, enc.encode(head + "\r\n"));
+      await writeAll(conn, encodeHead(p, head + "\r\n"));
       let headed = false;
       if (req.body !== null) {
         // Every chunk sent restarts the timer that runs: the head's before it came, else idle.
