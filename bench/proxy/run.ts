@@ -58,8 +58,8 @@ export function spawn(
   cmd: string,
   args: string[],
   pin: string | null,
-  /** `onStderr` sees the process's stderr first and answers what of it to keep in the log. */
-  o: { env?: Record<string, string>; onStderr?: (text: string) => string } = {},
+  /** `onStdout` sees the process's stdout first and answers what of it to keep in the log. */
+  o: { env?: Record<string, string>; onStdout?: (text: string) => string } = {},
 ): Proc {
   const [c, a] = pin ? ["taskset", ["-c", pin, cmd, ...args]] : [cmd, args];
   const child = new Deno.Command(c, {
@@ -72,7 +72,7 @@ export function spawn(
   }).spawn();
   let tail = "";
   for (const s of [child.stdout, child.stderr]) {
-    const hook = s === child.stderr ? o.onStderr : undefined;
+    const hook = s === child.stdout ? o.onStdout : undefined;
     (async () => {
       for await (const t of s.pipeThrough(new TextDecoderStream())) {
         tail = (tail + (hook ? hook(t) : t)).slice(-4000);
@@ -371,7 +371,7 @@ async function main(): Promise<void> {
     const want = await fetchVia(null, direct, replica);
     await fetchVia(null, direct, replica); // a hit from now on
     const proxies: { name: string; url: string; target: string; pid: number }[] = [];
-    // Our proxy prints a line per garbage collection (V8's --trace-gc-nvp; nothing else changes).
+    // Our proxy prints a line per garbage collection on stdout (V8's --trace-gc-nvp).
     const gc = new GcTrace();
     const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), GC_TRACE_FLAG].filter(Boolean).join(",");
     for (const name of o.proxies) {
@@ -393,7 +393,7 @@ async function main(): Promise<void> {
             "cdn.test",
           ],
           pinProxy,
-          { env: { DENO_V8_FLAGS: v8Flags }, onStderr: (t) => gc.feed(t) },
+          { env: { DENO_V8_FLAGS: v8Flags }, onStdout: (t) => gc.feed(t) },
         );
         const got = await fetchVia(url, "http://cdn.test/obj.bin", p);
         if (got.join() !== want.join()) throw new Error("our proxy answered other bytes");
