@@ -57,13 +57,15 @@ function pathsHomedAt(home: string, prefix: string, n: number): string[] {
 }
 
 Deno.test("cooperative caching between two replicas", async (t) => {
-  const [onA, onA2, hot] = pathsHomedAt("a", "/a", 3);
+  const [onA, onA2, hot, large] = pathsHomedAt("a", "/a", 4);
   const [onB] = pathsHomedAt("b", "/b", 1);
   const budgeted = pathsHomedAt("a", "/c", 4);
   const routes: Record<string, { headers: Record<string, string>; body: string }> = {};
   for (const p of [onA, onA2, hot, onB, ...budgeted]) {
     routes[p] = { headers: { "cache-control": "max-age=600" }, body: `object ${p}`.padEnd(900) };
   }
+  // Past 1 MiB: written to the store as it arrives.
+  routes[large] = { headers: { "cache-control": "max-age=600" }, body: "x".repeat(1_100_000) };
   const origin = await startOrigin(routes);
   await withTempDir(async (dir) => {
     const nodes: TestNode[] = [];
@@ -111,6 +113,15 @@ Deno.test("cooperative caching between two replicas", async (t) => {
         match(r.res.headers.get("via") ?? "", /nearcast-a/, "served from A's copy");
         equal((await get(`${b.url}${onA2}`)).x, "HIT");
         equal(origin.count(onA2), 1, "the origin was asked once");
+      });
+
+      await t.step("a large object filled from A is kept on a first miss, as a copy", async () => {
+        const copies = (await coopOf(b)).copies;
+        const r = await get(`${b.url}${large}`);
+        assertEquals([r.status, r.body.length], [200, 1_100_000]);
+        ok(await holds(b, large), "B streamed it to its store");
+        equal((await coopOf(b)).copies, copies + 1, "counted as a copy");
+        equal(origin.count(large), 1);
       });
 
       await t.step("B prefetches what is hot on A", async () => {

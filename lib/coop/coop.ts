@@ -177,13 +177,14 @@ export class Cooperation implements CoopHooks {
   }
 
   /**
-   * Whether a copy of `url` filled from a member is kept: always for a prefetch or a URL
-   * this node is home for, else only when it missed here before, while remembered.
+   * Whether a copy of `url` filled from a member is kept: always for a URL this node is home
+   * for; else, as a copy within the budget, for a prefetch, a URL that missed here before while
+   * remembered, or a `streamed` body (stored whatever the answer).
    */
-  keepCopy(url: string, req: Request): boolean {
+  keepCopy(url: string, req: Request, streamed: boolean): boolean {
     const ids = [this.#o.id, ...this.#o.members.alivePeers().map((e) => e.id)];
     if (homeOf(url, ids) === this.#o.id) return true;
-    if (isPrefetch(req) || this.#misses.count(url) >= 2) {
+    if (streamed || isPrefetch(req) || this.#misses.count(url) >= 2) {
       this.stats.copiesKept++;
       this.#guests.add(url);
       return true;

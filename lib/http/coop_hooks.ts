@@ -21,8 +21,11 @@ export interface CoopRoute {
 export interface CoopHooks {
   /** The members to ask for `url`, or null for the default choice (peer_select.ts). */
   route(url: string, req: Request): CoopRoute | null;
-  /** Whether a copy of `url` filled from a member for `req` is stored here. */
-  keepCopy(url: string, req: Request): boolean;
+  /**
+   * Whether a copy of `url` filled from a member for `req` is stored here; `streamed` (a body
+   * of 1 MiB or more, written to the store as it arrives) is stored whatever the answer.
+   */
+  keepCopy(url: string, req: Request, streamed: boolean): boolean;
   /** Whether `req` may be filled from members only, never the origin (a prefetch). */
   peersOnly(req: Request): boolean;
   /** Whether this replica fills `req`, a member's request with {@link COOP_FILL_HEADER}. */

@@ -323,9 +323,12 @@ export function createFiller(o: FillerOptions): Filler {
       dropStale();
       return { kind: "response", response: respond.passThrough(res.status, headers, res.body) };
     }
+    const small = length !== null && length < FILE_SERVE_THRESHOLD;
+    // With --coop, a copy filled from a member is kept only when it is hot here (a large one,
+    // streamed to the store, always).
+    const keep = !fromPeer || (o.coop?.keepCopy(url, req, !small) ?? true);
     let read;
     try {
-      const small = length !== null && length < FILE_SERVE_THRESHOLD;
       // A body streamed into the store replaces `stale` only once stored whole, so `stale`
       // can stand in if the body fails (see streamToStore).
       const streamed = small ? null : await streamToStore(
@@ -364,8 +367,6 @@ export function createFiller(o: FillerOptions): Filler {
       return { kind: "response", response: respond.passThrough(res.status, headers, stream) };
     }
     if (!fromPeer) metrics.originBytes += read.body.byteLength;
-    // With --coop, a copy filled from a member is kept only when it is hot here.
-    const keep = !fromPeer || (o.coop?.keepCopy(url, req) ?? true);
     const entry = keep
       ? await cache.put(url, sent, {
         status: res.status,

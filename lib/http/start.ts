@@ -197,7 +197,7 @@ export async function startReplicaProcess(
     members: () => node?.aliveMemberUrls() ?? [],
     coop: c.coop === null ? undefined : {
       route: (url, req) => node?.coop?.route(url, req) ?? null,
-      keepCopy: (url, req) => node?.coop?.keepCopy(url, req) ?? true,
+      keepCopy: (url, req, streamed) => node?.coop?.keepCopy(url, req, streamed) ?? true,
       peersOnly: isPrefetch,
       fillsFor: (req) => node?.coop?.fillsFor(req) ?? false,
     },
