@@ -13,7 +13,11 @@
  * proxy while a `--rss-size` body (default 1 GiB) streams through it from a generating origin.
  *
  * Usage: deno task bench:proxy [--duration 5] [--connections 32] [--size 1024]
- *          [--proxies ours,tinyproxy,squid] [--rss-size 1GiB] [--rounds 2] [--no-pin]
+ *          [--proxies ours,tinyproxy,squid,nginx] [--rss-size 1GiB] [--rounds 2] [--no-pin]
+ *
+ * nginx (`proxy_pass` with kept-alive server connections: a reverse proxy, which takes the
+ * absolute-form requests wrk sends) is a control for the method: a proxy in C with no garbage
+ * collector, to show how much of an added latency the setup itself gives.
  *
  * @module
  */
@@ -39,7 +43,8 @@ Options:
   -d, --duration SECONDS   length of each wrk run (default 5)
   -c, --connections N      wrk connections at full load (default 32)
       --size BYTES         object size (default 1024)
-      --proxies LIST       ours, tinyproxy, squid (default all three; missing tools are skipped)
+      --proxies LIST       ours, tinyproxy, squid, nginx (default all four; missing tools are
+                           skipped; nginx, a reverse proxy, is a control for the method)
       --rss-size SIZE      body streamed through our proxy for the RSS figure (default 1GiB; 0: skip)
       --rounds N           half-load rounds (direct, then each proxy; default 2)
       --no-pin             do not pin processes to cores
@@ -107,6 +112,16 @@ export async function cpuSeconds(pid: number): Promise<number> {
 }
 /** Linux's USER_HZ (`getconf CLK_TCK`). */
 const CLOCK_TICKS = 100;
+
+/**
+ * The `--v8-flags=...` of `deno task proxy` (deno.json), so that the benchmark runs our proxy
+ * as the task does.
+ */
+export async function proxyTaskFlags(): Promise<string[]> {
+  const tasks = JSON.parse(await Deno.readTextFile(`${ROOT}deno.json`)).tasks;
+  const cmd: string = tasks.proxy.command ?? tasks.proxy;
+  return cmd.split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
+}
 
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -202,7 +217,7 @@ function parseOpts(): Opts | null {
       duration: { type: "string", short: "d", default: "5" },
       connections: { type: "string", short: "c", default: "32" },
       size: { type: "string", default: "1024" },
-      proxies: { type: "string", default: "ours,tinyproxy,squid" },
+      proxies: { type: "string", default: "ours,tinyproxy,squid,nginx" },
       "rss-size": { type: "string", default: "1GiB" },
       rounds: { type: "string", default: "2" },
       "no-pin": { type: "boolean", default: false },
@@ -223,8 +238,8 @@ function parseOpts(): Opts | null {
   };
   const proxies = values.proxies.split(",").filter((s) => s !== "");
   for (const p of proxies) {
-    if (!["ours", "tinyproxy", "squid"].includes(p)) {
-      throw new RangeError(`--proxies: unknown proxy ${p} (ours, tinyproxy, squid)`);
+    if (!["ours", "tinyproxy", "squid", "nginx"].includes(p)) {
+      throw new RangeError(`--proxies: unknown proxy ${p} (ours, tinyproxy, squid, nginx)`);
     }
   }
   return {
@@ -285,6 +300,31 @@ async function squidConf(dir: string, port: number): Promise<string> {
   return f;
 }
 
+/** nginx in the foreground, one worker, forwarding everything to the replica (keep-alive). */
+async function nginxConf(dir: string, port: number, replicaPort: number): Promise<string> {
+  const f = `${dir}/nginx.conf`;
+  const temp = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+    .map((t) => `${t}_temp_path ${dir};`).join(" ");
+  await Deno.writeTextFile(
+    f,
+    `worker_processes 1; daemon off; master_process off; pid ${dir}/nginx.pid;
+error_log ${dir}/nginx_error.log crit;
+events { worker_connections 1024; }
+http {
+  access_log off; ${temp}
+  upstream replica { server 127.0.0.1:${replicaPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://replica; proxy_http_version 1.1; proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  return f;
+}
+
 /** Streams `size` bytes from a generating origin through our proxy; answers its VmHWM. */
 async function rssFigure(o: Opts, node: string, pin: string | null): Promise<number> {
   const chunk = new Uint8Array(256 * 1024).fill(0x62);
@@ -306,6 +346,7 @@ async function rssFigure(o: Opts, node: string, pin: string | null): Promise<num
   const p = spawn("ours (rss)", Deno.execPath(), [
     "run",
     "-A",
+    ...await proxyTaskFlags(),
     "main_proxy.ts",
     "-p",
     String(port),
@@ -384,6 +425,7 @@ async function main(): Promise<void> {
           [
             "run",
             "-A",
+            ...await proxyTaskFlags(),
             "main_proxy.ts",
             "-p",
             String(port),
@@ -406,6 +448,8 @@ async function main(): Promise<void> {
       }
       const p = name === "tinyproxy"
         ? spawn(name, "tinyproxy", ["-d", "-c", await tinyproxyConf(dir, port)], pinProxy)
+        : name === "nginx"
+        ? spawn(name, "nginx", ["-c", await nginxConf(dir, port, rport)], pinProxy)
         : spawn(name, "squid", ["-N", "-f", await squidConf(dir, port)], pinProxy);
       const got = await fetchVia(url, direct, p);
       if (got.join() !== want.join()) throw new Error(`${name} answered other bytes`);
