@@ -57,10 +57,14 @@ export class GcTrace {
 const quantile = (sorted: number[], q: number) =>
   sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 
+/** Pauses this long count as holding requests up (the p99 goal is 1 ms added). */
+const LONG_PAUSE_MS = 1;
+
 /**
  * One line on `events` over a run of `requests` with `connections` clients: collections by
  * kind, their pauses, bytes allocated and promoted per request, and the share of requests that
- * a pause can hold up (each pause stalls at most one request per connection).
+ * pauses of {@link LONG_PAUSE_MS} or more can hold up (each stalls at most one request per
+ * connection).
  */
 export function gcSummary(events: GcEvent[], requests: number, connections: number): string {
   const n = Math.max(1, requests);
@@ -73,12 +77,15 @@ export function gcSummary(events: GcEvent[], requests: number, connections: numb
     } (pause median ${quantile(p, 0.5).toFixed(2)}, max ${p.at(-1)!.toFixed(2)} ms)`;
   });
   const sum = (f: (e: GcEvent) => number) => events.reduce((s, e) => s + f(e), 0);
-  const held = Math.min(1, events.length * connections / n);
+  const long = events.filter((e) => e.pause >= LONG_PAUSE_MS).length;
+  const held = Math.min(1, long * connections / n);
   return `${parts.join(", ") || "no collection"}; ${
     (sum((e) => e.allocated) / n / 1024).toFixed(1)
   } KiB allocated and ${(sum((e) => e.promoted) / n).toFixed(0)} B promoted per request; ${
-    (events.length / n * 1000).toFixed(2)
-  } pauses per 1000 requests: at most ${(held * 100).toFixed(2)}% of requests held up by one`;
+    (long / n * 1000).toFixed(2)
+  } pauses of ${LONG_PAUSE_MS} ms or more per 1000 requests: at most ${
+    (held * 100).toFixed(2)
+  }% of requests held up by one`;
 }
 
 /** CPU ticks (user + system, 1/100 s) of each thread of `pid`, summed by thread name. */

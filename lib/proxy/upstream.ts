@@ -108,19 +108,39 @@ export interface UpstreamResponse {
 /** How often head and idle deadlines are checked, ms. */
 const WATCHDOG_MS = 100;
 
-/** A deadline of one exchange. */
-interface Watch {
-  deadline: number;
-  why: string;
-  fire(): void;
-}
-
+/**
+ * A server connection. The deadline of the exchange on it lives here too (one exchange at a time
+ * per connection), so the watchdog's set holds connections, which live long anyway, and never a
+ * per-request object: a per-request watch object in that set kept its whole request (response,
+ * headers, closures) alive across young-generation collections: about 700 bytes promoted to the
+ * old generation per forwarded hit, and scavenges of 1-3 ms; without it 5-10 bytes, and
+ * scavenges of about 0.3 ms (`deno task bench:proxy` prints both).
+ */
 interface Pooled {
   conn: ByteConn;
   reader: BufReader;
   idleSince: number;
   /** The request head is encoded here (one write at a time per connection). */
   scratch: Uint8Array | null;
+  /** When the running exchange times out (`Date.now()` ms), while in the watchdog's set. */
+  deadline: number;
+  /** What the exchange is waiting for (the error text if the deadline passes). */
+  why: string;
+  /** Set by the watchdog when the deadline passed (the connection is closed then). */
+  timedOut: string | null;
+}
+
+/** A new {@link Pooled} for `conn`. */
+function pooled(conn: ByteConn): Pooled {
+  return {
+    conn,
+    reader: new BufReader(conn),
+    idleSince: 0,
+    scratch: null,
+    deadline: 0,
+    why: "",
+    timedOut: null,
+  };
 }
 
 /** Size of a connection's request head buffer (a longer head is encoded on its own). */
@@ -155,7 +175,8 @@ export class UpstreamPool {
   #idle = new Map<string, Pooled[]>();
   #idleCount = 0;
   #sweep: ReturnType<typeof setInterval>;
-  #watches = new Set<Watch>();
+  /** Connections with an exchange whose deadline runs (see {@link Pooled}). */
+  #armed = new Set<Pooled>();
   #watchdog: ReturnType<typeof setInterval>;
   /** Connections opened (probes' included), and requests sent on a kept-alive one. */
   readonly stats = { connects: 0, reused: 0 };
@@ -174,10 +195,11 @@ export class UpstreamPool {
     // costs no timer of its own.
     this.#watchdog = setInterval(() => {
       const now = Date.now();
-      for (const w of this.#watches) {
-        if (now >= w.deadline) {
-          this.#watches.delete(w);
-          w.fire();
+      for (const p of this.#armed) {
+        if (now >= p.deadline) {
+          this.#armed.delete(p);
+          p.timedOut = p.why;
+          closeQuietly(p.conn);
         }
       }
     }, WATCHDOG_MS);
@@ -279,7 +301,7 @@ export class UpstreamPool {
     const { conn, ms } = await this.connect(hostname, port);
     return this.#exchange(
       key,
-      { conn, reader: new BufReader(conn), idleSince: 0, scratch: null },
+      pooled(conn),
       ms,
       req,
     );
@@ -292,7 +314,7 @@ export class UpstreamPool {
   ): Promise<UpstreamResponse> {
     return this.#exchange(
       null,
-      { conn, reader: new BufReader(conn), idleSince: 0, scratch: null },
+      pooled(conn),
       null,
       req,
     );
@@ -306,22 +328,14 @@ export class UpstreamPool {
   ): Promise<UpstreamResponse> {
     const { conn, reader } = p;
     const received = reader.received;
-    let timedOut: string | null = null;
+    p.timedOut = null;
     // One deadline checked by the pool's watchdog, not a timer per request (see #watchdog).
-    const watch: Watch = {
-      deadline: 0,
-      why: "",
-      fire: () => {
-        timedOut = watch.why;
-        closeQuietly(conn);
-      },
-    };
     const arm = (ms: number, what: string) => {
-      watch.deadline = Date.now() + ms;
-      watch.why = what;
-      this.#watches.add(watch);
+      p.deadline = Date.now() + ms;
+      p.why = what;
+      this.#armed.add(p);
     };
-    const disarm = () => this.#watches.delete(watch);
+    const disarm = () => this.#armed.delete(p);
     const t0 = performance.now();
     let sending: Promise<boolean> = SENT;
     const { head: headWait, idle } = this.#why;
@@ -367,7 +381,8 @@ export class UpstreamPool {
         disarm();
         req.onEnd?.(how);
         const sent = await sending;
-        if (key !== null && how === "reuse" && keep && sent && timedOut === null) {
+        disarm(); // a request body still sent after the response re-arms it
+        if (key !== null && how === "reuse" && keep && sent && p.timedOut === null) {
           this.#release(key, p);
         } else closeQuietly(conn);
       };
@@ -388,11 +403,11 @@ export class UpstreamPool {
       disarm();
       closeQuietly(conn);
       if (e instanceof UpstreamError) throw e;
-      const why = timedOut ?? (e as Error).message;
+      const why = p.timedOut ?? (e as Error).message;
       throw new UpstreamError(
         why,
         "head",
-        connectMs === null && reader.received === received && timedOut === null,
+        connectMs === null && reader.received === received && p.timedOut === null,
         { cause: e },
       );
     }
