@@ -8,9 +8,13 @@
  * client's throughput is measured from the steady part of the transfer only: the first chunks
  * are absorbed at once by the socket's send buffer and the link's queue, so the measurement
  * starts at the first pull that waited (more than {@link STALL_MS} after the one before) and
- * ends at the last (a wait during which a transcode ran was the CPU's, and does not count); a
- * response that never waited says nothing about the link (it fitted in the
- * buffers) and is not reported. With Linux's default send buffer autotuning a slow client's
+ * ends at the last; a response that never waited says nothing about the link (it fitted in the
+ * buffers) and is not reported. Time the replica's own event loop was held (another request's
+ * work, a collection, the transcode workers taking the CPU on a small machine) was the CPU's, not
+ * the link's: while a measured send runs, a {@link TICK_MS} timer sums how late it fires, and
+ * that lateness is taken off the measured time (it used to be that a wait during which a
+ * transcode ended voided the start of the measurement; over a 300 ms round trip, with only a
+ * handful of waits per photo, a background ladder then left slow clients unmeasured). With Linux's default send buffer autotuning a slow client's
  * buffer can hold a whole image; `net.ipv4.tcp_notsent_lowat` (e.g. 16384) keeps the unsent
  * part small, see docs/experiments/images.md.
  *
@@ -24,12 +28,38 @@ import type { Bytes } from "./variant_store.ts";
 const CHUNK = 16 * 1024;
 /** A pull this long after the previous one means the connection was full (ms). */
 export const STALL_MS = 2;
-/** When the latest transcode ended (a gap that spans one was the CPU, not the link). */
-let busyEnd = 0;
+/** Period of the event-loop lateness timer while measured sends run (ms). */
+export const TICK_MS = 5;
 
-/** Tells the measurement that CPU-bound work (a transcode) just ended. */
-export function noteBusy(): void {
-  busyEnd = performance.now();
+/** Event-loop lateness summed while at least one measured send runs (ms). */
+let held = 0;
+let sends = 0;
+let tick: ReturnType<typeof setInterval> | undefined;
+let lastTick = 0;
+
+/** Counts a measured send in; the first starts the lateness timer. */
+function monitorIn(): void {
+  if (sends++ > 0) return;
+  lastTick = performance.now();
+  tick = setInterval(() => {
+    const now = performance.now();
+    const late = now - lastTick - TICK_MS;
+    if (late > 1) held += late;
+    lastTick = now;
+  }, TICK_MS);
+  Deno.unrefTimer(tick as unknown as number);
+}
+
+/** Counts a measured send out; the last stops the timer. */
+function monitorOut(): void {
+  if (--sends > 0) return;
+  clearInterval(tick);
+  tick = undefined;
+}
+
+/** Measured sends running (the timer runs while this is above 0), for tests. */
+export function activeSends(): number {
+  return sends;
 }
 
 /** The response for `req` with `body` and `headers` (which it completes). */
@@ -80,23 +110,36 @@ export function sendImage(
   }
   headers.set("content-length", String(part.length));
   if (req.method === "HEAD") return new Response(null, { status, headers });
-  let sent = 0, last = 0, steadyAt = 0, steadyBytes = -1;
+  let sent = 0, last = 0, steadyAt = 0, steadyBytes = -1, heldAt = 0, open = false;
+  const finish = () => {
+    if (open) monitorOut();
+    open = false;
+  };
   const stream = new ReadableStream<Uint8Array>({
     pull(c) {
+      if (!open && sent === 0) {
+        monitorIn();
+        open = true;
+      }
       const now = performance.now();
-      if (steadyBytes < 0 && last > 0 && now - last > STALL_MS && busyEnd < last) {
+      if (steadyBytes < 0 && last > 0 && now - last > STALL_MS) {
         steadyAt = now;
         steadyBytes = sent;
+        heldAt = held;
       }
       last = now;
       if (sent >= part.length) {
-        if (steadyBytes >= 0) drained(sent - steadyBytes, now - steadyAt);
+        if (steadyBytes >= 0) drained(sent - steadyBytes, now - steadyAt - (held - heldAt));
+        finish();
         c.close();
         return;
       }
       const end = Math.min(part.length, sent + CHUNK);
       c.enqueue(part.subarray(sent, end));
       sent = end;
+    },
+    cancel() {
+      finish();
     },
   }, { highWaterMark: 0 });
   return new Response(stream, { status, headers });

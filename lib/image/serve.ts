@@ -34,7 +34,7 @@ import { concatBytes } from "../common/bytes.ts";
 import type { CacheEntry, CacheEvents, HttpCache } from "../http/cache.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { Background } from "./_background.ts";
-import { noteBusy, sendImage } from "./_send.ts";
+import { sendImage } from "./_send.ts";
 import { CacheVariants, DERIVED } from "./cache_variants.ts";
 import { ACCEPT_CH, parseClientHints } from "./client_hints.ts";
 import { DEFAULT_LADDER, type Ladder, parseImageParams } from "./ladder.ts";
@@ -374,7 +374,6 @@ export class ImageLayer {
         const t0 = performance.now();
         const out = await this.#pool.transcode(src.bytes, opts).finally(() => {
           this.memory.release(need);
-          noteBusy();
         });
         const ms = performance.now() - t0;
         this.stats.computed++;
