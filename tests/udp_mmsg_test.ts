@@ -367,10 +367,25 @@ Deno.test("batched UDP: a flood does not starve timers or another socket in the 
       hostname: "127.0.0.1",
       port: (other.addr as Addr).port,
     } as const;
+    // Under the flood the kernel's loopback backlog (net.core.netdev_max_backlog) can drop a
+    // ping, which is the network's doing, not starvation: a ping unanswered for 250 ms is sent
+    // again; a starved socket answers none of them within WAIT_MS.
     for (let i = 0; i < 5; i++) {
-      await pinger.send(new Uint8Array([i]), to);
-      const [got] = await receiveN(pinger, 1);
-      assert.deepEqual(got, new Uint8Array([i]), "the other socket stopped answering");
+      const t0 = performance.now();
+      let pending = pinger.receive();
+      pending.catch(() => {/* rejected when `pinger` closes */});
+      for (;;) {
+        assert.ok(performance.now() - t0 < WAIT_MS, `the other socket stopped answering ping ${i}`);
+        await pinger.send(new Uint8Array([i]), to);
+        const r = await Promise.race([
+          pending,
+          new Promise<undefined>((res) => setTimeout(() => res(undefined), 250)),
+        ]);
+        if (r === undefined) continue;
+        if (r[0].length === 1 && r[0][0] === i) break;
+        pending = pinger.receive(); // the late echo of an earlier ping
+        pending.catch(() => {});
+      }
     }
     const t0 = performance.now();
     while (ticks - startTicks < 10) {
