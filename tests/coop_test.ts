@@ -196,7 +196,6 @@ Deno.test("a member joining becomes home for a share of the URLs and fills them 
       nodes.push(b);
       const peersOf = async (n: TestNode) => (await coopOf(n)).peers.map((p) => p.id).sort();
       await waitUntil(async () => (await peersOf(a)).includes("b"), WAIT_MS, "A to see B");
-      const empty = (await coopOf(b)).version;
       equal((await get(`${a.url}${moved}`)).x, "MISS");
       ok(await holds(b, moved), "B, the home, holds it");
       ok(!(await holds(a, moved)));

@@ -47,6 +47,12 @@ function request(c: CacheIndex, key: number, size = 1): number {
   return s >= 0 ? s : c.set(0, key, size);
 }
 
+/** Requests `key` `n` times (gets) and stores it with size 1; returns the slot or -1. */
+function warm(c: CacheIndex, key: number, n: number): number {
+  for (let i = 0; i < n; i++) c.get(0, key);
+  return c.set(0, key, 1);
+}
+
 function evictedList(c: CacheIndex): number[] {
   const out: number[] = [];
   for (let i = 0; i < c.evictedCount(); i++) out.push(c.evictedSlot(i));
@@ -210,12 +216,6 @@ for (const [name, make] of IMPLEMENTATIONS) {
     assert(c.set(0, 100, 50) >= 0, "third request: admitted");
     assertEquals(evictedList(c).length, 1);
   });
-
-  /** Requests `key` `n` times (gets) and stores it with size 1; returns the slot or -1. */
-  function warm(c: Index, key: number, n: number): number {
-    for (let i = 0; i < n; i++) c.get(0, key);
-    return c.set(0, key, 1);
-  }
 
   Deno.test(`${name}: a window ghost counts only within ARC's history`, () => {
     // 4 entries, window 1 (25 %), no privileged segment. Four keys used 5 times fill it; each
