@@ -12,11 +12,9 @@
  * buffers) and is not reported. Time the replica's own event loop was held (another request's
  * work, a collection, the transcode workers taking the CPU on a small machine) was the CPU's, not
  * the link's: while a measured send runs, a {@link TICK_MS} timer sums how late it fires, and
- * that lateness is taken off the measured time (it used to be that a wait during which a
- * transcode ended voided the start of the measurement; over a 300 ms round trip, with only a
- * handful of waits per photo, a background ladder then left slow clients unmeasured). With Linux's default send buffer autotuning a slow client's
- * buffer can hold a whole image; `net.ipv4.tcp_notsent_lowat` (e.g. 16384) keeps the unsent
- * part small, see docs/experiments/images.md.
+ * that lateness is taken off the measured time. With Linux's default send buffer autotuning a
+ * slow client's buffer can hold a whole image; `net.ipv4.tcp_notsent_lowat` (e.g. 16384) keeps
+ * the unsent part small, see docs/experiments/images.md.
  *
  * @module
  */
