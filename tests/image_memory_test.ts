@@ -8,15 +8,18 @@ import { deepStrictEqual, equal, ok, rejects } from "node:assert/strict";
 import { startOrigin } from "./_http_origin.ts";
 import { startReplica } from "./_http_replica.ts";
 import { magick, softScene } from "./_image_helpers.ts";
-import { MemoryAllowance, transcodeBytes } from "../lib/image/memory.ts";
+import { jpegDecodeBytes, MemoryAllowance, transcodeBytes } from "../lib/image/memory.ts";
+import { createJpegDecoder } from "../lib/image/jpeg.ts";
 import { probeImage } from "../lib/image/probe.ts";
 import { ImageLayer } from "../lib/image/serve.ts";
 
 const MIB = 1024 * 1024;
 
-async function photo(w = 1600, h = 900): Promise<Uint8Array<ArrayBuffer>> {
+/** A JPEG photo; `sampling` as ImageMagick's `-sampling-factor` (its default at -quality 90 is 4:4:4). */
+async function photo(w = 1600, h = 900, sampling = "4:2:0"): Promise<Uint8Array<ArrayBuffer>> {
   const raw = ["-size", `${w}x${h}`, "-depth", "8", "rgba:-"];
-  return new Uint8Array(await magick([...raw, "-quality", "90", "jpg:-"], softScene(w, h)));
+  const args = [...raw, "-quality", "90", "-sampling-factor", sampling, "jpg:-"];
+  return new Uint8Array(await magick(args, softScene(w, h)));
 }
 
 /** The value of one metric line in Prometheus text. */
@@ -32,6 +35,54 @@ async function until(cond: () => boolean, what: string, ms = 30_000): Promise<vo
     if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+Deno.test("image memory: the JPEG estimate follows the sampling factors, as the decoder lays out its buffers", async () => {
+  const PAGE = 64 * 1024;
+  const cases: [string, number[][]][] = [
+    ["4:4:4", [[1, 1], [1, 1], [1, 1]]],
+    ["4:2:2", [[2, 1], [1, 1], [1, 1]]],
+    ["4:2:0", [[2, 2], [1, 1], [1, 1]]],
+  ];
+  const w = 1000, h = 700;
+  const perPixel: number[] = [];
+  for (const [name, want] of cases) {
+    const jpg = await photo(w, h, name);
+    const info = probeImage(jpg)!;
+    deepStrictEqual(info.sampling, want, name);
+    for (let shift = 0; shift <= 3; shift++) {
+      const d = createJpegDecoder();
+      const fresh = d.memoryBytes;
+      d.decode(jpg, shift, true);
+      const est = jpegDecodeBytes(w, h, info.sampling!, shift);
+      // The decoder's memory holds its static data, the input and what it laid out; it grows
+      // by whole pages. The estimate covers the layout and is not above it by a page.
+      ok(
+        d.memoryBytes <= fresh + jpg.length + est + PAGE,
+        `${name} 1/${2 ** shift}: ${d.memoryBytes} > ${fresh} + ${jpg.length} + ${est}`,
+      );
+      ok(
+        d.memoryBytes + PAGE >= fresh + est,
+        `${name} 1/${2 ** shift}: estimate ${est} above ${d.memoryBytes - fresh}`,
+      );
+    }
+    perPixel.push(Math.round(jpegDecodeBytes(w, h, info.sampling!, 3) / (w * h)));
+  }
+  // Coefficients of every block whatever the scale: 6, 4 and 3 bytes per pixel (+ small planes).
+  deepStrictEqual(perPixel, [6, 4, 3]);
+  const grey = await magick(["-size", `${w}x${h}`, "xc:gray50", "-quality", "90", "jpg:-"]);
+  const g = probeImage(grey)!;
+  equal(g.sampling?.length, 1);
+  ok(transcodeBytes(g, grey.length, 320) < transcodeBytes(info444(w, h), grey.length, 320));
+  // Unknown sampling counts as 4:4:4, the largest.
+  equal(
+    transcodeBytes({ format: "jpeg", width: w, height: h }, 0, 320),
+    transcodeBytes(info444(w, h), 0, 320),
+  );
+});
+
+function info444(width: number, height: number) {
+  return { format: "jpeg" as const, width, height, sampling: [[1, 1], [1, 1], [1, 1]] as const };
 }
 
 Deno.test("--image-memory: a variant that does not fit is served as the original, counted and logged", async () => {

@@ -317,18 +317,29 @@ async function tlsCompare(dir: string, runs: number): Promise<Record<string, unk
     }
   }
   tlsCerts = null;
+  const all = (mode: string, label: string, k: "uploadMs" | "propMs") =>
+    (out[mode][label] as Record<string, number[]>)[k];
   const med = (mode: string, label: string, k: "uploadMs" | "propMs") =>
-    median((out[mode][label] as Record<string, number[]>)[k]);
+    median(all(mode, label, k));
+  /** `median (min..max) ms` of one mode's times. */
+  const cell = (mode: string, label: string, k: "uploadMs" | "propMs") => {
+    const xs = all(mode, label, k);
+    return `${median(xs).toFixed(1)} (${Math.min(...xs).toFixed(1)}..${
+      Math.max(...xs).toFixed(1)
+    }) ms`;
+  };
   const rows = [
-    "| size | runs | upload, plain | upload, TLS | propagation to all 3, plain | propagation, TLS | TLS cost (propagation) |",
+    "| size | runs | upload, plain | upload, TLS | propagation to all 3, plain | propagation, TLS | TLS cost (propagation, medians) |",
     "| --- | --- | --- | --- | --- | --- | --- |",
   ];
   for (const [label, , n] of sizes) {
-    const [pu, tu] = [med("plain", label, "uploadMs"), med("tls", label, "uploadMs")];
     const [pp, tp] = [med("plain", label, "propMs"), med("tls", label, "propMs")];
     rows.push(
-      `| ${label} | ${n} | ${pu.toFixed(1)} ms | ${tu.toFixed(1)} ms | ${pp.toFixed(1)} ms | ` +
-        `${tp.toFixed(1)} ms | ${((tp / pp - 1) * 100).toFixed(0)}% |`,
+      `| ${label} | ${n} | ${cell("plain", label, "uploadMs")} | ${
+        cell("tls", label, "uploadMs")
+      } | ` +
+        `${cell("plain", label, "propMs")} | ${cell("tls", label, "propMs")} | ` +
+        `${((tp / pp - 1) * 100).toFixed(0)}% |`,
     );
   }
   const rss = (mode: string) => {

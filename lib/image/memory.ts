@@ -21,7 +21,7 @@
  */
 import type { ImageInfo } from "./probe.ts";
 
-/** Default allowance: two 1920×1080 JPEG transcodes to 1280 px take about 54 MB. */
+/** Default allowance: two 1920×1080 4:2:0 JPEG transcodes to 1280 px take about 58 MiB. */
 export const DEFAULT_IMAGE_MEMORY = 128 * 1024 * 1024;
 
 /** Largest shift (scale 1/2^shift) whose output is at least `minWidth` wide (as `jpeg.ts`). */
@@ -31,16 +31,54 @@ function shiftFor(width: number, minWidth: number): number {
   return s;
 }
 
+/** Sampling factors assumed when a JPEG's are not known: 4:4:4, the largest buffers. */
+const FULL_SAMPLING: readonly (readonly [number, number])[] = [[1, 1], [1, 1], [1, 1]];
+
+/**
+ * Bytes our JPEG decoder (`wasm/jpeg.ts`, `layout`) lays out past its input to decode a
+ * `width`×`height` JPEG with components sampled `sampling` at 1/2^`shift`: per component, a
+ * plane of coefficients (64 × 2 bytes per 8×8 block, blocks padded to whole MCUs; all of them,
+ * whatever the scale) and a plane of pixels at its IDCT size; then the RGBA output and two
+ * upsampling rows. So 3 bytes of coefficients per source pixel for 4:2:0, 4 for 4:2:2, 6 for
+ * 4:4:4 and 2 for grey.
+ */
+export function jpegDecodeBytes(
+  width: number,
+  height: number,
+  sampling: readonly (readonly [number, number])[],
+  shift: number,
+): number {
+  const comps = sampling.length === 1 ? [[1, 1] as const] : sampling; // a lone one: 1×1
+  const hmax = Math.max(1, ...comps.map((c) => c[0]));
+  const vmax = Math.max(1, ...comps.map((c) => c[1]));
+  const mcusX = Math.ceil(width / (8 * hmax));
+  const mcusY = Math.ceil(height / (8 * vmax));
+  const minN = 8 >> shift;
+  let bytes = 0;
+  for (const [h, v] of comps) {
+    const bw = mcusX * h;
+    const bh = mcusY * v;
+    let n = minN; // libjpeg's rule, as the decoder: grow the IDCT while it divides the ratio
+    while (n < 8 && (hmax * minN) % (h * n * 2) === 0 && (vmax * minN) % (v * n * 2) === 0) {
+      n *= 2;
+    }
+    bytes += bw * bh * 128 + 16 + bw * n * bh * n + 16;
+  }
+  const outW = Math.ceil((width * minN) / 8);
+  const outH = Math.ceil((height * minN) / 8);
+  return bytes + outW * outH * 4 + 32 + 2 * (outW + 64);
+}
+
 /**
  * Estimated peak bytes of one `transcode` of a `info` image of `inputBytes` bytes to `width`
  * (undefined or ≥ the source's: full size), in the worker: the input twice (the copy posted to
- * the worker and the decoder's), the decoded RGBA at the decode scale (a JPEG at the 1/2^n scale
- * `pipeline.ts` decodes it at, plus our decoder's coefficient planes, 3 bytes per source pixel
- * for 4:2:0; a PNG twice, inflated rows and bitmap), and the output three times (the resizer's
- * result, the image encoded from, the encoder's buffers).
+ * the worker and the decoder's), the decode buffers (a JPEG at the 1/2^n scale `pipeline.ts`
+ * decodes it at: {@link jpegDecodeBytes} from its sampling factors, 4:4:4 when unknown; a PNG
+ * twice, inflated rows and bitmap), and the output three times (the resizer's result, the image
+ * encoded from, the encoder's buffers).
  */
 export function transcodeBytes(
-  info: Pick<ImageInfo, "format" | "width" | "height">,
+  info: Pick<ImageInfo, "format" | "width" | "height" | "sampling">,
   inputBytes: number,
   width?: number,
 ): number {
@@ -51,7 +89,7 @@ export function transcodeBytes(
   let decode: number;
   if (info.format === "jpeg") {
     const s = resize === undefined ? 0 : shiftFor(sw, 2 * resize);
-    decode = Math.ceil(sw / 2 ** s) * Math.ceil(sh / 2 ** s) * 4 + sw * sh * 3;
+    decode = jpegDecodeBytes(sw, sh, info.sampling ?? FULL_SAMPLING, s);
   } else decode = sw * sh * 8;
   return 2 * inputBytes + decode + 3 * dw * dh * 4;
 }

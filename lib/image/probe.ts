@@ -28,6 +28,11 @@ export interface ImageInfo {
   height: number;
   /** JPEG only: progressive (SOF2) rather than baseline/extended sequential. */
   progressive: boolean;
+  /**
+   * JPEG only: each component's sampling factors `[h, v]` from the frame header, e.g.
+   * `[[2, 2], [1, 1], [1, 1]]` for 4:2:0 (what decode buffers are sized by); absent for PNG.
+   */
+  sampling?: readonly (readonly [number, number])[];
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -52,10 +57,18 @@ export function probeImage(b: Uint8Array): ImageInfo | undefined {
     const len = (b[p + 2] << 8) | b[p + 3];
     // SOF0..SOF15 carry the frame size, except DHT (C4), JPG (C8) and DAC (CC).
     if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
-      if (p + 9 > b.length) return undefined;
+      if (p + 10 > b.length) return undefined;
       const height = (b[p + 5] << 8) | b[p + 6];
       const width = (b[p + 7] << 8) | b[p + 8];
-      return { format: "jpeg", width, height, progressive: marker === 0xc2 || marker === 0xc6 };
+      const n = b[p + 9];
+      if (p + 10 + 3 * n > b.length) return undefined;
+      const sampling: [number, number][] = [];
+      for (let c = 0; c < n; c++) {
+        const hv = b[p + 11 + 3 * c];
+        sampling.push([hv >> 4, hv & 15]);
+      }
+      const progressive = marker === 0xc2 || marker === 0xc6;
+      return { format: "jpeg", width, height, progressive, sampling };
     }
     if (marker === 0xd9 || marker === 0xda || len < 2) return undefined; // no frame header before data
     p += 2 + len;

@@ -8,11 +8,18 @@
  * @module
  */
 import https from "node:https";
-import acme from "acme-client";
+import type { Client as AcmeClient } from "acme-client";
 import { isIpAddress } from "./certs.ts";
 import { describeFetchError } from "./client.ts";
 import { type CertInfo, checkKeyPair } from "./files.ts";
 import type { TlsKeyPair } from "./listen.ts";
+
+/**
+ * `acme-client`, loaded on first use: with its dependencies (axios, `@peculiar/x509`, Node
+ * compatibility modules) it adds about 30 MiB to a process's resident memory, which a node
+ * without `--acme-directory` should not carry.
+ */
+const loadAcme = async () => (await import("acme-client")).default;
 
 /** What {@link obtainCertificate} needs. */
 export interface AcmeRequest {
@@ -49,18 +56,20 @@ async function accountKey(stateDir: string | null): Promise<{ pem: string; kept:
   const path = stateDir === null ? null : `${stateDir}/account-key.pem`;
   const kept = path === null ? null : await readOr(path);
   if (kept !== null) return { pem: kept, kept: true };
+  const acme = await loadAcme();
   const key = (await acme.crypto.createPrivateEcdsaKey()).toString();
   if (path !== null) await writePrivate(path, key);
   return { pem: key, kept: false };
 }
 
 /** One ACME client per request, its account found or made once (renewals reuse it). */
-const clients = new WeakMap<AcmeRequest, acme.Client>();
+const clients = new WeakMap<AcmeRequest, AcmeClient>();
 
-async function accountClient(r: AcmeRequest): Promise<acme.Client> {
+async function accountClient(r: AcmeRequest): Promise<AcmeClient> {
   const known = clients.get(r);
   if (known !== undefined) return known;
   const key = await accountKey(r.stateDir);
+  const acme = await loadAcme();
   const client = new acme.Client({ directoryUrl: r.directory, accountKey: key.pem });
   let found = false;
   if (key.kept) {
@@ -137,6 +146,7 @@ export async function obtainCertificate(
   r: AcmeRequest,
 ): Promise<{ pair: TlsKeyPair; info: CertInfo }> {
   await checkDirectory(r);
+  const acme = await loadAcme();
   if (r.directoryCa !== null) {
     acme.axios.defaults.httpsAgent = new https.Agent({ ca: r.directoryCa });
   }
