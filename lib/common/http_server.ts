@@ -369,8 +369,14 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       conn.active++;
       const m = req.method;
       if (m !== "GET" && m !== "HEAD" && req.body !== null) {
-        // signal: null: the original's signal getter warns about Deno's legacy abort behaviour.
-        req = new Request(req, { body: watched(req.body, touch), signal: null });
+        // Built from the parts, not `new Request(req, ...)`: copying a request reads its signal,
+        // and Deno then prints a warning about its legacy abort behaviour on every such request.
+        req = new Request(req.url, {
+          method: m,
+          headers: req.headers,
+          body: watched(req.body, touch),
+          signal: null,
+        });
       }
       let res;
       try {
