@@ -219,6 +219,73 @@ function watched(
   touch: () => void,
   end: () => void = () => {},
 ): ReadableStream<Uint8Array> {
+  return watchedBytes(body, touch, end) ?? watchedChunks(body, touch, end);
+}
+
+/** Size of the buffer a default reader of {@link watchedBytes} gets per read. */
+const WATCHED_CHUNK = 64 * 1024;
+
+/**
+ * {@link watched} for a byte stream (a request body), as a byte stream: a consumer that reads
+ * with a BYOB reader into one reused buffer (the upload decoders) has the bytes read straight
+ * into it, so a 1 GiB upload does not leave a fresh 64 KiB array per read for V8 to collect
+ * (about 30 MiB more resident memory at the peak); a default reader gets a 64 KiB array per
+ * read as before. Null when `body` is not a byte stream.
+ */
+function watchedBytes(
+  body: ReadableStream<Uint8Array>,
+  touch: () => void,
+  end: () => void,
+): ReadableStream<Uint8Array> | null {
+  let reader: ReadableStreamBYOBReader;
+  try {
+    reader = body.getReader({ mode: "byob" });
+  } catch {
+    return null;
+  }
+  let ended = false;
+  const finish = () => {
+    if (!ended) {
+      ended = true;
+      end();
+    }
+  };
+  return new ReadableStream({
+    type: "bytes",
+    autoAllocateChunkSize: WATCHED_CHUNK,
+    async pull(c) {
+      touch();
+      const req = c.byobRequest!;
+      const v = req.view!;
+      let r;
+      try {
+        r = await reader.read(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+      } catch (e) {
+        finish();
+        throw e;
+      }
+      touch();
+      if (r.done) {
+        finish();
+        c.close();
+        // The read moved the buffer into the inner reader: hand it back, empty.
+        if (r.value !== undefined) req.respondWithNewView(r.value);
+        return;
+      }
+      req.respondWithNewView(r.value);
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  });
+}
+
+function watchedChunks(
+  body: ReadableStream<Uint8Array>,
+  touch: () => void,
+  end: () => void,
+): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let ended = false;
   const finish = () => {
@@ -353,7 +420,7 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
       const b = innerBody(res);
       if (b?.streamOrStatic instanceof ReadableStream) {
         touch();
-        return new Response(watched(res.body!, touch, done), res);
+        return new Response(watchedChunks(res.body!, touch, done), res);
       }
       conn.active--;
       const t = Date.now();

@@ -124,11 +124,15 @@ export const PROTOBUF_FRAMER: Framer = {
   end: () => END_FRAME.slice(),
 };
 
+/** Read buffer of a reusing {@link readFrames}. */
+const READ_BYTES = 64 * 1024;
+
 /**
  * Splits a byte stream into length-prefixed frames: the first at most `maxFirst` bytes, the
  * others at most `maxRest`, each length checked before a byte of the frame is gathered. A
  * frame inside one piece of the stream is a view of it; one across pieces is gathered into a
- * fresh array, or with `reuse` into one buffer reused for the next such frame.
+ * fresh array, or with `reuse` into one buffer reused for the next such frame, and with `reuse`
+ * a byte stream is read into one reused buffer: a frame is then valid only until the next one.
  */
 export async function* readFrames(
   stream: ReadableStream<Uint8Array>,
@@ -136,7 +140,17 @@ export async function* readFrames(
   maxRest: number,
   reuse = false,
 ): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
+  // Reusing: a byte stream (a request or response body) is read into one reused buffer (BYOB),
+  // not into a fresh 64 KiB array per read that V8 collects late (a 1 GiB upload in Protobuf
+  // peaked 14 MiB higher on the receiving node than in JSON, which already read this way).
+  let byob: ReadableStreamBYOBReader | null = null;
+  if (reuse) {
+    try {
+      byob = stream.getReader({ mode: "byob" });
+    } catch { /* not a byte stream */ }
+  }
+  const reader = byob ?? stream.getReader();
+  let readBuf: Uint8Array<ArrayBuffer> | null = byob === null ? null : new Uint8Array(READ_BYTES);
   let piece: Uint8Array = new Uint8Array(0);
   let pos = 0;
   let index = 0;
@@ -149,9 +163,16 @@ export async function* readFrames(
   try {
     while (true) {
       if (pos >= piece.length) {
-        const r = await reader.read();
-        if (r.done) break;
-        piece = r.value;
+        if (byob !== null) {
+          const r = await byob.read(readBuf!);
+          if (r.done || r.value === undefined) break;
+          piece = r.value;
+          readBuf = new Uint8Array(r.value.buffer as ArrayBuffer); // handed back by the read
+        } else {
+          const r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
+          if (r.done) break;
+          piece = r.value;
+        }
         pos = 0;
         continue;
       }
