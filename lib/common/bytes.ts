@@ -26,3 +26,51 @@ export function concatBytes(
   }
   return out;
 }
+
+/**
+ * Reads a stream piece by piece. With `reuse`, a byte stream (a request or response body) is
+ * read with a BYOB reader into one buffer of `size` bytes, reused for every read, so a long body
+ * does not leave a fresh array per read for V8 to collect late; a piece is then valid only until
+ * the next read. Otherwise (or for a stream that is not a byte stream) each read is a new piece.
+ *
+ * @example
+ * ```ts
+ * import { PieceReader } from "./bytes.ts";
+ * const r = new PieceReader(new Blob(["abc"]).stream(), true);
+ * console.log(await r.next()); // Uint8Array(3) [ 97, 98, 99 ]
+ * console.log(await r.next()); // null
+ * r.release();
+ * ```
+ */
+export class PieceReader {
+  readonly #byob: ReadableStreamBYOBReader | null = null;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
+  #buf: Uint8Array<ArrayBuffer> | null = null;
+
+  constructor(stream: ReadableStream<Uint8Array>, reuse: boolean, size = 64 * 1024) {
+    if (reuse) {
+      try {
+        this.#byob = stream.getReader({ mode: "byob" });
+        this.#buf = new Uint8Array(size);
+      } catch { /* not a byte stream */ }
+    }
+    if (this.#byob === null) this.#reader = stream.getReader();
+  }
+
+  /** The next piece, or null at the end of the stream. */
+  async next(): Promise<Uint8Array | null> {
+    if (this.#byob !== null) {
+      const r = await this.#byob.read(this.#buf!);
+      if (r.done || r.value === undefined) return null;
+      this.#buf = new Uint8Array(r.value.buffer as ArrayBuffer); // handed back by the read
+      return r.value;
+    }
+    const r = await this.#reader!.read();
+    return r.done ? null : r.value;
+  }
+
+  /** Releases the stream's lock. */
+  release(): void {
+    (this.#byob ?? this.#reader)!.releaseLock();
+  }
+}

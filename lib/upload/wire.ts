@@ -24,6 +24,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { PieceReader } from "../common/bytes.ts";
 import {
   base64DecodedLength,
   base64EncodedLength,
@@ -324,29 +325,12 @@ export async function* readLines(
     if (!reuse) acc = new Uint8Array(0);
     return line;
   };
-  // Reusing: a byte stream (a request or response body) is read into one reused buffer
-  // (BYOB), not into a fresh array per read that V8 would collect late.
-  let byob: ReadableStreamBYOBReader | null = null;
-  if (reuse) {
-    try {
-      byob = stream.getReader({ mode: "byob" });
-    } catch { /* not a byte stream */ }
-  }
-  const reader = byob ?? stream.getReader();
-  let buf: Uint8Array<ArrayBuffer> | null = byob === null ? null : new Uint8Array(READ_BYTES);
+  // Reusing: a byte stream is read into one reused buffer (see PieceReader).
+  const reader = new PieceReader(stream, reuse, READ_BYTES);
   try {
     while (true) {
-      let value: Uint8Array;
-      if (byob !== null) {
-        const r = await byob.read(buf!);
-        if (r.done || r.value === undefined) break;
-        value = r.value;
-        buf = new Uint8Array(value.buffer as ArrayBuffer); // the same memory, handed back by the read
-      } else {
-        const r = await (reader as ReadableStreamDefaultReader<Uint8Array>).read();
-        if (r.done) break;
-        value = r.value;
-      }
+      const value = await reader.next();
+      if (value === null) break;
       let start = 0;
       while (true) {
         const nl = value.indexOf(NL, start);
@@ -366,7 +350,7 @@ export async function* readLines(
     }
     if (accLen > 0) yield take();
   } finally {
-    reader.releaseLock();
+    reader.release();
   }
 }
 
