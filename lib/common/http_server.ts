@@ -222,6 +222,9 @@ function watched(
   return watchedBytes(body, touch, end) ?? watchedChunks(body, touch, end);
 }
 
+/** Methods `new Request` refuses (Fetch standard); a request with one is passed on as it is. */
+const FORBIDDEN_METHODS: ReadonlySet<string> = new Set(["CONNECT", "TRACE", "TRACK"]);
+
 /** Size of the buffer a default reader of {@link watchedBytes} gets per read. */
 const WATCHED_CHUNK = 64 * 1024;
 
@@ -432,7 +435,11 @@ export function serveLimited(opts: LimitedServeOptions, handler: LimitedHandler)
     const wrapped: LimitedHandler = (req, info) => {
       conn.active++;
       const m = req.method;
-      if (m !== "GET" && m !== "HEAD" && req.body !== null) {
+      // CONNECT, TRACE and TRACK cannot be built anew (the Fetch standard forbids them in
+      // `new Request`); their bodies are never read (they get 501), so they are not watched.
+      if (
+        m !== "GET" && m !== "HEAD" && req.body !== null && !FORBIDDEN_METHODS.has(m.toUpperCase())
+      ) {
         // Built from the parts, not `new Request(req, ...)`: copying a request reads its signal,
         // and Deno then prints a warning about its legacy abort behaviour on every such request.
         req = new Request(req.url, {
