@@ -17,7 +17,7 @@ import {
   parseRegistration,
   type Registration,
 } from "../lib/fleet/protocol.ts";
-import { FleetRegistry, HEALTH_INTERVAL_MS } from "../lib/fleet/dns/registry.ts";
+import { FleetRegistry, HEALTH_INTERVAL_MS, RECHECK_MS } from "../lib/fleet/dns/registry.ts";
 import { RttCache } from "../lib/fleet/dns/rtt.ts";
 
 function clock(start = 1_000_000) {
@@ -416,4 +416,26 @@ Deno.test("ip: isLoopback is 127.0.0.0/8 and ::1 only", () => {
     false,
     false,
   ]);
+});
+
+Deno.test("registry: a pending replica that answers 503 (not ready) stays pending; one that does not answer is dead", () => {
+  const { registry: r, set, c } = fleet();
+  const e = r.register(reg("r1", "192.0.2.1"), "127.0.0.1");
+  r.register(reg("r2", "192.0.2.2"), "127.0.0.1");
+  const hb = { id: "r1", token: e.token, seq: 1, known: 0, load };
+  r.checkStarted("r1");
+  r.checkDone("r1", false, "HTTP 503 in 4 ms", true);
+  assert.equal(r.get("r1")!.state, "pending", "still loading or catching up: not dead");
+  assert.match(r.get("r1")!.reason, /not ready yet: HTTP 503 in 4 ms/);
+  assert.equal(set.replicas[0].live, false, "not answered while not ready");
+  c.t += RECHECK_MS;
+  r.heartbeat(hb);
+  assert.deepEqual(r.due(), ["r1", "r2"], "checked again");
+  r.checkStarted("r1");
+  r.checkDone("r1", true, "HTTP 200 in 3 ms");
+  assert.equal(r.get("r1")!.state, "alive");
+  // Any other failure of a pending replica, or a 503 from one that was alive, counts as before.
+  r.checkStarted("r2");
+  r.checkDone("r2", false, "cannot connect: Connection refused");
+  assert.equal(r.get("r2")!.state, "dead");
 });

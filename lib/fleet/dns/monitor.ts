@@ -134,7 +134,7 @@ export class FleetMonitor {
     this.#registry.checkStarted(id);
     this.stats.checks++;
     const t0 = performance.now();
-    let ok = false, detail: string;
+    let ok = false, notReady = false, detail: string;
     try {
       const res = await peerFetch(
         `${replicaScheme(e, this.#scheme)}://${hostPort(e.address, e.port)}/_cdn/health`,
@@ -144,6 +144,7 @@ export class FleetMonitor {
       );
       await res.body?.cancel();
       ok = res.status === 200;
+      notReady = res.status === 503;
       detail = `HTTP ${res.status} in ${Math.round(performance.now() - t0)} ms`;
     } catch (err) {
       const name = (err as Error).name;
@@ -153,7 +154,7 @@ export class FleetMonitor {
     }
     if (!ok) this.stats.checkFailures++;
     if (this.#ac.signal.aborted) return;
-    this.#registry.checkDone(id, ok, detail);
+    this.#registry.checkDone(id, ok, detail, notReady);
   }
 
   /**

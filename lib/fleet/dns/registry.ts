@@ -449,8 +449,13 @@ export class FleetRegistry implements LoadSource, StateSource {
     e.lastCheck = this.#now();
   }
 
-  /** A health check of `id` ended: passed or not, with what was seen. */
-  checkDone(id: string, ok: boolean, detail: string): void {
+  /**
+   * A health check of `id` ended: passed or not, with what was seen. `notReady`: the replica
+   * answered that it is not ready yet (503: still loading its store or catching up with its
+   * peers); a pending replica then stays pending (not answered, not declared dead) and is checked
+   * again, so a joining replica is not logged dead before its first success.
+   */
+  checkDone(id: string, ok: boolean, detail: string, notReady = false): void {
     const e = this.#byId.get(id);
     if (e === undefined) return;
     e.checking = false;
@@ -466,6 +471,10 @@ export class FleetRegistry implements LoadSource, StateSource {
     }
     e.failures++;
     const late = age > LATE_FACTOR * this.intervalMs;
+    if (notReady && e.state === "pending" && !late) {
+      e.reason = `not ready yet: ${detail}`;
+      return;
+    }
     if (
       e.state !== "dead" && (late || e.failures >= HEALTH_FAILURES_DEAD || e.state === "pending")
     ) {
