@@ -310,6 +310,11 @@ async function start(spec: DemoProcess): Promise<Running> {
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
+    // A session of its own: Ctrl-C (or `deno task`'s SIGTERM) reaches the whole foreground
+    // process group, and the DNS server stopped alongside the replicas then refused their
+    // deregistrations ("cannot deregister ... fetch failed"); now only the demo gets the
+    // signal and stops its processes in reverse order of start.
+    detached: true,
   }).spawn();
   let ready: () => void = () => {};
   const isReady = new Promise<void>((resolve) => (ready = resolve));
