@@ -27,6 +27,9 @@ export function concatBytes(
   return out;
 }
 
+/** Size of a reusing {@link PieceReader}'s buffer unless given. */
+export const PIECE_BYTES = 64 * 1024;
+
 /**
  * Reads a stream piece by piece. With `reuse`, a byte stream (a request or response body) is
  * read with a BYOB reader into one buffer of `size` bytes, reused for every read, so a long body
@@ -47,7 +50,7 @@ export class PieceReader {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #buf: Uint8Array<ArrayBuffer> | null = null;
 
-  constructor(stream: ReadableStream<Uint8Array>, reuse: boolean, size = 64 * 1024) {
+  constructor(stream: ReadableStream<Uint8Array>, reuse: boolean, size = PIECE_BYTES) {
     if (reuse) {
       try {
         this.#byob = stream.getReader({ mode: "byob" });

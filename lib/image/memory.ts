@@ -19,17 +19,11 @@
  *
  * @module
  */
+import { jpegShiftFor } from "./jpeg.ts";
 import type { ImageInfo } from "./probe.ts";
 
 /** Default allowance: two 1920×1080 4:2:0 JPEG transcodes to 1280 px take about 58 MiB. */
 export const DEFAULT_IMAGE_MEMORY = 128 * 1024 * 1024;
-
-/** Largest shift (scale 1/2^shift) whose output is at least `minWidth` wide (as `jpeg.ts`). */
-function shiftFor(width: number, minWidth: number): number {
-  let s = 0;
-  while (s < 3 && Math.ceil(width / 2 ** (s + 1)) >= minWidth) s++;
-  return s;
-}
 
 /** Sampling factors assumed when a JPEG's are not known: 4:4:4, the largest buffers. */
 const FULL_SAMPLING: readonly (readonly [number, number])[] = [[1, 1], [1, 1], [1, 1]];
@@ -88,7 +82,7 @@ export function transcodeBytes(
   const dh = resize === undefined ? sh : Math.max(1, Math.round((sh * dw) / sw));
   let decode: number;
   if (info.format === "jpeg") {
-    const s = resize === undefined ? 0 : shiftFor(sw, 2 * resize);
+    const s = resize === undefined ? 0 : jpegShiftFor(sw, 2 * resize);
     decode = jpegDecodeBytes(sw, sh, info.sampling ?? FULL_SAMPLING, s);
   } else decode = sw * sh * 8;
   return 2 * inputBytes + decode + 3 * dw * dh * 4;

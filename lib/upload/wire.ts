@@ -80,8 +80,6 @@ const enc = new TextEncoder();
 const NL = 0x0a;
 /** Decoded bytes a reusing decoder gathers before handing them on. */
 const COALESCE_BYTES = 4 * 1024 * 1024;
-/** Read buffer of a reusing {@link readLines}. */
-const READ_BYTES = 64 * 1024;
 
 /**
  * How an encoding frames an object stream: the header, each chunk (built in a buffer from
@@ -326,7 +324,7 @@ export async function* readLines(
     return line;
   };
   // Reusing: a byte stream is read into one reused buffer (see PieceReader).
-  const reader = new PieceReader(stream, reuse, READ_BYTES);
+  const reader = new PieceReader(stream, reuse);
   try {
     while (true) {
       const value = await reader.next();
