@@ -8,6 +8,8 @@ import { runReplicaCli } from "./_http_replica.ts";
 import { runUpload, stopAll, TOKEN, withTempDir } from "./_upload_cluster.ts";
 import { makeCerts, startTlsNode, uploadTls } from "./_tls_cluster.ts";
 import { serveLimited } from "../lib/common/http_server.ts";
+import { certInfo } from "../lib/tls/files.ts";
+import { X509Certificate } from "node:crypto";
 
 async function openssl(args: string[], stdin?: string): Promise<string> {
   const child = new Deno.Command("openssl", {
@@ -276,6 +278,37 @@ Deno.test("tls: the listener swaps its certificate without a restart; the port s
     } finally {
       client.close();
       await server.shutdown();
+    }
+  });
+});
+
+Deno.test("tls: a certificate's serial is logged as openssl prints it (leading zero kept)", async () => {
+  await withTempDir(async (dir) => {
+    // A serial whose first byte is below 0x10: the runtime gives "D152…", openssl "0D152…".
+    for (const serial of ["0x0D152B325199FE04", "0x7F01", "0x01"]) {
+      await openssl([
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-subj",
+        "/CN=serial.test",
+        "-days",
+        "1",
+        "-set_serial",
+        serial,
+        "-keyout",
+        `${dir}/k.pem`,
+        "-out",
+        `${dir}/c.pem`,
+      ]);
+      const printed = (await openssl(["x509", "-noout", "-serial", "-in", `${dir}/c.pem`]))
+        .trim().replace(/^serial=/, "");
+      const info = certInfo(new X509Certificate(await Deno.readTextFile(`${dir}/c.pem`)));
+      equal(info.serial, printed, `serial ${serial}`);
     }
   });
 });

@@ -45,12 +45,22 @@ export function parseCert(what: string, pem: string): X509Certificate {
   }
 }
 
+/**
+ * A serial number as `openssl x509 -serial` prints it: upper-case hex in whole bytes. The
+ * runtime drops a leading zero nibble (`D152…` where openssl prints `0D152…`), so a serial in
+ * our logs could not be found in openssl's output.
+ */
+export function opensslSerial(hex: string): string {
+  const h = hex.toUpperCase();
+  return h.length % 2 === 1 ? "0" + h : h;
+}
+
 /** The facts of a parsed certificate. */
 export function certInfo(c: X509Certificate): CertInfo {
   return {
     subject: c.subject,
     names: c.subjectAltName ?? "",
-    serial: c.serialNumber,
+    serial: opensslSerial(c.serialNumber),
     notBefore: new Date(c.validFrom),
     notAfter: new Date(c.validTo),
   };
