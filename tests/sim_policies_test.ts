@@ -3,7 +3,7 @@
  * policy must have (a cache that holds everything misses once per object; an object larger
  * than the cache is never held).
  */
-import { deepStrictEqual } from "node:assert/strict";
+import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { parseKeyTrace, parseTrace, type Policy, POLICY_NAMES, simulate } from "../scripts/sim.ts";
 import { simulateArc } from "../scripts/sim/arc.ts";
 import { simulateGdsf } from "../scripts/sim/gdsf.ts";
@@ -11,6 +11,7 @@ import { simulateS3Fifo } from "../scripts/sim/s3fifo.ts";
 import { simulateSieve } from "../scripts/sim/sieve.ts";
 import { simulateWTinyLfu } from "../scripts/sim/wtinylfu.ts";
 import { simulateLru } from "../scripts/sim/lru.ts";
+import { irmBound } from "../scripts/sim/irm_bound.ts";
 
 const enc = new TextEncoder();
 const assertEquals = <T>(actual: T, expected: T, msg?: string): void =>
@@ -111,4 +112,20 @@ Deno.test("the static oracle holds the highest count / size^beta that fits", asy
   assertEquals([r0.misses, r0.missBytes], [4, 14]);
   const r1 = simulateStaticOracle(t, 10, 1);
   assertEquals([r1.misses, r1.missBytes], [5, 28]);
+});
+
+Deno.test("sim: the IRM bound holds the most probable objects, by density when sizes vary", () => {
+  const w = new Float64Array([4, 2, 1, 1]);
+  // Equal sizes, room for two: the two most probable (6 of 8).
+  const eq = irmBound(w, new Uint32Array([1, 1, 1, 1]), 2);
+  equal(eq.object, 0.25);
+  equal(eq.byte, 0.25);
+  // Sizes 4,1,1,1, room 2. Objects: by weight per size, object 1 (2) whole, then a quarter of
+  // object 0 (the first of the ties): 2 + 1 of 8. Bytes: by weight, half of object 0: 8 of 20.
+  const v = irmBound(w, new Uint32Array([4, 1, 1, 1]), 2);
+  equal(v.object, 1 - 3 / 8);
+  equal(v.byte, 1 - 8 / 20);
+  // Uniform popularity: no policy beats capacity / objects.
+  const u = irmBound(new Float64Array(10).fill(1), new Uint32Array(10).fill(7), 3 * 7);
+  ok(Math.abs(u.object - 0.7) < 1e-12);
 });
