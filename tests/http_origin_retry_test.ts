@@ -1,7 +1,8 @@
 /**
  * End-to-end: a request forwarded to the origin that fails because the origin closed its
  * keep-alive connections is retried once on a new connection (fills and forwarded idempotent
- * methods), and a forwarded failure that remains is logged with its cause.
+ * methods), and a forwarded failure that remains is logged with its cause; a 504 to a request
+ * that allows only cached answers asked no origin and is not logged as one.
  */
 import { deepStrictEqual as assertEquals, equal, ok } from "node:assert/strict";
 import { rawResponse, startRawOrigin } from "./_http_raw_origin.ts";
@@ -42,6 +43,23 @@ Deno.test("http origin retry: keep-alive connections closed by the origin", asyn
       assertEquals([res.status, await res.text()], [200, "body of /thing"]);
       await replica.waitFor(/origin: DELETE \/thing: .*; retrying once on a new connection/, 5000);
     });
+    await t.step(
+      "a 504 to only-if-cached asked no origin and is not logged as a failure",
+      async () => {
+        const res = await fetch(`${replica.url}/absent`, {
+          headers: { "cache-control": "only-if-cached" },
+        });
+        equal(res.status, 504);
+        ok((await res.text()).includes("allows only cached answers"));
+        // Lines come in order: once the next failure is logged, a line for /absent would be there.
+        const bad = await fetch(`${replica.url}/never-a`);
+        equal(bad.status, 502);
+        await bad.body?.cancel();
+        await replica.waitFor(/origin failure: 502 GET \/never-a/, 5000);
+        const logged = replica.lines.filter((l) => l.includes("/absent"));
+        assertEquals(logged, []);
+      },
+    );
     await t.step("a failure that remains is a 502 logged with its cause", async () => {
       const res = await fetch(`${replica.url}/never`);
       equal(res.status, 502);

@@ -1,7 +1,8 @@
 /**
  * The replica's access log (`--access-log FILE|-`, `--access-log-format combined|json`) and
  * its log of origin failures: every 502 and 504 answer is logged with its cause (the answer's
- * message), with or without an access log.
+ * message), with or without an access log, except a 504 to a request that allows only cached
+ * answers ({@link cacheOnlyAnswer}).
  *
  * Combined lines are Apache's and nginx's combined format followed by the cache status
  * (`X-Cache`: HIT, MISS, STALE...; `-` for none) and the origin's time to response headers in
@@ -50,6 +51,19 @@ function quoted(v: string | null): string {
   if (v === null || v === "") return '"-"';
   // deno-lint-ignore no-control-regex
   return `"${v.replace(/[\x00-\x1f\x7f]/g, "").replace(/["\\]/g, (c) => `\\${c}`)}"`;
+}
+
+/** Answers that asked no origin (see {@link cacheOnlyAnswer}). */
+const cacheOnly = new WeakSet<Response>();
+
+/**
+ * Marks `res`, a 504 to a request that allows only cached answers (a client's `only-if-cached`,
+ * RFC 9111 §5.2.1.7, or a member's peer request), as no origin failure: nothing was asked of the
+ * origin, so the failure log leaves it out (members ask each other on every miss). Returns it.
+ */
+export function cacheOnlyAnswer(res: Response): Response {
+  cacheOnly.add(res);
+  return res;
 }
 
 /** Largest own error text read for its cause. */
@@ -144,7 +158,7 @@ export function withAccessLog(handler: AccessHandler, o: AccessLogOptions): Acce
     res: Response,
     start: number,
   ): Response | Promise<Response> => {
-    if (res.status === 502 || res.status === 504) {
+    if ((res.status === 502 || res.status === 504) && !cacheOnly.has(res)) {
       return failure(req, res).then(() => {
         if (access !== null) access(line(req, info, res, start));
         return res;

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { cacheOnlyAnswer } from "./access_log.ts";
 import type { HttpCache } from "./cache.ts";
 import { type CacheControl, EMPTY_CACHE_CONTROL, parseCacheControl } from "./cache_control.ts";
 import type { Filler } from "./fill.ts";
@@ -125,7 +126,9 @@ export function createDispatcher(
         return respond.entry(req, entry, "STALE", v.age);
       }
       if (isPeer || reqCc.onlyIfCached) {
-        return respond.text(504, "stale in cache and the request allows only cached answers");
+        return cacheOnlyAnswer(
+          respond.text(504, "stale in cache and the request allows only cached answers"),
+        );
       }
       return filler.serve(req, url, key, reqCc, entry);
     }
@@ -136,7 +139,9 @@ export function createDispatcher(
       if (r !== null) return r;
     }
     if ((isPeer && !o.coop?.fillsFor(req)) || reqCc.onlyIfCached) {
-      return respond.text(504, "not in cache and the request allows only cached answers");
+      return cacheOnlyAnswer(
+        respond.text(504, "not in cache and the request allows only cached answers"),
+      );
     }
     return filler.serve(req, url, key, reqCc, null);
   }
