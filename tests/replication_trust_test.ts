@@ -280,6 +280,8 @@ Deno.test("trust: a restarted node keeps its key and replicates without the admi
     let b = first;
     const key = keyOf(b);
     ok(b.proc.lines.some((l) => /admitted at/.test(l)), "first start: admitted with the token");
+    // With a new key it asked for admission before its first heartbeat: a refused none.
+    ok(!a.proc.lines.some((l) => /auth: refused b/.test(l)), a.proc.lines.join("\n"));
     // Restarted with the token: its key is known, the token is not presented again.
     await b.proc.close();
     b = await startNode("b", `${dir}/b`, ["--join", a.url]);

@@ -63,6 +63,17 @@ async function readFileFor(flag: string, path: string): Promise<string> {
   }
 }
 
+/** Whether `path` exists (a stat that fails for another reason throws). */
+function fileExists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 async function serverSeeds(c: HttpConfig): Promise<string[]> {
   const seeds: string[] = [];
   if (c.serversFile !== null) {
@@ -107,11 +118,13 @@ export async function startReplicaProcess(
   let db: ReplicationDb | null = null;
   let storedId: string | undefined;
   let key: ReturnType<typeof loadOrCreateKey> | undefined;
+  let newKey = false;
   if (c.dataDir !== null) {
     try {
       await Deno.mkdir(c.dataDir, { recursive: true });
       store = openStore(c.dataDir);
       db = new ReplicationDb(c.dataDir);
+      newKey = !fileExists(`${c.dataDir}/node_key.json`);
       key = loadOrCreateKey(`${c.dataDir}/node_key.json`);
     } catch (e) {
       throw new StartError(
@@ -243,6 +256,7 @@ export async function startReplicaProcess(
     node = new ReplicationNode({
       id,
       key: key!,
+      newKey,
       store,
       db,
       cache: r.cache,

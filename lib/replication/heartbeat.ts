@@ -56,6 +56,11 @@ export interface HeartbeatOptions {
   listSeeds?: boolean;
   /** This node's summary version, sent in its answers (`--coop`); none without. */
   summaryVersion?: () => string;
+  /**
+   * This node's key is new (created at this start): with the admin token, ask a server for
+   * admission before the first heartbeat to it (once per URL), since it would refuse the key.
+   */
+  admitFirst?: boolean;
 }
 
 /** See the module doc. */
@@ -69,6 +74,8 @@ export class Heartbeats {
   #admitRefused = new Map<string, number>();
   /** URLs whose last heartbeat failed (logged once until they answer again). */
   #failing = new Set<string>();
+  /** URLs asked for admission before a first heartbeat (`admitFirst`). */
+  #admitTried = new Set<string>();
 
   constructor(o: HeartbeatOptions) {
     this.#o = o;
@@ -127,7 +134,8 @@ export class Heartbeats {
    * One heartbeat to `url` (`id` "" for a seed); the peer's id and digest, or null. When the
    * node answers but does not know this node's key (401), or this node cannot verify its answer
    * yet (a new node), this node presents the admin token there (admission) and tries again;
-   * after a refused admission, not again for {@link ADMIT_RETRY_MS}.
+   * after a refused admission, not again for {@link ADMIT_RETRY_MS}. With a new key
+   * (`admitFirst`), the admission comes before the first heartbeat to each URL.
    */
   async #to(url: string, id: string): Promise<Omit<Answer, "url"> | null> {
     const { admin, now } = this.#o;
@@ -140,6 +148,11 @@ export class Heartbeats {
         return null;
       }
       id = listed;
+    }
+    if (this.#o.admitFirst && admin.canAdmit && !this.#admitTried.has(url)) {
+      this.#admitTried.add(url);
+      const err = await admin.admitAt(url);
+      if (err?.refused) this.#admitRefused.set(url, now());
     }
     try {
       return await this.#once(url, id);

@@ -66,6 +66,12 @@ export interface ReplicationOptions {
   id: string;
   /** This node's key pair (`DIR/node_key.json`). */
   key: StoredKey;
+  /**
+   * The key was created at this start: no node can know it yet, so with the admin token this
+   * node asks each server for admission before its first heartbeat there, instead of sending a
+   * heartbeat the server must refuse (and log as refused).
+   */
+  newKey?: boolean;
   store: ObjectStore;
   db: ReplicationDb;
   cache: HttpCache;
@@ -160,7 +166,13 @@ export class ReplicationNode {
   #starting: Promise<void> | null = null;
 
   constructor(opts: ReplicationOptions) {
-    this.#o = { now: Date.now, log: (l: string) => console.error(l), wire: "json", ...opts };
+    this.#o = {
+      now: Date.now,
+      log: (l: string) => console.error(l),
+      wire: "json",
+      newKey: false,
+      ...opts,
+    };
     const { now, log } = this.#o;
     this.id = opts.id;
     this.#clock = new HybridClock(opts.id, now);
@@ -232,6 +244,7 @@ export class ReplicationNode {
       discover: opts.discover,
       wire: this.#o.wire,
       listSeeds: opts.cert !== undefined,
+      admitFirst: opts.newKey === true,
       summaryVersion: () => this.#coop?.version ?? "",
     });
     this.#purge = new PurgePeers({
