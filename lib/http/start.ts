@@ -20,7 +20,7 @@ import { heldPaths } from "../fleet/replica/flags.ts";
 import { MAX_HELD_PATHS } from "../fleet/protocol.ts";
 import { ReplicationDb } from "../replication/db.ts";
 import { ReplicationNode, replicationRoute } from "../replication/node.ts";
-import { loadOrCreateKey } from "../replication/trust.ts";
+import { loadOrCreateKey, type StoredKey } from "../replication/trust.ts";
 import type { ObjectStore } from "../store/types.ts";
 import { openStore } from "../store/sqlite_store.ts";
 import { HTTP_EXIT, type HttpConfig, replicaId } from "./config.ts";
@@ -60,17 +60,6 @@ async function readFileFor(flag: string, path: string): Promise<string> {
       `--${flag}: cannot read ${path}: ${(e as Error).message}`,
       HTTP_EXIT.usage,
     );
-  }
-}
-
-/** Whether `path` exists (a stat that fails for another reason throws). */
-function fileExists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
   }
 }
 
@@ -117,15 +106,14 @@ export async function startReplicaProcess(
   let store: ObjectStore | null = null;
   let db: ReplicationDb | null = null;
   let storedId: string | undefined;
-  let key: ReturnType<typeof loadOrCreateKey> | undefined;
+  let key: StoredKey | undefined;
   let newKey = false;
   if (c.dataDir !== null) {
     try {
       await Deno.mkdir(c.dataDir, { recursive: true });
       store = openStore(c.dataDir);
       db = new ReplicationDb(c.dataDir);
-      newKey = !fileExists(`${c.dataDir}/node_key.json`);
-      key = loadOrCreateKey(`${c.dataDir}/node_key.json`);
+      ({ key, created: newKey } = loadOrCreateKey(`${c.dataDir}/node_key.json`));
     } catch (e) {
       throw new StartError(
         `--data ${c.dataDir}: cannot open the store: ${(e as Error).message}`,

@@ -71,10 +71,11 @@ export function newKey(): StoredKey {
 }
 
 /**
- * Reads the key pair in `file`, making and storing one (mode 0600) when there is none.
- * Throws when the file exists but is not a key pair.
+ * Reads the key pair in `file`, making and storing one (mode 0600) when there is none
+ * (`created`: no node can have admitted it yet). Throws when the file exists but is not a key
+ * pair.
  */
-export function loadOrCreateKey(file: string): StoredKey {
+export function loadOrCreateKey(file: string): { key: StoredKey; created: boolean } {
   let text: string | null = null;
   try {
     text = Deno.readTextFileSync(file);
@@ -87,13 +88,13 @@ export function loadOrCreateKey(file: string): StoredKey {
       throw new Error(`${file} is not a node key: {"publicKey", "privateKey"} expected`);
     }
     privateKeyOf(k.privateKey); // throws on a damaged key
-    return { publicKey: k.publicKey, privateKey: k.privateKey };
+    return { key: { publicKey: k.publicKey, privateKey: k.privateKey }, created: false };
   }
   const k = newKey();
   const tmp = `${file}.tmp`;
   Deno.writeTextFileSync(tmp, JSON.stringify(k) + "\n", { mode: 0o600 });
   Deno.renameSync(tmp, file);
-  return k;
+  return { key: k, created: true };
 }
 
 function privateKeyOf(b64: string): KeyObject {
