@@ -8,12 +8,15 @@
  * Figures per proxy: requests/s at full load (wrk, `--connections`) and the proxy process's CPU
  * time per request over that run (utime + stime from /proc, steadier than latency on a shared
  * machine), then latency p50/p99 at
- * about half of our proxy's full-load rate (wrk with a per-connection delay), minus the same
- * load straight to the replica: the latency the proxy adds. Then the peak RSS (VmHWM) of our
- * proxy while a `--rss-size` body (default 1 GiB) streams through it from a generating origin.
+ * about half of our proxy's full-load rate (wrk with a per-connection delay, whose connections
+ * send in bursts; then an open-loop load, Poisson arrivals at half that rate from openloop.c),
+ * minus the same load straight to the replica: the latency the proxy adds. Then the peak RSS
+ * (VmHWM) of our proxy while a `--rss-size` body (default 1 GiB) streams through it from a
+ * generating origin.
  *
  * Usage: deno task bench:proxy [--duration 5] [--connections 32] [--size 1024]
- *          [--proxies ours,tinyproxy,squid,nginx] [--rss-size 1GiB] [--rounds 2] [--no-pin]
+ *          [--proxies ours,tinyproxy,squid,nginx] [--rss-size 1GiB] [--rounds 2]
+ *          [--load wrk,open] [--no-pin]
  *
  * nginx (`proxy_pass` with kept-alive server connections: a reverse proxy, which takes the
  * absolute-form requests wrk sends) is a control for the method: a proxy in C with no garbage
@@ -41,12 +44,15 @@ Usage: deno task bench:proxy [options]
 
 Options:
   -d, --duration SECONDS   length of each wrk run (default 5)
-  -c, --connections N      wrk connections at full load (default 32)
+  -c, --connections N      connections at full load and of the open-loop load (default 32)
       --size BYTES         object size (default 1024)
       --proxies LIST       ours, tinyproxy, squid, nginx (default all four; missing tools are
                            skipped; nginx, a reverse proxy, is a control for the method)
       --rss-size SIZE      body streamed through our proxy for the RSS figure (default 1GiB; 0: skip)
       --rounds N           half-load rounds (direct, then each proxy; default 2)
+      --load LIST          half-load methods: wrk (1 ms pause per connection), open (Poisson
+                           arrivals at half the rate, bench/proxy/openloop.c built with gcc);
+                           default both
       --no-pin             do not pin processes to cores
   -h, --help               show this help
 `;
@@ -208,6 +214,8 @@ interface Opts {
   rssSize: number;
   rounds: number;
   pin: boolean;
+  /** Half-load methods: wrk (a pause per connection) and/or open (Poisson arrivals). */
+  load: string[];
 }
 
 function parseOpts(): Opts | null {
@@ -220,6 +228,7 @@ function parseOpts(): Opts | null {
       proxies: { type: "string", default: "ours,tinyproxy,squid,nginx" },
       "rss-size": { type: "string", default: "1GiB" },
       rounds: { type: "string", default: "2" },
+      load: { type: "string", default: "wrk,open" },
       "no-pin": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -242,6 +251,12 @@ function parseOpts(): Opts | null {
       throw new RangeError(`--proxies: unknown proxy ${p} (ours, tinyproxy, squid, nginx)`);
     }
   }
+  const load = values.load.split(",").filter((s) => s !== "");
+  for (const l of load) {
+    if (l !== "wrk" && l !== "open") {
+      throw new RangeError(`--load: unknown method ${l} (wrk, open)`);
+    }
+  }
   return {
     duration: int("duration", values.duration, 1),
     connections: int("connections", values.connections, 1),
@@ -250,6 +265,7 @@ function parseOpts(): Opts | null {
     rssSize: parseSize(values["rss-size"]),
     rounds: int("rounds", values.rounds, 1),
     pin: !values["no-pin"],
+    load,
   };
 }
 
@@ -380,6 +396,153 @@ async function rssFigure(o: Opts, node: string, pin: string | null): Promise<num
   }
 }
 
+/** A latency run at a fixed load. */
+interface LatencyRun {
+  requests: number;
+  requestsPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  note: string;
+}
+
+interface Target {
+  name: string;
+  url: string;
+  target: string;
+  pid: number;
+}
+
+/**
+ * Rounds of one direct run then each proxy, closed by one more direct run: a proxied run's
+ * baseline is the lower of the direct runs on either side of it (a noisy direct run would
+ * otherwise hide the proxy's cost), and each figure is the median over the rounds.
+ */
+async function halfLoad(
+  label: string,
+  connections: number,
+  run: (p: Target | null) => Promise<LatencyRun>,
+  proxies: Target[],
+  gc: GcTrace,
+  o: Opts,
+): Promise<void> {
+  const directs: LatencyRun[] = [];
+  const runs = new Map<string, LatencyRun[]>();
+  const evidence: string[] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    directs.push(await run(null));
+    for (const p of proxies) {
+      const ours = p.name === "ours";
+      const gc0 = gc.events.length;
+      const t0 = ours ? await threadTicks(p.pid) : null;
+      const r = await run(p);
+      if (ours) {
+        evidence.push(
+          `round ${round + 1}: ${
+            gcSummary(gc.events.slice(gc0), r.requests, connections)
+          }; CPU by thread: ${threadShares(t0!, await threadTicks(p.pid))}`,
+        );
+      }
+      runs.set(p.name, [...(runs.get(p.name) ?? []), r]);
+    }
+  }
+  directs.push(await run(null));
+  const fmt = (xs: number[]) => xs.map((x) => x.toFixed(3)).join(", ");
+  console.log(
+    `${label}: direct ${directs.map((d) => d.requestsPerSec.toFixed(0)).join(", ")} req/s, p50 ${
+      fmt(directs.map((d) => d.p50Ms))
+    } ms, p99 ${fmt(directs.map((d) => d.p99Ms))} ms${directs.map((d) => d.note).join("")}`,
+  );
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b);
+    return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+  };
+  for (const [name, rs] of runs) {
+    const base = (i: number, k: "p50Ms" | "p99Ms") => Math.min(directs[i][k], directs[i + 1][k]);
+    const a50s = rs.map((r, i) => r.p50Ms - base(i, "p50Ms"));
+    const a99s = rs.map((r, i) => r.p99Ms - base(i, "p99Ms"));
+    const a50 = median(a50s), a99 = median(a99s);
+    const goal = name !== "ours"
+      ? ""
+      : a99 < 0
+      ? " (goal p99 added < 1 ms: unknown, the direct runs were noisier; re-run)"
+      : ` (goal p99 added < ${GOAL_P99_ADDED_MS} ms: ${
+        a99 < GOAL_P99_ADDED_MS ? "met" : "not met"
+      })`;
+    const notes = rs.map((r) => r.note).filter((n) => n !== "").join("");
+    console.log(
+      `  ${name.padEnd(10)} ${
+        median(rs.map((r) => r.requestsPerSec)).toFixed(0).padStart(7)
+      } req/s  added p50 ${a50.toFixed(3)} ms  p99 ${a99.toFixed(3)} ms${goal}${
+        rs.length > 1 ? ` [rounds: p99 added ${fmt(a99s)}]` : ""
+      }${notes}`,
+    );
+  }
+  for (const e of evidence) console.log(`  ours, ${e}`);
+}
+
+const OPENLOOP_SRC = `${ROOT}bench/proxy/openloop.c`;
+const OPENLOOP_BIN = `${ROOT}bench/.out/openloop`;
+
+/** Builds openloop.c with gcc when the binary is missing or older than the source. */
+async function openLoopBinary(): Promise<string> {
+  const src = await Deno.stat(OPENLOOP_SRC);
+  const bin = await Deno.stat(OPENLOOP_BIN).catch(() => null);
+  if (bin !== null && bin.mtime! >= src.mtime!) return OPENLOOP_BIN;
+  if (!has("gcc")) {
+    throw new Error("gcc is needed to build the open-loop load (or pass --load wrk)");
+  }
+  await Deno.mkdir(`${ROOT}bench/.out`, { recursive: true });
+  const out = await new Deno.Command("gcc", {
+    args: ["-O2", "-Wall", "-o", OPENLOOP_BIN, OPENLOOP_SRC, "-lm"],
+    stderr: "piped",
+  }).output();
+  if (!out.success) throw new Error(`gcc failed:\n${new TextDecoder().decode(out.stderr)}`);
+  return OPENLOOP_BIN;
+}
+
+/**
+ * Open-loop load (openloop.c): Poisson arrivals at `rate` for `o.duration` s after 0.5 s of
+ * warm-up, through proxy `p` (null: straight to the replica), with wrk's request form: the
+ * absolute URL to a proxy, the path to the replica, `Host` the address connected to.
+ */
+async function openLoop(
+  p: Target | null,
+  direct: string,
+  rate: number,
+  o: Opts,
+): Promise<LatencyRun> {
+  const u = new URL(p?.url ?? direct);
+  const args = [
+    u.hostname,
+    u.port,
+    String(rate),
+    String(o.duration),
+    String(o.connections),
+    p === null ? u.pathname : p.target,
+    u.host,
+    "0.5",
+  ];
+  const bin = await openLoopBinary();
+  const out = await new Deno.Command(o.pin ? "taskset" : bin, {
+    args: o.pin ? ["-c", "1", bin, ...args] : args,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  if (!out.success) throw new Error(`openloop failed through ${p?.name ?? "none"}:\n${text}`);
+  const j = JSON.parse(text);
+  const note = j.errors > 0 || j.non2xx > 0 || j.maxQueue > o.connections
+    ? `  [${j.errors} errors, ${j.non2xx} non-200, most waiting for a connection ${j.maxQueue}]`
+    : "";
+  return {
+    requests: j.requests,
+    requestsPerSec: j.achieved,
+    p50Ms: j.p50Ms,
+    p99Ms: j.p99Ms,
+    note,
+  };
+}
+
 async function main(): Promise<void> {
   const o = parseOpts();
   if (o === null) return;
@@ -411,7 +574,7 @@ async function main(): Promise<void> {
     const direct = `http://127.0.0.1:${rport}/obj.bin`;
     const want = await fetchVia(null, direct, replica);
     await fetchVia(null, direct, replica); // a hit from now on
-    const proxies: { name: string; url: string; target: string; pid: number }[] = [];
+    const proxies: Target[] = [];
     // Our proxy prints a line per garbage collection on stdout (V8's --trace-gc-nvp).
     const gc = new GcTrace();
     const v8Flags = [Deno.env.get("DENO_V8_FLAGS"), GC_TRACE_FLAG].filter(Boolean).join(",");
@@ -486,70 +649,46 @@ async function main(): Promise<void> {
         })`,
       );
     }
-    // Half load: connections that each wait 1 ms between requests, as many as give about half
-    // of our proxy's full-load rate; one such connection straight to the replica calibrates.
+    // Half load, first with wrk: connections that each wait 1 ms between requests, as many as
+    // give about half of our proxy's full-load rate; one such connection straight to the
+    // replica calibrates. wrk's per-connection timers fire together (bursts: one request per
+    // connection at once, then silence), so this is the harsh figure.
     const max = (ours ?? [...full.values()][0])?.requestsPerSec ?? 1000;
-    const one = await wrk(null, direct, { connections: 1, delayMs: 1 }, { ...o, duration: 1 });
-    const conns = Math.max(1, Math.round(max / 2 / one.requestsPerSec));
-    const load = { connections: conns, delayMs: 1 };
-    // Rounds of one direct run then each proxy, closed by one more direct run: a proxied run's
-    // baseline is the lower of the direct runs on either side of it (a noisy direct run would
-    // otherwise hide the proxy's cost), and each figure is the median over the rounds.
-    const directs: WrkResult[] = [];
-    const runs = new Map<string, (WrkResult & { note: string })[]>();
-    const evidence: string[] = [];
-    for (let round = 0; round < o.rounds; round++) {
-      directs.push(await wrk(null, direct, load, o));
-      for (const p of proxies) {
-        const ours = p.name === "ours";
-        const gc0 = gc.events.length;
-        const t0 = ours ? await threadTicks(p.pid) : null;
-        const r = await wrk(p.url, p.target, load, o);
-        if (ours) {
-          evidence.push(
-            `round ${round + 1}: ${
-              gcSummary(gc.events.slice(gc0), r.requests, conns)
-            }; CPU by thread: ${threadShares(t0!, await threadTicks(p.pid))}`,
-          );
-        }
-        runs.set(p.name, [...(runs.get(p.name) ?? []), r]);
-      }
-    }
-    directs.push(await wrk(null, direct, load, o));
-    const fmt = (xs: number[]) => xs.map((x) => x.toFixed(3)).join(", ");
-    console.log(
-      `half load (${conns} connections, 1 ms pause, ${o.rounds} rounds): direct ${
-        directs.map((d) => d.requestsPerSec.toFixed(0)).join(", ")
-      } req/s, p50 ${fmt(directs.map((d) => d.p50Ms))} ms, p99 ${
-        fmt(directs.map((d) => d.p99Ms))
-      } ms`,
-    );
-    const median = (xs: number[]) => {
-      const s = [...xs].sort((a, b) => a - b);
-      return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-    };
-    for (const [name, rs] of runs) {
-      const base = (i: number, k: "p50Ms" | "p99Ms") => Math.min(directs[i][k], directs[i + 1][k]);
-      const a50s = rs.map((r, i) => r.p50Ms - base(i, "p50Ms"));
-      const a99s = rs.map((r, i) => r.p99Ms - base(i, "p99Ms"));
-      const a50 = median(a50s), a99 = median(a99s);
-      const goal = name !== "ours"
-        ? ""
-        : a99 < 0
-        ? " (goal p99 added < 1 ms: unknown, the direct runs were noisier; re-run)"
-        : ` (goal p99 added < ${GOAL_P99_ADDED_MS} ms: ${
-          a99 < GOAL_P99_ADDED_MS ? "met" : "not met"
-        })`;
-      const notes = rs.map((r) => r.note).filter((n) => n !== "").join("");
-      console.log(
-        `half load  ${name.padEnd(10)} ${
-          median(rs.map((r) => r.requestsPerSec)).toFixed(0).padStart(7)
-        } req/s  added p50 ${a50.toFixed(3)} ms  p99 ${a99.toFixed(3)} ms${goal}${
-          rs.length > 1 ? ` [rounds: p99 added ${fmt(a99s)}]` : ""
-        }${notes}`,
+    if (o.load.includes("wrk")) {
+      const one = await wrk(null, direct, { connections: 1, delayMs: 1 }, { ...o, duration: 1 });
+      const conns = Math.max(1, Math.round(max / 2 / one.requestsPerSec));
+      const load = { connections: conns, delayMs: 1 };
+      await halfLoad(
+        `half load, wrk (${conns} connections, 1 ms pause, ${o.rounds} rounds)`,
+        conns,
+        (p) => wrk(p?.url ?? null, p?.target ?? direct, load, o),
+        proxies,
+        gc,
+        o,
       );
     }
-    for (const e of evidence) console.log(`ours at half load, ${e}`);
+    // Then open-loop: requests at Poisson times of half that rate, each on a free connection
+    // of `--connections`, latency from its arrival time (openloop.c).
+    if (o.load.includes("open")) {
+      const rate = Math.round(max / 2);
+      // A proxy whose full-load rate is not well above this one would only queue without end.
+      const able = proxies.filter((p) => (full.get(p.name)?.requestsPerSec ?? 0) > 1.25 * rate);
+      for (const p of proxies) {
+        if (!able.includes(p)) {
+          console.log(
+            `half load, open loop: ${p.name} skipped (its full load is under 1.25x ${rate} req/s)`,
+          );
+        }
+      }
+      await halfLoad(
+        `half load, open loop (Poisson arrivals at ${rate} req/s, ${o.connections} connections, ${o.rounds} rounds)`,
+        o.connections,
+        (p) => openLoop(p, direct, rate, o),
+        able,
+        gc,
+        o,
+      );
+    }
     const oursUrl = proxies.find((p) => p.name === "ours")?.url;
     if (oursUrl !== undefined) {
       const ex = await (await fetch(`${oursUrl}/_proxy/explain`)).json();
