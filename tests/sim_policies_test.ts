@@ -129,3 +129,27 @@ Deno.test("sim: the IRM bound holds the most probable objects, by density when s
   const u = irmBound(new Float64Array(10).fill(1), new Uint32Array(10).fill(7), 3 * 7);
   ok(Math.abs(u.object - 0.7) < 1e-12);
 });
+
+Deno.test("sim: the seen bound holds only objects already asked for", async () => {
+  const { seenBlocks, seenJoint, seenWeightedBound } = await import(
+    "../scripts/sim/seen_bound.ts"
+  );
+  // Two equally popular objects of size 1, room for one, requests 1 2 1 2, blocks of one
+  // request (exact): request 0 can hold nothing, each later one at most one object (1/2).
+  const ids = new Uint32Array([1, 2, 1, 2]);
+  const w = new Float64Array([1, 1]);
+  const eq = new Uint32Array([1, 1]);
+  const exact = seenBlocks(ids, eq, 1, 1);
+  assertEquals(Array.from(exact.ends), [1, 2, 3, 4]);
+  ok(Math.abs(seenWeightedBound(exact, w, eq, 1, 1).bound - 0.375) < 1e-12);
+  ok(Math.abs(seenWeightedBound(exact, w, eq, 1, 0).bound - 0.375) < 1e-12);
+  // One block of four: charged with what was seen before its last request (both objects).
+  ok(Math.abs(seenWeightedBound(seenBlocks(ids, eq, 9, 9), w, eq, 1, 1).bound - 0.5) < 1e-12);
+  // Sizes 2 and 1, room 1: request 1 holds half of object 1 (1/4 of a hit), then object 2.
+  const sized = new Uint32Array([2, 1]);
+  const b = seenBlocks(ids, sized, 1, 1);
+  ok(Math.abs(seenWeightedBound(b, w, sized, 1, 1).bound - 0.3125) < 1e-12);
+  // Misses of 1/2 in objects and bytes at once are out of reach; 3/4 and 3/4 are not.
+  ok(seenJoint(exact, w, eq, 1, 0.5, 0.5).slack < 0);
+  ok(seenJoint(exact, w, eq, 1, 0.75, 0.75).slack >= 0);
+});
