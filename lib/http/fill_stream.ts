@@ -102,8 +102,17 @@ export class StreamFill {
   /** Past `maxSize`: the chunk not written and the origin's rest, for one reader to take. */
   #handoff: { chunk: Uint8Array; rest: ReadableStreamDefaultReader<Uint8Array> } | null = null;
   #tooLarge = false;
-  /** Readers with their file open: when none is left, an unclaimed handoff is cancelled. */
+  /**
+   * Readers that asked for the body ({@link tail}), counted from the moment they ask: when
+   * none is left after the body failed, an unclaimed handoff is cancelled.
+   */
   #readers = 0;
+  /**
+   * The temporary file, opened at its first write and held until a reader takes it or none is
+   * left: a store that fails a body removes its file, and a reader still opening it then would
+   * find nothing (and the handoff would have no reader that had the bytes before it).
+   */
+  #keeper: Deno.FsFile | null = null;
 
   /**
    * Starts writing `head` then the rest of `body` (unlocked) to `store` under `key` with
@@ -149,6 +158,11 @@ export class StreamFill {
       expectedSize: opts.expectedSize ?? undefined,
       inFile: true,
       onWrite: (path, bytes) => {
+        if (this.#tmpPath === null) {
+          try {
+            this.#keeper = Deno.openSync(path, { read: true });
+          } catch { /* readers open it themselves */ }
+        }
         this.#tmpPath = path;
         this.#written = bytes;
         this.#notify();
@@ -157,11 +171,12 @@ export class StreamFill {
     this.done.then(() => {
       this.#state = "done";
       this.#notify();
+      if (this.#readers === 0) this.#release();
     }, (e) => {
       this.#state = "failed";
       this.#error = e;
       this.#notify();
-      if (this.#readers === 0) this.#dropHandoff();
+      if (this.#readers === 0) this.#release();
     });
   }
 
@@ -185,9 +200,14 @@ export class StreamFill {
     if (this.#written === 0 && this.#state === "failed") throw this.#error;
   }
 
-  #dropHandoff(): void {
+  /** The body ended and no reader is left: the handoff is cancelled, the file let go. */
+  #release(): void {
     this.#handoff?.rest.cancel(new Error("no reader left")).catch(() => {});
     this.#handoff = null;
+    try {
+      this.#keeper?.close();
+    } catch { /* closed */ }
+    this.#keeper = null;
   }
 
   #notify(): void {
@@ -207,28 +227,38 @@ export class StreamFill {
    * {@link StreamFill.done} and read the stored body instead.
    */
   async tail(from = 0, to: number | null = null): Promise<ReadableStream<Uint8Array> | null> {
-    while (this.#tmpPath === null && this.#state === "writing") await this.#progress();
-    if (this.#tmpPath === null || this.#state !== "writing") return null;
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(this.#tmpPath, { read: true });
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) return null;
-      throw e;
-    }
-    let pos = from;
-    if (from > 0) await file.seek(from, Deno.SeekMode.Start);
-    let closed = false;
-    let rest: ReadableStreamDefaultReader<Uint8Array> | null = null;
+    // Counted now, before any wait: the body may fail while this reader opens the file, and
+    // the handoff must still be there for it.
     this.#readers++;
+    let file: Deno.FsFile | null = null;
+    let closed = false;
     const close = () => {
       if (closed) return;
       closed = true;
       try {
-        file.close();
+        file?.close();
       } catch { /* closed */ }
-      if (--this.#readers === 0 && this.#state === "failed") this.#dropHandoff();
+      if (--this.#readers === 0 && this.#state !== "writing") this.#release();
     };
+    try {
+      while (this.#tmpPath === null && this.#state === "writing") await this.#progress();
+      // Stored (read it from the store), or failed with nothing to hand over.
+      const handover = this.#state === "failed" && this.#handoff !== null;
+      if (this.#tmpPath === null || (this.#state !== "writing" && !handover)) {
+        close();
+        return null;
+      }
+      file = this.#keeper ?? await Deno.open(this.#tmpPath, { read: true });
+      this.#keeper = null;
+      if (from > 0) await file.seek(from, Deno.SeekMode.Start);
+    } catch (e) {
+      close();
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    const f = file;
+    let pos = from;
+    let rest: ReadableStreamDefaultReader<Uint8Array> | null = null;
     return new ReadableStream<Uint8Array>({
       pull: async (controller) => {
         try {
@@ -263,7 +293,7 @@ export class StreamFill {
           }
           const end = to === null ? this.#written : Math.min(this.#written, to + 1);
           const buf = new Uint8Array(Math.min(FILE_READ_PIECE, end - pos));
-          const got = await file.read(buf);
+          const got = await f.read(buf);
           if (got === null || got === 0) {
             throw new Error(`temporary body file ended at byte ${pos} of ${this.#written}`);
           }
