@@ -228,7 +228,9 @@ export class StreamFill {
    */
   async tail(from = 0, to: number | null = null): Promise<ReadableStream<Uint8Array> | null> {
     // Counted now, before any wait: the body may fail while this reader opens the file, and
-    // the handoff must still be there for it.
+    // the handoff must still be there for it. (A reader that comes after it failed gets null,
+    // as before: it has missed the bytes the others read.)
+    const early = this.#state === "writing";
     this.#readers++;
     let file: Deno.FsFile | null = null;
     let closed = false;
@@ -243,7 +245,7 @@ export class StreamFill {
     try {
       while (this.#tmpPath === null && this.#state === "writing") await this.#progress();
       // Stored (read it from the store), or failed with nothing to hand over.
-      const handover = this.#state === "failed" && this.#handoff !== null;
+      const handover = early && this.#state === "failed" && this.#handoff !== null;
       if (this.#tmpPath === null || (this.#state !== "writing" && !handover)) {
         close();
         return null;
