@@ -193,6 +193,11 @@ export class Cooperation implements CoopHooks {
     return false;
   }
 
+  /** The fill of a copy {@link keepCopy} was asked about has ended (stored or not). */
+  copyDone(url: string): void {
+    this.#guests.done(url);
+  }
+
   /** Whether `req` is filled from members only, never the origin: a prefetch. */
   peersOnly(req: Request): boolean {
     return isPrefetch(req);

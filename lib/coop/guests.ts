@@ -14,11 +14,13 @@ import type { HttpCache } from "../http/cache.ts";
 export class Guests {
   #cache: HttpCache;
   #budget: () => number;
-  /** URL to the size and hits seen when last looked at (null: not stored yet), oldest first. */
+  /**
+   * URL to the size and hits seen when last looked at, oldest first; null while its fill runs
+   * (until {@link done}: a large body takes a while to reach the store, and is not in the
+   * cache before, so a sweep must not take it for evicted).
+   */
   #held = new Map<string, { size: number; hits: number } | null>();
   #bytes = 0;
-  /** Copies whose size is not read yet (stored since). */
-  #pending: string[] = [];
   /** Copies removed for the budget. */
   removed = 0;
 
@@ -42,32 +44,36 @@ export class Guests {
     return this.#held.has(url);
   }
 
-  /** Notes a copy of `url` about to be stored, then trims the older ones to the budget. */
+  /**
+   * Notes a copy of `url` about to be stored (its fill runs until {@link done}), after trimming
+   * the older ones to the budget.
+   */
   add(url: string): void {
     this.#forget(url);
-    this.#settle(this.#pending);
-    this.#pending = [url];
     this.#trim();
     this.#held.set(url, null);
   }
 
-  /** Forgets the copies the cache no longer holds (every round: the cache evicts some). */
-  sweep(): void {
-    this.#settle([...this.#held.keys()]);
+  /**
+   * The fill of `url` has ended: its size is counted if the cache now holds it (the next
+   * {@link add} trims to the budget), else it is forgotten.
+   */
+  done(url: string): void {
+    if (this.#held.get(url) !== null) return; // not a copy, or counted already
+    const e = this.#cache.peek(url);
+    if (e === null) {
+      this.#held.delete(url);
+      return;
+    }
+    const size = this.#cache.accountedBytes(e);
+    this.#held.set(url, { size, hits: e.hits });
+    this.#bytes += size;
   }
 
-  /** Reads the sizes of `urls` not read yet; forgets those the cache no longer holds. */
-  #settle(urls: string[]): void {
-    for (const url of urls) {
-      const seen = this.#held.get(url);
-      if (seen === undefined) continue;
-      const e = this.#cache.peek(url);
-      if (e === null) this.#forget(url);
-      else if (seen === null) {
-        const size = this.#cache.accountedBytes(e);
-        this.#held.set(url, { size, hits: e.hits });
-        this.#bytes += size;
-      }
+  /** Forgets the copies the cache no longer holds (every round: the cache evicts some). */
+  sweep(): void {
+    for (const [url, seen] of [...this.#held]) {
+      if (seen !== null && this.#cache.peek(url) === null) this.#forget(url);
     }
   }
 
@@ -78,15 +84,25 @@ export class Guests {
     if (seen !== null) this.#bytes -= seen.size;
   }
 
+  /** Removes the oldest stored copies (not those being filled) until within the budget. */
   #trim(): void {
     const budget = this.#budget();
     // Each copy gets at most one second chance per trim.
     let chances = this.#held.size;
-    while (this.#bytes > budget && this.#held.size > 0) {
-      const [url, seen] = this.#held.entries().next().value!;
+    while (this.#bytes > budget) {
+      // The oldest copy stored (those still being filled count from their end).
+      let oldest: [string, { size: number; hits: number }] | null = null;
+      for (const [url, seen] of this.#held) {
+        if (seen !== null) {
+          oldest = [url, seen];
+          break;
+        }
+      }
+      if (oldest === null) break;
+      const [url, seen] = oldest;
       const e = this.#cache.peek(url);
       this.#forget(url);
-      if (e === null || seen === null) continue;
+      if (e === null) continue;
       if (e.hits > seen.hits && chances-- > 0) {
         const size = this.#cache.accountedBytes(e);
         this.#held.set(url, { size, hits: e.hits });

@@ -26,6 +26,11 @@ export interface CoopHooks {
    * of 1 MiB or more, written to the store as it arrives) is stored whatever the answer.
    */
   keepCopy(url: string, req: Request, streamed: boolean): boolean;
+  /**
+   * The fill from a member for which {@link keepCopy} was asked has ended (its entry stored,
+   * or not): until then the copy is counted as being stored.
+   */
+  copyDone(url: string): void;
   /** Whether `req` may be filled from members only, never the origin (a prefetch). */
   peersOnly(req: Request): boolean;
   /** Whether this replica fills `req`, a member's request with {@link COOP_FILL_HEADER}. */

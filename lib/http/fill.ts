@@ -212,7 +212,12 @@ export function createFiller(o: FillerOptions): Filler {
       const res = await askPeers(url, req, sent);
       if (res !== null) {
         const never = new AbortController().signal;
-        const r = await settle(req, sent, url, reqCc, null, res, requestTime, never, true);
+        let r;
+        try {
+          r = await settle(req, sent, url, reqCc, null, res, requestTime, never, true);
+        } finally {
+          o.coop?.copyDone(url);
+        }
         if (r !== null) return r;
       }
       if (o.coop?.peersOnly(req)) {

@@ -199,6 +199,7 @@ export async function startReplicaProcess(
     coop: c.coop === null ? undefined : {
       route: (url, req) => node?.coop?.route(url, req) ?? null,
       keepCopy: (url, req, streamed) => node?.coop?.keepCopy(url, req, streamed) ?? true,
+      copyDone: (url) => node?.coop?.copyDone(url),
       peersOnly: isPrefetch,
       fillsFor: (req) => node?.coop?.fillsFor(req) ?? false,
     },
