@@ -244,7 +244,7 @@ export class ReplicationNode {
       discover: opts.discover,
       wire: this.#o.wire,
       listSeeds: opts.cert !== undefined,
-      admitFirst: opts.newKey === true,
+      admitFirst: this.#o.newKey,
       summaryVersion: () => this.#coop?.version ?? "",
     });
     this.#purge = new PurgePeers({
