@@ -44,24 +44,39 @@ export function irmBound(weights: Float64Array, sizes: Uint32Array, capacity: nu
     total += weights[k];
     totalBytes += weights[k] * sizes[k];
   }
-  const fill = (order: number[], value: (k: number) => number): number => {
-    let room = capacity;
-    let got = 0;
-    for (const k of order) {
-      if (room <= 0) break;
-      const take = Math.min(1, room / sizes[k]);
-      got += take * value(k);
-      room -= take * sizes[k];
-    }
-    return got;
-  };
   const ids = Array.from({ length: n }, (_, k) => k);
   const byDensity = [...ids].sort((a, b) => weights[b] / sizes[b] - weights[a] / sizes[a] || a - b);
   const byWeight = [...ids].sort((a, b) => weights[b] - weights[a] || a - b);
+  const weightBytes = weights.map((w, k) => w * sizes[k]);
   return {
-    object: 1 - fill(byDensity, (k) => weights[k]) / total,
-    byte: 1 - fill(byWeight, (k) => weights[k] * sizes[k]) / totalBytes,
+    object: 1 - fillKnapsack(byDensity, sizes, capacity, weights) / total,
+    byte: 1 - fillKnapsack(byWeight, sizes, capacity, weightBytes) / totalBytes,
   };
+}
+
+/**
+ * The fractional knapsack: objects taken whole in `order`, the last one cut to fit, until
+ * `capacity` is full; answers the sum of their `value`. With `firstSeen`, objects first
+ * requested at or after request `before` are passed over (`seen_bound.ts`).
+ */
+export function fillKnapsack(
+  order: readonly number[],
+  sizes: Uint32Array,
+  capacity: number,
+  value: ArrayLike<number>,
+  firstSeen?: Float64Array,
+  before = Infinity,
+): number {
+  let room = capacity;
+  let got = 0;
+  for (const k of order) {
+    if (room <= 0) break;
+    if (firstSeen !== undefined && firstSeen[k] >= before) continue;
+    const take = Math.min(1, room / sizes[k]);
+    got += take * value[k];
+    room -= take * sizes[k];
+  }
+  return got;
 }
 
 /** Zipf weights k^-alpha for ids 1..OBJECTS (index k - 1), as the trace generator draws them. */

@@ -26,7 +26,7 @@
  * @module
  */
 import { objectSizes, requestIds, REQUESTS, TRACES } from "../gen_traces.ts";
-import { zipfWeights } from "./irm_bound.ts";
+import { fillKnapsack, zipfWeights } from "./irm_bound.ts";
 
 /** The blocks of a trace: ends (exclusive) and, per object, its first request (or Infinity). */
 export interface SeenBlocks {
@@ -99,16 +99,8 @@ export function seenWeightedBound(
   let sum = 0;
   let start = 0;
   for (const end of blocks.ends) {
-    let room = capacity;
-    let got = 0;
-    for (const k of order) {
-      if (room <= 0) break;
-      // Request t holds only objects first asked before t, so before end - 1 in this block.
-      if (blocks.firstSeen[k] >= end - 1) continue;
-      const take = Math.min(1, room / sizes[k]);
-      got += take * value[k];
-      room -= take * sizes[k];
-    }
+    // Request t holds only objects first asked before t, so before end - 1 in this block.
+    const got = fillKnapsack(order, sizes, capacity, value, blocks.firstSeen, end - 1);
     sum += (end - start) * got;
     start = end;
   }
