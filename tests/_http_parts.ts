@@ -16,6 +16,18 @@ export function testCache(via: string, indexBytes = 1 << 20, maxObjectBytes = 1 
   return new HttpCache({ index: new TsLfru(indexBytes), hashKey, maxObjectBytes, via });
 }
 
+/** A stored 200 of `size` zero bytes, fresh for 10 minutes from 2026-01-01 (for `cache.put`). */
+export function storedParts(size: number) {
+  const t0 = Date.UTC(2026, 0, 1);
+  return {
+    status: 200,
+    headers: [["cache-control", "max-age=600"]] as [string, string][],
+    body: new Uint8Array(size),
+    requestTime: t0,
+    responseTime: t0,
+  };
+}
+
 /** How {@link httpParts} builds its parts. */
 export interface PartsOptions {
   /** The cache's Via value (default `1.1 t`, the Responder's). */

@@ -8,19 +8,7 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { Guests } from "../lib/coop/guests.ts";
-import { testCache } from "./_http_parts.ts";
-
-const T0 = Date.UTC(2026, 0, 1);
-
-function parts(size: number) {
-  return {
-    status: 200,
-    headers: [["cache-control", "max-age=600"]] as [string, string][],
-    body: new Uint8Array(size),
-    requestTime: T0,
-    responseTime: T0,
-  };
-}
+import { storedParts as parts, testCache } from "./_http_parts.ts";
 
 Deno.test("coop guests: a copy being filled survives sweeps and later copies, then counts", async () => {
   const cache = testCache("1.1 nearcast-g");

@@ -78,8 +78,11 @@ export class SummaryBuilder {
     this.#seen = seen;
     hot.sort((a, b) => b.score - a.score || (a.url < b.url ? -1 : 1));
     hot.length = Math.min(hot.length, this.#top);
+    // Scores count too: a peer keeps the summary of a version it has, and decides what to
+    // prefetch by the scores in it (an object whose hits came after it fetched the summary
+    // would otherwise stay below the prefetch threshold there until it left the list).
     const same = this.#bloom !== null && this.#bloom.equals(bloom) &&
-      sameUrls(this.#hot, hot);
+      sameHot(this.#hot, hot);
     if (!same || this.#json === null) this.#generation++;
     this.#bloom = bloom;
     this.#hot = hot;
@@ -94,6 +97,7 @@ export class SummaryBuilder {
   }
 }
 
-function sameUrls(a: HotObject[], b: HotObject[]): boolean {
-  return a.length === b.length && a.every((x, i) => x.url === b[i].url);
+function sameHot(a: HotObject[], b: HotObject[]): boolean {
+  return a.length === b.length &&
+    a.every((x, i) => x.url === b[i].url && x.score === b[i].score && x.size === b[i].size);
 }
