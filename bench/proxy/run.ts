@@ -15,12 +15,16 @@
  * generating origin.
  *
  * Usage: deno task bench:proxy [--duration 5] [--connections 32] [--size 1024]
- *          [--proxies ours,tinyproxy,squid,nginx] [--rss-size 1GiB] [--rounds 2]
+ *          [--proxies ours,tinyproxy,squid,nginx,floor,floor-serve] [--rss-size 1GiB]
+ *          [--rounds 2]
  *          [--load wrk,open] [--no-pin]
  *
  * nginx (`proxy_pass` with kept-alive server connections: a reverse proxy, which takes the
  * absolute-form requests wrk sends) is a control for the method: a proxy in C with no garbage
- * collector, to show how much of an added latency the setup itself gives.
+ * collector, to show how much of an added latency the setup itself gives. `floor` and
+ * `floor-serve` (bench/proxy/floor.ts) are controls for the runtime: the least a Deno program
+ * does to forward these requests (no routing, no measurement, no limits), over raw TCP both ways
+ * and with `Deno.serve` for the clients, to show what Deno itself costs.
  *
  * @module
  */
@@ -46,8 +50,11 @@ Options:
   -d, --duration SECONDS   length of each wrk run (default 5)
   -c, --connections N      connections at full load and of the open-loop load (default 32)
       --size BYTES         object size (default 1024)
-      --proxies LIST       ours, tinyproxy, squid, nginx (default all four; missing tools are
-                           skipped; nginx, a reverse proxy, is a control for the method)
+      --proxies LIST       ours, tinyproxy, squid, nginx, floor, floor-serve (default all;
+                           missing tools are skipped; nginx, a reverse proxy, is a control for
+                           the method; floor and floor-serve, bench/proxy/floor.ts, the least
+                           a Deno program does to forward these requests, over raw TCP or with
+                           Deno.serve: controls for the runtime)
       --rss-size SIZE      body streamed through our proxy for the RSS figure (default 1GiB; 0: skip)
       --rounds N           half-load rounds (direct, then each proxy; default 2)
       --load LIST          half-load methods: wrk (1 ms pause per connection), open (Poisson
@@ -225,7 +232,7 @@ function parseOpts(): Opts | null {
       duration: { type: "string", short: "d", default: "5" },
       connections: { type: "string", short: "c", default: "32" },
       size: { type: "string", default: "1024" },
-      proxies: { type: "string", default: "ours,tinyproxy,squid,nginx" },
+      proxies: { type: "string", default: "ours,tinyproxy,squid,nginx,floor,floor-serve" },
       "rss-size": { type: "string", default: "1GiB" },
       rounds: { type: "string", default: "2" },
       load: { type: "string", default: "wrk,open" },
@@ -247,8 +254,10 @@ function parseOpts(): Opts | null {
   };
   const proxies = values.proxies.split(",").filter((s) => s !== "");
   for (const p of proxies) {
-    if (!["ours", "tinyproxy", "squid", "nginx"].includes(p)) {
-      throw new RangeError(`--proxies: unknown proxy ${p} (ours, tinyproxy, squid, nginx)`);
+    if (!["ours", "tinyproxy", "squid", "nginx", "floor", "floor-serve"].includes(p)) {
+      throw new RangeError(
+        `--proxies: unknown proxy ${p} (ours, tinyproxy, squid, nginx, floor, floor-serve)`,
+      );
     }
   }
   const load = values.load.split(",").filter((s) => s !== "");
@@ -602,6 +611,21 @@ async function main(): Promise<void> {
         );
         const got = await fetchVia(url, "http://cdn.test/obj.bin", p);
         if (got.join() !== want.join()) throw new Error("our proxy answered other bytes");
+        proxies.push({ name, url, target: "http://cdn.test/obj.bin", pid: p.child.pid });
+        continue;
+      }
+      if (name === "floor" || name === "floor-serve") {
+        const p = spawn(name, Deno.execPath(), [
+          "run",
+          "--allow-net",
+          fileURLToPath(new URL("floor.ts", import.meta.url)),
+          String(port),
+          "127.0.0.1",
+          String(rport),
+          ...(name === "floor-serve" ? ["--serve"] : []),
+        ], pinProxy);
+        const got = await fetchVia(url, "http://cdn.test/obj.bin", p);
+        if (got.join() !== want.join()) throw new Error("the floor answered other bytes");
         proxies.push({ name, url, target: "http://cdn.test/obj.bin", pid: p.child.pid });
         continue;
       }
