@@ -80,7 +80,9 @@ export class SummaryBuilder {
     hot.length = Math.min(hot.length, this.#top);
     // Scores count too: a peer keeps the summary of a version it has, and decides what to
     // prefetch by the scores in it (an object whose hits came after it fetched the summary
-    // would otherwise stay below the prefetch threshold there until it left the list).
+    // would otherwise stay below the prefetch threshold there until it left the list). To a
+    // power of two: a peer's scores stay within a factor 2 of these, and an object hit about
+    // as often every round does not make every round a new version.
     const same = this.#bloom !== null && this.#bloom.equals(bloom) &&
       sameHot(this.#hot, hot);
     if (!same || this.#json === null) this.#generation++;
@@ -97,7 +99,11 @@ export class SummaryBuilder {
   }
 }
 
+/** Same URLs in the same order, same sizes, scores in the same power of two. */
 function sameHot(a: HotObject[], b: HotObject[]): boolean {
   return a.length === b.length &&
-    a.every((x, i) => x.url === b[i].url && x.score === b[i].score && x.size === b[i].size);
+    a.every((x, i) =>
+      x.url === b[i].url && x.size === b[i].size &&
+      Math.floor(Math.log2(x.score)) === Math.floor(Math.log2(b[i].score))
+    );
 }
