@@ -368,6 +368,15 @@ Deno.test("clientResponse: hop-by-hop dropped, Via appended; what cannot be rela
   equal(clientResponse(head([], 600), "1.1 p", []).status, 502);
 });
 
+/** Closes every connection of `conns`, those closed already included. */
+function closeAll(conns: Deno.Conn[]): void {
+  for (const c of conns) {
+    try {
+      c.close();
+    } catch { /* closed */ }
+  }
+}
+
 Deno.test("UpstreamPool: head and idle timeouts close a stalled server's connection", async () => {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const held: Deno.Conn[] = [];
@@ -396,10 +405,67 @@ Deno.test("UpstreamPool: head and idle timeouts close a stalled server's connect
   } finally {
     pool.close();
     l.close();
-    for (const c of held) {
-      try {
-        c.close();
-      } catch { /* closed */ }
+    closeAll(held);
+  }
+});
+
+Deno.test("UpstreamPool: among many exchanges at once only the stalled ones time out; answered connections stay usable", async () => {
+  // Per connection, in a loop: /wait/MS answered after MS ms, /stall never.
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const enc = new TextEncoder();
+  (async () => {
+    for await (const c of l) {
+      held.push(c);
+      (async () => {
+        const buf = new Uint8Array(4096);
+        for (;;) {
+          const n = await c.read(buf);
+          if (n === null) return;
+          const target = new TextDecoder().decode(buf.subarray(0, n)).split(" ")[1];
+          if (target === "/stall") return;
+          await new Promise((r) => setTimeout(r, Number(target.split("/")[2])));
+          await c.write(enc.encode("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+        }
+      })().catch(() => {});
     }
+  })().catch(() => {});
+  const port = (l.addr as Deno.NetAddr).port;
+  const pool = new UpstreamPool({ headTimeoutMs: 300, idleTimeoutMs: 300 });
+  try {
+    // Answers come back in another order than the requests went out, stalls in between: the
+    // watchdog's list of armed connections is cut from its middle, not only from its end.
+    const waits = [120, 40, 200, 80, 160, 10, 240, 60, 180, 20, 100, 140];
+    const targets = waits.flatMap((ms, i) =>
+      i % 2 === 0 ? [`/wait/${ms}`, "/stall"] : [`/wait/${ms}`]
+    );
+    const outcomes = await Promise.all(targets.map(async (target) => {
+      try {
+        const res = await pool.request("127.0.0.1", port, { ...GET, target });
+        return `${target} ${new TextDecoder().decode(res.body as Uint8Array)}`;
+      } catch (e) {
+        return `${target} ${(e as Error).message}`;
+      }
+    }));
+    deepStrictEqual(
+      outcomes,
+      targets.map((t) => t === "/stall" ? `${t} no response head within 300 ms` : `${t} ok`),
+    );
+    // Past the timeouts, the 12 answered connections are idle in the pool, none closed by the
+    // watchdog: each is reused, and no new connection is opened.
+    await new Promise((r) => setTimeout(r, 500));
+    const connects = pool.stats.connects;
+    const again = await Promise.all(
+      Array.from(
+        { length: 12 },
+        () => pool.request("127.0.0.1", port, { ...GET, target: "/wait/0" }),
+      ),
+    );
+    equal(again.length, 12);
+    equal(pool.stats.connects, connects, "no answered connection was closed by the watchdog");
+  } finally {
+    pool.close();
+    l.close();
+    closeAll(held);
   }
 });
