@@ -42,6 +42,16 @@ async function readHead(c: Deno.Conn, b: Uint8Array, n: { v: number }): Promise<
   }
 }
 
+/** Reads into `b` from `n` until `total` bytes are there; false if the connection ends first. */
+async function readTo(c: Deno.Conn, b: Uint8Array, n: { v: number }, total: number) {
+  while (n.v < total) {
+    const r = await c.read(b.subarray(n.v, total));
+    if (r === null) return false;
+    n.v += r;
+  }
+  return true;
+}
+
 async function serve(client: Deno.Conn): Promise<void> {
   let server: Deno.Conn | null = null;
   const req = new Uint8Array(HEAD_MAX);
@@ -68,11 +78,7 @@ async function serve(client: Deno.Conn): Promise<void> {
       const length = /\r\ncontent-length:\s*(\d+)/i.exec(dec.decode(res.subarray(0, rend)));
       if (length === null || Number(length[1]) > BODY_MAX) return;
       const total = rend + Number(length[1]);
-      while (m.v < total) {
-        const r = await server.read(res.subarray(m.v, total));
-        if (r === null) return;
-        m.v += r;
-      }
+      if (!await readTo(server, res, m, total)) return;
       const out = new Uint8Array(total + FIELD.length);
       out.set(res.subarray(0, rend - 2));
       out.set(FIELD, rend - 2);
@@ -115,11 +121,7 @@ async function exchange(
       else fields.push([name, value]);
     }
     if (length < 0 || length > BODY_MAX) throw new Error("no usable content-length");
-    while (m.v < end + length) {
-      const r = await server.read(res.subarray(m.v, end + length));
-      if (r === null) throw new Error("closed");
-      m.v += r;
-    }
+    if (!await readTo(server, res, m, end + length)) throw new Error("closed");
     idle.push(pooled);
     return [Number(lines[0].split(" ")[1]), fields, res.slice(end, end + length)];
   } catch (e) {

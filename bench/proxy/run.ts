@@ -41,6 +41,8 @@ const MiB = 1024 * 1024;
 /** Goals from the issue: ≥ 1.0× tinyproxy's requests/s; p99 added under 1 ms at half load. */
 const GOAL_RATIO = 1.0;
 const GOAL_P99_ADDED_MS = 1;
+/** Every proxy the benchmark knows (`--proxies`; all by default). */
+const PROXIES = ["ours", "tinyproxy", "squid", "nginx", "floor", "floor-serve"] as const;
 
 const HELP = `Routing proxy benchmark: our proxy vs tinyproxy (and Squid) forwarding cache hits
 
@@ -232,7 +234,7 @@ function parseOpts(): Opts | null {
       duration: { type: "string", short: "d", default: "5" },
       connections: { type: "string", short: "c", default: "32" },
       size: { type: "string", default: "1024" },
-      proxies: { type: "string", default: "ours,tinyproxy,squid,nginx,floor,floor-serve" },
+      proxies: { type: "string", default: PROXIES.join(",") },
       "rss-size": { type: "string", default: "1GiB" },
       rounds: { type: "string", default: "2" },
       load: { type: "string", default: "wrk,open" },
@@ -254,10 +256,8 @@ function parseOpts(): Opts | null {
   };
   const proxies = values.proxies.split(",").filter((s) => s !== "");
   for (const p of proxies) {
-    if (!["ours", "tinyproxy", "squid", "nginx", "floor", "floor-serve"].includes(p)) {
-      throw new RangeError(
-        `--proxies: unknown proxy ${p} (ours, tinyproxy, squid, nginx, floor, floor-serve)`,
-      );
+    if (!(PROXIES as readonly string[]).includes(p)) {
+      throw new RangeError(`--proxies: unknown proxy ${p} (${PROXIES.join(", ")})`);
     }
   }
   const load = values.load.split(",").filter((s) => s !== "");

@@ -72,7 +72,8 @@ export class Guests {
 
   /** Forgets the copies the cache no longer holds (every round: the cache evicts some). */
   sweep(): void {
-    for (const [url, seen] of [...this.#held]) {
+    // Deleting the entry being visited is safe while iterating a Map.
+    for (const [url, seen] of this.#held) {
       if (seen !== null && this.#cache.peek(url) === null) this.#forget(url);
     }
   }
