@@ -114,6 +114,21 @@ Deno.test("the static oracle holds the highest count / size^beta that fits", asy
   assertEquals([r1.misses, r1.missBytes], [5, 28]);
 });
 
+Deno.test("perfect LFU keeps every count, also after eviction, and mixes objects and bytes", async () => {
+  const { simulatePerfectLfu } = await import("../scripts/sim/perfect_lfu.ts");
+  // capacity 2: b(2) is held and hit (count 2). lambda = 1 (per byte): a(1) at count 1 is worth
+  // 1 = b's 2/2, refused; at count 2 it is worth 2 and evicts b. b comes back at count 3 (1.5,
+  // refused), 4 (2 = a's, refused), 5 (2.5: evicts a), then hits: misses b a a b b b = 6 of 8,
+  // 10 bytes of 14. With counts restarting at eviction b would stay out.
+  const t = trace("b:2 b:2 a:1 a:1 b:2 b:2 b:2 b:2");
+  const r1 = simulatePerfectLfu(t, 2, 1);
+  assertEquals([r1.misses, r1.missBytes], [6, 10]);
+  // lambda = 0 (per request, sizes ignored): a never outweighs b (2 against 2 at most), and b
+  // is hit from its second request on: misses b a a = 3, 4 bytes.
+  const r0 = simulatePerfectLfu(t, 2, 0);
+  assertEquals([r0.misses, r0.missBytes], [3, 4]);
+});
+
 Deno.test("sim: the IRM bound holds the most probable objects, by density when sizes vary", () => {
   const w = new Float64Array([4, 2, 1, 1]);
   // Equal sizes, room for two: the two most probable (6 of 8).

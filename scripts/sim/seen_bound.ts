@@ -145,7 +145,7 @@ export function seenJoint(
  * Our simulator's miss ratios on the variable-size traces (docs/benchmarks.md, `deno task sim
  * zipf0.8_eq ... orm-night`), object / byte, at 1 % and 10 %: the online baselines and LFRU.
  */
-const MEASURED: Record<string, Record<string, [number, number][]>> = {
+export const MEASURED: Record<string, Record<string, [number, number][]>> = {
   "zipf0.8_lognorm": {
     LRU: [[0.7949, 0.8222], [0.5318, 0.5547]],
     ARC: [[0.6902, 0.7189], [0.4614, 0.4820]],
