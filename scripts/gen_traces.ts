@@ -216,13 +216,17 @@ export function requestIds(alpha: number): Uint32Array {
   return ids;
 }
 
-/** Per-object sizes, index k - 1 for id k: constant for eq, lognormal (seed 43) otherwise. */
-export function objectSizes(kind: Kind): Uint32Array {
-  const sizes = new Uint32Array(OBJECTS);
+/**
+ * Per-object sizes, index k - 1 for id k: constant for eq, lognormal (seed 43) otherwise.
+ * `count` beyond OBJECTS continues the same stream (the moving traces name more objects), so
+ * the first OBJECTS sizes are always the reference traces'.
+ */
+export function objectSizes(kind: Kind, count = OBJECTS): Uint32Array {
+  const sizes = new Uint32Array(count);
   if (kind === "eq") return sizes.fill(EQUAL_SIZE);
   const next = splitmix64(SIZE_SEED);
   const mu = Math.log(LOGNORM_MEDIAN);
-  for (let k = 0; k < OBJECTS; k++) {
+  for (let k = 0; k < count; k++) {
     const u1 = next();
     const u2 = next();
     const z = Math.sqrt(-2 * Math.log(1 - u1)) * Math.cos(2 * Math.PI * u2);
@@ -299,6 +303,8 @@ Options:
   --moving D    instead, write moving_zipf1.0_dD.csv: 2,000,000 Zipf(1.0) requests whose
                 popular objects shift by D ids every 1,000 requests (recency-heavy; ours,
                 not in the reference set, no hash to check)
+  --sizes KIND  with --moving: eq (4096 bytes each, the default) or lognorm (each object's
+                size as in the lognorm traces; written as moving_zipf1.0_dD_lognorm.csv)
   --only NAME   generate only this trace, e.g. zipf1.0_eq (repeatable)
   --force       regenerate even if a file with the right hash exists
   -h, --help    show this help`;
@@ -311,6 +317,7 @@ async function main(): Promise<number> {
       only: { type: "string", multiple: true },
       force: { type: "boolean", default: false },
       moving: { type: "string" },
+      sizes: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -326,10 +333,24 @@ async function main(): Promise<number> {
       console.error(`--moving must be an integer in [0, 100000]: received ${values.moving}`);
       return 2;
     }
-    const path = `${out.replace(/\/$/, "")}/moving_zipf1.0_d${drift}.csv`;
-    await Deno.writeFile(path, traceCsv(movingZipfIds(1.0, drift, REQUESTS), EQUAL_SIZE));
+    const kind = values.sizes ?? "eq";
+    if (kind !== "eq" && kind !== "lognorm") {
+      console.error(`--sizes must be eq or lognorm: received ${kind}`);
+      return 2;
+    }
+    const ids = movingZipfIds(1.0, drift, REQUESTS);
+    const suffix = kind === "eq" ? "" : "_lognorm";
+    const path = `${out.replace(/\/$/, "")}/moving_zipf1.0_d${drift}${suffix}.csv`;
+    let last = 0;
+    for (const id of ids) last = Math.max(last, id);
+    const sizes = kind === "eq" ? EQUAL_SIZE : objectSizes(kind, last);
+    await Deno.writeFile(path, traceCsv(ids, sizes));
     console.log(`wrote ${path}`);
     return 0;
+  }
+  if (values.sizes !== undefined) {
+    console.error("--sizes goes with --moving");
+    return 2;
   }
   const only = values.only ?? [];
   for (const name of only) {

@@ -7,6 +7,8 @@
 import {
   generateTrace,
   movingZipfIds,
+  OBJECTS,
+  objectSizes,
   sha256Hex,
   splitmix64,
   traceCsv,
@@ -108,6 +110,18 @@ Deno.test("recency-heavy trace: the adaptive window keeps the LFRU near LRU", ()
   const fixed = missRatio(simulate(trace, "lfru-wasm", cap, { adaptive: false }));
   assert(ours <= lru + 0.02, `LFRU ${ours} vs LRU ${lru}`);
   assert(fixed > lru + 0.1, `a fixed 1% window should lose here: ${fixed} vs LRU ${lru}`);
+});
+
+Deno.test("moving traces with lognorm sizes: object k keeps the reference traces' size", () => {
+  // The moving traces name ids past OBJECTS; their sizes continue the same seeded stream.
+  const ref = objectSizes("lognorm");
+  const more = objectSizes("lognorm", OBJECTS + 1000);
+  assertEquals(more.length, OBJECTS + 1000);
+  assertEquals(more.subarray(0, OBJECTS), ref);
+  const tail = Array.from(more.subarray(OBJECTS)).sort((a, b) => a - b);
+  const median = tail[500];
+  assert(median > 15_000 && median < 27_000, `median of the extra sizes ${median} (about 20,000)`);
+  assertEquals(objectSizes("eq", 3), new Uint32Array([4096, 4096, 4096]));
 });
 
 Deno.test("zipf1.0_eq at 10%: the adaptive window share does not collapse below 1%", () => {
