@@ -36,7 +36,7 @@ import {
   TRACES,
 } from "../gen_traces.ts";
 import { capacityFor } from "../sim.ts";
-import { MEASURED } from "./seen_bound.ts";
+import { bestBaselineByteMiss, MEASURED } from "./seen_bound.ts";
 
 /** Replays `t` through perfect LFU valued with `lambda` (see the module doc), `capacity` bytes. */
 export function simulatePerfectLfu(t: Trace, capacity: number, lambda: number): Result {
@@ -90,9 +90,7 @@ if (import.meta.main) {
     for (const [j, fraction] of [0.01, 0.1].entries()) {
       const cap = capacityFor(trace, fraction).bytes;
       const gdsf = measured.GDSF[j][0];
-      const bestByte = Math.min(
-        ...Object.entries(measured).filter(([n]) => n !== "LFRU").map(([, v]) => v[j][1]),
-      );
+      const bestByte = bestBaselineByteMiss(measured, j);
       console.log(
         `${spec.name} at ${fraction * 100}%: GDSF's objects ${f(gdsf)}, best baseline bytes ${
           f(bestByte)

@@ -175,6 +175,16 @@ export const MEASURED: Record<string, Record<string, [number, number][]>> = {
   },
 };
 
+/** The lowest byte miss ratio of the online baselines (not LFRU) in `MEASURED` cell `j`. */
+export function bestBaselineByteMiss(
+  measured: Record<string, [number, number][]>,
+  j: number,
+): number {
+  return Math.min(
+    ...Object.entries(measured).filter(([n]) => n !== "LFRU").map(([, v]) => v[j][1]),
+  );
+}
+
 if (import.meta.main) {
   const f = (x: number) => x.toFixed(4);
   for (const t of TRACES) {
@@ -200,9 +210,7 @@ if (import.meta.main) {
         } (sd ${f(y.sd)})`,
       );
       const j = i - 1;
-      const bestByte = Math.min(
-        ...Object.entries(measured).filter(([n]) => n !== "LFRU").map(([, v]) => v[j][1]),
-      );
+      const bestByte = bestBaselineByteMiss(measured, j);
       const target = seenJoint(blocks, weights, sizes, cap, measured.GDSF[j][0], bestByte);
       console.log(
         `  GDSF's objects ${f(measured.GDSF[j][0])} with the best bytes ${f(bestByte)}: ${
