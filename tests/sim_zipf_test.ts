@@ -124,6 +124,37 @@ Deno.test("moving traces with lognorm sizes: object k keeps the reference traces
   assertEquals(objectSizes("eq", 3), new Uint32Array([4096, 4096, 4096]));
 });
 
+Deno.test("deno task traces --moving D --sizes lognorm writes each object's lognorm size", async () => {
+  const script = new URL("../scripts/gen_traces.ts", import.meta.url).pathname;
+  const out = await Deno.makeTempDir();
+  const run = async (...args: string[]) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", script, "--out", out, ...args],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    return { code: r.code, err: new TextDecoder().decode(r.stderr) };
+  };
+  try {
+    const alone = await run("--sizes", "lognorm");
+    assertEquals([alone.code, alone.err.trim()], [2, "--sizes goes with --moving"]);
+    const bad = await run("--moving", "20", "--sizes", "big");
+    assertEquals([bad.code, bad.err.trim()], [2, "--sizes must be eq or lognorm: received big"]);
+    assertEquals((await run("--moving", "20", "--sizes", "lognorm")).code, 0);
+    const text = await Deno.readTextFile(`${out}/moving_zipf1.0_d20_lognorm.csv`);
+    const rows = text.trimEnd().split("\n").slice(1).map((l) => l.split(",").map(Number));
+    assertEquals(rows.length, 2_000_000);
+    let last = 0;
+    for (const [, id] of rows) last = Math.max(last, id);
+    assert(last > OBJECTS, `the drift names ids past ${OBJECTS}: ${last}`);
+    const sizes = objectSizes("lognorm", last);
+    const wrong = rows.filter(([, id, size]) => size !== sizes[id - 1]).length;
+    assertEquals(wrong, 0, "every row carries its object's size");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
 Deno.test("zipf1.0_eq at 10%: the adaptive window share does not collapse below 1%", () => {
   // Without a floor the ghost rule drove the share to 0.07 % after 1M requests here.
   const t = parseTrace(generateTrace(TRACES.find((x) => x.name === "zipf1.0_eq")!));
